@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+/** Timeframes the pipeline knows, with their length in milliseconds. */
+export const TIMEFRAME_MS = { '5m': 300_000, '30m': 1_800_000 } as const;
+export type Timeframe = keyof typeof TIMEFRAME_MS;
+
+/** 1 to 32 of `A-Z a-z 0-9 . _ - /`. */
+export const SYMBOL_PATTERN = /^[A-Za-z0-9._\-/]{1,32}$/;
+
+const price = (name: string) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .refine(Number.isFinite, { message: `${name} must be finite` })
+    .refine((v) => v > 0, { message: `${name} must be greater than 0` });
+
+/**
+ * One OHLCV bar, the input message of the pipeline (wire contract v1). `ts` is the bar's open time in
+ * epoch milliseconds (UTC) and a multiple of the timeframe.
+ */
+export const BarSchema = z
+  .object({
+    symbol: z
+      .string({ error: 'symbol must be a string' })
+      .regex(SYMBOL_PATTERN, 'symbol must be 1 to 32 of A-Z a-z 0-9 . _ - /'),
+    timeframe: z.enum(['5m', '30m'], { error: 'timeframe must be "5m" or "30m"' }),
+    ts: z
+      .number({ error: 'ts must be a number' })
+      .int('ts must be an integer (epoch milliseconds)')
+      .nonnegative('ts must not be negative'),
+    open: price('open'),
+    high: price('high'),
+    low: price('low'),
+    close: price('close'),
+    volume: z
+      .number({ error: 'volume must be a number' })
+      .refine(Number.isFinite, { message: 'volume must be finite' })
+      .refine((v) => v >= 0, { message: 'volume must not be negative' }),
+  })
+  .superRefine((bar, ctx) => {
+    const step = TIMEFRAME_MS[bar.timeframe];
+    if (bar.ts % step !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ts'],
+        message: `ts ${bar.ts} is not a multiple of ${bar.timeframe} (${step} ms): send the bar's open time`,
+      });
+    }
+    if (!(bar.low <= Math.min(bar.open, bar.close))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['low'],
+        message: `low ${bar.low} must be <= min(open, close) ${Math.min(bar.open, bar.close)}`,
+      });
+    }
+    if (!(Math.max(bar.open, bar.close) <= bar.high)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['high'],
+        message: `high ${bar.high} must be >= max(open, close) ${Math.max(bar.open, bar.close)}`,
+      });
+    }
+  });
+
+export type Bar = z.infer<typeof BarSchema>;
+
+/** The identity used for dedupe and as `messageId`: `<symbol>:<timeframe>:<ts>`. */
+export function barId(bar: Pick<Bar, 'symbol' | 'timeframe' | 'ts'>): string {
+  return `${bar.symbol}:${bar.timeframe}:${bar.ts}`;
+}

@@ -1,0 +1,3 @@
+export * from './bar.schema';
+export * from './strategic-context.schema';
+export * from './integrated-result.schema';

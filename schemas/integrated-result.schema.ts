@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { SYMBOL_PATTERN } from './bar.schema';
+import {
+  ConfidenceSchema,
+  RegimeProbabilitiesSchema,
+  RegimeSchema,
+  SimilarPatternsSchema,
+} from './strategic-context.schema';
+
+const indicator = z.number().nullable();
+
+/** The eleven indicator values of a 5m bar; null during each indicator's warm-up or when not built. */
+export const IndicatorsSchema = z
+  .object({
+    sma20: indicator,
+    ema12: indicator,
+    ema26: indicator,
+    rsi14: indicator,
+    macd: indicator,
+    macd_signal: indicator,
+    macd_hist: indicator,
+    bb_upper: indicator,
+    bb_middle: indicator,
+    bb_lower: indicator,
+    atr14: indicator,
+  })
+  .strict();
+export type Indicators = z.infer<typeof IndicatorsSchema>;
+
+export const TacticalActionSchema = z.enum(['LONG', 'FLAT', 'SHORT']);
+export const ExecutionStyleSchema = z.enum(['MARKET', 'LIMIT', 'WAIT']);
+
+/**
+ * One integrated result per accepted 5m bar (wire contract v1), routing key `results.<symbol>`,
+ * `messageId` `<symbol>:5m:<ts>`.
+ */
+export const IntegratedResultSchema = z
+  .object({
+    v: z.literal(1),
+    symbol: z.string().regex(SYMBOL_PATTERN),
+    ts: z.number().int(),
+    close_ts: z.number().int(),
+    close: z.number(),
+    indicators: IndicatorsSchema,
+    strategic: z
+      .object({
+        bar_close_ts: z.number().int().nullable(),
+        regime: RegimeSchema.nullable(),
+        regime_probabilities: RegimeProbabilitiesSchema.nullable(),
+        confidence: ConfidenceSchema.nullable(),
+        uncertainty: z.number().min(0).max(1).nullable(),
+        similar_patterns: SimilarPatternsSchema.nullable(),
+        stale: z.boolean(),
+      })
+      .strict(),
+    actions: z
+      .object({
+        tactical: TacticalActionSchema.nullable(),
+        risk: z.number().min(0).max(1).nullable(),
+        execution: ExecutionStyleSchema.nullable(),
+      })
+      .strict(),
+    target_position: z.number().min(-1).max(1).nullable(),
+    combined_confidence: z.number().min(0).max(1).nullable(),
+    model_version: z.string().nullable(),
+    degraded: z.array(z.string()),
+    latency_ms: z.number().nonnegative(),
+  })
+  .strict();
+export type IntegratedResult = z.infer<typeof IntegratedResultSchema>;

@@ -1,0 +1,91 @@
+/** Options shared by every {@link PipelineError}. */
+export interface PipelineErrorOptions {
+  /** The error that caused this one, if any. */
+  cause?: unknown;
+}
+
+/**
+ * Base of every error the pipeline throws. `code` is a stable machine-readable string, `retriable`
+ * says whether the same work may succeed if tried again later.
+ */
+export class PipelineError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+
+  constructor(code: string, message: string, retriable: boolean, options: PipelineErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = retriable;
+  }
+}
+
+/** A message failed schema or semantic validation. Never retried; dead-lettered with the reason. */
+export class ValidationError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('MESSAGE_INVALID', message, false, options);
+  }
+}
+
+/** A bar arrived older than the last accepted bar of its symbol. Never retried. */
+export class OutOfOrderError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('BAR_OUT_OF_ORDER', message, false, options);
+  }
+}
+
+/** The broker connection is gone or could not be made. Retriable. */
+export class BrokerConnectionError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('BROKER_CONNECTION', message, true, options);
+  }
+}
+
+/** A publish was not confirmed in time, or was nacked or returned by the broker. Retriable. */
+export class PublishError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('PUBLISH_FAILED', message, true, options);
+  }
+}
+
+/** Redis could not be read or written. Retriable. */
+export class StateStoreError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('STATE_STORE', message, true, options);
+  }
+}
+
+/** A circuit breaker is open and the call had no fallback. Retriable. */
+export class CircuitOpenError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('CIRCUIT_OPEN', message, true, options);
+  }
+}
+
+/** A configuration value is missing or invalid. The process stops at start. */
+export class ConfigError extends PipelineError {
+  constructor(message: string, options: PipelineErrorOptions = {}) {
+    super('CONFIG_INVALID', message, false, options);
+  }
+}
+
+/**
+ * The one place retry decisions are made. Walks the `cause` chain: the first {@link PipelineError}
+ * decides; `TypeError`, `RangeError` and `SyntaxError` are bugs and never retried; anything else
+ * unknown (a socket error from a driver) is treated as transient.
+ */
+export function isRetriable(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 16 && current !== undefined && current !== null; depth++) {
+    if (current instanceof PipelineError) return current.retriable;
+    if (
+      current instanceof TypeError ||
+      current instanceof RangeError ||
+      current instanceof SyntaxError
+    ) {
+      return false;
+    }
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return true;
+}
