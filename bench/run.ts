@@ -1,0 +1,26 @@
+/**
+ * Runs every benchmark under bench/ (files named `*.bench.ts`), one after another in its own
+ * process so that one benchmark's garbage and JIT state do not colour the next. Pass names to run
+ * a subset: `npm run bench -- indicators pipeline`.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const filters = process.argv.slice(2);
+const files = readdirSync(__dirname)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .filter((f) => filters.length === 0 || filters.some((name) => f.includes(name)))
+  .sort();
+let failed = 0;
+for (const file of files) {
+  process.stdout.write(`\n=== ${file}\n`);
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, file)], {
+    stdio: 'inherit',
+  });
+  if (run.status !== 0) {
+    failed++;
+    process.stdout.write(`!!! ${file} exited with ${run.status ?? run.signal}\n`);
+  }
+}
+process.exit(failed === 0 ? 0 : 1);
