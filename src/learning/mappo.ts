@@ -1,0 +1,590 @@
+import * as tf from '@tensorflow/tfjs';
+import { SeededRandom } from '../util/random';
+import { Mlp, type MlpWeights } from './network';
+
+/**
+ * Multi-agent PPO with a centralised critic (MAPPO), following the on-policy reference of
+ * marlbenchmark (`r_mappo.py`, `shared_buffer.py`, `valuenorm.py`): one actor per agent on its own
+ * observation, one critic on the global state, shared team reward, GAE, clipped surrogate, clipped
+ * value loss on running-normalised returns, entropy bonus, Adam with global-norm clipping.
+ */
+
+/** Hyper-parameters of {@link Mappo}; every field is optional and documented with its default. */
+export interface MappoOptions {
+  /** Seed of initial weights, minibatch shuffling and action sampling. @defaultValue 1 */
+  seed?: number;
+  /** PPO ratio clip ε. @defaultValue 0.2 */
+  clipParam?: number;
+  /** Value clip around the old (normalised) value prediction. @defaultValue 0.2 */
+  valueClipParam?: number;
+  /** Use the clipped value loss max(L(v), L(v_clipped)). @defaultValue true */
+  useClippedValueLoss?: boolean;
+  /** Discount γ. @defaultValue 0.99 */
+  gamma?: number;
+  /** GAE λ. @defaultValue 0.95 */
+  gaeLambda?: number;
+  /** Entropy bonus coefficient. @defaultValue 0.01 */
+  entropyCoef?: number;
+  /** Weight of the value loss. @defaultValue 1 */
+  valueLossCoef?: number;
+  /** Huber loss (δ = huberDelta) for the value instead of squared error. @defaultValue true */
+  useHuberLoss?: boolean;
+  /** @defaultValue 10 */
+  huberDelta?: number;
+  /** Running mean/std normalisation of value targets (ValueNorm). @defaultValue true */
+  useValueNorm?: boolean;
+  /** ValueNorm's exponential weight β (debiased). @defaultValue 0.99999 */
+  valueNormBeta?: number;
+  /** Normalise advantages over the active samples of each update. @defaultValue true */
+  normalizeAdvantages?: boolean;
+  /** Actor Adam learning rate. @defaultValue 5e-4 */
+  actorLr?: number;
+  /** Critic Adam learning rate. @defaultValue 5e-4 */
+  criticLr?: number;
+  /** Adam ε. @defaultValue 1e-5 */
+  adamEps?: number;
+  /** Global-norm gradient clip per network. @defaultValue 10 */
+  maxGradNorm?: number;
+  /** Passes over each batch. @defaultValue 15 */
+  ppoEpochs?: number;
+  /** Minibatches per pass. @defaultValue 1 */
+  numMiniBatch?: number;
+  /** Orthogonal gain of the policy heads. @defaultValue 0.01 */
+  policyHeadGain?: number;
+  /** Orthogonal gain of hidden layers. @defaultValue √2 (ReLU) */
+  hiddenGain?: number;
+}
+
+export type ResolvedMappoOptions = Required<MappoOptions>;
+
+export const MAPPO_DEFAULTS: ResolvedMappoOptions = Object.freeze({
+  seed: 1,
+  clipParam: 0.2,
+  valueClipParam: 0.2,
+  useClippedValueLoss: true,
+  gamma: 0.99,
+  gaeLambda: 0.95,
+  entropyCoef: 0.01,
+  valueLossCoef: 1,
+  useHuberLoss: true,
+  huberDelta: 10,
+  useValueNorm: true,
+  valueNormBeta: 0.99999,
+  normalizeAdvantages: true,
+  actorLr: 5e-4,
+  criticLr: 5e-4,
+  adamEps: 1e-5,
+  maxGradNorm: 10,
+  ppoEpochs: 15,
+  numMiniBatch: 1,
+  policyHeadGain: 0.01,
+  hiddenGain: Math.SQRT2,
+});
+
+/** One agent: its observation size, number of discrete actions and hidden layer sizes. */
+export interface AgentSpec {
+  name: string;
+  obsDim: number;
+  nActions: number;
+  hidden: readonly number[];
+}
+
+/** The team: the agents and the critic's global state size and hidden layers. */
+export interface TeamSpec {
+  agents: readonly AgentSpec[];
+  stateDim: number;
+  criticHidden: readonly number[];
+}
+
+/** One time step of a team trajectory. */
+export interface Step {
+  /** Observation of each agent, in the order of {@link TeamSpec.agents}. */
+  obs: ArrayLike<number>[];
+  /** Global state seen by the critic. */
+  state: ArrayLike<number>;
+  actions: number[];
+  /** Log-probability of each action under the policy that acted. */
+  logProbs: number[];
+  /** Team reward received after this step. */
+  reward: number;
+  /** Whether each agent acted at this step (inactive agents get no policy gradient). @defaultValue all true */
+  active?: boolean[];
+}
+
+/** A run of consecutive steps of one environment. */
+export interface Trajectory {
+  steps: Step[];
+  /** The episode ended after the last step: bootstrap with 0. Otherwise with V(nextState). */
+  terminal: boolean;
+  /** Global state after the last step; required when not terminal. */
+  nextState?: ArrayLike<number>;
+}
+
+/**
+ * Generalised advantage estimation over one trajectory:
+ * δ_t = r_t + γ V_{t+1} − V_t, A_t = δ_t + γλ A_{t+1}, returns R_t = A_t + V_t,
+ * with V_T = `nextValue` (0 for a terminal trajectory).
+ */
+export function computeGae(
+  rewards: readonly number[],
+  values: readonly number[],
+  nextValue: number,
+  gamma: number,
+  lambda: number,
+): { advantages: number[]; returns: number[] } {
+  const n = rewards.length;
+  const advantages = new Array<number>(n).fill(0);
+  const returns = new Array<number>(n).fill(0);
+  let gae = 0;
+  for (let t = n - 1; t >= 0; t--) {
+    const vNext = t + 1 < n ? (values[t + 1] as number) : nextValue;
+    const delta = (rewards[t] as number) + gamma * vNext - (values[t] as number);
+    gae = delta + gamma * lambda * gae;
+    advantages[t] = gae;
+    returns[t] = gae + (values[t] as number);
+  }
+  return { advantages, returns };
+}
+
+/** Serialised state of a {@link ValueNorm}. */
+export interface ValueNormState {
+  runningMean: number;
+  runningMeanSq: number;
+  debiasingTerm: number;
+}
+
+/**
+ * Running mean/std of value targets with a debiased exponential moving average (marlbenchmark's
+ * ValueNorm): mean = m/d, var = max(m₂/d − mean², 1e-2), with m ← βm + (1−β)·batchMean, etc.
+ */
+export class ValueNorm {
+  private m = 0;
+  private m2 = 0;
+  private d = 0;
+
+  constructor(readonly beta = 0.99999, readonly epsilon = 1e-5) {}
+
+  update(batch: readonly number[]): void {
+    if (batch.length === 0) return;
+    let s = 0;
+    let s2 = 0;
+    for (const x of batch) {
+      s += x;
+      s2 += x * x;
+    }
+    const w = this.beta;
+    this.m = w * this.m + (1 - w) * (s / batch.length);
+    this.m2 = w * this.m2 + (1 - w) * (s2 / batch.length);
+    this.d = w * this.d + (1 - w);
+  }
+
+  /** Debiased mean and variance. */
+  stats(): { mean: number; variance: number } {
+    const d = Math.max(this.d, this.epsilon);
+    const mean = this.m / d;
+    const variance = Math.max(this.m2 / d - mean * mean, 1e-2);
+    return { mean, variance };
+  }
+
+  normalize(x: number): number {
+    const { mean, variance } = this.stats();
+    return (x - mean) / Math.sqrt(variance);
+  }
+
+  denormalize(x: number): number {
+    const { mean, variance } = this.stats();
+    return x * Math.sqrt(variance) + mean;
+  }
+
+  toJSON(): ValueNormState {
+    return { runningMean: this.m, runningMeanSq: this.m2, debiasingTerm: this.d };
+  }
+
+  static fromJSON(state: ValueNormState, beta = 0.99999): ValueNorm {
+    const v = new ValueNorm(beta);
+    v.m = state.runningMean;
+    v.m2 = state.runningMeanSq;
+    v.d = state.debiasingTerm;
+    return v;
+  }
+}
+
+/** Scales gradients so that their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0] as number);
+  const scale = Math.min(1, maxNorm / (norm + 1e-6));
+  if (scale >= 1) return { grads, norm };
+  return { grads: grads.map((g) => tf.mul(g, scale)), norm };
+}
+
+/** Softmax of logits (numerically stable, float64). */
+export function softmax(logits: ArrayLike<number>): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i] as number);
+  const e: number[] = [];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = Math.exp((logits[i] as number) - max);
+    e.push(v);
+    sum += v;
+  }
+  return e.map((v) => v / sum);
+}
+
+/** Index of the largest value (the first on ties), so greedy choices are deterministic. */
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) > (values[best] as number)) best = i;
+  return best;
+}
+
+/** Draws an index from a probability vector with one uniform of `rng`. */
+export function sampleCategorical(probs: readonly number[], rng: SeededRandom): number {
+  const u = rng.next();
+  let acc = 0;
+  for (let i = 0; i < probs.length; i++) {
+    acc += probs[i] as number;
+    if (u < acc) return i;
+  }
+  return probs.length - 1;
+}
+
+/** What the team did at one step. */
+export interface TeamAction {
+  actions: number[];
+  logProbs: number[];
+  probs: number[][];
+}
+
+/** Metrics of one {@link Mappo.update}. */
+export interface MappoUpdateMetrics {
+  samples: number;
+  policyLoss: number[];
+  entropy: number[];
+  approxKl: number[];
+  clipFraction: number[];
+  actorGradNorm: number[];
+  valueLoss: number;
+  criticGradNorm: number;
+  meanReturn: number;
+  meanAdvantage: number;
+}
+
+/** Serialised team: options, specs, weights and value normaliser. */
+export interface MappoSnapshot {
+  spec: TeamSpec;
+  options: ResolvedMappoOptions;
+  actors: MlpWeights[];
+  critic: MlpWeights;
+  valueNorm: ValueNormState;
+}
+
+/** Actors, critic, optimisers and the PPO update. */
+export class Mappo {
+  readonly options: ResolvedMappoOptions;
+  readonly actors: Mlp[];
+  readonly critic: Mlp;
+  readonly valueNorm: ValueNorm;
+  private readonly actorOpt: tf.Optimizer[];
+  private readonly criticOpt: tf.Optimizer;
+  private readonly rng: SeededRandom;
+
+  constructor(readonly spec: TeamSpec, options: MappoOptions = {}, init?: MappoSnapshot) {
+    this.options = { ...MAPPO_DEFAULTS, ...options };
+    const o = this.options;
+    const initRng = new SeededRandom(o.seed);
+    this.rng = new SeededRandom((o.seed ^ 0x5bd1e995) >>> 0);
+    this.actors = spec.agents.map((a, i) =>
+      init
+        ? Mlp.fromWeights(init.actors[i] as MlpWeights)
+        : Mlp.create([a.obsDim, ...a.hidden, a.nActions], initRng, { hiddenGain: o.hiddenGain, outputGain: o.policyHeadGain }),
+    );
+    this.critic = init
+      ? Mlp.fromWeights(init.critic)
+      : Mlp.create([spec.stateDim, ...spec.criticHidden, 1], initRng, { hiddenGain: o.hiddenGain, outputGain: 1 });
+    this.valueNorm = init ? ValueNorm.fromJSON(init.valueNorm, o.valueNormBeta) : new ValueNorm(o.valueNormBeta);
+    this.actorOpt = spec.agents.map(() => tf.train.adam(o.actorLr, 0.9, 0.999, o.adamEps));
+    this.criticOpt = tf.train.adam(o.criticLr, 0.9, 0.999, o.adamEps);
+  }
+
+  static fromSnapshot(snapshot: MappoSnapshot, options: MappoOptions = {}): Mappo {
+    return new Mappo(snapshot.spec, { ...snapshot.options, ...options }, snapshot);
+  }
+
+  snapshot(): MappoSnapshot {
+    return {
+      spec: this.spec,
+      options: { ...this.options },
+      actors: this.actors.map((a) => a.getWeights()),
+      critic: this.critic.getWeights(),
+      valueNorm: this.valueNorm.toJSON(),
+    };
+  }
+
+  /** Parameter count of each actor, in agent order. */
+  actorParameterCounts(): number[] {
+    return this.actors.map((a) => a.parameterCount);
+  }
+
+  /**
+   * Chooses every agent's action from its own observation (plain-JS forward pass). `greedy` takes
+   * the argmax; otherwise actions are sampled with `rng` (the learner's own generator by default).
+   */
+  act(obs: ArrayLike<number>[], greedy: boolean, rng: SeededRandom = this.rng): TeamAction {
+    const actions: number[] = [];
+    const logProbs: number[] = [];
+    const probs: number[][] = [];
+    this.actors.forEach((actor, i) => {
+      const p = softmax(actor.forwardJs(obs[i] as ArrayLike<number>));
+      const a = greedy ? argmax(p) : sampleCategorical(p, rng);
+      actions.push(a);
+      logProbs.push(Math.log(Math.max(p[a] as number, 1e-12)));
+      probs.push(p);
+    });
+    return { actions, logProbs, probs };
+  }
+
+  /** Denormalised value of a global state (plain-JS forward pass). */
+  value(state: ArrayLike<number>): number {
+    const v = this.critic.forwardJs(state)[0] as number;
+    return this.options.useValueNorm ? this.valueNorm.denormalize(v) : v;
+  }
+
+  /** One PPO update on a batch of trajectories collected with the current policy. */
+  async update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
+    const o = this.options;
+    const nAgents = this.spec.agents.length;
+    const steps: Step[] = [];
+    for (const tr of trajectories) steps.push(...tr.steps);
+    const n = steps.length;
+    if (n === 0) throw new RangeError('update needs at least one step');
+
+    const stateDim = this.spec.stateDim;
+    const states = new Float32Array(n * stateDim);
+    steps.forEach((s, i) => states.set(Array.from(s.state), i * stateDim));
+
+    // Old (normalised) value predictions of the critic that acted, then GAE on denormalised values.
+    const oldValuesNorm = tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
+    const denorm = (v: number): number => (o.useValueNorm ? this.valueNorm.denormalize(v) : v);
+    const advantages = new Float32Array(n);
+    const returns = new Float32Array(n);
+    let off = 0;
+    for (const tr of trajectories) {
+      const len = tr.steps.length;
+      const values: number[] = [];
+      for (let t = 0; t < len; t++) values.push(denorm(oldValuesNorm[off + t] as number));
+      let nextValue = 0;
+      if (!tr.terminal) {
+        if (!tr.nextState) throw new RangeError('a non-terminal trajectory needs nextState');
+        nextValue = this.value(tr.nextState);
+      }
+      const g = computeGae(
+        tr.steps.map((s) => s.reward),
+        values,
+        nextValue,
+        o.gamma,
+        o.gaeLambda,
+      );
+      advantages.set(g.advantages, off);
+      returns.set(g.returns, off);
+      off += len;
+    }
+    const returnsList = Array.from(returns);
+    if (o.useValueNorm) this.valueNorm.update(returnsList);
+    const targets = Float32Array.from(returnsList, (r) => (o.useValueNorm ? this.valueNorm.normalize(r) : r));
+
+    // Per-agent data.
+    const masks = this.spec.agents.map((_, a) => Float32Array.from(steps, (s) => (s.active?.[a] === false ? 0 : 1)));
+    const normAdv = normalizeAdvantages(advantages, masks, o.normalizeAdvantages);
+    const obs = this.spec.agents.map((spec, a) => {
+      const arr = new Float32Array(n * spec.obsDim);
+      steps.forEach((s, i) => arr.set(Array.from(s.obs[a] as ArrayLike<number>), i * spec.obsDim));
+      return arr;
+    });
+    const actions = this.spec.agents.map((_, a) => Int32Array.from(steps, (s) => s.actions[a] as number));
+    const oldLogp = this.spec.agents.map((_, a) => Float32Array.from(steps, (s) => s.logProbs[a] as number));
+
+    const metrics: MappoUpdateMetrics = {
+      samples: n,
+      policyLoss: new Array<number>(nAgents).fill(0),
+      entropy: new Array<number>(nAgents).fill(0),
+      approxKl: new Array<number>(nAgents).fill(0),
+      clipFraction: new Array<number>(nAgents).fill(0),
+      actorGradNorm: new Array<number>(nAgents).fill(0),
+      valueLoss: 0,
+      criticGradNorm: 0,
+      meanReturn: returnsList.reduce((a, b) => a + b, 0) / n,
+      meanAdvantage: advantages.reduce((a, b) => a + b, 0) / n,
+    };
+
+    const index = Array.from({ length: n }, (_, i) => i);
+    const batchSize = Math.ceil(n / o.numMiniBatch);
+    for (let epoch = 0; epoch < o.ppoEpochs; epoch++) {
+      shuffle(index, this.rng);
+      for (let mb = 0; mb < o.numMiniBatch; mb++) {
+        const idx = index.slice(mb * batchSize, Math.min(n, (mb + 1) * batchSize));
+        if (idx.length === 0) continue;
+        const m = idx.length;
+        const last = epoch === o.ppoEpochs - 1 && mb === o.numMiniBatch - 1;
+        for (let a = 0; a < nAgents; a++) {
+          const spec = this.spec.agents[a] as AgentSpec;
+          const maskA = masks[a] as Float32Array;
+          if (!idx.some((i) => (maskA[i] as number) > 0)) continue;
+          const r = this.actorStep(
+            a,
+            gather(obs[a] as Float32Array, idx, spec.obsDim),
+            Int32Array.from(idx, (i) => (actions[a] as Int32Array)[i] as number),
+            Float32Array.from(idx, (i) => (oldLogp[a] as Float32Array)[i] as number),
+            Float32Array.from(idx, (i) => (normAdv[a] as Float32Array)[i] as number),
+            Float32Array.from(idx, (i) => maskA[i] as number),
+            m,
+          );
+          if (last) {
+            metrics.policyLoss[a] = r.policyLoss;
+            metrics.entropy[a] = r.entropy;
+            metrics.approxKl[a] = r.approxKl;
+            metrics.clipFraction[a] = r.clipFraction;
+            metrics.actorGradNorm[a] = r.gradNorm;
+          }
+        }
+        const c = this.criticStep(
+          gather(states, idx, stateDim),
+          Float32Array.from(idx, (i) => oldValuesNorm[i] as number),
+          Float32Array.from(idx, (i) => targets[i] as number),
+          m,
+        );
+        if (last) {
+          metrics.valueLoss = c.valueLoss;
+          metrics.criticGradNorm = c.gradNorm;
+        }
+      }
+    }
+    for (const actor of this.actors) actor.syncJs();
+    this.critic.syncJs();
+    return metrics;
+  }
+
+  private actorStep(
+    agent: number,
+    obs: Float32Array,
+    actions: Int32Array,
+    oldLogp: Float32Array,
+    adv: Float32Array,
+    mask: Float32Array,
+    m: number,
+  ): { policyLoss: number; entropy: number; approxKl: number; clipFraction: number; gradNorm: number } {
+    const o = this.options;
+    const actor = this.actors[agent] as Mlp;
+    const spec = this.spec.agents[agent] as AgentSpec;
+    const x = tf.tensor2d(obs, [m, spec.obsDim]);
+    const oneHot = tf.oneHot(tf.tensor1d(actions, 'int32'), spec.nActions);
+    const oldLp = tf.tensor1d(oldLogp);
+    const advT = tf.tensor1d(adv);
+    const maskT = tf.tensor1d(mask);
+    const denom = Math.max(1, mask.reduce((s, v) => s + v, 0));
+    let aux: tf.Tensor[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const logp = tf.logSoftmax(actor.forward(x));
+      const lp = tf.sum(tf.mul(logp, oneHot), 1);
+      const ratio = tf.exp(tf.sub(lp, oldLp));
+      const surr1 = tf.mul(ratio, advT);
+      const surr2 = tf.mul(tf.clipByValue(ratio, 1 - o.clipParam, 1 + o.clipParam), advT);
+      const policyLoss = tf.div(tf.neg(tf.sum(tf.mul(tf.minimum(surr1, surr2), maskT))), denom);
+      const ent = tf.div(tf.sum(tf.mul(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), maskT)), denom);
+      const kl = tf.div(tf.sum(tf.mul(tf.sub(oldLp, lp), maskT)), denom);
+      const clipped = tf.div(tf.sum(tf.mul(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), o.clipParam), 'float32'), maskT)), denom);
+      aux = [tf.keep(policyLoss), tf.keep(ent), tf.keep(kl), tf.keep(clipped)];
+      return tf.sub(policyLoss, tf.mul(ent, o.entropyCoef)) as tf.Scalar;
+    }, actor.variables);
+    const names = actor.variables.map((v) => v.name);
+    const list = names.map((nm) => grads[nm] as tf.Tensor);
+    const clipped = clipByGlobalNorm(list, o.maxGradNorm);
+    const named: tf.NamedTensorMap = {};
+    names.forEach((nm, i) => (named[nm] = clipped.grads[i] as tf.Tensor));
+    (this.actorOpt[agent] as tf.Optimizer).applyGradients(named);
+    const [pl, en, kl, cf] = aux.map((t) => t.dataSync()[0] as number) as [number, number, number, number];
+    tf.dispose([x, oneHot, oldLp, advT, maskT, value, ...list, ...aux]);
+    if (clipped.grads !== list) tf.dispose(clipped.grads);
+    return { policyLoss: pl, entropy: en, approxKl: kl, clipFraction: cf, gradNorm: clipped.norm };
+  }
+
+  private criticStep(states: Float32Array, oldValues: Float32Array, targets: Float32Array, m: number): { valueLoss: number; gradNorm: number } {
+    const o = this.options;
+    const x = tf.tensor2d(states, [m, this.spec.stateDim]);
+    const oldV = tf.tensor1d(oldValues);
+    const target = tf.tensor1d(targets);
+    const loss = (err: tf.Tensor): tf.Tensor => {
+      if (!o.useHuberLoss) return tf.div(tf.square(err), 2);
+      const a = tf.abs(err);
+      const quad = tf.minimum(a, o.huberDelta);
+      return tf.add(tf.div(tf.square(quad), 2), tf.mul(o.huberDelta, tf.sub(a, quad)));
+    };
+    const { value, grads } = tf.variableGrads(() => {
+      const v = tf.reshape(this.critic.forward(x), [m]);
+      const errOrig = loss(tf.sub(target, v));
+      let l: tf.Tensor = errOrig;
+      if (o.useClippedValueLoss) {
+        const vClipped = tf.add(oldV, tf.clipByValue(tf.sub(v, oldV), -o.valueClipParam, o.valueClipParam));
+        l = tf.maximum(errOrig, loss(tf.sub(target, vClipped)));
+      }
+      return tf.mul(tf.mean(l), o.valueLossCoef) as tf.Scalar;
+    }, this.critic.variables);
+    const names = this.critic.variables.map((v) => v.name);
+    const list = names.map((nm) => grads[nm] as tf.Tensor);
+    const clipped = clipByGlobalNorm(list, o.maxGradNorm);
+    const named: tf.NamedTensorMap = {};
+    names.forEach((nm, i) => (named[nm] = clipped.grads[i] as tf.Tensor));
+    this.criticOpt.applyGradients(named);
+    const valueLoss = value.dataSync()[0] as number;
+    tf.dispose([x, oldV, target, value, ...list]);
+    if (clipped.grads !== list) tf.dispose(clipped.grads);
+    return { valueLoss, gradNorm: clipped.norm };
+  }
+
+  dispose(): void {
+    for (const a of this.actors) a.dispose();
+    this.critic.dispose();
+    for (const opt of this.actorOpt) opt.dispose();
+    this.criticOpt.dispose();
+  }
+}
+
+/**
+ * Per agent: advantages normalised with the mean and std over the active samples of all agents
+ * (the reference normalises over its [T, envs, agents] array with inactive entries masked out).
+ */
+export function normalizeAdvantages(adv: Float32Array, masks: Float32Array[], enabled: boolean): Float32Array[] {
+  if (!enabled) return masks.map(() => adv);
+  let s = 0;
+  let s2 = 0;
+  let c = 0;
+  for (const mask of masks) {
+    for (let i = 0; i < adv.length; i++) {
+      if ((mask[i] as number) > 0) {
+        const v = adv[i] as number;
+        s += v;
+        s2 += v * v;
+        c++;
+      }
+    }
+  }
+  const mean = c > 0 ? s / c : 0;
+  const std = c > 0 ? Math.sqrt(Math.max(s2 / c - mean * mean, 0)) : 1;
+  const norm = Float32Array.from(adv, (v) => (v - mean) / (std + 1e-5));
+  return masks.map(() => norm);
+}
+
+function gather(src: Float32Array, idx: readonly number[], dim: number): Float32Array {
+  const out = new Float32Array(idx.length * dim);
+  idx.forEach((i, k) => out.set(src.subarray(i * dim, (i + 1) * dim), k * dim));
+  return out;
+}
+
+function shuffle(a: number[], rng: SeededRandom): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    const t = a[i] as number;
+    a[i] = a[j] as number;
+    a[j] = t;
+  }
+}
