@@ -67,3 +67,21 @@ export type Bar = z.infer<typeof BarSchema>;
 export function barId(bar: Pick<Bar, 'symbol' | 'timeframe' | 'ts'>): string {
   return `${bar.symbol}:${bar.timeframe}:${bar.ts}`;
 }
+
+/**
+ * A 30m bar built by the resampler: a {@link Bar} with timeframe `30m` and `bars`, the number of 5m
+ * bars it aggregates (6 unless the feed had gaps).
+ */
+export const Bar30mSchema = BarSchema.and(
+  z.object({
+    timeframe: z.literal('30m'),
+    bars: z.number().int().min(1).max(6).optional(),
+  }),
+);
+export type Bar30m = z.infer<typeof Bar30mSchema>;
+
+/** A 5m bar: the input of the tactical worker and the resampler. */
+export const Bar5mSchema = BarSchema.refine((b) => b.timeframe === '5m', {
+  path: ['timeframe'],
+  message: 'timeframe must be "5m" for bars routed as bars.5m.<symbol>',
+});

@@ -1,0 +1,286 @@
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { isRetriable } from '../errors';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
+import type { Logger } from '../observability/logger';
+import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
+import type { Publisher } from './publisher';
+import { EXCHANGE_DLX } from './topology';
+
+/** What a handler decided about one message. */
+export type HandleResult =
+  /** Nothing to do (a duplicate): acknowledge. */
+  | { kind: 'done' }
+  /** The message is bad: dead-letter it with this reason. */
+  | { kind: 'reject'; reason: string }
+  /** Acknowledge once `committed` resolves (output confirmed and state durable). */
+  | { kind: 'commit'; committed: Promise<void> };
+
+/** Options of {@link BaseConsumer}. */
+export interface BaseConsumerOptions {
+  /** Queue to consume. */
+  queue: string;
+  /** Stage name written into `x-rejected-by`. */
+  stage: string;
+  /** Unacknowledged messages held at once. */
+  prefetchCount: number;
+  /** Deliveries of a message before a retriable failure dead-letters it. */
+  maxAttempts: number;
+  /** First pause before consuming again after a retriable failure; doubles up to 30 s. */
+  retryDelayMs: number;
+  /** Single active consumer is set on the queue, not here; this only names the consumer. */
+  consumerTagPrefix?: string;
+  log: Logger;
+}
+
+const HEADER_REASON = 'x-rejection-reason';
+const HEADER_STAGE = 'x-rejected-by';
+
+/**
+ * Consumes one queue with manual acks. Each delivery goes to {@link handle}; the message is acked
+ * only after the handler's commit (output confirmed, state durable) resolves, so processing of the
+ * next message never waits for the previous one's confirm. Bad messages are dead-lettered at once
+ * with `x-rejection-reason` and `x-rejected-by`. A retriable failure closes the channel, which makes
+ * the broker requeue every unacknowledged message in order, drops the handler's in-memory state
+ * ({@link reset}), pauses (exponential backoff) and consumes again; on the last allowed delivery the
+ * message is dead-lettered with the error instead. Re-registers after reconnects and server cancels.
+ */
+export abstract class BaseConsumer implements ConnectionAttachment {
+  protected readonly log: Logger;
+  private model: ChannelModel | null = null;
+  private channel: Channel | null = null;
+  private generation = 0;
+  private unacked = 0;
+  private consecutiveFailures = 0;
+  private resetting = false;
+  private stopping = false;
+  private stopPromise: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private consumerTag: string | null = null;
+
+  constructor(
+    connection: BrokerConnection,
+    protected readonly publisher: Publisher,
+    protected readonly options: BaseConsumerOptions,
+  ) {
+    this.log = options.log;
+    connection.attach(this);
+  }
+
+  /** Processes one delivery. Throw a non-retriable error to dead-letter, a retriable one to retry. */
+  protected abstract handle(msg: ConsumeMessage): Promise<HandleResult>;
+
+  /** Forgets in-memory state: unacknowledged messages are about to be delivered again. */
+  protected abstract reset(): void;
+
+  /** True while a consumer is registered on the queue. */
+  get consuming(): boolean {
+    return this.consumerTag !== null && !this.resetting;
+  }
+
+  /** Messages delivered and not yet acknowledged. */
+  get inFlight(): number {
+    return this.unacked;
+  }
+
+  /** @internal */
+  async attach(model: ChannelModel): Promise<void> {
+    this.model = model;
+    if (!this.stopping) await this.openAndConsume();
+  }
+
+  /** @internal */
+  detach(): void {
+    this.model = null;
+    this.dropChannel();
+  }
+
+  private dropChannel(): void {
+    this.generation++;
+    this.channel = null;
+    this.consumerTag = null;
+    this.unacked = 0;
+    this.reset();
+    this.notifyIdle();
+  }
+
+  private async openAndConsume(): Promise<void> {
+    const model = this.model;
+    if (model === null) return;
+    const channel = await model.createChannel();
+    const generation = ++this.generation;
+    channel.on('error', (err: Error) => this.log.warn({ err }, 'consumer channel error'));
+    channel.on('close', () => {
+      if (this.channel === channel) {
+        this.dropChannel();
+        // Closed by the broker (not by us): consume again unless the connection is gone.
+        if (!this.stopping && this.model !== null) this.scheduleResume();
+      }
+    });
+    await channel.prefetch(this.options.prefetchCount);
+    this.channel = channel;
+    const reply = await channel.consume(this.options.queue, (msg) => {
+      if (msg === null) {
+        this.log.warn('consumer cancelled by the broker; consuming again');
+        if (this.channel === channel) {
+          this.consumerTag = null;
+          this.scheduleResume();
+        }
+        return;
+      }
+      void this.onMessage(msg, channel, generation);
+    });
+    this.consumerTag = reply.consumerTag;
+    this.log.info({ prefetch: this.options.prefetchCount }, 'consuming');
+  }
+
+  private scheduleResume(): void {
+    if (this.resetting) return;
+    this.resetting = true;
+    const delay = Math.min(30_000, this.options.retryDelayMs * 2 ** this.consecutiveFailures);
+    this.consecutiveFailures++;
+    const timer = setTimeout(() => {
+      this.resetting = false;
+      if (this.stopping || this.model === null) return;
+      this.openAndConsume().catch((err: unknown) => {
+        this.log.error({ err }, 'cannot consume again; retrying');
+        this.scheduleResume();
+      });
+    }, delay);
+    timer.unref();
+  }
+
+  private async onMessage(msg: ConsumeMessage, channel: Channel, generation: number): Promise<void> {
+    this.unacked++;
+    const started = performance.now();
+    let outcome: 'ok' | 'duplicate' | 'dead_lettered' | 'retried' = 'ok';
+    try {
+      const result = await this.handle(msg);
+      if (result.kind === 'commit') {
+        await result.committed;
+      } else if (result.kind === 'reject') {
+        outcome = 'dead_lettered';
+        await this.deadLetter(msg, result.reason);
+      } else {
+        outcome = 'duplicate';
+      }
+      this.ack(msg, channel, generation);
+      this.consecutiveFailures = 0;
+    } catch (err) {
+      if (generation !== this.generation) return; // channel already gone: the broker redelivers
+      const attempt = deliveryAttempt(msg);
+      if (!isRetriable(err) || attempt >= this.options.maxAttempts) {
+        outcome = 'dead_lettered';
+        const reason = isRetriable(err)
+          ? `gave up after ${attempt} deliveries: ${describe(err)}`
+          : describe(err);
+        try {
+          await this.deadLetter(msg, reason);
+          this.ack(msg, channel, generation);
+          return;
+        } catch (dlqErr) {
+          this.log.error({ err: dlqErr }, 'dead-lettering failed; retrying');
+        }
+      }
+      outcome = 'retried';
+      this.log.warn({ err: describe(err), attempt }, 'retriable failure; requeueing unacknowledged messages');
+      this.retryFromBroker(channel, generation);
+    } finally {
+      pipelineEvents.emit(PipelineEvent.MessageHandled, {
+        queue: this.options.queue,
+        outcome,
+        durationMs: performance.now() - started,
+      });
+    }
+  }
+
+  /** Closes the channel so that every unacknowledged message is requeued in order, then resumes. */
+  private retryFromBroker(channel: Channel, generation: number): void {
+    if (generation !== this.generation) return;
+    this.dropChannel();
+    channel.close().catch(() => undefined);
+    if (!this.stopping) this.scheduleResume();
+  }
+
+  private ack(msg: ConsumeMessage, channel: Channel, generation: number): void {
+    if (generation !== this.generation) return; // the broker redelivers it; the dedupe mark drops it
+    channel.ack(msg);
+    this.unacked--;
+    if (this.unacked === 0) this.notifyIdle();
+  }
+
+  /** Publishes a copy of `msg` to the dead-letter exchange with the reason; resolves on confirm. */
+  protected async deadLetter(msg: ConsumeMessage, reason: string): Promise<void> {
+    const headers = {
+      ...(msg.properties.headers ?? {}),
+      [HEADER_REASON]: reason,
+      [HEADER_STAGE]: this.options.stage,
+      'x-original-exchange': msg.fields.exchange,
+      'x-original-routing-key': msg.fields.routingKey,
+      'x-original-queue': this.options.queue,
+      'x-rejected-at': new Date().toISOString(),
+    };
+    await this.publisher.publish(EXCHANGE_DLX, '', msg.content, {
+      ...msg.properties,
+      headers,
+      messageId:
+        typeof msg.properties.messageId === 'string'
+          ? msg.properties.messageId
+          : `dlq:${this.options.queue}:${msg.fields.deliveryTag}:${Date.now()}`,
+    });
+    this.log.warn({ reason, routingKey: msg.fields.routingKey }, 'message dead-lettered');
+    pipelineEvents.emit(PipelineEvent.DeadLettered, {
+      queue: this.options.queue,
+      stage: this.options.stage,
+      reason,
+    });
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Starts nothing: consuming begins when the connection attaches. Present for symmetry. */
+  async start(): Promise<void> {}
+
+  /**
+   * Cancels the consumer, waits (bounded) until every delivered message is acknowledged, then
+   * closes the channel. Idempotent.
+   */
+  stop(closeTimeoutMs: number): Promise<void> {
+    if (this.stopPromise === null) {
+      this.stopPromise = (async () => {
+        this.stopping = true;
+        const channel = this.channel;
+        if (channel !== null && this.consumerTag !== null) {
+          await channel.cancel(this.consumerTag).catch(() => undefined);
+          this.consumerTag = null;
+        }
+        if (this.unacked > 0) {
+          await Promise.race([
+            new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+            new Promise<void>((resolve) => setTimeout(resolve, closeTimeoutMs).unref()),
+          ]);
+        }
+        if (this.unacked > 0) this.log.warn({ unacked: this.unacked }, 'closing with unacknowledged messages; the broker redelivers them');
+        this.channel = null;
+        this.generation++;
+        if (channel !== null) await channel.close().catch(() => undefined);
+      })();
+    }
+    return this.stopPromise;
+  }
+}
+
+/** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
+export function deliveryAttempt(msg: ConsumeMessage): number {
+  const count = msg.properties.headers?.['x-delivery-count'];
+  if (typeof count === 'number') return count + 1;
+  return msg.fields.redelivered ? 2 : 1;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,185 @@
+import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
+import { PublishError } from '../errors';
+import type { Logger } from '../observability/logger';
+import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
+
+/** Options of {@link Publisher}. */
+export interface PublisherOptions {
+  /** Publishes awaiting their confirm before {@link Publisher.publish} waits. @defaultValue 1024 */
+  maxInFlight: number;
+  /** How long a publish may wait for a channel and its confirm. @defaultValue 10000 */
+  publishTimeoutMs: number;
+  log: Logger;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  returned: boolean;
+}
+
+/**
+ * Publishes on a confirm channel. `publish()` resolves on the broker's confirm and rejects on nack,
+ * return (unroutable with `mandatory`), channel loss or timeout. Backpressure: at most `maxInFlight`
+ * unconfirmed messages, the socket's `drain` is awaited when the channel's buffer is full, and
+ * nothing is written while the broker blocks the connection.
+ */
+export class Publisher implements ConnectionAttachment {
+  private channel: ConfirmChannel | null = null;
+  private channelWaiters: (() => void)[] = [];
+  private inFlight = 0;
+  private slotWaiters: (() => void)[] = [];
+  private needsDrain = false;
+  private drainWaiters: (() => void)[] = [];
+  private readonly returnedIds = new Map<string, Pending>();
+  private stopped = false;
+
+  constructor(
+    private readonly connection: BrokerConnection,
+    private readonly options: PublisherOptions,
+  ) {
+    connection.attach(this);
+  }
+
+  /** @internal */
+  async attach(model: ChannelModel): Promise<void> {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (err: Error) => this.options.log.warn({ err }, 'publisher channel error'));
+    channel.on('drain', () => {
+      this.needsDrain = false;
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    });
+    channel.on('return', (msg: Message) => {
+      const id = msg.properties.messageId as string | undefined;
+      const pending = id === undefined ? undefined : this.returnedIds.get(id);
+      if (pending !== undefined) pending.returned = true;
+    });
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = null;
+    });
+    this.channel = channel;
+    this.needsDrain = false;
+    const waiters = this.channelWaiters;
+    this.channelWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** @internal */
+  detach(): void {
+    this.channel = null;
+  }
+
+  /** Number of publishes awaiting their confirm. */
+  get pendingConfirms(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Publishes one persistent message and resolves on its confirm. `messageId` is required so that
+   * returns can be matched and subscribers can dedupe.
+   */
+  async publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish & { messageId: string },
+  ): Promise<void> {
+    const deadline = Date.now() + this.options.publishTimeoutMs;
+    if (this.stopped) throw new PublishError('publisher is stopped');
+    await this.acquireSlot(deadline);
+    try {
+      await this.connection.whenUnblocked();
+      const channel = await this.waitForChannel(deadline);
+      if (this.needsDrain) await this.waitFor(this.drainWaiters, deadline, 'drain');
+      await new Promise<void>((resolve, reject) => {
+        const pending: Pending = { resolve, reject, returned: false };
+        const mandatory = options.mandatory === true;
+        if (mandatory) this.returnedIds.set(options.messageId, pending);
+        const timer = setTimeout(() => {
+          this.returnedIds.delete(options.messageId);
+          reject(new PublishError(`no confirm for ${options.messageId} within ${this.options.publishTimeoutMs} ms`));
+        }, Math.max(1, deadline - Date.now()));
+        timer.unref();
+        try {
+          const ok = channel.publish(
+            exchange,
+            routingKey,
+            content,
+            { persistent: true, contentType: 'application/json', ...options },
+            (err: unknown) => {
+              clearTimeout(timer);
+              if (mandatory) this.returnedIds.delete(options.messageId);
+              if (err !== null && err !== undefined) {
+                reject(new PublishError(`broker did not confirm ${options.messageId}`, { cause: err }));
+              } else if (pending.returned) {
+                reject(new PublishError(`${options.messageId} is unroutable: no queue bound to ${exchange} ${routingKey}`));
+              } else {
+                resolve();
+              }
+            },
+          );
+          if (!ok) this.needsDrain = true;
+        } catch (err) {
+          clearTimeout(timer);
+          if (mandatory) this.returnedIds.delete(options.messageId);
+          reject(new PublishError(`publish of ${options.messageId} failed`, { cause: err }));
+        }
+      });
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  private async acquireSlot(deadline: number): Promise<void> {
+    while (this.inFlight >= this.options.maxInFlight) {
+      await this.waitFor(this.slotWaiters, deadline, 'an in-flight slot');
+    }
+    this.inFlight++;
+  }
+
+  private releaseSlot(): void {
+    this.inFlight--;
+    const w = this.slotWaiters.shift();
+    if (w !== undefined) w();
+  }
+
+  private async waitForChannel(deadline: number): Promise<ConfirmChannel> {
+    while (this.channel === null) {
+      if (this.stopped) throw new PublishError('publisher is stopped');
+      await this.waitFor(this.channelWaiters, deadline, 'a broker channel');
+    }
+    return this.channel;
+  }
+
+  private waitFor(list: (() => void)[], deadline: number, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const i = list.indexOf(waiter);
+        if (i >= 0) list.splice(i, 1);
+        reject(new PublishError(`timed out waiting for ${what}`));
+      }, Math.max(1, deadline - Date.now()));
+      timer.unref();
+      list.push(waiter);
+    });
+  }
+
+  /** Waits for outstanding confirms (bounded), then closes the channel. Idempotent. */
+  async stop(closeTimeoutMs: number): Promise<void> {
+    if (this.stopped) return;
+    const deadline = Date.now() + closeTimeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.stopped = true;
+    const channel = this.channel;
+    this.channel = null;
+    if (channel !== null) await channel.close().catch(() => undefined);
+    for (const w of this.channelWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+
+const bool = (name: string) =>
+  z.enum(['on', 'off', 'true', 'false', '1', '0'], {
+    error: `${name} must be one of on, off, true, false, 1, 0`,
+  });
+
+const int = (name: string, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be an integer between ${min} and ${max}` })
+    .int(`${name} must be an integer between ${min} and ${max}`)
+    .min(min, `${name} must be an integer between ${min} and ${max}`)
+    .max(max, `${name} must be an integer between ${min} and ${max}`);
+
+const url = (name: string, protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `${name} must be a URL starting with ${protocols.join(' or ')}//` },
+  );
+
+/**
+ * Every environment variable the pipeline reads, with its default. Variables that start with
+ * `PIPELINE_` but are not listed here stop the process at start, so that a misspelling never goes
+ * unnoticed.
+ */
+export const EnvSchema = z.object({
+  /** Broker URL; a vhost in the path is honoured. @defaultValue amqp://guest:guest@127.0.0.1:5672 */
+  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  /** Redis URL; a database number in the path is honoured. @defaultValue redis://127.0.0.1:6379 */
+  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
+  HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
+  /** pino level. @defaultValue info */
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  /** Online training and model swaps; `off` pins the starting model. @defaultValue on */
+  PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('on'),
+  /** Prefix of every Redis key, so several pipelines can share one Redis. @defaultValue pipeline: */
+  PIPELINE_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'PIPELINE_REDIS_PREFIX must be 1 to 64 of A-Z a-z 0-9 : _ . -')
+    .default('pipeline:'),
+  /** Unacknowledged messages a worker holds per queue. @defaultValue 256 */
+  PIPELINE_PREFETCH: int('PIPELINE_PREFETCH', 1, 65535).default(256),
+  /** Publishes awaiting a broker confirm before publishing waits. @defaultValue 1024 */
+  PIPELINE_MAX_IN_FLIGHT: int('PIPELINE_MAX_IN_FLIGHT', 1, 100000).default(1024),
+  /** How long a publish may wait for its confirm. @defaultValue 10000 */
+  PIPELINE_PUBLISH_TIMEOUT_MS: int('PIPELINE_PUBLISH_TIMEOUT_MS', 100, 600000).default(10000),
+  /** Deliveries of one message before it is dead-lettered (quorum `x-delivery-limit` + 1). @defaultValue 10 */
+  PIPELINE_MAX_ATTEMPTS: int('PIPELINE_MAX_ATTEMPTS', 1, 1000).default(10),
+  /** First delay before consuming again after a retriable failure; doubles up to 30 s. @defaultValue 500 */
+  PIPELINE_RETRY_DELAY_MS: int('PIPELINE_RETRY_DELAY_MS', 10, 600000).default(500),
+  /**
+   * How long the bar that completes a 30m bar waits for that bar's strategic context before it is
+   * decided with the previous one (`stale`). 0 waits without bound (replays). @defaultValue 30000
+   */
+  PIPELINE_CONTEXT_WAIT_MS: int('PIPELINE_CONTEXT_WAIT_MS', 0, 3600000).default(30000),
+  /** Bound of graceful shutdown steps. @defaultValue 15000 */
+  PIPELINE_CLOSE_TIMEOUT_MS: int('PIPELINE_CLOSE_TIMEOUT_MS', 100, 600000).default(15000),
+  /** Directory for the pattern store and the model registry. @defaultValue .data */
+  PIPELINE_DATA_DIR: z.string().min(1).default('.data'),
+  /** Queue type of the pipeline's queues. @defaultValue quorum */
+  PIPELINE_QUEUE_TYPE: z
+    .enum(['quorum', 'classic'], { error: 'PIPELINE_QUEUE_TYPE must be quorum or classic' })
+    .default('quorum'),
+  /** Pinned model version for the tactical agents (replays); empty = latest promoted. */
+  PIPELINE_MODEL_VERSION: z.string().default(''),
+  /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
+  PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
+});
+
+/** The validated, frozen configuration every component receives. */
+export interface PipelineConfig {
+  readonly amqpUrl: string;
+  readonly redisUrl: string;
+  readonly healthPort: number;
+  readonly logLevel: string;
+  readonly training: boolean;
+  readonly redisPrefix: string;
+  readonly prefetchCount: number;
+  readonly maxInFlight: number;
+  readonly publishTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly retryDelayMs: number;
+  readonly contextWaitMs: number;
+  readonly closeTimeoutMs: number;
+  readonly dataDir: string;
+  readonly queueType: 'quorum' | 'classic';
+  readonly modelVersion: string | null;
+  readonly maxRestartsPerMinute: number;
+}
+
+const KNOWN = new Set(Object.keys(EnvSchema.shape));
+
+/**
+ * Parses the environment once. Throws a {@link ConfigError} naming every bad variable and what is
+ * allowed, and every unknown `PIPELINE_*` variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
+  const problems: string[] = [];
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('PIPELINE_') && !KNOWN.has(key)) {
+      problems.push(`${key}: unknown setting (known: ${[...KNOWN].filter((k) => k.startsWith('PIPELINE_')).join(', ')})`);
+    }
+  }
+  const picked: Record<string, string> = {};
+  for (const key of KNOWN) {
+    const value = env[key];
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  const parsed = EnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '?');
+      problems.push(`${key}=${JSON.stringify(picked[key])}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    amqpUrl: e.AMQP_URL,
+    redisUrl: e.REDIS_URL,
+    healthPort: e.HEALTH_PORT,
+    logLevel: e.LOG_LEVEL,
+    training: e.PIPELINE_TRAINING === 'on' || e.PIPELINE_TRAINING === 'true' || e.PIPELINE_TRAINING === '1',
+    redisPrefix: e.PIPELINE_REDIS_PREFIX,
+    prefetchCount: e.PIPELINE_PREFETCH,
+    maxInFlight: e.PIPELINE_MAX_IN_FLIGHT,
+    publishTimeoutMs: e.PIPELINE_PUBLISH_TIMEOUT_MS,
+    maxAttempts: e.PIPELINE_MAX_ATTEMPTS,
+    retryDelayMs: e.PIPELINE_RETRY_DELAY_MS,
+    contextWaitMs: e.PIPELINE_CONTEXT_WAIT_MS,
+    closeTimeoutMs: e.PIPELINE_CLOSE_TIMEOUT_MS,
+    dataDir: e.PIPELINE_DATA_DIR,
+    queueType: e.PIPELINE_QUEUE_TYPE,
+    modelVersion: e.PIPELINE_MODEL_VERSION === '' ? null : e.PIPELINE_MODEL_VERSION,
+    maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
+  });
+}

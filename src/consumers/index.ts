@@ -1,0 +1,6 @@
+export * from './bar-stage-consumer';
+export * from './parse-message';
+export * from './resampler-consumer';
+export * from './strategic-consumer';
+export * from './tactical-consumer';
+export * from './context-consumer';

@@ -1,0 +1,56 @@
+import type { ConsumeMessage } from 'amqplib';
+import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
+import { EXCHANGE_RESULTS, routingKeys } from '../broker/topology';
+import type { BrokerConnection } from '../broker/broker-connection';
+import type { Publisher } from '../broker/publisher';
+import type { ContextBufferFlow } from '../flows/context-buffer-flow';
+import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
+import type { SymbolStateStore } from '../state/symbol-state-store';
+import { BarStageConsumer, type BarStageConsumerOptions, type StageOutput } from './bar-stage-consumer';
+
+/**
+ * Consumes 5m bars and publishes one integrated result per accepted bar to `results.<symbol>`,
+ * after waiting (bounded) for the strategic context the bar is due.
+ */
+export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
+  constructor(
+    connection: BrokerConnection,
+    publisher: Publisher,
+    store: SymbolStateStore<TacticalState>,
+    private readonly flow: TacticalFlow,
+    private readonly contexts: ContextBufferFlow,
+    options: BarStageConsumerOptions,
+  ) {
+    super(connection, publisher, store, Bar5mSchema as never, options);
+  }
+
+  protected override async process(
+    bar: Bar,
+    state: TacticalState | null,
+    _msg: ConsumeMessage,
+    receivedAt: number,
+  ): Promise<StageOutput<TacticalState>> {
+    const required = this.flow.requiredContext(bar, state);
+    const lookup = await this.contexts.lookup(bar.symbol, required);
+    const { result, state: next } = this.flow.step(bar, state, required, lookup);
+    result.latency_ms = Math.round((performance.now() - receivedAt) * 1000) / 1000;
+    pipelineEvents.emit(PipelineEvent.ResultPublished, {
+      stage: 'tactical',
+      latencyMs: result.latency_ms,
+      stale: lookup.stale,
+    });
+    return {
+      state: next,
+      emissions: [
+        {
+          exchange: EXCHANGE_RESULTS,
+          routingKey: routingKeys.result(bar.symbol),
+          body: result,
+          messageId: `${bar.symbol}:5m:${bar.ts}`,
+          mandatory: true,
+        },
+      ],
+    };
+  }
+}

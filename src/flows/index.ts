@@ -1,0 +1,4 @@
+export * from './resample-flow';
+export * from './context-buffer-flow';
+export * from './tactical-flow';
+export * from './strategic-flow';

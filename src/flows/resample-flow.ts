@@ -1,0 +1,84 @@
+import { TIMEFRAME_MS, type Bar, type Bar30m } from '../../schemas/bar.schema';
+
+const STEP_5M = TIMEFRAME_MS['5m'];
+const STEP_30M = TIMEFRAME_MS['30m'];
+
+/** The resampler's state for one symbol: the 30m bar being built. Plain data. */
+export interface ResampleState {
+  periodTs: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  count: number;
+}
+
+/**
+ * Turns 5m bars into 30m bars, one symbol at a time, as a pure function of the state.
+ *
+ * A 30m bar covers the six 5m bars whose open times lie in `[T, T + 30m)`, T a multiple of 30
+ * minutes. It is emitted when its last 5m bar (open `T + 25m`) arrives. Gaps: when a bar of a later
+ * period arrives while a period is still open, the open period is emitted as it is (`bars` < 6 tells
+ * how many 5m bars it holds), so a 30m bar exists for every period in which at least one 5m bar was
+ * accepted and for no other, and the same 5m bars always give the same 30m bars. A period with no
+ * 5m bar at all gives no 30m bar. Callers pass bars in `ts` order (they dedupe and reject
+ * out-of-order bars before this).
+ */
+export function resampleStep(
+  state: ResampleState | null,
+  bar: Bar,
+): { state: ResampleState | null; emitted: Bar30m[] } {
+  const periodTs = Math.floor(bar.ts / STEP_30M) * STEP_30M;
+  const emitted: Bar30m[] = [];
+  let current = state;
+  if (current !== null && current.periodTs !== periodTs) {
+    emitted.push(toBar(bar.symbol, current));
+    current = null;
+  }
+  if (current === null) {
+    current = {
+      periodTs,
+      open: bar.open,
+      high: bar.high,
+      low: bar.low,
+      close: bar.close,
+      volume: bar.volume,
+      count: 1,
+    };
+  } else {
+    current = {
+      periodTs,
+      open: current.open,
+      high: Math.max(current.high, bar.high),
+      low: Math.min(current.low, bar.low),
+      close: bar.close,
+      volume: current.volume + bar.volume,
+      count: current.count + 1,
+    };
+  }
+  if (bar.ts === periodTs + STEP_30M - STEP_5M) {
+    emitted.push(toBar(bar.symbol, current));
+    current = null;
+  }
+  return { state: current, emitted };
+}
+
+function toBar(symbol: string, s: ResampleState): Bar30m {
+  return {
+    symbol,
+    timeframe: '30m',
+    ts: s.periodTs,
+    open: s.open,
+    high: s.high,
+    low: s.low,
+    close: s.close,
+    volume: s.volume,
+    bars: s.count,
+  };
+}
+
+/** Close time of the 30m period that contains the 5m bar opening at `ts`. */
+export function periodCloseOf(ts: number): number {
+  return Math.floor(ts / STEP_30M) * STEP_30M + STEP_30M;
+}

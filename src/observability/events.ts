@@ -1,0 +1,51 @@
+import { EventEmitter } from 'node:events';
+
+/** Names of the pipeline's observable events (business code emits, metrics subscribes). */
+export const PipelineEvent = {
+  MessageHandled: 'message.handled',
+  ResultPublished: 'result.published',
+  DeadLettered: 'message.dead_lettered',
+  BreakerState: 'breaker.state',
+  BreakerFallback: 'breaker.fallback',
+  Blocked: 'broker.blocked',
+  Resend: 'result.resend',
+  Reconnect: 'broker.reconnect',
+} as const;
+
+/** Payloads of {@link PipelineEvent}s. */
+export interface PipelineEvents {
+  [PipelineEvent.MessageHandled]: { queue: string; outcome: 'ok' | 'duplicate' | 'dead_lettered' | 'retried'; durationMs: number };
+  [PipelineEvent.ResultPublished]: { stage: string; latencyMs: number; stale: boolean };
+  [PipelineEvent.DeadLettered]: { queue: string; stage: string; reason: string };
+  [PipelineEvent.BreakerState]: { stage: string; state: 'closed' | 'open' | 'half_open' };
+  [PipelineEvent.BreakerFallback]: { stage: string };
+  [PipelineEvent.Blocked]: { blocked: boolean };
+  [PipelineEvent.Resend]: { stage: string };
+  [PipelineEvent.Reconnect]: { component: string };
+}
+
+/** A typed event emitter. */
+export class TypedEmitter<E extends object> {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(100);
+  }
+
+  on<K extends keyof E & string>(event: K, listener: (payload: E[K]) => void): this {
+    this.emitter.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof E & string>(event: K, listener: (payload: E[K]) => void): this {
+    this.emitter.off(event, listener);
+    return this;
+  }
+
+  emit<K extends keyof E & string>(event: K, payload: E[K]): void {
+    this.emitter.emit(event, payload);
+  }
+}
+
+/** The process-wide bus of pipeline events. */
+export const pipelineEvents = new TypedEmitter<PipelineEvents>();

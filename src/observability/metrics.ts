@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PipelineEvent, pipelineEvents } from './events';
+
+/** This process's Prometheus registry; the supervisor aggregates those of all workers. */
+export const registry = new Registry();
+
+let installed = false;
+
+/**
+ * Creates the pipeline's metrics and subscribes them to {@link pipelineEvents}. Idempotent.
+ * Names follow `pipeline_<area>_<what>_<unit>`; labels stay low-cardinality.
+ */
+export function installMetrics(worker: string): void {
+  if (installed) return;
+  installed = true;
+  registry.setDefaultLabels({ worker });
+  collectDefaultMetrics({ register: registry, prefix: 'pipeline_process_' });
+
+  const handled = new Counter({
+    name: 'pipeline_messages_handled_total',
+    help: 'Messages handled, by queue and outcome',
+    labelNames: ['queue', 'outcome'],
+    registers: [registry],
+  });
+  const handleSeconds = new Histogram({
+    name: 'pipeline_message_handle_seconds',
+    help: 'Time from delivery to the start of the commit of a message',
+    labelNames: ['queue'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+  const results = new Counter({
+    name: 'pipeline_results_published_total',
+    help: 'Results published, by stage and staleness',
+    labelNames: ['stage', 'stale'],
+    registers: [registry],
+  });
+  const resultLatency = new Histogram({
+    name: 'pipeline_result_latency_seconds',
+    help: 'latency_ms of published results',
+    labelNames: ['stage'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+  const dead = new Counter({
+    name: 'pipeline_dead_letters_total',
+    help: 'Messages dead-lettered, by queue and stage',
+    labelNames: ['queue', 'stage'],
+    registers: [registry],
+  });
+  const breaker = new Gauge({
+    name: 'pipeline_breaker_state',
+    help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
+    labelNames: ['stage'],
+    registers: [registry],
+  });
+  const breakerTransitions = new Counter({
+    name: 'pipeline_breaker_transitions_total',
+    help: 'Circuit breaker state changes',
+    labelNames: ['stage', 'state'],
+    registers: [registry],
+  });
+  const fallbacks = new Counter({
+    name: 'pipeline_breaker_fallbacks_total',
+    help: 'Calls served by a fallback',
+    labelNames: ['stage'],
+    registers: [registry],
+  });
+  const blocked = new Gauge({
+    name: 'pipeline_broker_blocked',
+    help: '1 while the broker blocks this connection (resource alarm)',
+    registers: [registry],
+  });
+  const resends = new Counter({
+    name: 'pipeline_results_resent_total',
+    help: 'Results published again after a crash between publish and commit',
+    labelNames: ['stage'],
+    registers: [registry],
+  });
+  const reconnects = new Counter({
+    name: 'pipeline_broker_reconnects_total',
+    help: 'Broker reconnects',
+    labelNames: ['component'],
+    registers: [registry],
+  });
+
+  pipelineEvents.on(PipelineEvent.MessageHandled, (e) => {
+    handled.inc({ queue: e.queue, outcome: e.outcome });
+    handleSeconds.observe({ queue: e.queue }, e.durationMs / 1000);
+  });
+  pipelineEvents.on(PipelineEvent.ResultPublished, (e) => {
+    results.inc({ stage: e.stage, stale: String(e.stale) });
+    resultLatency.observe({ stage: e.stage }, e.latencyMs / 1000);
+  });
+  pipelineEvents.on(PipelineEvent.DeadLettered, (e) => dead.inc({ queue: e.queue, stage: e.stage }));
+  pipelineEvents.on(PipelineEvent.BreakerState, (e) => {
+    breaker.set({ stage: e.stage }, e.state === 'closed' ? 0 : e.state === 'half_open' ? 1 : 2);
+    breakerTransitions.inc({ stage: e.stage, state: e.state });
+  });
+  pipelineEvents.on(PipelineEvent.BreakerFallback, (e) => fallbacks.inc({ stage: e.stage }));
+  pipelineEvents.on(PipelineEvent.Blocked, (e) => blocked.set(e.blocked ? 1 : 0));
+  pipelineEvents.on(PipelineEvent.Resend, (e) => resends.inc({ stage: e.stage }));
+  pipelineEvents.on(PipelineEvent.Reconnect, (e) => reconnects.inc({ component: e.component }));
+}

@@ -1,0 +1,212 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { AggregatorRegistry, Counter, Registry } from 'prom-client';
+
+type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+import type { PipelineConfig } from '../config/config';
+import { componentLogger, type Logger } from '../observability/logger';
+import { HealthServer } from './health-server';
+import type { SupervisorToWorker, WorkerRole, WorkerToSupervisor } from './ipc';
+
+/** Options of {@link Supervisor}. */
+export interface SupervisorOptions {
+  config: PipelineConfig;
+  /** Roles to run, one process each. */
+  roles: readonly WorkerRole[];
+  /** Environment of the workers. @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** First restart delay; doubles per consecutive crash, up to 30 s. @defaultValue 500 */
+  restartDelayMs?: number;
+  /** Grace period between SIGTERM and SIGKILL on stop. @defaultValue closeTimeoutMs + 5000 */
+  killGraceMs?: number;
+}
+
+interface Child {
+  role: WorkerRole;
+  process: ChildProcess | null;
+  consuming: boolean;
+  reason: string;
+  restarts: number[];
+  consecutiveCrashes: number;
+  details: Record<string, unknown>;
+}
+
+/**
+ * Runs each worker role as its own process, restarts one that exits unexpectedly with exponential
+ * backoff, and gives up (stopping everything, exit code 1 from `npm start`) when a role crashes
+ * more than `maxRestartsPerMinute` times in a minute. Serves /health and /metrics. Events: none;
+ * `onGiveUp` is called when a worker crash-loops.
+ */
+export class Supervisor {
+  private readonly log: Logger = componentLogger('supervisor');
+  private readonly children = new Map<WorkerRole, Child>();
+  private readonly health: HealthServer;
+  private readonly ownRegistry = new Registry();
+  private readonly restartsTotal: Counter;
+  private stopping = false;
+  private stopPromise: Promise<void> | null = null;
+  private metricsRequest = 0;
+  private readonly metricsWaiters = new Map<number, (m: metric[]) => void>();
+  /** Called when a worker crash-loops and the supervisor gives up. */
+  onGiveUp: (role: WorkerRole) => void = () => undefined;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.health = new HealthServer(
+      { health: () => this.healthStatus(), metrics: () => this.collectMetrics() },
+      options.config.healthPort,
+    );
+    this.restartsTotal = new Counter({
+      name: 'pipeline_worker_restarts_total',
+      help: 'Worker processes restarted by the supervisor',
+      labelNames: ['role'],
+      registers: [this.ownRegistry],
+    });
+  }
+
+  /** Port of the health server. */
+  get healthPort(): number {
+    return this.health.boundPort;
+  }
+
+  /** Process ids of the running workers, by role. */
+  pids(): Partial<Record<WorkerRole, number>> {
+    const out: Partial<Record<WorkerRole, number>> = {};
+    for (const [role, child] of this.children) if (child.process?.pid !== undefined) out[role] = child.process.pid;
+    return out;
+  }
+
+  async start(): Promise<void> {
+    await this.health.start();
+    for (const role of this.options.roles) {
+      const child: Child = {
+        role,
+        process: null,
+        consuming: false,
+        reason: `${role} is starting`,
+        restarts: [],
+        consecutiveCrashes: 0,
+        details: {},
+      };
+      this.children.set(role, child);
+      this.spawn(child);
+    }
+    this.log.info({ roles: this.options.roles, healthPort: this.health.boundPort }, 'supervisor started');
+  }
+
+  private spawn(child: Child): void {
+    const isTs = __filename.endsWith('.ts');
+    const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
+    const proc = fork(entry, [child.role], {
+      env: this.options.env ?? process.env,
+      execArgv: isTs ? ['--import', 'tsx'] : [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    child.process = proc;
+    child.consuming = false;
+    child.reason = `${child.role} is starting`;
+    proc.on('message', (message: WorkerToSupervisor) => {
+      if (message.type === 'status') {
+        child.consuming = message.consuming;
+        child.reason = message.reason ?? '';
+        child.details = message.details ?? {};
+        if (message.consuming) child.consecutiveCrashes = 0;
+      } else if (message.type === 'metrics') {
+        this.metricsWaiters.get(message.requestId)?.(message.metrics as metric[]);
+      }
+    });
+    proc.on('error', (err) => this.log.error({ err, role: child.role }, 'worker process error'));
+    proc.on('exit', (code, signal) => {
+      if (child.process !== proc) return;
+      child.process = null;
+      child.consuming = false;
+      if (this.stopping) return;
+      child.reason = `${child.role} exited (code ${code}, signal ${signal}); restarting`;
+      const now = Date.now();
+      child.restarts = child.restarts.filter((t) => now - t < 60_000);
+      child.restarts.push(now);
+      if (child.restarts.length > this.options.config.maxRestartsPerMinute) {
+        this.log.fatal(
+          { role: child.role, restartsInLastMinute: child.restarts.length },
+          'worker is crash-looping; giving up',
+        );
+        child.reason = `${child.role} crash-looped and was given up`;
+        this.onGiveUp(child.role);
+        return;
+      }
+      const delay = Math.min(30_000, (this.options.restartDelayMs ?? 500) * 2 ** child.consecutiveCrashes);
+      child.consecutiveCrashes++;
+      this.log.warn({ role: child.role, code, signal, delayMs: delay }, 'worker exited; restarting');
+      this.restartsTotal.inc({ role: child.role });
+      setTimeout(() => {
+        if (!this.stopping) this.spawn(child);
+      }, delay).unref();
+    });
+  }
+
+  private healthStatus(): { ok: boolean; body: Record<string, unknown> } {
+    const workers: Record<string, unknown> = {};
+    const reasons: string[] = [];
+    for (const [role, child] of this.children) {
+      workers[role] = { pid: child.process?.pid ?? null, consuming: child.consuming, ...child.details };
+      if (!child.consuming) reasons.push(child.reason);
+    }
+    if (this.stopping) reasons.push('supervisor is stopping');
+    const ok = reasons.length === 0 && this.children.size > 0;
+    return { ok, body: ok ? { workers } : { workers, reasons } };
+  }
+
+  private async collectMetrics(): Promise<{ contentType: string; text: string }> {
+    const all: metric[][] = [await this.ownRegistry.getMetricsAsJSON()];
+    const requests: Promise<metric[]>[] = [];
+    for (const child of this.children.values()) {
+      const proc = child.process;
+      if (proc === null || !proc.connected) continue;
+      const requestId = ++this.metricsRequest;
+      requests.push(
+        new Promise<metric[]>((resolve) => {
+          const timer = setTimeout(() => {
+            this.metricsWaiters.delete(requestId);
+            resolve([]);
+          }, 2000);
+          this.metricsWaiters.set(requestId, (m) => {
+            clearTimeout(timer);
+            this.metricsWaiters.delete(requestId);
+            resolve(m);
+          });
+          const message: SupervisorToWorker = { type: 'metrics', requestId };
+          proc.send(message);
+        }),
+      );
+    }
+    all.push(...(await Promise.all(requests)));
+    const aggregated = AggregatorRegistry.aggregate(all);
+    return { contentType: aggregated.contentType, text: await aggregated.metrics() };
+  }
+
+  /** Sends SIGTERM to every worker, waits for them (SIGKILL after the grace period). Idempotent. */
+  stop(): Promise<void> {
+    if (this.stopPromise === null) {
+      this.stopPromise = (async () => {
+        this.stopping = true;
+        const grace = this.options.killGraceMs ?? this.options.config.closeTimeoutMs + 5000;
+        await Promise.all(
+          [...this.children.values()].map(async (child) => {
+            const proc = child.process;
+            if (proc === null || proc.exitCode !== null) return;
+            const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+            proc.kill('SIGTERM');
+            const timer = setTimeout(() => {
+              this.log.warn({ role: child.role }, 'worker did not stop in time; SIGKILL');
+              proc.kill('SIGKILL');
+            }, grace);
+            await exited;
+            clearTimeout(timer);
+          }),
+        );
+        await this.health.stop();
+        this.log.info('supervisor stopped');
+      })();
+    }
+    return this.stopPromise;
+  }
+}

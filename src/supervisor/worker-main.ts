@@ -1,0 +1,101 @@
+/**
+ * Entry point of one worker process: `worker-main <role>`. Run by the supervisor (fork, IPC) or on
+ * its own. Exits 0 after a graceful stop on SIGTERM/SIGINT, non-zero on a fatal error, leaving the
+ * restart to the supervisor.
+ */
+import { ConfigError } from '../errors';
+import { loadConfig } from '../config/config';
+import { installMetrics, registry } from '../observability/metrics';
+import { componentLogger, rootLogger } from '../observability/logger';
+import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
+import { Worker } from './worker';
+
+async function main(): Promise<void> {
+  const role = process.argv[2] as WorkerRole;
+  if (!WORKER_ROLES.includes(role)) {
+    process.stderr.write(`usage: worker-main <${WORKER_ROLES.join('|')}>\n`);
+    process.exit(64);
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  rootLogger(config.logLevel);
+  const log = componentLogger(`worker.${role}`);
+  installMetrics(role);
+  const worker = new Worker(role, config);
+  const send = (message: WorkerToSupervisor): void => {
+    if (process.send !== undefined && process.connected) process.send(message);
+  };
+  const exit = (code: number): void => {
+    rootLogger().flush();
+    process.exit(code);
+  };
+  worker.onFatal = (err) => {
+    log.fatal({ err }, 'fatal broker error; exiting');
+    exit(2);
+  };
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception; exiting');
+    exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled rejection; exiting');
+    exit(1);
+  });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    send({ type: 'status', consuming: false, reason: `${role} is stopping` });
+    worker.stop().then(
+      () => exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('message', (message: SupervisorToWorker) => {
+    if (message.type === 'shutdown') shutdown('supervisor');
+    if (message.type === 'metrics') {
+      void registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', requestId: message.requestId, metrics }));
+    }
+  });
+  process.on('disconnect', () => shutdown('supervisor gone'));
+
+  await worker.start();
+  let last = '';
+  const report = (): void => {
+    if (stopping) return;
+    const consuming = worker.consuming;
+    const status: WorkerToSupervisor = {
+      type: 'status',
+      consuming,
+      reason: consuming ? null : `${role} is not consuming (broker or Redis unavailable, or recovering)`,
+      details: { inFlight: worker.inFlight },
+    };
+    const key = JSON.stringify([consuming]);
+    if (key !== last) log.info({ consuming }, 'status');
+    last = key;
+    send(status);
+  };
+  report();
+  setInterval(report, 500).unref();
+  log.info('worker started');
+}
+
+main().catch((err: unknown) => {
+  componentLogger('worker').fatal({ err }, 'worker failed to start');
+  rootLogger().flush();
+  process.exit(1);
+});

@@ -1,0 +1,139 @@
+import { Bar5mSchema } from '../../schemas/bar.schema';
+import { BrokerConnection } from '../broker/broker-connection';
+import type { BaseConsumer } from '../broker/base-consumer';
+import { Publisher } from '../broker/publisher';
+import { QUEUE_CONTEXT, QUEUE_RESAMPLER, QUEUE_STRATEGIC, QUEUE_TACTICAL } from '../broker/topology';
+import type { PipelineConfig } from '../config/config';
+import { ContextConsumer } from '../consumers/context-consumer';
+import { ResamplerConsumer, type ResamplerState } from '../consumers/resampler-consumer';
+import { StrategicConsumer } from '../consumers/strategic-consumer';
+import { TacticalConsumer } from '../consumers/tactical-consumer';
+import { ContextBufferFlow } from '../flows/context-buffer-flow';
+import { StrategicFlow, type StrategicState } from '../flows/strategic-flow';
+import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
+import { componentLogger, type Logger } from '../observability/logger';
+import { createRedis, type Redis } from '../state/redis-client';
+import { SymbolStateStore } from '../state/symbol-state-store';
+import type { WorkerRole } from './ipc';
+import { buildStages } from './stages';
+
+/**
+ * One worker process's components for a role, with start/stop in the order of STYLE.md:
+ * stop taking work, cancel consumers (upstream queue first), wait for in-flight messages, flush
+ * confirms, close channels and the connection, quit Redis.
+ */
+export class Worker {
+  private readonly log: Logger;
+  private connection: BrokerConnection | null = null;
+  private publisher: Publisher | null = null;
+  private redis: Redis | null = null;
+  /** Consumers in the order they are stopped. */
+  private consumers: BaseConsumer[] = [];
+  private contextBuffer: ContextBufferFlow | null = null;
+  private stopPromise: Promise<void> | null = null;
+  /** Called when the worker cannot go on (fatal broker error). */
+  onFatal: (err: Error) => void = () => undefined;
+
+  constructor(
+    private readonly role: WorkerRole,
+    private readonly config: PipelineConfig,
+  ) {
+    this.log = componentLogger(`worker.${role}`);
+  }
+
+  /** True when every consumer of the worker is consuming. */
+  get consuming(): boolean {
+    return this.consumers.length > 0 && this.consumers.every((c) => c.consuming);
+  }
+
+  /** Unacknowledged messages across the worker's consumers. */
+  get inFlight(): number {
+    return this.consumers.reduce((n, c) => n + c.inFlight, 0);
+  }
+
+  async start(): Promise<void> {
+    const { config, role } = this;
+    this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${role}`, log: this.log });
+    await this.redis.connect();
+    const connection = new BrokerConnection({
+      url: config.amqpUrl,
+      connectionName: `pipeline-${role}-${process.pid}`,
+      queueType: config.queueType,
+      maxAttempts: config.maxAttempts,
+      log: componentLogger('broker', role),
+    });
+    connection.onFatal = (err) => this.onFatal(err);
+    this.connection = connection;
+    const publisher = new Publisher(connection, {
+      maxInFlight: config.maxInFlight,
+      publishTimeoutMs: config.publishTimeoutMs,
+      log: componentLogger('publisher', role),
+    });
+    this.publisher = publisher;
+    const base = (queue: string) => ({
+      queue,
+      stage: role,
+      prefetchCount: config.prefetchCount,
+      maxAttempts: config.maxAttempts,
+      retryDelayMs: config.retryDelayMs,
+      log: componentLogger(`consumer.${role}`, queue),
+    });
+    const stages = await buildStages(role, config);
+    const prefix = config.redisPrefix;
+    if (role === 'resampler') {
+      const store = new SymbolStateStore<ResamplerState>(this.redis, { prefix, stage: 'resampler' });
+      this.consumers = [
+        new ResamplerConsumer(connection, publisher, store, Bar5mSchema as never, {
+          ...base(QUEUE_RESAMPLER),
+          timeframe: '5m',
+          ownsRejections: false,
+        }),
+      ];
+    } else if (role === 'strategic') {
+      const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic' });
+      this.consumers = [
+        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null), {
+          ...base(QUEUE_STRATEGIC),
+          timeframe: '30m',
+        }),
+      ];
+    } else {
+      const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical' });
+      this.contextBuffer = new ContextBufferFlow({ redis: this.redis, prefix, contextWaitMs: config.contextWaitMs });
+      const flow = new TacticalFlow(stages.tactical ?? {});
+      this.consumers = [
+        new TacticalConsumer(connection, publisher, store, flow, this.contextBuffer, {
+          ...base(QUEUE_TACTICAL),
+          timeframe: '5m',
+        }),
+        new ContextConsumer(connection, publisher, this.contextBuffer, base(QUEUE_CONTEXT)),
+      ];
+    }
+    await connection.start();
+  }
+
+  /** Graceful stop; idempotent. */
+  stop(): Promise<void> {
+    if (this.stopPromise === null) {
+      this.stopPromise = (async () => {
+        const timeout = this.config.closeTimeoutMs;
+        const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
+          try {
+            await fn();
+          } catch (err) {
+            this.log.error({ err, step: name }, 'shutdown step failed');
+          }
+        };
+        for (const consumer of this.consumers) {
+          await step('consumer', () => consumer.stop(timeout));
+        }
+        this.contextBuffer?.close();
+        if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
+        if (this.connection !== null) await step('connection', () => this.connection!.stop());
+        if (this.redis !== null) await step('redis', async () => void (await this.redis!.quit()));
+        this.log.info('worker stopped');
+      })();
+    }
+    return this.stopPromise;
+  }
+}
