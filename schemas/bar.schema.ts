@@ -7,11 +7,9 @@ export type Timeframe = keyof typeof TIMEFRAME_MS;
 /** 1 to 32 of `A-Z a-z 0-9 . _ - /`. */
 export const SYMBOL_PATTERN = /^[A-Za-z0-9._\-/]{1,32}$/;
 
+// zod 4 numbers are finite by construction (and JSON cannot carry Infinity or NaN).
 const price = (name: string) =>
-  z
-    .number({ error: `${name} must be a number` })
-    .refine(Number.isFinite, { message: `${name} must be finite` })
-    .refine((v) => v > 0, { message: `${name} must be greater than 0` });
+  z.number({ error: `${name} must be a finite number` }).positive(`${name} must be greater than 0`);
 
 /**
  * One OHLCV bar, the input message of the pipeline (wire contract v1). `ts` is the bar's open time in
@@ -32,9 +30,8 @@ export const BarSchema = z
     low: price('low'),
     close: price('close'),
     volume: z
-      .number({ error: 'volume must be a number' })
-      .refine(Number.isFinite, { message: 'volume must be finite' })
-      .refine((v) => v >= 0, { message: 'volume must not be negative' }),
+      .number({ error: 'volume must be a finite number' })
+      .nonnegative('volume must not be negative'),
   })
   .superRefine((bar, ctx) => {
     const step = TIMEFRAME_MS[bar.timeframe];

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { Bar30mSchema, BarSchema } from './bar.schema';
+import { DeadLetterHeadersSchema } from './dead-letter.schema';
+import { IntegratedResultSchema } from './integrated-result.schema';
+import { StrategicContextSchema } from './strategic-context.schema';
+
+/** Every message contract, by file name, as JSON Schema (draft 2020-12). */
+export function jsonSchemas(): Record<string, unknown> {
+  const schemas: Record<string, z.ZodType> = {
+    bar: BarSchema,
+    'bar-30m': Bar30mSchema,
+    'integrated-result': IntegratedResultSchema,
+    'strategic-context': StrategicContextSchema,
+    'dead-letter-headers': DeadLetterHeadersSchema,
+  };
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(schemas)) {
+    out[name] = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' });
+  }
+  return out;
+}
