@@ -1,0 +1,266 @@
+import type { Bar } from '../../schemas/bar.schema';
+import type {
+  ConfidenceLevel,
+  RegimeName,
+  RegimeProbabilities,
+  SimilarPatterns,
+} from '../../schemas/strategic-context.schema';
+import { OutOfOrderError } from '../errors';
+import { decodeFloat, encodeFloat, type EncodedFloat } from '../indicators/float-codec';
+import { EMBEDDING_DIM, embedWindow } from './embedding';
+import { FEATURE_COUNT, FeatureMatrix, WINDOW_BARS, type FeatureMatrixState } from './feature-matrix';
+import { PatternStore } from './pattern-store';
+import {
+  REGIME_INPUTS,
+  VolatilityBaseline,
+  regimeInputs,
+  regimeName,
+  regimePosterior,
+  toRegimeProbabilities,
+  type VolatilityBaselineState,
+} from './regime';
+import { assessUncertainty, type TacticalFeedback } from './uncertainty';
+
+/** Options of {@link StrategicAnalyzer}. */
+export interface StrategicAnalyzerOptions {
+  /** The shared pattern store. @defaultValue a new in-memory store of dimension 32 */
+  store?: PatternStore;
+  /** Neighbours per query. @defaultValue 10 */
+  neighbours?: number;
+  /** Forward-outcome horizon in strategic bars. @defaultValue 6 */
+  horizonBars?: number;
+  /** Length of a strategic bar. @defaultValue 1,800,000 (30 minutes) */
+  barMs?: number;
+  /** Fresh vectors merged into the HNSW graph per bar (count-bounded, hence deterministic). @defaultValue 2 */
+  mergePerBar?: number;
+}
+
+/** The strategic output for one bar; every field null during warm-up. */
+export interface StrategicOutput {
+  regime: RegimeName | null;
+  regime_probabilities: RegimeProbabilities | null;
+  confidence: ConfidenceLevel | null;
+  uncertainty: number | null;
+  /** Null until the window is fully warm ({@link FULL_WARMUP_BARS} bars). */
+  similar_patterns: SimilarPatterns | null;
+}
+
+interface PendingOutcome {
+  ts: number;
+  close: number;
+  /** The pattern stored for this bar, kept so a restore can re-add it if the store lost it. */
+  vector: Float32Array | null;
+  regime: RegimeName | null;
+}
+
+/** Serialised per-symbol state of a {@link StrategicAnalyzer} (plain JSON, restored bit for bit). */
+export interface StrategicSymbolState {
+  v: 1;
+  symbol: string;
+  lastTs: number | null;
+  features: FeatureMatrixState;
+  baseline: VolatilityBaselineState;
+  pending: { ts: number; close: EncodedFloat; vector: EncodedFloat[] | null; regime: RegimeName | null }[];
+}
+
+class SymbolState {
+  lastTs: number | null = null;
+  features = new FeatureMatrix();
+  baseline = new VolatilityBaseline();
+  pending: PendingOutcome[] = [];
+}
+
+const NULL_OUTPUT: StrategicOutput = Object.freeze({
+  regime: null,
+  regime_probabilities: null,
+  confidence: null,
+  uncertainty: null,
+  similar_patterns: null,
+});
+
+/**
+ * Strategic compute for any number of symbols: per-symbol feature matrix, volatility baseline and
+ * outcome bookkeeping, plus one shared {@link PatternStore}. Pure compute, no I/O. Emits no events.
+ *
+ * Per 30m bar ({@link onBar}): update the 48×13 matrix; fill the forward outcome (log return over
+ * the next `horizonBars` bars) of the pattern stored `horizonBars` bars ago; once 48 returns exist,
+ * sample the baseline and compute the regime posterior; once the window is fully warm, embed it,
+ * query the `neighbours` nearest patterns whose outcome is known and whose ts is at most
+ * `bar.ts − horizonBars × barMs` (so nothing after the bar is used), then store the new pattern
+ * keyed by (symbol, ts) and merge `mergePerBar` fresh vectors into the graph; finally combine
+ * posterior, neighbour agreement and `feedback` into uncertainty and confidence.
+ *
+ * **State and determinism.** Per-symbol state ({@link toJSON}/{@link restore}) holds the matrix,
+ * the baseline and the last `horizonBars` bars with their patterns. The store holds every pattern
+ * with its regime and outcome; it is saved separately ({@link PatternStore.save}). Outputs are a
+ * function of the bars given, in the order given (across symbols too, since the store is shared),
+ * and of the store's contents: the store is idempotent on (symbol, ts), merging is count-bounded,
+ * and a saved store loads to the same graphs. After a crash, {@link restore} re-adds the pending
+ * patterns the store lost (idempotently), and replayed bars re-add theirs, so a worker that saves
+ * the store at least as often as every `horizonBars` bars and replays from its checkpoint gets the
+ * same outputs as an uninterrupted run. Patterns older than that which were added after the last
+ * store save are lost with a crash; later outputs then differ from an uninterrupted run only by
+ * their absence.
+ */
+export class StrategicAnalyzer {
+  /** The shared pattern store. */
+  readonly store: PatternStore;
+  private readonly k: number;
+  private readonly horizonBars: number;
+  private readonly barMs: number;
+  private readonly mergePerBar: number;
+  private readonly symbols = new Map<string, SymbolState>();
+  private readonly inputs = new Float64Array(REGIME_INPUTS);
+  private readonly probs = new Float64Array(4);
+  private readonly window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
+  private readonly vector = new Float32Array(EMBEDDING_DIM);
+
+  constructor(options: StrategicAnalyzerOptions = {}) {
+    this.store = options.store ?? new PatternStore({ dim: EMBEDDING_DIM });
+    if (this.store.dim !== EMBEDDING_DIM) {
+      throw new RangeError(`pattern store has dimension ${this.store.dim}, expected ${EMBEDDING_DIM}`);
+    }
+    this.k = options.neighbours ?? 10;
+    this.horizonBars = options.horizonBars ?? 6;
+    this.barMs = options.barMs ?? 1_800_000;
+    this.mergePerBar = options.mergePerBar ?? 2;
+    for (const [name, v] of [
+      ['neighbours', this.k],
+      ['horizonBars', this.horizonBars],
+      ['barMs', this.barMs],
+    ] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    }
+    if (!Number.isInteger(this.mergePerBar) || this.mergePerBar < 0) {
+      throw new RangeError(`mergePerBar must be a non-negative integer, got ${this.mergePerBar}`);
+    }
+  }
+
+  /**
+   * Processes the next 30m bar of `bar.symbol` (bars of one symbol in strictly increasing `ts`;
+   * deduplication is the caller's job). `feedback` is the tactical feedback for this symbol and
+   * the regime this bar is called (see {@link TacticalFeedback}).
+   * @throws OutOfOrderError when `bar.ts` is not after the symbol's last bar.
+   */
+  onBar(bar: Bar, feedback?: TacticalFeedback | null): StrategicOutput {
+    let s = this.symbols.get(bar.symbol);
+    if (!s) {
+      s = new SymbolState();
+      this.symbols.set(bar.symbol, s);
+    }
+    if (s.lastTs !== null && bar.ts <= s.lastTs) {
+      throw new OutOfOrderError(`bar ${bar.symbol} ts ${bar.ts} is not after the last bar (ts ${s.lastTs})`);
+    }
+    s.lastTs = bar.ts;
+    const fm = s.features;
+    fm.update(bar);
+
+    s.pending.push({ ts: bar.ts, close: bar.close, vector: null, regime: null });
+    if (s.pending.length > this.horizonBars) {
+      const due = s.pending.shift() as PendingOutcome;
+      if (due.vector) this.store.setOutcome(bar.symbol, due.ts, Math.log(bar.close / due.close));
+    }
+
+    if (fm.returnCount < WINDOW_BARS) return NULL_OUTPUT;
+    s.baseline.update((fm.returnVariance(48) * WINDOW_BARS) / (WINDOW_BARS - 1));
+    const baseline = s.baseline.variance;
+    if (!regimeInputs(fm, baseline, this.inputs)) return NULL_OUTPUT;
+    const best = regimePosterior(this.inputs, this.probs);
+    const regime = regimeName(best);
+
+    let similar: SimilarPatterns | null = null;
+    let agreement = 0;
+    let found = 0;
+    if (fm.fullyWarm) {
+      embedWindow(fm, baseline, this.vector, this.window);
+      const neighbours = this.store.search(this.vector, this.k, bar.ts - this.horizonBars * this.barMs);
+      found = neighbours.length;
+      let sumReturn = 0;
+      let up = 0;
+      let sumDistance = 0;
+      for (const n of neighbours) {
+        sumReturn += n.outcome;
+        if (n.outcome > 0) up++;
+        sumDistance += n.distance;
+        if (n.regime === regime) agreement++;
+      }
+      similar =
+        found === 0
+          ? { k: 0, mean_forward_return: null, up_fraction: null, mean_distance: null }
+          : { k: found, mean_forward_return: sumReturn / found, up_fraction: up / found, mean_distance: sumDistance / found };
+      if (found > 0) agreement /= found;
+      this.store.add(this.vector, { symbol: bar.symbol, ts: bar.ts, regime });
+      const mine = s.pending[s.pending.length - 1] as PendingOutcome;
+      mine.vector = this.vector.slice();
+      mine.regime = regime;
+    }
+    if (this.mergePerBar > 0) this.store.mergeStep(this.mergePerBar);
+
+    const assessed = assessUncertainty({
+      regimeProbability: this.probs[best] as number,
+      neighbours: found,
+      neighbourAgreement: agreement,
+      feedback: feedback ?? null,
+    });
+    return {
+      regime,
+      regime_probabilities: toRegimeProbabilities(this.probs),
+      confidence: assessed.confidence,
+      uncertainty: assessed.uncertainty,
+      similar_patterns: similar,
+    };
+  }
+
+  /** Symbols with state. */
+  get symbolNames(): string[] {
+    return [...this.symbols.keys()];
+  }
+
+  /** The state of one symbol as plain JSON (null when the symbol is unknown), for checkpoints. */
+  toJSON(symbol: string): StrategicSymbolState | null {
+    const s = this.symbols.get(symbol);
+    if (!s) return null;
+    return {
+      v: 1,
+      symbol,
+      lastTs: s.lastTs,
+      features: s.features.toJSON(),
+      baseline: s.baseline.toJSON(),
+      pending: s.pending.map((p) => ({
+        ts: p.ts,
+        close: encodeFloat(p.close),
+        vector: p.vector ? Array.from(p.vector, encodeFloat) : null,
+        regime: p.regime,
+      })),
+    };
+  }
+
+  /**
+   * Restores one symbol's state saved with {@link toJSON} (replacing any it has), and re-adds its
+   * pending patterns to the store when the store does not hold them (see the class comment).
+   */
+  restore(state: StrategicSymbolState): void {
+    if (state.v !== 1) throw new TypeError(`unsupported strategic state version ${String(state.v)}`);
+    const s = new SymbolState();
+    s.lastTs = state.lastTs;
+    s.features = FeatureMatrix.fromJSON(state.features);
+    s.baseline = VolatilityBaseline.fromJSON(state.baseline);
+    s.pending = state.pending.map((p) => ({
+      ts: p.ts,
+      close: decodeFloat(p.close, 'pending.close'),
+      vector: p.vector ? Float32Array.from(p.vector, (x) => decodeFloat(x, 'pending.vector')) : null,
+      regime: p.regime,
+    }));
+    for (const p of s.pending) {
+      if (p.vector && p.regime) this.store.add(p.vector, { symbol: state.symbol, ts: p.ts, regime: p.regime });
+    }
+    this.symbols.set(state.symbol, s);
+  }
+
+  /** A new analyzer with the given per-symbol states, sharing `options.store`. */
+  static fromJSON(states: readonly StrategicSymbolState[], options: StrategicAnalyzerOptions = {}): StrategicAnalyzer {
+    const analyzer = new StrategicAnalyzer(options);
+    for (const state of states) analyzer.restore(state);
+    return analyzer;
+  }
+}
