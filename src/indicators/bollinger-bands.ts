@@ -11,8 +11,9 @@ export interface BollingerBandsState {
  * `middle ± k · σ` with σ the **population** standard deviation (divisor n), as TA-Lib `BBANDS`
  * and TTR `BBands`. All three are `null` for the first `period − 1` updates.
  *
- * Constant closes give `upper === middle === lower` exactly. `middle` equals
- * `new Sma(period).value` bit for bit. Emits no events.
+ * Constant closes give `upper === middle === lower` exactly. `middle` is the mean of
+ * {@link RollingStats}; it agrees with {@link Sma} to rounding, not necessarily bit for bit.
+ * Emits no events.
  */
 export class BollingerBands {
   /** Number of closes in the window. */

@@ -31,7 +31,7 @@ export interface RollingStatsState {
  * O(1) per update and allocation-free.
  *
  * Numerics: the window is kept as sums of deviations from a shift `K` (close to the window mean),
- * `S1 = Σ(x−K)` and `S2 = Σ(x−K)²`, each a Neumaier-compensated sum. Shifting avoids the
+ * `S1 = Σ(x−K)` and `S2 = Σ(x−K)²`, each a compensated (TwoSum) sum. Shifting avoids the
  * catastrophic cancellation of `Σx² − (Σx)²/n` at price levels like 1e8. An exact two-pass
  * recompute from the ring buffer (which also moves `K` to the current mean) runs every `period`
  * updates, which is O(1) amortised and bounds drift, and at once when a large value has left the
@@ -47,6 +47,8 @@ export class RollingStats {
   private readonly ring: Float64Array;
   private head = 0;
   private n = 0;
+  /** 1 / n, kept because multiplying is much cheaper than dividing on every update. */
+  private invN = 0;
   private shift = 0;
   private s1 = 0;
   private c1 = 0;
@@ -85,6 +87,7 @@ export class RollingStats {
       this.budget += sqNew + sqOld;
     } else {
       this.n = ++n;
+      this.invN = 1 / n;
       t1 = dNew;
       t2 = sqNew;
       this.budget += sqNew;
@@ -92,18 +95,21 @@ export class RollingStats {
     ring[head] = x;
     this.head = head + 1 === period ? 0 : head + 1;
 
-    // Neumaier compensated additions.
+    // Compensated additions with Knuth's branch-free TwoSum: the rounding error of each addition
+    // goes into c1/c2. (Neumaier's variant needs a data-dependent branch, which mispredicts here.)
     let s = this.s1;
     let t = s + t1;
-    this.c1 += Math.abs(s) >= Math.abs(t1) ? s - t + t1 : t1 - t + s;
+    let z = t - s;
+    this.c1 += s - (t - z) + (t1 - z);
     this.s1 = t;
     s = this.s2;
     t = s + t2;
-    this.c2 += Math.abs(s) >= Math.abs(t2) ? s - t + t2 : t2 - t + s;
+    z = t - s;
+    this.c2 += s - (t - z) + (t2 - z);
     this.s2 = t;
 
     const sum1 = this.s1 + this.c1;
-    const centred = this.s2 + this.c2 - (sum1 * sum1) / n;
+    const centred = this.s2 + this.c2 - sum1 * sum1 * this.invN;
     if (++this.sinceRecompute >= period || this.budget > BUDGET_RATIO * centred) this.recompute();
   }
 
@@ -124,15 +130,15 @@ export class RollingStats {
 
   /** Mean of the values in the window (0 before the first update). */
   get mean(): number {
-    return this.n === 0 ? 0 : this.shift + (this.s1 + this.c1) / this.n;
+    return this.n === 0 ? 0 : this.shift + (this.s1 + this.c1) * this.invN;
   }
 
   /** Population variance (divisor n) of the values in the window, never negative. */
   get variance(): number {
     const n = this.n;
     if (n === 0) return 0;
-    const m = (this.s1 + this.c1) / n;
-    const v = (this.s2 + this.c2) / n - m * m;
+    const m = (this.s1 + this.c1) * this.invN;
+    const v = (this.s2 + this.c2) * this.invN - m * m;
     return v > 0 ? v : 0;
   }
 
@@ -210,6 +216,7 @@ export class RollingStats {
     r.ring.set(decodeFloats(state.ring, r.period, 'ring'));
     r.head = stateInt(state.head, 'head', 0, r.period - 1);
     r.n = stateInt(state.count, 'count', 0, r.period);
+    r.invN = r.n === 0 ? 0 : 1 / r.n;
     r.shift = decodeFloat(state.shift, 'shift');
     r.s1 = decodeFloat(state.s1, 's1');
     r.c1 = decodeFloat(state.c1, 'c1');

@@ -122,9 +122,9 @@ describe('state round trip through JSON', () => {
     const sma = new Sma(5);
     for (let i = 0; i < 7; i++) sma.update(i);
     const state = sma.toJSON();
-    expect(() => Sma.fromJSON({ window: { ...state.window, ring: [1, 2] } })).toThrow(RangeError);
-    expect(() => Sma.fromJSON({ window: { ...state.window, head: 9 } })).toThrow(RangeError);
-    expect(() => Sma.fromJSON({ window: { ...state.window, shift: 'x' as unknown as number } })).toThrow(TypeError);
+    expect(() => Sma.fromJSON({ ...state, ring: [1, 2] })).toThrow(RangeError);
+    expect(() => Sma.fromJSON({ ...state, head: 9 })).toThrow(RangeError);
+    expect(() => Sma.fromJSON({ ...state, sum: 'x' as unknown as number })).toThrow(TypeError);
     expect(() => TacticalIndicatorSet.fromJSON({ ...new TacticalIndicatorSet().toJSON(), v: 2 as 1 })).toThrow(RangeError);
   });
 });
