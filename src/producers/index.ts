@@ -1,1 +1,3 @@
 export * from './synthetic-market';
+export * from './csv-bars';
+export * from './bar-producer';
