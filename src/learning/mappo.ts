@@ -344,6 +344,34 @@ export class Mappo {
     return { actions, logProbs, probs };
   }
 
+  /**
+   * Sampled actions of a batch of independent environments in one tfjs forward pass per actor
+   * (much faster than per-environment JS passes when many environments step together).
+   * `obs[agent][env]` is the observation of an agent in an environment.
+   */
+  actBatch(obs: ArrayLike<number>[][], rng: SeededRandom = this.rng): TeamAction[] {
+    const nEnv = (obs[0] as ArrayLike<number>[]).length;
+    const probsPerAgent = this.actors.map((actor, a) => {
+      const dim = (this.spec.agents[a] as AgentSpec).obsDim;
+      const flat = new Float32Array(nEnv * dim);
+      (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(Array.from(o), e * dim));
+      return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync() as number[][]);
+    });
+    const out: TeamAction[] = [];
+    for (let e = 0; e < nEnv; e++) {
+      const team: TeamAction = { actions: [], logProbs: [], probs: [] };
+      probsPerAgent.forEach((pa) => {
+        const p = pa[e] as number[];
+        const a = sampleCategorical(p, rng);
+        team.actions.push(a);
+        team.logProbs.push(Math.log(Math.max(p[a] as number, 1e-12)));
+        team.probs.push(p);
+      });
+      out.push(team);
+    }
+    return out;
+  }
+
   /** Denormalised value of a global state (plain-JS forward pass). */
   value(state: ArrayLike<number>): number {
     const v = this.critic.forwardJs(state)[0] as number;

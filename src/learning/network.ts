@@ -57,6 +57,24 @@ export function orthogonal(rows: number, cols: number, gain: number, rng: Seeded
   return out;
 }
 
+/**
+ * Initial weights of an MLP (orthogonal weights, zero biases), in pure JS and fully determined
+ * by `rng`: the same draws {@link Mlp.create} makes, so an inference-only copy needs no tfjs.
+ */
+export function initialWeights(sizes: readonly number[], rng: SeededRandom, options: MlpOptions = {}): MlpWeights {
+  const data = new Float32Array(mlpParameterCount(sizes));
+  let off = 0;
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const nIn = sizes[l] as number;
+    const nOut = sizes[l + 1] as number;
+    const last = l + 2 === sizes.length;
+    const gain = last ? (options.outputGain ?? 1) : (options.hiddenGain ?? Math.SQRT2);
+    data.set(orthogonal(nIn, nOut, gain, rng), off);
+    off += nIn * nOut + nOut; // biases stay 0
+  }
+  return { sizes: [...sizes], data };
+}
+
 /** Options of {@link Mlp.create}. */
 export interface MlpOptions {
   /** Gain of the hidden layers' orthogonal init. @defaultValue `Math.SQRT2` (ReLU) */
@@ -65,12 +83,66 @@ export interface MlpOptions {
   outputGain?: number;
 }
 
+/**
+ * Inference-only MLP in plain JavaScript (no tfjs): batch-1 forward passes without tfjs dispatch
+ * overhead. Weights stay in tfjs's [in, out] row-major layout and each layer is computed as a sum
+ * of input-scaled weight rows (axpy form), skipping inputs that are exactly 0, which after a ReLU
+ * is about half of them. Measured faster than the dot-product form on these machines.
+ */
+export class DenseNet {
+  private readonly layers: { w: Float32Array; b: Float32Array; nIn: number; nOut: number; out: Float32Array }[] = [];
+  private readonly input: Float32Array;
+
+  constructor(weights: MlpWeights) {
+    const { sizes, data } = weights;
+    if (data.length !== mlpParameterCount(sizes)) throw new RangeError('weights do not match sizes');
+    let off = 0;
+    for (let l = 0; l + 1 < sizes.length; l++) {
+      const nIn = sizes[l] as number;
+      const nOut = sizes[l + 1] as number;
+      const w = data.slice(off, off + nIn * nOut);
+      off += nIn * nOut;
+      const b = data.slice(off, off + nOut);
+      off += nOut;
+      this.layers.push({ w, b, nIn, nOut, out: new Float32Array(nOut) });
+    }
+    this.input = new Float32Array(sizes[0] as number);
+  }
+
+  get inputSize(): number {
+    return this.input.length;
+  }
+
+  /**
+   * Forward pass of one input. Returns a view into a scratch buffer that the next call overwrites:
+   * copy it if it must outlive the call.
+   */
+  forward(x: ArrayLike<number>): Float32Array {
+    if (x.length !== this.input.length) throw new RangeError(`expected ${this.input.length} inputs, got ${x.length}`);
+    const inp = this.input;
+    for (let i = 0; i < inp.length; i++) inp[i] = x[i] as number;
+    let input = inp;
+    const last = this.layers.length - 1;
+    for (let l = 0; l <= last; l++) {
+      const { w, b, nIn, nOut, out } = this.layers[l] as (typeof this.layers)[number];
+      out.set(b);
+      for (let i = 0; i < nIn; i++) {
+        const xi = input[i] as number;
+        if (xi === 0) continue;
+        const row = i * nOut;
+        for (let o = 0; o < nOut; o++) out[o] = (out[o] as number) + (w[row + o] as number) * xi;
+      }
+      if (l < last) for (let o = 0; o < nOut; o++) if ((out[o] as number) < 0) out[o] = 0;
+      input = out;
+    }
+    return input;
+  }
+}
+
 export class Mlp {
   /** W0, b0, W1, b1, ... as tfjs variables. */
   readonly variables: tf.Variable[];
-  /** Per layer: Wᵀ ([out, in], row-major) for contiguous dot products, and b. */
-  private js: { wt: Float32Array; b: Float32Array; nIn: number; nOut: number }[] = [];
-  private scratch: Float32Array[] = [];
+  private js: DenseNet;
 
   private constructor(readonly sizes: readonly number[], weights: Float32Array) {
     this.variables = [];
@@ -83,22 +155,12 @@ export class Mlp {
       this.variables.push(tf.variable(tf.tensor1d(weights.subarray(off, off + nOut)), true));
       off += nOut;
     }
-    this.setJs(weights);
+    this.js = new DenseNet({ sizes: [...sizes], data: weights });
   }
 
   /** A freshly initialised network (orthogonal weights, zero biases), fully determined by `rng`. */
   static create(sizes: readonly number[], rng: SeededRandom, options: MlpOptions = {}): Mlp {
-    const data = new Float32Array(mlpParameterCount(sizes));
-    let off = 0;
-    for (let l = 0; l + 1 < sizes.length; l++) {
-      const nIn = sizes[l] as number;
-      const nOut = sizes[l + 1] as number;
-      const last = l + 2 === sizes.length;
-      const gain = last ? (options.outputGain ?? 1) : (options.hiddenGain ?? Math.SQRT2);
-      data.set(orthogonal(nIn, nOut, gain, rng), off);
-      off += nIn * nOut + nOut; // biases stay 0
-    }
-    return new Mlp(sizes, data);
+    return new Mlp(sizes, initialWeights(sizes, rng, options).data);
   }
 
   /** A network with the given weights (as produced by {@link getWeights}). */
@@ -141,20 +203,7 @@ export class Mlp {
   }
 
   private setJs(data: Float32Array): void {
-    this.js = [];
-    this.scratch = [];
-    let off = 0;
-    for (let l = 0; l + 1 < this.sizes.length; l++) {
-      const nIn = this.sizes[l] as number;
-      const nOut = this.sizes[l + 1] as number;
-      const wt = new Float32Array(nIn * nOut);
-      for (let i = 0; i < nIn; i++) for (let o = 0; o < nOut; o++) wt[o * nIn + i] = data[off + i * nOut + o] as number;
-      off += nIn * nOut;
-      const b = data.slice(off, off + nOut);
-      off += nOut;
-      this.js.push({ wt, b, nIn, nOut });
-      this.scratch.push(new Float32Array(nOut));
-    }
+    this.js = new DenseNet({ sizes: [...this.sizes], data });
   }
 
   /** tfjs forward pass on a batch [n, in] → [n, out], using the custom-gradient dense layer. */
@@ -168,36 +217,9 @@ export class Mlp {
     return h;
   }
 
-  /**
-   * Plain-JS forward pass of one input (batch 1). Returns a view into a scratch buffer that the
-   * next call overwrites: copy it if it must outlive the call.
-   */
+  /** Plain-JS forward pass of one input (batch 1); see {@link DenseNet.forward}. */
   forwardJs(x: ArrayLike<number>): Float32Array {
-    let input: ArrayLike<number> = x;
-    const last = this.js.length - 1;
-    for (let l = 0; l <= last; l++) {
-      const { wt, b, nIn, nOut } = this.js[l] as { wt: Float32Array; b: Float32Array; nIn: number; nOut: number };
-      const out = this.scratch[l] as Float32Array;
-      for (let o = 0; o < nOut; o++) {
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
-        const row = o * nIn;
-        let i = 0;
-        for (; i + 3 < nIn; i += 4) {
-          s0 += (wt[row + i] as number) * (input[i] as number);
-          s1 += (wt[row + i + 1] as number) * (input[i + 1] as number);
-          s2 += (wt[row + i + 2] as number) * (input[i + 2] as number);
-          s3 += (wt[row + i + 3] as number) * (input[i + 3] as number);
-        }
-        for (; i < nIn; i++) s0 += (wt[row + i] as number) * (input[i] as number);
-        const s = s0 + s1 + s2 + s3 + (b[o] as number);
-        out[o] = l < last && s < 0 ? 0 : s;
-      }
-      input = out;
-    }
-    return input as Float32Array;
+    return this.js.forward(x);
   }
 
   dispose(): void {

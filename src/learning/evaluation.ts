@@ -1,0 +1,193 @@
+import { generateSyntheticMarket, type Regime } from '../producers/synthetic-market';
+import { SeededRandom } from '../util/random';
+import { Mappo, argmax, softmax, type MappoOptions, type MappoSnapshot } from './mappo';
+import {
+  backtest,
+  collectEpisodes,
+  prepareSeries,
+  TRADING_MAPPO_OPTIONS,
+  TRADING_TEAM_SPEC,
+  type BacktestResult,
+  type DecisionRule,
+  type MarketSeries,
+} from './trading-agents';
+import { decodeActions, type EnvBar, type TradeDecision } from './trading-env';
+
+/**
+ * Training on synthetic regime markets and walk-forward evaluation on unseen seeds, against
+ * FLAT, buy-and-hold and a MACD-crossover rule on the same bars and costs.
+ */
+
+/** 5m bars per year (crypto trades 24/7): Sharpe is annualised with √(288 × 365). */
+export const BARS_PER_YEAR = 288 * 365;
+
+/** Performance of one equity path. */
+export interface PerformanceMetrics {
+  /** Annualised Sharpe of per-bar returns (0 when they do not vary). */
+  sharpe: number;
+  /** Largest peak-to-trough fall of equity, as a fraction. */
+  maxDrawdown: number;
+  /** Σ |position change| (1 = the whole equity traded once). */
+  turnover: number;
+  /** Final equity − 1, after costs. */
+  netReturn: number;
+  bars: number;
+}
+
+export function performance(result: BacktestResult): PerformanceMetrics {
+  const e = result.equity;
+  const r: number[] = [];
+  for (let i = 1; i < e.length; i++) r.push((e[i] as number) / (e[i - 1] as number) - 1);
+  const mean = r.reduce((a, b) => a + b, 0) / Math.max(1, r.length);
+  const sd = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, r.length - 1));
+  let peak = -Infinity;
+  let mdd = 0;
+  for (const v of e) {
+    peak = Math.max(peak, v);
+    mdd = Math.max(mdd, 1 - v / peak);
+  }
+  return {
+    sharpe: sd > 1e-15 ? (mean / sd) * Math.sqrt(BARS_PER_YEAR) : 0,
+    maxDrawdown: mdd,
+    turnover: result.turnover,
+    netReturn: (e[e.length - 1] as number) - 1,
+    bars: r.length,
+  };
+}
+
+export const flatRule: DecisionRule = () => ({ tactical: 'FLAT', risk: 0, execution: 'WAIT', target_position: 0 });
+export const buyAndHoldRule: DecisionRule = () => ({ tactical: 'LONG', risk: 1, execution: 'MARKET', target_position: 1 });
+/** Long when MACD is above its signal line, short when below, full size, market orders. */
+export const macdCrossoverRule: DecisionRule = ({ indicators }) => {
+  if (indicators.macd === null || indicators.macd_signal === null) return flatRule({} as never);
+  return indicators.macd > indicators.macd_signal
+    ? { tactical: 'LONG', risk: 1, execution: 'MARKET', target_position: 1 }
+    : { tactical: 'SHORT', risk: 1, execution: 'MARKET', target_position: -1 };
+};
+
+/** The team's greedy policy as a decision rule. */
+export function greedyRule(mappo: Mappo): DecisionRule {
+  return ({ observations }) => {
+    const obs = [observations.tactical, observations.risk, observations.execution];
+    const actions = mappo.actors.map((a, i) => argmax(softmax(a.forwardJs(obs[i] as number[]))));
+    return decodeActions(actions) as TradeDecision;
+  };
+}
+
+/** Options of the synthetic markets used for training and evaluation. */
+export interface SyntheticSetOptions {
+  seeds: readonly number[];
+  /** @defaultValue 8640 (30 days) */
+  bars?: number;
+  /** @defaultValue ['BULL', 'BEAR'] */
+  regimeSequence?: readonly Regime[];
+  /** @defaultValue [864, 2016] (3 to 7 days) */
+  segmentBars?: readonly [number, number];
+  /** @defaultValue [0.15, 0.3] */
+  driftSigma?: readonly [number, number];
+}
+
+/** Synthetic markets with persistent trends (alternating BULL/BEAR segments of days by default). */
+export function syntheticSeries(options: SyntheticSetOptions): MarketSeries[] {
+  return options.seeds.map((seed) => {
+    const m = generateSyntheticMarket({
+      seed,
+      bars: options.bars ?? 8640,
+      regimeSequence: options.regimeSequence ?? ['BULL', 'BEAR'],
+      segmentBars: options.segmentBars ?? [864, 2016],
+      driftSigma: options.driftSigma ?? [0.15, 0.3],
+    });
+    return prepareSeries(m.bars);
+  });
+}
+
+/** Options of {@link trainOnSeries}. */
+export interface TrainOptions {
+  seed: number;
+  /** PPO iterations. @defaultValue 60 */
+  iterations?: number;
+  /** Episodes per iteration. @defaultValue 10 */
+  episodes?: number;
+  /** Steps per episode. @defaultValue 288 */
+  steps?: number;
+  mappo?: MappoOptions;
+  onIteration?: (it: number, info: { meanReward: number; collectMs: number; updateMs: number; mappo: Mappo }) => void;
+  /**
+   * Held-out series for checkpoint selection: every `validateEvery` iterations the greedy policy is
+   * backtested on it and the best snapshot (highest Sharpe) is what is returned — the same rule as
+   * `shouldPromote`. Without it the last iterate is returned.
+   */
+  validation?: MarketSeries;
+  /** @defaultValue 5 */
+  validateEvery?: number;
+  onValidation?: (it: number, sharpe: number) => void;
+}
+
+/** Trains a fresh team on the given series. */
+export async function trainOnSeries(series: readonly MarketSeries[], options: TrainOptions): Promise<Mappo> {
+  const mappo = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, ...options.mappo, seed: options.seed });
+  const rng = new SeededRandom(options.seed + 1000);
+  let best: { sharpe: number; snapshot: MappoSnapshot | null; iteration: number } = { sharpe: -Infinity, snapshot: null, iteration: 0 };
+  for (let it = 1; it <= (options.iterations ?? 60); it++) {
+    const t0 = Date.now();
+    const { trajectories, meanReward } = collectEpisodes(mappo, series, { rng, episodes: options.episodes ?? 10, steps: options.steps ?? 288 });
+    const t1 = Date.now();
+    await mappo.update(trajectories);
+    options.onIteration?.(it, { meanReward, collectMs: t1 - t0, updateMs: Date.now() - t1, mappo });
+    if (options.validation && it % (options.validateEvery ?? 5) === 0) {
+      const sharpe = performance(backtest(options.validation, greedyRule(mappo))).sharpe;
+      options.onValidation?.(it, sharpe);
+      if (sharpe > best.sharpe) best = { sharpe, snapshot: mappo.snapshot(), iteration: it };
+    }
+  }
+  if (best.snapshot) {
+    const chosen = Mappo.fromSnapshot(best.snapshot);
+    mappo.dispose();
+    return chosen;
+  }
+  return mappo;
+}
+
+/** Metrics of the policy and the three baselines on one series. */
+export interface ComparisonRow {
+  policy: PerformanceMetrics;
+  flat: PerformanceMetrics;
+  buyAndHold: PerformanceMetrics;
+  macdCrossover: PerformanceMetrics;
+}
+
+export function compare(series: MarketSeries, policy: DecisionRule): ComparisonRow {
+  return {
+    policy: performance(backtest(series, policy)),
+    flat: performance(backtest(series, flatRule)),
+    buyAndHold: performance(backtest(series, buyAndHoldRule)),
+    macdCrossover: performance(backtest(series, macdCrossoverRule)),
+  };
+}
+
+/** Mean of each metric over rows. */
+export function meanMetrics(rows: readonly PerformanceMetrics[]): PerformanceMetrics {
+  const m = (k: keyof PerformanceMetrics): number => rows.reduce((a, r) => a + r[k], 0) / Math.max(1, rows.length);
+  return { sharpe: m('sharpe'), maxDrawdown: m('maxDrawdown'), turnover: m('turnover'), netReturn: m('netReturn'), bars: m('bars') };
+}
+
+/** Parses `timestamp,open,high,low,close,volume` CSV (timestamp like `2025-04-03 17:05:00+00:00`). */
+export function parseBarsCsv(text: string): EnvBar[] {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const header = (lines.shift() ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const col = (name: string): number => {
+    const i = header.indexOf(name);
+    if (i < 0) throw new TypeError(`CSV has no ${name} column`);
+    return i;
+  };
+  const [ts, o, h, l, c, v] = ['timestamp', 'open', 'high', 'low', 'close', 'volume'].map(col) as [number, number, number, number, number, number];
+  return lines.map((line, n) => {
+    const f = line.split(',');
+    const time = Date.parse((f[ts] ?? '').trim().replace(' ', 'T'));
+    const bar = { ts: time, open: Number(f[o]), high: Number(f[h]), low: Number(f[l]), close: Number(f[c]), volume: Number(f[v]) };
+    if (!Number.isFinite(time) || ![bar.open, bar.high, bar.low, bar.close, bar.volume].every(Number.isFinite)) {
+      throw new TypeError(`CSV line ${n + 2} is not a bar`);
+    }
+    return bar;
+  });
+}

@@ -1,0 +1,206 @@
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { MappoSnapshot, ValueNormState } from './mappo';
+import type { MlpWeights } from './network';
+import type { PolicySource, TacticalPolicy } from './policy';
+import { TRADING_TEAM_SPEC } from './trading-agents';
+import type { MappoTrainer } from './trainer';
+
+/** Held-out evaluation of a model, the basis of promotion decisions. */
+export interface ModelMetrics {
+  /** Annualised Sharpe on the held-out window. */
+  sharpe: number;
+  /** Identifies the held-out window, so only like is compared with like. */
+  window?: string;
+  [key: string]: unknown;
+}
+
+/** Metadata of a saved version (`meta.json`). */
+export interface ModelMeta {
+  version: string;
+  parent: string | null;
+  metrics: ModelMetrics | null;
+  /** ISO time of saving. */
+  created: string;
+  /** Per network: file name and layer sizes; weights are little-endian Float32, W0 b0 W1 b1 ... */
+  networks: { name: string; file: string; sizes: number[] }[];
+  valueNorm: ValueNormState | null;
+  options: MappoSnapshot['options'] | null;
+}
+
+interface PromotionFile {
+  current: string | null;
+  history: string[];
+}
+
+/** Options of {@link shouldPromote}. */
+export interface PromotionOptions {
+  /** Sharpe the candidate must gain over its parent. @defaultValue 0 */
+  minSharpeGain?: number;
+}
+
+/**
+ * A candidate is promoted only if its held-out Sharpe is at least its parent's (plus
+ * `minSharpeGain`), both measured on the same window. A candidate with no finite Sharpe never is;
+ * one without an evaluated parent always is.
+ */
+export function shouldPromote(candidate: ModelMetrics, parent: ModelMetrics | null, options: PromotionOptions = {}): boolean {
+  if (!Number.isFinite(candidate.sharpe)) return false;
+  if (parent === null || !Number.isFinite(parent.sharpe)) return true;
+  if (candidate.window !== undefined && parent.window !== undefined && candidate.window !== parent.window) {
+    throw new RangeError('compare candidate and parent on the same held-out window');
+  }
+  return candidate.sharpe >= parent.sharpe + (options.minSharpeGain ?? 0);
+}
+
+/**
+ * Versioned models on disk:
+ * `<dir>/versions/<version>/{meta.json, tactical.bin, risk.bin, execution.bin[, critic.bin]}` and
+ * `<dir>/promoted.json` ({ current, history }). Versions are `v0001`, `v0002`, ... in save order.
+ * Every file is written to a temporary name and renamed, and a version directory is built under a
+ * temporary name and renamed into place, so readers never see half a model. One writer at a time
+ * (the trainer worker).
+ */
+export class ModelRegistry implements PolicySource {
+  constructor(readonly dir: string) {}
+
+  private versionsDir(): string {
+    return join(this.dir, 'versions');
+  }
+
+  /** Saves the actors of a policy (or the whole team of a trainer, critic included); returns the new version. */
+  async save(source: TacticalPolicy | MappoTrainer, meta: { parent: string | null; metrics?: ModelMetrics | null }): Promise<string> {
+    await mkdir(this.versionsDir(), { recursive: true });
+    const existing = await this.list();
+    const last = existing.length > 0 ? Number((existing[existing.length - 1] as string).slice(1)) : 0;
+    const version = `v${String(last + 1).padStart(4, '0')}`;
+    const nets: { name: string; weights: MlpWeights }[] = [];
+    let snapshot: MappoSnapshot | null = null;
+    if ('actorWeights' in source) {
+      source.actorWeights().forEach((w, i) => nets.push({ name: (TRADING_TEAM_SPEC.agents[i] as { name: string }).name, weights: w }));
+    } else {
+      snapshot = source.snapshot();
+      snapshot.actors.forEach((w, i) => nets.push({ name: (snapshot as MappoSnapshot).spec.agents[i]?.name ?? `actor${i}`, weights: w }));
+      nets.push({ name: 'critic', weights: snapshot.critic });
+    }
+    const tmp = join(this.versionsDir(), `.tmp-${version}-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp);
+    for (const n of nets) {
+      const d = n.weights.data;
+      await writeFile(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+    }
+    const m: ModelMeta = {
+      version,
+      parent: meta.parent,
+      metrics: meta.metrics ?? null,
+      created: new Date().toISOString(),
+      networks: nets.map((n) => ({ name: n.name, file: `${n.name}.bin`, sizes: n.weights.sizes })),
+      valueNorm: snapshot?.valueNorm ?? null,
+      options: snapshot?.options ?? null,
+    };
+    await writeFile(join(tmp, 'meta.json'), JSON.stringify(m, null, 2));
+    await rename(tmp, join(this.versionsDir(), version));
+    return version;
+  }
+
+  /** Saved versions, oldest first. */
+  async list(): Promise<string[]> {
+    try {
+      return (await readdir(this.versionsDir())).filter((v) => /^v\d{4,}$/.test(v)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  async meta(version: string): Promise<ModelMeta> {
+    if (!/^v\d{4,}$/.test(version)) throw new RangeError(`bad version ${version}`);
+    return JSON.parse(await readFile(join(this.versionsDir(), version, 'meta.json'), 'utf8')) as ModelMeta;
+  }
+
+  private async readNet(version: string, net: ModelMeta['networks'][number]): Promise<MlpWeights> {
+    const buf = await readFile(join(this.versionsDir(), version, net.file));
+    const data = new Float32Array(buf.byteLength / 4);
+    new Uint8Array(data.buffer).set(buf);
+    return { sizes: net.sizes, data };
+  }
+
+  async loadActorWeights(version: string): Promise<MlpWeights[]> {
+    const meta = await this.meta(version);
+    const out: MlpWeights[] = [];
+    for (const a of TRADING_TEAM_SPEC.agents) {
+      const net = meta.networks.find((n) => n.name === a.name);
+      if (!net) throw new RangeError(`version ${version} has no ${a.name} actor`);
+      out.push(await this.readNet(version, net));
+    }
+    return out;
+  }
+
+  /** The inference policy of a version. */
+  async load(version: string): Promise<TacticalPolicy> {
+    const { TacticalPolicy } = await import('./policy');
+    return TacticalPolicy.load(this, version);
+  }
+
+  /** The full team of a version saved from a trainer, to resume training from it. */
+  async loadSnapshot(version: string): Promise<MappoSnapshot> {
+    const meta = await this.meta(version);
+    const critic = meta.networks.find((n) => n.name === 'critic');
+    if (!critic || !meta.valueNorm || !meta.options) throw new RangeError(`version ${version} was saved without its critic`);
+    return {
+      spec: TRADING_TEAM_SPEC,
+      options: meta.options,
+      actors: await this.loadActorWeights(version),
+      critic: await this.readNet(version, critic),
+      valueNorm: meta.valueNorm,
+    };
+  }
+
+  private async readPromotion(): Promise<PromotionFile> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, 'promoted.json'), 'utf8')) as PromotionFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { current: null, history: [] };
+      throw err;
+    }
+  }
+
+  private async writePromotion(p: PromotionFile): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = join(this.dir, `.promoted.json.${process.pid}.tmp`);
+    await writeFile(tmp, JSON.stringify(p, null, 2));
+    await rename(tmp, join(this.dir, 'promoted.json'));
+  }
+
+  /** The version tactical workers should run (null: use the seeded initial policy). */
+  async latestPromoted(): Promise<string | null> {
+    return (await this.readPromotion()).current;
+  }
+
+  /** Makes `version` the promoted one. */
+  async promote(version: string): Promise<void> {
+    await this.meta(version); // must exist
+    const p = await this.readPromotion();
+    if (p.current === version) return;
+    await this.writePromotion({ current: version, history: [...p.history, version] });
+  }
+
+  /**
+   * Goes back to `version` (any saved one), or, without an argument, to the version promoted
+   * before the current one. Returns the now-current version.
+   */
+  async rollback(version?: string): Promise<string | null> {
+    const p = await this.readPromotion();
+    let target: string | null;
+    if (version !== undefined) {
+      await this.meta(version);
+      target = version;
+    } else {
+      const i = p.current === null ? -1 : p.history.lastIndexOf(p.current);
+      target = i > 0 ? (p.history[i - 1] as string) : null;
+    }
+    await this.writePromotion({ current: target, history: target === null ? p.history : [...p.history, target] });
+    return target;
+  }
+}
