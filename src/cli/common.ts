@@ -1,0 +1,111 @@
+import * as amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import pino from 'pino';
+import { redact } from '../broker/broker-connection';
+import type { PipelineConfig } from '../config/config';
+import { BrokerConnectionError, PipelineError } from '../errors';
+import type { Logger } from '../observability/logger';
+
+/** Exit codes of the CLI (sysexits-style where one fits). */
+export const ExitCode = {
+  Ok: 0,
+  /** The command ran and something failed (a publish, a result count not reached, rejected rows). */
+  Failure: 1,
+  /** Bad flags or arguments. */
+  Usage: 64,
+  /** Bad configuration (environment). */
+  Config: 78,
+  /** Interrupted by SIGINT after a clean stop. */
+  Interrupted: 130,
+} as const;
+
+/** A command line the CLI cannot run; printed with the command's usage. */
+export class CliUsageError extends PipelineError {
+  constructor(message: string) {
+    super('CLI_USAGE', message, false);
+  }
+}
+
+/** What every command receives. */
+export interface CommandContext {
+  config: PipelineConfig;
+  /** Logger writing to stderr, so that stdout stays the command's output. */
+  log: Logger;
+  /** Human output (summaries, tables). */
+  out: NodeJS.WritableStream;
+  /** Diagnostics and progress. */
+  err: NodeJS.WritableStream;
+}
+
+/** A subcommand: its usage text and its runner, which returns the exit code. */
+export interface Command {
+  usage: string;
+  run(args: string[], ctx: CommandContext): Promise<number>;
+}
+
+/**
+ * The CLI's logger: pino JSON to stderr (stdout carries results), at `warn` unless `verbose`, when
+ * it uses the configured `LOG_LEVEL`.
+ */
+export function cliLogger(config: PipelineConfig, verbose: boolean): Logger {
+  return pino({ level: verbose ? config.logLevel : 'warn', base: { component: 'cli' } }, pino.destination(2));
+}
+
+/** Opens a plain connection for a short-lived command (no recovery: the command just fails). */
+export async function connectBroker(config: PipelineConfig, connectionName: string): Promise<ChannelModel> {
+  try {
+    const model = await amqp.connect(config.amqpUrl, {
+      noDelay: true,
+      clientProperties: { connection_name: connectionName },
+    });
+    model.on('error', () => undefined); // surfaced through the failing channel operation instead
+    return model;
+  } catch (err) {
+    throw new BrokerConnectionError(`cannot connect to the broker at ${redact(config.amqpUrl)}`, { cause: err });
+  }
+}
+
+/** Parses a non-negative integer flag. */
+export function intFlag(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Parses a non-negative number flag. */
+export function numberFlag(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The `q`-quantile (0..1) of `values`, nearest-rank; null when empty. */
+export function quantile(sorted: readonly number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] ?? null;
+}
+
+/** A message for a person: the error's message and its causes. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    parts.push(current instanceof Error ? current.message : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
+/** Formats a number of milliseconds for a summary. */
+export function ms(value: number | null): string {
+  if (value === null) return 'n/a';
+  return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(1)} ms`;
+}
+
+/** True when the broker reports the queue does not exist (reply 404 on a passive declare). */
+export function isNotFound(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 404;
+}

@@ -1,0 +1,74 @@
+/**
+ * `pipeline <command>`: the command line of the bar pipeline (publish bars, follow results, manage
+ * dead letters). Every command reads AMQP_URL (vhost included) through `loadConfig()`.
+ */
+import { loadConfig, type PipelineConfig } from '../config/config';
+import { ConfigError } from '../errors';
+import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from './common';
+import { dlqCommand } from './dlq-command';
+import { publishCommand } from './publish-command';
+import { resultsCommand } from './results-command';
+
+const COMMANDS: Record<string, Command> = {
+  publish: publishCommand,
+  results: resultsCommand,
+  dlq: dlqCommand,
+};
+
+const USAGE = `Usage: pipeline <command> [options]
+
+Commands:
+  publish   publish bars from CSV files or a synthetic market, with confirms and a progress bar
+  results   follow the integrated results (consumes them unless --peek) as JSON lines or a table
+  dlq       list, replay or purge dead letters
+
+Run "pipeline <command> --help" for a command's options. The demo is "npm run demo".
+Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),
+LOG_LEVEL (with --verbose), PIPELINE_* (see src/config/config.ts).`;
+
+/** Runs the CLI with `argv` (without node and the script) and returns the exit code. */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return name === undefined ? ExitCode.Usage : ExitCode.Ok;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`unknown command ${JSON.stringify(name)}\n\n${USAGE}\n`);
+    return ExitCode.Usage;
+  }
+  let config: PipelineConfig;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return ExitCode.Config;
+    }
+    throw err;
+  }
+  const log = cliLogger(config, args.includes('--verbose'));
+  try {
+    return await command.run(args, { config, log, out: process.stdout, err: process.stderr });
+  } catch (err) {
+    if (err instanceof CliUsageError || (err as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(err as Error).message}\n\n${command.usage}\n`);
+      return ExitCode.Usage;
+    }
+    process.stderr.write(`pipeline ${name} failed: ${describeError(err)}\n`);
+    return ExitCode.Failure;
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${describeError(err)}\n`);
+      process.exitCode = ExitCode.Failure;
+    },
+  );
+}

@@ -1,0 +1,216 @@
+import { parseArgs } from 'node:util';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Bar, Timeframe } from '../../schemas/bar.schema';
+import { TIMEFRAME_MS } from '../../schemas/bar.schema';
+import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
+import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
+import { generateSyntheticMarket } from '../producers/synthetic-market';
+import { CliUsageError, ExitCode, intFlag, numberFlag, type Command, type CommandContext } from './common';
+
+const USAGE = `Usage:
+  pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
+  pipeline publish --synthetic --symbols A,B,C --count N [--seed 1] [options]
+
+Publishes 5m (or 30m) bars to the exchange ${EXCHANGE_BARS}, routing key ${routingKeys.bar('<timeframe>', '<symbol>')},
+persistent, messageId <symbol>:<timeframe>:<ts>, header x-published-at (epoch ms). Waits for the
+broker to confirm every bar, then prints a summary.
+
+Sources:
+  --csv <file>           CSV with header timestamp,open,high,low,close,volume; timestamp is the bar's
+                         OPEN time, "2025-04-03 17:05:00+00:00" or epoch milliseconds. Repeat for
+                         several files: their bars are interleaved in time order. Rows that fail the
+                         bar schema are reported on stderr with their line number and skipped.
+  --symbol <S>           symbol of the bars (one --csv only); default: the file name up to the
+                         first "_" (BTCUSDT_5m.csv -> BTCUSDT)
+  --synthetic            generate a seeded regime-switching market instead
+  --symbols <A,B,C>      synthetic symbols; their bars are interleaved bar by bar in ts order
+  --count <N>            synthetic bars per symbol
+  --seed <n>             synthetic seed (symbol i uses seed + i)              [default: 1]
+
+Options:
+  --timeframe <5m|30m>   timeframe of the bars                                [default: 5m]
+  --rate <bars/s>        publish rate, paced by absolute time; 0 = as fast as the broker confirms
+                                                                              [default: 0]
+  --max-unconfirmed <N>  bars awaiting a confirm before publishing waits      [default: 1000]
+  --json                 print the summary as one JSON object
+  --verbose              log at LOG_LEVEL (default: warnings only) to stderr
+  -h, --help             this help
+
+Environment: AMQP_URL (a vhost in the path is honoured), PIPELINE_QUEUE_TYPE, PIPELINE_MAX_ATTEMPTS
+(used when this command declares the pipeline's topology), PIPELINE_PUBLISH_TIMEOUT_MS (confirm wait).
+Exit status: 0 when every row was published and confirmed; 1 when a row was rejected (the valid rows
+are still published) or publishing failed; 130 when interrupted (bars already sent are confirmed).`;
+
+interface Source {
+  bars: AsyncIterable<Bar>;
+  total: number;
+  describe: string;
+}
+
+const MAX_PRINTED_INVALID = 20;
+
+/** `pipeline publish`. */
+export const publishCommand: Command = {
+  usage: USAGE,
+  async run(args: string[], ctx: CommandContext): Promise<number> {
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        csv: { type: 'string', multiple: true },
+        symbol: { type: 'string' },
+        synthetic: { type: 'boolean' },
+        symbols: { type: 'string' },
+        count: { type: 'string' },
+        seed: { type: 'string' },
+        timeframe: { type: 'string' },
+        rate: { type: 'string' },
+        'max-unconfirmed': { type: 'string' },
+        json: { type: 'boolean' },
+        verbose: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help === true) {
+      ctx.out.write(`${USAGE}\n`);
+      return ExitCode.Ok;
+    }
+    const timeframe = (values.timeframe ?? '5m') as Timeframe;
+    if (!(timeframe in TIMEFRAME_MS)) throw new CliUsageError(`--timeframe must be one of ${Object.keys(TIMEFRAME_MS).join(', ')}`);
+    const rate = numberFlag('rate', values.rate, 0);
+    const maxUnconfirmed = intFlag('max-unconfirmed', values['max-unconfirmed'], 1000);
+    if (maxUnconfirmed < 1) throw new CliUsageError('--max-unconfirmed must be at least 1');
+
+    const invalid: (InvalidCsvRow & { file: string })[] = [];
+    let source: Source;
+    const csvFiles = values.csv ?? [];
+    if (csvFiles.length > 0 && values.synthetic === true) throw new CliUsageError('give either --csv or --synthetic, not both');
+    if (csvFiles.length > 0) {
+      if (values.symbol !== undefined && csvFiles.length > 1) throw new CliUsageError('--symbol needs exactly one --csv');
+      if (values.symbols !== undefined || values.count !== undefined) throw new CliUsageError('--symbols and --count are for --synthetic');
+      const streams = csvFiles.map((file) =>
+        readCsvBars(file, {
+          symbol: values.symbol ?? symbolFromCsvPath(file),
+          timeframe,
+          onInvalidRow: (row) => {
+            invalid.push({ ...row, file });
+            if (invalid.length <= MAX_PRINTED_INVALID) {
+              ctx.err.write(`${file}:${row.line}: rejected: ${row.reason}\n`);
+            } else if (invalid.length === MAX_PRINTED_INVALID + 1) {
+              ctx.err.write('more rejected rows: only the count is shown from here on\n');
+            }
+          },
+        }),
+      );
+      const counts = await Promise.all(csvFiles.map((f) => countCsvRows(f)));
+      source = {
+        bars: streams.length === 1 ? (streams[0] as AsyncIterable<Bar>) : interleaveByTs(streams),
+        total: counts.reduce((a, b) => a + b, 0),
+        describe: csvFiles.join(', '),
+      };
+    } else if (values.synthetic === true) {
+      const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+      if (symbols.length === 0) throw new CliUsageError('--synthetic needs --symbols A,B,C');
+      if (values.count === undefined) throw new CliUsageError('--synthetic needs --count N');
+      const count = intFlag('count', values.count, 0);
+      const seed = intFlag('seed', values.seed, 1);
+      if (timeframe !== '5m') throw new CliUsageError('--synthetic generates 5m bars only');
+      const markets = symbols.map((symbol, i) => generateSyntheticMarket({ seed: seed + i, symbol, bars: count }).bars);
+      source = {
+        bars: interleaveByTs(markets),
+        total: markets.reduce((n, m) => n + m.length, 0),
+        describe: `synthetic ${symbols.join(',')} x ${count} (seed ${seed})`,
+      };
+    } else {
+      throw new CliUsageError('give --csv <file> or --synthetic');
+    }
+
+    const producer = new BarProducer({
+      url: ctx.config.amqpUrl,
+      connectionName: 'pipeline-cli-publish',
+      queueType: ctx.config.queueType,
+      maxAttempts: ctx.config.maxAttempts,
+      maxUnconfirmed,
+      confirmTimeoutMs: ctx.config.publishTimeoutMs,
+      closeTimeoutMs: ctx.config.closeTimeoutMs,
+      log: ctx.log,
+    });
+    const progress = new SingleBar(
+      {
+        stream: process.stderr,
+        format: 'publish |{bar}| {value}/{total} confirmed | {rate} bars/s | eta {eta_formatted}',
+        hideCursor: true,
+        etaBuffer: 200,
+      },
+      Presets.shades_classic,
+    );
+    const abort = new AbortController();
+    const onSigint = (): void => abort.abort();
+    process.once('SIGINT', onSigint);
+    const perSymbol = new Map<string, number>();
+    let firstTs = Infinity;
+    let lastTs = -Infinity;
+    const started = performance.now();
+    let result: PublishBarsResult | null = null;
+    let failure: unknown = null;
+    progress.start(source.total, 0, { rate: '0' });
+    try {
+      await producer.start();
+      result = await producer.publish(source.bars, {
+        ratePerSecond: rate,
+        signal: abort.signal,
+        onSent: (bar) => {
+          perSymbol.set(bar.symbol, (perSymbol.get(bar.symbol) ?? 0) + 1);
+          if (bar.ts < firstTs) firstTs = bar.ts;
+          if (bar.ts > lastTs) lastTs = bar.ts;
+        },
+        onProgress: (confirmed) => {
+          const seconds = (performance.now() - started) / 1000;
+          progress.update(confirmed, { rate: seconds > 0 ? Math.round(confirmed / seconds).toString() : '0' });
+        },
+      });
+    } catch (err) {
+      failure = err;
+    } finally {
+      progress.stop();
+      process.removeListener('SIGINT', onSigint);
+      await producer.stop();
+    }
+    if (failure !== null) throw failure;
+    const r = result as PublishBarsResult;
+    const summary = {
+      source: source.describe,
+      exchange: EXCHANGE_BARS,
+      published: r.published,
+      confirmed: r.confirmed,
+      resent: r.resent,
+      rejected_rows: invalid.length,
+      aborted: r.aborted,
+      duration_ms: Math.round(r.durationMs),
+      bars_per_second: r.durationMs > 0 ? Math.round((r.published / r.durationMs) * 1000) : 0,
+      symbols: Object.fromEntries(perSymbol),
+      first_ts: Number.isFinite(firstTs) ? new Date(firstTs).toISOString() : null,
+      last_ts: Number.isFinite(lastTs) ? new Date(lastTs).toISOString() : null,
+    };
+    if (values.json === true) {
+      ctx.out.write(`${JSON.stringify(summary)}\n`);
+    } else {
+      ctx.out.write(
+        [
+          `published ${summary.published} bars (${summary.confirmed} confirmed${summary.resent > 0 ? `, ${summary.resent} resent after a lost channel` : ''}) from ${summary.source}`,
+          `  ${summary.duration_ms} ms, ${summary.bars_per_second} bars/s${rate > 0 ? ` (target ${rate})` : ''}`,
+          `  symbols: ${[...perSymbol].map(([s, n]) => `${s}=${n}`).join(' ') || 'none'}`,
+          `  bars from ${summary.first_ts ?? '-'} to ${summary.last_ts ?? '-'} (open times)`,
+          invalid.length > 0 ? `  ${invalid.length} rows rejected (see stderr)` : '  no rows rejected',
+          r.aborted ? '  interrupted: the remaining bars were not published' : '',
+        ]
+          .filter((l) => l !== '')
+          .join('\n') + '\n',
+      );
+    }
+    if (r.aborted) return ExitCode.Interrupted;
+    return invalid.length > 0 ? ExitCode.Failure : ExitCode.Ok;
+  },
+};
