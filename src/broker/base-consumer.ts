@@ -167,6 +167,13 @@ export abstract class BaseConsumer implements ConnectionAttachment {
       this.consecutiveFailures = 0;
     } catch (err) {
       if (generation !== this.generation) return; // channel already gone: the broker redelivers
+      if (this.stopping) {
+        // Leave it unacknowledged: closing the channel at the end of stop() requeues it, while the
+        // other in-flight messages still finish and are acked.
+        outcome = 'retried';
+        this.settleWithoutAck();
+        return;
+      }
       const attempt = deliveryAttempt(msg);
       if (!isRetriable(err) || attempt >= this.options.maxAttempts) {
         outcome = 'dead_lettered';
@@ -199,6 +206,11 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     this.dropChannel();
     channel.close().catch(() => undefined);
     if (!this.stopping) this.scheduleResume();
+  }
+
+  private settleWithoutAck(): void {
+    this.unacked--;
+    if (this.unacked === 0) this.notifyIdle();
   }
 
   private ack(msg: ConsumeMessage, channel: Channel, generation: number): void {
@@ -245,10 +257,11 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   async start(): Promise<void> {}
 
   /**
-   * Cancels the consumer, waits (bounded) until every delivered message is acknowledged, then
-   * closes the channel. Idempotent.
+   * Cancels the consumer, calls `afterCancel`, waits (bounded) until every delivered message is
+   * acknowledged or has failed (failed ones stay unacknowledged), then closes the channel, which
+   * requeues what is left. Idempotent.
    */
-  stop(closeTimeoutMs: number): Promise<void> {
+  stop(closeTimeoutMs: number, afterCancel?: () => void): Promise<void> {
     if (this.stopPromise === null) {
       this.stopPromise = (async () => {
         this.stopping = true;
@@ -257,6 +270,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
           await channel.cancel(this.consumerTag).catch(() => undefined);
           this.consumerTag = null;
         }
+        afterCancel?.();
         if (this.unacked > 0) {
           await Promise.race([
             new Promise<void>((resolve) => this.idleWaiters.push(resolve)),

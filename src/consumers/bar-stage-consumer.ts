@@ -62,6 +62,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   /** Bars processed but not yet committed, per symbol (a duplicate may arrive before the commit). */
   private pending = new Map<string, Set<number>>();
   private commitTails = new Map<string, Promise<void>>();
+  /** Symbols whose processing failed in this generation: their later bars must not be processed. */
+  private poisoned = new Set<string>();
   private stateGeneration = 0;
   private readonly timeframeMs: number;
   private readonly ownsRejections: boolean;
@@ -89,6 +91,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     this.cache = new Map();
     this.pending = new Map();
     this.commitTails = new Map();
+    this.poisoned = new Set();
     this.onReset();
   }
 
@@ -107,7 +110,20 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     const bar = parseMessage(msg.content, this.schema);
     const generation = this.stateGeneration;
     return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
-      if (generation !== this.stateGeneration) throw new SupersededError();
+      const poisoned = this.poisoned;
+      if (generation !== this.stateGeneration || poisoned.has(bar.symbol)) throw new SupersededError();
+      try {
+        return await this.processInOrder(bar, msg, receivedAt, generation);
+      } catch (err) {
+        // A later bar of this symbol must never be processed without this one (it would see a gap).
+        if (!(err instanceof ValidationError)) poisoned.add(bar.symbol);
+        throw err;
+      }
+    });
+  }
+
+  private async processInOrder(bar: B, msg: ConsumeMessage, receivedAt: number, generation: number): Promise<HandleResult> {
+    {
       let state = this.cache.get(bar.symbol);
       if (state === undefined) {
         state = await this.store.load(bar.symbol);
@@ -148,8 +164,9 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         pendingSet.delete(bar.ts);
       })();
       this.commitTails.set(bar.symbol, committed);
-      committed.catch(() => undefined);
+      const poisoned = this.poisoned;
+      committed.catch(() => poisoned.add(bar.symbol));
       return { kind: 'commit', committed };
-    });
+    }
   }
 }

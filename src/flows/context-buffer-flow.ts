@@ -22,7 +22,10 @@ export interface ContextBufferFlowOptions {
   prefix: string;
   /** How long a bar waits for the context it needs; 0 waits without bound. */
   contextWaitMs: number;
-  /** Contexts kept per symbol (older ones are trimmed). @defaultValue 64 */
+  /**
+   * 30m periods of contexts kept behind the newest one a bar has used (older ones are trimmed from
+   * memory and Redis). Must exceed how far back a redelivery can go (prefetch / 6). @defaultValue 512
+   */
   keepPerSymbol?: number;
 }
 
@@ -31,6 +34,8 @@ interface SymbolContexts {
   waiters: Map<number, (() => void)[]>;
   /** Required contexts whose wait ran out (later bars do not wait for them again). */
   timedOut: Set<number>;
+  /** Resolves once the symbol's stored contexts have been merged in from Redis. */
+  loaded: Promise<void> | null;
 }
 
 /**
@@ -44,64 +49,56 @@ interface SymbolContexts {
  */
 export class ContextBufferFlow {
   private readonly symbols = new Map<string, SymbolContexts>();
-  private readonly loading = new Map<string, Promise<SymbolContexts>>();
   private readonly keep: number;
   private closed = false;
 
   constructor(private readonly options: ContextBufferFlowOptions) {
-    this.keep = options.keepPerSymbol ?? 64;
+    this.keep = options.keepPerSymbol ?? 512;
   }
 
   private key(symbol: string): string {
     return `${this.options.prefix}ctx:${symbol}`;
   }
 
-  private async symbolContexts(symbol: string): Promise<SymbolContexts> {
-    const known = this.symbols.get(symbol);
-    if (known !== undefined) return known;
-    let loading = this.loading.get(symbol);
-    if (loading === undefined) {
-      loading = (async () => {
+  private entry(symbol: string): SymbolContexts {
+    let entry = this.symbols.get(symbol);
+    if (entry === undefined) {
+      entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null };
+      this.symbols.set(symbol, entry);
+    }
+    return entry;
+  }
+
+  /** Merges the contexts stored in Redis into memory, once per symbol (again after a failure). */
+  private async ensureLoaded(symbol: string, entry: SymbolContexts): Promise<void> {
+    if (entry.loaded === null) {
+      entry.loaded = (async () => {
         let raw: Record<string, string>;
         try {
           raw = await this.options.redis.hgetall(this.key(symbol));
         } catch (err) {
+          entry.loaded = null;
           throw new StateStoreError(`cannot load strategic contexts of ${symbol}`, { cause: err });
         }
-        const entry: SymbolContexts = this.symbols.get(symbol) ?? {
-          byClose: new Map(),
-          waiters: new Map(),
-          timedOut: new Set(),
-        };
         for (const [field, json] of Object.entries(raw)) {
-          if (!entry.byClose.has(Number(field))) entry.byClose.set(Number(field), JSON.parse(json) as StrategicContext);
+          const closeTs = Number(field);
+          if (!entry.byClose.has(closeTs)) entry.byClose.set(closeTs, JSON.parse(json) as StrategicContext);
         }
-        this.symbols.set(symbol, entry);
-        this.loading.delete(symbol);
-        return entry;
       })();
-      this.loading.set(symbol, loading);
-      loading.catch(() => this.loading.delete(symbol));
     }
-    return loading;
+    return entry.loaded;
   }
 
   /** Stores a context durably, then wakes the bars waiting for it. Idempotent. */
   async put(context: StrategicContext): Promise<void> {
     const key = this.key(context.symbol);
-    const trimBelow = context.bar_close_ts - this.keep * 1_800_000;
     try {
       await this.options.redis.hset(key, String(context.bar_close_ts), JSON.stringify(context));
-      const fields = await this.options.redis.hkeys(key);
-      const old = fields.filter((f) => Number(f) < trimBelow);
-      if (old.length > 0) await this.options.redis.hdel(key, ...old);
     } catch (err) {
       throw new StateStoreError(`cannot store strategic context of ${context.symbol}`, { cause: err });
     }
-    const entry = this.symbols.get(context.symbol);
-    if (entry === undefined) return; // loaded from Redis on the symbol's first bar
+    const entry = this.entry(context.symbol);
     entry.byClose.set(context.bar_close_ts, context);
-    for (const closeTs of entry.byClose.keys()) if (closeTs < trimBelow) entry.byClose.delete(closeTs);
     const waiters = entry.waiters.get(context.bar_close_ts);
     if (waiters !== undefined) {
       entry.waiters.delete(context.bar_close_ts);
@@ -115,7 +112,9 @@ export class ContextBufferFlow {
    */
   async lookup(symbol: string, requiredCloseTs: number | null): Promise<ContextLookup> {
     if (requiredCloseTs === null) return { context: null, stale: false };
-    const entry = await this.symbolContexts(symbol);
+    const entry = this.entry(symbol);
+    await this.ensureLoaded(symbol, entry);
+    this.trim(symbol, entry, requiredCloseTs);
     const ready = entry.byClose.get(requiredCloseTs);
     if (ready !== undefined) return { context: ready, stale: false };
     if (!entry.timedOut.has(requiredCloseTs)) {
@@ -130,6 +129,20 @@ export class ContextBufferFlow {
       if (closeTs < requiredCloseTs && (best === null || closeTs > best.bar_close_ts)) best = ctx;
     }
     return { context: best, stale: true };
+  }
+
+  /**
+   * Drops contexts more than `keep` periods older than what the symbol's bars need now. The strategic
+   * side may run far ahead of the tactical side, so trimming follows the bars, not the contexts.
+   */
+  private trim(symbol: string, entry: SymbolContexts, requiredCloseTs: number): void {
+    const below = requiredCloseTs - this.keep * 1_800_000;
+    const old: number[] = [];
+    for (const closeTs of entry.byClose.keys()) if (closeTs < below) old.push(closeTs);
+    if (old.length < 32) return; // trim in batches
+    for (const closeTs of old) entry.byClose.delete(closeTs);
+    // Best effort: a failed trim only leaves old fields behind for the next one.
+    this.options.redis.hdel(this.key(symbol), ...old.map(String)).catch(() => undefined);
   }
 
   private waitFor(entry: SymbolContexts, closeTs: number): Promise<boolean> {

@@ -2,3 +2,4 @@ export * from './resample-flow';
 export * from './context-buffer-flow';
 export * from './tactical-flow';
 export * from './strategic-flow';
+export * from './indicator-stage';

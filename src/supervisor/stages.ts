@@ -1,5 +1,6 @@
 import type { PipelineConfig } from '../config/config';
 import type { StrategicStage } from '../flows/strategic-flow';
+import { StreamingIndicatorStage } from '../flows/indicator-stage';
 import type { TacticalFlowStages } from '../flows/tactical-flow';
 import type { WorkerRole } from './ipc';
 
@@ -12,7 +13,7 @@ export interface WorkerStages {
 /** Builds the compute stages of a role. */
 export async function buildStages(role: WorkerRole, config: PipelineConfig): Promise<WorkerStages> {
   void config;
-  if (role === 'tactical') return { tactical: {} };
+  if (role === 'tactical') return { tactical: { indicators: new StreamingIndicatorStage() } };
   if (role === 'strategic') return { strategic: null };
   return Promise.resolve({});
 }

@@ -124,10 +124,11 @@ export class Worker {
             this.log.error({ err, step: name }, 'shutdown step failed');
           }
         };
+        // Upstream queue first; bars waiting for a context are released at once (they stay
+        // unacknowledged and are redelivered on the next start) while the others finish.
         for (const consumer of this.consumers) {
-          await step('consumer', () => consumer.stop(timeout));
+          await step('consumer', () => consumer.stop(timeout, () => this.contextBuffer?.close()));
         }
-        this.contextBuffer?.close();
         if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
         if (this.connection !== null) await step('connection', () => this.connection!.stop());
         if (this.redis !== null) await step('redis', async () => void (await this.redis!.quit()));
