@@ -247,11 +247,15 @@ export class FeatureMatrix {
     if (out.length - offset < rows * FEATURE_COUNT) {
       throw new RangeError(`output holds ${out.length - offset} values, need ${rows * FEATURE_COUNT}`);
     }
-    const first = this.count - rows;
-    for (let k = 0; k < rows; k++) {
-      const slot = ((first + k) % WINDOW_BARS) * FEATURE_COUNT;
-      out.set(this.rows.subarray(slot, slot + FEATURE_COUNT), offset + k * FEATURE_COUNT);
-    }
+    // Two contiguous runs of the ring (oldest slot to the end, then the start), copied value by
+    // value: no typed-array views are created per call.
+    const src = this.rows;
+    const firstSlot = rows < WINDOW_BARS ? 0 : this.count % WINDOW_BARS;
+    const tailValues = (rows - firstSlot) * FEATURE_COUNT;
+    const from = firstSlot * FEATURE_COUNT;
+    for (let i = 0; i < tailValues; i++) out[offset + i] = src[from + i] as number;
+    const headValues = firstSlot * FEATURE_COUNT;
+    for (let i = 0; i < headValues; i++) out[offset + tailValues + i] = src[i] as number;
     return rows;
   }
 

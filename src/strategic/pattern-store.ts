@@ -135,8 +135,8 @@ export class PatternStore {
 
   private readonly symbols: string[] = [];
   private readonly symbolIndex = new Map<string, number>();
-  /** Per symbol index: ts → id. */
-  private readonly keys: Map<number, number>[] = [];
+  /** Per symbol index: (ts → id). */
+  private readonly keys: SymbolKeys[] = [];
   private readonly segments: Segment[] = [];
   /** Index of the first segment whose graph is not complete. */
   private firstUnmerged = 0;
@@ -488,23 +488,23 @@ export class PatternStore {
       s = this.symbols.length;
       this.symbols.push(symbol);
       this.symbolIndex.set(symbol, s);
-      this.keys.push(new Map());
+      this.keys.push(new SymbolKeys());
     }
     return s;
   }
 
   private addOne(src: ArrayLike<number>, offset: number, sym: number, ts: number, regime: number, outcome: number): number {
-    const keys = this.keys[sym] as Map<number, number>;
+    const keys = this.keys[sym] as SymbolKeys;
     const existing = keys.get(ts);
-    if (existing !== undefined) {
+    if (existing >= 0) {
       if (!Number.isNaN(outcome) && Number.isNaN(this.outcomeArr[existing] as number)) this.outcomeArr[existing] = outcome;
       return existing;
     }
     const id = this.n;
     this.ensureCapacity(id + 1);
     const base = id * this.dim;
-    if (src instanceof Float32Array) this.vectors.set(src.subarray(offset, offset + this.dim), base);
-    else for (let d = 0; d < this.dim; d++) this.vectors[base + d] = src[offset + d] as number;
+    const v = this.vectors;
+    for (let d = 0; d < this.dim; d++) v[base + d] = src[offset + d] as number;
     this.tsArr[id] = ts;
     this.outcomeArr[id] = outcome;
     this.symbolArr[id] = sym;
@@ -593,6 +593,49 @@ export class PatternStore {
   }
 }
 
+/**
+ * `ts → id` of one symbol. Bars of a symbol arrive in ts order, so the usual case is an append to a
+ * sorted array (O(1), no hashing) and lookups are binary searches; a ts older than the newest one
+ * that is not already present goes to a small overflow map.
+ */
+class SymbolKeys {
+  private ts = new Float64Array(64);
+  private ids = new Int32Array(64);
+  private n = 0;
+  private overflow: Map<number, number> | null = null;
+
+  get(ts: number): number {
+    const n = this.n;
+    if (n > 0 && ts <= (this.ts[n - 1] as number)) {
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((this.ts[mid] as number) < ts) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < n && this.ts[lo] === ts) return this.ids[lo] as number;
+    }
+    return this.overflow?.get(ts) ?? -1;
+  }
+
+  /** Records a ts known to be absent. */
+  set(ts: number, id: number): void {
+    const n = this.n;
+    if (n > 0 && ts <= (this.ts[n - 1] as number)) {
+      (this.overflow ??= new Map()).set(ts, id);
+      return;
+    }
+    if (n === this.ts.length) {
+      this.ts = grow(this.ts, n * 2);
+      this.ids = grow(this.ids, n * 2);
+    }
+    this.ts[n] = ts;
+    this.ids[n] = id;
+    this.n = n + 1;
+  }
+}
+
 /** The k smallest (distance, id) pairs, ties broken by the smaller id so results never depend on visit order. */
 class TopK {
   private readonly dist: number[] = [];
@@ -630,7 +673,7 @@ class TopK {
   }
 }
 
-type TypedArray = Float32Array | Float64Array | Uint32Array | Uint8Array;
+type TypedArray = Float32Array | Float64Array | Uint32Array | Uint8Array | Int32Array;
 
 function grow<T extends TypedArray>(arr: T, length: number): T {
   const next = new (arr.constructor as new (n: number) => T)(length);

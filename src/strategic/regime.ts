@@ -47,9 +47,19 @@ export class VolatilityBaseline {
   update(windowVariance: number): void {
     if (this.count > 0 && ++this.sinceSample < BASELINE_SAMPLE_EVERY) return;
     this.sinceSample = 0;
-    this.samples[this.count % BASELINE_SAMPLES] = windowVariance;
+    const slot = this.count % BASELINE_SAMPLES;
+    const n = Math.min(this.count, BASELINE_SAMPLES);
+    // Keep `sorted` sorted incrementally: drop the sample being overwritten, insert the new one.
+    if (this.count >= BASELINE_SAMPLES) {
+      const at = lowerBound(this.sorted, n, this.samples[slot] as number);
+      this.sorted.copyWithin(at, at + 1, n);
+      this.insertSorted(n - 1, windowVariance);
+    } else {
+      this.insertSorted(n, windowVariance);
+    }
+    this.samples[slot] = windowVariance;
     this.count++;
-    this.recompute();
+    this.current = this.quartile();
   }
 
   /** The baseline variance, NaN before the first sample. */
@@ -57,17 +67,21 @@ export class VolatilityBaseline {
     return this.current;
   }
 
-  private recompute(): void {
+  private insertSorted(n: number, x: number): void {
+    const at = lowerBound(this.sorted, n, x);
+    this.sorted.copyWithin(at + 1, at, n);
+    this.sorted[at] = x;
+  }
+
+  private quartile(): number {
     const n = Math.min(this.count, BASELINE_SAMPLES);
-    const s = this.sorted.subarray(0, n);
-    s.set(this.samples.subarray(0, n));
-    s.sort();
+    const s = this.sorted;
     // Linear interpolation between order statistics (type 7 quantile).
     const pos = 0.25 * (n - 1);
     const lo = Math.floor(pos);
     const hi = Math.min(n - 1, lo + 1);
     const q = (s[lo] as number) + (pos - lo) * ((s[hi] as number) - (s[lo] as number));
-    this.current = q / LOWER_QUARTILE_CHI2_47;
+    return q / LOWER_QUARTILE_CHI2_47;
   }
 
   toJSON(): VolatilityBaselineState {
@@ -79,9 +93,24 @@ export class VolatilityBaseline {
     b.samples.set(decodeFloats(state.samples, BASELINE_SAMPLES, 'baseline.samples'));
     b.count = state.count;
     b.sinceSample = state.sinceSample;
-    if (b.count > 0) b.recompute();
+    const n = Math.min(b.count, BASELINE_SAMPLES);
+    b.sorted.set(b.samples.subarray(0, n));
+    b.sorted.subarray(0, n).sort();
+    if (b.count > 0) b.current = b.quartile();
     return b;
   }
+}
+
+/** First index in `a[0..n)` (sorted ascending) whose value is ≥ `x`. */
+function lowerBound(a: Float64Array, n: number, x: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((a[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Number of inputs of the regime model (see {@link regimeInputs}). */
