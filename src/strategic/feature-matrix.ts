@@ -1,12 +1,22 @@
-// Imported file by file until src/indicators/index.ts (built in parallel) lands.
-import { BollingerBands, type BollingerBandsState } from '../indicators/bollinger-bands';
-import { EfficiencyRatio, type EfficiencyRatioState } from '../indicators/efficiency-ratio';
-import { Ema, type EmaState } from '../indicators/ema';
-import { Macd, type MacdState } from '../indicators/macd';
-import { RollingCorrelation, type RollingCorrelationState } from '../indicators/rolling-correlation';
-import { RollingMinMax, type RollingMinMaxState } from '../indicators/rolling-min-max';
-import { RollingStats, type RollingStatsState } from '../indicators/rolling-stats';
-import { Rsi, type RsiState } from '../indicators/rsi';
+import {
+  BollingerBands,
+  EfficiencyRatio,
+  Ema,
+  Macd,
+  RollingCorrelation,
+  RollingMinMax,
+  RollingStats,
+  Rsi,
+  type BollingerBandsState,
+  type EfficiencyRatioState,
+  type EmaState,
+  type MacdState,
+  type RollingCorrelationState,
+  type RollingMinMaxState,
+  type RollingStatsState,
+  type RsiState,
+} from '../indicators';
+// The barrel exports the EncodedFloat type but not the codec functions.
 import { decodeFloats, encodeFloats, type EncodedFloat } from '../indicators/float-codec';
 
 /** Rows of the strategic window (30m bars). */
