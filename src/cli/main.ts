@@ -26,16 +26,29 @@ Run "pipeline <command> --help" for a command's options. The demo is "npm run de
 Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),
 LOG_LEVEL (with --verbose), PIPELINE_* (see src/config/config.ts).`;
 
+/** Where {@link runCli} reads its environment and writes its output. */
+export interface RunCliOptions {
+  /** @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Command output. @defaultValue process.stdout */
+  out?: NodeJS.WritableStream;
+  /** Diagnostics. @defaultValue process.stderr */
+  err?: NodeJS.WritableStream;
+}
+
 /** Runs the CLI with `argv` (without node and the script) and returns the exit code. */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCli(argv: string[], options: RunCliOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const out = options.out ?? process.stdout;
+  const errOut = options.err ?? process.stderr;
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+    out.write(`${USAGE}\n`);
     return name === undefined ? ExitCode.Usage : ExitCode.Ok;
   }
   const command = COMMANDS[name];
   if (command === undefined) {
-    process.stderr.write(`unknown command ${JSON.stringify(name)}\n\n${USAGE}\n`);
+    errOut.write(`unknown command ${JSON.stringify(name)}\n\n${USAGE}\n`);
     return ExitCode.Usage;
   }
   let config: PipelineConfig;
@@ -43,20 +56,20 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
+      errOut.write(`${err.message}\n`);
       return ExitCode.Config;
     }
     throw err;
   }
   const log = cliLogger(config, args.includes('--verbose'));
   try {
-    return await command.run(args, { config, log, out: process.stdout, err: process.stderr });
+    return await command.run(args, { config, log, out, err: errOut });
   } catch (err) {
     if (err instanceof CliUsageError || (err as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`${(err as Error).message}\n\n${command.usage}\n`);
+      errOut.write(`${(err as Error).message}\n\n${command.usage}\n`);
       return ExitCode.Usage;
     }
-    process.stderr.write(`pipeline ${name} failed: ${describeError(err)}\n`);
+    errOut.write(`pipeline ${name} failed: ${describeError(err)}\n`);
     return ExitCode.Failure;
   }
 }

@@ -6,6 +6,7 @@ import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import { PipelineError, ValidationError } from '../errors';
 import type { SymbolStateStore } from '../state/symbol-state-store';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { KeyedSerialQueue } from '../util/keyed-serial-queue';
 import { parseMessage } from './parse-message';
 
@@ -146,6 +147,10 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         this.pending.set(bar.symbol, pendingSet);
       }
       pendingSet.add(bar.ts);
+      if (msg.fields.redelivered && output.emissions.length > 0) {
+        // Possibly a re-send: the first delivery may have published these outputs before it died.
+        pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
+      }
       const confirms = output.emissions.map((e) =>
         this.publisher.publish(e.exchange, e.routingKey, Buffer.from(JSON.stringify(e.body)), {
           messageId: e.messageId,

@@ -73,7 +73,7 @@ export function installMetrics(worker: string): void {
   });
   const resends = new Counter({
     name: 'pipeline_results_resent_total',
-    help: 'Results published again after a crash between publish and commit',
+    help: 'Redelivered inputs that produced output again (an upper bound of identical re-sends)',
     labelNames: ['stage'],
     registers: [registry],
   });

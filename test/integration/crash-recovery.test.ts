@@ -108,8 +108,11 @@ describe('crash recovery', () => {
     const { byId, resends } = distinct(current.results.messages);
     expect(byId.size).toBe(bars.length);
     for (const [id, body] of reference) expect({ id, body: byId.get(id) }).toEqual({ id, body });
-    // Re-sends only come from the instant between a publish and its commit: rare.
-    expect(resends).toBeLessThan(bars.length * 0.05);
+    // Re-sends only come from results published but not yet committed when the tactical worker
+    // died: at most the messages it held (prefetch 256) per tactical kill. Under this saturating
+    // load nearly all held messages are in that window; at a steady rate it is one or two.
+    const tacticalKills = roles.filter((r) => r === 'tactical').length;
+    expect(resends).toBeLessThanOrEqual(tacticalKills * 256);
     process.stdout.write(`crash test: ${roles.length} kills, ${resends} identical re-sends of ${bars.length} results\n`);
   });
 
