@@ -1,7 +1,7 @@
 /**
  * Trains the three trading agents on synthetic regime markets with persistent trends and evaluates
  * the greedy policy walk-forward on unseen seeds against FLAT, buy-and-hold and MACD crossover.
- *   npm run eval -- [--json] [--iterations 40] [--seed 1] [--csv bars.csv ...]
+ *   npm run eval -- [--json] [--iterations 25] [--seed 1] [--csv bars.csv ...]
  * Training seeds 101–104, validation seed 150 (checkpoint selection), test seeds 201–203.
  * `--csv <file>` (repeatable) also reports the same table on real bars (not a target).
  * The last line is one JSON object with every number.
@@ -44,7 +44,7 @@ function table(title: string, s: Record<string, PerformanceMetrics>): string {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const iterations = Number(arg('iterations') ?? 40);
+  const iterations = Number(arg('iterations') ?? 25);
   const seed = Number(arg('seed') ?? 1);
   const log = (s: string): void => {
     process.stderr.write(s + '\n');
