@@ -3,3 +3,4 @@ export * from './context-buffer-flow';
 export * from './tactical-flow';
 export * from './strategic-flow';
 export * from './indicator-stage';
+export * from './breakers';

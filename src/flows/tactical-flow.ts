@@ -2,6 +2,8 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators, IntegratedResult } from '../../schemas/integrated-result.schema';
 import type { ContextLookup } from './context-buffer-flow';
 import { requiredContextClose } from './context-buffer-flow';
+import type { Transition } from '../learning/transition';
+import type { AgentStage, AgentStageState } from './agent-stage';
 
 /** The tactical worker's per-symbol state, plain data checkpointed in Redis with every bar. */
 export interface TacticalState {
@@ -10,6 +12,8 @@ export interface TacticalState {
   requiredCloseTs: number | null;
   /** Serialised indicator state, or null before the first bar. */
   indicators: unknown;
+  /** The agents' state, or null before the first bar or without agents. */
+  agents: AgentStageState | null;
 }
 
 /** The streaming indicator stage, as the flow sees it. */
@@ -35,6 +39,15 @@ const NULL_INDICATORS: Indicators = {
 /** Dependencies of {@link TacticalFlow}; a stage that is absent leaves its fields null and is named in `degraded`. */
 export interface TacticalFlowStages {
   indicators?: IndicatorStage;
+  agents?: AgentStage;
+}
+
+/** What the flow produced for one bar. */
+export interface TacticalStep {
+  result: IntegratedResult;
+  state: TacticalState;
+  /** The previous decision's completed transition, for the trainer. */
+  transition: Transition | null;
 }
 
 /**
@@ -50,12 +63,12 @@ export class TacticalFlow {
   }
 
   /** Computes the result for `bar`. `latency_ms` is left 0 for the caller to set at publish time. */
-  step(
+  async step(
     bar: Bar,
     state: TacticalState | null,
     requiredCloseTs: number | null,
     lookup: ContextLookup,
-  ): { result: IntegratedResult; state: TacticalState } {
+  ): Promise<TacticalStep> {
     const degraded: string[] = [];
     let indicators = NULL_INDICATORS;
     let indicatorState: unknown = null;
@@ -69,7 +82,24 @@ export class TacticalFlow {
     const ctx = lookup.context;
     if (lookup.stale) degraded.push('context_buffer');
     if (ctx !== null) for (const d of ctx.degraded) if (!degraded.includes(`strategic.${d}`)) degraded.push(`strategic.${d}`);
-    degraded.push('agents');
+    let actions: IntegratedResult['actions'] = { tactical: null, risk: null, execution: null };
+    let targetPosition: number | null = null;
+    let combinedConfidence: number | null = null;
+    let modelVersion: string | null = null;
+    let agentState: AgentStageState | null = null;
+    let transition: Transition | null = null;
+    if (this.stages.agents !== undefined) {
+      const out = await this.stages.agents.step(state?.agents ?? null, bar, indicators, ctx);
+      actions = { tactical: out.decision.tactical, risk: out.decision.risk, execution: out.decision.execution };
+      targetPosition = out.decision.target_position === 0 ? 0 : out.decision.target_position;
+      combinedConfidence = out.combinedConfidence;
+      modelVersion = out.modelVersion;
+      agentState = out.state;
+      transition = out.transition;
+      if (out.degraded) degraded.push('agents');
+    } else {
+      degraded.push('agents');
+    }
     const result: IntegratedResult = {
       v: 1,
       symbol: bar.symbol,
@@ -86,16 +116,17 @@ export class TacticalFlow {
         similar_patterns: ctx?.similar_patterns ?? null,
         stale: lookup.stale,
       },
-      actions: { tactical: null, risk: null, execution: null },
-      target_position: null,
-      combined_confidence: null,
-      model_version: null,
+      actions,
+      target_position: targetPosition,
+      combined_confidence: combinedConfidence,
+      model_version: modelVersion,
       degraded,
       latency_ms: 0,
     };
     return {
       result,
-      state: { lastTs: bar.ts, requiredCloseTs, indicators: indicatorState },
+      state: { lastTs: bar.ts, requiredCloseTs, indicators: indicatorState, agents: agentState },
+      transition,
     };
   }
 }

@@ -1,7 +1,11 @@
+import { join } from 'node:path';
 import type { PipelineConfig } from '../config/config';
-import type { StrategicStage } from '../flows/strategic-flow';
+import { AgentStage } from '../flows/agent-stage';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
+import type { StrategicStage } from '../flows/strategic-flow';
 import type { TacticalFlowStages } from '../flows/tactical-flow';
+import { ModelRegistry, TacticalPolicy } from '../learning';
+import { componentLogger } from '../observability/logger';
 import type { WorkerRole } from './ipc';
 
 /** The compute stages a worker plugs into its flows. A stage not built yet is absent. */
@@ -10,10 +14,33 @@ export interface WorkerStages {
   strategic?: StrategicStage | null;
 }
 
+/** Seed of the initial policy used when the registry has no promoted version. */
+export const INITIAL_POLICY_SEED = 1;
+
+/**
+ * The tactical policy a worker starts with: the pinned version (`PIPELINE_MODEL_VERSION`), else the
+ * latest promoted one in `<dataDir>/models`, else the seeded initial policy.
+ */
+export async function loadStartingPolicy(config: PipelineConfig): Promise<TacticalPolicy> {
+  const registry = new ModelRegistry(join(config.dataDir, 'models'));
+  if (config.modelVersion !== null) return TacticalPolicy.load(registry, config.modelVersion);
+  const promoted = await registry.latestPromoted().catch(() => null);
+  return promoted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : TacticalPolicy.load(registry, promoted);
+}
+
 /** Builds the compute stages of a role. */
 export async function buildStages(role: WorkerRole, config: PipelineConfig): Promise<WorkerStages> {
-  void config;
-  if (role === 'tactical') return { tactical: { indicators: new StreamingIndicatorStage() } };
+  if (role === 'tactical') {
+    const policy = await loadStartingPolicy(config);
+    const log = componentLogger('agents');
+    log.info({ modelVersion: policy.version }, 'tactical policy loaded');
+    return {
+      tactical: {
+        indicators: new StreamingIndicatorStage(),
+        agents: new AgentStage(policy, log, config.training),
+      },
+    };
+  }
   if (role === 'strategic') return { strategic: null };
-  return Promise.resolve({});
+  return {};
 }

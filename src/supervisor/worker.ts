@@ -105,6 +105,7 @@ export class Worker {
         new TacticalConsumer(connection, publisher, store, flow, this.contextBuffer, {
           ...base(QUEUE_TACTICAL),
           timeframe: '5m',
+          publishExperience: config.training,
         }),
         new ContextConsumer(connection, publisher, this.contextBuffer, base(QUEUE_CONTEXT)),
       ];

@@ -58,6 +58,11 @@ describe('pipeline end to end', () => {
         }
         expect(r.strategic.stale).toBe(false);
       }
+      // Indicators appear after their warm-up (SMA20 on the 20th bar, MACD signal on the 34th)...
+      expect(got.slice(0, 19).every((r) => r.indicators.sma20 === null)).toBe(true);
+      expect(got.slice(40).every((r) => r.indicators.sma20 !== null && r.indicators.macd_signal !== null)).toBe(true);
+      // ...and the agents decide every bar.
+      expect(got.every((r) => r.actions.tactical !== null && r.model_version !== null && !r.degraded.includes('agents'))).toBe(true);
       // Once the first 30m bar has closed, every result carries a context.
       const withContext = got.filter((r) => r.strategic.bar_close_ts !== null).length;
       expect(withContext).toBeGreaterThan(got.length - 7);

@@ -1,0 +1,111 @@
+import type CircuitBreaker from 'opossum';
+import type { Bar } from '../../schemas/bar.schema';
+import type { Indicators } from '../../schemas/integrated-result.schema';
+import type { StrategicContext } from '../../schemas/strategic-context.schema';
+import {
+  advance,
+  initialAgentState,
+  makeTransition,
+  type AgentState,
+  type Decision,
+  type TacticalPolicy,
+  type TradeDecision,
+  type Transition,
+} from '../learning';
+import type { Logger } from '../observability/logger';
+import { callWithFallback, createBreaker } from './breakers';
+
+/** The agents' per-symbol state: the environment state and the decision awaiting its reward. */
+export interface AgentStageState {
+  env: AgentState;
+  /** The last decision's transition, its reward filled in when the next bar arrives. */
+  pending: Transition | null;
+}
+
+/** What the agents decided for one bar. */
+export interface AgentOutcome {
+  decision: TradeDecision;
+  combinedConfidence: number;
+  modelVersion: string | null;
+  /** True when the model failed or its breaker is open and the FLAT fallback decided. */
+  degraded: boolean;
+  /** The previous decision's completed transition (for the trainer), if any. */
+  transition: Transition | null;
+  state: AgentStageState;
+}
+
+/** The fallback when no model can decide: stay flat, trade nothing. */
+export const FALLBACK_DECISION: TradeDecision = { tactical: 'FLAT', risk: 0, execution: 'WAIT', target_position: 0 };
+
+/**
+ * The three MAPPO actors as a stage of the tactical flow. Inference goes through a circuit breaker
+ * (`agents`); when the model throws or the breaker is open the decision is FLAT with size 0 and the
+ * result names `agents` in `degraded`. The policy can be swapped between bars ({@link swap}).
+ */
+export class AgentStage {
+  private readonly breaker: CircuitBreaker<[Parameters<TacticalPolicy['decide']>[0] & { symbol: string }], Decision>;
+
+  constructor(
+    private policy: TacticalPolicy,
+    log: Logger,
+    /** Sample actions (seeded by version, symbol and ts) instead of the argmax, for training data. */
+    private readonly explore = false,
+  ) {
+    this.breaker = createBreaker(
+      (input) =>
+        Promise.resolve(
+          this.policy.decide(input, this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {}),
+        ),
+      { stage: 'agents', log },
+    );
+  }
+
+  /** The version deciding now. */
+  get version(): string {
+    return this.policy.version;
+  }
+
+  /** Replaces the policy; the next bar uses the new one. */
+  swap(policy: TacticalPolicy): void {
+    this.policy = policy;
+  }
+
+  async step(
+    state: AgentStageState | null,
+    bar: Bar,
+    indicators: Indicators,
+    context: StrategicContext | null,
+  ): Promise<AgentOutcome> {
+    const env = state?.env ?? initialAgentState();
+    const strategic =
+      context === null
+        ? null
+        : {
+            regime_probabilities: context.regime_probabilities,
+            uncertainty: context.uncertainty,
+            confidence: context.confidence,
+            similar_patterns: context.similar_patterns,
+          };
+    const { value: decision, degraded } = await callWithFallback(
+      this.breaker,
+      'agents',
+      () => null,
+      { indicators, strategic, bar: { ...bar }, agentState: env, symbol: bar.symbol },
+    );
+    const chosen: TradeDecision = decision ?? FALLBACK_DECISION;
+    const advanced = advance(env, { ...bar }, chosen, this.policy.costs);
+    const transition =
+      state?.pending != null && advanced.reward !== null ? { ...state.pending, reward: advanced.reward } : null;
+    return {
+      decision: { tactical: chosen.tactical, risk: chosen.risk, execution: chosen.execution, target_position: chosen.target_position },
+      combinedConfidence: decision?.combined_confidence ?? 0,
+      modelVersion: decision?.model_version ?? null,
+      degraded,
+      transition,
+      state: {
+        env: advanced.state,
+        pending: decision === null ? null : makeTransition(bar.symbol, bar.ts, decision, 0),
+      },
+    };
+  }
+}
