@@ -4,3 +4,4 @@ export * from './tactical-flow';
 export * from './strategic-flow';
 export * from './indicator-stage';
 export * from './breakers';
+export * from './analytics-stage';

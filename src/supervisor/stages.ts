@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { PipelineConfig } from '../config/config';
 import { AgentStage } from '../flows/agent-stage';
+import { AnalyticsStage } from '../flows/analytics-stage';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
 import type { StrategicStage } from '../flows/strategic-flow';
 import type { TacticalFlowStages } from '../flows/tactical-flow';
@@ -41,6 +42,8 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
       },
     };
   }
-  if (role === 'strategic') return { strategic: null };
+  if (role === 'strategic') {
+    return { strategic: new AnalyticsStage({ dir: join(config.dataDir, 'patterns'), log: componentLogger('analytics') }) };
+  }
   return {};
 }

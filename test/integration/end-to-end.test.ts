@@ -63,6 +63,13 @@ describe('pipeline end to end', () => {
       expect(got.slice(40).every((r) => r.indicators.sma20 !== null && r.indicators.macd_signal !== null)).toBe(true);
       // ...and the agents decide every bar.
       expect(got.every((r) => r.actions.tactical !== null && r.model_version !== null && !r.degraded.includes('agents'))).toBe(true);
+      // The regime is read once 48 thirty-minute bars have closed; probabilities sum to 1.
+      const late = got.slice(-300);
+      expect(late.every((r) => r.strategic.regime !== null && r.strategic.confidence !== null)).toBe(true);
+      for (const r of late) {
+        const p = r.strategic.regime_probabilities!;
+        expect(p.BULL + p.BEAR + p.SIDEWAYS + p.VOLATILE).toBeCloseTo(1, 9);
+      }
       // Once the first 30m bar has closed, every result carries a context.
       const withContext = got.filter((r) => r.strategic.bar_close_ts !== null).length;
       expect(withContext).toBeGreaterThan(got.length - 7);

@@ -1,0 +1,103 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Bar30m } from '../../schemas/bar.schema';
+import type { Logger } from '../observability/logger';
+import { EMBEDDING_DIM, PatternStore, StrategicAnalyzer, type StrategicSymbolState } from '../strategic';
+import type { TacticalFeedback } from '../strategic/uncertainty';
+import type { StrategicAnalysis, StrategicStage } from './strategic-flow';
+
+interface Live {
+  analyzer: StrategicAnalyzer;
+  barsSinceSave: number;
+}
+
+/** Options of {@link AnalyticsStage}. */
+export interface AnalyticsStageOptions {
+  /** Directory of the pattern stores, one per symbol. */
+  dir: string;
+  /**
+   * Bars between saves of a symbol's pattern store. Must not exceed the analyzer's outcome horizon
+   * (6), so that a restart from the Redis checkpoint can re-add every pattern the disk copy lacks.
+   * @defaultValue 3
+   */
+  saveEveryBars?: number;
+  log: Logger;
+}
+
+/**
+ * The strategic analytics (feature matrix, regime, uncertainty, pattern store) as a stage of the
+ * strategic flow. Each symbol has its own analyzer and pattern store: a store shared across symbols
+ * would make a symbol's neighbours depend on how far the other symbols had got, that is on the
+ * interleaving of messages, and the same bars must give the same results. The per-symbol state is
+ * the analyzer's JSON (committed to Redis with each bar); the store is saved to
+ * `<dir>/<symbol>/` every `saveEveryBars` bars, before the bar is committed.
+ */
+export class AnalyticsStage implements StrategicStage {
+  private readonly live = new Map<string, Live>();
+  private readonly byState = new WeakMap<object, Live>();
+  private readonly saveEvery: number;
+
+  constructor(private readonly options: AnalyticsStageOptions) {
+    this.saveEvery = options.saveEveryBars ?? 3;
+  }
+
+  private storeDir(symbol: string): string {
+    return join(this.options.dir, encodeURIComponent(symbol));
+  }
+
+  private async liveFor(symbol: string, state: unknown): Promise<Live> {
+    if (state !== null && typeof state === 'object') {
+      const cached = this.byState.get(state);
+      if (cached !== undefined) return cached;
+    }
+    // A restart or a reset: rebuild from the checkpoint, keeping the store (idempotent on (symbol, ts)).
+    let store = this.live.get(symbol)?.analyzer.store;
+    if (store === undefined) {
+      const dir = this.storeDir(symbol);
+      const exists = await access(join(dir, 'CURRENT')).then(
+        () => true,
+        () => false,
+      );
+      store = exists && state !== null ? await PatternStore.load(dir) : new PatternStore({ dim: EMBEDDING_DIM });
+    }
+    const analyzer =
+      state === null
+        ? new StrategicAnalyzer({ store })
+        : StrategicAnalyzer.fromJSON([state as StrategicSymbolState], { store });
+    const live = { analyzer, barsSinceSave: 0 };
+    this.live.set(symbol, live);
+    return live;
+  }
+
+  async step(state: unknown, bar: Bar30m, feedback: TacticalFeedback | null = null): Promise<{ state: unknown; analysis: StrategicAnalysis }> {
+    const live = await this.liveFor(bar.symbol, state);
+    const out = live.analyzer.onBar(bar, feedback);
+    live.barsSinceSave++;
+    if (live.barsSinceSave >= this.saveEvery) {
+      await live.analyzer.store.save(this.storeDir(bar.symbol));
+      live.barsSinceSave = 0;
+    }
+    const next = live.analyzer.toJSON(bar.symbol);
+    if (next !== null) this.byState.set(next, live);
+    return {
+      state: next,
+      analysis: {
+        regime: out.regime,
+        regime_probabilities: out.regime_probabilities,
+        confidence: out.confidence,
+        uncertainty: out.uncertainty,
+        similar_patterns: out.similar_patterns,
+        degraded: [],
+      },
+    };
+  }
+
+  /** Saves every store (on shutdown). */
+  async flush(): Promise<void> {
+    for (const [symbol, live] of this.live) {
+      await live.analyzer.store.save(this.storeDir(symbol)).catch((err: unknown) =>
+        this.options.log.error({ err, symbol }, 'pattern store save failed'),
+      );
+    }
+  }
+}
