@@ -8,6 +8,7 @@ import {
   makeTransition,
   type AgentState,
   type Decision,
+  type StrategicInput,
   type TacticalPolicy,
   type TradeDecision,
   type Transition,
@@ -15,11 +16,23 @@ import {
 import type { Logger } from '../observability/logger';
 import { callWithFallback, createBreaker } from './breakers';
 
+/**
+ * A transition as published to `tactical_experience`: the learning `Transition` plus the market
+ * inputs of the decision, so the trainer can replay a held-out window with a candidate policy.
+ */
+export type ExperienceTransition = Transition & {
+  market: {
+    bar: { ts: number; open: number; high: number; low: number; close: number; volume: number };
+    indicators: Indicators;
+    strategic: StrategicInput | null;
+  };
+};
+
 /** The agents' per-symbol state: the environment state and the decision awaiting its reward. */
 export interface AgentStageState {
   env: AgentState;
   /** The last decision's transition, its reward filled in when the next bar arrives. */
-  pending: Transition | null;
+  pending: ExperienceTransition | null;
 }
 
 /** What the agents decided for one bar. */
@@ -30,7 +43,7 @@ export interface AgentOutcome {
   /** True when the model failed or its breaker is open and the FLAT fallback decided. */
   degraded: boolean;
   /** The previous decision's completed transition (for the trainer), if any. */
-  transition: Transition | null;
+  transition: ExperienceTransition | null;
   state: AgentStageState;
 }
 
@@ -104,7 +117,17 @@ export class AgentStage {
       transition,
       state: {
         env: advanced.state,
-        pending: decision === null ? null : makeTransition(bar.symbol, bar.ts, decision, 0),
+        pending:
+          decision === null
+            ? null
+            : {
+                ...makeTransition(bar.symbol, bar.ts, decision, 0),
+                market: {
+                  bar: { ts: bar.ts, open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume },
+                  indicators,
+                  strategic,
+                },
+              },
       },
     };
   }

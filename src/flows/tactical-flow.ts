@@ -2,8 +2,7 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators, IntegratedResult } from '../../schemas/integrated-result.schema';
 import type { ContextLookup } from './context-buffer-flow';
 import { requiredContextClose } from './context-buffer-flow';
-import type { Transition } from '../learning/transition';
-import type { AgentStage, AgentStageState } from './agent-stage';
+import type { AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';
 
 /** The tactical worker's per-symbol state, plain data checkpointed in Redis with every bar. */
 export interface TacticalState {
@@ -47,7 +46,7 @@ export interface TacticalStep {
   result: IntegratedResult;
   state: TacticalState;
   /** The previous decision's completed transition, for the trainer. */
-  transition: Transition | null;
+  transition: ExperienceTransition | null;
 }
 
 /**
@@ -87,7 +86,7 @@ export class TacticalFlow {
     let combinedConfidence: number | null = null;
     let modelVersion: string | null = null;
     let agentState: AgentStageState | null = null;
-    let transition: Transition | null = null;
+    let transition: ExperienceTransition | null = null;
     if (this.stages.agents !== undefined) {
       const out = await this.stages.agents.step(state?.agents ?? null, bar, indicators, ctx);
       actions = { tactical: out.decision.tactical, risk: out.decision.risk, execution: out.decision.execution };
