@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { Bar30mSchema, BarSchema } from './bar.schema';
 import { DeadLetterHeadersSchema } from './dead-letter.schema';
+import { ExperienceSchema } from './experience.schema';
+import { FeedbackSchema } from './feedback.schema';
 import { IntegratedResultSchema } from './integrated-result.schema';
+import { ModelUpdateSchema } from './model-update.schema';
 import { StrategicContextSchema } from './strategic-context.schema';
 
 /** Every message contract, by file name, as JSON Schema (draft 2020-12). */
@@ -12,6 +15,9 @@ export function jsonSchemas(): Record<string, unknown> {
     'integrated-result': IntegratedResultSchema,
     'strategic-context': StrategicContextSchema,
     'dead-letter-headers': DeadLetterHeadersSchema,
+    experience: ExperienceSchema,
+    'model-update': ModelUpdateSchema,
+    feedback: FeedbackSchema,
   };
   const out: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(schemas)) {

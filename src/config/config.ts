@@ -65,6 +65,11 @@ export const EnvSchema = z.object({
    * decided with the previous one (`stale`). 0 waits without bound (replays). @defaultValue 30000
    */
   PIPELINE_CONTEXT_WAIT_MS: int('PIPELINE_CONTEXT_WAIT_MS', 0, 3600000).default(30000),
+  /**
+   * How long a 30m bar waits for the tactical feedback of the previous window before its context is
+   * computed without it (`feedback` in `degraded`). 0 waits without bound. @defaultValue 30000
+   */
+  PIPELINE_FEEDBACK_WAIT_MS: int('PIPELINE_FEEDBACK_WAIT_MS', 0, 3600000).default(30000),
   /** Bound of graceful shutdown steps. @defaultValue 15000 */
   PIPELINE_CLOSE_TIMEOUT_MS: int('PIPELINE_CLOSE_TIMEOUT_MS', 100, 600000).default(15000),
   /** Directory for the pattern store and the model registry. @defaultValue .data */
@@ -93,6 +98,7 @@ export interface PipelineConfig {
   readonly maxAttempts: number;
   readonly retryDelayMs: number;
   readonly contextWaitMs: number;
+  readonly feedbackWaitMs: number;
   readonly closeTimeoutMs: number;
   readonly dataDir: string;
   readonly queueType: 'quorum' | 'classic';
@@ -142,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     maxAttempts: e.PIPELINE_MAX_ATTEMPTS,
     retryDelayMs: e.PIPELINE_RETRY_DELAY_MS,
     contextWaitMs: e.PIPELINE_CONTEXT_WAIT_MS,
+    feedbackWaitMs: e.PIPELINE_FEEDBACK_WAIT_MS,
     closeTimeoutMs: e.PIPELINE_CLOSE_TIMEOUT_MS,
     dataDir: e.PIPELINE_DATA_DIR,
     queueType: e.PIPELINE_QUEUE_TYPE,

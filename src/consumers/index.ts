@@ -3,4 +3,4 @@ export * from './parse-message';
 export * from './resampler-consumer';
 export * from './strategic-consumer';
 export * from './tactical-consumer';
-export * from './context-consumer';
+export * from './buffer-consumer';

@@ -36,7 +36,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ): Promise<StageOutput<TacticalState>> {
     const required = this.flow.requiredContext(bar, state);
     const lookup = await this.contexts.lookup(bar.symbol, required);
-    const { result, state: next, transition } = await this.flow.step(bar, state, required, lookup);
+    const { result, state: next, transition, feedback } = await this.flow.step(bar, state, required, lookup);
     result.latency_ms = Math.round((performance.now() - receivedAt) * 1000) / 1000;
     pipelineEvents.emit(PipelineEvent.ResultPublished, {
       stage: 'tactical',
@@ -52,6 +52,15 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         mandatory: true,
       },
     ];
+    for (const f of feedback) {
+      emissions.push({
+        exchange: EXCHANGE_RESULTS,
+        routingKey: routingKeys.feedback(f.symbol),
+        body: f,
+        messageId: `${f.symbol}:feedback:${f.window_close_ts}`,
+        mandatory: true,
+      });
+    }
     if (this.publishExperience && transition !== null) {
       emissions.push({
         exchange: EXCHANGE_RESULTS,

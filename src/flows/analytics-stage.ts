@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bar30m } from '../../schemas/bar.schema';
+import type { RegimeName } from '../../schemas/strategic-context.schema';
 import type { Logger } from '../observability/logger';
 import { EMBEDDING_DIM, PatternStore, StrategicAnalyzer, type StrategicSymbolState } from '../strategic';
 import type { TacticalFeedback } from '../strategic/uncertainty';
@@ -69,7 +70,11 @@ export class AnalyticsStage implements StrategicStage {
     return live;
   }
 
-  async step(state: unknown, bar: Bar30m, feedback: TacticalFeedback | null = null): Promise<{ state: unknown; analysis: StrategicAnalysis }> {
+  async step(
+    state: unknown,
+    bar: Bar30m,
+    feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
+  ): Promise<{ state: unknown; analysis: StrategicAnalysis }> {
     const live = await this.liveFor(bar.symbol, state);
     const out = live.analyzer.onBar(bar, feedback);
     live.barsSinceSave++;

@@ -15,6 +15,21 @@ export interface ContextLookup {
   stale: boolean;
 }
 
+/** What a {@link TimeKeyedBufferFlow} gives: the item to use, and whether it is older than required. */
+export interface TimedLookup<T> {
+  item: T | null;
+  stale: boolean;
+}
+
+/** Options of {@link TimeKeyedBufferFlow}. */
+export interface TimeKeyedBufferFlowOptions<T> extends ContextBufferFlowOptions {
+  /** Redis hash name: `<prefix><name>:<symbol>`. */
+  name: string;
+  /** The time an item is keyed by (a 30m close time). */
+  keyOf: (item: T) => number;
+  symbolOf: (item: T) => string;
+}
+
 /** Options of {@link ContextBufferFlow}. */
 export interface ContextBufferFlowOptions {
   redis: Redis;
@@ -29,8 +44,8 @@ export interface ContextBufferFlowOptions {
   keepPerSymbol?: number;
 }
 
-interface SymbolContexts {
-  byClose: Map<number, StrategicContext>;
+interface SymbolContexts<T> {
+  byClose: Map<number, T>;
   waiters: Map<number, (() => void)[]>;
   /** Required contexts whose wait ran out (later bars do not wait for them again). */
   timedOut: Set<number>;
@@ -47,20 +62,20 @@ interface SymbolContexts {
  * Which context a bar uses therefore depends only on the bars, never on how the two queues
  * interleave, unless a wait runs out.
  */
-export class ContextBufferFlow {
-  private readonly symbols = new Map<string, SymbolContexts>();
+export class TimeKeyedBufferFlow<T> {
+  private readonly symbols = new Map<string, SymbolContexts<T>>();
   private readonly keep: number;
   private closed = false;
 
-  constructor(private readonly options: ContextBufferFlowOptions) {
+  constructor(private readonly options: TimeKeyedBufferFlowOptions<T>) {
     this.keep = options.keepPerSymbol ?? 512;
   }
 
   private key(symbol: string): string {
-    return `${this.options.prefix}ctx:${symbol}`;
+    return `${this.options.prefix}${this.options.name}:${symbol}`;
   }
 
-  private entry(symbol: string): SymbolContexts {
+  private entry(symbol: string): SymbolContexts<T> {
     let entry = this.symbols.get(symbol);
     if (entry === undefined) {
       entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null };
@@ -70,7 +85,7 @@ export class ContextBufferFlow {
   }
 
   /** Merges the contexts stored in Redis into memory, once per symbol (again after a failure). */
-  private async ensureLoaded(symbol: string, entry: SymbolContexts): Promise<void> {
+  private async ensureLoaded(symbol: string, entry: SymbolContexts<T>): Promise<void> {
     if (entry.loaded === null) {
       entry.loaded = (async () => {
         let raw: Record<string, string>;
@@ -82,26 +97,27 @@ export class ContextBufferFlow {
         }
         for (const [field, json] of Object.entries(raw)) {
           const closeTs = Number(field);
-          if (!entry.byClose.has(closeTs)) entry.byClose.set(closeTs, JSON.parse(json) as StrategicContext);
+          if (!entry.byClose.has(closeTs)) entry.byClose.set(closeTs, JSON.parse(json) as T);
         }
       })();
     }
     return entry.loaded;
   }
 
-  /** Stores a context durably, then wakes the bars waiting for it. Idempotent. */
-  async put(context: StrategicContext): Promise<void> {
-    const key = this.key(context.symbol);
+  /** Stores an item durably, then wakes the bars waiting for it. Idempotent. */
+  async put(item: T): Promise<void> {
+    const symbol = this.options.symbolOf(item);
+    const closeTs = this.options.keyOf(item);
     try {
-      await this.options.redis.hset(key, String(context.bar_close_ts), JSON.stringify(context));
+      await this.options.redis.hset(this.key(symbol), String(closeTs), JSON.stringify(item));
     } catch (err) {
-      throw new StateStoreError(`cannot store strategic context of ${context.symbol}`, { cause: err });
+      throw new StateStoreError(`cannot store ${this.options.name} of ${symbol}`, { cause: err });
     }
-    const entry = this.entry(context.symbol);
-    entry.byClose.set(context.bar_close_ts, context);
-    const waiters = entry.waiters.get(context.bar_close_ts);
+    const entry = this.entry(symbol);
+    entry.byClose.set(closeTs, item);
+    const waiters = entry.waiters.get(closeTs);
     if (waiters !== undefined) {
-      entry.waiters.delete(context.bar_close_ts);
+      entry.waiters.delete(closeTs);
       for (const w of waiters) w();
     }
   }
@@ -110,32 +126,36 @@ export class ContextBufferFlow {
    * The context a bar needs: the one of the 30m bar closing at `requiredCloseTs`, waiting for it
    * (bounded); `null` required means there is no earlier 30m bar yet.
    */
-  async lookup(symbol: string, requiredCloseTs: number | null): Promise<ContextLookup> {
-    if (requiredCloseTs === null) return { context: null, stale: false };
+  async lookupItem(symbol: string, requiredCloseTs: number | null): Promise<TimedLookup<T>> {
+    if (requiredCloseTs === null) return { item: null, stale: false };
     const entry = this.entry(symbol);
     await this.ensureLoaded(symbol, entry);
     this.trim(symbol, entry, requiredCloseTs);
     const ready = entry.byClose.get(requiredCloseTs);
-    if (ready !== undefined) return { context: ready, stale: false };
+    if (ready !== undefined) return { item: ready, stale: false };
     if (!entry.timedOut.has(requiredCloseTs)) {
       const arrived = await this.waitFor(entry, requiredCloseTs);
       if (this.closed) throw new ContextBufferClosedError();
-      const context = entry.byClose.get(requiredCloseTs);
-      if (arrived && context !== undefined) return { context, stale: false };
+      const item = entry.byClose.get(requiredCloseTs);
+      if (arrived && item !== undefined) return { item, stale: false };
       entry.timedOut.add(requiredCloseTs);
     }
-    let best: StrategicContext | null = null;
-    for (const [closeTs, ctx] of entry.byClose) {
-      if (closeTs < requiredCloseTs && (best === null || closeTs > best.bar_close_ts)) best = ctx;
+    let best: T | null = null;
+    let bestTs = -Infinity;
+    for (const [closeTs, item] of entry.byClose) {
+      if (closeTs < requiredCloseTs && closeTs > bestTs) {
+        best = item;
+        bestTs = closeTs;
+      }
     }
-    return { context: best, stale: true };
+    return { item: best, stale: true };
   }
 
   /**
    * Drops contexts more than `keep` periods older than what the symbol's bars need now. The strategic
    * side may run far ahead of the tactical side, so trimming follows the bars, not the contexts.
    */
-  private trim(symbol: string, entry: SymbolContexts, requiredCloseTs: number): void {
+  private trim(symbol: string, entry: SymbolContexts<T>, requiredCloseTs: number): void {
     const below = requiredCloseTs - this.keep * 1_800_000;
     const old: number[] = [];
     for (const closeTs of entry.byClose.keys()) if (closeTs < below) old.push(closeTs);
@@ -145,7 +165,7 @@ export class ContextBufferFlow {
     this.options.redis.hdel(this.key(symbol), ...old.map(String)).catch(() => undefined);
   }
 
-  private waitFor(entry: SymbolContexts, closeTs: number): Promise<boolean> {
+  private waitFor(entry: SymbolContexts<T>, closeTs: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       let timer: NodeJS.Timeout | null = null;
       const waiter = (): void => {
@@ -198,4 +218,17 @@ export function requiredContextClose(
     return previousPeriodClose;
   }
   return previousRequired;
+}
+
+/** The strategic → tactical context buffer (see {@link TimeKeyedBufferFlow}). */
+export class ContextBufferFlow extends TimeKeyedBufferFlow<StrategicContext> {
+  constructor(options: ContextBufferFlowOptions) {
+    super({ ...options, name: 'ctx', keyOf: (c) => c.bar_close_ts, symbolOf: (c) => c.symbol });
+  }
+
+  /** The context a bar needs (see {@link TimeKeyedBufferFlow.lookupItem}). */
+  async lookup(symbol: string, requiredCloseTs: number | null): Promise<ContextLookup> {
+    const { item, stale } = await this.lookupItem(symbol, requiredCloseTs);
+    return { context: item, stale };
+  }
 }

@@ -5,3 +5,5 @@ export * from './strategic-flow';
 export * from './indicator-stage';
 export * from './breakers';
 export * from './analytics-stage';
+export * from './feedback-flow';
+export * from './trainer-flow';

@@ -1,11 +1,26 @@
 import type { Bar30m } from '../../schemas/bar.schema';
-import type { StrategicContext } from '../../schemas/strategic-context.schema';
+import type { Feedback } from '../../schemas/feedback.schema';
+import type { RegimeName, StrategicContext } from '../../schemas/strategic-context.schema';
+import type { TacticalFeedback } from '../strategic/uncertainty';
+import type { TimeKeyedBufferFlow } from './context-buffer-flow';
+
+/** Feedback windows remembered per regime. */
+export const FEEDBACK_WINDOWS_PER_REGIME = 8;
+
+/** Recent tactical outcomes per regime, plain data. */
+export interface RegimeFeedbackState {
+  /** Close time of the last feedback window applied. */
+  applied: number | null;
+  /** Per regime, the last windows: [directional, hits, realised return]. */
+  byRegime: Partial<Record<RegimeName, [number, number, number][]>>;
+}
 
 /** The strategic worker's per-symbol state, checkpointed in Redis with every 30m bar. */
 export interface StrategicState {
   lastTs: number;
   /** Serialised analyzer state of the symbol. */
   analyzer: unknown;
+  feedback?: RegimeFeedbackState;
 }
 
 /** What the analytics stage says about one 30m bar. */
@@ -16,14 +31,60 @@ export type StrategicAnalysis = Pick<
 
 /** The strategic analytics stage, as the flow sees it. */
 export interface StrategicStage {
-  step(state: unknown, bar: Bar30m): Promise<{ state: unknown; analysis: StrategicAnalysis }>;
+  step(
+    state: unknown,
+    bar: Bar30m,
+    feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
+  ): Promise<{ state: unknown; analysis: StrategicAnalysis }>;
 }
 
-/** Turns a 30m bar and the symbol's state into its strategic context. */
+/** Aggregates a regime's remembered windows into the analyzer's feedback input. */
+export function feedbackFor(state: RegimeFeedbackState, regime: RegimeName): TacticalFeedback | null {
+  const windows = state.byRegime[regime] ?? [];
+  let directional = 0;
+  let hits = 0;
+  let ret = 0;
+  for (const [d, h, r] of windows) {
+    directional += d;
+    hits += h;
+    ret += r;
+  }
+  if (directional === 0) return null;
+  return { hitRate: hits / directional, realisedReturn: ret, windows: windows.length };
+}
+
+/** Adds one feedback window to the per-regime memory (once per window). */
+export function applyFeedback(state: RegimeFeedbackState, feedback: Feedback): RegimeFeedbackState {
+  if (state.applied !== null && feedback.window_close_ts <= state.applied) return state;
+  const next: RegimeFeedbackState = { applied: feedback.window_close_ts, byRegime: { ...state.byRegime } };
+  if (feedback.regime !== null) {
+    const list = [...(next.byRegime[feedback.regime] ?? []), [feedback.directional, feedback.hits, feedback.realised_return] as [number, number, number]];
+    next.byRegime[feedback.regime] = list.slice(-FEEDBACK_WINDOWS_PER_REGIME);
+  }
+  return next;
+}
+
+/**
+ * Turns a 30m bar and the symbol's state into its strategic context. The context of the 30m bar
+ * closing at T uses the tactical feedback of the windows that closed at or before T − 30m: it waits
+ * (bounded) for the window of the symbol's previous 30m bar, so which feedback is used is fixed by
+ * the bars, not by arrival. (No cycle: that window needs only contexts of bars before this one.)
+ */
 export class StrategicFlow {
-  constructor(private readonly stage: StrategicStage | null) {}
+  constructor(
+    private readonly stage: StrategicStage | null,
+    private readonly feedbackBuffer: TimeKeyedBufferFlow<Feedback> | null = null,
+  ) {}
 
   async step(bar: Bar30m, state: StrategicState | null): Promise<{ context: StrategicContext; state: StrategicState }> {
+    const degraded: string[] = [];
+    let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
+    if (this.feedbackBuffer !== null && state !== null) {
+      const required = state.lastTs + 1_800_000;
+      const lookup = await this.feedbackBuffer.lookupItem(bar.symbol, required);
+      if (lookup.stale) degraded.push('feedback');
+      if (lookup.item !== null) feedback = applyFeedback(feedback, lookup.item);
+    }
     let analysis: StrategicAnalysis = {
       regime: null,
       regime_probabilities: null,
@@ -34,7 +95,8 @@ export class StrategicFlow {
     };
     let analyzerState: unknown = null;
     if (this.stage !== null) {
-      const out = await this.stage.step(state?.analyzer ?? null, bar);
+      const remembered = feedback;
+      const out = await this.stage.step(state?.analyzer ?? null, bar, (regime) => feedbackFor(remembered, regime));
       analysis = out.analysis;
       analyzerState = out.state;
     }
@@ -49,8 +111,8 @@ export class StrategicFlow {
       confidence: analysis.confidence,
       uncertainty: analysis.uncertainty,
       similar_patterns: analysis.similar_patterns,
-      degraded: analysis.degraded,
+      degraded: [...analysis.degraded, ...degraded],
     };
-    return { context, state: { lastTs: bar.ts, analyzer: analyzerState } };
+    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback } };
   }
 }

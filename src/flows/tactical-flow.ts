@@ -1,7 +1,9 @@
 import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators, IntegratedResult } from '../../schemas/integrated-result.schema';
 import type { ContextLookup } from './context-buffer-flow';
+import type { Feedback } from '../../schemas/feedback.schema';
 import { requiredContextClose } from './context-buffer-flow';
+import { feedbackStep, type FeedbackWindowState } from './feedback-flow';
 import type { AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';
 
 /** The tactical worker's per-symbol state, plain data checkpointed in Redis with every bar. */
@@ -13,6 +15,8 @@ export interface TacticalState {
   indicators: unknown;
   /** The agents' state, or null before the first bar or without agents. */
   agents: AgentStageState | null;
+  /** The open six-bar feedback window. */
+  feedback?: FeedbackWindowState | null;
 }
 
 /** The streaming indicator stage, as the flow sees it. */
@@ -47,6 +51,8 @@ export interface TacticalStep {
   state: TacticalState;
   /** The previous decision's completed transition, for the trainer. */
   transition: ExperienceTransition | null;
+  /** Feedback windows this bar closed (usually none, one every six bars). */
+  feedback: Feedback[];
 }
 
 /**
@@ -122,10 +128,21 @@ export class TacticalFlow {
       degraded,
       latency_ms: 0,
     };
+    const fb = feedbackStep(state?.feedback ?? null, {
+      symbol: bar.symbol,
+      ts: bar.ts,
+      close: bar.close,
+      before: state?.agents?.env ?? null,
+      after: agentState?.env ?? null,
+      regime: ctx?.regime ?? null,
+      confidence: ctx?.confidence ?? null,
+      modelVersion,
+    });
     return {
       result,
-      state: { lastTs: bar.ts, requiredCloseTs, indicators: indicatorState, agents: agentState },
+      state: { lastTs: bar.ts, requiredCloseTs, indicators: indicatorState, agents: agentState, feedback: fb.window },
       transition,
+      feedback: fb.emitted,
     };
   }
 }

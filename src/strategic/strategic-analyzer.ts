@@ -139,10 +139,11 @@ export class StrategicAnalyzer {
   /**
    * Processes the next 30m bar of `bar.symbol` (bars of one symbol in strictly increasing `ts`;
    * deduplication is the caller's job). `feedback` is the tactical feedback for this symbol and
-   * the regime this bar is called (see {@link TacticalFeedback}).
+   * the regime this bar is called (see {@link TacticalFeedback}), or a function that gives it for
+   * the regime once the call is made.
    * @throws OutOfOrderError when `bar.ts` is not after the symbol's last bar.
    */
-  onBar(bar: Bar, feedback?: TacticalFeedback | null): StrategicOutput {
+  onBar(bar: Bar, feedback?: TacticalFeedback | null | ((regime: RegimeName) => TacticalFeedback | null)): StrategicOutput {
     let s = this.symbols.get(bar.symbol);
     if (!s) {
       s = new SymbolState();
@@ -200,7 +201,7 @@ export class StrategicAnalyzer {
       regimeProbability: this.probs[best] as number,
       neighbours: found,
       neighbourAgreement: agreement,
-      feedback: feedback ?? null,
+      feedback: typeof feedback === 'function' ? feedback(regime) : (feedback ?? null),
     });
     return {
       regime,

@@ -1,14 +1,16 @@
 import { Bar5mSchema } from '../../schemas/bar.schema';
+import { FeedbackSchema, type Feedback } from '../../schemas/feedback.schema';
+import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
 import { BrokerConnection } from '../broker/broker-connection';
 import type { BaseConsumer } from '../broker/base-consumer';
 import { Publisher } from '../broker/publisher';
-import { QUEUE_CONTEXT, QUEUE_RESAMPLER, QUEUE_STRATEGIC, QUEUE_TACTICAL } from '../broker/topology';
+import { QUEUE_CONTEXT, QUEUE_FEEDBACK, QUEUE_RESAMPLER, QUEUE_STRATEGIC, QUEUE_TACTICAL } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
-import { ContextConsumer } from '../consumers/context-consumer';
+import { BufferConsumer } from '../consumers/buffer-consumer';
 import { ResamplerConsumer, type ResamplerState } from '../consumers/resampler-consumer';
 import { StrategicConsumer } from '../consumers/strategic-consumer';
 import { TacticalConsumer } from '../consumers/tactical-consumer';
-import { ContextBufferFlow } from '../flows/context-buffer-flow';
+import { ContextBufferFlow, TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import { StrategicFlow, type StrategicState } from '../flows/strategic-flow';
 import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
 import { componentLogger, type Logger } from '../observability/logger';
@@ -29,7 +31,8 @@ export class Worker {
   private redis: Redis | null = null;
   /** Consumers in the order they are stopped. */
   private consumers: BaseConsumer[] = [];
-  private contextBuffer: ContextBufferFlow | null = null;
+  /** The buffer the worker's ordered stage waits on (contexts or feedback); closed on stop. */
+  private waitBuffer: { close(): void } | null = null;
   private stopPromise: Promise<void> | null = null;
   /** Called when the worker cannot go on (fatal broker error). */
   onFatal: (err: Error) => void = () => undefined;
@@ -91,23 +94,34 @@ export class Worker {
       ];
     } else if (role === 'strategic') {
       const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic' });
+      const feedback = new TimeKeyedBufferFlow<Feedback>({
+        redis: this.redis,
+        prefix,
+        contextWaitMs: config.feedbackWaitMs,
+        name: 'fb',
+        keyOf: (f) => f.window_close_ts,
+        symbolOf: (f) => f.symbol,
+      });
+      this.waitBuffer = feedback;
       this.consumers = [
-        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null), {
+        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback), {
           ...base(QUEUE_STRATEGIC),
           timeframe: '30m',
         }),
+        new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
     } else {
       const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical' });
-      this.contextBuffer = new ContextBufferFlow({ redis: this.redis, prefix, contextWaitMs: config.contextWaitMs });
+      const contexts = new ContextBufferFlow({ redis: this.redis, prefix, contextWaitMs: config.contextWaitMs });
+      this.waitBuffer = contexts;
       const flow = new TacticalFlow(stages.tactical ?? {});
       this.consumers = [
-        new TacticalConsumer(connection, publisher, store, flow, this.contextBuffer, {
+        new TacticalConsumer(connection, publisher, store, flow, contexts, {
           ...base(QUEUE_TACTICAL),
           timeframe: '5m',
           publishExperience: config.training,
         }),
-        new ContextConsumer(connection, publisher, this.contextBuffer, base(QUEUE_CONTEXT)),
+        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(QUEUE_CONTEXT)),
       ];
     }
     await connection.start();
@@ -125,10 +139,10 @@ export class Worker {
             this.log.error({ err, step: name }, 'shutdown step failed');
           }
         };
-        // Upstream queue first; bars waiting for a context are released at once (they stay
+        // Upstream queue first; bars waiting for a context or feedback are released at once (they stay
         // unacknowledged and are redelivered on the next start) while the others finish.
         for (const consumer of this.consumers) {
-          await step('consumer', () => consumer.stop(timeout, () => this.contextBuffer?.close()));
+          await step('consumer', () => consumer.stop(timeout, () => this.waitBuffer?.close()));
         }
         if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
         if (this.connection !== null) await step('connection', () => this.connection!.stop());

@@ -1,0 +1,102 @@
+import type { Feedback } from '../../../schemas/feedback.schema';
+import { AnalyticsStage } from '../../../src/flows/analytics-stage';
+import { feedbackStep, type FeedbackWindowState } from '../../../src/flows/feedback-flow';
+import { applyFeedback, feedbackFor, type RegimeFeedbackState } from '../../../src/flows/strategic-flow';
+import { initialAgentState, type AgentState } from '../../../src/learning/trading-env';
+import { componentLogger } from '../../../src/observability/logger';
+import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
+import { resampleTo30m } from '../../../src/strategic/resample';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const T0 = Date.UTC(2024, 0, 1);
+const M5 = 300_000;
+
+function env(close: number, call: 'LONG' | 'SHORT' | 'FLAT', equity: number): AgentState {
+  return {
+    ...initialAgentState(),
+    lastClose: close,
+    equity,
+    lastDecision: { tactical: call, risk: call === 'FLAT' ? 0 : 1, execution: 'MARKET', target_position: call === 'LONG' ? 1 : call === 'SHORT' ? -1 : 0 },
+  };
+}
+
+function run(slots: number[], closes: number[], calls: ('LONG' | 'SHORT' | 'FLAT')[]): Feedback[] {
+  let window: FeedbackWindowState | null = null;
+  const out: Feedback[] = [];
+  let before: AgentState | null = null;
+  slots.forEach((slot, i) => {
+    const after = env(closes[i]!, calls[i]!, 1 + i * 0.001);
+    const step = feedbackStep(window, { symbol: 'X', ts: T0 + slot * M5, close: closes[i]!, before, after, regime: 'BULL', confidence: 'HIGH', modelVersion: 'v1' });
+    window = step.window;
+    out.push(...step.emitted);
+    before = after;
+  });
+  return out;
+}
+
+describe('six-bar feedback (tactical side)', () => {
+  it('emits one window per 30m period, on its last bar, with the direction hit rate', () => {
+    // calls made on bars 0..4 are realised on bars 1..5: up, up, down, up, down moves
+    const closes = [100, 101, 102, 101, 102, 101];
+    const calls = ['LONG', 'LONG', 'LONG', 'SHORT', 'FLAT', 'LONG'] as const;
+    const out = run([0, 1, 2, 3, 4, 5], closes, [...calls]);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ window_close_ts: T0 + 1_800_000, bars: 6, directional: 4, hits: 2, hit_rate: 0.5, regime: 'BULL', model_version: 'v1' });
+    expect(out[0]!.realised_return).toBeCloseTo(Math.log(1.005 / 1), 12);
+  });
+  it('emits a window whose last bar is missing when the next period starts', () => {
+    const out = run([0, 1, 2, 7], [100, 101, 102, 103], ['LONG', 'LONG', 'LONG', 'LONG']);
+    expect(out.map((f) => [f.window_close_ts, f.bars])).toEqual([[T0 + 1_800_000, 3]]);
+  });
+  it('says null hit rate when no decision was directional', () => {
+    const out = run([0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6], ['FLAT', 'FLAT', 'FLAT', 'FLAT', 'FLAT', 'FLAT']);
+    expect(out[0]!.hit_rate).toBeNull();
+  });
+});
+
+describe('feedback memory (strategic side)', () => {
+  const window = (close: number, hits: number, regime: 'BULL' | 'BEAR' = 'BULL'): Feedback => ({
+    v: 1, symbol: 'X', window_close_ts: close, bars: 6, directional: 6, hits, hit_rate: hits / 6, realised_return: hits >= 3 ? 0.01 : -0.01, slippage_bps: 6, regime, confidence: 'HIGH', model_version: null,
+  });
+  it('applies each window once and keeps it under its regime', () => {
+    let s: RegimeFeedbackState = { applied: null, byRegime: {} };
+    s = applyFeedback(s, window(1, 6));
+    s = applyFeedback(s, window(1, 6));
+    s = applyFeedback(s, window(2, 0, 'BEAR'));
+    expect(feedbackFor(s, 'BULL')).toEqual({ hitRate: 1, realisedReturn: 0.01, windows: 1 });
+    expect(feedbackFor(s, 'BEAR')).toEqual({ hitRate: 0, realisedReturn: -0.01, windows: 1 });
+    expect(feedbackFor(s, 'SIDEWAYS')).toBeNull();
+  });
+
+  it('lowers confidence after poor tactical outcomes and never lowers it after good ones', async () => {
+    const bars = resampleTo30m(generateSyntheticMarket({ seed: 31, bars: 6 * 160, regimeSequence: ['BULL'], segmentBars: [6000, 6000] }).bars);
+    const log = componentLogger('test');
+    const runWith = async (hits: number | null) => {
+      const stage = new AnalyticsStage({ dir: mkdtempSync(join(tmpdir(), 'fb-')), log, saveEveryBars: 1000 });
+      let state: unknown = null;
+      let memory: RegimeFeedbackState = { applied: null, byRegime: {} };
+      const uncertainties: number[] = [];
+      for (const [i, bar] of bars.entries()) {
+        if (hits !== null) memory = applyFeedback(memory, window(i + 1, hits));
+        const m = memory;
+        const out = await stage.step(state, { ...bar, timeframe: '30m' }, (regime) => feedbackFor(m, regime));
+        state = out.state;
+        if (out.analysis.uncertainty !== null) uncertainties.push(out.analysis.uncertainty);
+      }
+      return uncertainties;
+    };
+    const none = await runWith(null);
+    const poor = await runWith(0);
+    const good = await runWith(6);
+    expect(none.length).toBeGreaterThan(50);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(poor)).toBeGreaterThan(mean(none) + 0.01);
+    expect(mean(good)).toBeLessThanOrEqual(mean(none));
+    for (let i = 0; i < none.length; i++) {
+      expect(poor[i]!).toBeGreaterThanOrEqual(none[i]!);
+      expect(good[i]!).toBeLessThanOrEqual(none[i]!);
+    }
+  });
+});
