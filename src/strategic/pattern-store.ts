@@ -256,6 +256,8 @@ export class PatternStore {
   /** {@link addBatch} in slices of `sliceSize`, yielding to the event loop between slices. */
   async ingest(batch: PatternBatch, sliceSize = 32_768): Promise<number> {
     const n = batch.ts.length;
+    // Grow once for the whole batch rather than doubling (and copying) repeatedly on the way.
+    this.ensureCapacity(this.n + n);
     let added = 0;
     for (let from = 0; from < n; from += sliceSize) {
       const to = Math.min(n, from + sliceSize);
