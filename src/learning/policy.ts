@@ -111,6 +111,18 @@ export class TacticalPolicy {
       previousReward: settled.reward,
     };
   }
+
+  /**
+   * The greedy joint decision from observations already built (for example by `backtest`, whose
+   * `DecisionRule` receives them), so a policy can be evaluated as a decision rule:
+   * `backtest(series, ({ observations }) => policy.decideObservations(observations))`.
+   * Same networks and argmax as {@link decide} without exploration.
+   */
+  decideObservations(observations: Observations): TradeDecision & { actionIndices: Decision['actionIndices'] } {
+    const obs = [observations.tactical, observations.risk, observations.execution];
+    const idx = this.nets.map((net, i) => argmax(softmax(net.forward(obs[i] as number[])))) as [number, number, number];
+    return { ...decodeActions(idx), actionIndices: { tactical: idx[0], risk: idx[1], execution: idx[2] } };
+  }
 }
 
 /** FNV-1a of a string, as a 32-bit seed. */
