@@ -4,3 +4,5 @@ export * from './resampler-consumer';
 export * from './strategic-consumer';
 export * from './tactical-consumer';
 export * from './buffer-consumer';
+export * from './trainer-consumer';
+export * from './model-update-subscriber';

@@ -1,0 +1,137 @@
+import type { ConsumeMessage } from 'amqplib';
+import { ExperienceSchema } from '../../schemas/experience.schema';
+import type { ModelUpdate } from '../../schemas/model-update.schema';
+import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
+import type { BrokerConnection } from '../broker/broker-connection';
+import type { Publisher } from '../broker/publisher';
+import { EXCHANGE_MODELS } from '../broker/topology';
+import { BrokerConnectionError } from '../errors';
+import type { ExperienceTransition } from '../flows/agent-stage';
+import type { TrainerFlow, TrainOutcome } from '../flows/trainer-flow';
+import { parseMessage } from './parse-message';
+
+interface Buffered {
+  id: string;
+  experience: ExperienceTransition;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** How many batches' message ids are remembered to ack redeliveries of trained messages. */
+const REMEMBERED_BATCHES = 4;
+
+/**
+ * The trainer worker's consumer of `tactical_experience`. Each message is validated
+ * (`ExperienceSchema`; a bad one is dead-lettered) and buffered unacknowledged; when `batchSize`
+ * messages are buffered the batch is handed to the {@link TrainerFlow}, and the batch's messages
+ * are acknowledged only once the candidate version is saved (and, when it was promoted, the
+ * announcement on `pipeline.models` is confirmed): a message's effect is durable before its ack.
+ * Batches train one at a time. A failed batch fails each of its messages the BaseConsumer way:
+ * retried (redelivered) when retriable, dead-lettered with the reason otherwise.
+ *
+ * The caller must set `prefetchCount` to at least the flow's `batchSize`, or a batch never fills.
+ * Emits nothing itself (BaseConsumer's message events apply).
+ */
+export class TrainerConsumer extends BaseConsumer {
+  private buffer: Buffered[] = [];
+  private training: Promise<void> = Promise.resolve();
+  /** Message ids of the batch being trained, with the promise their acks wait for. */
+  private readonly inTraining = new Map<string, Promise<void>>();
+  /** Ids of recently trained messages (a redelivery after a channel loss is acked, not trained twice). */
+  private readonly trained: Set<string>[] = [];
+
+  constructor(
+    connection: BrokerConnection,
+    publisher: Publisher,
+    private readonly flow: TrainerFlow,
+    options: BaseConsumerOptions,
+  ) {
+    if (options.prefetchCount < flow.batchSize) {
+      throw new RangeError(`prefetchCount (${options.prefetchCount}) must be at least the training batch size (${flow.batchSize})`);
+    }
+    super(connection, publisher, options);
+  }
+
+  /** Messages buffered for the next batch. */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  protected handle(msg: ConsumeMessage): Promise<HandleResult> {
+    const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
+    const id = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : `${experience.symbol}:experience:${experience.ts}`;
+    if (this.trained.some((s) => s.has(id))) return Promise.resolve({ kind: 'done' });
+    const running = this.inTraining.get(id);
+    if (running !== undefined) return Promise.resolve({ kind: 'commit', committed: running });
+    const committed = new Promise<void>((resolve, reject) => this.buffer.push({ id, experience, resolve, reject }));
+    if (this.buffer.length >= this.flow.batchSize) {
+      const batch = this.buffer;
+      this.buffer = [];
+      let finish: (err?: unknown) => void = () => undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        finish = (err) => (err === undefined ? resolve() : reject(err));
+      });
+      done.catch(() => undefined); // awaited only by redeliveries of the batch's messages
+      for (const b of batch) this.inTraining.set(b.id, done);
+      // Chained: a batch trains only after the previous one has finished.
+      this.training = this.training.then(() => this.trainBatch(batch, finish));
+    }
+    return Promise.resolve({ kind: 'commit', committed });
+  }
+
+  private async trainBatch(batch: Buffered[], finish: (err?: unknown) => void): Promise<void> {
+    try {
+      const outcome = await this.flow.train(batch.map((b) => b.experience));
+      if (outcome.promoted) await this.announce(outcome);
+      this.remember(batch.map((b) => b.id));
+      finish();
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      this.log.error({ err, messages: batch.length }, 'training batch failed');
+      finish(err);
+      for (const b of batch) b.reject(err);
+    } finally {
+      for (const b of batch) this.inTraining.delete(b.id);
+    }
+  }
+
+  private async announce(outcome: TrainOutcome): Promise<void> {
+    const update: ModelUpdate = {
+      v: 1,
+      version: outcome.version,
+      parent: outcome.parent,
+      metrics: { sharpe: outcome.candidate.sharpe, window: outcome.candidate.window, parent_sharpe: outcome.parentMetrics?.sharpe ?? null },
+      promoted_at: new Date().toISOString(),
+    };
+    await this.publisher.publish(EXCHANGE_MODELS, '', Buffer.from(JSON.stringify(update)), { messageId: `model:${outcome.version}` });
+    this.log.info({ version: outcome.version, parent: outcome.parent }, 'model update published');
+  }
+
+  private remember(ids: string[]): void {
+    this.trained.push(new Set(ids));
+    if (this.trained.length > REMEMBERED_BATCHES) this.trained.shift();
+  }
+
+  /** Unacknowledged messages are about to be redelivered: drop the partial batch. */
+  protected reset(): void {
+    const dropped = this.buffer;
+    this.buffer = [];
+    // The BaseConsumer ignores failures of a channel it has already dropped.
+    const err = new BrokerConnectionError('channel closed before the batch was trained; the broker redelivers the message');
+    for (const b of dropped) b.reject(err);
+  }
+
+  /**
+   * Stops consuming: the partial batch is released at once (left unacknowledged, so closing the
+   * channel requeues it), a batch being trained is waited for (bounded by `closeTimeoutMs`).
+   */
+  override stop(closeTimeoutMs: number, afterCancel?: () => void): Promise<void> {
+    return super.stop(closeTimeoutMs, () => {
+      afterCancel?.();
+      const released = this.buffer;
+      this.buffer = [];
+      const err = new BrokerConnectionError('trainer stopping before the batch filled; the broker redelivers the message');
+      for (const b of released) b.reject(err);
+    });
+  }
+}

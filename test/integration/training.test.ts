@@ -1,0 +1,165 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as amqp from 'amqplib';
+import pino from 'pino';
+import { DeadLetterHeadersSchema } from '../../schemas/dead-letter.schema';
+import { ModelUpdateSchema } from '../../schemas/model-update.schema';
+import { BrokerConnection } from '../../src/broker/broker-connection';
+import { Publisher } from '../../src/broker/publisher';
+import { EXCHANGE_MODELS, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_EXPERIENCE, routingKeys } from '../../src/broker/topology';
+import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscriber';
+import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
+import type { ExperienceTransition } from '../../src/flows/agent-stage';
+import { TrainerFlow } from '../../src/flows/trainer-flow';
+import { TacticalIndicatorSet } from '../../src/indicators/tactical-indicator-set';
+import { advance, initialAgentState, makeTransition, ModelRegistry, TacticalPolicy, type AgentState } from '../../src/learning';
+import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
+import { createVhost, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
+
+const run = promisify(execFile);
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const BATCH = 64;
+
+/** The initial policy exploring over a synthetic market, as a tactical worker with training on publishes. */
+function experience(symbols: readonly string[], perSymbol: number): ExperienceTransition[] {
+  const policy = TacticalPolicy.initial(1);
+  const out: ExperienceTransition[] = [];
+  symbols.forEach((symbol, k) => {
+    const warmup = 40;
+    const { bars } = generateSyntheticMarket({ seed: 11 + k, symbol, bars: warmup + perSymbol + 1, regimeSequence: ['BULL', 'BEAR'], segmentBars: [30, 60] });
+    const ind = new TacticalIndicatorSet();
+    let env: AgentState = initialAgentState();
+    let pending: ExperienceTransition | null = null;
+    bars.forEach((bar, i) => {
+      ind.update(bar.high, bar.low, bar.close);
+      const indicators = ind.snapshot();
+      const d = policy.decide({ indicators, strategic: null, bar, agentState: env }, { explore: { symbol, ts: bar.ts } });
+      const next = advance(env, bar, d, policy.costs);
+      if (pending !== null && next.reward !== null) out.push({ ...pending, reward: next.reward });
+      env = next.state;
+      const { ts, open, high, low, close, volume } = bar;
+      pending = i < warmup ? null : { ...makeTransition(symbol, ts, d, 0), market: { bar: { ts, open, high, low, close, volume }, indicators, strategic: null } };
+    });
+  });
+  return out;
+}
+
+async function publish(url: string, messages: { routingKey: string; messageId: string; body: string }[]): Promise<void> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    for (const m of messages) {
+      channel.publish(EXCHANGE_RESULTS, m.routingKey, Buffer.from(m.body), { persistent: true, contentType: 'application/json', messageId: m.messageId });
+    }
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Ready and unacknowledged messages of a queue, as the broker counts them. */
+async function depth(vhost: string, queue: string): Promise<{ ready: number; unacked: number }> {
+  const { stdout } = await run('rabbitmqctl', ['list_queues', '-q', '-p', vhost, '--no-table-headers', 'name', 'messages_ready', 'messages_unacknowledged']);
+  const row = stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[0] === queue);
+  if (!row) throw new Error(`queue ${queue} not found`);
+  return { ready: Number(row[1]), unacked: Number(row[2]) };
+}
+
+describe('online training', () => {
+  let vhost: TestVhost;
+  let dir: string;
+  let connection: BrokerConnection;
+  let publisher: Publisher;
+  let consumer: TrainerConsumer;
+  let subscriber: ModelUpdateSubscriber;
+  let dlq: QueueCollector;
+
+  beforeEach(async () => {
+    vhost = await createVhost('training');
+    dir = await mkdtemp(join(tmpdir(), 'training-'));
+  });
+
+  afterEach(async () => {
+    await consumer?.stop(2000);
+    await subscriber?.stop();
+    await publisher?.stop(2000);
+    await connection?.stop();
+    await dlq?.stop();
+    await vhost.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('dead-letters invalid experience, trains a batch, acks it only after the version is saved and announces the promotion', async () => {
+    const registry = new ModelRegistry(dir);
+    // Promote whatever the held-out Sharpe says, so that the announcement path always runs.
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minSharpeGain: -Infinity }, log });
+    let unackedWhenTrained: number | null = null;
+    const train = flow.train.bind(flow);
+    jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
+      const out = await train(batch);
+      unackedWhenTrained = consumer.inFlight;
+      return out;
+    });
+    connection = new BrokerConnection({ url: vhost.url, connectionName: 'test-trainer', queueType: 'quorum', maxAttempts: 3, log });
+    publisher = new Publisher(connection, { maxInFlight: 100, publishTimeoutMs: 5000, log });
+    consumer = new TrainerConsumer(connection, publisher, flow, {
+      queue: QUEUE_EXPERIENCE,
+      stage: 'trainer',
+      prefetchCount: BATCH,
+      maxAttempts: 3,
+      retryDelayMs: 100,
+      log,
+    });
+    const updates: string[] = [];
+    subscriber = new ModelUpdateSubscriber(connection, { onUpdate: (v) => void updates.push(v), log });
+    await connection.start();
+    dlq = new QueueCollector(vhost.url, QUEUE_DEAD_LETTERS);
+    await dlq.start();
+    // A second listener on pipeline.models sees the announcement's body.
+    const announcements: string[] = [];
+    const watch = await amqp.connect(vhost.url);
+    try {
+      const ch = await watch.createChannel();
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(queue, EXCHANGE_MODELS, '');
+      await ch.consume(queue, (m) => m && announcements.push(m.content.toString()), { noAck: true });
+
+      const all = experience(['AAA', 'BBB'], BATCH / 2);
+      expect(all).toHaveLength(BATCH);
+      const message = (t: ExperienceTransition) => ({ routingKey: routingKeys.experience(t.symbol), messageId: `${t.symbol}:experience:${t.ts}`, body: JSON.stringify(t) });
+      const bad = { ...all[0]!, ts: all[0]!.ts + 1, observations: { ...all[0]!.observations, tactical: [1, 2, 3] } };
+      await publish(vhost.url, [...all.slice(0, BATCH - 1).map(message), message(bad)]);
+
+      await waitFor(() => dlq.messages.length === 1 && consumer.buffered === BATCH - 1, 15_000, 'the bad message dead-lettered and 63 buffered');
+      const headers = DeadLetterHeadersSchema.parse(dlq.messages[0]!.headers);
+      expect(headers['x-rejected-by']).toBe('trainer');
+      expect(headers['x-rejection-reason']).toMatch(/observations\.tactical must have exactly 23 values/);
+      // Buffered, not acknowledged: nothing trained yet. (The broker's queue statistics lag by up to
+      // its collection interval, 5 s by default, hence the wait.)
+      await waitFor(async () => JSON.stringify(await depth(vhost.name, QUEUE_EXPERIENCE)) === JSON.stringify({ ready: 0, unacked: BATCH - 1 }), 12_000, '63 unacked on the broker');
+      expect(await registry.list()).toEqual([]);
+      expect(consumer.inFlight).toBe(BATCH - 1);
+
+      await publish(vhost.url, [message(all[BATCH - 1]!)]);
+      await waitFor(async () => (await registry.latestPromoted()) !== null && updates.length === 1, 30_000, 'a promoted version announced');
+      const version = (await registry.list())[0]!;
+      expect(await registry.latestPromoted()).toBe(version);
+      expect(updates).toEqual([version]);
+      expect((await registry.meta(version)).parent).toBeNull();
+      // The batch was still unacknowledged when training had saved the version.
+      expect(unackedWhenTrained).toBe(BATCH);
+      await waitFor(() => consumer.inFlight === 0, 10_000, 'the batch acked');
+      await waitFor(async () => JSON.stringify(await depth(vhost.name, QUEUE_EXPERIENCE)) === JSON.stringify({ ready: 0, unacked: 0 }), 12_000, 'the queue empty on the broker');
+      await waitFor(() => announcements.length === 1, 5000, 'the announcement');
+      const update = ModelUpdateSchema.parse(JSON.parse(announcements[0]!));
+      expect(update).toMatchObject({ v: 1, version, parent: null });
+      expect(update.metrics?.window).toMatch(/^AAA:\d+-\d+,BBB:\d+-\d+$/);
+      expect(dlq.messages).toHaveLength(1);
+    } finally {
+      await watch.close();
+    }
+  }, 40_000);
+});
