@@ -92,6 +92,24 @@ describe('online training', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Connection, publisher, trainer consumer and model-update subscriber, as the trainer worker wires them. */
+  async function wire(flow: TrainerFlow, onUpdate: (version: string) => void): Promise<void> {
+    connection = new BrokerConnection({ url: vhost.url, connectionName: 'test-trainer', queueType: 'quorum', maxAttempts: 3, log });
+    publisher = new Publisher(connection, { maxInFlight: 100, publishTimeoutMs: 5000, log });
+    consumer = new TrainerConsumer(connection, publisher, flow, {
+      queue: QUEUE_EXPERIENCE,
+      stage: 'trainer',
+      prefetchCount: flow.batchSize,
+      maxAttempts: 3,
+      retryDelayMs: 100,
+      log,
+    });
+    subscriber = new ModelUpdateSubscriber(connection, { onUpdate, log });
+    await connection.start();
+  }
+
+  const message = (t: ExperienceTransition) => ({ routingKey: routingKeys.experience(t.symbol), messageId: `${t.symbol}:experience:${t.ts}`, body: JSON.stringify(t) });
+
   it('dead-letters invalid experience, trains a batch, acks it only after the version is saved and announces the promotion', async () => {
     const registry = new ModelRegistry(dir);
     // Promote whatever the held-out Sharpe says, so that the announcement path always runs.
@@ -103,19 +121,8 @@ describe('online training', () => {
       unackedWhenTrained = consumer.inFlight;
       return out;
     });
-    connection = new BrokerConnection({ url: vhost.url, connectionName: 'test-trainer', queueType: 'quorum', maxAttempts: 3, log });
-    publisher = new Publisher(connection, { maxInFlight: 100, publishTimeoutMs: 5000, log });
-    consumer = new TrainerConsumer(connection, publisher, flow, {
-      queue: QUEUE_EXPERIENCE,
-      stage: 'trainer',
-      prefetchCount: BATCH,
-      maxAttempts: 3,
-      retryDelayMs: 100,
-      log,
-    });
     const updates: string[] = [];
-    subscriber = new ModelUpdateSubscriber(connection, { onUpdate: (v) => void updates.push(v), log });
-    await connection.start();
+    await wire(flow, (v) => void updates.push(v));
     dlq = new QueueCollector(vhost.url, QUEUE_DEAD_LETTERS);
     await dlq.start();
     // A second listener on pipeline.models sees the announcement's body.
@@ -129,7 +136,6 @@ describe('online training', () => {
 
       const all = experience(['AAA', 'BBB'], BATCH / 2);
       expect(all).toHaveLength(BATCH);
-      const message = (t: ExperienceTransition) => ({ routingKey: routingKeys.experience(t.symbol), messageId: `${t.symbol}:experience:${t.ts}`, body: JSON.stringify(t) });
       const bad = { ...all[0]!, ts: all[0]!.ts + 1, observations: { ...all[0]!.observations, tactical: [1, 2, 3] } };
       await publish(vhost.url, [...all.slice(0, BATCH - 1).map(message), message(bad)]);
 
@@ -162,4 +168,17 @@ describe('online training', () => {
       await watch.close();
     }
   }, 40_000);
+
+  it('returns a partial batch to the queue at once when the trainer stops', async () => {
+    const registry = new ModelRegistry(dir);
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, log });
+    await wire(flow, () => undefined);
+    await publish(vhost.url, experience(['CCC'], 10).map(message));
+    await waitFor(() => consumer.buffered === 10, 10_000, '10 buffered');
+    const started = Date.now();
+    await consumer.stop(10_000);
+    expect(Date.now() - started).toBeLessThan(2000); // not held until closeTimeoutMs
+    await waitFor(async () => (await depth(vhost.name, QUEUE_EXPERIENCE)).ready === 10, 12_000, '10 ready again on the broker');
+    expect(await registry.list()).toEqual([]);
+  }, 30_000);
 });
