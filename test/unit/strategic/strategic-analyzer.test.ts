@@ -44,7 +44,12 @@ describe('StrategicAnalyzer', () => {
     expect(outs[95]?.similar_patterns).not.toBeNull();
     const last = outs[outs.length - 1] as StrategicOutput;
     const bar = bars[bars.length - 1] as Bar;
-    const context = { v: 1, symbol: bar.symbol, ts: bar.ts, bar_close_ts: bar.ts + HALF_HOUR, close: bar.close, degraded: [], ...last };
+    // The five contract fields (the output may carry extra, worker-only fields).
+    const { regime, regime_probabilities, confidence, uncertainty, similar_patterns } = last;
+    const context = {
+      v: 1, symbol: bar.symbol, ts: bar.ts, bar_close_ts: bar.ts + HALF_HOUR, close: bar.close, degraded: [],
+      regime, regime_probabilities, confidence, uncertainty, similar_patterns,
+    };
     expect(StrategicContextSchema.safeParse(context).success).toBe(true);
     expect(last.similar_patterns?.k).toBe(10);
   });
