@@ -1,13 +1,16 @@
 /**
  * Runs every benchmark under bench/ (files named `*.bench.ts`), one after another in its own
  * process so that one benchmark's garbage and JIT state do not colour the next. Pass names to run
- * a subset: `npm run bench -- indicators pipeline`.
+ * a subset: `npm run bench -- indicators pipeline`; arguments starting with `--` go to every
+ * benchmark (`npm run bench -- strategic --skip-1m`).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+const filters = args.filter((a) => !a.startsWith('--'));
+const flags = args.filter((a) => a.startsWith('--'));
 const files = readdirSync(__dirname)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((name) => f.includes(name)))
@@ -15,7 +18,7 @@ const files = readdirSync(__dirname)
 let failed = 0;
 for (const file of files) {
   process.stdout.write(`\n=== ${file}\n`);
-  const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, file)], {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, file), ...flags], {
     stdio: 'inherit',
   });
   if (run.status !== 0) {

@@ -29,6 +29,6 @@ export const FeedbackSchema = z
     regime: RegimeSchema.nullable(),
     confidence: ConfidenceSchema.nullable(),
     model_version: z.string().nullable(),
-  })
-  .strict();
+  });
+
 export type Feedback = z.infer<typeof FeedbackSchema>;

@@ -23,8 +23,8 @@ export const IndicatorsSchema = z
     bb_middle: indicator,
     bb_lower: indicator,
     atr14: indicator,
-  })
-  .strict();
+  });
+
 export type Indicators = z.infer<typeof IndicatorsSchema>;
 
 export const TacticalActionSchema = z.enum(['LONG', 'FLAT', 'SHORT']);
@@ -51,20 +51,20 @@ export const IntegratedResultSchema = z
         uncertainty: z.number().min(0).max(1).nullable(),
         similar_patterns: SimilarPatternsSchema.nullable(),
         stale: z.boolean(),
-      })
-      .strict(),
+      }),
+
     actions: z
       .object({
         tactical: TacticalActionSchema.nullable(),
         risk: z.number().min(0).max(1).nullable(),
         execution: ExecutionStyleSchema.nullable(),
-      })
-      .strict(),
+      }),
+
     target_position: z.number().min(-1).max(1).nullable(),
     combined_confidence: z.number().min(0).max(1).nullable(),
     model_version: z.string().nullable(),
     degraded: z.array(z.string()),
     latency_ms: z.number().nonnegative(),
-  })
-  .strict();
+  });
+
 export type IntegratedResult = z.infer<typeof IntegratedResultSchema>;

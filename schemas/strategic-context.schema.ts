@@ -11,7 +11,7 @@ const probability = z.number().min(0).max(1);
 /** Probability of each regime; the four sum to 1. */
 export const RegimeProbabilitiesSchema = z
   .object({ BULL: probability, BEAR: probability, SIDEWAYS: probability, VOLATILE: probability })
-  .strict();
+
 export type RegimeProbabilities = z.infer<typeof RegimeProbabilitiesSchema>;
 
 /** What followed the most similar past patterns (only neighbours older than the bar, outcome known). */
@@ -21,12 +21,12 @@ export const SimilarPatternsSchema = z
     mean_forward_return: z.number().nullable(),
     up_fraction: probability.nullable(),
     mean_distance: z.number().nonnegative().nullable(),
-  })
-  .strict();
+  });
+
 export type SimilarPatterns = z.infer<typeof SimilarPatternsSchema>;
 
 /**
- * The strategic worker's context for one completed 30m bar, published to `context.30m.<symbol>` on
+ * The strategic worker's context for one completed 30m bar, published to `context.<symbol>` on
  * `pipeline.results` and consumed by the tactical side. Fields of stages not built are null and the
  * stage is named in `degraded`.
  */
@@ -45,6 +45,6 @@ export const StrategicContextSchema = z
     uncertainty: probability.nullable(),
     similar_patterns: SimilarPatternsSchema.nullable(),
     degraded: z.array(z.string()),
-  })
-  .strict();
+  });
+
 export type StrategicContext = z.infer<typeof StrategicContextSchema>;

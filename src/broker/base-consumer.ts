@@ -27,8 +27,6 @@ export interface BaseConsumerOptions {
   maxAttempts: number;
   /** First pause before consuming again after a retriable failure; doubles up to 30 s. */
   retryDelayMs: number;
-  /** Single active consumer is set on the queue, not here; this only names the consumer. */
-  consumerTagPrefix?: string;
   log: Logger;
 }
 
@@ -95,6 +93,9 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   }
 
   private dropChannel(): void {
+    this.held = [];
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
     this.generation++;
     this.channel = null;
     this.consumerTag = null;
@@ -127,7 +128,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
         }
         return;
       }
-      void this.onMessage(msg, channel, generation);
+      this.onDelivery(msg, channel, generation);
     });
     this.consumerTag = reply.consumerTag;
     this.log.info({ prefetch: this.options.prefetchCount }, 'consuming');
@@ -147,6 +148,48 @@ export abstract class BaseConsumer implements ConnectionAttachment {
       });
     }, delay);
     timer.unref();
+  }
+
+  /**
+   * Where redelivered messages must be put back in order: a group (symbol) and a position in it
+   * (ts). RabbitMQ 3.10 quorum queues return the unacknowledged messages of a closed channel in no
+   * particular order once there are more than a few dozen, so redeliveries are held and released
+   * sorted. Return null (the default) to process redeliveries as they come.
+   */
+  protected redeliveryOrder(_msg: ConsumeMessage): { group: string; order: number } | null {
+    return null;
+  }
+
+  private held: { msg: ConsumeMessage; channel: Channel; generation: number; key: { group: string; order: number } }[] = [];
+  private heldTimer: NodeJS.Timeout | null = null;
+
+  private onDelivery(msg: ConsumeMessage, channel: Channel, generation: number): void {
+    if (msg.fields.redelivered) {
+      const key = this.redeliveryOrder(msg);
+      if (key !== null) {
+        // Returned messages are delivered before any fresh one; hold them until a fresh message
+        // arrives, the prefetch window is full, or deliveries pause, then process them in order.
+        this.held.push({ msg, channel, generation, key });
+        if (this.held.length + this.unacked >= this.options.prefetchCount) this.releaseHeld();
+        else {
+          if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+          this.heldTimer = setTimeout(() => this.releaseHeld(), 100);
+          this.heldTimer.unref();
+        }
+        return;
+      }
+    }
+    if (this.held.length > 0) this.releaseHeld();
+    void this.onMessage(msg, channel, generation);
+  }
+
+  private releaseHeld(): void {
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
+    const held = this.held;
+    this.held = [];
+    held.sort((a, b) => (a.key.group < b.key.group ? -1 : a.key.group > b.key.group ? 1 : a.key.order - b.key.order));
+    for (const h of held) void this.onMessage(h.msg, h.channel, h.generation);
   }
 
   private async onMessage(msg: ConsumeMessage, channel: Channel, generation: number): Promise<void> {

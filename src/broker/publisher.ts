@@ -9,6 +9,8 @@ export interface PublisherOptions {
   maxInFlight: number;
   /** How long a publish may wait for a channel and its confirm. @defaultValue 10000 */
   publishTimeoutMs: number;
+  /** Circuit breaker around every publish (stage `publish`). @defaultValue none */
+  guard?: <T>(call: () => Promise<T>) => Promise<T>;
   log: Logger;
 }
 
@@ -80,7 +82,18 @@ export class Publisher implements ConnectionAttachment {
    * Publishes one persistent message and resolves on its confirm. `messageId` is required so that
    * returns can be matched and subscribers can dedupe.
    */
-  async publish(
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish & { messageId: string },
+  ): Promise<void> {
+    const guard = this.options.guard;
+    const call = (): Promise<void> => this.publishNow(exchange, routingKey, content, options);
+    return guard === undefined ? call() : guard(call);
+  }
+
+  private async publishNow(
     exchange: string,
     routingKey: string,
     content: Buffer,

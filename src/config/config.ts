@@ -80,6 +80,11 @@ export const EnvSchema = z.object({
     .default('quorum'),
   /** Pinned model version for the tactical agents (replays); empty = latest promoted. */
   PIPELINE_MODEL_VERSION: z.string().default(''),
+  /**
+   * Resilience testing only: a file listing stages (`agents`, `pattern_store`) that then fail on
+   * purpose, re-read while running. Empty: off. @defaultValue ''
+   */
+  PIPELINE_FAULT_FILE: z.string().default(''),
   /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
 });
@@ -104,6 +109,7 @@ export interface PipelineConfig {
   readonly queueType: 'quorum' | 'classic';
   readonly modelVersion: string | null;
   readonly maxRestartsPerMinute: number;
+  readonly faultFile: string | null;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -154,5 +160,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     queueType: e.PIPELINE_QUEUE_TYPE,
     modelVersion: e.PIPELINE_MODEL_VERSION === '' ? null : e.PIPELINE_MODEL_VERSION,
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
+    faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
   });
 }

@@ -1,10 +1,11 @@
 import type { ConsumeMessage } from 'amqplib';
 import type { ZodType } from 'zod';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
+import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { PipelineError, ValidationError } from '../errors';
+import { OutOfOrderError, PipelineError, ValidationError } from '../errors';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { KeyedSerialQueue } from '../util/keyed-serial-queue';
@@ -68,6 +69,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   private stateGeneration = 0;
   private readonly timeframeMs: number;
   private readonly ownsRejections: boolean;
+  protected override readonly options: BarStageConsumerOptions;
 
   constructor(
     connection: BrokerConnection,
@@ -79,10 +81,21 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     super(connection, publisher, options);
     this.timeframeMs = TIMEFRAME_MS[options.timeframe];
     this.ownsRejections = options.ownsRejections ?? true;
+    this.options = options;
   }
 
   /** Computes the outputs and the next state for one accepted bar. */
   protected abstract process(bar: B, state: S | null, msg: ConsumeMessage, receivedAt: number): Promise<StageOutput<S>>;
+
+  /** Redeliveries are put back in `ts` order per symbol before processing (see BaseConsumer). */
+  protected override redeliveryOrder(msg: ConsumeMessage): { group: string; order: number } | null {
+    try {
+      const body = JSON.parse(msg.content.toString('utf8')) as { symbol?: unknown; ts?: unknown };
+      return typeof body.symbol === 'string' && typeof body.ts === 'number' ? { group: body.symbol, order: body.ts } : null;
+    } catch {
+      return null;
+    }
+  }
 
   /** Called when in-memory state is dropped; subclasses drop their own caches too. */
   protected onReset(): void {}
@@ -100,7 +113,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     try {
       return await this.handleBar(msg);
     } catch (err) {
-      if (this.ownsRejections || !(err instanceof ValidationError)) throw err;
+      if (this.ownsRejections || !(err instanceof ValidationError || err instanceof OutOfOrderError)) throw err;
       this.log.debug({ reason: err.message }, 'bad bar skipped; the owning stage dead-letters it');
       return { kind: 'done' };
     }
@@ -109,6 +122,12 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   private async handleBar(msg: ConsumeMessage): Promise<HandleResult> {
     const receivedAt = performance.now();
     const bar = parseMessage(msg.content, this.schema);
+    const expectedKey = routingKeys.bar(this.options.timeframe, bar.symbol);
+    if (msg.fields.routingKey !== expectedKey && msg.fields.exchange === EXCHANGE_BARS) {
+      throw new ValidationError(
+        `routing key ${msg.fields.routingKey} does not match the body (symbol ${bar.symbol}): publish it as ${expectedKey}`,
+      );
+    }
     const generation = this.stateGeneration;
     return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
       const poisoned = this.poisoned;
@@ -117,7 +136,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         return await this.processInOrder(bar, msg, receivedAt, generation);
       } catch (err) {
         // A later bar of this symbol must never be processed without this one (it would see a gap).
-        if (!(err instanceof ValidationError)) poisoned.add(bar.symbol);
+        if (!(err instanceof ValidationError || err instanceof OutOfOrderError)) poisoned.add(bar.symbol);
         throw err;
       }
     });
@@ -134,7 +153,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       if (state !== null && bar.ts <= state.lastTs) {
         if (bar.ts === state.lastTs || this.pending.get(bar.symbol)?.has(bar.ts) === true) return { kind: 'done' };
         if (await this.store.wasAccepted(bar.symbol, this.timeframeMs, bar.ts)) return { kind: 'done' };
-        throw new ValidationError(
+        throw new OutOfOrderError(
           `out of order: ${bar.symbol} bar ts ${bar.ts} (${new Date(bar.ts).toISOString()}) is older than the last accepted bar ${state.lastTs} (${new Date(state.lastTs).toISOString()}); publish bars of a symbol in ts order`,
         );
       }

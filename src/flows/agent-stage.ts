@@ -15,6 +15,7 @@ import {
 } from '../learning';
 import type { Logger } from '../observability/logger';
 import { callWithFallback, createBreaker } from './breakers';
+import { NO_FAULTS, type FaultInjector } from './fault-injection';
 
 /**
  * A transition as published to `tactical_experience`: the learning `Transition` plus the market
@@ -63,12 +64,15 @@ export class AgentStage {
     log: Logger,
     /** Sample actions (seeded by version, symbol and ts) instead of the argmax, for training data. */
     private readonly explore = false,
+    faults: FaultInjector = NO_FAULTS,
   ) {
     this.breaker = createBreaker(
-      (input) =>
-        Promise.resolve(
+      (input) => {
+        faults.check('agents');
+        return Promise.resolve(
           this.policy.decide(input, this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {}),
-        ),
+        );
+      },
       { stage: 'agents', log },
     );
   }

@@ -2,7 +2,12 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bar30m } from '../../schemas/bar.schema';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
+import type CircuitBreaker from 'opossum';
+import { PipelineError } from '../errors';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
+import { createBreaker } from './breakers';
+import type { FaultInjector } from './fault-injection';
 import { EMBEDDING_DIM, PatternStore, StrategicAnalyzer, type StrategicSymbolState } from '../strategic';
 import type { TacticalFeedback } from '../strategic/uncertainty';
 import type { StrategicAnalysis, StrategicStage } from './strategic-flow';
@@ -22,6 +27,8 @@ export interface AnalyticsStageOptions {
    * @defaultValue 3
    */
   saveEveryBars?: number;
+  /** Injected faults (resilience tests). @defaultValue none */
+  faults?: FaultInjector;
   log: Logger;
 }
 
@@ -37,9 +44,15 @@ export class AnalyticsStage implements StrategicStage {
   private readonly live = new Map<string, Live>();
   private readonly byState = new WeakMap<object, Live>();
   private readonly saveEvery: number;
+  /** Records pattern store outcomes; while open, lookups are skipped (confidence from the posterior). */
+  private readonly breaker: CircuitBreaker<[boolean], void>;
 
   constructor(private readonly options: AnalyticsStageOptions) {
     this.saveEvery = options.saveEveryBars ?? 3;
+    this.breaker = createBreaker(
+      (ok: boolean) => (ok ? Promise.resolve() : Promise.reject(new PatternStoreError())),
+      { stage: 'pattern_store', log: options.log },
+    );
   }
 
   private storeDir(symbol: string): string {
@@ -60,6 +73,7 @@ export class AnalyticsStage implements StrategicStage {
         () => false,
       );
       store = exists && state !== null ? await PatternStore.load(dir) : new PatternStore({ dim: EMBEDDING_DIM });
+      if (this.options.faults !== undefined) store = withFaults(store, this.options.faults);
     }
     const analyzer =
       state === null
@@ -76,7 +90,14 @@ export class AnalyticsStage implements StrategicStage {
     feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
   ): Promise<{ state: unknown; analysis: StrategicAnalysis }> {
     const live = await this.liveFor(bar.symbol, state);
-    const out = live.analyzer.onBar(bar, feedback);
+    // Open breaker: skip the store; half-open lets this bar try it.
+    const skipPatterns = this.breaker.opened;
+    const out = live.analyzer.onBar(bar, feedback, { skipPatterns });
+    const patternsDegraded = out.patternStore === 'failed' || out.patternStore === 'skipped';
+    if (out.patternStore !== 'skipped') {
+      await this.breaker.fire(out.patternStore !== 'failed').catch(() => undefined);
+    }
+    if (patternsDegraded) pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage: 'pattern_store' });
     live.barsSinceSave++;
     if (live.barsSinceSave >= this.saveEvery) {
       await live.analyzer.store.save(this.storeDir(bar.symbol));
@@ -92,7 +113,7 @@ export class AnalyticsStage implements StrategicStage {
         confidence: out.confidence,
         uncertainty: out.uncertainty,
         similar_patterns: out.similar_patterns,
-        degraded: [],
+        degraded: patternsDegraded ? ['pattern_store'] : [],
       },
     };
   }
@@ -105,4 +126,27 @@ export class AnalyticsStage implements StrategicStage {
       );
     }
   }
+}
+
+/** The pattern store failed for a bar. */
+class PatternStoreError extends PipelineError {
+  constructor() {
+    super('PATTERN_STORE', 'pattern store call failed', true);
+  }
+}
+
+/** Wraps a store so that its lookups and inserts throw while the injector lists `pattern_store`. */
+function withFaults(store: PatternStore, faults: FaultInjector): PatternStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if ((prop === 'search' || prop === 'add') && typeof value === 'function') {
+        return (...args: unknown[]) => {
+          faults.check('pattern_store');
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

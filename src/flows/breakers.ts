@@ -96,3 +96,15 @@ export async function callWithFallback<A extends unknown[], R>(
 function isBadData(err: unknown): boolean {
   return err instanceof ValidationError || err instanceof OutOfOrderError;
 }
+
+/** Runs a dependency call through a breaker; the same breaker can guard any number of calls. */
+export type Guard = <T>(call: () => Promise<T>) => Promise<T>;
+
+/** A {@link Guard} backed by one opossum breaker named `stage` (no fallback: open → CircuitOpenError). */
+export function createGuard(options: BreakerOptions): Guard {
+  const breaker = createBreaker((call: () => Promise<unknown>) => call(), options);
+  return <T>(call: () => Promise<T>) => callThrough(breaker, options.stage, call) as Promise<T>;
+}
+
+/** A guard that only runs the call (for tests and tools). */
+export const unguarded: Guard = (call) => call();

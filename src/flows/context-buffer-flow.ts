@@ -37,6 +37,8 @@ export interface ContextBufferFlowOptions {
   prefix: string;
   /** How long a bar waits for the context it needs; 0 waits without bound. */
   contextWaitMs: number;
+  /** Circuit breaker around every Redis call. @defaultValue none */
+  guard?: <T>(call: () => Promise<T>) => Promise<T>;
   /**
    * 30m periods of contexts kept behind the newest one a bar has used (older ones are trimmed from
    * memory and Redis). Must exceed how far back a redelivery can go (prefetch / 6). @defaultValue 512
@@ -71,6 +73,10 @@ export class TimeKeyedBufferFlow<T> {
     this.keep = options.keepPerSymbol ?? 512;
   }
 
+  private guarded<R>(call: () => Promise<R>): Promise<R> {
+    return this.options.guard === undefined ? call() : this.options.guard(call);
+  }
+
   private key(symbol: string): string {
     return `${this.options.prefix}${this.options.name}:${symbol}`;
   }
@@ -90,7 +96,7 @@ export class TimeKeyedBufferFlow<T> {
       entry.loaded = (async () => {
         let raw: Record<string, string>;
         try {
-          raw = await this.options.redis.hgetall(this.key(symbol));
+          raw = await this.guarded(() => this.options.redis.hgetall(this.key(symbol)));
         } catch (err) {
           entry.loaded = null;
           throw new StateStoreError(`cannot load strategic contexts of ${symbol}`, { cause: err });
@@ -109,7 +115,7 @@ export class TimeKeyedBufferFlow<T> {
     const symbol = this.options.symbolOf(item);
     const closeTs = this.options.keyOf(item);
     try {
-      await this.options.redis.hset(this.key(symbol), String(closeTs), JSON.stringify(item));
+      await this.guarded(() => this.options.redis.hset(this.key(symbol), String(closeTs), JSON.stringify(item)));
     } catch (err) {
       throw new StateStoreError(`cannot store ${this.options.name} of ${symbol}`, { cause: err });
     }

@@ -7,3 +7,4 @@ export * from './breakers';
 export * from './analytics-stage';
 export * from './feedback-flow';
 export * from './trainer-flow';
+export * from './fault-injection';

@@ -24,14 +24,14 @@ export function installMetrics(worker: string): void {
   });
   const handleSeconds = new Histogram({
     name: 'pipeline_message_handle_seconds',
-    help: 'Time from delivery to the start of the commit of a message',
+    help: 'Time from delivery of a message to its ack (or dead letter)',
     labelNames: ['queue'],
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [registry],
   });
   const results = new Counter({
     name: 'pipeline_results_published_total',
-    help: 'Results published, by stage and staleness',
+    help: 'Results computed and handed to the publisher, by stage and staleness',
     labelNames: ['stage', 'stale'],
     registers: [registry],
   });

@@ -19,6 +19,8 @@ export function createRedis(options: RedisClientOptions): Redis {
     connectionName: options.connectionName,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
+    // A frozen or unreachable Redis must fail calls (and trip the redis breaker), not hang them.
+    commandTimeout: 2000,
     enableOfflineQueue: true,
     lazyConnect: true,
     retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 10)),

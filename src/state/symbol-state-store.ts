@@ -3,6 +3,8 @@ import { StateStoreError } from '../errors';
 
 /** Options of {@link SymbolStateStore}. */
 export interface SymbolStateStoreOptions {
+  /** Circuit breaker around every Redis call. @defaultValue none */
+  guard?: <T>(call: () => Promise<T>) => Promise<T>;
   /** Prefix of every key (`PIPELINE_REDIS_PREFIX`). */
   prefix: string;
   /** Stage owning the state, part of the key: `tactical`, `resampler`, `strategic`. */
@@ -18,10 +20,14 @@ const YEAR_MS = 365 * 24 * 3_600_000;
  * exact forever, not only for a recent window.
  */
 export class SymbolStateStore<S> {
+  private readonly guard: <T>(call: () => Promise<T>) => Promise<T>;
+
   constructor(
     private readonly redis: Redis,
     private readonly options: SymbolStateStoreOptions,
-  ) {}
+  ) {
+    this.guard = options.guard ?? ((call) => call());
+  }
 
   private stateKey(symbol: string): string {
     return `${this.options.prefix}${this.options.stage}:state:${symbol}`;
@@ -36,7 +42,7 @@ export class SymbolStateStore<S> {
   /** The last committed state of `symbol`, or null if none. */
   async load(symbol: string): Promise<S | null> {
     try {
-      const raw = await this.redis.get(this.stateKey(symbol));
+      const raw = await this.guard(() => this.redis.get(this.stateKey(symbol)));
       return raw === null ? null : (JSON.parse(raw) as S);
     } catch (err) {
       throw new StateStoreError(`cannot load ${this.options.stage} state of ${symbol}`, { cause: err });
@@ -47,7 +53,7 @@ export class SymbolStateStore<S> {
   async wasAccepted(symbol: string, timeframeMs: number, ts: number): Promise<boolean> {
     const { key, bit } = this.seenKey(symbol, timeframeMs, ts);
     try {
-      return (await this.redis.getbit(key, bit)) === 1;
+      return (await this.guard(() => this.redis.getbit(key, bit))) === 1;
     } catch (err) {
       throw new StateStoreError(`cannot read dedupe mark of ${symbol}`, { cause: err });
     }
@@ -68,7 +74,7 @@ export class SymbolStateStore<S> {
     if (extra !== undefined) extra(multi);
     let replies: [Error | null, unknown][] | null;
     try {
-      replies = await multi.exec();
+      replies = await this.guard(() => multi.exec());
     } catch (err) {
       throw new StateStoreError(`cannot commit ${this.options.stage} state of ${symbol}`, { cause: err });
     }

@@ -41,8 +41,16 @@ export interface StrategicOutput {
   regime_probabilities: RegimeProbabilities | null;
   confidence: ConfidenceLevel | null;
   uncertainty: number | null;
-  /** Null until the window is fully warm ({@link FULL_WARMUP_BARS} bars). */
+  /** Null until the window is fully warm ({@link FULL_WARMUP_BARS} bars), or when the store failed. */
   similar_patterns: SimilarPatterns | null;
+  /** Whether the pattern store served this bar: `failed` when it threw, `skipped` when told to. */
+  patternStore?: 'ok' | 'failed' | 'skipped';
+}
+
+/** Options of {@link StrategicAnalyzer.onBar}. */
+export interface OnBarOptions {
+  /** Do not call the pattern store (its breaker is open). @defaultValue false */
+  skipPatterns?: boolean;
 }
 
 interface PendingOutcome {
@@ -143,7 +151,11 @@ export class StrategicAnalyzer {
    * the regime once the call is made.
    * @throws OutOfOrderError when `bar.ts` is not after the symbol's last bar.
    */
-  onBar(bar: Bar, feedback?: TacticalFeedback | null | ((regime: RegimeName) => TacticalFeedback | null)): StrategicOutput {
+  onBar(
+    bar: Bar,
+    feedback?: TacticalFeedback | null | ((regime: RegimeName) => TacticalFeedback | null),
+    options: OnBarOptions = {},
+  ): StrategicOutput {
     let s = this.symbols.get(bar.symbol);
     if (!s) {
       s = new SymbolState();
@@ -172,9 +184,19 @@ export class StrategicAnalyzer {
     let similar: SimilarPatterns | null = null;
     let agreement = 0;
     let found = 0;
-    if (fm.fullyWarm) {
+    let patternStore: StrategicOutput['patternStore'] = 'ok';
+    if (fm.fullyWarm && options.skipPatterns === true) {
+      patternStore = 'skipped';
+    } else if (fm.fullyWarm) {
       embedWindow(fm, baseline, this.vector, this.window);
-      const neighbours = this.store.search(this.vector, this.k, bar.ts - this.horizonBars * this.barMs);
+      let neighbours: ReturnType<PatternStore['search']>;
+      try {
+        neighbours = this.store.search(this.vector, this.k, bar.ts - this.horizonBars * this.barMs);
+      } catch {
+        // The store failed: no neighbours, confidence from the posterior (and feedback) alone.
+        neighbours = [];
+        patternStore = 'failed';
+      }
       found = neighbours.length;
       let sumReturn = 0;
       let up = 0;
@@ -190,7 +212,12 @@ export class StrategicAnalyzer {
           ? { k: 0, mean_forward_return: null, up_fraction: null, mean_distance: null }
           : { k: found, mean_forward_return: sumReturn / found, up_fraction: up / found, mean_distance: sumDistance / found };
       if (found > 0) agreement /= found;
-      this.store.add(this.vector, { symbol: bar.symbol, ts: bar.ts, regime });
+      if (patternStore === 'failed') similar = null;
+      try {
+        this.store.add(this.vector, { symbol: bar.symbol, ts: bar.ts, regime });
+      } catch {
+        patternStore = 'failed';
+      }
       const mine = s.pending[s.pending.length - 1] as PendingOutcome;
       mine.vector = this.vector.slice();
       mine.regime = regime;
@@ -209,6 +236,7 @@ export class StrategicAnalyzer {
       confidence: assessed.confidence,
       uncertainty: assessed.uncertainty,
       similar_patterns: similar,
+      patternStore,
     };
   }
 

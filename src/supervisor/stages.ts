@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { PipelineConfig } from '../config/config';
 import { AgentStage } from '../flows/agent-stage';
 import { AnalyticsStage } from '../flows/analytics-stage';
+import { FaultInjector } from '../flows/fault-injection';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
 import type { StrategicStage } from '../flows/strategic-flow';
 import type { TacticalFlowStages } from '../flows/tactical-flow';
@@ -38,12 +39,18 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
     return {
       tactical: {
         indicators: new StreamingIndicatorStage(),
-        agents: new AgentStage(policy, log, config.training),
+        agents: new AgentStage(policy, log, config.training, new FaultInjector(config.faultFile)),
       },
     };
   }
   if (role === 'strategic') {
-    return { strategic: new AnalyticsStage({ dir: join(config.dataDir, 'patterns'), log: componentLogger('analytics') }) };
+    return {
+      strategic: new AnalyticsStage({
+        dir: join(config.dataDir, 'patterns'),
+        faults: new FaultInjector(config.faultFile),
+        log: componentLogger('analytics'),
+      }),
+    };
   }
   return {};
 }

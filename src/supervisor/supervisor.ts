@@ -28,6 +28,7 @@ interface Child {
   reason: string;
   restarts: number[];
   consecutiveCrashes: number;
+  startedAt: number;
   details: Record<string, unknown>;
 }
 
@@ -85,6 +86,7 @@ export class Supervisor {
         reason: `${role} is starting`,
         restarts: [],
         consecutiveCrashes: 0,
+        startedAt: 0,
         details: {},
       };
       this.children.set(role, child);
@@ -102,6 +104,7 @@ export class Supervisor {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.process = proc;
+    child.startedAt = Date.now();
     child.consuming = false;
     child.reason = `${child.role} is starting`;
     proc.on('message', (message: WorkerToSupervisor) => {
@@ -109,7 +112,9 @@ export class Supervisor {
         child.consuming = message.consuming;
         child.reason = message.reason ?? '';
         child.details = message.details ?? {};
-        if (message.consuming) child.consecutiveCrashes = 0;
+        // The backoff resets only once a worker has stayed up a while: a worker that starts,
+        // consumes and crashes again at once (a poison message) keeps backing off.
+        if (message.consuming && Date.now() - child.startedAt > 30_000) child.consecutiveCrashes = 0;
       } else if (message.type === 'metrics') {
         this.metricsWaiters.get(message.requestId)?.(message.metrics as metric[]);
       }

@@ -7,6 +7,7 @@ import { Publisher } from '../broker/publisher';
 import { QUEUE_CONTEXT, QUEUE_FEEDBACK, QUEUE_RESAMPLER, QUEUE_STRATEGIC, QUEUE_TACTICAL } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
+import { createGuard } from '../flows/breakers';
 import { ResamplerConsumer, type ResamplerState } from '../consumers/resampler-consumer';
 import { StrategicConsumer } from '../consumers/strategic-consumer';
 import { TacticalConsumer } from '../consumers/tactical-consumer';
@@ -67,9 +68,12 @@ export class Worker {
     });
     connection.onFatal = (err) => this.onFatal(err);
     this.connection = connection;
+    // One breaker per dependency and process: Redis (state, buffers) and the publish to the next stage.
+    const redisGuard = createGuard({ stage: 'redis', log: componentLogger('breaker', role) });
     const publisher = new Publisher(connection, {
       maxInFlight: config.maxInFlight,
       publishTimeoutMs: config.publishTimeoutMs,
+      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', role) }),
       log: componentLogger('publisher', role),
     });
     this.publisher = publisher;
@@ -84,7 +88,7 @@ export class Worker {
     const stages = await buildStages(role, config);
     const prefix = config.redisPrefix;
     if (role === 'resampler') {
-      const store = new SymbolStateStore<ResamplerState>(this.redis, { prefix, stage: 'resampler' });
+      const store = new SymbolStateStore<ResamplerState>(this.redis, { prefix, stage: 'resampler', guard: redisGuard });
       this.consumers = [
         new ResamplerConsumer(connection, publisher, store, Bar5mSchema as never, {
           ...base(QUEUE_RESAMPLER),
@@ -93,11 +97,12 @@ export class Worker {
         }),
       ];
     } else if (role === 'strategic') {
-      const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic' });
+      const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic', guard: redisGuard });
       const feedback = new TimeKeyedBufferFlow<Feedback>({
         redis: this.redis,
         prefix,
         contextWaitMs: config.feedbackWaitMs,
+        guard: redisGuard,
         name: 'fb',
         keyOf: (f) => f.window_close_ts,
         symbolOf: (f) => f.symbol,
@@ -111,8 +116,13 @@ export class Worker {
         new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
     } else {
-      const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical' });
-      const contexts = new ContextBufferFlow({ redis: this.redis, prefix, contextWaitMs: config.contextWaitMs });
+      const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical', guard: redisGuard });
+      const contexts = new ContextBufferFlow({
+        redis: this.redis,
+        prefix,
+        contextWaitMs: config.contextWaitMs,
+        guard: redisGuard,
+      });
       this.waitBuffer = contexts;
       const flow = new TacticalFlow(stages.tactical ?? {});
       this.consumers = [
