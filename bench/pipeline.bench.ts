@@ -18,7 +18,7 @@ import type { Bar } from '../schemas/bar.schema';
 import { EXCHANGE_BARS, QUEUE_RESULTS, routingKeys, workQueueOptions } from '../src/broker/topology';
 import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
-import { WORKER_ROLES } from '../src/supervisor/ipc';
+import { rolesFor } from '../src/supervisor/ipc';
 import { Supervisor } from '../src/supervisor/supervisor';
 import Redis from 'ioredis';
 
@@ -108,7 +108,8 @@ async function pipelineRun(bars: Bar[], latencyBars: Bar[]): Promise<Record<stri
   const v = vhost('pipeline');
   const prefix = `bench:${randomUUID().slice(0, 6)}:`;
   const env = { ...process.env, AMQP_URL: v.url, PIPELINE_REDIS_PREFIX: prefix, HEALTH_PORT: '0', LOG_LEVEL: 'warn', PIPELINE_TRAINING: 'off', PIPELINE_DATA_DIR: `/tmp/${prefix.replace(/:/g, '_')}` };
-  const supervisor = new Supervisor({ config: loadConfig(env), roles: WORKER_ROLES, env });
+  const config = loadConfig(env);
+  const supervisor = new Supervisor({ config, roles: rolesFor(config), env });
   const rss: Record<string, number> = {};
   const sample = setInterval(() => {
     for (const [role, pid] of Object.entries(supervisor.pids())) rss[role] = Math.max(rss[role] ?? 0, rssMb(pid));

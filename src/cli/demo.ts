@@ -27,7 +27,7 @@ import { rootLogger } from '../observability/logger';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { createRedis } from '../state/redis-client';
-import { WORKER_ROLES } from '../supervisor/ipc';
+import { rolesFor } from '../supervisor/ipc';
 import { Supervisor } from '../supervisor/supervisor';
 import { ExitCode, cliLogger, connectBroker, describeError, intFlag, ms, numberFlag, quantile } from './common';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
@@ -166,12 +166,16 @@ async function main(): Promise<number> {
     PIPELINE_REDIS_PREFIX: redisPrefix,
     PIPELINE_DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
+    // The demo replays with the starting model so its summary is reproducible; set
+    // PIPELINE_TRAINING=on to watch online training (the trainer then updates every 2048 bars).
+    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING ?? 'off',
     HEALTH_PORT: '0',
   };
   const config = loadConfig(env);
   say(`redis prefix: ${redisPrefix}  data dir: ${dataDir}`);
 
-  const supervisor = new Supervisor({ config, roles: WORKER_ROLES, env });
+  const roles = rolesFor(config);
+  const supervisor = new Supervisor({ config, roles, env });
   let model: ChannelModel | null = null;
   let channel: Channel | null = null;
   const producer = new BarProducer({
@@ -193,7 +197,7 @@ async function main(): Promise<number> {
   try {
     const startedAt = Date.now();
     await supervisor.start();
-    say(`supervisor started (workers ${WORKER_ROLES.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`);
+    say(`supervisor started (workers ${roles.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`);
     if (!(await waitForHealth(supervisor.healthPort, 90_000))) {
       say('the pipeline did not become healthy within 90 s; giving up');
       return ExitCode.Failure;

@@ -78,6 +78,8 @@ export const EnvSchema = z.object({
   PIPELINE_QUEUE_TYPE: z
     .enum(['quorum', 'classic'], { error: 'PIPELINE_QUEUE_TYPE must be quorum or classic' })
     .default('quorum'),
+  /** Transitions per online PPO update (the trainer holds them unacknowledged). @defaultValue 2048 */
+  PIPELINE_TRAIN_BATCH_SIZE: int('PIPELINE_TRAIN_BATCH_SIZE', 16, 65535).default(2048),
   /** Pinned model version for the tactical agents (replays); empty = latest promoted. */
   PIPELINE_MODEL_VERSION: z.string().default(''),
   /**
@@ -108,6 +110,7 @@ export interface PipelineConfig {
   readonly dataDir: string;
   readonly queueType: 'quorum' | 'classic';
   readonly modelVersion: string | null;
+  readonly trainBatchSize: number;
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
 }
@@ -159,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     dataDir: e.PIPELINE_DATA_DIR,
     queueType: e.PIPELINE_QUEUE_TYPE,
     modelVersion: e.PIPELINE_MODEL_VERSION === '' ? null : e.PIPELINE_MODEL_VERSION,
+    trainBatchSize: e.PIPELINE_TRAIN_BATCH_SIZE,
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
   });

@@ -94,6 +94,7 @@ export class AgentStage {
     context: StrategicContext | null,
   ): Promise<AgentOutcome> {
     const env = state?.env ?? initialAgentState();
+    const policy = this.policy; // a swap during this step takes effect on the next bar
     const strategic =
       context === null
         ? null
@@ -110,7 +111,7 @@ export class AgentStage {
       { indicators, strategic, bar: { ...bar }, agentState: env, symbol: bar.symbol },
     );
     const chosen: TradeDecision = decision ?? FALLBACK_DECISION;
-    const advanced = advance(env, { ...bar }, chosen, this.policy.costs);
+    const advanced = advance(env, { ...bar }, chosen, policy.costs);
     const transition =
       state?.pending != null && advanced.reward !== null ? { ...state.pending, reward: advanced.reward } : null;
     return {

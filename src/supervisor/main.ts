@@ -5,7 +5,7 @@
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../errors';
 import { componentLogger, rootLogger } from '../observability/logger';
-import { WORKER_ROLES } from './ipc';
+import { rolesFor } from './ipc';
 import { Supervisor } from './supervisor';
 
 async function main(): Promise<void> {
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   rootLogger(config.logLevel);
   const log = componentLogger('main');
-  const supervisor = new Supervisor({ config, roles: WORKER_ROLES });
+  const supervisor = new Supervisor({ config, roles: rolesFor(config) });
   let exitCode = 0;
   const shutdown = (signal: string): void => {
     log.info({ signal }, 'shutting down');

@@ -12,7 +12,7 @@ import type { WorkerRole } from './ipc';
 
 /** The compute stages a worker plugs into its flows. A stage not built yet is absent. */
 export interface WorkerStages {
-  tactical?: TacticalFlowStages;
+  tactical?: TacticalFlowStages & { agents?: AgentStage };
   strategic?: StrategicStage | null;
 }
 

@@ -4,7 +4,19 @@ import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
 import { BrokerConnection } from '../broker/broker-connection';
 import type { BaseConsumer } from '../broker/base-consumer';
 import { Publisher } from '../broker/publisher';
-import { QUEUE_CONTEXT, QUEUE_FEEDBACK, QUEUE_RESAMPLER, QUEUE_STRATEGIC, QUEUE_TACTICAL } from '../broker/topology';
+import { join } from 'node:path';
+import {
+  QUEUE_CONTEXT,
+  QUEUE_EXPERIENCE,
+  QUEUE_FEEDBACK,
+  QUEUE_RESAMPLER,
+  QUEUE_STRATEGIC,
+  QUEUE_TACTICAL,
+} from '../broker/topology';
+import { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
+import { TrainerConsumer } from '../consumers/trainer-consumer';
+import { TrainerFlow } from '../flows/trainer-flow';
+import { ModelRegistry, TacticalPolicy } from '../learning';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
 import { createGuard } from '../flows/breakers';
@@ -18,7 +30,7 @@ import { componentLogger, type Logger } from '../observability/logger';
 import { createRedis, type Redis } from '../state/redis-client';
 import { SymbolStateStore } from '../state/symbol-state-store';
 import type { WorkerRole } from './ipc';
-import { buildStages } from './stages';
+import { buildStages, INITIAL_POLICY_SEED } from './stages';
 
 /**
  * One worker process's components for a role, with start/stop in the order of STYLE.md:
@@ -35,6 +47,7 @@ export class Worker {
   /** The buffer the worker's ordered stage waits on (contexts or feedback); closed on stop. */
   private waitBuffer: { close(): void } | null = null;
   private stopPromise: Promise<void> | null = null;
+  private subscriber: ModelUpdateSubscriber | null = null;
   /** Called when the worker cannot go on (fatal broker error). */
   onFatal: (err: Error) => void = () => undefined;
 
@@ -115,7 +128,31 @@ export class Worker {
         }),
         new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
+    } else if (role === 'trainer') {
+      const flow = await TrainerFlow.create({
+        registry: new ModelRegistry(join(config.dataDir, 'models')),
+        batchSize: config.trainBatchSize,
+        seed: INITIAL_POLICY_SEED,
+        log: componentLogger('trainer'),
+      });
+      this.consumers = [
+        new TrainerConsumer(connection, publisher, flow, { ...base(QUEUE_EXPERIENCE), prefetchCount: config.trainBatchSize }),
+      ];
     } else {
+      const agents = stages.tactical?.agents;
+      if (config.training && agents !== undefined) {
+        // Swap to each newly promoted version between bars. With training off the worker keeps the
+        // version it started with, so replays are deterministic.
+        const registry = new ModelRegistry(join(config.dataDir, 'models'));
+        const log = componentLogger('models', role);
+        this.subscriber = new ModelUpdateSubscriber(connection, {
+          onUpdate: async (version) => {
+            agents.swap(await TacticalPolicy.load(registry, version));
+            log.info({ version }, 'tactical policy swapped');
+          },
+          log,
+        });
+      }
       const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical', guard: redisGuard });
       const contexts = new ContextBufferFlow({
         redis: this.redis,
@@ -154,6 +191,7 @@ export class Worker {
         for (const consumer of this.consumers) {
           await step('consumer', () => consumer.stop(timeout, () => this.waitBuffer?.close()));
         }
+        if (this.subscriber !== null) await step('model updates', () => this.subscriber!.stop());
         if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
         if (this.connection !== null) await step('connection', () => this.connection!.stop());
         if (this.redis !== null) await step('redis', async () => void (await this.redis!.quit()));
