@@ -78,6 +78,12 @@ export const EnvSchema = z.object({
   PIPELINE_QUEUE_TYPE: z
     .enum(['quorum', 'classic'], { error: 'PIPELINE_QUEUE_TYPE must be quorum or classic' })
     .default('quorum'),
+  /**
+   * Rolling window over which a circuit breaker counts failures; it opens when at least 5 calls in
+   * the window failed 50% or more. Long by default because a symbol's bar comes every 5 minutes.
+   * @defaultValue 120000
+   */
+  PIPELINE_BREAKER_WINDOW_MS: int('PIPELINE_BREAKER_WINDOW_MS', 1000, 3600000).default(120000),
   /** Transitions per online PPO update (the trainer holds them unacknowledged). @defaultValue 2048 */
   PIPELINE_TRAIN_BATCH_SIZE: int('PIPELINE_TRAIN_BATCH_SIZE', 16, 65535).default(2048),
   /** Pinned model version for the tactical agents (replays); empty = latest promoted. */
@@ -111,6 +117,7 @@ export interface PipelineConfig {
   readonly queueType: 'quorum' | 'classic';
   readonly modelVersion: string | null;
   readonly trainBatchSize: number;
+  readonly breakerWindowMs: number;
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
 }
@@ -163,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     queueType: e.PIPELINE_QUEUE_TYPE,
     modelVersion: e.PIPELINE_MODEL_VERSION === '' ? null : e.PIPELINE_MODEL_VERSION,
     trainBatchSize: e.PIPELINE_TRAIN_BATCH_SIZE,
+    breakerWindowMs: e.PIPELINE_BREAKER_WINDOW_MS,
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
   });

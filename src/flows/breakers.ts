@@ -9,7 +9,7 @@ export interface BreakerOptions {
   stage: string;
   /**
    * Rolling window over which failures are counted. Bars arrive once per 5 minutes per symbol, so
-   * opossum's default 10 s window would see almost no calls. @defaultValue 120000
+   * opossum's default 10 s window would see almost no calls. @defaultValue PIPELINE_BREAKER_WINDOW_MS
    */
   rollingCountTimeoutMs?: number;
   /** Calls in the window before the breaker may open. @defaultValue 5 */
@@ -21,6 +21,13 @@ export interface BreakerOptions {
   /** Per-call time limit; false for none. @defaultValue false */
   callTimeoutMs?: number | false;
   log: Logger;
+}
+
+let defaultWindowMs = 120_000;
+
+/** Sets the rolling window of breakers created from now on (`PIPELINE_BREAKER_WINDOW_MS`). */
+export function setBreakerWindow(windowMs: number): void {
+  defaultWindowMs = windowMs;
 }
 
 /**
@@ -35,7 +42,7 @@ export function createBreaker<A extends unknown[], R>(
 ): CircuitBreaker<A, R> {
   const breaker = new CircuitBreaker<A, R>(action, {
     timeout: options.callTimeoutMs ?? false,
-    rollingCountTimeout: options.rollingCountTimeoutMs ?? 120_000,
+    rollingCountTimeout: options.rollingCountTimeoutMs ?? defaultWindowMs,
     rollingCountBuckets: 12,
     volumeThreshold: options.volumeThreshold ?? 5,
     errorThresholdPercentage: options.errorThresholdPercentage ?? 50,

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../errors';
 import { loadConfig } from '../config/config';
+import { setBreakerWindow } from '../flows/breakers';
 import { installMetrics, registry } from '../observability/metrics';
 import { componentLogger, rootLogger } from '../observability/logger';
 import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
   rootLogger(config.logLevel);
   const log = componentLogger(`worker.${role}`);
   installMetrics(role);
+  setBreakerWindow(config.breakerWindowMs);
   const worker = new Worker(role, config);
   const send = (message: WorkerToSupervisor): void => {
     if (process.send !== undefined && process.connected) process.send(message);

@@ -50,6 +50,7 @@ function distinct(messages: Received[]): { byId: Map<string, IntegratedResult>; 
 
 async function metric(pipeline: TestPipeline, pattern: RegExp): Promise<number> {
   const text = await (await fetch(pipeline.healthUrl.replace('/health', '/metrics'))).text();
+  if (process.env.DEBUG_METRICS) process.stdout.write(`${text.split('\n').filter((l) => l.includes('breaker')).join('\n')}\n`);
   return text
     .split('\n')
     .filter((line) => pattern.test(line))
@@ -73,6 +74,8 @@ describe('resilience', () => {
       REDIS_URL: `redis://127.0.0.1:${port}`,
       PIPELINE_FAULT_FILE: faultFile(),
       PIPELINE_DATA_DIR: join(dir, 'data'),
+      // The test publishes in bursts: a short window lets the failures outnumber the earlier successes.
+      PIPELINE_BREAKER_WINDOW_MS: '3000',
     });
     await waitHealthy(pipeline);
     results = new QueueCollector(vhost.url, QUEUE_RESULTS);
