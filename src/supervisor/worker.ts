@@ -82,7 +82,8 @@ export class Worker {
     connection.onFatal = (err) => this.onFatal(err);
     this.connection = connection;
     // One breaker per dependency and process: Redis (state, buffers) and the publish to the next stage.
-    const redisGuard = createGuard({ stage: 'redis', log: componentLogger('breaker', role) });
+    // Redis failures come in bursts, not one at a time; two failed calls in the window are enough.
+    const redisGuard = createGuard({ stage: 'redis', volumeThreshold: 2, log: componentLogger('breaker', role) });
     const publisher = new Publisher(connection, {
       maxInFlight: config.maxInFlight,
       publishTimeoutMs: config.publishTimeoutMs,

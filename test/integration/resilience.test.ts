@@ -75,7 +75,7 @@ describe('resilience', () => {
       PIPELINE_FAULT_FILE: faultFile(),
       PIPELINE_DATA_DIR: join(dir, 'data'),
       // The test publishes in bursts: a short window lets the failures outnumber the earlier successes.
-      PIPELINE_BREAKER_WINDOW_MS: '3000',
+      PIPELINE_BREAKER_WINDOW_MS: '5000',
     });
     await waitHealthy(pipeline);
     results = new QueueCollector(vhost.url, QUEUE_RESULTS);
