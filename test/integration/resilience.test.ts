@@ -75,7 +75,7 @@ describe('resilience', () => {
       PIPELINE_FAULT_FILE: faultFile(),
       PIPELINE_DATA_DIR: join(dir, 'data'),
       // The test publishes in bursts: a short window lets the failures outnumber the earlier successes.
-      PIPELINE_BREAKER_WINDOW_MS: '5000',
+      PIPELINE_BREAKER_WINDOW_MS: '3000',
     });
     await waitHealthy(pipeline);
     results = new QueueCollector(vhost.url, QUEUE_RESULTS);
@@ -96,6 +96,8 @@ describe('resilience', () => {
     const done = (n: number) => () => distinct(results.messages).byId.size >= n;
     await publishBars(vhost.url, bars.slice(0, 1300));
     await waitFor(done(1300), 60_000, 'results before the fault');
+    // Let the successes of the burst leave the breakers' 3 s window, as they would at bar pace.
+    await new Promise((r) => setTimeout(r, 3500));
     writeFileSync(faultFile(), 'agents,pattern_store\n');
     await new Promise((r) => setTimeout(r, 400)); // the injector re-reads the file every 200 ms
     await publishBars(vhost.url, bars.slice(1300, 2200));
