@@ -9,8 +9,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
-const filters = args.filter((a) => !a.startsWith('--'));
-const flags = args.filter((a) => a.startsWith('--'));
+// Names come first; from the first --flag on, everything (flags and their values) goes to every benchmark.
+const firstFlag = args.findIndex((a) => a.startsWith('--'));
+const filters = firstFlag < 0 ? args : args.slice(0, firstFlag);
+const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
 const files = readdirSync(__dirname)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => filters.length === 0 || filters.some((name) => f.includes(name)))

@@ -308,6 +308,10 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     if (this.stopPromise === null) {
       this.stopPromise = (async () => {
         this.stopping = true;
+        // Held redeliveries were never started: closing the channel hands them back to the broker.
+        this.held = [];
+        if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+        this.heldTimer = null;
         const channel = this.channel;
         if (channel !== null && this.consumerTag !== null) {
           await channel.cancel(this.consumerTag).catch(() => undefined);

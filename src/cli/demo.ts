@@ -168,7 +168,7 @@ async function main(): Promise<number> {
     LOG_LEVEL: 'warn',
     // The demo replays with the starting model so its summary is reproducible; set
     // PIPELINE_TRAINING=on to watch online training (the trainer then updates every 2048 bars).
-    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING ?? 'off',
+    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING || 'off',
     HEALTH_PORT: '0',
   };
   const config = loadConfig(env);

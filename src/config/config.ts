@@ -79,8 +79,8 @@ export const EnvSchema = z.object({
     .enum(['quorum', 'classic'], { error: 'PIPELINE_QUEUE_TYPE must be quorum or classic' })
     .default('quorum'),
   /**
-   * Rolling window over which a circuit breaker counts failures; it opens when at least 5 calls in
-   * the window failed 50% or more. Long by default because a symbol's bar comes every 5 minutes.
+   * Rolling window over which a circuit breaker counts failures; it opens when more than 50% of the
+   * calls in the window failed, once the window holds 5 calls (2 for the redis breaker). Long by default because a symbol's bar comes every 5 minutes.
    * @defaultValue 120000
    */
   PIPELINE_BREAKER_WINDOW_MS: int('PIPELINE_BREAKER_WINDOW_MS', 1000, 3600000).default(120000),

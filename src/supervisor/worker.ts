@@ -141,9 +141,9 @@ export class Worker {
       ];
     } else {
       const agents = stages.tactical?.agents;
-      if (config.training && agents !== undefined) {
-        // Swap to each newly promoted version between bars. With training off the worker keeps the
-        // version it started with, so replays are deterministic.
+      if (config.training && config.modelVersion === null && agents !== undefined) {
+        // Swap to each newly promoted version between bars. With training off, or a pinned
+        // PIPELINE_MODEL_VERSION, the worker keeps the version it started with.
         const registry = new ModelRegistry(join(config.dataDir, 'models'));
         const log = componentLogger('models', role);
         this.subscriber = new ModelUpdateSubscriber(connection, {
