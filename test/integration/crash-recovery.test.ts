@@ -116,6 +116,23 @@ describe('crash recovery', () => {
     process.stdout.write(`crash test: ${roles.length} kills, ${resends} identical re-sends of ${bars.length} results\n`);
   });
 
+  it('gives the same results when strategic contexts arrive late and in a burst', async () => {
+    run = await startRun('late');
+    const current = run;
+    await publishBars(current.vhost.url, bars);
+    await waitFor(() => current.results.messages.length >= bars.length * 0.2, 120_000, '20% of results');
+    // Freeze the strategic worker (well inside the 30 s context wait): tactical bars that complete a
+    // 30m bar wait, then its contexts arrive all at once.
+    const pid = current.pipeline.supervisor.pids().strategic!;
+    process.kill(pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4000));
+    process.kill(pid, 'SIGCONT');
+    await waitFor(() => distinct(current.results.messages).byId.size >= bars.length, 180_000, 'all results after the burst');
+    const { byId, resends } = distinct(current.results.messages);
+    expect(resends).toBe(0);
+    for (const [id, body] of reference) expect({ id, body: byId.get(id) }).toEqual({ id, body });
+  });
+
   it('recovers from rabbitmqctl close_all_connections without losing or changing a result', async () => {
     run = await startRun('close');
     const current = run;
