@@ -70,6 +70,12 @@ export const EnvSchema = z.object({
    * computed without it (`feedback` in `degraded`). 0 waits without bound. @defaultValue 30000
    */
   PIPELINE_FEEDBACK_WAIT_MS: int('PIPELINE_FEEDBACK_WAIT_MS', 0, 3600000).default(30000),
+  /**
+   * The context of a symbol's n-th 30m bar uses the tactical feedback window of its (n − lag)-th.
+   * 1 uses the freshest feedback but makes the strategic and tactical workers take turns every
+   * period; the default lets the strategic side run 4 periods ahead. @defaultValue 4
+   */
+  PIPELINE_FEEDBACK_LAG: int('PIPELINE_FEEDBACK_LAG', 1, 48).default(4),
   /** Bound of graceful shutdown steps. @defaultValue 15000 */
   PIPELINE_CLOSE_TIMEOUT_MS: int('PIPELINE_CLOSE_TIMEOUT_MS', 100, 600000).default(15000),
   /** Directory for the pattern store and the model registry. @defaultValue .data */
@@ -112,6 +118,7 @@ export interface PipelineConfig {
   readonly retryDelayMs: number;
   readonly contextWaitMs: number;
   readonly feedbackWaitMs: number;
+  readonly feedbackLag: number;
   readonly closeTimeoutMs: number;
   readonly dataDir: string;
   readonly queueType: 'quorum' | 'classic';
@@ -165,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     retryDelayMs: e.PIPELINE_RETRY_DELAY_MS,
     contextWaitMs: e.PIPELINE_CONTEXT_WAIT_MS,
     feedbackWaitMs: e.PIPELINE_FEEDBACK_WAIT_MS,
+    feedbackLag: e.PIPELINE_FEEDBACK_LAG,
     closeTimeoutMs: e.PIPELINE_CLOSE_TIMEOUT_MS,
     dataDir: e.PIPELINE_DATA_DIR,
     queueType: e.PIPELINE_QUEUE_TYPE,

@@ -62,7 +62,10 @@ export class AgentStage {
   constructor(
     private policy: TacticalPolicy,
     log: Logger,
-    /** Sample actions (seeded by version, symbol and ts) instead of the argmax, for training data. */
+    /**
+     * Online training: sample actions (seeded by version, symbol and ts) instead of the argmax, and
+     * record each decision's transition for the trainer.
+     */
     private readonly explore = false,
     faults: FaultInjector = NO_FAULTS,
   ) {
@@ -122,8 +125,10 @@ export class AgentStage {
       transition,
       state: {
         env: advanced.state,
+        // Transitions exist for the trainer; without online training they would only bloat the
+        // state written to Redis with every bar.
         pending:
-          decision === null
+          decision === null || !this.explore
             ? null
             : {
                 ...makeTransition(bar.symbol, bar.ts, decision, 0),

@@ -21,6 +21,8 @@ export interface StrategicState {
   /** Serialised analyzer state of the symbol. */
   analyzer: unknown;
   feedback?: RegimeFeedbackState;
+  /** Close times of the symbol's last 30m bars (oldest first), to find the window `lag` bars back. */
+  recentCloses?: number[];
 }
 
 /** What the analytics stage says about one 30m bar. */
@@ -65,22 +67,30 @@ export function applyFeedback(state: RegimeFeedbackState, feedback: Feedback): R
 }
 
 /**
- * Turns a 30m bar and the symbol's state into its strategic context. The context of the 30m bar
- * closing at T uses the tactical feedback of the windows that closed at or before T − 30m: it waits
- * (bounded) for the window of the symbol's previous 30m bar, so which feedback is used is fixed by
- * the bars, not by arrival. (No cycle: that window needs only contexts of bars before this one.)
+ * Turns a 30m bar and the symbol's state into its strategic context.
+ *
+ * Feedback is fixed by the bars, not by arrival: the context of a symbol's n-th 30m bar applies the
+ * tactical feedback window of its (n − lag)-th 30m bar, waiting (bounded) for it, so the 30m bar
+ * closing at T uses windows that closed at or before T − lag × 30m. No cycle: that window needs
+ * only contexts of earlier bars. With `lag` 1 every 30m bar waits for the window just closed, which
+ * makes the two workers take turns once per period; a larger lag lets the strategic worker run
+ * `lag` periods ahead, so in a replay the tactical worker finds its contexts ready.
  */
 export class StrategicFlow {
   constructor(
     private readonly stage: StrategicStage | null,
     private readonly feedbackBuffer: TimeKeyedBufferFlow<Feedback> | null = null,
-  ) {}
+    private readonly lag = 4,
+  ) {
+    if (!Number.isInteger(lag) || lag < 1) throw new RangeError(`feedback lag must be a positive integer, got ${lag}`);
+  }
 
   async step(bar: Bar30m, state: StrategicState | null): Promise<{ context: StrategicContext; state: StrategicState }> {
     const degraded: string[] = [];
     let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
-    if (this.feedbackBuffer !== null && state !== null) {
-      const required = state.lastTs + 1_800_000;
+    const recent = [...(state?.recentCloses ?? []), bar.ts + 1_800_000].slice(-(this.lag + 1));
+    if (this.feedbackBuffer !== null && recent.length === this.lag + 1) {
+      const required = recent[0] as number;
       const lookup = await this.feedbackBuffer.lookupItem(bar.symbol, required);
       if (lookup.stale) degraded.push('feedback');
       if (lookup.item !== null) feedback = applyFeedback(feedback, lookup.item);
@@ -113,6 +123,6 @@ export class StrategicFlow {
       similar_patterns: analysis.similar_patterns,
       degraded: [...analysis.degraded, ...degraded],
     };
-    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback } };
+    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(1) } };
   }
 }

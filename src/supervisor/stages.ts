@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import type { PipelineConfig } from '../config/config';
-import { AgentStage } from '../flows/agent-stage';
-import { AnalyticsStage } from '../flows/analytics-stage';
+import type { AgentStage } from '../flows/agent-stage';
 import { FaultInjector } from '../flows/fault-injection';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
 import type { StrategicStage } from '../flows/strategic-flow';
 import type { TacticalFlowStages } from '../flows/tactical-flow';
-import { ModelRegistry, TacticalPolicy } from '../learning';
+import type { TacticalPolicy } from '../learning/policy';
 import { componentLogger } from '../observability/logger';
 import type { WorkerRole } from './ipc';
 
@@ -24,6 +23,8 @@ export const INITIAL_POLICY_SEED = 1;
  * latest promoted one in `<dataDir>/models`, else the seeded initial policy.
  */
 export async function loadStartingPolicy(config: PipelineConfig): Promise<TacticalPolicy> {
+  const { ModelRegistry } = await import('../learning/registry');
+  const { TacticalPolicy } = await import('../learning/policy');
   const registry = new ModelRegistry(join(config.dataDir, 'models'));
   if (config.modelVersion !== null) return TacticalPolicy.load(registry, config.modelVersion);
   const promoted = await registry.latestPromoted().catch(() => null);
@@ -32,7 +33,9 @@ export async function loadStartingPolicy(config: PipelineConfig): Promise<Tactic
 
 /** Builds the compute stages of a role. */
 export async function buildStages(role: WorkerRole, config: PipelineConfig): Promise<WorkerStages> {
+  // Each role imports only its own compute, so the resampler and strategic workers never load tfjs.
   if (role === 'tactical') {
+    const { AgentStage } = await import('../flows/agent-stage');
     const policy = await loadStartingPolicy(config);
     const log = componentLogger('agents');
     log.info({ modelVersion: policy.version }, 'tactical policy loaded');
@@ -44,6 +47,7 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
     };
   }
   if (role === 'strategic') {
+    const { AnalyticsStage } = await import('../flows/analytics-stage');
     return {
       strategic: new AnalyticsStage({
         dir: join(config.dataDir, 'patterns'),

@@ -58,7 +58,10 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     send({ type: 'status', consuming: false, reason: `${role} is stopping` });
     worker.stop().then(
-      () => exit(0),
+      async () => {
+        if (profile !== null) await profile();
+        exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'stop failed');
         exit(1);
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
   });
   process.on('disconnect', () => shutdown('supervisor gone'));
 
+  const profile = await startCpuProfile(role);
   await worker.start();
   let last = '';
   const report = (): void => {
@@ -101,3 +105,24 @@ main().catch((err: unknown) => {
   rootLogger().flush();
   process.exit(1);
 });
+
+/**
+ * Diagnostics: with CPU_PROFILE_DIR set, the worker records a V8 CPU profile from start to a
+ * graceful stop and writes `<dir>/<role>-<pid>.cpuprofile` (open it in Chrome DevTools).
+ */
+async function startCpuProfile(role: string): Promise<(() => Promise<void>) | null> {
+  const dir = process.env.CPU_PROFILE_DIR;
+  if (dir === undefined || dir === '') return null;
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(`${dir}/${role}-${process.pid}.cpuprofile`, JSON.stringify(profile));
+  };
+}

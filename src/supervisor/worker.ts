@@ -13,10 +13,7 @@ import {
   QUEUE_STRATEGIC,
   QUEUE_TACTICAL,
 } from '../broker/topology';
-import { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
-import { TrainerConsumer } from '../consumers/trainer-consumer';
-import { TrainerFlow } from '../flows/trainer-flow';
-import { ModelRegistry, TacticalPolicy } from '../learning';
+import type { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
 import { createGuard } from '../flows/breakers';
@@ -123,13 +120,17 @@ export class Worker {
       });
       this.waitBuffer = feedback;
       this.consumers = [
-        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback), {
+        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), {
           ...base(QUEUE_STRATEGIC),
           timeframe: '30m',
         }),
         new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
     } else if (role === 'trainer') {
+      // Loaded here so that only the roles that need them pay for tfjs and the learning code.
+      const { TrainerFlow } = await import('../flows/trainer-flow');
+      const { TrainerConsumer } = await import('../consumers/trainer-consumer');
+      const { ModelRegistry } = await import('../learning/registry');
       const flow = await TrainerFlow.create({
         registry: new ModelRegistry(join(config.dataDir, 'models')),
         batchSize: config.trainBatchSize,
@@ -144,6 +145,9 @@ export class Worker {
       if (config.training && config.modelVersion === null && agents !== undefined) {
         // Swap to each newly promoted version between bars. With training off, or a pinned
         // PIPELINE_MODEL_VERSION, the worker keeps the version it started with.
+        const { ModelRegistry } = await import('../learning/registry');
+        const { TacticalPolicy } = await import('../learning/policy');
+        const { ModelUpdateSubscriber } = await import('../consumers/model-update-subscriber');
         const registry = new ModelRegistry(join(config.dataDir, 'models'));
         const log = componentLogger('models', role);
         this.subscriber = new ModelUpdateSubscriber(connection, {
