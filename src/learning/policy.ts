@@ -2,7 +2,8 @@ import type { Indicators } from '../../schemas/integrated-result.schema';
 import { SeededRandom } from '../util/random';
 import type { BarInput, Observations, StrategicInput } from './features';
 import { argmax, MAPPO_DEFAULTS, sampleCategorical, softmax } from './mappo';
-import { DenseNet, initialWeights, type MlpWeights } from './network';
+import { initialWeights, type MlpWeights } from './network';
+import { inferenceNet } from './simd-dense-net';
 import { TRADING_TEAM_SPEC } from './trading-agents';
 import { DEFAULT_COSTS, decodeActions, observe, type AgentState, type TradeDecision, type TradingCosts } from './trading-env';
 
@@ -56,7 +57,7 @@ export interface PolicySource {
  * a version, about 0.3 ms for all three at batch 1 on these machines.
  */
 export class TacticalPolicy {
-  private readonly nets: DenseNet[];
+  private readonly nets: { forward(x: ArrayLike<number>): Float32Array }[];
 
   constructor(readonly version: string, private readonly weights: readonly MlpWeights[], readonly costs: TradingCosts = DEFAULT_COSTS) {
     TRADING_TEAM_SPEC.agents.forEach((a, i) => {
@@ -64,7 +65,7 @@ export class TacticalPolicy {
       const want = [a.obsDim, ...a.hidden, a.nActions];
       if (!w || w.sizes.join() !== want.join()) throw new RangeError(`actor ${a.name} must have sizes ${want.join('-')}`);
     });
-    this.nets = weights.map((w) => new DenseNet(w));
+    this.nets = weights.map((w) => inferenceNet(w));
   }
 
   /**

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DenseNet, initialWeights } from '../../../src/learning/network';
+import { SimdDenseNet, inferenceNet } from '../../../src/learning/simd-dense-net';
+import { compileDenseWat } from '../../../src/learning/wasm/compile-dense';
+import { DENSE_WASM_BASE64 } from '../../../src/learning/wasm/dense-module';
+import { SeededRandom } from '../../../src/util/random';
+
+describe('SIMD dense network', () => {
+  it.each([
+    [[23, 352, 264, 3]],
+    [[10, 312, 312, 4]],
+    [[10, 432, 224, 3]],
+    [[5, 7, 3]],
+  ])('computes the same forward pass as the plain JavaScript one for sizes %j', (sizes) => {
+    const weights = initialWeights(sizes, new SeededRandom(3), { hiddenGain: Math.SQRT2, outputGain: 1 });
+    const js = new DenseNet(weights);
+    const simd = inferenceNet(weights);
+    expect(simd).toBeInstanceOf(SimdDenseNet);
+    const rng = new SeededRandom(4);
+    for (let n = 0; n < 50; n++) {
+      const x = Array.from({ length: sizes[0]! }, () => rng.normal());
+      const a = Array.from(js.forward(x));
+      const b = Array.from(simd.forward(x));
+      const scale = Math.max(...a.map(Math.abs), 1e-3);
+      a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(1e-5 * scale));
+    }
+  });
+
+  it('gives bit-identical outputs for the same input on repeated calls', () => {
+    const weights = initialWeights([23, 352, 264, 3], new SeededRandom(5), { hiddenGain: Math.SQRT2, outputGain: 0.01 });
+    const a = inferenceNet(weights);
+    const b = inferenceNet(weights);
+    const x = Array.from({ length: 23 }, (_, i) => Math.sin(i));
+    const first = Array.from(a.forward(x));
+    a.forward(x.map((v) => -v));
+    expect(Array.from(a.forward(x))).toEqual(first);
+    expect(Array.from(b.forward(x))).toEqual(first);
+  });
+
+  it('ships the module compiled from dense.wat (run src/learning/wasm/build-dense.ts after editing it)', async () => {
+    const wat = readFileSync(join(__dirname, '../../../src/learning/wasm/dense.wat'), 'utf8');
+    expect(await compileDenseWat(wat)).toBe(DENSE_WASM_BASE64);
+  });
+});
