@@ -99,6 +99,11 @@ export const EnvSchema = z.object({
    * purpose, re-read while running. Empty: off. @defaultValue ''
    */
   PIPELINE_FAULT_FILE: z.string().default(''),
+  /**
+   * V8 old-space limit of each worker process. Node sizes its heap for the machine (gigabytes here)
+   * and collects lazily; a bound keeps a worker's RSS near its working set. @defaultValue 256
+   */
+  PIPELINE_WORKER_HEAP_MB: int('PIPELINE_WORKER_HEAP_MB', 64, 65536).default(256),
   /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
 });
@@ -127,6 +132,7 @@ export interface PipelineConfig {
   readonly breakerWindowMs: number;
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
+  readonly workerHeapMb: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -181,5 +187,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     breakerWindowMs: e.PIPELINE_BREAKER_WINDOW_MS,
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
+    workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
   });
 }

@@ -100,7 +100,7 @@ export class Supervisor {
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
       env: this.options.env ?? process.env,
-      execArgv: isTs ? ['--import', 'tsx'] : [],
+      execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.process = proc;
