@@ -66,7 +66,7 @@ async function main(): Promise<void> {
 
   const params = tradingParameterCounts();
   process.stdout.write(`actor parameters: ${JSON.stringify(params)}\n`);
-  process.stdout.write(`decision latency, 3 actors, batch 1 (plain JS): p50 ${latency.p50Ms.toFixed(3)} ms, p99 ${latency.p99Ms.toFixed(3)} ms (target p50 <= 0.2 ms)\n`);
+  process.stdout.write(`decision latency, 3 actors, batch 1 (TacticalPolicy, SIMD wasm forward pass): p50 ${latency.p50Ms.toFixed(3)} ms, p99 ${latency.p99Ms.toFixed(3)} ms (target p50 <= 0.2 ms)\n`);
   process.stdout.write('backend  epochs x minibatches  collect ms  update ms  total ms (10 episodes x 288 steps; target <= 1000)\n');
   for (const [b, rows] of Object.entries(training)) {
     for (const r of rows) {
