@@ -190,3 +190,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
   });
 }
+
+/**
+ * {@link loadConfig} for process entry points: a configuration error is printed (every bad variable
+ * and what is allowed) and the process exits 78 (EX_CONFIG) before anything starts.
+ */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}

@@ -2,23 +2,13 @@
  * `npm start`: the supervisor and every worker, in the foreground until SIGINT/SIGTERM; then it
  * drains and exits 0. Exits 78 on a configuration error, 1 when a worker crash-loops.
  */
-import { loadConfig } from '../config/config';
-import { ConfigError } from '../errors';
+import { loadConfigOrExit } from '../config/config';
 import { componentLogger, rootLogger } from '../observability/logger';
 import { rolesFor } from './ipc';
 import { Supervisor } from './supervisor';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(78);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   rootLogger(config.logLevel);
   const log = componentLogger('main');
   const supervisor = new Supervisor({ config, roles: rolesFor(config) });

@@ -3,8 +3,7 @@
  * its own. Exits 0 after a graceful stop on SIGTERM/SIGINT, non-zero on a fatal error, leaving the
  * restart to the supervisor.
  */
-import { ConfigError } from '../errors';
-import { loadConfig } from '../config/config';
+import { loadConfigOrExit } from '../config/config';
 import { setBreakerWindow } from '../flows/breakers';
 import { installMetrics, registry } from '../observability/metrics';
 import { componentLogger, rootLogger } from '../observability/logger';
@@ -17,16 +16,7 @@ async function main(): Promise<void> {
     process.stderr.write(`usage: worker-main <${WORKER_ROLES.join('|')}>\n`);
     process.exit(64);
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(78);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   rootLogger(config.logLevel);
   const log = componentLogger(`worker.${role}`);
   installMetrics(role);
