@@ -79,6 +79,11 @@ export class AnalyticsStage implements StrategicStage {
       state === null
         ? new StrategicAnalyzer({ store })
         : StrategicAnalyzer.fromJSON([state as StrategicSymbolState], { store });
+    // An uninterrupted run merges every pattern into the graph in the bar that adds it (2 merges a
+    // bar, 1 pattern a bar), so after each bar nothing is left in the exact-search tail. Patterns
+    // that restore() re-added (the disk copy was a bar or two behind the checkpoint) must be merged
+    // now too, or the next searches would differ from an uninterrupted run's.
+    store.mergeStep(store.pendingMerge);
     const live = { analyzer, barsSinceSave: 0 };
     this.live.set(symbol, live);
     return live;
