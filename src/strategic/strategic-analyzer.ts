@@ -69,6 +69,8 @@ export interface StrategicSymbolState {
   features: FeatureMatrixState;
   baseline: VolatilityBaselineState;
   pending: { ts: number; close: EncodedFloat; vector: EncodedFloat[] | null; regime: RegimeName | null }[];
+  /** The last outcomes written to the store (ts of the pattern, outcome), re-applied on restore. */
+  settled?: { ts: number; outcome: EncodedFloat }[];
 }
 
 class SymbolState {
@@ -76,6 +78,8 @@ class SymbolState {
   features = new FeatureMatrix();
   baseline = new VolatilityBaseline();
   pending: PendingOutcome[] = [];
+  /** Outcomes set in the store by the last `horizonBars` bars (a disk copy may predate them). */
+  settled: { ts: number; outcome: number }[] = [];
 }
 
 const NULL_OUTPUT: StrategicOutput = Object.freeze({
@@ -171,7 +175,12 @@ export class StrategicAnalyzer {
     s.pending.push({ ts: bar.ts, close: bar.close, vector: null, regime: null });
     if (s.pending.length > this.horizonBars) {
       const due = s.pending.shift() as PendingOutcome;
-      if (due.vector) this.store.setOutcome(bar.symbol, due.ts, Math.log(bar.close / due.close));
+      if (due.vector) {
+        const outcome = Math.log(bar.close / due.close);
+        this.store.setOutcome(bar.symbol, due.ts, outcome);
+        s.settled.push({ ts: due.ts, outcome });
+        if (s.settled.length > this.horizonBars) s.settled.shift();
+      }
     }
 
     if (fm.returnCount < WINDOW_BARS) return NULL_OUTPUT;
@@ -255,6 +264,7 @@ export class StrategicAnalyzer {
       lastTs: s.lastTs,
       features: s.features.toJSON(),
       baseline: s.baseline.toJSON(),
+      settled: s.settled.map((o) => ({ ts: o.ts, outcome: encodeFloat(o.outcome) })),
       pending: s.pending.map((p) => ({
         ts: p.ts,
         close: encodeFloat(p.close),
@@ -280,6 +290,10 @@ export class StrategicAnalyzer {
       vector: p.vector ? Float32Array.from(p.vector, (x) => decodeFloat(x, 'pending.vector')) : null,
       regime: p.regime,
     }));
+    s.settled = (state.settled ?? []).map((o) => ({ ts: o.ts, outcome: decodeFloat(o.outcome, 'settled.outcome') }));
+    // The store on disk may predate the last few bars: put back the outcomes they set (setOutcome
+    // only fills an unknown outcome, so this is a no-op when the store has them).
+    for (const o of s.settled) this.store.setOutcome(state.symbol, o.ts, o.outcome);
     for (const p of s.pending) {
       if (p.vector && p.regime) this.store.add(p.vector, { symbol: state.symbol, ts: p.ts, regime: p.regime });
     }
