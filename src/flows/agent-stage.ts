@@ -48,6 +48,23 @@ export interface AgentOutcome {
   state: AgentStageState;
 }
 
+/**
+ * The transition of a decision made on `bar`, its reward still 0: the trainer's record of what the
+ * agents saw and did, completed with the reward when the symbol's next bar arrives.
+ */
+export function pendingExperience(
+  bar: Pick<Bar, 'symbol' | 'ts' | 'open' | 'high' | 'low' | 'close' | 'volume'>,
+  decision: Decision,
+  indicators: Indicators,
+  strategic: StrategicInput | null,
+): ExperienceTransition {
+  const { ts, open, high, low, close, volume } = bar;
+  return {
+    ...makeTransition(bar.symbol, ts, decision, 0),
+    market: { bar: { ts, open, high, low, close, volume }, indicators, strategic },
+  };
+}
+
 /** The fallback when no model can decide: stay flat, trade nothing. */
 export const FALLBACK_DECISION: TradeDecision = { tactical: 'FLAT', risk: 0, execution: 'WAIT', target_position: 0 };
 
@@ -128,16 +145,7 @@ export class AgentStage {
         // Transitions exist for the trainer; without online training they would only bloat the
         // state written to Redis with every bar.
         pending:
-          decision === null || !this.explore
-            ? null
-            : {
-                ...makeTransition(bar.symbol, bar.ts, decision, 0),
-                market: {
-                  bar: { ts: bar.ts, open: bar.open, high: bar.high, low: bar.low, close: bar.close, volume: bar.volume },
-                  indicators,
-                  strategic,
-                },
-              },
+          decision === null || !this.explore ? null : pendingExperience(bar, decision, indicators, strategic),
       },
     };
   }

@@ -112,6 +112,3 @@ export function createGuard(options: BreakerOptions): Guard {
   const breaker = createBreaker((call: () => Promise<unknown>) => call(), options);
   return <T>(call: () => Promise<T>) => callThrough(breaker, options.stage, call) as Promise<T>;
 }
-
-/** A guard that only runs the call (for tests and tools). */
-export const unguarded: Guard = (call) => call();

@@ -56,7 +56,9 @@ interface SymbolContexts<T> {
 }
 
 /**
- * The strategic → tactical context buffer. Contexts arrive on their own queue and are stored in
+ * A buffer of per-symbol items keyed by a 30m close time, which ordered work waits for: the
+ * strategic contexts of the tactical worker ({@link ContextBufferFlow}) and the feedback windows of
+ * the strategic worker. Described here for contexts: they arrive on their own queue and are stored in
  * Redis (hash `<prefix>ctx:<symbol>`, field = the 30m bar's close time) before they are acked, so a
  * restarted tactical worker finds them. A 5m bar asks for the context of the latest 30m bar that
  * closed at or before its own close ({@link requiredContextClose} decides which, from the bars alone)

@@ -14,38 +14,13 @@ import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscrib
 import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../src/flows/agent-stage';
 import { TrainerFlow } from '../../src/flows/trainer-flow';
-import { TacticalIndicatorSet } from '../../src/indicators/tactical-indicator-set';
-import { advance, initialAgentState, makeTransition, ModelRegistry, TacticalPolicy, type AgentState } from '../../src/learning';
-import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
+import { ModelRegistry } from '../../src/learning';
 import { createVhost, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
+import { experience } from '../fixtures/experience';
 
 const run = promisify(execFile);
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const BATCH = 64;
-
-/** The initial policy exploring over a synthetic market, as a tactical worker with training on publishes. */
-function experience(symbols: readonly string[], perSymbol: number): ExperienceTransition[] {
-  const policy = TacticalPolicy.initial(1);
-  const out: ExperienceTransition[] = [];
-  symbols.forEach((symbol, k) => {
-    const warmup = 40;
-    const { bars } = generateSyntheticMarket({ seed: 11 + k, symbol, bars: warmup + perSymbol + 1, regimeSequence: ['BULL', 'BEAR'], segmentBars: [30, 60] });
-    const ind = new TacticalIndicatorSet();
-    let env: AgentState = initialAgentState();
-    let pending: ExperienceTransition | null = null;
-    bars.forEach((bar, i) => {
-      ind.update(bar.high, bar.low, bar.close);
-      const indicators = ind.snapshot();
-      const d = policy.decide({ indicators, strategic: null, bar, agentState: env }, { explore: { symbol, ts: bar.ts } });
-      const next = advance(env, bar, d, policy.costs);
-      if (pending !== null && next.reward !== null) out.push({ ...pending, reward: next.reward });
-      env = next.state;
-      const { ts, open, high, low, close, volume } = bar;
-      pending = i < warmup ? null : { ...makeTransition(symbol, ts, d, 0), market: { bar: { ts, open, high, low, close, volume }, indicators, strategic: null } };
-    });
-  });
-  return out;
-}
 
 async function publish(url: string, messages: { routingKey: string; messageId: string; body: string }[]): Promise<void> {
   const connection = await amqp.connect(url);
@@ -134,7 +109,7 @@ describe('online training', () => {
       await ch.bindQueue(queue, EXCHANGE_MODELS, '');
       await ch.consume(queue, (m) => m && announcements.push(m.content.toString()), { noAck: true });
 
-      const all = experience(['AAA', 'BBB'], BATCH / 2);
+      const all = experience(['AAA', 'BBB'], BATCH / 2, 11);
       expect(all).toHaveLength(BATCH);
       const bad = { ...all[0]!, ts: all[0]!.ts + 1, observations: { ...all[0]!.observations, tactical: [1, 2, 3] } };
       await publish(vhost.url, [...all.slice(0, BATCH - 1).map(message), message(bad)]);
@@ -173,7 +148,7 @@ describe('online training', () => {
     const registry = new ModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, log });
     await wire(flow, () => undefined);
-    await publish(vhost.url, experience(['CCC'], 10).map(message));
+    await publish(vhost.url, experience(['CCC'], 10, 11).map(message));
     await waitFor(() => consumer.buffered === 10, 10_000, '10 buffered');
     const started = Date.now();
     await consumer.stop(10_000);

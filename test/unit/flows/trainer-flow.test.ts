@@ -3,54 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { ExperienceSchema } from '../../../schemas/experience.schema';
-import type { ExperienceTransition } from '../../../src/flows/agent-stage';
 import { TrainerFlow } from '../../../src/flows/trainer-flow';
-import { TacticalIndicatorSet } from '../../../src/indicators/tactical-indicator-set';
 import {
-  advance,
-  initialAgentState,
-  makeTransition,
   MappoTrainer,
   ModelRegistry,
   selectBackend,
   shouldPromote,
   TacticalPolicy,
-  type AgentState,
 } from '../../../src/learning';
-import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
+import { experience } from '../../fixtures/experience';
 
 const log = pino({ level: 'silent' });
 
-/**
- * What a tactical worker with training on publishes: the seeded initial policy deciding with
- * exploration over a synthetic market, one transition per bar once its reward is known.
- */
-function experience(symbols: readonly string[], perSymbol: number, seed = 7): ExperienceTransition[] {
-  const policy = TacticalPolicy.initial(1);
-  const out: ExperienceTransition[] = [];
-  symbols.forEach((symbol, k) => {
-    const warmup = 40;
-    const { bars } = generateSyntheticMarket({ seed: seed + k, symbol, bars: warmup + perSymbol + 1, regimeSequence: ['BULL', 'BEAR'], segmentBars: [30, 60] });
-    const ind = new TacticalIndicatorSet();
-    let env: AgentState = initialAgentState();
-    let pending: ExperienceTransition | null = null;
-    bars.forEach((bar, i) => {
-      ind.update(bar.high, bar.low, bar.close);
-      const indicators = ind.snapshot();
-      const d = policy.decide({ indicators, strategic: null, bar, agentState: env }, { explore: { symbol, ts: bar.ts } });
-      const next = advance(env, bar, d, policy.costs);
-      if (pending !== null && next.reward !== null) out.push({ ...pending, reward: next.reward });
-      env = next.state;
-      const { ts, open, high, low, close, volume } = bar;
-      pending = i < warmup ? null : { ...makeTransition(symbol, ts, d, 0), market: { bar: { ts, open, high, low, close, volume }, indicators, strategic: null } };
-    });
-  });
-  return out;
-}
-
 describe('TrainerFlow', () => {
   let dir: string;
-  const batch = experience(['AAA', 'BBB'], 40);
+  const batch = experience(['AAA', 'BBB'], 40, 7);
 
   beforeAll(async () => {
     await selectBackend();
