@@ -13,7 +13,7 @@ const int = (name: string, min: number, max: number) =>
     .min(min, `${name} must be an integer between ${min} and ${max}`)
     .max(max, `${name} must be an integer between ${min} and ${max}`);
 
-const url = (name: string, protocols: string[]) =>
+const url = (name: string, protocols: string[], example: string) =>
   z.string().refine(
     (v) => {
       try {
@@ -22,7 +22,7 @@ const url = (name: string, protocols: string[]) =>
         return false;
       }
     },
-    { message: `${name} must be a URL starting with ${protocols.join(' or ')}//` },
+    { message: `${name} must be a URL starting with ${protocols.join(' or ')} (for example ${example}); fix ${name}` },
   );
 
 /**
@@ -32,9 +32,9 @@ const url = (name: string, protocols: string[]) =>
  */
 export const EnvSchema = z.object({
   /** Broker URL; a vhost in the path is honoured. @defaultValue amqp://guest:guest@127.0.0.1:5672 */
-  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost').default('amqp://guest:guest@127.0.0.1:5672'),
   /** Redis URL; a database number in the path is honoured. @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0').default('redis://127.0.0.1:6379'),
   /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
   HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
   /**
@@ -221,7 +221,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '?');
-      problems.push(`${key}=${JSON.stringify(picked[key])}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
+      // Never echo a password: URLs are shown with their credentials masked.
+      const shown = (picked[key] ?? '').replace(/\/\/[^@/]*@/, '//***@');
+      problems.push(`${key}=${JSON.stringify(shown)}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
     }
   }
   if (problems.length > 0 || !parsed.success) {
