@@ -60,7 +60,14 @@ export function describeBrokerTarget(url: string): string {
 }
 
 /** Socket errors that a broker that is still starting causes; worth a few more tries. */
-const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN', 'EPIPE']);
+const TRANSIENT = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 
 /**
  * Connects once (retrying only while the broker is unreachable, up to `waitMs`), opens a channel,
@@ -120,7 +127,8 @@ async function checkConsistentHash(channel: amqp.Channel, target: BrokerTarget):
 function parseTarget(url: string): BrokerTarget {
   try {
     const u = new URL(url);
-    if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') throw new Error(`protocol ${u.protocol}`);
+    if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:')
+      throw new Error(`protocol ${u.protocol}`);
     return brokerTarget(url);
   } catch (err) {
     throw new StartupError(
@@ -137,7 +145,8 @@ export function classifyBrokerError(err: unknown, target: BrokerTarget, url: str
   const code = (err as { code?: unknown } | null)?.code;
   const at = `broker ${target.broker}`;
   const vhost = JSON.stringify(target.vhost);
-  const make = (text: string): StartupError => new StartupError('AMQP_URL', `AMQP_URL: ${text}`, { cause: err });
+  const make = (text: string): StartupError =>
+    new StartupError('AMQP_URL', `AMQP_URL: ${text}`, { cause: err });
   // amqplib reports the broker closing the connection at connection.open (530 NOT_ALLOWED) without
   // its reply text: the vhost does not exist, or the user has no permissions on it.
   if (code === 530 || /NOT_ALLOWED|Expected ConnectionOpenOk; got <ConnectionClose/.test(message)) {
@@ -151,19 +160,29 @@ export function classifyBrokerError(err: unknown, target: BrokerTarget, url: str
     );
   }
   if (code === 'ECONNREFUSED') {
-    return make(`nothing accepts connections at ${at} (${redact(url)}); start RabbitMQ or fix the host and port in AMQP_URL`);
+    return make(
+      `nothing accepts connections at ${at} (${redact(url)}); start RabbitMQ or fix the host and port in AMQP_URL`,
+    );
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return make(`host ${target.broker.replace(/:\d+$/, '')} not found (DNS); fix the host in AMQP_URL`);
+    return make(
+      `host ${target.broker.replace(/:\d+$/, '')} not found (DNS); fix the host in AMQP_URL`,
+    );
   }
   if (code === 'ETIMEDOUT' || /timeout/i.test(message)) {
-    return make(`no answer from ${at} in time; check that RabbitMQ runs there and that no firewall drops the connection, or fix AMQP_URL`);
+    return make(
+      `no answer from ${at} in time; check that RabbitMQ runs there and that no firewall drops the connection, or fix AMQP_URL`,
+    );
   }
   if (/Expected amqp: or amqps:|Invalid URL|URI malformed/i.test(message)) {
-    return make(`${redact(url)} is not a valid broker URL; use amqp://user:password@host:5672/vhost`);
+    return make(
+      `${redact(url)} is not a valid broker URL; use amqp://user:password@host:5672/vhost`,
+    );
   }
   if (/wrong version|SSL|TLS|certificate/i.test(message)) {
-    return make(`TLS handshake with ${at} failed (${message}); use amqp:// for a plain port or amqps:// with the TLS port`);
+    return make(
+      `TLS handshake with ${at} failed (${message}); use amqp:// for a plain port or amqps:// with the TLS port`,
+    );
   }
   return make(`cannot use ${at}, vhost ${vhost}: ${message}; check AMQP_URL and the broker's log`);
 }

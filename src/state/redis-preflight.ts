@@ -30,7 +30,14 @@ export function describeRedisTarget(url: string): string {
   }
 }
 
-const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN', 'EPIPE']);
+const TRANSIENT = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 
 /** Connects (retrying only while Redis is unreachable, up to `waitMs`), PINGs and quits. */
 export async function redisPreflight(options: RedisPreflightOptions): Promise<void> {
@@ -38,7 +45,8 @@ export async function redisPreflight(options: RedisPreflightOptions): Promise<vo
   let parsed: URL;
   try {
     parsed = new URL(url);
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error(`protocol ${parsed.protocol}`);
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+      throw new Error(`protocol ${parsed.protocol}`);
     const db = parsed.pathname === '' || parsed.pathname === '/' ? '0' : parsed.pathname.slice(1);
     if (!/^\d+$/.test(db)) throw new Error(`database ${db}`);
   } catch (err) {
@@ -73,10 +81,12 @@ export async function redisPreflight(options: RedisPreflightOptions): Promise<vo
       return;
     } catch (err) {
       client.disconnect();
-      const cause = (err as Error).message === 'Connection is closed.' && lastError !== null ? lastError : err;
+      const cause =
+        (err as Error).message === 'Connection is closed.' && lastError !== null ? lastError : err;
       const code = (cause as { code?: unknown }).code;
       const message = cause instanceof Error ? cause.message : String(cause);
-      const transient = (typeof code === 'string' && TRANSIENT.has(code)) || /^LOADING/.test(message);
+      const transient =
+        (typeof code === 'string' && TRANSIENT.has(code)) || /^LOADING/.test(message);
       if (transient && Date.now() + delayMs < deadline) {
         await new Promise((r) => setTimeout(r, delayMs));
         delayMs = Math.min(1000, delayMs * 2);
@@ -91,17 +101,28 @@ export async function redisPreflight(options: RedisPreflightOptions): Promise<vo
 export function classifyRedisError(err: unknown, target: string): StartupError {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code;
-  const make = (text: string): StartupError => new StartupError('REDIS_URL', `REDIS_URL: ${text}`, { cause: err });
-  if (code === 'ECONNREFUSED') return make(`nothing accepts connections at ${target}; start Redis or fix the host and port in REDIS_URL`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return make(`host of ${target} not found (DNS); fix the host in REDIS_URL`);
+  const make = (text: string): StartupError =>
+    new StartupError('REDIS_URL', `REDIS_URL: ${text}`, { cause: err });
+  if (code === 'ECONNREFUSED')
+    return make(
+      `nothing accepts connections at ${target}; start Redis or fix the host and port in REDIS_URL`,
+    );
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return make(`host of ${target} not found (DNS); fix the host in REDIS_URL`);
   if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) {
-    return make(`${target} refused the credentials (${message.split('\n')[0]}); fix the user and password in REDIS_URL (redis://user:password@host:6379)`);
+    return make(
+      `${target} refused the credentials (${message.split('\n')[0]}); fix the user and password in REDIS_URL (redis://user:password@host:6379)`,
+    );
   }
   if (/DB index is out of range/i.test(message)) {
-    return make(`${target}: the database number is out of range for this Redis (see its "databases" setting); fix the /db part of REDIS_URL`);
+    return make(
+      `${target}: the database number is out of range for this Redis (see its "databases" setting); fix the /db part of REDIS_URL`,
+    );
   }
   if (code === 'ETIMEDOUT' || /timeout|timed out/i.test(message)) {
-    return make(`no answer from ${target} in time; check that Redis runs there and no firewall drops the connection, or fix REDIS_URL`);
+    return make(
+      `no answer from ${target} in time; check that Redis runs there and no firewall drops the connection, or fix REDIS_URL`,
+    );
   }
   return make(`cannot use ${target}: ${message}; check REDIS_URL and the Redis log`);
 }

@@ -32,7 +32,10 @@ export async function preflight(config: PipelineConfig, connectionName: string):
 export function exitOnStartError(err: unknown, what: string): never {
   if (err instanceof StartupError) {
     process.stderr.write(`${err.message}\n`);
-    componentLogger(what).fatal({ setting: err.setting, err: err.message }, 'cannot start as configured');
+    componentLogger(what).fatal(
+      { setting: err.setting, err: err.message },
+      'cannot start as configured',
+    );
     rootLogger().flush();
     process.exit(EXIT_STARTUP);
   }
@@ -40,4 +43,3 @@ export function exitOnStartError(err: unknown, what: string): never {
   rootLogger().flush();
   process.exit(1);
 }
-

@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { QUEUE_RESULTS } from '../../src/broker/topology';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
 import { clearRedis } from '../fixtures/pipeline';
-import { createVhost, publishBars, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
+import {
+  createVhost,
+  publishBars,
+  QueueCollector,
+  waitFor,
+  type TestVhost,
+} from '../fixtures/broker';
 import {
   CLI_BIN,
   descendants,
@@ -37,7 +43,8 @@ const servers: Server[] = [];
 function pipelineEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Whatever the developer's shell sets for the pipeline must not leak in.
-  for (const key of Object.keys(env)) if (/^(AMQP|REDIS|PIPELINE|HEALTH)_/.test(key)) delete env[key];
+  for (const key of Object.keys(env))
+    if (/^(AMQP|REDIS|PIPELINE|HEALTH)_/.test(key)) delete env[key];
   return {
     ...env,
     AMQP_URL: vhost.url,
@@ -61,7 +68,8 @@ async function waitHealthy(port: number, process: Spawned): Promise<Record<strin
   let body: Record<string, unknown> = {};
   await waitFor(
     async () => {
-      if (process.proc.exitCode !== null) throw new Error(`exited ${process.proc.exitCode}: ${process.stderr()}`);
+      if (process.proc.exitCode !== null)
+        throw new Error(`exited ${process.proc.exitCode}: ${process.stderr()}`);
       const res = await fetch(`http://127.0.0.1:${port}/health`).catch(() => null);
       if (res === null) return false;
       body = (await res.json()) as Record<string, unknown>;
@@ -107,9 +115,13 @@ describe('production entry', () => {
     const health = await waitHealthy(port, npm);
     const tree = descendants(npm.pid);
     // npm runs node directly (exec, no sh or tsx in between), and the workers run compiled JS.
-    const commands = tree.map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+    const commands = tree.map((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
+    );
     expect(commands.some((c) => c.includes('dist/src/supervisor/main.js'))).toBe(true);
-    expect(commands.filter((c) => c.includes('dist/src/supervisor/worker-main.js'))).toHaveLength(3);
+    expect(commands.filter((c) => c.includes('dist/src/supervisor/worker-main.js'))).toHaveLength(
+      3,
+    );
     expect(commands.some((c) => /\btsx\b|^sh /.test(c))).toBe(false);
     for (const pid of workerPids(health)) expect(tree).toContain(pid);
 
@@ -119,7 +131,11 @@ describe('production entry', () => {
     try {
       const bars = generateSyntheticMarket({ seed: 7, symbol: 'LIFE', bars: 20 }).bars;
       await publishBars(vhost.url, bars);
-      await waitFor(() => results.messages.length >= bars.length, 60_000, 'results of the compiled pipeline');
+      await waitFor(
+        () => results.messages.length >= bars.length,
+        60_000,
+        'results of the compiled pipeline',
+      );
     } finally {
       await results.stop();
     }
@@ -173,7 +189,9 @@ describe('fail fast: exit 2 with one line naming the setting', () => {
     start('node', [SUPERVISOR_JS], pipelineEnv({ HEALTH_PORT: '0', ...overrides }));
 
   it('stops on an unknown vhost at once instead of reconnecting', async () => {
-    const line = await failsWith(supervisor({ AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle' }));
+    const line = await failsWith(
+      supervisor({ AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle' }),
+    );
     expect(line).toMatch(/^AMQP_URL: .*vhost "no-such-vhost-lifecycle".*rabbitmqctl add_vhost/);
   });
 
@@ -185,14 +203,22 @@ describe('fail fast: exit 2 with one line naming the setting', () => {
   });
 
   it('stops on a malformed AMQP_URL or REDIS_URL', async () => {
-    expect(await failsWith(supervisor({ AMQP_URL: 'amqp//127.0.0.1' }))).toMatch(/AMQP_URL.*amqp:\/\/user:password@host:5672\/vhost/);
-    expect(await failsWith(supervisor({ REDIS_URL: 'redis://127.0.0.1:6379/first' }))).toMatch(/^REDIS_URL: not a valid Redis URL/);
+    expect(await failsWith(supervisor({ AMQP_URL: 'amqp//127.0.0.1' }))).toMatch(
+      /AMQP_URL.*amqp:\/\/user:password@host:5672\/vhost/,
+    );
+    expect(await failsWith(supervisor({ REDIS_URL: 'redis://127.0.0.1:6379/first' }))).toMatch(
+      /^REDIS_URL: not a valid Redis URL/,
+    );
   });
 
   it('stops when Redis is unreachable', async () => {
     const port = await freePort();
-    const line = await failsWith(supervisor({ REDIS_URL: `redis://127.0.0.1:${port}`, PIPELINE_STARTUP_WAIT_MS: '500' }));
-    expect(line).toMatch(new RegExp(`^REDIS_URL: nothing accepts connections at redis 127.0.0.1:${port}`));
+    const line = await failsWith(
+      supervisor({ REDIS_URL: `redis://127.0.0.1:${port}`, PIPELINE_STARTUP_WAIT_MS: '500' }),
+    );
+    expect(line).toMatch(
+      new RegExp(`^REDIS_URL: nothing accepts connections at redis 127.0.0.1:${port}`),
+    );
   });
 
   it('stops on a misspelt setting, naming the one meant', async () => {
@@ -211,16 +237,23 @@ describe('fail fast: exit 2 with one line naming the setting', () => {
   });
 
   it('stops a worker started on its own on an unknown vhost', async () => {
-    const spawned = start('node', [WORKER_JS, 'tactical'], pipelineEnv({ AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle' }));
+    const spawned = start(
+      'node',
+      [WORKER_JS, 'tactical'],
+      pipelineEnv({ AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle' }),
+    );
     expect(await failsWith(spawned)).toMatch(/^AMQP_URL: .*vhost "no-such-vhost-lifecycle"/);
   });
 });
 
 describe('pipeline CLI', () => {
-  const cli = (args: string[], overrides: Record<string, string>): Spawned => start('node', [CLI_BIN, ...args], pipelineEnv(overrides));
+  const cli = (args: string[], overrides: Record<string, string>): Spawned =>
+    start('node', [CLI_BIN, ...args], pipelineEnv(overrides));
 
   it('says which broker and vhost it uses, and stops with exit 2 on an unknown vhost', async () => {
-    const spawned = cli(['dlq', 'list'], { AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle' });
+    const spawned = cli(['dlq', 'list'], {
+      AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/no-such-vhost-lifecycle',
+    });
     const { code } = await spawned.exited;
     expect(code).toBe(2);
     const errLines = lines(spawned.stderr());
@@ -232,14 +265,21 @@ describe('pipeline CLI', () => {
   });
 
   it('stops with exit 2 on a misspelt AMPQ_URL instead of publishing into vhost "/"', async () => {
-    const spawned = cli(['publish', '--synthetic', '--symbols', 'AAA', '--count', '2'], { AMPQ_URL: vhost.url, AMQP_URL: '' });
+    const spawned = cli(['publish', '--synthetic', '--symbols', 'AAA', '--count', '2'], {
+      AMPQ_URL: vhost.url,
+      AMQP_URL: '',
+    });
     const { code } = await spawned.exited;
     expect(code).toBe(2);
-    expect(lines(spawned.stderr())).toEqual([expect.stringMatching(/AMPQ_URL is not a setting; did you mean AMQP_URL\?/)]);
+    expect(lines(spawned.stderr())).toEqual([
+      expect.stringMatching(/AMPQ_URL is not a setting; did you mean AMQP_URL\?/),
+    ]);
   });
 
   it('never prints the password, even of a refused login', async () => {
-    const spawned = cli(['results', '--count', '1'], { AMQP_URL: vhost.url.replace('guest:guest@', 'guest:s3cret-pw@') });
+    const spawned = cli(['results', '--count', '1'], {
+      AMQP_URL: vhost.url.replace('guest:guest@', 'guest:s3cret-pw@'),
+    });
     expect((await spawned.exited).code).toBe(2);
     expect(spawned.stderr()).toMatch(/refused the login of user guest/);
     expect(spawned.stderr() + spawned.stdout()).not.toContain('s3cret-pw');
@@ -248,11 +288,18 @@ describe('pipeline CLI', () => {
   it('publish warns when no worker consumes the bars it publishes', async () => {
     const own = await createVhost('lifecycle-cli');
     try {
-      const spawned = cli(['publish', '--synthetic', '--symbols', 'AAA', '--count', '2', '--json'], { AMQP_URL: own.url });
+      const spawned = cli(
+        ['publish', '--synthetic', '--symbols', 'AAA', '--count', '2', '--json'],
+        { AMQP_URL: own.url },
+      );
       const { code } = await spawned.exited;
       expect(code).toBe(0);
-      expect(spawned.stderr()).toContain(`pipeline publish: broker 127.0.0.1:5672, vhost "${own.name}", user guest`);
-      expect(spawned.stderr()).toMatch(/warning: no pipeline worker consumes these bars .*tactical_processing: 0 consumers/);
+      expect(spawned.stderr()).toContain(
+        `pipeline publish: broker 127.0.0.1:5672, vhost "${own.name}", user guest`,
+      );
+      expect(spawned.stderr()).toMatch(
+        /warning: no pipeline worker consumes these bars .*tactical_processing: 0 consumers/,
+      );
       expect((JSON.parse(spawned.stdout()) as { confirmed: number }).confirmed).toBe(2);
     } finally {
       await own.dispose();
