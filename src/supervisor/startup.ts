@@ -7,11 +7,12 @@ import { redisPreflight } from '../state/redis-preflight';
 
 /**
  * Whether the configuration needs the consistent-hash exchange plugin: more than one shard. Reads
- * `shards` when the configuration has it (PIPELINE_SHARDS), so this works before and after that
+ * `shards` (or `shardCount`) when the configuration has it (PIPELINE_SHARDS), so this works before and after that
  * setting exists.
  */
 export function needsConsistentHash(config: PipelineConfig): boolean {
-  const shards = (config as unknown as { shards?: unknown }).shards;
+  const c = config as unknown as { shards?: unknown; shardCount?: unknown };
+  const shards = c.shards ?? c.shardCount;
   return typeof shards === 'number' && shards > 1;
 }
 
