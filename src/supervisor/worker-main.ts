@@ -10,6 +10,7 @@ import { loadConfigOrExit } from '../config/config';
 import { setBreakerWindow } from '../flows/breakers';
 import { installMetrics, registry } from '../observability/metrics';
 import { componentLogger, rootLogger } from '../observability/logger';
+import { describeFatalBrokerError } from '../broker/preflight';
 import { EXIT_STARTUP } from '../errors';
 import { exitOnStartError, preflight } from './startup';
 import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
     const code = (err as { code?: unknown }).code;
     const permanent = typeof code === 'number' && [403, 404, 406, 530].includes(code);
     log.fatal({ err, permanent }, 'fatal broker error; exiting');
-    if (permanent) process.stderr.write(`worker ${role}: AMQP_URL: the broker refused an operation (${err.message}); fix the vhost permissions or the conflicting queue, see the log\n`);
+    if (permanent) process.stderr.write(`${describeFatalBrokerError(err)}\n`);
     exit(permanent ? EXIT_STARTUP : 1);
   };
   process.on('uncaughtException', (err) => {

@@ -236,6 +236,31 @@ describe('fail fast: exit 2 with one line naming the setting', () => {
     expect(line).toMatch(new RegExp(`^HEALTH_PORT: port ${port} on 127.0.0.1 is already in use`));
   });
 
+  it('stops the whole pipeline with exit 2, without restarts, when a worker meets a broker error no restart fixes', async () => {
+    // Queues declared classic by an earlier configuration; the pipeline now declares quorum queues:
+    // PRECONDITION_FAILED in every worker, after the supervisor's own checks passed.
+    const own = await createVhost('lifecycle-precondition');
+    try {
+      const declare = start(
+        'node',
+        [CLI_BIN, 'publish', '--synthetic', '--symbols', 'AAA', '--count', '1'],
+        pipelineEnv({ AMQP_URL: own.url, PIPELINE_QUEUE_TYPE: 'classic' }),
+      );
+      expect((await declare.exited).code).toBe(0);
+      const spawned = supervisor({ AMQP_URL: own.url });
+      const { code, afterMs } = await spawned.exited;
+      expect(code).toBe(2);
+      expect(afterMs).toBeLessThan(30_000);
+      const errLines = lines(spawned.stderr());
+      expect(errLines.length).toBeGreaterThanOrEqual(1);
+      for (const line of errLines)
+        expect(line).toMatch(/^PIPELINE_QUEUE_TYPE: a queue exists with other arguments/);
+      expect(spawned.stdout()).not.toContain('"msg":"worker exited; restarting"');
+    } finally {
+      await own.dispose();
+    }
+  });
+
   it('stops a worker started on its own on an unknown vhost', async () => {
     const spawned = start(
       'node',
