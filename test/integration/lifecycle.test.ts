@@ -170,7 +170,16 @@ describe('production entry', () => {
     expect(join(ROOT, argv[1]!)).toBe(SUPERVISOR_JS);
     expect(dockerfile).toMatch(/^USER\s+(?!root\b)\S+/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK[\s\S]*\/health/m);
-    expect(existsSync(join(ROOT, '.dockerignore'))).toBe(true);
+    // Every file the build context must provide exists and is not excluded by .dockerignore.
+    const ignored = lines(readFileSync(join(ROOT, '.dockerignore'), 'utf8'))
+      .map((l) => l.trim())
+      .filter((l) => !l.startsWith('#'));
+    const copied = [...dockerfile.matchAll(/^COPY\s+(?!--from)(?:--\S+\s+)*(.+)\s+\S+\s*$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/));
+    expect(copied).toEqual(expect.arrayContaining(['package-lock.json', 'src', 'schemas', 'tsconfig.build.json']));
+    for (const path of copied) {
+      expect(existsSync(join(ROOT, path))).toBe(true);
+      expect(ignored).not.toContain(path);
+    }
   });
 });
 
