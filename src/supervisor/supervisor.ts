@@ -85,6 +85,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     await this.health.start();
+    if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
     for (const role of this.options.roles) {
       const child: Child = {
         role,
