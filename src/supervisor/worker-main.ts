@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   // A worker whose supervisor is gone (SIGKILLed, crashed) must not live on as an orphan: start the
   // graceful stop and exit within a second whatever it has not finished (unacknowledged messages go
   // back to their queues). The IPC channel closing says so at once; the parent pid changing (we were
-  // re-parented) covers a supervisor that forked us without IPC.
+  // re-parented) is the fallback. A worker run on its own (no IPC: its own container) watches neither.
   let orphan = false;
   const orphaned = (why: string): void => {
     if (orphan) return;
