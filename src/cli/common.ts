@@ -13,8 +13,11 @@ export const ExitCode = {
   Failure: 1,
   /** Bad flags or arguments. */
   Usage: 64,
-  /** Bad configuration (environment). */
-  Config: 78,
+  /**
+   * Cannot start as configured: a bad or misspelt setting, an unknown vhost, refused credentials, an
+   * unreachable broker. One line on stderr names the setting and the fix. Same code as `npm start`.
+   */
+  Config: 2,
   /** Interrupted by SIGINT after a clean stop. */
   Interrupted: 130,
 } as const;

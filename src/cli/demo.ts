@@ -196,9 +196,20 @@ async function main(): Promise<number> {
 
   try {
     const startedAt = Date.now();
+    // A worker that cannot run as configured (exit 2, its line is above) is not restarted: stop
+    // waiting for health at once.
+    let cannotStart = false;
+    const startupFailed = new Promise<false>((resolve) => {
+      supervisor.onStartupError = (role) => {
+        say(`the ${role} worker cannot run as configured (see its line above); giving up`);
+        cannotStart = true;
+        resolve(false);
+      };
+    });
     await supervisor.start();
     say(`supervisor started (workers ${roles.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`);
-    if (!(await waitForHealth(supervisor.healthPort, 90_000))) {
+    if (!(await Promise.race([waitForHealth(supervisor.healthPort, 90_000), startupFailed]))) {
+      if (cannotStart) return ExitCode.Config;
       say('the pipeline did not become healthy within 90 s; giving up');
       return ExitCode.Failure;
     }

@@ -2,8 +2,9 @@
  * `pipeline <command>`: the command line of the bar pipeline (publish bars, follow results, manage
  * dead letters). Every command reads AMQP_URL (vhost included) through `loadConfig()`.
  */
+import { brokerPreflight, describeBrokerTarget } from '../broker/preflight';
 import { loadConfig, type PipelineConfig } from '../config/config';
-import { ConfigError } from '../errors';
+import { ConfigError, StartupError } from '../errors';
 import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from './common';
 import { dlqCommand } from './dlq-command';
 import { publishCommand } from './publish-command';
@@ -24,7 +25,10 @@ Commands:
 
 Run "pipeline <command> --help" for a command's options. The demo is "npm run demo".
 Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),
-LOG_LEVEL (with --verbose), PIPELINE_* (see src/config/config.ts).`;
+LOG_LEVEL (with --verbose), PIPELINE_* (see src/config/config.ts). Every command prints the broker and
+vhost it uses to stderr.
+Exit status: 0 done; 1 the command failed; 2 bad or misspelt setting, unknown vhost, refused
+credentials or unreachable broker (one line names the setting and the fix); 64 bad arguments.`;
 
 /** Where {@link runCli} reads its environment and writes its output. */
 export interface RunCliOptions {
@@ -62,6 +66,20 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
     throw err;
   }
   const log = cliLogger(config, args.includes('--verbose'));
+  if (!args.includes('--help') && !args.includes('-h')) {
+    // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
+    // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
+    errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);
+    try {
+      await brokerPreflight({ url: config.amqpUrl, waitMs: config.startupWaitMs, connectionName: `pipeline-cli-${name}` });
+    } catch (err) {
+      if (err instanceof StartupError) {
+        errOut.write(`${err.message}\n`);
+        return ExitCode.Config;
+      }
+      throw err;
+    }
+  }
   try {
     return await command.run(args, { config, log, out, err: errOut });
   } catch (err) {

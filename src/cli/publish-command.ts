@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
-import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import { BINDINGS, EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import { describeBrokerTarget } from '../broker/preflight';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, intFlag, numberFlag, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, intFlag, numberFlag, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
@@ -39,8 +40,11 @@ Options:
 
 Environment: AMQP_URL (a vhost in the path is honoured), PIPELINE_QUEUE_TYPE, PIPELINE_MAX_ATTEMPTS
 (used when this command declares the pipeline's topology), PIPELINE_PUBLISH_TIMEOUT_MS (confirm wait).
+Before publishing it checks the pipeline's queues for the timeframe and warns on stderr when no worker
+consumes them (the bars would wait there; often a wrong vhost in AMQP_URL).
 Exit status: 0 when every row was published and confirmed; 1 when a row was rejected (the valid rows
-are still published) or publishing failed; 130 when interrupted (bars already sent are confirmed).`;
+are still published) or publishing failed; 2 when AMQP_URL or another setting is wrong (one line
+says which); 130 when interrupted (bars already sent are confirmed).`;
 
 interface Source {
   bars: AsyncIterable<Bar>;
@@ -158,6 +162,8 @@ export const publishCommand: Command = {
     progress.start(source.total, 0, { rate: '0' });
     try {
       await producer.start();
+      const warning = await unconsumedWarning(ctx, timeframe);
+      if (warning !== null) ctx.err.write(`${warning}\n`);
       result = await producer.publish(source.bars, {
         ratePerSecond: rate,
         signal: abort.signal,
@@ -214,3 +220,57 @@ export const publishCommand: Command = {
     return invalid.length > 0 ? ExitCode.Failure : ExitCode.Ok;
   },
 };
+
+/** Queues that bars of `timeframe` are routed to, from the topology's bindings. */
+export function barQueues(timeframe: string): string[] {
+  const key = routingKeys.bar(timeframe, 'X');
+  return BINDINGS.filter(([, exchange, pattern]) => exchange === EXCHANGE_BARS && topicMatches(pattern, key)).map(([queue]) => queue);
+}
+
+/** AMQP topic match of `pattern` (`*` one word, `#` zero or more) against `key`. */
+function topicMatches(pattern: string, key: string): boolean {
+  const p = pattern.split('.');
+  const k = key.split('.');
+  const go = (i: number, j: number): boolean => {
+    if (i === p.length) return j === k.length;
+    if (p[i] === '#') return go(i + 1, j) || (j < k.length && go(i, j + 1));
+    return j < k.length && (p[i] === '*' || p[i] === k[j]) && go(i + 1, j + 1);
+  };
+  return go(0, 0);
+}
+
+/**
+ * A warning when the bars about to be published reach no consuming queue: none of the pipeline's
+ * queues for the timeframe exists or has a consumer in this vhost (a wrong vhost in AMQP_URL, or the
+ * pipeline is not running). Null when some queue has a consumer; never throws.
+ */
+export async function unconsumedWarning(ctx: CommandContext, timeframe: string): Promise<string | null> {
+  const queues = barQueues(timeframe);
+  if (queues.length === 0) return null;
+  let model: Awaited<ReturnType<typeof connectBroker>> | null = null;
+  try {
+    model = await connectBroker(ctx.config, 'pipeline-cli-publish-check');
+    const counts: string[] = [];
+    let consumers = 0;
+    for (const queue of queues) {
+      // A passive declare of a missing queue closes the channel: one channel per queue.
+      const channel = await model.createChannel();
+      channel.on('error', () => undefined);
+      try {
+        const ok = await channel.checkQueue(queue);
+        consumers += ok.consumerCount;
+        counts.push(`${queue}: ${ok.consumerCount} consumers, ${ok.messageCount} waiting`);
+      } catch {
+        counts.push(`${queue}: missing`);
+      }
+      await channel.close().catch(() => undefined);
+    }
+    if (consumers > 0) return null;
+    return `warning: no pipeline worker consumes these bars on ${describeBrokerTarget(ctx.config.amqpUrl)} (${counts.join('; ')}); they will wait in the queues until a pipeline with this AMQP_URL runs. Is the vhost in AMQP_URL the pipeline's?`;
+  } catch (err) {
+    ctx.log.warn({ err }, 'could not check the consumers of the bar queues');
+    return null;
+  } finally {
+    await model?.close().catch(() => undefined);
+  }
+}

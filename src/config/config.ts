@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '../errors';
+import { ConfigError, EXIT_STARTUP } from '../errors';
 
 const bool = (name: string) =>
   z.enum(['on', 'off', 'true', 'false', '1', '0'], {
@@ -13,7 +13,7 @@ const int = (name: string, min: number, max: number) =>
     .min(min, `${name} must be an integer between ${min} and ${max}`)
     .max(max, `${name} must be an integer between ${min} and ${max}`);
 
-const url = (name: string, protocols: string[]) =>
+const url = (name: string, protocols: string[], example: string) =>
   z.string().refine(
     (v) => {
       try {
@@ -22,7 +22,7 @@ const url = (name: string, protocols: string[]) =>
         return false;
       }
     },
-    { message: `${name} must be a URL starting with ${protocols.join(' or ')}//` },
+    { message: `${name} must be a URL starting with ${protocols.join(' or ')} (for example ${example}); fix ${name}` },
   );
 
 /**
@@ -32,11 +32,16 @@ const url = (name: string, protocols: string[]) =>
  */
 export const EnvSchema = z.object({
   /** Broker URL; a vhost in the path is honoured. @defaultValue amqp://guest:guest@127.0.0.1:5672 */
-  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost').default('amqp://guest:guest@127.0.0.1:5672'),
   /** Redis URL; a database number in the path is honoured. @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0').default('redis://127.0.0.1:6379'),
   /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
   HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
+  /**
+   * Address of the /health and /metrics server; 0.0.0.0 lets Prometheus in another container scrape
+   * it. @defaultValue 127.0.0.1
+   */
+  HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
   /** pino level. @defaultValue info */
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
@@ -106,6 +111,11 @@ export const EnvSchema = z.object({
   PIPELINE_WORKER_HEAP_MB: int('PIPELINE_WORKER_HEAP_MB', 64, 65536).default(256),
   /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
+  /**
+   * How long a process keeps trying at start while RabbitMQ or Redis is unreachable (connection
+   * refused: still starting) before it exits 2. A wrong vhost, password or URL exits at once. @defaultValue 5000
+   */
+  PIPELINE_STARTUP_WAIT_MS: int('PIPELINE_STARTUP_WAIT_MS', 0, 600000).default(5000),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -113,6 +123,7 @@ export interface PipelineConfig {
   readonly amqpUrl: string;
   readonly redisUrl: string;
   readonly healthPort: number;
+  readonly healthHost: string;
   readonly logLevel: string;
   readonly training: boolean;
   readonly redisPrefix: string;
@@ -133,19 +144,72 @@ export interface PipelineConfig {
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
   readonly workerHeapMb: number;
+  readonly startupWaitMs: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
 
 /**
- * Parses the environment once. Throws a {@link ConfigError} naming every bad variable and what is
- * allowed, and every unknown `PIPELINE_*` variable.
+ * Names that look like one of ours: `PIPELINE_*`, and names starting with something close to AMQP,
+ * REDIS or PIPELINE (`AMPQ_URL`, `REDSI_URL`, `amqp_url`). Other variables (PATH, REDIS_HOST of
+ * another program, ...) are none of our business and are never rejected.
+ */
+const OUR_PREFIXES = ['AMQP', 'REDIS', 'PIPELINE'];
+
+/** Damerau-Levenshtein distance (optimal string alignment), for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const row = d[i]!;
+      const prev = d[i - 1]!;
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * For an environment name that is not a setting but looks like a misspelt one, the setting meant
+ * (or `''` for an unknown `PIPELINE_*` name with no close match); `null` for names that are not ours.
+ */
+export function likelyMisspelling(name: string, known: ReadonlySet<string> = KNOWN): string | null {
+  if (known.has(name)) return null;
+  const upper = name.toUpperCase();
+  if (upper !== name && known.has(upper)) return upper; // amqp_url: variables are case-sensitive
+  const head = upper.split('_')[0] ?? '';
+  const ours =
+    upper.startsWith('PIPELINE_') ||
+    OUR_PREFIXES.some((p) => editDistance(head, p) <= (p.length > 5 ? 2 : 1) && Math.abs(head.length - p.length) <= 1);
+  if (!ours) return null;
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const key of known) {
+    const distance = editDistance(upper, key);
+    if (distance < bestDistance) {
+      best = key;
+      bestDistance = distance;
+    }
+  }
+  if (best !== null && bestDistance <= Math.max(2, Math.floor(best.length / 5))) return best;
+  return upper.startsWith('PIPELINE_') ? '' : null;
+}
+
+/**
+ * Parses the environment once. Throws a {@link ConfigError} whose message is one line naming every
+ * bad variable and what is allowed, every unknown `PIPELINE_*` variable, and every variable that
+ * looks like a misspelt setting (`AMPQ_URL`: did you mean AMQP_URL?).
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
-    if (key.startsWith('PIPELINE_') && !KNOWN.has(key)) {
-      problems.push(`${key}: unknown setting (known: ${[...KNOWN].filter((k) => k.startsWith('PIPELINE_')).join(', ')})`);
+    const meant = likelyMisspelling(key);
+    if (meant === '') {
+      problems.push(`${key} is not a setting (known: ${[...KNOWN].filter((k) => k.startsWith('PIPELINE_')).join(', ')}); remove or rename it`);
+    } else if (meant !== null) {
+      problems.push(`${key} is not a setting; did you mean ${meant}? rename it`);
     }
   }
   const picked: Record<string, string> = {};
@@ -157,17 +221,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '?');
-      problems.push(`${key}=${JSON.stringify(picked[key])}: ${issue.message}`);
+      // Never echo a password: URLs are shown with their credentials masked.
+      const shown = (picked[key] ?? '').replace(/\/\/[^@/]*@/, '//***@');
+      problems.push(`${key}=${JSON.stringify(shown)}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
     }
   }
   if (problems.length > 0 || !parsed.success) {
-    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    throw new ConfigError(`configuration error: ${problems.join('; ')}`);
   }
   const e = parsed.data;
   return Object.freeze({
     amqpUrl: e.AMQP_URL,
     redisUrl: e.REDIS_URL,
     healthPort: e.HEALTH_PORT,
+    healthHost: e.HEALTH_HOST,
     logLevel: e.LOG_LEVEL,
     training: e.PIPELINE_TRAINING === 'on' || e.PIPELINE_TRAINING === 'true' || e.PIPELINE_TRAINING === '1',
     redisPrefix: e.PIPELINE_REDIS_PREFIX,
@@ -188,12 +255,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
     workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
+    startupWaitMs: e.PIPELINE_STARTUP_WAIT_MS,
   });
 }
 
 /**
- * {@link loadConfig} for process entry points: a configuration error is printed (every bad variable
- * and what is allowed) and the process exits 78 (EX_CONFIG) before anything starts.
+ * {@link loadConfig} for process entry points: a configuration error is printed as one line (every
+ * bad variable and what is allowed) and the process exits 2 ({@link EXIT_STARTUP}) before anything starts.
  */
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
   try {
@@ -201,7 +269,7 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Pipeline
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(78);
+      process.exit(EXIT_STARTUP);
     }
     throw err;
   }

@@ -89,3 +89,21 @@ export function isRetriable(err: unknown): boolean {
   }
   return true;
 }
+
+/**
+ * The process cannot start as configured: a bad setting, an unknown vhost, refused credentials, a
+ * taken port, an unreachable Redis, a missing broker plugin. Never retried: the process prints the
+ * message (one line naming `setting` and the fix) and exits with {@link EXIT_STARTUP}.
+ */
+export class StartupError extends PipelineError {
+  /** The setting to fix, e.g. `AMQP_URL`. */
+  readonly setting: string;
+
+  constructor(setting: string, message: string, options: PipelineErrorOptions = {}) {
+    super('STARTUP_FAILED', message, false, options);
+    this.setting = setting;
+  }
+}
+
+/** Exit code of every entry point (supervisor, worker, CLI) that stops on a {@link StartupError} or a configuration error. */
+export const EXIT_STARTUP = 2;

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { StartupError } from '../errors';
 
 /** What the health server asks the supervisor. */
 export interface HealthSource {
@@ -9,7 +10,9 @@ export interface HealthSource {
 
 /**
  * Serves `GET /health` (200 `{"status":"ok",...}` once every worker consumes, 503 with the reasons
- * otherwise) and `GET /metrics` (Prometheus text, aggregated across workers) on 127.0.0.1.
+ * otherwise) and `GET /metrics` (Prometheus text, aggregated across workers) on `host` (HEALTH_HOST,
+ * 127.0.0.1 by default). A port that cannot be bound rejects {@link start} with a
+ * {@link StartupError} naming HEALTH_PORT or HEALTH_HOST.
  */
 export class HealthServer {
   private server: Server | null = null;
@@ -17,6 +20,7 @@ export class HealthServer {
   constructor(
     private readonly source: HealthSource,
     private readonly port: number,
+    private readonly host = '127.0.0.1',
   ) {}
 
   /** The port actually bound (useful with port 0). */
@@ -49,8 +53,8 @@ export class HealthServer {
       res.end('not found: try /health or /metrics\n');
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
+      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, this.host, this.port)));
+      server.listen(this.port, this.host, () => resolve());
     });
     this.server = server;
   }
@@ -59,5 +63,30 @@ export class HealthServer {
     const server = this.server;
     this.server = null;
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** One actionable line for a failed listen. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError(
+        'HEALTH_PORT',
+        `HEALTH_PORT: port ${port} on ${host} is already in use (another pipeline or program); stop it or set HEALTH_PORT to a free port (0 picks one)`,
+        { cause: err },
+      );
+    case 'EACCES':
+      return new StartupError('HEALTH_PORT', `HEALTH_PORT: binding ${where} needs privileges this process lacks; set HEALTH_PORT above 1023`, {
+        cause: err,
+      });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError('HEALTH_HOST', `HEALTH_HOST: ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its addresses`, {
+        cause: err,
+      });
+    default:
+      return new StartupError('HEALTH_PORT', `HEALTH_PORT: cannot listen on ${where} (${err.message}); fix HEALTH_HOST or HEALTH_PORT`, { cause: err });
   }
 }

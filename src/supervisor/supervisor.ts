@@ -4,6 +4,7 @@ import { AggregatorRegistry, Counter, Registry } from 'prom-client';
 
 type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 import type { PipelineConfig } from '../config/config';
+import { EXIT_STARTUP } from '../errors';
 import { componentLogger, type Logger } from '../observability/logger';
 import { HealthServer } from './health-server';
 import type { SupervisorToWorker, WorkerRole, WorkerToSupervisor } from './ipc';
@@ -50,11 +51,17 @@ export class Supervisor {
   private readonly metricsWaiters = new Map<number, (m: metric[]) => void>();
   /** Called when a worker crash-loops and the supervisor gives up. */
   onGiveUp: (role: WorkerRole) => void = () => undefined;
+  /**
+   * Called when a worker exits with {@link EXIT_STARTUP} (it printed one line naming a setting: an
+   * unknown vhost, refused credentials, a fatal broker error). Not restarted: no retry can fix it.
+   */
+  onStartupError: (role: WorkerRole) => void = () => undefined;
 
   constructor(private readonly options: SupervisorOptions) {
     this.health = new HealthServer(
       { health: () => this.healthStatus(), metrics: () => this.collectMetrics() },
       options.config.healthPort,
+      options.config.healthHost,
     );
     this.restartsTotal = new Counter({
       name: 'pipeline_worker_restarts_total',
@@ -78,6 +85,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     await this.health.start();
+    if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
     for (const role of this.options.roles) {
       const child: Child = {
         role,
@@ -125,6 +133,12 @@ export class Supervisor {
       child.process = null;
       child.consuming = false;
       if (this.stopping) return;
+      if (code === EXIT_STARTUP) {
+        this.log.fatal({ role: child.role, code }, 'worker cannot run as configured; not restarting it');
+        child.reason = `${child.role} cannot run as configured (exit ${code}); see its log line`;
+        this.onStartupError(child.role);
+        return;
+      }
       child.reason = `${child.role} exited (code ${code}, signal ${signal}); restarting`;
       const now = Date.now();
       child.restarts = child.restarts.filter((t) => now - t < 60_000);

@@ -1,12 +1,18 @@
 /**
  * Entry point of one worker process: `worker-main <role>`. Run by the supervisor (fork, IPC) or on
- * its own. Exits 0 after a graceful stop on SIGTERM/SIGINT, non-zero on a fatal error, leaving the
- * restart to the supervisor.
+ * its own. Exits 0 after a graceful stop on SIGTERM/SIGINT; 2 when it cannot run as configured (bad
+ * setting, unknown vhost, refused credentials, unreachable RabbitMQ or Redis, a broker error no retry
+ * can fix: one line on stderr names the setting; the supervisor does not restart it); 1 on any other
+ * fatal error, leaving the restart to the supervisor. A worker whose supervisor is gone (IPC channel
+ * closed, or re-parented) exits within a second: nothing would stop it otherwise.
  */
 import { loadConfigOrExit } from '../config/config';
 import { setBreakerWindow } from '../flows/breakers';
 import { installMetrics, registry } from '../observability/metrics';
 import { componentLogger, rootLogger } from '../observability/logger';
+import { describeFatalBrokerError } from '../broker/preflight';
+import { EXIT_STARTUP } from '../errors';
+import { exitOnStartError, preflight } from './startup';
 import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 import { Worker } from './worker';
 
@@ -30,8 +36,14 @@ async function main(): Promise<void> {
     process.exit(code);
   };
   worker.onFatal = (err) => {
-    log.fatal({ err }, 'fatal broker error; exiting');
-    exit(2);
+    // Access refused, not found, precondition failed: the configuration or the broker's setup is
+    // wrong and a restart would fail the same way (exit 2: the supervisor stops the pipeline).
+    // Anything else (initial reconnects exhausted) may pass: exit 1 and let the supervisor retry.
+    const code = (err as { code?: unknown }).code;
+    const permanent = typeof code === 'number' && [403, 404, 406, 530].includes(code);
+    log.fatal({ err, permanent }, 'fatal broker error; exiting');
+    if (permanent) process.stderr.write(`${describeFatalBrokerError(err)}\n`);
+    exit(permanent ? EXIT_STARTUP : 1);
   };
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception; exiting');
@@ -42,6 +54,7 @@ async function main(): Promise<void> {
     exit(1);
   });
   let stopping = false;
+  let profile: (() => Promise<void>) | null = null;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -66,9 +79,30 @@ async function main(): Promise<void> {
       void registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', requestId: message.requestId, metrics }));
     }
   });
-  process.on('disconnect', () => shutdown('supervisor gone'));
+  // A worker whose supervisor is gone (SIGKILLed, crashed) must not live on as an orphan: start the
+  // graceful stop and exit within a second whatever it has not finished (unacknowledged messages go
+  // back to their queues). The IPC channel closing says so at once; the parent pid changing (we were
+  // re-parented) is the fallback. A worker run on its own (no IPC: its own container) watches neither.
+  let orphan = false;
+  const orphaned = (why: string): void => {
+    if (orphan) return;
+    orphan = true;
+    setTimeout(() => {
+      log.warn({ why }, 'supervisor gone; exiting without finishing the stop');
+      exit(0);
+    }, 500).unref();
+    shutdown(why);
+  };
+  if (process.send !== undefined) {
+    process.on('disconnect', () => orphaned('supervisor gone (IPC closed)'));
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) orphaned('supervisor gone (re-parented)');
+    }, 200).unref();
+  }
 
-  const profile = await startCpuProfile(role);
+  await preflight(config, `pipeline-${role}-preflight`);
+  profile = await startCpuProfile(role);
   await worker.start();
   let last = '';
   const report = (): void => {
@@ -90,11 +124,7 @@ async function main(): Promise<void> {
   log.info('worker started');
 }
 
-main().catch((err: unknown) => {
-  componentLogger('worker').fatal({ err }, 'worker failed to start');
-  rootLogger().flush();
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartError(err, `worker.${process.argv[2] ?? '?'}`));
 
 /**
  * Diagnostics: with CPU_PROFILE_DIR set, the worker records a V8 CPU profile from start to a

@@ -1,0 +1,128 @@
+/**
+ * Start-up check of Redis, run by the supervisor and every worker before anything else: reach it,
+ * authenticate, select the database of REDIS_URL, PING. A failure becomes a {@link StartupError} with
+ * one line that names REDIS_URL and the fix (exit code 2), instead of a worker that reconnects forever.
+ */
+import Redis from 'ioredis';
+import { StartupError } from '../errors';
+
+/** Options of {@link redisPreflight}. */
+export interface RedisPreflightOptions {
+  /** REDIS_URL. */
+  url: string;
+  /**
+   * How long to keep trying while Redis is merely unreachable (connection refused or reset, a
+   * Redis still starting or loading its data). Wrong password or database fail at once. @defaultValue 5000
+   */
+  waitMs?: number;
+  /** Name shown by CLIENT LIST. @defaultValue `'pipeline-preflight'` */
+  connectionName?: string;
+}
+
+/** `host:port` and database of a Redis URL, for messages (never the password). */
+export function describeRedisTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    const db = u.pathname === '' || u.pathname === '/' ? '0' : u.pathname.slice(1);
+    return `redis ${u.hostname}:${u.port === '' ? '6379' : u.port}, db ${db}`;
+  } catch {
+    return 'redis <unparseable REDIS_URL>';
+  }
+}
+
+const TRANSIENT = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+
+/** Connects (retrying only while Redis is unreachable, up to `waitMs`), PINGs and quits. */
+export async function redisPreflight(options: RedisPreflightOptions): Promise<void> {
+  const { url } = options;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+      throw new Error(`protocol ${parsed.protocol}`);
+    const db = parsed.pathname === '' || parsed.pathname === '/' ? '0' : parsed.pathname.slice(1);
+    if (!/^\d+$/.test(db)) throw new Error(`database ${db}`);
+  } catch (err) {
+    throw new StartupError(
+      'REDIS_URL',
+      'REDIS_URL: not a valid Redis URL; use redis://[:password@]host:6379[/db] (db a number, 0 by default)',
+      { cause: err },
+    );
+  }
+  const target = describeRedisTarget(url);
+  const deadline = Date.now() + (options.waitMs ?? 5000);
+  let delayMs = 100;
+  for (;;) {
+    const client = new Redis(url, {
+      connectionName: options.connectionName ?? 'pipeline-preflight',
+      lazyConnect: true,
+      connectTimeout: 5000,
+      commandTimeout: 5000,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      reconnectOnError: () => false,
+    });
+    let lastError: unknown = null;
+    client.on('error', (err: unknown) => {
+      lastError = err;
+    });
+    try {
+      await client.connect();
+      await client.ping();
+      await client.quit().catch(() => undefined);
+      return;
+    } catch (err) {
+      client.disconnect();
+      const cause =
+        (err as Error).message === 'Connection is closed.' && lastError !== null ? lastError : err;
+      const code = (cause as { code?: unknown }).code;
+      const message = cause instanceof Error ? cause.message : String(cause);
+      const transient =
+        (typeof code === 'string' && TRANSIENT.has(code)) || /^LOADING/.test(message);
+      if (transient && Date.now() + delayMs < deadline) {
+        await new Promise((r) => setTimeout(r, delayMs));
+        delayMs = Math.min(1000, delayMs * 2);
+        continue;
+      }
+      throw classifyRedisError(cause, target);
+    }
+  }
+}
+
+/** Turns an ioredis connect or command error into one actionable line. */
+export function classifyRedisError(err: unknown, target: string): StartupError {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  const make = (text: string): StartupError =>
+    new StartupError('REDIS_URL', `REDIS_URL: ${text}`, { cause: err });
+  if (code === 'ECONNREFUSED')
+    return make(
+      `nothing accepts connections at ${target}; start Redis or fix the host and port in REDIS_URL`,
+    );
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return make(`host of ${target} not found (DNS); fix the host in REDIS_URL`);
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) {
+    return make(
+      `${target} refused the credentials (${message.split('\n')[0]}); fix the user and password in REDIS_URL (redis://user:password@host:6379)`,
+    );
+  }
+  if (/DB index is out of range/i.test(message)) {
+    return make(
+      `${target}: the database number is out of range for this Redis (see its "databases" setting); fix the /db part of REDIS_URL`,
+    );
+  }
+  if (code === 'ETIMEDOUT' || /timeout|timed out/i.test(message)) {
+    return make(
+      `no answer from ${target} in time; check that Redis runs there and no firewall drops the connection, or fix REDIS_URL`,
+    );
+  }
+  return make(`cannot use ${target}: ${message}; check REDIS_URL and the Redis log`);
+}
