@@ -1,7 +1,9 @@
 import type { Feedback } from '../../../schemas/feedback.schema';
 import { AnalyticsStage } from '../../../src/flows/analytics-stage';
 import { feedbackStep, type FeedbackWindowState } from '../../../src/flows/feedback-flow';
-import { applyFeedback, feedbackFor, type RegimeFeedbackState } from '../../../src/flows/strategic-flow';
+import { FEEDBACK_WINDOWS_PER_REGIME, StrategicFlow, applyFeedback, feedbackFor, type RegimeFeedbackState, type StrategicState } from '../../../src/flows/strategic-flow';
+import { TimeKeyedBufferFlow } from '../../../src/flows/context-buffer-flow';
+import type Redis from 'ioredis';
 import { initialAgentState, type AgentState } from '../../../src/learning/trading-env';
 import { componentLogger } from '../../../src/observability/logger';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
@@ -98,5 +100,66 @@ describe('feedback memory (strategic side)', () => {
       expect(poor[i]!).toBeGreaterThanOrEqual(none[i]!);
       expect(good[i]!).toBeLessThanOrEqual(none[i]!);
     }
+  });
+});
+
+describe('strategic flow applies feedback windows (issue 10)', () => {
+  /** The three hash commands the feedback buffer uses, in memory. */
+  class FakeHashRedis {
+    readonly hashes = new Map<string, Map<string, string>>();
+    hset(key: string, field: string, value: string): Promise<number> {
+      const h = this.hashes.get(key) ?? new Map<string, string>();
+      this.hashes.set(key, h);
+      h.set(field, value);
+      return Promise.resolve(1);
+    }
+    hgetall(key: string): Promise<Record<string, string>> {
+      return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
+    }
+    hdel(key: string, ...fields: string[]): Promise<number> {
+      const h = this.hashes.get(key);
+      for (const f of fields) h?.delete(f);
+      return Promise.resolve(fields.length);
+    }
+  }
+  const fb = (close: number): Feedback => ({
+    v: 1, symbol: 'X', window_close_ts: close, bars: 6, directional: 6, hits: 1, hit_rate: 1 / 6, realised_return: -0.01, slippage_bps: 6, regime: 'BULL', confidence: 'HIGH', model_version: null,
+  });
+
+  it('applies the window lag bars back once lag + 1 bars exist, and keeps the feedback hash in Redis bounded', async () => {
+    const redis = new FakeHashRedis();
+    const keep = 64;
+    const buffer = new TimeKeyedBufferFlow<Feedback>({
+      redis: redis as unknown as Redis,
+      prefix: 'p:',
+      contextWaitMs: 1,
+      keepPerSymbol: keep,
+      name: 'fb',
+      keyOf: (f) => f.window_close_ts,
+      symbolOf: (f) => f.symbol,
+    });
+    const lag = 4;
+    const flow = new StrategicFlow(null, buffer, lag);
+    let state: StrategicState | null = null;
+    const applied: (number | null)[] = [];
+    const bars = 400;
+    for (let i = 0; i < bars; i++) {
+      const ts = T0 + i * 1_800_000;
+      // The tactical side publishes the window of this period (closing at ts + 30m).
+      await buffer.put(fb(ts + 1_800_000));
+      const out: { state: StrategicState } = await flow.step({ symbol: 'X', timeframe: '30m', ts, open: 1, high: 1, low: 1, close: 1, volume: 1 }, state);
+      state = out.state;
+      applied.push(state.feedback?.applied ?? null);
+      expect(state.recentCloses!.length).toBeLessThanOrEqual(lag);
+    }
+    // Bar n (0-based) applies the window that closed lag bars before its own close.
+    expect(applied.slice(0, lag)).toEqual([null, null, null, null]);
+    expect(applied[lag]).toBe(T0 + 1_800_000);
+    expect(applied[bars - 1]).toBe(T0 + (bars - lag) * 1_800_000);
+    expect(feedbackFor(state!.feedback!, 'BULL')?.windows).toBe(FEEDBACK_WINDOWS_PER_REGIME);
+    // One field per 30m bar was written; old ones are trimmed.
+    const fields = redis.hashes.get('p:fb:X')!.size;
+    expect(fields).toBeLessThanOrEqual(keep + lag + 32);
+    expect(fields).toBeLessThan(bars);
   });
 });
