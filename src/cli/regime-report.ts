@@ -9,7 +9,7 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
 import { MARKET_FAMILIES, hasAccuracyTarget } from '../producers/regime-families';
-import { EMBEDDING_DIM, PatternStore, REGIME_NAMES, StrategicAnalyzer } from '../strategic';
+import { EMBEDDING_DIM, FeatureMatrix, PatternStore, REGIME_NAMES, StrategicAnalyzer, VolatilityBaseline, plainRuleRegime } from '../strategic';
 import { NO_NEIGHBOUR_MASK, confidenceRows, fitLogistic } from '../strategic/fit-models';
 import { figures, logLoss, scoreFamily, scoredForTargets, type FamilyFigures, type ScoredBar } from '../strategic/regime-eval';
 import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT } from '../strategic/uncertainty';
@@ -41,6 +41,8 @@ interface RealFigures {
   regimeShare: Record<string, number>;
   levelShare: Record<string, number>;
   volatileVsSidewaysVolRatio: number | null;
+  /** The same ratio for the plain rule's calls, for comparison. */
+  plainRatio: number | null;
   bull: { n: number; mean: number; lo: number; hi: number } | null;
   bear: { n: number; mean: number; lo: number; hi: number } | null;
   bigMoveDays: { ts: string; move: number; regime: string | null; confidence: string | null }[];
@@ -72,6 +74,17 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   for await (const bar of readCsvBars(path, { symbol, timeframe: '30m' })) bars.push(bar);
   const analyzer = new StrategicAnalyzer({ store: new PatternStore({ dim: EMBEDDING_DIM }) });
   const calls = bars.map((b) => analyzer.onBar(b));
+  // The plain rule on its own baseline of raw window variances, for comparison.
+  const fm = new FeatureMatrix();
+  const plainBaseline = new VolatilityBaseline();
+  const plain = bars.map((b) => {
+    fm.update(b);
+    if (fm.returnCount < 48) return null;
+    const v48 = (fm.returnVariance(48) * 48) / 47;
+    plainBaseline.update(v48);
+    return REGIME_NAMES[plainRuleRegime(fm.returnMean(48), v48, plainBaseline.variance)]!;
+  });
+  const plainVol: Record<string, number[]> = { VOLATILE: [], SIDEWAYS: [] };
   const logClose = bars.map((b) => Math.log(b.close));
   const regimeShare: Record<string, number> = { BULL: 0, BEAR: 0, SIDEWAYS: 0, VOLATILE: 0 };
   const levelShare: Record<string, number> = { HIGH: 0, MEDIUM: 0, LOW: 0 };
@@ -93,6 +106,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     }
     const vol = Math.sqrt(Math.max(0, s2 / HORIZON - (s / HORIZON) ** 2));
     if (c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS') fwdVol[c.regime]!.push(vol);
+    const pr = plain[i];
+    if (pr === 'VOLATILE' || pr === 'SIDEWAYS') plainVol[pr]!.push(vol);
     if (c.regime === 'BULL' || c.regime === 'BEAR') fwdRet[c.regime]!.push(s);
   });
   for (const k of Object.keys(regimeShare)) regimeShare[k] = regimeShare[k]! / called;
@@ -115,6 +130,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     regimeShare,
     levelShare,
     volatileVsSidewaysVolRatio: ratio,
+    plainRatio:
+      plainVol.VOLATILE!.length > 0 && plainVol.SIDEWAYS!.length > 0 ? mean(plainVol.VOLATILE!) / mean(plainVol.SIDEWAYS!) : null,
     bull: bootstrap(fwdRet.BULL!, rng),
     bear: bootstrap(fwdRet.BEAR!, rng),
     bigMoveDays,
@@ -191,12 +208,12 @@ async function main(): Promise<void> {
   const real: RealFigures[] = [];
   for (const f of files) real.push(await realSymbol(join(dataDir, f), rng));
   console.log('\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars');
-  console.log('symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS');
+  console.log('symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule)');
   for (const r of real) {
     const s = r.regimeShare;
     const l = r.levelShare;
     console.log(
-      `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'}`,
+      `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'})`,
     );
   }
   console.log('\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):');
