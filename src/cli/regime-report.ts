@@ -32,7 +32,9 @@ function confusionTable(title: string, m: number[][]): string {
 
 function meanP(rows: readonly ScoredBar[]): string {
   if (rows.length === 0) return '  -  ';
-  return (rows.reduce((a, r) => a + r.pCorrect, 0) / rows.length).toFixed(3);
+  const p = rows.reduce((a, r) => a + r.pCorrect, 0) / rows.length;
+  const right = rows.filter((r) => r.call === r.truth).length / rows.length;
+  return `${p.toFixed(3)}  (right ${right.toFixed(3)}, n ${rows.length})`;
 }
 
 interface RealFigures {
@@ -164,13 +166,14 @@ async function main(): Promise<void> {
     console.log(confusionTable('plain rule', p.f.plainConfusion));
   }
   // Where evidence is thin, the reported probability must fall.
-  console.log('\nmean reported probability that the call is right (all bars of held-out families):');
+  console.log('\nmean reported probability that the call is right, and how often it was (all bars of held-out families):');
   const held = perFamily.filter((p) => p.heldOut).flatMap((p) => p.rows);
   const heldStrong = perFamily.filter((p) => p.heldOut && p.target).flatMap((p) => p.rows);
   const weak = perFamily.filter((p) => p.heldOut && !p.target).flatMap((p) => p.rows);
   console.log(`  first windows (baseline samples < 4)   ${meanP(held.filter((r) => r.evidence.baselineSamples < 4))}`);
   console.log(`  later windows                           ${meanP(held.filter((r) => r.evidence.baselineSamples >= 4))}`);
   console.log(`  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`);
+  console.log(`  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`);
   console.log(`  settled bars                            ${meanP(held.filter((r) => r.settled && r.evidence.baselineSamples >= 4))}`);
   console.log(`  window with a jump (clipped return)     ${meanP(held.filter((r) => r.evidence.jumpInWindow && r.settled))}`);
   console.log(`  settled window without                  ${meanP(held.filter((r) => !r.evidence.jumpInWindow && r.settled))}`);

@@ -52,7 +52,7 @@ export function feedbackFor(state: RegimeFeedbackState, regime: RegimeName): Tac
     ret += r;
   }
   if (directional === 0) return null;
-  return { hitRate: hits / directional, realisedReturn: ret, windows: windows.length };
+  return { hitRate: hits / directional, realisedReturn: ret, windows: windows.length, directional };
 }
 
 /** Adds one feedback window to the per-regime memory (once per window). */

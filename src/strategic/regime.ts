@@ -292,21 +292,28 @@ export class RegimeDetector {
    * log ratios to ±8. Zeros before 48 returns.
    */
   switchEvidence(out: Float64Array): void {
-    out.fill(0);
-    if (this.seen < 48) return;
-    const v48 = (this.variance(3) * 48) / 47;
-    this.breakAgainstRest(1, 12, v48, out, 0);
-    this.breakAgainstRest(2, 24, v48, out, 2);
-  }
-
-  private breakAgainstRest(k: number, n: number, v48: number, out: Float64Array, j: number): void {
-    const m = 48 - n;
-    const mRest = ((this.sums[3] as number) - (this.sums[k] as number)) / m;
-    const vRest = Math.max(0, ((this.squares[3] as number) - (this.squares[k] as number)) / m - mRest * mRest);
-    const vRecent = this.variance(k);
-    const se = Math.sqrt(v48 * (1 / n + 1 / m));
-    out[j] = se > 0 ? clip((this.mean(k) - mRest) / se, CLIP_T) : 0;
-    out[j + 1] = vRest > 0 && vRecent > 0 ? clip(Math.log(vRecent / vRest), CLIP_LVR) : 0;
+    if (this.seen < 48) {
+      out[0] = out[1] = out[2] = out[3] = 0;
+      return;
+    }
+    const sums = this.sums;
+    const squares = this.squares;
+    const s48 = sums[3] as number;
+    const q48 = squares[3] as number;
+    const m48 = s48 / 48;
+    const v48 = Math.max(0, q48 / 48 - m48 * m48) * (48 / 47);
+    for (let k = 1, j = 0; k <= 2; k++, j += 2) {
+      const n = k === 1 ? 12 : 24;
+      const m = 48 - n;
+      const sRecent = sums[k] as number;
+      const mRecent = sRecent / n;
+      const vRecent = (squares[k] as number) / n - mRecent * mRecent;
+      const mRest = (s48 - sRecent) / m;
+      const vRest = (q48 - (squares[k] as number)) / m - mRest * mRest;
+      const se = Math.sqrt(v48 * (1 / n + 1 / m));
+      out[j] = se > 0 ? clip((mRecent - mRest) / se, CLIP_T) : 0;
+      out[j + 1] = vRest > 0 && vRecent > 0 ? clip(Math.log(vRecent / vRest), CLIP_LVR) : 0;
+    }
   }
 
   toJSON(): RegimeDetectorState {

@@ -68,8 +68,8 @@ describe('feedback memory (strategic side)', () => {
     s = applyFeedback(s, window(1, 6));
     s = applyFeedback(s, window(1, 6));
     s = applyFeedback(s, window(2, 0, 'BEAR'));
-    expect(feedbackFor(s, 'BULL')).toEqual({ hitRate: 1, realisedReturn: 0.01, windows: 1 });
-    expect(feedbackFor(s, 'BEAR')).toEqual({ hitRate: 0, realisedReturn: -0.01, windows: 1 });
+    expect(feedbackFor(s, 'BULL')).toEqual({ hitRate: 1, realisedReturn: 0.01, windows: 1, directional: 6 });
+    expect(feedbackFor(s, 'BEAR')).toEqual({ hitRate: 0, realisedReturn: -0.01, windows: 1, directional: 6 });
     expect(feedbackFor(s, 'SIDEWAYS')).toBeNull();
   });
 
