@@ -9,9 +9,24 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
 import { MARKET_FAMILIES, hasAccuracyTarget } from '../producers/regime-families';
-import { EMBEDDING_DIM, FeatureMatrix, PatternStore, REGIME_NAMES, StrategicAnalyzer, VolatilityBaseline, plainRuleRegime } from '../strategic';
+import {
+  EMBEDDING_DIM,
+  FeatureMatrix,
+  PatternStore,
+  REGIME_NAMES,
+  StrategicAnalyzer,
+  VolatilityBaseline,
+  plainRuleRegime,
+} from '../strategic';
 import { NO_NEIGHBOUR_MASK, confidenceRows, fitLogistic } from '../strategic/fit-models';
-import { figures, logLoss, scoreFamily, scoredForTargets, type FamilyFigures, type ScoredBar } from '../strategic/regime-eval';
+import {
+  figures,
+  logLoss,
+  scoreFamily,
+  scoredForTargets,
+  type FamilyFigures,
+  type ScoredBar,
+} from '../strategic/regime-eval';
 import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT } from '../strategic/uncertainty';
 import { SeededRandom } from '../util/random';
 
@@ -21,12 +36,16 @@ const REPORT_BARS = 4000;
 const HORIZON = 24;
 const LEVELS: ConfidenceLevel[] = ['HIGH', 'MEDIUM', 'LOW'];
 
-const pct = (x: number | null): string => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const pct = (x: number | null): string =>
+  x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`;
 const r4 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1e4) / 1e4);
 
 function confusionTable(title: string, m: number[][]): string {
   const head = `  ${title.padEnd(16)}` + REGIME_NAMES.map((n) => n.padStart(10)).join('');
-  const rows = m.map((row, i) => `  ${REGIME_NAMES[i]!.padEnd(16)}` + row.map((x) => String(x).padStart(10)).join(''));
+  const rows = m.map(
+    (row, i) =>
+      `  ${REGIME_NAMES[i]!.padEnd(16)}` + row.map((x) => String(x).padStart(10)).join(''),
+  );
   return [head, ...rows].join('\n');
 }
 
@@ -51,7 +70,10 @@ interface RealFigures {
 }
 
 /** Mean and moving-block bootstrap 95 % interval (blocks of 24 bars: forward returns overlap). */
-function bootstrap(xs: number[], rng: SeededRandom): { n: number; mean: number; lo: number; hi: number } | null {
+function bootstrap(
+  xs: number[],
+  rng: SeededRandom,
+): { n: number; mean: number; lo: number; hi: number } | null {
   if (xs.length < 2) return null;
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   // Blocks of 24 (forward returns of neighbouring bars overlap), fewer when there are few calls.
@@ -67,7 +89,12 @@ function bootstrap(xs: number[], rng: SeededRandom): { n: number; mean: number; 
     means.push(sum / n);
   }
   means.sort((a, b) => a - b);
-  return { n: xs.length, mean, lo: means[Math.floor(0.025 * means.length)]!, hi: means[Math.floor(0.975 * means.length)]! };
+  return {
+    n: xs.length,
+    mean,
+    lo: means[Math.floor(0.025 * means.length)]!,
+    hi: means[Math.floor(0.975 * means.length)]!,
+  };
 }
 
 async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures> {
@@ -116,14 +143,24 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   for (const k of Object.keys(levelShare)) levelShare[k] = levelShare[k]! / called;
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   const ratio =
-    fwdVol.VOLATILE!.length > 0 && fwdVol.SIDEWAYS!.length > 0 ? mean(fwdVol.VOLATILE!) / mean(fwdVol.SIDEWAYS!) : null;
+    fwdVol.VOLATILE!.length > 0 && fwdVol.SIDEWAYS!.length > 0
+      ? mean(fwdVol.VOLATILE!) / mean(fwdVol.SIDEWAYS!)
+      : null;
   // Days (48 bars) that moved 9 % or more, and what was said at their end.
   const bigMoveDays: RealFigures['bigMoveDays'] = [];
   for (let i = 48; i < bars.length; i++) {
     const move = Math.exp(logClose[i]! - logClose[i - 48]!) - 1;
     const prev = bigMoveDays[bigMoveDays.length - 1];
-    if (Math.abs(move) >= 0.09 && (prev === undefined || bars[i]!.ts - Date.parse(prev.ts) >= 48 * 1_800_000)) {
-      bigMoveDays.push({ ts: new Date(bars[i]!.ts).toISOString(), move, regime: calls[i]!.regime, confidence: calls[i]!.confidence });
+    if (
+      Math.abs(move) >= 0.09 &&
+      (prev === undefined || bars[i]!.ts - Date.parse(prev.ts) >= 48 * 1_800_000)
+    ) {
+      bigMoveDays.push({
+        ts: new Date(bars[i]!.ts).toISOString(),
+        move,
+        regime: calls[i]!.regime,
+        confidence: calls[i]!.confidence,
+      });
     }
   }
   return {
@@ -133,7 +170,9 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     levelShare,
     volatileVsSidewaysVolRatio: ratio,
     plainRatio:
-      plainVol.VOLATILE!.length > 0 && plainVol.SIDEWAYS!.length > 0 ? mean(plainVol.VOLATILE!) / mean(plainVol.SIDEWAYS!) : null,
+      plainVol.VOLATILE!.length > 0 && plainVol.SIDEWAYS!.length > 0
+        ? mean(plainVol.VOLATILE!) / mean(plainVol.SIDEWAYS!)
+        : null,
     bull: bootstrap(fwdRet.BULL!, rng),
     bear: bootstrap(fwdRet.BEAR!, rng),
     bigMoveDays,
@@ -143,14 +182,34 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
 async function main(): Promise<void> {
   const dataDir = process.argv[2] ?? join(__dirname, '..', '..', 'data', 'market', '30m');
   const t0 = Date.now();
-  console.log(`# Regime report: ${REPORT_SEEDS.length} markets × ${REPORT_BARS} 30m bars per family (seeds ${REPORT_SEEDS.join(', ')})`);
-  console.log('Targets are measured on settled bars: at least 48 bars after a switch, outside a VOLATILE first segment.\n');
-  const perFamily: { name: string; heldOut: boolean; target: boolean; f: FamilyFigures; all: FamilyFigures; rows: ScoredBar[] }[] = [];
+  console.log(
+    `# Regime report: ${REPORT_SEEDS.length} markets × ${REPORT_BARS} 30m bars per family (seeds ${REPORT_SEEDS.join(', ')})`,
+  );
+  console.log(
+    'Targets are measured on settled bars: at least 48 bars after a switch, outside a VOLATILE first segment.\n',
+  );
+  const perFamily: {
+    name: string;
+    heldOut: boolean;
+    target: boolean;
+    f: FamilyFigures;
+    all: FamilyFigures;
+    rows: ScoredBar[];
+  }[] = [];
   for (const family of MARKET_FAMILIES) {
     const rows = scoreFamily(family, { seeds: REPORT_SEEDS, bars: REPORT_BARS });
-    perFamily.push({ name: family.name, heldOut: family.heldOut, target: hasAccuracyTarget(family), f: figures(scoredForTargets(rows)), all: figures(rows), rows });
+    perFamily.push({
+      name: family.name,
+      heldOut: family.heldOut,
+      target: hasAccuracyTarget(family),
+      f: figures(scoredForTargets(rows)),
+      all: figures(rows),
+      rows,
+    });
   }
-  console.log('family               held-out  92%-target   bars   accuracy  plain rule   HIGH right  MEDIUM right  LOW right   ECE    | all bars: acc   ECE');
+  console.log(
+    'family               held-out  92%-target   bars   accuracy  plain rule   HIGH right  MEDIUM right  LOW right   ECE    | all bars: acc   ECE',
+  );
   for (const p of perFamily) {
     const f = p.f;
     console.log(
@@ -158,7 +217,10 @@ async function main(): Promise<void> {
     );
   }
   console.log('\nshare of confidence levels (settled bars):');
-  for (const p of perFamily) console.log(`  ${p.name.padEnd(20)} ${LEVELS.map((l) => `${l} ${pct(p.f.levelShare[l])}`).join('  ')}`);
+  for (const p of perFamily)
+    console.log(
+      `  ${p.name.padEnd(20)} ${LEVELS.map((l) => `${l} ${pct(p.f.levelShare[l])}`).join('  ')}`,
+    );
   console.log('\nconfusion matrices (settled bars; rows truth, columns call):');
   for (const p of perFamily) {
     console.log(`${p.name}`);
@@ -166,19 +228,39 @@ async function main(): Promise<void> {
     console.log(confusionTable('plain rule', p.f.plainConfusion));
   }
   // Where evidence is thin, the reported probability must fall.
-  console.log('\nmean reported probability that the call is right, and how often it was (all bars of held-out families):');
+  console.log(
+    '\nmean reported probability that the call is right, and how often it was (all bars of held-out families):',
+  );
   const held = perFamily.filter((p) => p.heldOut).flatMap((p) => p.rows);
   const heldStrong = perFamily.filter((p) => p.heldOut && p.target).flatMap((p) => p.rows);
   const weak = perFamily.filter((p) => p.heldOut && !p.target).flatMap((p) => p.rows);
-  console.log(`  first windows (baseline samples < 4)   ${meanP(held.filter((r) => r.evidence.baselineSamples < 4))}`);
-  console.log(`  later windows                           ${meanP(held.filter((r) => r.evidence.baselineSamples >= 4))}`);
-  console.log(`  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`);
-  console.log(`  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`);
-  console.log(`  settled bars                            ${meanP(held.filter((r) => r.settled && r.evidence.baselineSamples >= 4))}`);
-  console.log(`  window with a jump (clipped return)     ${meanP(held.filter((r) => r.evidence.jumpInWindow && r.settled))}`);
-  console.log(`  settled window without                  ${meanP(held.filter((r) => !r.evidence.jumpInWindow && r.settled))}`);
-  console.log(`  weak trends (weak family, BULL/BEAR)    ${meanP(weak.filter((r) => r.settled && r.truth < 2))}`);
-  console.log(`  strong trends (other held-out, BULL/BEAR) ${meanP(heldStrong.filter((r) => r.settled && r.truth < 2))}`);
+  console.log(
+    `  first windows (baseline samples < 4)   ${meanP(held.filter((r) => r.evidence.baselineSamples < 4))}`,
+  );
+  console.log(
+    `  later windows                           ${meanP(held.filter((r) => r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  settled bars                            ${meanP(held.filter((r) => r.settled && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  window with a jump (clipped return)     ${meanP(held.filter((r) => r.evidence.jumpInWindow && r.settled))}`,
+  );
+  console.log(
+    `  settled window without                  ${meanP(held.filter((r) => !r.evidence.jumpInWindow && r.settled))}`,
+  );
+  console.log(
+    `  weak trends (weak family, BULL/BEAR)    ${meanP(weak.filter((r) => r.settled && r.truth < 2))}`,
+  );
+  console.log(
+    `  strong trends (other held-out, BULL/BEAR) ${meanP(heldStrong.filter((r) => r.settled && r.truth < 2))}`,
+  );
 
   // What the pattern store adds: confidence models fitted on the fitted families' bars with and
   // without the neighbour input, compared on the held-out families' bars.
@@ -207,11 +289,17 @@ async function main(): Promise<void> {
 
   // Real bars.
   const rng = new SeededRandom(20_250_601);
-  const files = readdirSync(dataDir).filter((f) => f.endsWith('_30m.csv')).sort();
+  const files = readdirSync(dataDir)
+    .filter((f) => f.endsWith('_30m.csv'))
+    .sort();
   const real: RealFigures[] = [];
   for (const f of files) real.push(await realSymbol(join(dataDir, f), rng));
-  console.log('\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars');
-  console.log('symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule)');
+  console.log(
+    '\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars',
+  );
+  console.log(
+    'symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule)',
+  );
   for (const r of real) {
     const s = r.regimeShare;
     const l = r.levelShare;
@@ -219,12 +307,21 @@ async function main(): Promise<void> {
       `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'})`,
     );
   }
-  console.log('\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):');
+  console.log(
+    '\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):',
+  );
   const ci = (x: RealFigures['bull']): string =>
-    x === null ? 'no calls' : `n ${x.n}, ${(100 * x.mean).toFixed(2)}% [${(100 * x.lo).toFixed(2)}%, ${(100 * x.hi).toFixed(2)}%]`;
-  for (const r of real) console.log(`  ${r.symbol.padEnd(9)} BULL ${ci(r.bull).padEnd(36)} BEAR ${ci(r.bear)}`);
+    x === null
+      ? 'no calls'
+      : `n ${x.n}, ${(100 * x.mean).toFixed(2)}% [${(100 * x.lo).toFixed(2)}%, ${(100 * x.hi).toFixed(2)}%]`;
+  for (const r of real)
+    console.log(`  ${r.symbol.padEnd(9)} BULL ${ci(r.bull).padEnd(36)} BEAR ${ci(r.bear)}`);
   console.log('\ndays (48 bars) that moved 9% or more, and the call at their end:');
-  for (const r of real) for (const d of r.bigMoveDays) console.log(`  ${r.symbol.padEnd(9)} ${d.ts}  ${(100 * d.move).toFixed(1)}%  ${d.regime} ${d.confidence}`);
+  for (const r of real)
+    for (const d of r.bigMoveDays)
+      console.log(
+        `  ${r.symbol.padEnd(9)} ${d.ts}  ${(100 * d.move).toFixed(1)}%  ${d.regime} ${d.confidence}`,
+      );
   console.log(`\n(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   console.log(
     JSON.stringify({
@@ -237,7 +334,10 @@ async function main(): Promise<void> {
         medium_accuracy: r4(p.f.mediumAccuracy),
         ece: r4(p.f.ece),
       })),
-      real: real.map((r) => ({ symbol: r.symbol, volatile_vs_sideways_vol_ratio: r4(r.volatileVsSidewaysVolRatio) })),
+      real: real.map((r) => ({
+        symbol: r.symbol,
+        volatile_vs_sideways_vol_ratio: r4(r.volatileVsSidewaysVolRatio),
+      })),
     }),
   );
 }

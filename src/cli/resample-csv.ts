@@ -19,10 +19,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const bars: Bar[] = [];
-  for await (const bar of readCsvBars(input, { symbol: symbolFromCsvPath(input), timeframe: '5m' })) bars.push(bar);
+  for await (const bar of readCsvBars(input, { symbol: symbolFromCsvPath(input), timeframe: '5m' }))
+    bars.push(bar);
   const out = resampleTo30m(bars);
   const lines = ['timestamp,open,high,low,close,volume'];
-  for (const b of out) lines.push([iso(b.ts), b.open, b.high, b.low, b.close, Number(b.volume.toPrecision(12))].join(','));
+  for (const b of out)
+    lines.push(
+      [iso(b.ts), b.open, b.high, b.low, b.close, Number(b.volume.toPrecision(12))].join(','),
+    );
   writeFileSync(output, lines.join('\n') + '\n');
   console.log(`${bars.length} 5m bars -> ${out.length} 30m bars`);
 }

@@ -69,15 +69,30 @@ function studentT(rng: SeededRandom, df: number): number {
  * without clustering) and `ε_t` the family's shock. Highs and lows extend beyond the body by a
  * half-normal wick. The same family, seed and length give the same bars, bit for bit.
  */
-export function generateFamilyMarket(family: MarketFamily, seed: number, bars: number, symbol = 'FAM'): FamilyMarket {
+export function generateFamilyMarket(
+  family: MarketFamily,
+  seed: number,
+  bars: number,
+  symbol = 'FAM',
+): FamilyMarket {
   const rng = new SeededRandom(seed);
   const step = TIMEFRAME_MS['30m'];
   const startTs = Date.UTC(2024, 0, 1);
   const [bvLo, bvHi] = family.baseVolatility ?? [1e-4, 5e-2];
   const sigma = Math.exp(rng.uniform(Math.log(bvLo), Math.log(bvHi)));
   const [segLo, segHi] = family.segmentBars ?? [60, 600];
-  const df = family.shocks === 'gaussian' ? 0 : rng.uniform(family.shocks.studentDf[0], family.shocks.studentDf[1]);
-  const out: FamilyMarket = { bars: [], labels: [], sinceSwitch: [], segment: [], jumpInWindow: [], baseVolatility: sigma };
+  const df =
+    family.shocks === 'gaussian'
+      ? 0
+      : rng.uniform(family.shocks.studentDf[0], family.shocks.studentDf[1]);
+  const out: FamilyMarket = {
+    bars: [],
+    labels: [],
+    sinceSwitch: [],
+    segment: [],
+    jumpInWindow: [],
+    baseVolatility: sigma,
+  };
   let price = 100;
   let h = 1;
   let lastShock = 0;
@@ -92,7 +107,10 @@ export function generateFamilyMarket(family: MarketFamily, seed: number, bars: n
     const length = rng.int(segLo, segHi);
     const trend = rng.uniform(family.trendSigma[0], family.trendSigma[1]) * sigma;
     const drift = regime === 'BULL' ? trend : regime === 'BEAR' ? -trend : 0;
-    const scale = regime === 'VOLATILE' ? rng.uniform(family.volatilityRatio[0], family.volatilityRatio[1]) * sigma : sigma;
+    const scale =
+      regime === 'VOLATILE'
+        ? rng.uniform(family.volatilityRatio[0], family.volatilityRatio[1]) * sigma
+        : sigma;
     for (let i = 0; i < length && t < bars; i++, t++) {
       if (family.garch) {
         const { alpha, beta } = family.garch;
@@ -102,7 +120,10 @@ export function generateFamilyMarket(family: MarketFamily, seed: number, bars: n
       lastShock = eps * Math.sqrt(h);
       let r = drift + scale * lastShock;
       if (family.jumps && rng.next() < family.jumps.probability) {
-        r += (rng.next() < 0.5 ? -1 : 1) * rng.uniform(family.jumps.sizeSigma[0], family.jumps.sizeSigma[1]) * sigma;
+        r +=
+          (rng.next() < 0.5 ? -1 : 1) *
+          rng.uniform(family.jumps.sizeSigma[0], family.jumps.sizeSigma[1]) *
+          sigma;
         lastJump = t;
       }
       const open = price;
@@ -144,8 +165,20 @@ export function generateFamilyMarket(family: MarketFamily, seed: number, bars: n
  * volatility ratios below 2.5, where only the comparison with the plain rule is a target.
  */
 export const MARKET_FAMILIES: readonly (MarketFamily & { heldOut: boolean })[] = [
-  { name: 'gaussian', heldOut: false, trendSigma: [0.2, 3], volatilityRatio: [1.8, 5], shocks: 'gaussian' },
-  { name: 'student-t', heldOut: false, trendSigma: [0.2, 3], volatilityRatio: [1.8, 5], shocks: { studentDf: [3, 6] } },
+  {
+    name: 'gaussian',
+    heldOut: false,
+    trendSigma: [0.2, 3],
+    volatilityRatio: [1.8, 5],
+    shocks: 'gaussian',
+  },
+  {
+    name: 'student-t',
+    heldOut: false,
+    trendSigma: [0.2, 3],
+    volatilityRatio: [1.8, 5],
+    shocks: { studentDf: [3, 6] },
+  },
   {
     name: 'garch-clustered',
     heldOut: true,

@@ -115,7 +115,11 @@ export function figures(rows: readonly ScoredBar[]): FamilyFigures {
   const plainConfusion = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
   let right = 0;
   let plainRight = 0;
-  const lvl: Record<ConfidenceLevel, [number, number]> = { HIGH: [0, 0], MEDIUM: [0, 0], LOW: [0, 0] };
+  const lvl: Record<ConfidenceLevel, [number, number]> = {
+    HIGH: [0, 0],
+    MEDIUM: [0, 0],
+    LOW: [0, 0],
+  };
   const binConf = new Float64Array(10);
   const binAcc = new Float64Array(10);
   for (const r of rows) {

@@ -1,7 +1,21 @@
 import type { Bar } from '../../../schemas/bar.schema';
-import { MARKET_FAMILIES, generateFamilyMarket, hasAccuracyTarget } from '../../../src/producers/regime-families';
-import { EMBEDDING_DIM, PatternStore, RegimeDetector, StrategicAnalyzer } from '../../../src/strategic';
-import { figures, scoreFamily, scoredForTargets, type ScoredBar } from '../../../src/strategic/regime-eval';
+import {
+  MARKET_FAMILIES,
+  generateFamilyMarket,
+  hasAccuracyTarget,
+} from '../../../src/producers/regime-families';
+import {
+  EMBEDDING_DIM,
+  PatternStore,
+  RegimeDetector,
+  StrategicAnalyzer,
+} from '../../../src/strategic';
+import {
+  figures,
+  scoreFamily,
+  scoredForTargets,
+  type ScoredBar,
+} from '../../../src/strategic/regime-eval';
 import { SeededRandom } from '../../../src/util/random';
 
 /**
@@ -15,18 +29,23 @@ const BARS = 3000;
 
 const scored = new Map<string, ScoredBar[]>();
 beforeAll(() => {
-  for (const f of MARKET_FAMILIES) scored.set(f.name, scoreFamily(f, { seeds: SEEDS, bars: BARS, patterns: false }));
+  for (const f of MARKET_FAMILIES)
+    scored.set(f.name, scoreFamily(f, { seeds: SEEDS, bars: BARS, patterns: false }));
 });
 
 const mean = (rows: ScoredBar[]): number => rows.reduce((a, r) => a + r.pCorrect, 0) / rows.length;
 
 describe('regime model on market families', () => {
-  it.each(MARKET_FAMILIES.map((f) => [f.name, f] as const))('%s: at most 1 point below the plain rule on settled bars', (_, family) => {
-    const f = figures(scoredForTargets(scored.get(family.name)!));
-    expect(f.bars).toBeGreaterThan(3000);
-    expect(f.accuracy).toBeGreaterThanOrEqual(f.plainRuleAccuracy - 0.01);
-    if (family.heldOut && hasAccuracyTarget(family)) expect(f.accuracy).toBeGreaterThanOrEqual(0.92);
-  });
+  it.each(MARKET_FAMILIES.map((f) => [f.name, f] as const))(
+    '%s: at most 1 point below the plain rule on settled bars',
+    (_, family) => {
+      const f = figures(scoredForTargets(scored.get(family.name)!));
+      expect(f.bars).toBeGreaterThan(3000);
+      expect(f.accuracy).toBeGreaterThanOrEqual(f.plainRuleAccuracy - 0.01);
+      if (family.heldOut && hasAccuracyTarget(family))
+        expect(f.accuracy).toBeGreaterThanOrEqual(0.92);
+    },
+  );
 
   it.each(MARKET_FAMILIES.filter((f) => f.heldOut).map((f) => [f.name, f] as const))(
     'held-out %s: HIGH right at least 95%, MEDIUM at least 75%',
@@ -48,10 +67,15 @@ describe('regime model on market families', () => {
     const held = MARKET_FAMILIES.filter((f) => f.heldOut).flatMap((f) => scored.get(f.name)!);
     const later = held.filter((r) => r.evidence.baselineSamples >= 4);
     const settled = later.filter((r) => r.settled);
-    expect(mean(held.filter((r) => r.evidence.baselineSamples < 4))).toBeLessThan(mean(later) - 0.2);
+    expect(mean(held.filter((r) => r.evidence.baselineSamples < 4))).toBeLessThan(
+      mean(later) - 0.2,
+    );
     expect(mean(later.filter((r) => r.sinceSwitch < 12))).toBeLessThan(mean(settled) - 0.1);
-    expect(mean(settled.filter((r) => r.evidence.jumpInWindow))).toBeLessThan(mean(settled.filter((r) => !r.evidence.jumpInWindow)));
-    const trend = (name: string): ScoredBar[] => scored.get(name)!.filter((r) => r.settled && r.truth < 2);
+    expect(mean(settled.filter((r) => r.evidence.jumpInWindow))).toBeLessThan(
+      mean(settled.filter((r) => !r.evidence.jumpInWindow)),
+    );
+    const trend = (name: string): ScoredBar[] =>
+      scored.get(name)!.filter((r) => r.settled && r.truth < 2);
     expect(mean(trend('weak-garch-jumps'))).toBeLessThan(mean(trend('garch-clustered')) - 0.1);
   });
 });
@@ -67,7 +91,16 @@ describe('a day with a 10% rise at ordinary volatility', () => {
       const drift = i >= 30 * 48 ? Math.log(1.1) / 48 : 0;
       const open = price;
       price = open * Math.exp(drift + sigma * rng.normal());
-      bars.push({ symbol: 'DAY', timeframe: '30m', ts: Date.UTC(2024, 0, 1) + i * 1_800_000, open, high: Math.max(open, price), low: Math.min(open, price), close: price, volume: 1 });
+      bars.push({
+        symbol: 'DAY',
+        timeframe: '30m',
+        ts: Date.UTC(2024, 0, 1) + i * 1_800_000,
+        open,
+        high: Math.max(open, price),
+        low: Math.min(open, price),
+        close: price,
+        volume: 1,
+      });
     }
     expect(bars[bars.length - 1]!.close / bars[bars.length - 49]!.close).toBeGreaterThan(1.08);
     const analyzer = new StrategicAnalyzer({ store: new PatternStore({ dim: EMBEDDING_DIM }) });
@@ -90,7 +123,10 @@ describe('RegimeDetector state', () => {
     for (let i = 1; i < market.bars.length; i++) {
       const r = Math.log(market.bars[i]!.close / market.bars[i - 1]!.close);
       a.update(r);
-      if (i === 200) b = RegimeDetector.fromJSON(JSON.parse(JSON.stringify(a.toJSON())) as ReturnType<RegimeDetector['toJSON']>);
+      if (i === 200)
+        b = RegimeDetector.fromJSON(
+          JSON.parse(JSON.stringify(a.toJSON())) as ReturnType<RegimeDetector['toJSON']>,
+        );
       else b?.update(r);
       if (b !== null && a.inputs(x)) {
         expect(b.inputs(y)).toBe(true);
@@ -106,9 +142,12 @@ describe('RegimeDetector state', () => {
     market.bars.slice(0, 600).forEach((bar) => a.onBar(bar));
     const state = a.toJSON(market.bars[0]!.symbol)!;
     delete state.detector;
-    const b = StrategicAnalyzer.fromJSON([state], { store: new PatternStore({ dim: EMBEDDING_DIM }) });
+    const b = StrategicAnalyzer.fromJSON([state], {
+      store: new PatternStore({ dim: EMBEDDING_DIM }),
+    });
     let same = 0;
-    for (const bar of market.bars.slice(600)) if (a.onBar(bar).regime === b.onBar(bar).regime) same++;
+    for (const bar of market.bars.slice(600))
+      if (a.onBar(bar).regime === b.onBar(bar).regime) same++;
     // The rebuilt detector has no clipping history, so a few calls may differ at first.
     expect(same).toBeGreaterThanOrEqual(95);
   });
