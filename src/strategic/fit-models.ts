@@ -24,7 +24,7 @@ export const NO_NEIGHBOUR_MASK: readonly boolean[] = Array.from({ length: CONFID
 /** Seeds of the fitting markets (per fitted family). */
 export const FIT_SEEDS = Array.from({ length: 8 }, (_, i) => 101 + i);
 /** Seeds of the markets the confidence model is fitted on (not those of the softmax). */
-export const CONFIDENCE_FIT_SEEDS = Array.from({ length: 8 }, (_, i) => 201 + i);
+export const CONFIDENCE_FIT_SEEDS = Array.from({ length: 24 }, (_, i) => 201 + i);
 /** 30m bars per fitting market. */
 export const FIT_BARS = 4000;
 

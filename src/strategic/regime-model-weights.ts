@@ -15,5 +15,5 @@ export const REGIME_MODEL_WEIGHTS: Float64Array = Float64Array.from([
 
 /** Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump, neighbour, four switch terms`). */
 export const CONFIDENCE_MODEL_WEIGHTS: Float64Array = Float64Array.from([
-  1.2416943, 0.49710821, -6.6119159, 0.26249215, 0.0000000, -0.34639392, -0.93829020, 0.13048454, -0.15012934, -0.11908569, 0.31108989,
+  1.3904235, 0.48389223, -3.3967553, 0.47902037, 0.0000000, -0.37065107, -0.87142822, 0.061774509, -0.10349186, -0.11205429, 0.13251098,
 ]);
