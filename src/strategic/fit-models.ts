@@ -106,7 +106,7 @@ function print(name: string, w: Float64Array, perRow: number): void {
 
 function main(): void {
   const fitted = MARKET_FAMILIES.filter((f) => !f.heldOut);
-  const iterations = Number(process.env.FIT_ITERATIONS ?? 600);
+  const iterations = Number(process.env.FIT_ITERATIONS ?? 500);
   // 1. Regime softmax, from the detector's inputs (no pattern store needed).
   const xs: Float64Array[] = [];
   const labels: number[] = [];

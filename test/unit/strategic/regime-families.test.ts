@@ -20,7 +20,7 @@ import { SeededRandom } from '../../../src/util/random';
 
 /**
  * The regime targets of issue 10 on seeds the model was not fitted on (fitting uses 101–108 and
- * 201–208, the report 5001–5006; these are 7001–7003), smaller than the report's run to stay fast.
+ * 201–224, the report 5001–5006; these are 7001–7003), smaller than the report's run to stay fast.
  * The pattern store is skipped: its weight in the confidence is 0 (see docs/regime.md), so the
  * outputs are the same without it.
  */
