@@ -52,7 +52,7 @@ export function feedbackFor(state: RegimeFeedbackState, regime: RegimeName): Tac
     ret += r;
   }
   if (directional === 0) return null;
-  return { hitRate: hits / directional, realisedReturn: ret, windows: windows.length };
+  return { hitRate: hits / directional, realisedReturn: ret, windows: windows.length, directional };
 }
 
 /** Adds one feedback window to the per-regime memory (once per window). */
@@ -123,6 +123,9 @@ export class StrategicFlow {
       similar_patterns: analysis.similar_patterns,
       degraded: [...analysis.degraded, ...degraded],
     };
-    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(1) } };
+    // Keep the last `lag` close times: with the next bar's they make the lag + 1 the lookup needs.
+    // (Saving `recent.slice(1)` kept the list below lag + 1 forever, so no feedback was ever applied
+    // and the feedback hash in Redis was never trimmed, issue 10.)
+    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(-this.lag) } };
   }
 }

@@ -1,15 +1,19 @@
 /**
- * Weights of the regime softmax: rows BULL, BEAR, SIDEWAYS, VOLATILE; columns the inputs of
- * `regimeInputs` (`1, ln(v48/b), t48, |t48|, ln(v24/b), t24, |t24|, ln(v12/b), t12, |t12|, ln(v6/b)`).
+ * Weights of the regime softmax and of the confidence model, fitted by
+ * `npx tsx src/strategic/fit-models.ts` on the fitted market families (see that file). Refit
+ * whenever `RegimeDetector.inputs`, `confidenceInputs` or the baseline change.
  *
- * Fitted by `FIT_ITERATIONS=400 npx tsx src/strategic/fit-models.ts` (softmax regression, Adam,
- * L2 1e-4) on training seeds 101–124 (see that file for the market parameters). Its report:
- * training all bars accuracy 0.931, ECE 0.022; check seeds 5001–5006 all bars 0.947 / ECE 0.024,
- * windows inside one regime 0.987 / ECE 0.045. Refit whenever `regimeInputs` or the baseline change.
+ * Regime softmax: rows BULL, BEAR, SIDEWAYS, VOLATILE; columns the inputs of
+ * `RegimeDetector.inputs` (`1, ln(v48/b), t48, |t48|, ln(v24/b), t24, |t24|, ln(v12/b), t12, |t12|, ln(v6/b)`).
  */
 export const REGIME_MODEL_WEIGHTS: Float64Array = Float64Array.from([
-  -2.0923614, 0.10832962, -0.18679953, 0.064784573, -0.21214148, 0.21083541, 0.31042518, -0.073658345, 0.86103895, 0.10993851, -0.45598477,
-  -1.9508608, -0.26943485, 0.21177245, 0.11036495, -0.17926747, -0.21637286, 0.19368538, 0.18034684, -0.86818583, 0.091149258, -0.47930341,
-  2.5282224, -0.087174261, -0.026785884, -0.066762535, -0.90205671, 0.035465085, -0.35914804, -0.93012050, 0.0037932993, -0.26667781, -0.42382903,
-  -1.2569042, 0.098495250, -0.061146279, -0.076579083, 0.48764365, 0.057365816, -0.048382187, 0.36818794, 0.022209767, 0.18768508, 0.50857939,
+  -2.6454803, -0.97370214, 0.83534702, 0.81593255, -0.40289926, 0.31764127, 0.031522838, 0.0026456304, 0.25983466, -0.097204022, -0.065579629,
+  -2.2453543, -1.5607404, -0.86762638, 0.63170653, -0.66938374, -0.35350036, -0.34308727, -0.055766436, -0.27443599, -0.14906561, -0.018654446,
+  2.8055803, -2.4001601, 0.027903764, -0.81737270, -0.44368618, 0.13053680, 0.22227505, -0.013314464, -0.033612917, 0.040139770, -0.071286389,
+  -0.69593807, 1.8711403, -0.20782987, -0.60511930, 0.58746980, 0.18840655, 0.021488866, 0.014461406, 0.011933117, 0.20800307, 0.0031481930,
+]);
+
+/** Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump, neighbour, four switch terms`). */
+export const CONFIDENCE_MODEL_WEIGHTS: Float64Array = Float64Array.from([
+  1.3904235, 0.48389223, -3.3967553, 0.47902037, 0.0000000, -0.37065107, -0.87142822, 0.061774509, -0.10349186, -0.11205429, 0.13251098,
 ]);

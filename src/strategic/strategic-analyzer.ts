@@ -12,14 +12,14 @@ import { FEATURE_COUNT, FeatureMatrix, WINDOW_BARS, type FeatureMatrixState } fr
 import { PatternStore } from './pattern-store';
 import {
   REGIME_INPUTS,
-  VolatilityBaseline,
-  regimeInputs,
+  RegimeDetector,
   regimeName,
   regimePosterior,
   toRegimeProbabilities,
+  type RegimeDetectorState,
   type VolatilityBaselineState,
 } from './regime';
-import { assessUncertainty, type TacticalFeedback } from './uncertainty';
+import { assessUncertainty, feedbackPenalty, type TacticalFeedback } from './uncertainty';
 
 /** Options of {@link StrategicAnalyzer}. */
 export interface StrategicAnalyzerOptions {
@@ -33,6 +33,10 @@ export interface StrategicAnalyzerOptions {
   barMs?: number;
   /** Fresh vectors merged into the HNSW graph per bar (count-bounded, hence deterministic). @defaultValue 2 */
   mergePerBar?: number;
+  /** Regime softmax weights (fitting and evaluation). @defaultValue `REGIME_MODEL_WEIGHTS` */
+  regimeWeights?: Float64Array;
+  /** Confidence model weights (fitting and evaluation). @defaultValue `CONFIDENCE_MODEL_WEIGHTS` */
+  confidenceWeights?: Float64Array;
 }
 
 /** The strategic output for one bar; every field null during warm-up. */
@@ -45,6 +49,24 @@ export interface StrategicOutput {
   similar_patterns: SimilarPatterns | null;
   /** Whether the pattern store served this bar: `failed` when it threw, `skipped` when told to. */
   patternStore?: 'ok' | 'failed' | 'skipped';
+  /** The evidence behind the confidence (for evaluation and fitting; not on the wire). */
+  evidence?: StrategicEvidence;
+}
+
+/** What {@link StrategicAnalyzer.onBar} based its confidence on. */
+export interface StrategicEvidence {
+  /** Probability of the called regime. */
+  regimeProbability: number;
+  baselineSamples: number;
+  jumpInWindow: boolean;
+  /** `RegimeDetector.switchEvidence` of the window. */
+  switchEvidence: number[];
+  neighbours: number;
+  neighbourAgreement: number;
+  /** Log-odds removed by tactical feedback. */
+  feedbackPenalty: number;
+  /** Estimated probability that the call is right (`1 − uncertainty`). */
+  pCorrect: number;
 }
 
 /** Options of {@link StrategicAnalyzer.onBar}. */
@@ -67,7 +89,10 @@ export interface StrategicSymbolState {
   symbol: string;
   lastTs: number | null;
   features: FeatureMatrixState;
+  /** The baseline (also inside `detector`; kept for states saved before the detector existed). */
   baseline: VolatilityBaselineState;
+  /** The regime detector; absent in states saved before it existed (then rebuilt on restore). */
+  detector?: RegimeDetectorState;
   pending: { ts: number; close: EncodedFloat; vector: EncodedFloat[] | null; regime: RegimeName | null }[];
   /** The last outcomes written to the store (ts of the pattern, outcome), re-applied on restore. */
   settled?: { ts: number; outcome: EncodedFloat }[];
@@ -76,7 +101,7 @@ export interface StrategicSymbolState {
 class SymbolState {
   lastTs: number | null = null;
   features = new FeatureMatrix();
-  baseline = new VolatilityBaseline();
+  detector = new RegimeDetector();
   pending: PendingOutcome[] = [];
   /** Outcomes set in the store by the last `horizonBars` bars (a disk copy may predate them). */
   settled: { ts: number; outcome: number }[] = [];
@@ -121,9 +146,12 @@ export class StrategicAnalyzer {
   private readonly horizonBars: number;
   private readonly barMs: number;
   private readonly mergePerBar: number;
+  private readonly regimeWeights: Float64Array | undefined;
+  private readonly confidenceWeights: Float64Array | undefined;
   private readonly symbols = new Map<string, SymbolState>();
   private readonly inputs = new Float64Array(REGIME_INPUTS);
   private readonly probs = new Float64Array(4);
+  private readonly switchEvidence = new Float64Array(4);
   private readonly window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
   private readonly vector = new Float32Array(EMBEDDING_DIM);
 
@@ -136,6 +164,8 @@ export class StrategicAnalyzer {
     this.horizonBars = options.horizonBars ?? 6;
     this.barMs = options.barMs ?? 1_800_000;
     this.mergePerBar = options.mergePerBar ?? 2;
+    this.regimeWeights = options.regimeWeights;
+    this.confidenceWeights = options.confidenceWeights;
     for (const [name, v] of [
       ['neighbours', this.k],
       ['horizonBars', this.horizonBars],
@@ -168,9 +198,11 @@ export class StrategicAnalyzer {
     if (s.lastTs !== null && bar.ts <= s.lastTs) {
       throw new OutOfOrderError(`bar ${bar.symbol} ts ${bar.ts} is not after the last bar (ts ${s.lastTs})`);
     }
+    const periods = s.lastTs === null ? 1 : Math.max(1, Math.round((bar.ts - s.lastTs) / this.barMs));
     s.lastTs = bar.ts;
     const fm = s.features;
     fm.update(bar);
+    if (fm.bars >= 2) s.detector.update(fm.logReturnOver(1), periods);
 
     s.pending.push({ ts: bar.ts, close: bar.close, vector: null, regime: null });
     if (s.pending.length > this.horizonBars) {
@@ -184,10 +216,9 @@ export class StrategicAnalyzer {
     }
 
     if (fm.returnCount < WINDOW_BARS) return NULL_OUTPUT;
-    s.baseline.update((fm.returnVariance(48) * WINDOW_BARS) / (WINDOW_BARS - 1));
-    const baseline = s.baseline.variance;
-    if (!regimeInputs(fm, baseline, this.inputs)) return NULL_OUTPUT;
-    const best = regimePosterior(this.inputs, this.probs);
+    const baseline = s.detector.baselineVariance;
+    if (!s.detector.inputs(this.inputs)) return NULL_OUTPUT;
+    const best = regimePosterior(this.inputs, this.probs, this.regimeWeights);
     const regime = regimeName(best);
 
     let similar: SimilarPatterns | null = null;
@@ -233,12 +264,18 @@ export class StrategicAnalyzer {
     }
     if (this.mergePerBar > 0) this.store.mergeStep(this.mergePerBar);
 
-    const assessed = assessUncertainty({
+    s.detector.switchEvidence(this.switchEvidence);
+    const fb = typeof feedback === 'function' ? feedback(regime) : (feedback ?? null);
+    const evidence = {
       regimeProbability: this.probs[best] as number,
+      baselineSamples: s.detector.baselineSamples,
+      jumpInWindow: s.detector.jumpInWindow,
+      switchEvidence: this.switchEvidence,
       neighbours: found,
       neighbourAgreement: agreement,
-      feedback: typeof feedback === 'function' ? feedback(regime) : (feedback ?? null),
-    });
+      feedback: fb,
+    };
+    const assessed = assessUncertainty(evidence, this.confidenceWeights);
     return {
       regime,
       regime_probabilities: toRegimeProbabilities(this.probs),
@@ -246,6 +283,16 @@ export class StrategicAnalyzer {
       uncertainty: assessed.uncertainty,
       similar_patterns: similar,
       patternStore,
+      evidence: {
+        regimeProbability: evidence.regimeProbability,
+        baselineSamples: evidence.baselineSamples,
+        jumpInWindow: evidence.jumpInWindow,
+        switchEvidence: Array.from(this.switchEvidence),
+        neighbours: found,
+        neighbourAgreement: agreement,
+        feedbackPenalty: feedbackPenalty(fb),
+        pCorrect: assessed.pCorrect,
+      },
     };
   }
 
@@ -258,12 +305,14 @@ export class StrategicAnalyzer {
   toJSON(symbol: string): StrategicSymbolState | null {
     const s = this.symbols.get(symbol);
     if (!s) return null;
+    const detector = s.detector.toJSON();
     return {
       v: 1,
       symbol,
       lastTs: s.lastTs,
       features: s.features.toJSON(),
-      baseline: s.baseline.toJSON(),
+      baseline: detector.baseline,
+      detector,
       settled: s.settled.map((o) => ({ ts: o.ts, outcome: encodeFloat(o.outcome) })),
       pending: s.pending.map((p) => ({
         ts: p.ts,
@@ -283,7 +332,10 @@ export class StrategicAnalyzer {
     const s = new SymbolState();
     s.lastTs = state.lastTs;
     s.features = FeatureMatrix.fromJSON(state.features);
-    s.baseline = VolatilityBaseline.fromJSON(state.baseline);
+    s.detector =
+      state.detector !== undefined
+        ? RegimeDetector.fromJSON(state.detector)
+        : RegimeDetector.fromMatrix(s.features, state.baseline);
     s.pending = state.pending.map((p) => ({
       ts: p.ts,
       close: decodeFloat(p.close, 'pending.close'),

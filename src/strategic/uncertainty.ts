@@ -1,4 +1,5 @@
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
+import { CONFIDENCE_MODEL_WEIGHTS } from './regime-model-weights';
 
 /**
  * What the tactical side achieved over recent six-bar windows for one symbol and regime (supplied
@@ -11,12 +12,24 @@ export interface TacticalFeedback {
   realisedReturn: number;
   /** Number of six-bar windows the figures cover. */
   windows: number;
+  /** Number of directional calls behind `hitRate`. @defaultValue 6 per window */
+  directional?: number;
 }
 
 /** Evidence for {@link assessUncertainty}. */
 export interface UncertaintyEvidence {
-  /** Probability of the called regime (the max of the calibrated posterior). */
+  /** Probability of the called regime (the max of the regime posterior). */
   regimeProbability: number;
+  /**
+   * Baseline samples the symbol has (one per 12 bars once 48 returns exist, see
+   * `VolatilityBaseline`): few samples mean the calm yardstick itself is not known yet.
+   * @defaultValue 128 (a long history)
+   */
+  baselineSamples?: number;
+  /** A return of the window was clipped as a jump or an extreme tail. @defaultValue false */
+  jumpInWindow?: boolean;
+  /** `RegimeDetector.switchEvidence` of the window. @defaultValue none (terms 0) */
+  switchEvidence?: ArrayLike<number>;
   /** Number of eligible nearest patterns found (0 when none or not warm yet). */
   neighbours: number;
   /** Fraction of those neighbours whose stored regime equals the call (ignored when `neighbours` is 0). */
@@ -34,46 +47,83 @@ export interface UncertaintyAssessment {
   pCorrect: number;
 }
 
-/** `uncertainty ≤ HIGH_MAX_UNCERTAINTY` → HIGH (the call is estimated right ≥ 95 % of the time). */
-export const HIGH_MAX_UNCERTAINTY = 0.05;
-/** `uncertainty ≤ MEDIUM_MAX_UNCERTAINTY` → MEDIUM, above → LOW. */
-export const MEDIUM_MAX_UNCERTAINTY = 0.3;
-/** Weight of neighbour agreement on the log-odds (at full agreement and many neighbours: ±1). */
-export const NEIGHBOUR_WEIGHT = 2;
-/** Log-odds removed at worst by poor tactical feedback, and added at best by good feedback. */
-export const FEEDBACK_PENALTY = 3;
-export const FEEDBACK_BONUS = 0.5;
+/** `pCorrect ≥ HIGH_MIN_P_CORRECT` → HIGH. */
+export const HIGH_MIN_P_CORRECT = 0.97;
+/** `pCorrect ≥ MEDIUM_MIN_P_CORRECT` → MEDIUM, below → LOW. */
+export const MEDIUM_MIN_P_CORRECT = 0.8;
+/** Log-odds removed per unit of the z-score of a tactical hit rate below ½ (beyond the first unit). */
+export const FEEDBACK_PER_Z = 1;
+/** Most log-odds tactical feedback can remove. */
+export const FEEDBACK_MAX_PENALTY = 4;
+
+/** Number of inputs of the confidence model (see {@link confidenceInputs}). */
+export const CONFIDENCE_INPUTS = 11;
+/** Index of the neighbour input in {@link confidenceInputs}. */
+export const NEIGHBOUR_INPUT = 4;
 
 /**
- * Combines the evidence into the probability that the regime call is right, on the log-odds scale:
- *
- * `logit(pCorrect) = logit(p) + 2·(agreement − ½)·n/(n+5) + feedbackTerm`
- *
- * - `p` is the calibrated regime probability (its ECE is tested, so `logit(p)` is the prior log-odds);
- * - neighbour agreement moves it by at most ±1 (neighbours are past windows whose own calls are
- *   noisy, so they are corroboration, not proof), weighted by how many were found;
- * - tactical feedback: quality `q = 0.7·clamp((hitRate − ½)/0.2, −1, 1) + 0.3·sign(realisedReturn)`,
- *   weight `w = windows/(windows + 10)`; the term is `3·w·q` when `q < 0` (poor recent outcomes cut
- *   confidence by up to 3 log-odds, e.g. HIGH at p = 0.98 to MEDIUM) and `0.5·w·q` when good (a
- *   small raise: good tactical results say little more about the regime than the posterior does).
- *
- * `uncertainty = 1 − pCorrect`; confidence HIGH when uncertainty ≤ 0.05, MEDIUM when ≤ 0.30, else LOW.
+ * Writes the confidence model's inputs: `[1, logit(p), 1/baselineSamples, jump, neighbour,
+ * |tBreak12|, |ln(v12/v36)|, |tBreak24|, |ln(v24/v24')|, two interactions]`, with `logit(p)` clipped to ±12, `jump`
+ * 1 when the window had a clipped return, `neighbour = (agreement − ½)·n/(n+5)` (0 without
+ * neighbours), and the last four the size of the switch evidence of `RegimeDetector.switchEvidence`
+ * (how the last 12 and 24 bars differ from the rest of the window); then `logit(p)·min(4, the
+ * larger |tBreak|)` and `logit(p)/baselineSamples`, which let the weight of the posterior fall where a
+ * switch may lie inside the window or the history is short.
  */
-export function assessUncertainty(evidence: UncertaintyEvidence): UncertaintyAssessment {
+export function confidenceInputs(evidence: UncertaintyEvidence, out: Float64Array): void {
   const p = Math.min(1 - 1e-9, Math.max(1e-9, evidence.regimeProbability));
-  let z = Math.log(p / (1 - p));
+  const logit = Math.log(p / (1 - p));
+  out[0] = 1;
+  out[1] = logit > 12 ? 12 : logit < -12 ? -12 : logit;
+  out[2] = 1 / Math.max(1, evidence.baselineSamples ?? 128);
+  out[3] = evidence.jumpInWindow === true ? 1 : 0;
   const n = evidence.neighbours;
-  if (n > 0) z += NEIGHBOUR_WEIGHT * (evidence.neighbourAgreement - 0.5) * (n / (n + 5));
-  const fb = evidence.feedback;
-  if (fb && fb.windows > 0 && Number.isFinite(fb.hitRate)) {
-    const hit = Math.max(-1, Math.min(1, (fb.hitRate - 0.5) / 0.2));
-    const q = 0.7 * hit + 0.3 * Math.sign(fb.realisedReturn || 0);
-    const w = fb.windows / (fb.windows + 10);
-    z += q < 0 ? FEEDBACK_PENALTY * w * q : FEEDBACK_BONUS * w * q;
+  out[4] = n > 0 ? (evidence.neighbourAgreement - 0.5) * (n / (n + 5)) : 0;
+  const sw = evidence.switchEvidence;
+  let biggest = 0;
+  for (let j = 0; j < 4; j++) {
+    const x = sw ? Math.abs(sw[j] as number) : 0;
+    out[5 + j] = x;
+    if (j % 2 === 0 && x > biggest) biggest = x;
   }
+  // The posterior's log-odds mean less when a switch may be inside the window, or history is short.
+  const sure = out[1] as number;
+  out[9] = sure * Math.min(biggest, 4);
+  out[10] = sure * (out[2] as number);
+}
+
+/**
+ * The log-odds tactical feedback removes: `min(4, max(0, z − 1))` with `z = (½ − hitRate)·√n / ½`
+ * the z-score of the directional hit rate below a coin's over the `n` directional calls of the
+ * remembered windows (about 6 per window). Only poor outcomes count: that good tactical results
+ * make a regime call more likely right is not something the measurements here show, so they
+ * never raise confidence. See docs/regime.md for what this term is and is not fitted on.
+ */
+export function feedbackPenalty(feedback: TacticalFeedback | null | undefined): number {
+  if (!feedback || !(feedback.windows > 0) || !Number.isFinite(feedback.hitRate)) return 0;
+  const n = feedback.directional ?? feedback.windows * 6;
+  const z = ((0.5 - feedback.hitRate) * Math.sqrt(n)) / 0.5;
+  return Math.min(FEEDBACK_MAX_PENALTY, Math.max(0, FEEDBACK_PER_Z * (z - 1)));
+}
+
+const scratch = new Float64Array(CONFIDENCE_INPUTS);
+
+/**
+ * The probability that the regime call is right: a logistic regression on
+ * {@link confidenceInputs} with the weights of `CONFIDENCE_MODEL_WEIGHTS` (fitted by
+ * `src/strategic/fit-models.ts` on the fitted market families), minus {@link feedbackPenalty} on
+ * the log-odds scale. `uncertainty = 1 − pCorrect`; HIGH when `pCorrect ≥ 0.97`, MEDIUM when
+ * `≥ 0.8`, else LOW (margins above the 95 % and 75 % the levels promise, for markets unlike the
+ * fitted ones).
+ */
+export function assessUncertainty(evidence: UncertaintyEvidence, weights = CONFIDENCE_MODEL_WEIGHTS): UncertaintyAssessment {
+  confidenceInputs(evidence, scratch);
+  let z = 0;
+  for (let j = 0; j < CONFIDENCE_INPUTS; j++) z += (weights[j] as number) * (scratch[j] as number);
+  z -= feedbackPenalty(evidence.feedback);
   const pCorrect = 1 / (1 + Math.exp(-z));
   const uncertainty = 1 - pCorrect;
   const confidence: ConfidenceLevel =
-    uncertainty <= HIGH_MAX_UNCERTAINTY ? 'HIGH' : uncertainty <= MEDIUM_MAX_UNCERTAINTY ? 'MEDIUM' : 'LOW';
+    pCorrect >= HIGH_MIN_P_CORRECT ? 'HIGH' : pCorrect >= MEDIUM_MIN_P_CORRECT ? 'MEDIUM' : 'LOW';
   return { uncertainty, confidence, pCorrect };
 }

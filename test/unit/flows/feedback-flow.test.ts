@@ -1,7 +1,10 @@
 import type { Feedback } from '../../../schemas/feedback.schema';
 import { AnalyticsStage } from '../../../src/flows/analytics-stage';
 import { feedbackStep, type FeedbackWindowState } from '../../../src/flows/feedback-flow';
-import { applyFeedback, feedbackFor, type RegimeFeedbackState } from '../../../src/flows/strategic-flow';
+import { FEEDBACK_WINDOWS_PER_REGIME, StrategicFlow, applyFeedback, feedbackFor, type RegimeFeedbackState, type StrategicState } from '../../../src/flows/strategic-flow';
+import { TimeKeyedBufferFlow } from '../../../src/flows/context-buffer-flow';
+import type Redis from 'ioredis';
+import type { Bar30m } from '../../../schemas/bar.schema';
 import { initialAgentState, type AgentState } from '../../../src/learning/trading-env';
 import { componentLogger } from '../../../src/observability/logger';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
@@ -65,8 +68,8 @@ describe('feedback memory (strategic side)', () => {
     s = applyFeedback(s, window(1, 6));
     s = applyFeedback(s, window(1, 6));
     s = applyFeedback(s, window(2, 0, 'BEAR'));
-    expect(feedbackFor(s, 'BULL')).toEqual({ hitRate: 1, realisedReturn: 0.01, windows: 1 });
-    expect(feedbackFor(s, 'BEAR')).toEqual({ hitRate: 0, realisedReturn: -0.01, windows: 1 });
+    expect(feedbackFor(s, 'BULL')).toEqual({ hitRate: 1, realisedReturn: 0.01, windows: 1, directional: 6 });
+    expect(feedbackFor(s, 'BEAR')).toEqual({ hitRate: 0, realisedReturn: -0.01, windows: 1, directional: 6 });
     expect(feedbackFor(s, 'SIDEWAYS')).toBeNull();
   });
 
@@ -100,3 +103,137 @@ describe('feedback memory (strategic side)', () => {
     }
   });
 });
+
+describe('strategic flow applies feedback windows (issue 10)', () => {
+  /** The three hash commands the feedback buffer uses, in memory. */
+  class FakeHashRedis {
+    readonly hashes = new Map<string, Map<string, string>>();
+    hset(key: string, field: string, value: string): Promise<number> {
+      const h = this.hashes.get(key) ?? new Map<string, string>();
+      this.hashes.set(key, h);
+      h.set(field, value);
+      return Promise.resolve(1);
+    }
+    hgetall(key: string): Promise<Record<string, string>> {
+      return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
+    }
+    hdel(key: string, ...fields: string[]): Promise<number> {
+      const h = this.hashes.get(key);
+      for (const f of fields) h?.delete(f);
+      return Promise.resolve(fields.length);
+    }
+  }
+  const fb = (close: number): Feedback => ({
+    v: 1, symbol: 'X', window_close_ts: close, bars: 6, directional: 6, hits: 1, hit_rate: 1 / 6, realised_return: -0.01, slippage_bps: 6, regime: 'BULL', confidence: 'HIGH', model_version: null,
+  });
+
+  it('applies the window lag bars back once lag + 1 bars exist, and keeps the feedback hash in Redis bounded', async () => {
+    const redis = new FakeHashRedis();
+    const keep = 64;
+    const buffer = new TimeKeyedBufferFlow<Feedback>({
+      redis: redis as unknown as Redis,
+      prefix: 'p:',
+      contextWaitMs: 1,
+      keepPerSymbol: keep,
+      name: 'fb',
+      keyOf: (f) => f.window_close_ts,
+      symbolOf: (f) => f.symbol,
+    });
+    const lag = 4;
+    const flow = new StrategicFlow(null, buffer, lag);
+    let state: StrategicState | null = null;
+    const applied: (number | null)[] = [];
+    const bars = 400;
+    for (let i = 0; i < bars; i++) {
+      const ts = T0 + i * 1_800_000;
+      // The tactical side publishes the window of this period (closing at ts + 30m).
+      await buffer.put(fb(ts + 1_800_000));
+      const out: { state: StrategicState } = await flow.step({ symbol: 'X', timeframe: '30m', ts, open: 1, high: 1, low: 1, close: 1, volume: 1 }, state);
+      state = out.state;
+      applied.push(state.feedback?.applied ?? null);
+      expect(state.recentCloses!.length).toBeLessThanOrEqual(lag);
+    }
+    // Bar n (0-based) applies the window that closed lag bars before its own close.
+    expect(applied.slice(0, lag)).toEqual([null, null, null, null]);
+    expect(applied[lag]).toBe(T0 + 1_800_000);
+    expect(applied[bars - 1]).toBe(T0 + (bars - lag) * 1_800_000);
+    expect(feedbackFor(state!.feedback!, 'BULL')?.windows).toBe(FEEDBACK_WINDOWS_PER_REGIME);
+    // One field per 30m bar was written; old ones are trimmed.
+    const fields = redis.hashes.get('p:fb:X')!.size;
+    expect(fields).toBeLessThanOrEqual(keep + lag + 32);
+    expect(fields).toBeLessThan(bars);
+  });
+});
+
+describe('confidence follows tactical feedback through the strategic flow (issue 10)', () => {
+  it('drops for a regime while the agents are systematically wrong in it, and recovers when they are right again', async () => {
+    // A steady BULL market: 30m returns of drift 1 σ per bar.
+    let seed = 7;
+    const gauss = (): number => {
+      // Box–Muller on a small LCG: the test needs its own seeded numbers, not quality.
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      const u = (seed + 1) / 2147483649;
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      const v = (seed + 1) / 2147483649;
+      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    };
+    const bars: Bar30m[] = [];
+    let price = 100;
+    for (let i = 0; i < 700; i++) {
+      const open = price;
+      price = open * Math.exp(0.004 + 0.004 * gauss());
+      bars.push({ symbol: 'X', timeframe: '30m', ts: T0 + i * 1_800_000, open, high: Math.max(open, price), low: Math.min(open, price), close: price, volume: 1 });
+    }
+    const WRONG_FROM = 350;
+    const RIGHT_FROM = 450;
+    const hitsOf = (i: number): number => (i >= WRONG_FROM && i < RIGHT_FROM ? 0 : 5);
+    const run = async (withFeedback: boolean): Promise<{ regime: string | null; uncertainty: number | null }[]> => {
+      const redis = new FakeHashRedisForFlow();
+      const buffer = new TimeKeyedBufferFlow<Feedback>({ redis: redis as unknown as Redis, prefix: 'p:', contextWaitMs: 1, name: 'fb', keyOf: (f) => f.window_close_ts, symbolOf: (f) => f.symbol });
+      const stage = new AnalyticsStage({ dir: mkdtempSync(join(tmpdir(), 'fbflow-')), log: componentLogger('test'), saveEveryBars: 1000 });
+      const flow = new StrategicFlow(stage, withFeedback ? buffer : null, 4);
+      let state: StrategicState | null = null;
+      const out: { regime: string | null; uncertainty: number | null }[] = [];
+      for (const [i, bar] of bars.entries()) {
+        const close = bar.ts + 1_800_000;
+        await buffer.put({ v: 1, symbol: 'X', window_close_ts: close, bars: 6, directional: 6, hits: hitsOf(i), hit_rate: hitsOf(i) / 6, realised_return: hitsOf(i) >= 3 ? 0.001 : -0.001, slippage_bps: 5, regime: 'BULL', confidence: null, model_version: null });
+        const step: { context: { regime: string | null; uncertainty: number | null }; state: StrategicState } = await flow.step(bar, state);
+        state = step.state;
+        out.push({ regime: step.context.regime, uncertainty: step.context.uncertainty });
+      }
+      return out;
+    };
+    const none = await run(false);
+    const fed = await run(true);
+    const meanU = (xs: typeof none, from: number, to: number): number => {
+      const us = xs.slice(from, to).map((x) => x.uncertainty!);
+      return us.reduce((a, b) => a + b, 0) / us.length;
+    };
+    expect(none.slice(200).every((x) => x.regime === 'BULL')).toBe(true);
+    // Before: good feedback never changes anything.
+    expect(fed.slice(0, WRONG_FROM).map((x) => x.uncertainty)).toEqual(none.slice(0, WRONG_FROM).map((x) => x.uncertainty));
+    // While wrong (after the lag of 4 bars and a few windows): clearly less confident.
+    expect(meanU(fed, WRONG_FROM + 12, RIGHT_FROM)).toBeGreaterThan(meanU(none, WRONG_FROM + 12, RIGHT_FROM) + 0.2);
+    // Recovered once the last 8 remembered BULL windows are good again.
+    expect(fed.slice(RIGHT_FROM + 4 + 8).map((x) => x.uncertainty)).toEqual(none.slice(RIGHT_FROM + 4 + 8).map((x) => x.uncertainty));
+  });
+});
+
+/** Hash commands of the feedback buffer, in memory. */
+class FakeHashRedisForFlow {
+  private readonly hashes = new Map<string, Map<string, string>>();
+  hset(key: string, field: string, value: string): Promise<number> {
+    const h = this.hashes.get(key) ?? new Map<string, string>();
+    this.hashes.set(key, h);
+    h.set(field, value);
+    return Promise.resolve(1);
+  }
+  hgetall(key: string): Promise<Record<string, string>> {
+    return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
+  }
+  hdel(key: string, ...fields: string[]): Promise<number> {
+    const h = this.hashes.get(key);
+    for (const f of fields) h?.delete(f);
+    return Promise.resolve(fields.length);
+  }
+}

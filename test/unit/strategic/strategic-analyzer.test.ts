@@ -114,7 +114,9 @@ describe('StrategicAnalyzer', () => {
       const b = poor.onBar(bar, { hitRate: 0.2, realisedReturn: -0.02, windows: 30 });
       if (a.uncertainty === null || b.uncertainty === null) continue;
       expect(b.uncertainty).toBeGreaterThan(a.uncertainty);
-      if (a.confidence === 'HIGH' && b.confidence !== 'HIGH') lower++;
+      const rank = { LOW: 0, MEDIUM: 1, HIGH: 2 } as const;
+      expect(rank[b.confidence!]).toBeLessThanOrEqual(rank[a.confidence!]);
+      if (rank[b.confidence!] < rank[a.confidence!]) lower++;
     }
     expect(lower).toBeGreaterThan(0);
   });

@@ -1,0 +1,348 @@
+/**
+ * `npm run regime:report`: how the regime model and its confidence do on market families (fitted
+ * and held out) and on the real 30m bars of `data/market/30m/`. Prints tables, and as its last
+ * line one JSON object (see issue 10). Every random draw is seeded: the output is deterministic.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Bar } from '../../schemas/bar.schema';
+import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
+import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
+import { MARKET_FAMILIES, hasAccuracyTarget } from '../producers/regime-families';
+import {
+  EMBEDDING_DIM,
+  FeatureMatrix,
+  PatternStore,
+  REGIME_NAMES,
+  StrategicAnalyzer,
+  VolatilityBaseline,
+  plainRuleRegime,
+} from '../strategic';
+import { NO_NEIGHBOUR_MASK, confidenceRows, fitLogistic } from '../strategic/fit-models';
+import {
+  figures,
+  logLoss,
+  scoreFamily,
+  scoredForTargets,
+  type FamilyFigures,
+  type ScoredBar,
+} from '../strategic/regime-eval';
+import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT } from '../strategic/uncertainty';
+import { SeededRandom } from '../util/random';
+
+/** Seeds of the report's markets, per family (never used for fitting). */
+export const REPORT_SEEDS = [5001, 5002, 5003, 5004, 5005, 5006];
+const REPORT_BARS = 4000;
+const HORIZON = 24;
+const LEVELS: ConfidenceLevel[] = ['HIGH', 'MEDIUM', 'LOW'];
+
+const pct = (x: number | null): string =>
+  x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`;
+const r4 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1e4) / 1e4);
+
+function confusionTable(title: string, m: number[][]): string {
+  const head = `  ${title.padEnd(16)}` + REGIME_NAMES.map((n) => n.padStart(10)).join('');
+  const rows = m.map(
+    (row, i) =>
+      `  ${REGIME_NAMES[i]!.padEnd(16)}` + row.map((x) => String(x).padStart(10)).join(''),
+  );
+  return [head, ...rows].join('\n');
+}
+
+function meanP(rows: readonly ScoredBar[]): string {
+  if (rows.length === 0) return '  -  ';
+  const p = rows.reduce((a, r) => a + r.pCorrect, 0) / rows.length;
+  const right = rows.filter((r) => r.call === r.truth).length / rows.length;
+  return `${p.toFixed(3)}  (right ${right.toFixed(3)}, n ${rows.length})`;
+}
+
+interface RealFigures {
+  symbol: string;
+  bars: number;
+  regimeShare: Record<string, number>;
+  levelShare: Record<string, number>;
+  volatileVsSidewaysVolRatio: number | null;
+  /** The same ratio for the plain rule's calls, for comparison. */
+  plainRatio: number | null;
+  bull: { n: number; mean: number; lo: number; hi: number } | null;
+  bear: { n: number; mean: number; lo: number; hi: number } | null;
+  bigMoveDays: { ts: string; move: number; regime: string | null; confidence: string | null }[];
+}
+
+/** Mean and moving-block bootstrap 95 % interval (blocks of 24 bars: forward returns overlap). */
+function bootstrap(
+  xs: number[],
+  rng: SeededRandom,
+): { n: number; mean: number; lo: number; hi: number } | null {
+  if (xs.length < 2) return null;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  // Blocks of 24 (forward returns of neighbouring bars overlap), fewer when there are few calls.
+  const block = Math.max(1, Math.min(HORIZON, Math.floor(xs.length / 5)));
+  const means: number[] = [];
+  for (let b = 0; b < 2000; b++) {
+    let sum = 0;
+    let n = 0;
+    while (n < xs.length) {
+      const start = rng.int(0, xs.length - block);
+      for (let k = 0; k < block && n < xs.length; k++, n++) sum += xs[start + k]!;
+    }
+    means.push(sum / n);
+  }
+  means.sort((a, b) => a - b);
+  return {
+    n: xs.length,
+    mean,
+    lo: means[Math.floor(0.025 * means.length)]!,
+    hi: means[Math.floor(0.975 * means.length)]!,
+  };
+}
+
+async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures> {
+  const symbol = symbolFromCsvPath(path);
+  const bars: Bar[] = [];
+  for await (const bar of readCsvBars(path, { symbol, timeframe: '30m' })) bars.push(bar);
+  const analyzer = new StrategicAnalyzer({ store: new PatternStore({ dim: EMBEDDING_DIM }) });
+  const calls = bars.map((b) => analyzer.onBar(b));
+  // The plain rule on its own baseline of raw window variances, for comparison.
+  const fm = new FeatureMatrix();
+  const plainBaseline = new VolatilityBaseline();
+  const plain = bars.map((b) => {
+    fm.update(b);
+    if (fm.returnCount < 48) return null;
+    const v48 = (fm.returnVariance(48) * 48) / 47;
+    plainBaseline.update(v48);
+    return REGIME_NAMES[plainRuleRegime(fm.returnMean(48), v48, plainBaseline.variance)]!;
+  });
+  const plainVol: Record<string, number[]> = { VOLATILE: [], SIDEWAYS: [] };
+  const logClose = bars.map((b) => Math.log(b.close));
+  const regimeShare: Record<string, number> = { BULL: 0, BEAR: 0, SIDEWAYS: 0, VOLATILE: 0 };
+  const levelShare: Record<string, number> = { HIGH: 0, MEDIUM: 0, LOW: 0 };
+  let called = 0;
+  const fwdVol: Record<string, number[]> = { VOLATILE: [], SIDEWAYS: [] };
+  const fwdRet: Record<string, number[]> = { BULL: [], BEAR: [] };
+  calls.forEach((c, i) => {
+    if (c.regime === null || c.confidence === null) return;
+    called++;
+    regimeShare[c.regime]!++;
+    levelShare[c.confidence]!++;
+    if (i + HORIZON >= bars.length) return;
+    let s = 0;
+    let s2 = 0;
+    for (let k = 1; k <= HORIZON; k++) {
+      const r = logClose[i + k]! - logClose[i + k - 1]!;
+      s += r;
+      s2 += r * r;
+    }
+    const vol = Math.sqrt(Math.max(0, s2 / HORIZON - (s / HORIZON) ** 2));
+    if (c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS') fwdVol[c.regime]!.push(vol);
+    const pr = plain[i];
+    if (pr === 'VOLATILE' || pr === 'SIDEWAYS') plainVol[pr]!.push(vol);
+    if (c.regime === 'BULL' || c.regime === 'BEAR') fwdRet[c.regime]!.push(s);
+  });
+  for (const k of Object.keys(regimeShare)) regimeShare[k] = regimeShare[k]! / called;
+  for (const k of Object.keys(levelShare)) levelShare[k] = levelShare[k]! / called;
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ratio =
+    fwdVol.VOLATILE!.length > 0 && fwdVol.SIDEWAYS!.length > 0
+      ? mean(fwdVol.VOLATILE!) / mean(fwdVol.SIDEWAYS!)
+      : null;
+  // Days (48 bars) that moved 9 % or more, and what was said at their end.
+  const bigMoveDays: RealFigures['bigMoveDays'] = [];
+  for (let i = 48; i < bars.length; i++) {
+    const move = Math.exp(logClose[i]! - logClose[i - 48]!) - 1;
+    const prev = bigMoveDays[bigMoveDays.length - 1];
+    if (
+      Math.abs(move) >= 0.09 &&
+      (prev === undefined || bars[i]!.ts - Date.parse(prev.ts) >= 48 * 1_800_000)
+    ) {
+      bigMoveDays.push({
+        ts: new Date(bars[i]!.ts).toISOString(),
+        move,
+        regime: calls[i]!.regime,
+        confidence: calls[i]!.confidence,
+      });
+    }
+  }
+  return {
+    symbol,
+    bars: bars.length,
+    regimeShare,
+    levelShare,
+    volatileVsSidewaysVolRatio: ratio,
+    plainRatio:
+      plainVol.VOLATILE!.length > 0 && plainVol.SIDEWAYS!.length > 0
+        ? mean(plainVol.VOLATILE!) / mean(plainVol.SIDEWAYS!)
+        : null,
+    bull: bootstrap(fwdRet.BULL!, rng),
+    bear: bootstrap(fwdRet.BEAR!, rng),
+    bigMoveDays,
+  };
+}
+
+async function main(): Promise<void> {
+  const dataDir = process.argv[2] ?? join(__dirname, '..', '..', 'data', 'market', '30m');
+  const t0 = Date.now();
+  console.log(
+    `# Regime report: ${REPORT_SEEDS.length} markets × ${REPORT_BARS} 30m bars per family (seeds ${REPORT_SEEDS.join(', ')})`,
+  );
+  console.log(
+    'Targets are measured on settled bars: at least 48 bars after a switch, outside a VOLATILE first segment.\n',
+  );
+  const perFamily: {
+    name: string;
+    heldOut: boolean;
+    target: boolean;
+    f: FamilyFigures;
+    all: FamilyFigures;
+    rows: ScoredBar[];
+  }[] = [];
+  for (const family of MARKET_FAMILIES) {
+    const rows = scoreFamily(family, { seeds: REPORT_SEEDS, bars: REPORT_BARS });
+    perFamily.push({
+      name: family.name,
+      heldOut: family.heldOut,
+      target: hasAccuracyTarget(family),
+      f: figures(scoredForTargets(rows)),
+      all: figures(rows),
+      rows,
+    });
+  }
+  console.log(
+    'family               held-out  92%-target   bars   accuracy  plain rule   HIGH right  MEDIUM right  LOW right   ECE    | all bars: acc   ECE',
+  );
+  for (const p of perFamily) {
+    const f = p.f;
+    console.log(
+      `${p.name.padEnd(20)} ${String(p.heldOut).padEnd(9)} ${String(p.target).padEnd(10)} ${String(f.bars).padStart(6)}   ${pct(f.accuracy)}   ${pct(f.plainRuleAccuracy)}     ${pct(f.highAccuracy)}      ${pct(f.mediumAccuracy)}     ${pct(f.lowAccuracy)}  ${f.ece.toFixed(3)}  |  ${pct(p.all.accuracy)}  ${p.all.ece.toFixed(3)}`,
+    );
+  }
+  console.log('\nshare of confidence levels (settled bars):');
+  for (const p of perFamily)
+    console.log(
+      `  ${p.name.padEnd(20)} ${LEVELS.map((l) => `${l} ${pct(p.f.levelShare[l])}`).join('  ')}`,
+    );
+  console.log('\nconfusion matrices (settled bars; rows truth, columns call):');
+  for (const p of perFamily) {
+    console.log(`${p.name}`);
+    console.log(confusionTable('model', p.f.confusion));
+    console.log(confusionTable('plain rule', p.f.plainConfusion));
+  }
+  // Where evidence is thin, the reported probability must fall.
+  console.log(
+    '\nmean reported probability that the call is right, and how often it was (all bars of held-out families):',
+  );
+  const held = perFamily.filter((p) => p.heldOut).flatMap((p) => p.rows);
+  const heldStrong = perFamily.filter((p) => p.heldOut && p.target).flatMap((p) => p.rows);
+  const weak = perFamily.filter((p) => p.heldOut && !p.target).flatMap((p) => p.rows);
+  console.log(
+    `  first windows (baseline samples < 4)   ${meanP(held.filter((r) => r.evidence.baselineSamples < 4))}`,
+  );
+  console.log(
+    `  later windows                           ${meanP(held.filter((r) => r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  settled bars                            ${meanP(held.filter((r) => r.settled && r.evidence.baselineSamples >= 4))}`,
+  );
+  console.log(
+    `  window with a jump (clipped return)     ${meanP(held.filter((r) => r.evidence.jumpInWindow && r.settled))}`,
+  );
+  console.log(
+    `  settled window without                  ${meanP(held.filter((r) => !r.evidence.jumpInWindow && r.settled))}`,
+  );
+  console.log(
+    `  weak trends (weak family, BULL/BEAR)    ${meanP(weak.filter((r) => r.settled && r.truth < 2))}`,
+  );
+  console.log(
+    `  strong trends (other held-out, BULL/BEAR) ${meanP(heldStrong.filter((r) => r.settled && r.truth < 2))}`,
+  );
+
+  // What the pattern store adds: confidence models fitted on the fitted families' bars with and
+  // without the neighbour input, compared on the held-out families' bars.
+  const fittedRows = perFamily.filter((p) => !p.heldOut).flatMap((p) => p.rows);
+  const { xs, ys } = confidenceRows(fittedRows);
+  const withN = fitLogistic(xs, ys, 1200);
+  const withoutN = fitLogistic(xs, ys, 1200, NO_NEIGHBOUR_MASK);
+  const { xs: hx, ys: hy } = confidenceRows(held);
+  const loss = (w: Float64Array): number => {
+    let sum = 0;
+    hx.forEach((x, i) => {
+      let z = 0;
+      for (let j = 0; j < CONFIDENCE_INPUTS; j++) z += w[j]! * x[j]!;
+      const p = Math.min(1 - 1e-12, Math.max(1e-12, 1 / (1 + Math.exp(-z))));
+      sum -= hy[i] === 1 ? Math.log(p) : Math.log(1 - p);
+    });
+    return sum / hx.length;
+  };
+  const lossWith = loss(withN);
+  const lossWithout = loss(withoutN);
+  console.log(
+    `\npattern store (kNN) evidence: neighbour weight fitted ${withN[NEIGHBOUR_INPUT]!.toFixed(3)}; held-out log loss ${lossWith.toFixed(5)} with it, ` +
+      `${lossWithout.toFixed(5)} without (${lossWith < lossWithout ? 'it adds' : 'it adds nothing'}: ${(lossWithout - lossWith).toFixed(5)} nats per bar); ` +
+      `deployed log loss ${logLoss(held).toFixed(5)}`,
+  );
+
+  // Real bars.
+  const rng = new SeededRandom(20_250_601);
+  const files = readdirSync(dataDir)
+    .filter((f) => f.endsWith('_30m.csv'))
+    .sort();
+  const real: RealFigures[] = [];
+  for (const f of files) real.push(await realSymbol(join(dataDir, f), rng));
+  console.log(
+    '\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars',
+  );
+  console.log(
+    'symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule)',
+  );
+  for (const r of real) {
+    const s = r.regimeShare;
+    const l = r.levelShare;
+    console.log(
+      `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'})`,
+    );
+  }
+  console.log(
+    '\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):',
+  );
+  const ci = (x: RealFigures['bull']): string =>
+    x === null
+      ? 'no calls'
+      : `n ${x.n}, ${(100 * x.mean).toFixed(2)}% [${(100 * x.lo).toFixed(2)}%, ${(100 * x.hi).toFixed(2)}%]`;
+  for (const r of real)
+    console.log(`  ${r.symbol.padEnd(9)} BULL ${ci(r.bull).padEnd(36)} BEAR ${ci(r.bear)}`);
+  console.log('\ndays (48 bars) that moved 9% or more, and the call at their end:');
+  for (const r of real)
+    for (const d of r.bigMoveDays)
+      console.log(
+        `  ${r.symbol.padEnd(9)} ${d.ts}  ${(100 * d.move).toFixed(1)}%  ${d.regime} ${d.confidence}`,
+      );
+  console.log(`\n(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  console.log(
+    JSON.stringify({
+      families: perFamily.map((p) => ({
+        name: p.name,
+        held_out: p.heldOut,
+        accuracy: r4(p.f.accuracy),
+        plain_rule_accuracy: r4(p.f.plainRuleAccuracy),
+        high_accuracy: r4(p.f.highAccuracy),
+        medium_accuracy: r4(p.f.mediumAccuracy),
+        ece: r4(p.f.ece),
+      })),
+      real: real.map((r) => ({
+        symbol: r.symbol,
+        volatile_vs_sideways_vol_ratio: r4(r.volatileVsSidewaysVolRatio),
+      })),
+    }),
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
