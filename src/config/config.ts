@@ -106,6 +106,21 @@ export const EnvSchema = z.object({
   PIPELINE_WORKER_HEAP_MB: int('PIPELINE_WORKER_HEAP_MB', 64, 65536).default(256),
   /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
+  /**
+   * Patterns kept per symbol; past it the oldest segment (32,768 patterns) is dropped whole. 0: no
+   * limit. @defaultValue 524288
+   */
+  PIPELINE_PATTERN_MAX_PER_SYMBOL: int('PIPELINE_PATTERN_MAX_PER_SYMBOL', 0, 100_000_000).default(524_288),
+  /**
+   * Age, in days of bar time before a symbol's newest pattern, past which its oldest segment is
+   * dropped whole. 0: no limit. @defaultValue 0
+   */
+  PIPELINE_PATTERN_MAX_AGE_DAYS: int('PIPELINE_PATTERN_MAX_AGE_DAYS', 0, 36_500).default(0),
+  /**
+   * Model versions kept besides the promoted lineage: the newest this many; older ones are deleted
+   * after each save. @defaultValue 20
+   */
+  PIPELINE_MODEL_KEEP: int('PIPELINE_MODEL_KEEP', 1, 100_000).default(20),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -133,6 +148,12 @@ export interface PipelineConfig {
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
   readonly workerHeapMb: number;
+  /** Patterns kept per symbol (0: no limit). */
+  readonly patternMaxPerSymbol: number;
+  /** Pattern age limit in days of bar time (0: no limit). */
+  readonly patternMaxAgeDays: number;
+  /** Model versions kept besides the promoted lineage. */
+  readonly modelKeep: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -188,6 +209,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
     workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
+    patternMaxPerSymbol: e.PIPELINE_PATTERN_MAX_PER_SYMBOL,
+    patternMaxAgeDays: e.PIPELINE_PATTERN_MAX_AGE_DAYS,
+    modelKeep: e.PIPELINE_MODEL_KEEP,
   });
 }
 
