@@ -582,11 +582,12 @@ export class PatternStore {
   /**
    * Merges, in id order, every id below `mergedThrough` that has no graph yet, with fresh,
    * identically seeded graphs, so they come out exactly as the original run built them (see the
-   * class comment); yields to the event loop every `sliceMs`. Segments with an attached graph are
-   * skipped.
+   * class comment); yields to the event loop every `sliceMs`. Segments with an attached graph, or
+   * whose start is in `skip` (their graph is being read, to be attached), are skipped.
    */
-  async rebuildGraphs(mergedThrough: number, sliceMs = 10): Promise<void> {
+  async rebuildGraphs(mergedThrough: number, sliceMs = 10, skip: ReadonlySet<number> = new Set()): Promise<void> {
     for (const seg of this.segments) {
+      if (skip.has(seg.start)) continue;
       const target = Math.min(seg.end, Math.max(seg.start, mergedThrough)) - seg.start;
       if (seg.merged >= target) continue;
       if (seg.merged > 0) throw new RangeError(`segment ${seg.start} is partly merged; rebuild from an empty graph`);

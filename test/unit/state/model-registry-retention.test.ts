@@ -8,6 +8,9 @@ import { ModelRegistry } from '../../../src/learning/registry';
  * What the trainer does, batch after batch: save a candidate whose parent is the promoted version,
  * promote it when `promote(i)` says so.
  */
+// Each save fsyncs several files: slow on a busy disk, so more time than jest's 5 s default.
+jest.setTimeout(60_000);
+
 let policies: TacticalPolicy[] = [];
 
 async function train(registry: ModelRegistry, batches: number, promote: (i: number) => boolean): Promise<string[]> {
