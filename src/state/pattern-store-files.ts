@@ -116,6 +116,7 @@ export class PatternStoreFiles {
     const { dir } = options;
     await mkdir(dir, { recursive: true });
     const manifest = await readManifest(dir);
+    if (manifest === null && (await exists(join(dir, LEGACY_CURRENT)))) return PatternStoreFiles.migrateLegacy(options, started);
     if (manifest === null) {
       const store = new PatternStore({ dim: 32, ...options.store, ...(options.retention ? { retention: options.retention } : {}) });
       const created: Manifest = { version: 2, options: store.resolvedOptions, firstId: 0, floors: {} };
@@ -241,6 +242,75 @@ export class PatternStoreFiles {
   }
 
   /**
+   * Reads a store saved in the version-1 format (whole typed-array files per generation), writes it in
+   * this format, then removes the old files. It keeps its segment size (262,144 by default then), so
+   * its restarts rebuild up to that many insertions until retention has replaced its segments.
+   */
+  private static async migrateLegacy(options: PatternStoreFilesOptions, started: number): Promise<PatternStoreFiles> {
+    const { dir } = options;
+    const gen = (await readFile(join(dir, LEGACY_CURRENT), 'utf8')).trim();
+    const genDir = join(dir, gen);
+    const meta = JSON.parse(await readFile(join(genDir, 'meta.json'), 'utf8')) as LegacyMeta;
+    if (meta.version !== 1) throw new StateStoreError(`${genDir}: unsupported pattern store version ${String(meta.version)}`);
+    const n = meta.count;
+    const read = async <T extends Float64Array | Float32Array | Uint32Array | Uint8Array>(
+      file: string,
+      ctor: { new (length: number): T; BYTES_PER_ELEMENT: number },
+      length: number,
+    ): Promise<T> => {
+      const buf = await readFile(join(genDir, file));
+      if (buf.length < length * ctor.BYTES_PER_ELEMENT) throw new StateStoreError(`${join(genDir, file)} is truncated`);
+      return copyOut(buf, 0, ctor, length);
+    };
+    const records: PatternRecords = {
+      firstId: 0,
+      vectors: await read('vectors.f32', Float32Array, n * meta.dim),
+      ts: await read('ts.f64', Float64Array, n),
+      outcomes: await read('outcome.f64', Float64Array, n),
+      symbols: await read('symbol.u32', Uint32Array, n),
+      regimes: await read('regime.u8', Uint8Array, n),
+    };
+    const { version: _v, count: _c, symbols, segments, ...graphOptions } = meta;
+    const store = PatternStore.restore({ ...graphOptions, ...(options.retention ? { retention: options.retention } : {}) }, symbols, records);
+    let mergedThrough = n;
+    for (const seg of segments) {
+      if (seg.graphFile !== null && seg.merged === meta.segmentCapacity) {
+        const graph = new HierarchicalNSW('l2', meta.dim);
+        await graph.readIndex(join(genDir, seg.graphFile));
+        store.attachGraph(seg.start, graph);
+      } else if (seg.merged < seg.end - seg.start || seg.end - seg.start < meta.segmentCapacity) {
+        mergedThrough = Math.min(mergedThrough, seg.start + seg.merged);
+      }
+    }
+    await store.rebuildGraphs(mergedThrough, options.rebuildSliceMs ?? 10);
+    store.trackOutcomeChanges();
+    for (const entry of await readdir(dir)) {
+      if (SEGMENT_LOG.test(entry) || SEGMENT_GRAPH.test(entry) || entry === SYMBOLS) await rm(join(dir, entry), { force: true });
+    }
+    const files = new PatternStoreFiles(dir, store, { persistedId: 0, persistedSymbols: 0, firstId: 0, graphFiles: new Set() }, {
+      patterns: store.size,
+      graphsRead: segments.filter((s) => s.graphFile !== null).length,
+      rebuiltInserts: 0,
+      truncatedBytes: 0,
+      logsMs: 0,
+      rebuildMs: 0,
+      loadMs: 0,
+    });
+    // Logs and graphs first, the manifest last: until it exists, the old generation is what counts.
+    await files.sync();
+    const manifest: Manifest = { version: 2, options: store.resolvedOptions, firstId: 0, floors: {} };
+    await writeFileAtomic(join(dir, MANIFEST), JSON.stringify(manifest));
+    await rm(join(dir, LEGACY_CURRENT), { force: true });
+    for (const entry of await readdir(dir)) if (entry.startsWith('gen-') || entry.startsWith(`${LEGACY_CURRENT}.`)) await rm(join(dir, entry), { recursive: true, force: true });
+    await fsyncDir(dir);
+    // Retention may drop segments at once: a later sync writes that (the manifest exists now).
+    if (store.enforceRetention() > 0) await files.sync();
+    files.loadReport.patterns = store.size;
+    files.loadReport.loadMs = performance.now() - started;
+    return files;
+  }
+
+  /**
    * Appends what changed since the last sync (new patterns, filled outcomes, merge progress) to the
    * segment logs and fdatasyncs them, writes the graph file of every segment that became full and
    * fully merged, and removes the files of segments retention dropped. Reflects the store as it is
@@ -330,6 +400,30 @@ export class PatternStoreFiles {
       throw new StateStoreError(`pattern store ${this.dir}: sync failed`, { cause: err });
     }
   }
+}
+
+/** The format written before this class (version 1): a generation directory named by `CURRENT`. */
+interface LegacyMeta {
+  version: 1;
+  dim: number;
+  m: number;
+  efConstruction: number;
+  efSearch: number;
+  segmentCapacity: number;
+  initialCapacity: number;
+  randomSeed: number;
+  count: number;
+  symbols: string[];
+  segments: { start: number; end: number; merged: number; graphFile: string | null }[];
+}
+
+const LEGACY_CURRENT = 'CURRENT';
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 interface AddsFrame {

@@ -1,8 +1,8 @@
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PatternStoreFiles } from '../../../src/state/pattern-store-files';
-import type { PatternStore } from '../../../src/strategic';
+import { PatternStore } from '../../../src/strategic';
 import { SeededRandom } from '../../../src/util/random';
 
 const DIM = 13;
@@ -153,5 +153,44 @@ describe('PatternStoreFiles', () => {
     const tighter = await PatternStoreFiles.open({ dir, retention: { maxCount: 150 } });
     expect(tighter.store.size).toBeLessThanOrEqual(150);
     expect(readdirSync(dir).filter((f) => f.endsWith('.log'))).toHaveLength(2);
+  });
+
+  it('reads a store saved in the former whole-file format, rewrites it in segments, and answers the same', async () => {
+    const options = { dim: DIM, segmentCapacity: 256, initialCapacity: 64, m: 3, efConstruction: 8 };
+    const old = new PatternStore(options);
+    feed([old], 0, 700, walk(8));
+    // What the former PatternStore.save wrote: a generation directory named by CURRENT.
+    const gen = join(dir, 'gen-legacy');
+    mkdirSync(gen, { recursive: true });
+    const r = old.records(0, old.nextId);
+    const bytes = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    writeFileSync(join(gen, 'vectors.f32'), bytes(r.vectors));
+    writeFileSync(join(gen, 'ts.f64'), bytes(r.ts));
+    writeFileSync(join(gen, 'outcome.f64'), bytes(r.outcomes));
+    writeFileSync(join(gen, 'symbol.u32'), bytes(r.symbols));
+    writeFileSync(join(gen, 'regime.u8'), bytes(r.regimes));
+    const segments = [];
+    for (const seg of old.segmentsInfo()) {
+      let graphFile: string | null = null;
+      if (seg.sealed && seg.merged === 256 && seg.graph) {
+        graphFile = `seg-${seg.start}.hnsw`;
+        await seg.graph.writeIndex(join(gen, graphFile));
+      }
+      segments.push({ start: seg.start, end: seg.end, merged: seg.merged, graphFile });
+    }
+    writeFileSync(join(gen, 'meta.json'), JSON.stringify({ version: 1, ...old.resolvedOptions, count: old.size, symbols: old.symbolNames(), segments }));
+    writeFileSync(join(dir, 'CURRENT'), 'gen-legacy');
+
+    const migrated = await PatternStoreFiles.open({ dir });
+    expect(migrated.store.size).toBe(700);
+    expect(answers(migrated.store, 11)).toBe(answers(old, 11));
+    expect(existsSync(join(dir, 'CURRENT'))).toBe(false);
+    expect(existsSync(gen)).toBe(false);
+    const again = await PatternStoreFiles.open({ dir });
+    expect(again.loadReport.graphsRead).toBe(2);
+    expect(answers(again.store, 11)).toBe(answers(old, 11));
+    feed([old], 700, 900, walk(9));
+    feed([again.store], 700, 900, walk(9));
+    expect(answers(again.store, 12)).toBe(answers(old, 12));
   });
 });
