@@ -16,7 +16,15 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PatternStoreFiles } from '../src/state/pattern-store-files';
@@ -57,14 +65,26 @@ async function child(dir: string): Promise<void> {
     if (q >= 200) lat.push(performance.now() - t);
   }
   lat.sort((a, b) => a - b);
-  const knn = { p50: lat[Math.floor(lat.length * 0.5)] as number, p99: lat[Math.floor(lat.length * 0.99)] as number };
+  const knn = {
+    p50: lat[Math.floor(lat.length * 0.5)] as number,
+    p99: lat[Math.floor(lat.length * 0.99)] as number,
+  };
   process.stdout.write(`${JSON.stringify({ readyMs, hash, report: files.loadReport, knn })}\n`);
 }
 
-function runChild(dir: string): Promise<{ wallMs: number; readyMs: number; hash: string; report: PatternStoreFiles['loadReport'] }> {
+function runChild(
+  dir: string,
+): Promise<{
+  wallMs: number;
+  readyMs: number;
+  hash: string;
+  report: PatternStoreFiles['loadReport'];
+}> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     let wallMs = 0;
     proc.stdout.on('data', (chunk: Buffer) => {
@@ -74,7 +94,14 @@ function runChild(dir: string): Promise<{ wallMs: number; readyMs: number; hash:
     proc.on('error', reject);
     proc.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`child exited with ${code}`));
-      resolve({ wallMs, ...(JSON.parse(out.trim()) as { readyMs: number; hash: string; report: PatternStoreFiles['loadReport'] }) });
+      resolve({
+        wallMs,
+        ...(JSON.parse(out.trim()) as {
+          readyMs: number;
+          hash: string;
+          report: PatternStoreFiles['loadReport'];
+        }),
+      });
     });
   });
 }
@@ -93,7 +120,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const chunk = 50_000;
     const walk = new Float64Array(DIM);
-    if (store.size > 0) console.log(`reusing the ${store.size.toLocaleString('en-US')} patterns in ${dir}`);
+    if (store.size > 0)
+      console.log(`reusing the ${store.size.toLocaleString('en-US')} patterns in ${dir}`);
     for (let from = store.size; from < PATTERNS; from += chunk) {
       const n = Math.min(chunk, PATTERNS - from);
       const vectors = new Float32Array(n * DIM);
@@ -105,18 +133,28 @@ async function main(): Promise<void> {
       }
       const ts = Float64Array.from({ length: n }, (_, i) => (from + i) * HALF_HOUR);
       const outcomes = Float64Array.from({ length: n }, () => rng.normal() / 100);
-      store.addBatch({ vectors, ts, symbols: 'BENCH', regimes: Uint8Array.from({ length: n }, (_, i) => (from + i) % 4), outcomes });
+      store.addBatch({
+        vectors,
+        ts,
+        symbols: 'BENCH',
+        regimes: Uint8Array.from({ length: n }, (_, i) => (from + i) % 4),
+        outcomes,
+      });
       store.mergeStep(n);
       await files.sync();
       process.stdout.write(`\rbuilt ${(from + n).toLocaleString('en-US')} patterns`);
     }
     const buildMs = performance.now() - t0;
-    if (buildMs > 1000) process.stdout.write(`\rbuilt ${PATTERNS.toLocaleString('en-US')} patterns (${DIM} dims) in ${(buildMs / 1000).toFixed(1)} s (graphs ${((PATTERNS / buildMs) * 1000).toFixed(0)} inserts/s)\n`);
+    if (buildMs > 1000)
+      process.stdout.write(
+        `\rbuilt ${PATTERNS.toLocaleString('en-US')} patterns (${DIM} dims) in ${(buildMs / 1000).toFixed(1)} s (graphs ${((PATTERNS / buildMs) * 1000).toFixed(0)} inserts/s)\n`,
+      );
     // The reference answers are those of the store as built; a reused store's are those of its
     // first load here (kept beside it when it was built, if it was built with --keep).
     const hashFile = `${dir}.answers`;
     const built = PATTERNS > 0 && store.size === PATTERNS && buildMs > 1000;
-    const expected = built || !existsSync(hashFile) ? answersHash(store) : readFileSync(hashFile, 'utf8');
+    const expected =
+      built || !existsSync(hashFile) ? answersHash(store) : readFileSync(hashFile, 'utf8');
     if (keepAt >= 0 && built) writeFileSync(hashFile, expected);
 
     const restart = await runChild(dir);
@@ -124,7 +162,8 @@ async function main(): Promise<void> {
       `restart      ready ${(restart.readyMs / 1000).toFixed(2)} s after process start (wall ${(restart.wallMs / 1000).toFixed(2)} s): ` +
         `${restart.report.graphsRead} graphs read, ${restart.report.rebuiltInserts.toLocaleString('en-US')} inserts rebuilt, load ${(restart.report.loadMs / 1000).toFixed(2)} s`,
     );
-    if (restart.hash !== expected) throw new Error('answers after the restart differ from those before it');
+    if (restart.hash !== expected)
+      throw new Error('answers after the restart differ from those before it');
 
     let rebuild: Awaited<ReturnType<typeof runChild>> | null = null;
     let worstMs: number | null = null;
@@ -137,11 +176,17 @@ async function main(): Promise<void> {
         `full rebuild ready ${(rebuild.readyMs / 1000).toFixed(2)} s after process start: ${rebuild.report.rebuiltInserts.toLocaleString('en-US')} inserts ` +
           `(${((rebuild.report.rebuiltInserts / rebuild.report.loadMs) * 1000).toFixed(0)} /s)`,
       );
-      if (rebuild.hash !== expected) throw new Error('answers after a full rebuild differ from those before it');
+      if (rebuild.hash !== expected)
+        throw new Error('answers after a full rebuild differ from those before it');
       // The newest segment can hold up to segmentCapacity − 1 patterns to rebuild: the worst case.
       const cap = store.resolvedOptions.segmentCapacity;
-      worstMs = restart.readyMs + ((cap - 1 - restart.report.rebuiltInserts) / rebuild.report.rebuiltInserts) * rebuild.report.loadMs;
-      console.log(`worst case   ready about ${(worstMs / 1000).toFixed(2)} s (newest segment holding ${(cap - 1).toLocaleString('en-US')} patterns, at the rebuild rate above)`);
+      worstMs =
+        restart.readyMs +
+        ((cap - 1 - restart.report.rebuiltInserts) / rebuild.report.rebuiltInserts) *
+          rebuild.report.loadMs;
+      console.log(
+        `worst case   ready about ${(worstMs / 1000).toFixed(2)} s (newest segment holding ${(cap - 1).toLocaleString('en-US')} patterns, at the rebuild rate above)`,
+      );
     }
     console.log('answers identical before and after: yes');
     console.log(

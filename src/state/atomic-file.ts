@@ -50,7 +50,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  * {@link writeFileAtomic} for a file another function writes (`write(tmpPath)`), such as an HNSW
  * index: `write` fills the temporary file, which is then fsynced and renamed over `path`.
  */
-export async function writeAtomicWith(path: string, write: (tmpPath: string) => Promise<unknown>): Promise<void> {
+export async function writeAtomicWith(
+  path: string,
+  write: (tmpPath: string) => Promise<unknown>,
+): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
     await write(tmp);

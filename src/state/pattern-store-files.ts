@@ -3,7 +3,12 @@ import { HierarchicalNSW } from 'hnswlib-node';
 import { mkdir, open, readFile, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StateStoreError } from '../errors';
-import { PatternStore, type PatternRecords, type PatternRetention, type PatternStoreOptions } from '../strategic/pattern-store';
+import {
+  PatternStore,
+  type PatternRecords,
+  type PatternRetention,
+  type PatternStoreOptions,
+} from '../strategic/pattern-store';
 import { fsyncDir, writeAtomicWith, writeFileAtomic } from './atomic-file';
 
 /** Options of {@link PatternStoreFiles.open}. */
@@ -57,7 +62,8 @@ const FRAME_HEADER_BYTES = 8;
 const SEGMENT_LOG = /^seg-(\d{12})\.log$/;
 const SEGMENT_GRAPH = /^seg-(\d{12})\.hnsw$/;
 
-const segName = (start: number, ext: 'log' | 'hnsw'): string => `seg-${String(start).padStart(12, '0')}.${ext}`;
+const segName = (start: number, ext: 'log' | 'hnsw'): string =>
+  `seg-${String(start).padStart(12, '0')}.${ext}`;
 
 /**
  * Keeps a {@link PatternStore} on disk incrementally, so that a restart reads it back in seconds
@@ -92,7 +98,12 @@ export class PatternStoreFiles {
   private constructor(
     readonly dir: string,
     readonly store: PatternStore,
-    state: { persistedId: number; persistedSymbols: number; firstId: number; graphFiles: Set<number> },
+    state: {
+      persistedId: number;
+      persistedSymbols: number;
+      firstId: number;
+      graphFiles: Set<number>;
+    },
     /** What loading found; null for a new store. */
     readonly loadReport: PatternStoreLoadReport,
   ) {
@@ -116,19 +127,43 @@ export class PatternStoreFiles {
     const { dir } = options;
     await mkdir(dir, { recursive: true });
     const manifest = await readManifest(dir);
-    if (manifest === null && (await exists(join(dir, LEGACY_CURRENT)))) return PatternStoreFiles.migrateLegacy(options, started);
+    if (manifest === null && (await exists(join(dir, LEGACY_CURRENT))))
+      return PatternStoreFiles.migrateLegacy(options, started);
     if (manifest === null) {
-      const store = new PatternStore({ dim: 32, ...options.store, ...(options.retention ? { retention: options.retention } : {}) });
-      const created: Manifest = { version: 2, options: store.resolvedOptions, firstId: 0, floors: {} };
+      const store = new PatternStore({
+        dim: 32,
+        ...options.store,
+        ...(options.retention ? { retention: options.retention } : {}),
+      });
+      const created: Manifest = {
+        version: 2,
+        options: store.resolvedOptions,
+        firstId: 0,
+        floors: {},
+      };
       // Stale files of an earlier store without a manifest would be read as this one's: remove them.
       for (const entry of await readdir(dir)) {
-        if (SEGMENT_LOG.test(entry) || SEGMENT_GRAPH.test(entry) || entry === SYMBOLS) await rm(join(dir, entry), { force: true });
+        if (SEGMENT_LOG.test(entry) || SEGMENT_GRAPH.test(entry) || entry === SYMBOLS)
+          await rm(join(dir, entry), { force: true });
       }
       await writeFileAtomic(join(dir, MANIFEST), JSON.stringify(created));
       store.trackOutcomeChanges();
       const loadMs = performance.now() - started;
-      const report = { patterns: 0, graphsRead: 0, rebuiltInserts: 0, truncatedBytes: 0, logsMs: loadMs, rebuildMs: 0, loadMs };
-      return new PatternStoreFiles(dir, store, { persistedId: 0, persistedSymbols: 0, firstId: 0, graphFiles: new Set() }, report);
+      const report = {
+        patterns: 0,
+        graphsRead: 0,
+        rebuiltInserts: 0,
+        truncatedBytes: 0,
+        logsMs: loadMs,
+        rebuildMs: 0,
+        loadMs,
+      };
+      return new PatternStoreFiles(
+        dir,
+        store,
+        { persistedId: 0, persistedSymbols: 0, firstId: 0, graphFiles: new Set() },
+        report,
+      );
     }
     const dim = manifest.options.dim;
     const symbols = await readSymbols(dir);
@@ -136,7 +171,8 @@ export class PatternStoreFiles {
     // Leftovers: files of dropped segments (a crash after the manifest moved) and temp files.
     for (const entry of entries) {
       const m = SEGMENT_LOG.exec(entry) ?? SEGMENT_GRAPH.exec(entry);
-      if ((m && Number(m[1]) < manifest.firstId) || entry.endsWith('.tmp')) await rm(join(dir, entry), { force: true });
+      if ((m && Number(m[1]) < manifest.firstId) || entry.endsWith('.tmp'))
+        await rm(join(dir, entry), { force: true });
     }
     const logs = entries
       .map((e) => SEGMENT_LOG.exec(e))
@@ -200,7 +236,8 @@ export class PatternStoreFiles {
     for (const pairs of outcomes) {
       for (let i = 0; i + 1 < pairs.length; i += 2) {
         const at = (pairs[i] as number) - manifest.firstId;
-        if (at >= 0 && at < records.ts.length && Number.isNaN(records.outcomes[at] as number)) records.outcomes[at] = pairs[i + 1] as number;
+        if (at >= 0 && at < records.ts.length && Number.isNaN(records.outcomes[at] as number))
+          records.outcomes[at] = pairs[i + 1] as number;
       }
     }
     const store = PatternStore.restore(
@@ -217,21 +254,40 @@ export class PatternStoreFiles {
     for (const seg of store.segmentsInfo()) {
       if (!seg.sealed || mergedThrough < seg.end || !graphs.has(seg.start)) continue;
       const graph = new HierarchicalNSW('l2', dim);
-      reads.push(graph.readIndex(join(dir, segName(seg.start, 'hnsw'))).then(() => ({ start: seg.start, graph })));
+      reads.push(
+        graph
+          .readIndex(join(dir, segName(seg.start, 'hnsw')))
+          .then(() => ({ start: seg.start, graph })),
+      );
       graphFiles.add(seg.start);
     }
     const readsDone = Promise.all(reads);
     readsDone.catch(() => undefined); // awaited below; not unhandled while the rebuild runs
     await store.rebuildGraphs(mergedThrough, options.rebuildSliceMs ?? 10, graphFiles);
-    const rebuiltInserts = store.segmentsInfo().reduce((sum, s) => sum + (graphFiles.has(s.start) ? 0 : s.merged), 0);
+    const rebuiltInserts = store
+      .segmentsInfo()
+      .reduce((sum, s) => sum + (graphFiles.has(s.start) ? 0 : s.merged), 0);
     const rebuildMs = performance.now() - started - logsMs;
     for (const { start, graph } of await readsDone) store.attachGraph(start, graph);
     store.trackOutcomeChanges();
     const files = new PatternStoreFiles(
       dir,
       store,
-      { persistedId: store.nextId, persistedSymbols: symbols.length, firstId: manifest.firstId, graphFiles },
-      { patterns: store.size, graphsRead: reads.length, rebuiltInserts, truncatedBytes, logsMs, rebuildMs, loadMs: 0 },
+      {
+        persistedId: store.nextId,
+        persistedSymbols: symbols.length,
+        firstId: manifest.firstId,
+        graphFiles,
+      },
+      {
+        patterns: store.size,
+        graphsRead: reads.length,
+        rebuiltInserts,
+        truncatedBytes,
+        logsMs,
+        rebuildMs,
+        loadMs: 0,
+      },
     );
     files.persistedMerged = mergedThrough;
     // Retention may be tighter than when the store was written, or a drop may not have reached disk.
@@ -246,12 +302,18 @@ export class PatternStoreFiles {
    * this format, then removes the old files. It keeps its segment size (262,144 by default then), so
    * its restarts rebuild up to that many insertions until retention has replaced its segments.
    */
-  private static async migrateLegacy(options: PatternStoreFilesOptions, started: number): Promise<PatternStoreFiles> {
+  private static async migrateLegacy(
+    options: PatternStoreFilesOptions,
+    started: number,
+  ): Promise<PatternStoreFiles> {
     const { dir } = options;
     const gen = (await readFile(join(dir, LEGACY_CURRENT), 'utf8')).trim();
     const genDir = join(dir, gen);
     const meta = JSON.parse(await readFile(join(genDir, 'meta.json'), 'utf8')) as LegacyMeta;
-    if (meta.version !== 1) throw new StateStoreError(`${genDir}: unsupported pattern store version ${String(meta.version)}`);
+    if (meta.version !== 1)
+      throw new StateStoreError(
+        `${genDir}: unsupported pattern store version ${String(meta.version)}`,
+      );
     const n = meta.count;
     const read = async <T extends Float64Array | Float32Array | Uint32Array | Uint8Array>(
       file: string,
@@ -259,7 +321,8 @@ export class PatternStoreFiles {
       length: number,
     ): Promise<T> => {
       const buf = await readFile(join(genDir, file));
-      if (buf.length < length * ctor.BYTES_PER_ELEMENT) throw new StateStoreError(`${join(genDir, file)} is truncated`);
+      if (buf.length < length * ctor.BYTES_PER_ELEMENT)
+        throw new StateStoreError(`${join(genDir, file)} is truncated`);
       return copyOut(buf, 0, ctor, length);
     };
     const records: PatternRecords = {
@@ -271,7 +334,11 @@ export class PatternStoreFiles {
       regimes: await read('regime.u8', Uint8Array, n),
     };
     const { version: _v, count: _c, symbols, segments, ...graphOptions } = meta;
-    const store = PatternStore.restore({ ...graphOptions, ...(options.retention ? { retention: options.retention } : {}) }, symbols, records);
+    const store = PatternStore.restore(
+      { ...graphOptions, ...(options.retention ? { retention: options.retention } : {}) },
+      symbols,
+      records,
+    );
     let mergedThrough = n;
     for (const seg of segments) {
       if (seg.graphFile !== null && seg.merged === meta.segmentCapacity) {
@@ -285,23 +352,36 @@ export class PatternStoreFiles {
     await store.rebuildGraphs(mergedThrough, options.rebuildSliceMs ?? 10);
     store.trackOutcomeChanges();
     for (const entry of await readdir(dir)) {
-      if (SEGMENT_LOG.test(entry) || SEGMENT_GRAPH.test(entry) || entry === SYMBOLS) await rm(join(dir, entry), { force: true });
+      if (SEGMENT_LOG.test(entry) || SEGMENT_GRAPH.test(entry) || entry === SYMBOLS)
+        await rm(join(dir, entry), { force: true });
     }
-    const files = new PatternStoreFiles(dir, store, { persistedId: 0, persistedSymbols: 0, firstId: 0, graphFiles: new Set() }, {
-      patterns: store.size,
-      graphsRead: segments.filter((s) => s.graphFile !== null).length,
-      rebuiltInserts: 0,
-      truncatedBytes: 0,
-      logsMs: 0,
-      rebuildMs: 0,
-      loadMs: 0,
-    });
+    const files = new PatternStoreFiles(
+      dir,
+      store,
+      { persistedId: 0, persistedSymbols: 0, firstId: 0, graphFiles: new Set() },
+      {
+        patterns: store.size,
+        graphsRead: segments.filter((s) => s.graphFile !== null).length,
+        rebuiltInserts: 0,
+        truncatedBytes: 0,
+        logsMs: 0,
+        rebuildMs: 0,
+        loadMs: 0,
+      },
+    );
     // Logs and graphs first, the manifest last: until it exists, the old generation is what counts.
     await files.sync();
-    const manifest: Manifest = { version: 2, options: store.resolvedOptions, firstId: 0, floors: {} };
+    const manifest: Manifest = {
+      version: 2,
+      options: store.resolvedOptions,
+      firstId: 0,
+      floors: {},
+    };
     await writeFileAtomic(join(dir, MANIFEST), JSON.stringify(manifest));
     await rm(join(dir, LEGACY_CURRENT), { force: true });
-    for (const entry of await readdir(dir)) if (entry.startsWith('gen-') || entry.startsWith(`${LEGACY_CURRENT}.`)) await rm(join(dir, entry), { recursive: true, force: true });
+    for (const entry of await readdir(dir))
+      if (entry.startsWith('gen-') || entry.startsWith(`${LEGACY_CURRENT}.`))
+        await rm(join(dir, entry), { recursive: true, force: true });
     await fsyncDir(dir);
     // Retention may drop segments at once: a later sync writes that (the manifest exists now).
     if (store.enforceRetention() > 0) await files.sync();
@@ -337,19 +417,33 @@ export class PatternStoreFiles {
     const segments = store.segmentsInfo();
     const newestStart = nextId > firstId ? nextId - 1 - ((nextId - 1) % cap) : -1;
     const changed =
-      records !== null || outcomePairs.length > 0 || mergedThrough !== this.persistedMerged || firstId > this.persistedFirstId;
-    if (!changed && segments.every((s) => !s.sealed || s.merged < cap || this.graphFiles.has(s.start))) return;
+      records !== null ||
+      outcomePairs.length > 0 ||
+      mergedThrough !== this.persistedMerged ||
+      firstId > this.persistedFirstId;
+    if (
+      !changed &&
+      segments.every((s) => !s.sealed || s.merged < cap || this.graphFiles.has(s.start))
+    )
+      return;
 
     try {
       if (symbols.length > this.persistedSymbols) {
-        const lines = symbols.slice(this.persistedSymbols).map((s) => `${JSON.stringify(s)}\n`).join('');
-        await appendDurably(join(this.dir, SYMBOLS), Buffer.from(lines, 'utf8'), this.persistedSymbols === 0);
+        const lines = symbols
+          .slice(this.persistedSymbols)
+          .map((s) => `${JSON.stringify(s)}\n`)
+          .join('');
+        await appendDurably(
+          join(this.dir, SYMBOLS),
+          Buffer.from(lines, 'utf8'),
+          this.persistedSymbols === 0,
+        );
         this.persistedSymbols = symbols.length;
       }
       // Older segments first, so a log is durable before any later one is written.
       const writes = new Map<number, Buffer[]>();
       if (records !== null) {
-        for (let a = 0; a < records.ts.length; ) {
+        for (let a = 0; a < records.ts.length;) {
           const id = records.firstId + a;
           const segStart = id - (id % cap);
           const b = Math.min(records.ts.length, segStart + cap - records.firstId);
@@ -357,26 +451,43 @@ export class PatternStoreFiles {
           a = b;
         }
       }
-      if (newestStart >= 0 && (records !== null || outcomePairs.length > 0 || mergedThrough !== this.persistedMerged)) {
+      if (
+        newestStart >= 0 &&
+        (records !== null || outcomePairs.length > 0 || mergedThrough !== this.persistedMerged)
+      ) {
         const tail = writes.get(newestStart) ?? [];
         const kept: number[] = [];
         for (let i = 0; i + 1 < outcomePairs.length; i += 2) {
-          if ((outcomePairs[i] as number) >= firstId) kept.push(outcomePairs[i] as number, outcomePairs[i + 1] as number);
+          if ((outcomePairs[i] as number) >= firstId)
+            kept.push(outcomePairs[i] as number, outcomePairs[i + 1] as number);
         }
         if (kept.length > 0) tail.push(frame(encodeOutcomes(kept)));
         tail.push(frame(encodeMerged(mergedThrough)));
         writes.set(newestStart, tail);
       }
       for (const start of [...writes.keys()].sort((a, b) => a - b)) {
-        await appendDurably(join(this.dir, segName(start, 'log')), Buffer.concat(writes.get(start) as Buffer[]), start >= this.persistedId);
+        await appendDurably(
+          join(this.dir, segName(start, 'log')),
+          Buffer.concat(writes.get(start) as Buffer[]),
+          start >= this.persistedId,
+        );
       }
       this.persistedId = nextId;
       this.persistedMerged = mergedThrough;
 
       for (const seg of segments) {
-        if (!seg.sealed || seg.merged < cap || seg.graph === null || this.graphFiles.has(seg.start) || seg.start < firstId) continue;
+        if (
+          !seg.sealed ||
+          seg.merged < cap ||
+          seg.graph === null ||
+          this.graphFiles.has(seg.start) ||
+          seg.start < firstId
+        )
+          continue;
         const graph = seg.graph;
-        await writeAtomicWith(join(this.dir, segName(seg.start, 'hnsw')), (tmp) => graph.writeIndex(tmp));
+        await writeAtomicWith(join(this.dir, segName(seg.start, 'hnsw')), (tmp) =>
+          graph.writeIndex(tmp),
+        );
         this.graphFiles.add(seg.start);
       }
 
@@ -387,7 +498,8 @@ export class PatternStoreFiles {
           const m = SEGMENT_LOG.exec(entry) ?? SEGMENT_GRAPH.exec(entry);
           if (m && Number(m[1]) < firstId) await rm(join(this.dir, entry), { force: true });
         }
-        for (const start of [...this.graphFiles]) if (start < firstId) this.graphFiles.delete(start);
+        for (const start of [...this.graphFiles])
+          if (start < firstId) this.graphFiles.delete(start);
         await fsyncDir(this.dir);
         this.persistedFirstId = firstId;
       }
@@ -483,7 +595,8 @@ function decodeAdds(payload: Buffer, dim: number): AddsFrame {
     off += length * ctor.BYTES_PER_ELEMENT;
     return out;
   };
-  if (payload.length !== 13 + n * (8 + 8 + 4 + 1 + 4 * dim)) throw new StateStoreError('pattern log frame has the wrong length');
+  if (payload.length !== 13 + n * (8 + 8 + 4 + 1 + 4 * dim))
+    throw new StateStoreError('pattern log frame has the wrong length');
   return {
     firstId,
     ts: take(Float64Array, n),
@@ -554,7 +667,9 @@ async function readManifest(dir: string): Promise<Manifest | null> {
   }
   const manifest = JSON.parse(text) as Manifest;
   if (manifest.version !== 2) {
-    throw new StateStoreError(`${join(dir, MANIFEST)}: unsupported pattern store version ${String(manifest.version)}`);
+    throw new StateStoreError(
+      `${join(dir, MANIFEST)}: unsupported pattern store version ${String(manifest.version)}`,
+    );
   }
   return manifest;
 }

@@ -12,15 +12,26 @@ import { barWithExtraFields, FUZZ_SEED, nearValidBar, validBar } from '../../fix
  */
 
 /** What the result must satisfy for downstream code: the consumers render `ts` as a date in reasons. */
-function usable(bar: { ts: number; open: number; high: number; low: number; close: number; volume: number }): void {
+function usable(bar: {
+  ts: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}): void {
   expect(() => new Date(bar.ts).toISOString()).not.toThrow();
   expect(() => new Date(bar.ts + 1_800_000).toISOString()).not.toThrow();
-  for (const v of [bar.open, bar.high, bar.low, bar.close]) expect(v > 0 && Number.isFinite(v)).toBe(true);
+  for (const v of [bar.open, bar.high, bar.low, bar.close])
+    expect(v > 0 && Number.isFinite(v)).toBe(true);
   expect(bar.volume >= 0 && Number.isFinite(bar.volume)).toBe(true);
 }
 
 /** Runs the parser; returns the rejection reason, or null when the body was accepted. */
-function reasonFor(body: Buffer | string, schema: typeof Bar5mSchema | typeof Bar30mSchema = Bar5mSchema): string | null {
+function reasonFor(
+  body: Buffer | string,
+  schema: typeof Bar5mSchema | typeof Bar30mSchema = Bar5mSchema,
+): string | null {
   try {
     const bar = parseMessage(typeof body === 'string' ? Buffer.from(body, 'utf8') : body, schema);
     usable(bar);
@@ -57,24 +68,44 @@ describe('bar parsing under fuzzed input', () => {
 
   it('rejects arbitrary JSON with a reason that names a field or the body', () => {
     fc.assert(
-      fc.property(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(Bar5mSchema, Bar30mSchema), (value, schema) => {
-        const reason = reasonFor(JSON.stringify(value) ?? 'null', schema);
-        expect(reason).toMatch(/^schema validation failed: (\(body\)|symbol|timeframe|ts|open|high|low|close|volume|bars)/);
-      }),
+      fc.property(
+        fc.jsonValue({ maxDepth: 3 }),
+        fc.constantFrom(Bar5mSchema, Bar30mSchema),
+        (value, schema) => {
+          const reason = reasonFor(JSON.stringify(value) ?? 'null', schema);
+          expect(reason).toMatch(
+            /^schema validation failed: (\(body\)|symbol|timeframe|ts|open|high|low|close|volume|bars)/,
+          );
+        },
+      ),
       { seed: FUZZ_SEED, numRuns: 1500 },
     );
   });
 
   it('rejects JSON objects with the bar fields but arbitrary values, naming a field', () => {
-    const anyValue = fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.double(), fc.integer({ min: -1e15, max: 1e16 }));
+    const anyValue = fc.oneof(
+      fc.jsonValue({ maxDepth: 1 }),
+      fc.double(),
+      fc.integer({ min: -1e15, max: 1e16 }),
+    );
     const loose = fc.record(
-      { symbol: anyValue, timeframe: fc.oneof(anyValue, fc.constant('5m')), ts: anyValue, open: anyValue, high: anyValue, low: anyValue, close: anyValue, volume: anyValue },
+      {
+        symbol: anyValue,
+        timeframe: fc.oneof(anyValue, fc.constant('5m')),
+        ts: anyValue,
+        open: anyValue,
+        high: anyValue,
+        low: anyValue,
+        close: anyValue,
+        volume: anyValue,
+      },
       { requiredKeys: [] },
     );
     fc.assert(
       fc.property(loose, (value) => {
         const reason = reasonFor(JSON.stringify(value));
-        if (reason !== null) expect(reason).toMatch(/symbol|timeframe|ts|open|high|low|close|volume/);
+        if (reason !== null)
+          expect(reason).toMatch(/symbol|timeframe|ts|open|high|low|close|volume/);
       }),
       { seed: FUZZ_SEED, numRuns: 1500 },
     );

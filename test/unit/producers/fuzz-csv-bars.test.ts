@@ -25,7 +25,9 @@ const validRow = fc.record({
   close: price,
   up: fc.double({ min: 0, max: 0.3, noNaN: true }),
   down: fc.double({ min: 0, max: 0.3, noNaN: true }),
-  volume: fc.double({ min: 0, max: 1e9, noNaN: true, noDefaultInfinity: true }).map((v) => (v === 0 ? 0 : v)),
+  volume: fc
+    .double({ min: 0, max: 1e9, noNaN: true, noDefaultInfinity: true })
+    .map((v) => (v === 0 ? 0 : v)),
   isoTime: fc.boolean(),
 });
 
@@ -34,9 +36,26 @@ const badCell = fc
   .record({
     column: fc.constantFrom(...REQUIRED),
     value: fc.oneof(
-      fc.constantFrom('', ' ', 'abc', 'NaN', 'Infinity', '-1', '0', '1e400', '-0.5', '"7"', '0x10', '0b11', 'null', '12abc'),
+      fc.constantFrom(
+        '',
+        ' ',
+        'abc',
+        'NaN',
+        'Infinity',
+        '-1',
+        '0',
+        '1e400',
+        '-0.5',
+        '"7"',
+        '0x10',
+        '0b11',
+        'null',
+        '12abc',
+      ),
       // No commas (a comma splits the cell, and the tail of it could still be a valid number).
-      fc.string({ maxLength: 8 }).filter((s) => !/[\r\n,]/.test(s) && !/^\s*[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(s)),
+      fc
+        .string({ maxLength: 8 })
+        .filter((s) => !/[\r\n,]/.test(s) && !/^\s*[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(s)),
     ),
   })
   .filter(({ column, value }) => !(column === 'volume' && value === '0')); // a volume of 0 is valid
@@ -57,25 +76,36 @@ const badRow = fc.oneof(
   fc.constant({ kind: 'low above high' as const }),
   fc.constant({ kind: 'missing cells' as const }),
   fc.constant({ kind: 'repeats an earlier time' as const }),
-  fc.string({ maxLength: 60 })
+  fc
+    .string({ maxLength: 60 })
     .filter((s) => !/[\r\n]/.test(s))
     .map((text) => ({ kind: 'garbage' as const, text })),
 );
 
 const file = fc.record({
-  columns: fc.shuffledSubarray<Column>([...REQUIRED, 'trades'], { minLength: 7, maxLength: 7 }).chain((all) =>
-    fc.boolean().map((withExtra) => (withExtra ? all : all.filter((c) => c !== 'trades'))),
-  ),
+  columns: fc
+    .shuffledSubarray<Column>([...REQUIRED, 'trades'], { minLength: 7, maxLength: 7 })
+    .chain((all) =>
+      fc.boolean().map((withExtra) => (withExtra ? all : all.filter((c) => c !== 'trades'))),
+    ),
   newline: fc.constantFrom('\n', '\r\n'),
-  rows: fc.array(fc.oneof({ weight: 3, arbitrary: validRow.map((r) => ({ good: r })) }, { weight: 1, arbitrary: badRow.map((b) => ({ bad: b })) }), {
-    minLength: 1,
-    maxLength: 40,
-  }),
+  rows: fc.array(
+    fc.oneof(
+      { weight: 3, arbitrary: validRow.map((r) => ({ good: r })) },
+      { weight: 1, arbitrary: badRow.map((b) => ({ bad: b })) },
+    ),
+    {
+      minLength: 1,
+      maxLength: 40,
+    },
+  ),
 });
 
 function cellsOf(bar: Bar, isoTime: boolean): Record<Column, string> {
   return {
-    timestamp: isoTime ? new Date(bar.ts).toISOString().replace('T', ' ').replace('.000Z', '+00:00') : String(bar.ts),
+    timestamp: isoTime
+      ? new Date(bar.ts).toISOString().replace('T', ' ').replace('.000Z', '+00:00')
+      : String(bar.ts),
     open: String(bar.open),
     high: String(bar.high),
     low: String(bar.low),
@@ -88,7 +118,10 @@ function cellsOf(bar: Bar, isoTime: boolean): Record<Column, string> {
 async function read(text: string): Promise<{ bars: Bar[]; invalid: InvalidCsvRow[] }> {
   const bars: Bar[] = [];
   const invalid: InvalidCsvRow[] = [];
-  for await (const bar of readCsvBars(Readable.from([Buffer.from(text, 'utf8')]), { symbol: 'FUZZ', onInvalidRow: (row) => invalid.push(row) })) {
+  for await (const bar of readCsvBars(Readable.from([Buffer.from(text, 'utf8')]), {
+    symbol: 'FUZZ',
+    onInvalidRow: (row) => invalid.push(row),
+  })) {
     bars.push(bar);
   }
   return { bars, invalid };
@@ -125,7 +158,16 @@ describe('readCsvBars under fuzzed files', () => {
           }
           const b = row.bad;
           // A bad row is built from the next valid-looking bar (the time after the last one).
-          const bar: Bar = { symbol: 'FUZZ', timeframe: '5m', ts: START + (slot + 1) * FIVE_MINUTES, open: 10, high: 12, low: 9, close: 11, volume: 5 };
+          const bar: Bar = {
+            symbol: 'FUZZ',
+            timeframe: '5m',
+            ts: START + (slot + 1) * FIVE_MINUTES,
+            open: 10,
+            high: 12,
+            low: 9,
+            close: 11,
+            volume: 5,
+          };
           const cells = cellsOf(bar, false);
           let line: string;
           if (b.kind === 'cell') {
@@ -150,7 +192,9 @@ describe('readCsvBars under fuzzed files', () => {
           lines.push(line);
           if (line.trim() !== '') expectedBad.push(lines.length); // 1-based line number
         }
-        const { bars, invalid } = await read(lines.join(newline) + (rows.length % 2 === 0 ? newline : ''));
+        const { bars, invalid } = await read(
+          lines.join(newline) + (rows.length % 2 === 0 ? newline : ''),
+        );
         expect(bars).toEqual(expectedBars);
         expect(invalid.map((r) => r.line)).toEqual(expectedBad);
         for (const r of invalid) {
@@ -164,18 +208,29 @@ describe('readCsvBars under fuzzed files', () => {
 
   it('never throws on arbitrary bytes except a ValidationError about the header', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.string({ maxLength: 300 }).map((s) => Buffer.from(`timestamp,open,high,low,close,volume\n${s}`))), async (bytes) => {
-        const invalid: InvalidCsvRow[] = [];
-        try {
-          for await (const bar of readCsvBars(Readable.from([Buffer.from(bytes)]), { symbol: 'FUZZ', onInvalidRow: (row) => invalid.push(row) })) {
-            expect(bar.symbol).toBe('FUZZ');
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }),
+          fc
+            .string({ maxLength: 300 })
+            .map((s) => Buffer.from(`timestamp,open,high,low,close,volume\n${s}`)),
+        ),
+        async (bytes) => {
+          const invalid: InvalidCsvRow[] = [];
+          try {
+            for await (const bar of readCsvBars(Readable.from([Buffer.from(bytes)]), {
+              symbol: 'FUZZ',
+              onInvalidRow: (row) => invalid.push(row),
+            })) {
+              expect(bar.symbol).toBe('FUZZ');
+            }
+          } catch (err) {
+            expect(err).toBeInstanceOf(ValidationError);
+            expect((err as Error).message).toMatch(/header|empty/);
           }
-        } catch (err) {
-          expect(err).toBeInstanceOf(ValidationError);
-          expect((err as Error).message).toMatch(/header|empty/);
-        }
-        for (const r of invalid) expect(r.reason.trim().length).toBeGreaterThan(10);
-      }),
+          for (const r of invalid) expect(r.reason.trim().length).toBeGreaterThan(10);
+        },
+      ),
       { seed: FUZZ_SEED, numRuns: 800 },
     );
   });

@@ -13,12 +13,19 @@ jest.setTimeout(60_000);
 
 let policies: TacticalPolicy[] = [];
 
-async function train(registry: ModelRegistry, batches: number, promote: (i: number) => boolean): Promise<string[]> {
+async function train(
+  registry: ModelRegistry,
+  batches: number,
+  promote: (i: number) => boolean,
+): Promise<string[]> {
   if (policies.length === 0) policies = [0, 1, 2].map((seed) => TacticalPolicy.initial(seed));
   const saved: string[] = [];
   for (let i = 0; i < batches; i++) {
     const parent = await registry.latestPromoted();
-    const v = await registry.save(policies[i % 3] as TacticalPolicy, { parent, metrics: { sharpe: i } });
+    const v = await registry.save(policies[i % 3] as TacticalPolicy, {
+      parent,
+      metrics: { sharpe: i },
+    });
     saved.push(v);
     if (promote(i)) await registry.promote(v);
   }
@@ -69,7 +76,8 @@ describe('ModelRegistry retention', () => {
   it('numbers versions past v9999 in order', async () => {
     const registry = new ModelRegistry(dir, { keepVersions: 0 });
     const { mkdirSync } = await import('node:fs');
-    for (const v of ['v9998', 'v9999', 'v10000']) mkdirSync(join(dir, 'versions', v), { recursive: true });
+    for (const v of ['v9998', 'v9999', 'v10000'])
+      mkdirSync(join(dir, 'versions', v), { recursive: true });
     expect(await registry.list()).toEqual(['v9998', 'v9999', 'v10000']);
     expect(await registry.save(TacticalPolicy.initial(1), { parent: null })).toBe('v10001');
   });

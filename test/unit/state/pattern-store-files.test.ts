@@ -1,4 +1,14 @@
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PatternStoreFiles } from '../../../src/state/pattern-store-files';
@@ -55,7 +65,13 @@ describe('PatternStoreFiles', () => {
   it('reloads a store that answers every kNN query exactly as before, and after further identical work', async () => {
     // Sparse graphs (m 3, efConstruction 8) answer approximately, so their answers show any
     // difference in graph structure: a rebuilt graph must be the very graph the original run built.
-    const options = { dim: DIM, segmentCapacity: 512, initialCapacity: 64, m: 3, efConstruction: 8 };
+    const options = {
+      dim: DIM,
+      segmentCapacity: 512,
+      initialCapacity: 64,
+      m: 3,
+      efConstruction: 8,
+    };
     const files = await PatternStoreFiles.open({ dir, store: options });
     const twin = (await PatternStoreFiles.open({ dir: join(dir, 'twin'), store: options })).store;
     const next = walk(1);
@@ -74,7 +90,9 @@ describe('PatternStoreFiles', () => {
     expect(answers(reloaded.store, 8, 1000 * HOUR)).toBe(answers(files.store, 8, 1000 * HOUR));
     // Not a trivially equal comparison: the answers hold neighbours with known outcomes.
     expect(before).toContain('"outcome"');
-    expect(new Set(JSON.parse(before).map((a: { id: number }[]) => a[0]?.id)).size).toBeGreaterThan(10);
+    expect(new Set(JSON.parse(before).map((a: { id: number }[]) => a[0]?.id)).size).toBeGreaterThan(
+      10,
+    );
 
     // The same further calls give the same answers as the store that never restarted.
     const cont = walk(2);
@@ -130,7 +148,11 @@ describe('PatternStoreFiles', () => {
 
   it('keeps disk and memory bounded with retention, across restarts', async () => {
     const retention = { maxCount: 400, maxAgeMs: 0 };
-    const files = await PatternStoreFiles.open({ dir, store: { dim: DIM, segmentCapacity: 100 }, retention });
+    const files = await PatternStoreFiles.open({
+      dir,
+      store: { dim: DIM, segmentCapacity: 100 },
+      retention,
+    });
     const next = walk(5);
     const diskFiles: number[] = [];
     for (let bar = 0; bar < 3000; bar += 30) {
@@ -147,7 +169,9 @@ describe('PatternStoreFiles', () => {
     expect(reloaded.store.size).toBe(files.store.size);
     expect(answers(reloaded.store, 3)).toBe(answers(files.store, 3));
     // The floor survives the restart: a replayed bar whose pattern was dropped stays out.
-    expect(reloaded.store.add(new Float32Array(DIM), { symbol: 'AAA', ts: 100 * HOUR, regime: 'BULL' })).toBe(-1);
+    expect(
+      reloaded.store.add(new Float32Array(DIM), { symbol: 'AAA', ts: 100 * HOUR, regime: 'BULL' }),
+    ).toBe(-1);
 
     // A tighter bound on restart is applied at once, and its files go.
     const tighter = await PatternStoreFiles.open({ dir, retention: { maxCount: 150 } });
@@ -156,7 +180,13 @@ describe('PatternStoreFiles', () => {
   });
 
   it('reads a store saved in the former whole-file format, rewrites it in segments, and answers the same', async () => {
-    const options = { dim: DIM, segmentCapacity: 256, initialCapacity: 64, m: 3, efConstruction: 8 };
+    const options = {
+      dim: DIM,
+      segmentCapacity: 256,
+      initialCapacity: 64,
+      m: 3,
+      efConstruction: 8,
+    };
     const old = new PatternStore(options);
     feed([old], 0, 700, walk(8));
     // What the former PatternStore.save wrote: a generation directory named by CURRENT.
@@ -178,7 +208,16 @@ describe('PatternStoreFiles', () => {
       }
       segments.push({ start: seg.start, end: seg.end, merged: seg.merged, graphFile });
     }
-    writeFileSync(join(gen, 'meta.json'), JSON.stringify({ version: 1, ...old.resolvedOptions, count: old.size, symbols: old.symbolNames(), segments }));
+    writeFileSync(
+      join(gen, 'meta.json'),
+      JSON.stringify({
+        version: 1,
+        ...old.resolvedOptions,
+        count: old.size,
+        symbols: old.symbolNames(),
+        segments,
+      }),
+    );
     writeFileSync(join(dir, 'CURRENT'), 'gen-legacy');
 
     const migrated = await PatternStoreFiles.open({ dir });
