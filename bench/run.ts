@@ -2,7 +2,8 @@
  * Runs every benchmark under bench/ (files named `*.bench.ts`), one after another in its own
  * process so that one benchmark's garbage and JIT state do not colour the next. Pass names to run
  * a subset: `npm run bench -- indicators pipeline`; arguments starting with `--` go to every
- * benchmark (`npm run bench -- strategic --skip-1m`).
+ * benchmark (`npm run bench -- strategic --skip-1m`). `npm run bench -- pattern-restart` measures a
+ * strategic restart with a 1M-pattern store against a full graph rebuild.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

@@ -7,6 +7,12 @@ export type Timeframe = keyof typeof TIMEFRAME_MS;
 /** 1 to 32 of `A-Z a-z 0-9 . _ - /`. */
 export const SYMBOL_PATTERN = /^[A-Za-z0-9._\-/]{1,32}$/;
 
+/**
+ * Bar times end before the year 10000 (9999-12-31T23:59:59.999Z). A larger `ts` is almost always
+ * micro- or nanoseconds; unbounded, it reached code that formats it as a date and threw there.
+ */
+export const MAX_BAR_TS = 253_402_300_799_999;
+
 // zod 4 numbers are finite by construction (and JSON cannot carry Infinity or NaN).
 const price = (name: string) =>
   z.number({ error: `${name} must be a finite number` }).positive(`${name} must be greater than 0`);
@@ -24,7 +30,8 @@ export const BarSchema = z
     ts: z
       .number({ error: 'ts must be a number' })
       .int('ts must be an integer (epoch milliseconds)')
-      .nonnegative('ts must not be negative'),
+      .nonnegative('ts must not be negative')
+      .max(MAX_BAR_TS, 'ts must be epoch milliseconds before the year 10000; a larger value is usually micro- or nanoseconds'),
     open: price('open'),
     high: price('high'),
     low: price('low'),

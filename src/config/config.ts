@@ -116,6 +116,21 @@ export const EnvSchema = z.object({
    * refused: still starting) before it exits 2. A wrong vhost, password or URL exits at once. @defaultValue 5000
    */
   PIPELINE_STARTUP_WAIT_MS: int('PIPELINE_STARTUP_WAIT_MS', 0, 600000).default(5000),
+  /**
+   * Patterns kept per symbol; past it the oldest segment (32,768 patterns) is dropped whole. 0: no
+   * limit. @defaultValue 524288
+   */
+  PIPELINE_PATTERN_MAX_PER_SYMBOL: int('PIPELINE_PATTERN_MAX_PER_SYMBOL', 0, 100_000_000).default(524_288),
+  /**
+   * Age, in days of bar time before a symbol's newest pattern, past which its oldest segment is
+   * dropped whole. 0: no limit. @defaultValue 0
+   */
+  PIPELINE_PATTERN_MAX_AGE_DAYS: int('PIPELINE_PATTERN_MAX_AGE_DAYS', 0, 36_500).default(0),
+  /**
+   * Model versions kept besides the promoted lineage: the newest this many; older ones are deleted
+   * after each save. @defaultValue 20
+   */
+  PIPELINE_MODEL_KEEP: int('PIPELINE_MODEL_KEEP', 1, 100_000).default(20),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -145,6 +160,12 @@ export interface PipelineConfig {
   readonly faultFile: string | null;
   readonly workerHeapMb: number;
   readonly startupWaitMs: number;
+  /** Patterns kept per symbol (0: no limit). */
+  readonly patternMaxPerSymbol: number;
+  /** Pattern age limit in days of bar time (0: no limit). */
+  readonly patternMaxAgeDays: number;
+  /** Model versions kept besides the promoted lineage. */
+  readonly modelKeep: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -256,6 +277,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
     workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
     startupWaitMs: e.PIPELINE_STARTUP_WAIT_MS,
+    patternMaxPerSymbol: e.PIPELINE_PATTERN_MAX_PER_SYMBOL,
+    patternMaxAgeDays: e.PIPELINE_PATTERN_MAX_AGE_DAYS,
+    modelKeep: e.PIPELINE_MODEL_KEEP,
   });
 }
 

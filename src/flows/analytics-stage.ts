@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bar30m } from '../../schemas/bar.schema';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
@@ -8,12 +8,14 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import { createBreaker } from './breakers';
 import type { FaultInjector } from './fault-injection';
-import { EMBEDDING_DIM, PatternStore, StrategicAnalyzer, type StrategicSymbolState } from '../strategic';
+import { EMBEDDING_DIM, StrategicAnalyzer, type PatternRetention, type PatternStore, type StrategicSymbolState } from '../strategic';
+import { PatternStoreFiles } from '../state/pattern-store-files';
 import type { TacticalFeedback } from '../strategic/uncertainty';
 import type { StrategicAnalysis, StrategicStage } from './strategic-flow';
 
 interface Live {
   analyzer: StrategicAnalyzer;
+  files: PatternStoreFiles;
   barsSinceSave: number;
 }
 
@@ -21,6 +23,11 @@ interface Live {
 export interface AnalyticsStageOptions {
   /** Directory of the pattern stores, one per symbol. */
   dir: string;
+  /**
+   * Bounds of each symbol's pattern store (`PIPELINE_PATTERN_MAX_PER_SYMBOL`,
+   * `PIPELINE_PATTERN_MAX_AGE_DAYS`). @defaultValue no limit
+   */
+  retention?: PatternRetention;
   /**
    * Bars between saves of a symbol's pattern store. Must not exceed the analyzer's outcome horizon
    * (6), so that a restart from the Redis checkpoint can re-add every pattern the disk copy lacks.
@@ -37,8 +44,9 @@ export interface AnalyticsStageOptions {
  * strategic flow. Each symbol has its own analyzer and pattern store: a store shared across symbols
  * would make a symbol's neighbours depend on how far the other symbols had got, that is on the
  * interleaving of messages, and the same bars must give the same results. The per-symbol state is
- * the analyzer's JSON (committed to Redis with each bar); the store is saved to
- * `<dir>/<symbol>/` every `saveEveryBars` bars, before the bar is committed.
+ * the analyzer's JSON (committed to Redis with each bar); the store's changes are appended to
+ * `<dir>/<symbol>/` ({@link PatternStoreFiles}) every `saveEveryBars` bars, before the bar is
+ * committed, so a restart reads the store back instead of rebuilding its graphs.
  */
 export class AnalyticsStage implements StrategicStage {
   private readonly live = new Map<string, Live>();
@@ -65,14 +73,20 @@ export class AnalyticsStage implements StrategicStage {
       if (cached !== undefined) return cached;
     }
     // A restart or a reset: rebuild from the checkpoint, keeping the store (idempotent on (symbol, ts)).
-    let store = this.live.get(symbol)?.analyzer.store;
-    if (store === undefined) {
+    const previous = this.live.get(symbol);
+    let store = previous?.analyzer.store;
+    let files = previous?.files;
+    if (store === undefined || files === undefined) {
       const dir = this.storeDir(symbol);
-      const exists = await access(join(dir, 'CURRENT')).then(
-        () => true,
-        () => false,
-      );
-      store = exists && state !== null ? await PatternStore.load(dir) : new PatternStore({ dim: EMBEDDING_DIM });
+      // No checkpoint: the symbol starts over, and so does its store.
+      if (state === null) await rm(dir, { recursive: true, force: true });
+      files = await PatternStoreFiles.open({
+        dir,
+        store: { dim: EMBEDDING_DIM },
+        ...(this.options.retention ? { retention: this.options.retention } : {}),
+      });
+      if (files.loadReport.patterns > 0) this.options.log.info({ symbol, ...files.loadReport }, 'pattern store loaded');
+      store = files.store;
       if (this.options.faults !== undefined) store = withFaults(store, this.options.faults);
     }
     const analyzer =
@@ -84,7 +98,7 @@ export class AnalyticsStage implements StrategicStage {
     // that restore() re-added (the disk copy was a bar or two behind the checkpoint) must be merged
     // now too, or the next searches would differ from an uninterrupted run's.
     store.mergeStep(store.pendingMerge);
-    const live = { analyzer, barsSinceSave: 0 };
+    const live = { analyzer, files, barsSinceSave: 0 };
     this.live.set(symbol, live);
     return live;
   }
@@ -105,7 +119,7 @@ export class AnalyticsStage implements StrategicStage {
     if (patternsDegraded) pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage: 'pattern_store' });
     live.barsSinceSave++;
     if (live.barsSinceSave >= this.saveEvery) {
-      await live.analyzer.store.save(this.storeDir(bar.symbol));
+      await live.files.sync();
       live.barsSinceSave = 0;
     }
     const next = live.analyzer.toJSON(bar.symbol);
@@ -123,12 +137,10 @@ export class AnalyticsStage implements StrategicStage {
     };
   }
 
-  /** Saves every store (on shutdown). */
+  /** Syncs every store to disk (on shutdown). */
   async flush(): Promise<void> {
     for (const [symbol, live] of this.live) {
-      await live.analyzer.store.save(this.storeDir(symbol)).catch((err: unknown) =>
-        this.options.log.error({ err, symbol }, 'pattern store save failed'),
-      );
+      await live.files.sync().catch((err: unknown) => this.options.log.error({ err, symbol }, 'pattern store save failed'));
     }
   }
 }

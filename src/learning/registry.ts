@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../state/atomic-file';
 import type { MappoSnapshot, ValueNormState } from './mappo';
 import type { MlpWeights } from './network';
 import type { PolicySource, TacticalPolicy } from './policy';
@@ -53,16 +54,38 @@ export function shouldPromote(candidate: ModelMetrics, parent: ModelMetrics | nu
   return candidate.sharpe >= parent.sharpe + (options.minSharpeGain ?? 0);
 }
 
+/** Options of {@link ModelRegistry}. */
+export interface ModelRegistryOptions {
+  /**
+   * Versions kept besides the promoted lineage (`PIPELINE_MODEL_KEEP`): after each save, every
+   * version that is neither among the newest `keepVersions` nor promoted now or before, nor an
+   * ancestor (by `parent`) of the promoted one, is deleted. 0 keeps everything. @defaultValue 20
+   */
+  keepVersions?: number;
+}
+
 /**
  * Versioned models on disk:
  * `<dir>/versions/<version>/{meta.json, tactical.bin, risk.bin, execution.bin[, critic.bin]}` and
  * `<dir>/promoted.json` ({ current, history }). Versions are `v0001`, `v0002`, ... in save order.
- * Every file is written to a temporary name and renamed, and a version directory is built under a
- * temporary name and renamed into place, so readers never see half a model. One writer at a time
- * (the trainer worker).
+ * A version directory is built under a temporary name, every file in it fsynced, and renamed into
+ * place (then the parent directory fsynced); `promoted.json` is replaced atomically the same way, so
+ * readers and a crash never see half a model or half a promotion. One writer at a time (the trainer
+ * worker). Retention ({@link ModelRegistryOptions.keepVersions}) depends only on the registry's
+ * contents, never on the clock.
  */
 export class ModelRegistry implements PolicySource {
-  constructor(readonly dir: string) {}
+  private readonly keepVersions: number;
+
+  constructor(
+    readonly dir: string,
+    options: ModelRegistryOptions = {},
+  ) {
+    this.keepVersions = options.keepVersions ?? 20;
+    if (!(Number.isInteger(this.keepVersions) && this.keepVersions >= 0)) {
+      throw new RangeError(`keepVersions must be a non-negative integer, got ${this.keepVersions}`);
+    }
+  }
 
   private versionsDir(): string {
     return join(this.dir, 'versions');
@@ -88,7 +111,7 @@ export class ModelRegistry implements PolicySource {
     await mkdir(tmp);
     for (const n of nets) {
       const d = n.weights.data;
-      await writeFile(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      await writeDurably(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
     }
     const m: ModelMeta = {
       version,
@@ -99,15 +122,51 @@ export class ModelRegistry implements PolicySource {
       valueNorm: snapshot?.valueNorm ?? null,
       options: snapshot?.options ?? null,
     };
-    await writeFile(join(tmp, 'meta.json'), JSON.stringify(m, null, 2));
+    await writeDurably(join(tmp, 'meta.json'), JSON.stringify(m, null, 2));
+    await fsyncDir(tmp);
     await rename(tmp, join(this.versionsDir(), version));
+    await fsyncDir(this.versionsDir());
+    await this.prune();
     return version;
   }
 
-  /** Saved versions, oldest first. */
+  /**
+   * Deletes the versions retention does not keep (see {@link ModelRegistryOptions.keepVersions});
+   * returns them. Runs after every {@link save}.
+   */
+  async prune(): Promise<string[]> {
+    if (this.keepVersions === 0) return [];
+    const all = await this.list();
+    const keep = new Set(all.slice(-this.keepVersions));
+    const p = await this.readPromotion();
+    for (const v of p.history) keep.add(v);
+    // The promoted version's ancestors: what it was trained from, back to the seeded initial team.
+    const seen = new Set<string>();
+    for (let v = p.current; v !== null && !seen.has(v); ) {
+      seen.add(v);
+      keep.add(v);
+      v = await this.meta(v).then(
+        (m) => m.parent,
+        () => null,
+      );
+    }
+    const dropped = all.filter((v) => !keep.has(v));
+    for (const v of dropped) {
+      // Renamed away first, so no reader ever finds half a version under its name.
+      const trash = join(this.versionsDir(), `.trash-${v}-${process.pid}`);
+      await rename(join(this.versionsDir(), v), trash);
+      await rm(trash, { recursive: true, force: true });
+    }
+    if (dropped.length > 0) await fsyncDir(this.versionsDir());
+    return dropped;
+  }
+
+  /** Saved versions, oldest first (by number: v10000 comes after v9999). */
   async list(): Promise<string[]> {
     try {
-      return (await readdir(this.versionsDir())).filter((v) => /^v\d{4,}$/.test(v)).sort();
+      return (await readdir(this.versionsDir()))
+        .filter((v) => /^v\d{4,}$/.test(v))
+        .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -168,9 +227,7 @@ export class ModelRegistry implements PolicySource {
 
   private async writePromotion(p: PromotionFile): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.promoted.json.${process.pid}.tmp`);
-    await writeFile(tmp, JSON.stringify(p, null, 2));
-    await rename(tmp, join(this.dir, 'promoted.json'));
+    await writeFileAtomic(join(this.dir, 'promoted.json'), JSON.stringify(p, null, 2));
   }
 
   /** The version tactical workers should run (null: use the seeded initial policy). */
@@ -202,5 +259,15 @@ export class ModelRegistry implements PolicySource {
     }
     await this.writePromotion({ current: target, history: target === null ? p.history : [...p.history, target] });
     return target;
+  }
+}
+
+async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -61,17 +61,29 @@ export function parseCsvTimestamp(raw: string): number | string {
   }
   let iso = value.replace(' ', 'T');
   if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(iso)) iso += 'Z';
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(iso)) {
+  const parts = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.exec(iso);
+  if (parts === null) {
     return `timestamp ${JSON.stringify(value)} is neither epoch milliseconds nor YYYY-MM-DD HH:MM:SS[+zone]`;
+  }
+  // Date.parse rolls impossible days over (2025-02-30 becomes 2025-03-02) and takes 24:00 as the
+  // next day: a row would silently get another bar's time. Found by fuzzing.
+  const [year, month, day, hour] = [parts[1], parts[2], parts[3], parts[4]].map(Number) as [number, number, number, number];
+  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (day < 1 || day > daysInMonth || hour > 23) {
+    return `timestamp ${JSON.stringify(value)} is not a valid date: no such day or hour`;
   }
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? `timestamp ${JSON.stringify(value)} is not a valid date` : ms;
 }
 
+/** A decimal number as CSV exports write it: `12`, `-0.5`, `.5`, `1e-3`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 function parseNumber(raw: string | undefined): number {
-  // Number('') is 0, which would hide an empty cell: make it NaN so the schema names the column.
-  if (raw === undefined || raw.trim() === '') return Number.NaN;
-  return Number(raw);
+  // Number('') is 0, which would hide an empty cell, and Number('0x10') is 16 (found by fuzzing):
+  // anything but a decimal number is NaN, so the schema names the column.
+  const cell = raw?.trim() ?? '';
+  return DECIMAL.test(cell) ? Number(cell) : Number.NaN;
 }
 
 /**

@@ -1,6 +1,4 @@
 import { HierarchicalNSW } from 'hnswlib-node';
-import { link, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
 import { REGIME_NAMES } from './regime-names';
 
@@ -16,13 +14,61 @@ export interface PatternStoreOptions {
   efSearch?: number;
   /**
    * Vectors per segment. Each segment has its own HNSW graph; a segment that has reached this size
-   * takes no more vectors and, once fully merged, is immutable. @defaultValue 262144
+   * takes no more vectors and, once fully merged, is immutable. It also bounds a restart: the graph
+   * of the newest segment is rebuilt on load (about 2 s at 32768), every older one is read from its
+   * file. @defaultValue 32768
    */
   segmentCapacity?: number;
   /** Initial capacity of the growing graph and of the vector arrays; both grow by doubling. @defaultValue 1024 */
   initialCapacity?: number;
   /** Seed of every segment's HNSW level generator. @defaultValue 100 */
   randomSeed?: number;
+  /** When whole old segments are dropped. @defaultValue no limit */
+  retention?: PatternRetention;
+}
+
+/**
+ * Bounds of a store, enforced by dropping its oldest segments whole (see
+ * {@link PatternStore.enforceRetention}). 0 switches a bound off.
+ */
+export interface PatternRetention {
+  /**
+   * The oldest segment is dropped while the store holds more than this many patterns, so the store
+   * holds between `maxCount − segmentCapacity` and `maxCount` once it is full. @defaultValue 0
+   */
+  maxCount?: number;
+  /**
+   * The oldest segment is dropped once its newest pattern's `ts` is more than this before the newest
+   * `ts` stored (bar time, not the clock). @defaultValue 0
+   */
+  maxAgeMs?: number;
+}
+
+/** A segment as {@link PatternStore.segmentsInfo} shows it to a persister. */
+export interface PatternSegmentInfo {
+  /** First id. */
+  start: number;
+  /** One past the last id. */
+  end: number;
+  /** Ids `start .. start + merged − 1` are in `graph`. */
+  merged: number;
+  /** Full: takes no more vectors. Sealed and fully merged, it never changes again. */
+  sealed: boolean;
+  graph: HierarchicalNSW | null;
+}
+
+/** Records `firstId ..` of a store, column by column (see {@link PatternStore.records}). */
+export interface PatternRecords {
+  firstId: number;
+  /** `dim` values per record. */
+  vectors: Float32Array;
+  ts: Float64Array;
+  /** NaN where unknown. */
+  outcomes: Float64Array;
+  /** Index into {@link PatternStore.symbolNames}. */
+  symbols: Uint32Array;
+  /** Index into `REGIME_NAMES`. */
+  regimes: Uint8Array;
 }
 
 /** What is stored with every vector. */
@@ -62,25 +108,11 @@ interface Segment {
   /** Ids `start .. start + merged - 1` are in `graph`; the rest (the fresh tail) are searched exactly. */
   merged: number;
   graph: HierarchicalNSW | null;
-  /** Path of the graph file holding the complete segment, once saved. */
-  savedGraphPath: string | null;
+  /** Newest `ts` in the segment (retention by age). */
+  maxTs: number;
 }
 
-interface StoreMetaFile {
-  version: 1;
-  dim: number;
-  m: number;
-  efConstruction: number;
-  efSearch: number;
-  segmentCapacity: number;
-  initialCapacity: number;
-  randomSeed: number;
-  count: number;
-  symbols: string[];
-  segments: { start: number; end: number; merged: number; graphFile: string | null }[];
-}
-
-const CURRENT = 'CURRENT';
+const NO_RETENTION = { maxCount: 0, maxAgeMs: 0 } as const;
 const REGIME_INDEX = new Map<string, number>(REGIME_NAMES.map((r, i) => [r, i]));
 
 /**
@@ -105,16 +137,20 @@ const REGIME_INDEX = new Map<string, number>(REGIME_NAMES.map((r, i) => [r, i]))
  * graph is created with the same seed and filled in id order. hnswlib does not persist its level
  * generator, so a graph read back from disk would give later insertions different levels than an
  * uninterrupted run; that is why only *complete* segments are written as graph files, and
- * {@link load} rebuilds the incomplete segment's graph from its vectors (at most `segmentCapacity`
- * insertions) to exactly the merged prefix it had when saved. A store saved and loaded therefore
+ * {@link rebuildGraphs} rebuilds the incomplete segment's graph from its vectors (at most
+ * `segmentCapacity` insertions) to exactly the merged prefix it had when saved. A store saved and loaded therefore
  * answers every later sequence of calls exactly as the original would have. {@link mergeInBackground}
  * merges by wall-clock slices and so is not deterministic relative to queries; the
  * {@link StrategicAnalyzer} uses count-bounded {@link mergeStep} calls instead.
  *
- * **Persistence.** {@link save} writes a new generation directory (typed-array files, complete
- * segment graphs, hard-linked when unchanged since the previous save, and `meta.json`), then switches
- * the `CURRENT` pointer file by writing a temp file and renaming it, so a crash mid-save leaves the
- * previous generation intact.
+ * **Retention.** With {@link PatternStoreOptions.retention}, the oldest segments are dropped whole
+ * (see {@link enforceRetention}); ids are never reused, so ids below {@link firstId} are gone. An add
+ * of a `(symbol, ts)` at or before the newest dropped `ts` of its symbol is ignored (returns -1).
+ *
+ * **Persistence.** This module does no I/O. A persister (`PatternStoreFiles` in `src/state/`) reads
+ * what it must write through {@link records}, {@link takeOutcomeChanges}, {@link segmentsInfo} and
+ * {@link mergedThrough}, and rebuilds a store with {@link restore}, {@link attachGraph} and
+ * {@link rebuildGraphs}.
  */
 export class PatternStore {
   readonly dim: number;
@@ -143,8 +179,17 @@ export class PatternStore {
 
   private background: Promise<void> | null = null;
   private stopBackground = false;
-  private saving: Promise<void> = Promise.resolve();
   private readonly scratch: number[];
+
+  /** First id held; arrays are indexed by `id − base`. */
+  private base = 0;
+  /** Per symbol index, the newest ts of its dropped patterns. */
+  private readonly floors = new Map<number, number>();
+  /** Newest ts ever added (bar time; retention by age counts back from it). */
+  private latestTs = Number.NEGATIVE_INFINITY;
+  private retention: Required<PatternRetention>;
+  private tracking = false;
+  private outcomeChanges: number[] = [];
 
   constructor(options: PatternStoreOptions) {
     const { dim } = options;
@@ -153,7 +198,7 @@ export class PatternStore {
     this.m = options.m ?? 16;
     this.efConstruction = options.efConstruction ?? 100;
     this.efSearch = options.efSearch ?? 48;
-    this.segmentCapacity = options.segmentCapacity ?? 262_144;
+    this.segmentCapacity = options.segmentCapacity ?? 32_768;
     this.initialCapacity = Math.max(16, options.initialCapacity ?? 1024);
     this.randomSeed = options.randomSeed ?? 100;
     for (const [name, v] of [
@@ -164,6 +209,11 @@ export class PatternStore {
     ] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer, got ${v}`);
     }
+    this.retention = { maxCount: options.retention?.maxCount ?? 0, maxAgeMs: options.retention?.maxAgeMs ?? 0 };
+    if (!(Number.isInteger(this.retention.maxCount) && this.retention.maxCount >= 0)) {
+      throw new RangeError(`retention.maxCount must be a non-negative integer, got ${this.retention.maxCount}`);
+    }
+    if (!(this.retention.maxAgeMs >= 0)) throw new RangeError(`retention.maxAgeMs must be >= 0, got ${this.retention.maxAgeMs}`);
     this.capacity = this.initialCapacity;
     this.vectors = new Float32Array(this.capacity * dim);
     this.tsArr = new Float64Array(this.capacity);
@@ -175,7 +225,7 @@ export class PatternStore {
 
   /** Number of vectors stored. */
   get size(): number {
-    return this.n;
+    return this.n - this.base;
   }
 
   /** Number of vectors not yet merged into a graph (searched exactly). */
@@ -202,24 +252,27 @@ export class PatternStore {
 
   /** Metadata and outcome of an id (NaN outcome when unknown). */
   get(id: number): PatternMeta & { outcome: number } {
-    if (!(id >= 0 && id < this.n)) throw new RangeError(`no pattern with id ${id}`);
+    if (!(id >= this.base && id < this.n)) throw new RangeError(`no pattern with id ${id}`);
+    const i = id - this.base;
     return {
-      symbol: this.symbols[this.symbolArr[id] as number] as string,
-      ts: this.tsArr[id] as number,
-      regime: REGIME_NAMES[this.regimeArr[id] as number] as RegimeName,
-      outcome: this.outcomeArr[id] as number,
+      symbol: this.symbols[this.symbolArr[i] as number] as string,
+      ts: this.tsArr[i] as number,
+      regime: REGIME_NAMES[this.regimeArr[i] as number] as RegimeName,
+      outcome: this.outcomeArr[i] as number,
     };
   }
 
   /** A copy of the vector of `id`. */
   vector(id: number): Float32Array {
-    if (!(id >= 0 && id < this.n)) throw new RangeError(`no pattern with id ${id}`);
-    return this.vectors.slice(id * this.dim, (id + 1) * this.dim);
+    if (!(id >= this.base && id < this.n)) throw new RangeError(`no pattern with id ${id}`);
+    const i = id - this.base;
+    return this.vectors.slice(i * this.dim, (i + 1) * this.dim);
   }
 
   /**
    * Adds one vector (copied) with its metadata; returns its id. Idempotent on `(symbol, ts)`: a second
-   * add returns the first id and changes nothing except filling an unknown outcome.
+   * add returns the first id and changes nothing except filling an unknown outcome. Returns -1 (and
+   * adds nothing) when retention has dropped patterns of the symbol at or after `ts`.
    */
   add(vector: ArrayLike<number>, meta: PatternMeta, outcome = Number.NaN): number {
     if (vector.length !== this.dim) throw new RangeError(`vector has ${vector.length} values, expected ${this.dim}`);
@@ -276,9 +329,14 @@ export class PatternStore {
   /** Sets the forward outcome of `(symbol, ts)` if it is stored and its outcome unknown; returns whether it did. */
   setOutcome(symbol: string, ts: number, outcome: number): boolean {
     const id = this.idOf(symbol, ts);
-    if (id < 0 || !Number.isNaN(this.outcomeArr[id] as number)) return false;
-    this.outcomeArr[id] = outcome;
+    if (id < 0 || !Number.isNaN(this.outcomeArr[id - this.base] as number)) return false;
+    this.fillOutcome(id, outcome);
     return true;
+  }
+
+  private fillOutcome(id: number, outcome: number): void {
+    this.outcomeArr[id - this.base] = outcome;
+    if (this.tracking && !Number.isNaN(outcome)) this.outcomeChanges.push(id, outcome);
   }
 
   /**
@@ -355,91 +413,52 @@ export class PatternStore {
   /** Exact k-NN by brute force over everything (for measuring recall), same filter as {@link search}. */
   exactSearch(query: ArrayLike<number>, k: number, maxPatternTs = Number.POSITIVE_INFINITY): number[] {
     const best = new TopK(k);
-    this.scanExact(query, 0, this.n, maxPatternTs, best);
+    this.scanExact(query, this.base, this.n, maxPatternTs, best);
     return best.ids();
   }
 
   /**
-   * Writes the store under `dir` (see the class comment); resolves when the new generation is
-   * current. Saves are serialised. Reflects the store as it was when called.
+   * Drops the oldest segments, whole, while the retention rules of the options are broken (see
+   * {@link PatternRetention}); returns the number of patterns dropped. Called after every new pattern,
+   * so a store never holds more than the rules allow for longer than one add; call it yourself only
+   * after {@link restore}. Decided by counts and bar times, never by the clock, so a replay drops
+   * exactly what the original run dropped. The segment holding the newest pattern is never dropped.
    */
-  save(dir: string): Promise<void> {
-    const run = this.saving.then(() => this.saveNow(dir));
-    this.saving = run.catch(() => undefined);
-    return run;
+  enforceRetention(): number {
+    const { maxCount, maxAgeMs } = this.retention;
+    let dropped = 0;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0] as Segment;
+      const tooMany = maxCount > 0 && this.n - this.base > maxCount;
+      const tooOld = maxAgeMs > 0 && oldest.maxTs < this.latestTs - maxAgeMs;
+      if (!tooMany && !tooOld) break;
+      dropped += this.dropOldestSegment();
+    }
+    return dropped;
   }
 
-  /** Reads a store written by {@link save}, rebuilding the incomplete segment's graph in slices. */
-  static async load(dir: string, sliceMs = 10): Promise<PatternStore> {
-    const gen = (await readFile(join(dir, CURRENT), 'utf8')).trim();
-    const genDir = join(dir, gen);
-    const meta = JSON.parse(await readFile(join(genDir, 'meta.json'), 'utf8')) as StoreMetaFile;
-    if (meta.version !== 1) throw new RangeError(`unsupported pattern store version ${String(meta.version)}`);
-    const store = new PatternStore({
-      dim: meta.dim,
-      m: meta.m,
-      efConstruction: meta.efConstruction,
-      efSearch: meta.efSearch,
-      segmentCapacity: meta.segmentCapacity,
-      initialCapacity: meta.initialCapacity,
-      randomSeed: meta.randomSeed,
-    });
-    const n = meta.count;
-    const vectors = await readTyped(join(genDir, 'vectors.f32'), Float32Array, n * meta.dim);
-    const ts = await readTyped(join(genDir, 'ts.f64'), Float64Array, n);
-    const outcomes = await readTyped(join(genDir, 'outcome.f64'), Float64Array, n);
-    const syms = await readTyped(join(genDir, 'symbol.u32'), Uint32Array, n);
-    const regimes = await readTyped(join(genDir, 'regime.u8'), Uint8Array, n);
-    for (const s of meta.symbols) store.internSymbol(s);
-    store.ensureCapacity(n);
-    for (let i = 0; i < n; i++) {
-      store.addOne(vectors, i * meta.dim, syms[i] as number, ts[i] as number, regimes[i] as number, outcomes[i] as number);
-    }
-    if (store.segments.length !== meta.segments.length) {
-      throw new RangeError(`pattern store ${genDir} is inconsistent: segment count differs from meta.json`);
-    }
-    for (let s = 0; s < meta.segments.length; s++) {
-      const saved = meta.segments[s] as StoreMetaFile['segments'][number];
-      const seg = store.segments[s] as Segment;
-      if (saved.graphFile) {
-        const graph = new HierarchicalNSW('l2', meta.dim);
-        await graph.readIndex(join(genDir, saved.graphFile));
-        graph.setEf(store.efSearch);
-        seg.graph = graph;
-        seg.merged = saved.merged;
-        seg.savedGraphPath = join(genDir, saved.graphFile);
-      } else {
-        // Rebuild to the same merged prefix with a fresh, identically seeded graph (see class comment).
-        while (seg.merged < saved.merged) {
-          const until = performance.now() + sliceMs;
-          while (seg.merged < saved.merged && performance.now() < until) {
-            store.insertIntoGraph(seg, seg.start + seg.merged);
-            seg.merged++;
-          }
-          await yieldToEventLoop();
-        }
-      }
-    }
-    store.firstUnmerged = store.segments.findIndex((seg) => seg.merged < store.segmentCapacity);
-    if (store.firstUnmerged < 0) store.firstUnmerged = store.segments.length;
-    return store;
+  /** First id still held (ids of dropped segments are below it and never reused). */
+  get firstId(): number {
+    return this.base;
   }
 
-  private async saveNow(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
-    const gen = `gen-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const genDir = join(dir, gen);
-    await mkdir(genDir);
-    const n = this.n;
-    // Snapshot everything that can still change while we await.
-    const vectors = this.vectors.slice(0, n * this.dim);
-    const ts = this.tsArr.slice(0, n);
-    const outcomes = this.outcomeArr.slice(0, n);
-    const syms = this.symbolArr.slice(0, n);
-    const regimes = this.regimeArr.slice(0, n);
-    const segs = this.segments.map((s) => ({ seg: s, start: s.start, end: s.end, merged: s.merged }));
-    const meta: StoreMetaFile = {
-      version: 1,
+  /** One past the last id ever assigned. */
+  get nextId(): number {
+    return this.n;
+  }
+
+  /** Every id below this is in a graph (merging goes in id order), the rest in the fresh tails. */
+  get mergedThrough(): number {
+    for (let s = this.firstUnmerged; s < this.segments.length; s++) {
+      const seg = this.segments[s] as Segment;
+      if (seg.merged < this.segmentCapacity) return seg.start + seg.merged;
+    }
+    return this.n;
+  }
+
+  /** The options the store was built with, defaults filled in (persisted with the store). */
+  get resolvedOptions(): Required<Omit<PatternStoreOptions, 'retention'>> {
+    return {
       dim: this.dim,
       m: this.m,
       efConstruction: this.efConstruction,
@@ -447,41 +466,173 @@ export class PatternStore {
       segmentCapacity: this.segmentCapacity,
       initialCapacity: this.initialCapacity,
       randomSeed: this.randomSeed,
-      count: n,
-      symbols: this.symbols.slice(),
-      segments: [],
     };
-    await writeFile(join(genDir, 'vectors.f32'), bytes(vectors));
-    await writeFile(join(genDir, 'ts.f64'), bytes(ts));
-    await writeFile(join(genDir, 'outcome.f64'), bytes(outcomes));
-    await writeFile(join(genDir, 'symbol.u32'), bytes(syms));
-    await writeFile(join(genDir, 'regime.u8'), bytes(regimes));
-    for (const { seg, start, end, merged } of segs) {
-      let graphFile: string | null = null;
-      if (merged === this.segmentCapacity && seg.graph) {
-        // A complete segment never changes again: link the file of an earlier save when there is one.
-        graphFile = `seg-${start}.hnsw`;
-        const target = join(genDir, graphFile);
-        let linked = false;
-        if (seg.savedGraphPath && (await exists(seg.savedGraphPath))) {
-          linked = await link(seg.savedGraphPath, target).then(
-            () => true,
-            () => false,
-          );
-        }
-        if (!linked) await seg.graph.writeIndex(target);
-        seg.savedGraphPath = target;
+  }
+
+  /** Symbol names in interning order: a record's `symbol` index points into this. */
+  symbolNames(): string[] {
+    return this.symbols.slice();
+  }
+
+  /**
+   * Per symbol, the newest bar time of its dropped patterns: an add at or before it is ignored, so a
+   * replayed old bar cannot bring a dropped pattern back.
+   */
+  retentionFloors(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [sym, ts] of this.floors) out[this.symbols[sym] as string] = ts;
+    return out;
+  }
+
+  /** The segments, oldest first, with their graph (null before the first merge). */
+  segmentsInfo(): readonly PatternSegmentInfo[] {
+    return this.segments.map((s) => ({
+      start: s.start,
+      end: s.end,
+      merged: s.merged,
+      sealed: s.end - s.start === this.segmentCapacity,
+      graph: s.graph,
+    }));
+  }
+
+  /** Copies of the records of ids `fromId .. toId − 1` (all held). */
+  records(fromId: number, toId: number): PatternRecords {
+    if (!(fromId >= this.base && fromId <= toId && toId <= this.n)) {
+      throw new RangeError(`records ${fromId}..${toId} are not held (held: ${this.base}..${this.n})`);
+    }
+    const a = fromId - this.base;
+    const b = toId - this.base;
+    return {
+      firstId: fromId,
+      vectors: this.vectors.slice(a * this.dim, b * this.dim),
+      ts: this.tsArr.slice(a, b),
+      outcomes: this.outcomeArr.slice(a, b),
+      symbols: this.symbolArr.slice(a, b),
+      regimes: this.regimeArr.slice(a, b),
+    };
+  }
+
+  /**
+   * From now on, remembers every outcome that is filled in, for {@link takeOutcomeChanges}. A
+   * persister calls it once; a store nobody persists keeps no such list.
+   */
+  trackOutcomeChanges(): void {
+    this.tracking = true;
+  }
+
+  /** Outcomes filled in since the last call, as `[id, outcome, id, outcome, ...]`. */
+  takeOutcomeChanges(): Float64Array {
+    const out = Float64Array.from(this.outcomeChanges);
+    this.outcomeChanges.length = 0;
+    return out;
+  }
+
+  /** Puts back an outcome change a persister took but failed to write (it is taken again next time). */
+  returnOutcomeChange(id: number, outcome: number): void {
+    if (this.tracking && id >= this.base) this.outcomeChanges.push(id, outcome);
+  }
+
+  /**
+   * A store holding exactly the given records (ids `records.firstId` on, in order), with no graph
+   * yet: attach the graphs that were saved ({@link attachGraph}) and rebuild the rest
+   * ({@link rebuildGraphs}). Retention is not applied (call {@link enforceRetention}).
+   */
+  static restore(options: PatternStoreOptions, symbols: readonly string[], records: PatternRecords, floors: Record<string, number> = {}): PatternStore {
+    const store = new PatternStore(options);
+    const n = records.ts.length;
+    if (records.vectors.length !== n * store.dim) throw new RangeError('records: vectors and ts differ in length');
+    for (const s of symbols) store.internSymbol(s);
+    for (const [symbol, ts] of Object.entries(floors)) store.floors.set(store.internSymbol(symbol), ts);
+    if (records.firstId % store.segmentCapacity !== 0) {
+      throw new RangeError(`records must start at a segment boundary, got id ${records.firstId}`);
+    }
+    store.base = records.firstId;
+    store.n = records.firstId;
+    store.ensureCapacity(n);
+    const retention = store.retention;
+    store.retention = NO_RETENTION;
+    try {
+      for (let i = 0; i < n; i++) {
+        const sym = records.symbols[i] as number;
+        if (sym >= store.symbols.length) throw new RangeError(`record ${records.firstId + i} names unknown symbol ${sym}`);
+        const id = store.addOne(records.vectors, i * store.dim, sym, records.ts[i] as number, records.regimes[i] as number, records.outcomes[i] as number);
+        if (id !== records.firstId + i) throw new RangeError(`record ${records.firstId + i} repeats (symbol, ts) of id ${id}`);
       }
-      meta.segments.push({ start, end, merged, graphFile });
+    } finally {
+      store.retention = retention;
     }
-    await writeFile(join(genDir, 'meta.json'), JSON.stringify(meta));
-    const tmp = join(dir, `${CURRENT}.${gen}.tmp`);
-    await writeFile(tmp, gen);
-    await rename(tmp, join(dir, CURRENT));
-    // Old generations are garbage now; a failure to remove one is harmless.
-    for (const entry of await readdir(dir)) {
-      if (entry.startsWith('gen-') && entry !== gen) await rm(join(dir, entry), { recursive: true, force: true });
+    return store;
+  }
+
+  /** Uses `graph` (read from a file) as the complete graph of the sealed segment starting at `start`. */
+  attachGraph(start: number, graph: HierarchicalNSW): void {
+    const seg = this.segments.find((s) => s.start === start);
+    if (seg === undefined || seg.end - seg.start !== this.segmentCapacity) throw new RangeError(`no sealed segment starts at ${start}`);
+    if (graph.getCurrentCount() !== this.segmentCapacity) {
+      throw new RangeError(`graph of segment ${start} holds ${graph.getCurrentCount()} vectors, expected ${this.segmentCapacity}`);
     }
+    graph.setEf(this.efSearch);
+    seg.graph = graph;
+    seg.merged = this.segmentCapacity;
+    while (this.firstUnmerged < this.segments.length && (this.segments[this.firstUnmerged] as Segment).merged === this.segmentCapacity) {
+      this.firstUnmerged++;
+    }
+  }
+
+  /**
+   * Merges, in id order, every id below `mergedThrough` that has no graph yet, with fresh,
+   * identically seeded graphs, so they come out exactly as the original run built them (see the
+   * class comment); yields to the event loop every `sliceMs`. Segments with an attached graph, or
+   * whose start is in `skip` (their graph is being read, to be attached), are skipped.
+   */
+  async rebuildGraphs(mergedThrough: number, sliceMs = 10, skip: ReadonlySet<number> = new Set()): Promise<void> {
+    for (const seg of this.segments) {
+      if (skip.has(seg.start)) continue;
+      const target = Math.min(seg.end, Math.max(seg.start, mergedThrough)) - seg.start;
+      if (seg.merged >= target) continue;
+      if (seg.merged > 0) throw new RangeError(`segment ${seg.start} is partly merged; rebuild from an empty graph`);
+      while (seg.merged < target) {
+        const until = performance.now() + sliceMs;
+        while (seg.merged < target && performance.now() < until) {
+          this.insertIntoGraph(seg, seg.start + seg.merged);
+          seg.merged++;
+        }
+        if (seg.merged < target) await yieldToEventLoop();
+      }
+    }
+    this.firstUnmerged = this.segments.findIndex((seg) => seg.merged < this.segmentCapacity);
+    if (this.firstUnmerged < 0) this.firstUnmerged = this.segments.length;
+  }
+
+  private dropOldestSegment(): number {
+    const seg = this.segments.shift() as Segment;
+    const count = seg.end - seg.start;
+    for (let id = seg.start; id < seg.end; id++) {
+      const i = id - this.base;
+      const sym = this.symbolArr[i] as number;
+      const ts = this.tsArr[i] as number;
+      if (!((this.floors.get(sym) ?? Number.NEGATIVE_INFINITY) >= ts)) this.floors.set(sym, ts);
+    }
+    const newBase = seg.end;
+    for (const keys of this.keys) keys.dropBelow(newBase);
+    const shift = newBase - this.base;
+    const live = this.n - newBase;
+    this.vectors.copyWithin(0, shift * this.dim, (shift + live) * this.dim);
+    this.tsArr.copyWithin(0, shift, shift + live);
+    this.outcomeArr.copyWithin(0, shift, shift + live);
+    this.symbolArr.copyWithin(0, shift, shift + live);
+    this.regimeArr.copyWithin(0, shift, shift + live);
+    this.base = newBase;
+    this.firstUnmerged = Math.max(0, this.firstUnmerged - 1);
+    if (this.tracking) {
+      // Outcome changes of dropped ids are of no use to anyone any more.
+      const kept: number[] = [];
+      for (let i = 0; i < this.outcomeChanges.length; i += 2) {
+        if ((this.outcomeChanges[i] as number) >= newBase) kept.push(this.outcomeChanges[i] as number, this.outcomeChanges[i + 1] as number);
+      }
+      this.outcomeChanges = kept;
+    }
+    return count;
   }
 
   private internSymbol(symbol: string): number {
@@ -499,23 +650,32 @@ export class PatternStore {
     const keys = this.keys[sym] as SymbolKeys;
     const existing = keys.get(ts);
     if (existing >= 0) {
-      if (!Number.isNaN(outcome) && Number.isNaN(this.outcomeArr[existing] as number)) this.outcomeArr[existing] = outcome;
+      if (!Number.isNaN(outcome) && Number.isNaN(this.outcomeArr[existing - this.base] as number)) this.fillOutcome(existing, outcome);
       return existing;
     }
+    const floor = this.floors.get(sym);
+    if (floor !== undefined && ts <= floor) return -1;
     const id = this.n;
-    this.ensureCapacity(id + 1);
-    const base = id * this.dim;
+    const i = id - this.base;
+    this.ensureCapacity(i + 1);
+    const base = i * this.dim;
     const v = this.vectors;
     for (let d = 0; d < this.dim; d++) v[base + d] = src[offset + d] as number;
-    this.tsArr[id] = ts;
-    this.outcomeArr[id] = outcome;
-    this.symbolArr[id] = sym;
-    this.regimeArr[id] = regime;
+    this.tsArr[i] = ts;
+    this.outcomeArr[i] = outcome;
+    this.symbolArr[i] = sym;
+    this.regimeArr[i] = regime;
     keys.set(ts, id);
     this.n = id + 1;
+    if (ts > this.latestTs) this.latestTs = ts;
     const last = this.segments[this.segments.length - 1];
-    if (last && last.end - last.start < this.segmentCapacity) last.end = id + 1;
-    else this.segments.push({ start: id, end: id + 1, merged: 0, graph: null, savedGraphPath: null });
+    if (last && last.end - last.start < this.segmentCapacity) {
+      last.end = id + 1;
+      if (ts > last.maxTs) last.maxTs = ts;
+    } else {
+      this.segments.push({ start: id, end: id + 1, merged: 0, graph: null, maxTs: ts });
+    }
+    if (this.retention.maxCount > 0 || this.retention.maxAgeMs > 0) this.enforceRetention();
     return id;
   }
 
@@ -548,7 +708,7 @@ export class PatternStore {
       graph.resizeIndex(Math.min(this.segmentCapacity, graph.getMaxElements() * 2));
     }
     const point = this.scratch;
-    const base = id * this.dim;
+    const base = (id - this.base) * this.dim;
     for (let d = 0; d < this.dim; d++) point[d] = this.vectors[base + d] as number;
     graph.addPoint(point, id);
   }
@@ -576,7 +736,8 @@ export class PatternStore {
   }
 
   private eligible(id: number, maxPatternTs: number): boolean {
-    return (this.tsArr[id] as number) <= maxPatternTs && !Number.isNaN(this.outcomeArr[id] as number);
+    const i = id - this.base;
+    return (this.tsArr[i] as number) <= maxPatternTs && !Number.isNaN(this.outcomeArr[i] as number);
   }
 
   private scanExact(query: ArrayLike<number>, from: number, to: number, maxPatternTs: number, best: TopK): void {
@@ -584,7 +745,7 @@ export class PatternStore {
     const v = this.vectors;
     for (let id = from; id < to; id++) {
       if (!this.eligible(id, maxPatternTs)) continue;
-      const base = id * dim;
+      const base = (id - this.base) * dim;
       let dist = 0;
       for (let d = 0; d < dim; d++) {
         const diff = (v[base + d] as number) - (query[d] as number);
@@ -619,6 +780,18 @@ class SymbolKeys {
       if (lo < n && this.ts[lo] === ts) return this.ids[lo] as number;
     }
     return this.overflow?.get(ts) ?? -1;
+  }
+
+  /** Forgets every entry whose id is below `id` (ids grow with insertion, as does the sorted part). */
+  dropBelow(id: number): void {
+    let k = 0;
+    while (k < this.n && (this.ids[k] as number) < id) k++;
+    if (k > 0) {
+      this.ts.copyWithin(0, k, this.n);
+      this.ids.copyWithin(0, k, this.n);
+      this.n -= k;
+    }
+    if (this.overflow) for (const [ts, v] of this.overflow) if (v < id) this.overflow.delete(ts);
   }
 
   /** Records a ts known to be absent. */
@@ -681,30 +854,6 @@ function grow<T extends TypedArray>(arr: T, length: number): T {
   const next = new (arr.constructor as new (n: number) => T)(length);
   next.set(arr as never);
   return next;
-}
-
-function bytes(arr: TypedArray): Uint8Array {
-  return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
-}
-
-async function readTyped<T extends TypedArray>(
-  path: string,
-  ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number },
-  length: number,
-): Promise<T> {
-  const buf = await readFile(path);
-  if (buf.byteLength < length * ctor.BYTES_PER_ELEMENT) throw new RangeError(`${path} is truncated`);
-  // Copy into an aligned buffer of our own (a Node Buffer may sit at any offset of a shared pool).
-  const own = new ArrayBuffer(length * ctor.BYTES_PER_ELEMENT);
-  new Uint8Array(own).set(buf.subarray(0, own.byteLength));
-  return new ctor(own, 0, length);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 function sliceOf<T>(arr: ArrayLike<T>, from: number, to: number): ArrayLike<T> {

@@ -11,6 +11,7 @@ import {
   resampleTo30m,
   type StrategicOutput,
 } from '../../../src/strategic';
+import { PatternStoreFiles } from '../../../src/state/pattern-store-files';
 
 const HALF_HOUR = 1_800_000;
 
@@ -92,11 +93,12 @@ describe('StrategicAnalyzer', () => {
     const whole = run(new StrategicAnalyzer({ store: smallStore() }), bars);
 
     const split = 331;
-    const first = new StrategicAnalyzer({ store: smallStore() });
+    const files = await PatternStoreFiles.open({ dir, store: { dim: EMBEDDING_DIM, segmentCapacity: 256, initialCapacity: 64 } });
+    const first = new StrategicAnalyzer({ store: files.store });
     const before = run(first, bars.slice(0, split));
-    await first.store.save(dir);
+    await files.sync();
     const states = first.symbolNames.map((s) => JSON.parse(JSON.stringify(first.toJSON(s))));
-    const resumed = StrategicAnalyzer.fromJSON(states, { store: await PatternStore.load(dir) });
+    const resumed = StrategicAnalyzer.fromJSON(states, { store: (await PatternStoreFiles.open({ dir })).store });
     const after = run(resumed, bars.slice(split));
 
     expect(before.concat(after)).toEqual(whole);

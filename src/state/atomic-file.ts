@@ -1,0 +1,67 @@
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/**
+ * Flushes a directory's entries (a created, renamed or removed name) to disk. Without it, a file
+ * that was fsynced and renamed can still be missing after a power cut.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Flushes a file's contents to disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Writes `path` so that readers and a crash see either the old contents or the new ones, whole:
+ * write a temporary file beside it, fsync it, rename it over `path`, fsync the directory.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/**
+ * {@link writeFileAtomic} for a file another function writes (`write(tmpPath)`), such as an HNSW
+ * index: `write` fills the temporary file, which is then fsynced and renamed over `path`.
+ */
+export async function writeAtomicWith(
+  path: string,
+  write: (tmpPath: string) => Promise<unknown>,
+): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await write(tmp);
+    await fsyncFile(tmp);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+}
