@@ -115,6 +115,7 @@ export class Supervisor {
     child.startedAt = Date.now();
     child.consuming = false;
     child.reason = `${child.role} is starting`;
+    child.details = {}; // what the previous process reported (a lost state, say) is no longer known
     proc.on('message', (message: WorkerToSupervisor) => {
       if (message.type === 'status') {
         child.consuming = message.consuming;
