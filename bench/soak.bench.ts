@@ -20,7 +20,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as amqp from 'amqplib';
@@ -37,7 +45,9 @@ function envInt(name: string, fallback: number, min: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) {
-    process.stderr.write(`${name}=${JSON.stringify(raw)}: must be an integer >= ${min}; fix ${name}\n`);
+    process.stderr.write(
+      `${name}=${JSON.stringify(raw)}: must be an integer >= ${min}; fix ${name}\n`,
+    );
     process.exit(2);
   }
   return n;
@@ -97,7 +107,11 @@ function keyPattern(key: string, prefix: string, symbols: ReadonlySet<string>): 
     .join(':');
 }
 
-async function scanPrefix(redis: Redis, prefix: string, symbols: ReadonlySet<string>): Promise<{ keys: number; patterns: Record<string, { keys: number; bytes: number }> }> {
+async function scanPrefix(
+  redis: Redis,
+  prefix: string,
+  symbols: ReadonlySet<string>,
+): Promise<{ keys: number; patterns: Record<string, { keys: number; bytes: number }> }> {
   const patterns: Record<string, { keys: number; bytes: number }> = {};
   let keys = 0;
   let cursor = '0';
@@ -136,7 +150,12 @@ function slope(points: [number, number][]): number | null {
 }
 
 function makeBars(): Bar[] {
-  const markets = Array.from({ length: SYMBOLS }, (_, i) => generateSyntheticMarket({ seed: 9000 + i, symbol: `SOAK${i}`, bars: DAYS * BARS_PER_DAY }).bars);
+  const markets = Array.from(
+    { length: SYMBOLS },
+    (_, i) =>
+      generateSyntheticMarket({ seed: 9000 + i, symbol: `SOAK${i}`, bars: DAYS * BARS_PER_DAY })
+        .bars,
+  );
   return markets.flat().sort((a, b) => a.ts - b.ts || a.symbol.localeCompare(b.symbol));
 }
 
@@ -147,7 +166,9 @@ async function main(): Promise<void> {
   const base = new URL(process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
   const user = decodeURIComponent(base.username || 'guest');
   execFileSync('rabbitmqctl', ['add_vhost', vhost], { stdio: 'ignore' });
-  execFileSync('rabbitmqctl', ['set_permissions', '-p', vhost, user, '.*', '.*', '.*'], { stdio: 'ignore' });
+  execFileSync('rabbitmqctl', ['set_permissions', '-p', vhost, user, '.*', '.*', '.*'], {
+    stdio: 'ignore',
+  });
   base.pathname = `/${vhost}`;
   const prefix = `soak:${randomUUID().slice(0, 6)}:`;
   const dataDir = mkdtempSync(join(tmpdir(), 'soak-data-'));
@@ -173,11 +194,16 @@ async function main(): Promise<void> {
 
   const takeSample = async (): Promise<Sample> => {
     const rss: Record<string, number> = {};
-    for (const [role, pid] of Object.entries(supervisor.pids())) rss[role] = Math.round(rssMb(pid) * 10) / 10;
-    const [info, scanned] = await Promise.all([redis.info('memory'), scanPrefix(redis, prefix, symbols)]);
+    for (const [role, pid] of Object.entries(supervisor.pids()))
+      rss[role] = Math.round(rssMb(pid) * 10) / 10;
+    const [info, scanned] = await Promise.all([
+      redis.info('memory'),
+      scanPrefix(redis, prefix, symbols),
+    ]);
     const diskEntriesMb: Record<string, number> = {};
     // Temporary files of atomic writes come and go; they count in the total only.
-    for (const entry of readdirSync(dataDir).filter((e) => !e.endsWith('.tmp'))) diskEntriesMb[entry] = diskBytes(join(dataDir, entry)) / 1024 / 1024;
+    for (const entry of readdirSync(dataDir).filter((e) => !e.endsWith('.tmp')))
+      diskEntriesMb[entry] = diskBytes(join(dataDir, entry)) / 1024 / 1024;
     const s: Sample = {
       elapsedS: Math.round((performance.now() - started) / 100) / 10,
       day: results / SYMBOLS / BARS_PER_DAY,
@@ -191,7 +217,9 @@ async function main(): Promise<void> {
       diskEntriesMb,
     };
     samples.push(s);
-    const rssText = Object.entries(s.rssMb).map(([r, v]) => `${r} ${v.toFixed(0)}`).join(' ');
+    const rssText = Object.entries(s.rssMb)
+      .map(([r, v]) => `${r} ${v.toFixed(0)}`)
+      .join(' ');
     process.stdout.write(
       `${s.elapsedS.toFixed(0).padStart(6)}s  day ${s.day.toFixed(2).padStart(5)}  results ${String(s.results).padStart(7)}  rss MB [${rssText}]  redis ${s.redisUsedMb.toFixed(1)} MB ${s.redisKeys} keys  disk ${s.diskMb.toFixed(1)} MB\n`,
     );
@@ -205,7 +233,9 @@ async function main(): Promise<void> {
       if (res?.status === 200) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    process.stdout.write(`soak: ${bars.length} bars = ${DAYS} days x ${SYMBOLS} symbols, training ${config.training ? 'on' : 'off'}, in flight <= ${IN_FLIGHT}, vhost ${vhost}, prefix ${prefix}, data ${dataDir}\n`);
+    process.stdout.write(
+      `soak: ${bars.length} bars = ${DAYS} days x ${SYMBOLS} symbols, training ${config.training ? 'on' : 'off'}, in flight <= ${IN_FLIGHT}, vhost ${vhost}, prefix ${prefix}, data ${dataDir}\n`,
+    );
     pub = await amqp.connect(config.amqpUrl, { noDelay: true });
     sub = await amqp.connect(config.amqpUrl, { noDelay: true });
     const pch = await pub.createConfirmChannel();
@@ -234,11 +264,16 @@ async function main(): Promise<void> {
     await takeSample();
     for (const bar of bars) {
       while (published - results >= IN_FLIGHT) await new Promise<void>((r) => (wake = r));
-      pch.publish(EXCHANGE_BARS, routingKeys.bar('5m', bar.symbol), Buffer.from(JSON.stringify(bar)), {
-        persistent: true,
-        contentType: 'application/json',
-        messageId: `${bar.symbol}:5m:${bar.ts}`,
-      });
+      pch.publish(
+        EXCHANGE_BARS,
+        routingKeys.bar('5m', bar.symbol),
+        Buffer.from(JSON.stringify(bar)),
+        {
+          persistent: true,
+          contentType: 'application/json',
+          messageId: `${bar.symbol}:5m:${bar.ts}`,
+        },
+      );
       published++;
       if (published % 500 === 0) await pch.waitForConfirms();
     }
@@ -258,13 +293,15 @@ async function main(): Promise<void> {
 
   // Growth after warm-up: least-squares slope per day of bars, for every series.
   const after = samples.filter((s) => s.day >= WARMUP_DAYS);
-  const perDay = (get: (s: Sample) => number): number | null => slope(after.map((s) => [s.day, get(s)]));
+  const perDay = (get: (s: Sample) => number): number | null =>
+    slope(after.map((s) => [s.day, get(s)]));
   const roles = [...new Set(samples.flatMap((s) => Object.keys(s.rssMb)))];
   const patterns = [...new Set(samples.flatMap((s) => Object.keys(s.keyPatterns)))].sort();
   const entries = [...new Set(samples.flatMap((s) => Object.keys(s.diskEntriesMb)))].sort();
   const first = after[0];
   const last = samples[samples.length - 1]!;
-  const round = (x: number | null, digits = 3): number | null => (x === null ? null : Math.round(x * 10 ** digits) / 10 ** digits);
+  const round = (x: number | null, digits = 3): number | null =>
+    x === null ? null : Math.round(x * 10 ** digits) / 10 ** digits;
   const summary = {
     bench: 'soak',
     days: DAYS,
@@ -275,23 +312,89 @@ async function main(): Promise<void> {
     barsPerS: Math.round(bars.length / last.elapsedS),
     warmupDays: WARMUP_DAYS,
     samples: samples.length,
-    rssMb: Object.fromEntries(roles.map((r) => [r, { atWarmup: first?.rssMb[r] ?? null, end: last.rssMb[r] ?? null, max: Math.max(...samples.map((s) => s.rssMb[r] ?? 0)), perDay: round(perDay((s) => s.rssMb[r] ?? 0)) }])),
-    redisUsedMb: { atWarmup: round(first?.redisUsedMb ?? null), end: round(last.redisUsedMb), perDay: round(perDay((s) => s.redisUsedMb)) },
-    redisKeys: { atWarmup: first?.redisKeys ?? null, end: last.redisKeys, perDay: round(perDay((s) => s.redisKeys)) },
-    keyPatterns: Object.fromEntries(
-      patterns.map((p) => [p, { keysEnd: last.keyPatterns[p]?.keys ?? 0, kbEnd: round((last.keyPatterns[p]?.bytes ?? 0) / 1024, 1), kbPerDay: round(perDay((s) => (s.keyPatterns[p]?.bytes ?? 0) / 1024), 2), keysPerDay: round(perDay((s) => s.keyPatterns[p]?.keys ?? 0), 2) }]),
+    rssMb: Object.fromEntries(
+      roles.map((r) => [
+        r,
+        {
+          atWarmup: first?.rssMb[r] ?? null,
+          end: last.rssMb[r] ?? null,
+          max: Math.max(...samples.map((s) => s.rssMb[r] ?? 0)),
+          perDay: round(perDay((s) => s.rssMb[r] ?? 0)),
+        },
+      ]),
     ),
-    diskMb: { atWarmup: round(first?.diskMb ?? null), end: round(last.diskMb), perDay: round(perDay((s) => s.diskMb)) },
-    diskEntriesMb: Object.fromEntries(entries.map((e) => [e, { end: round(last.diskEntriesMb[e] ?? 0), perDay: round(perDay((s) => s.diskEntriesMb[e] ?? 0)) }])),
+    redisUsedMb: {
+      atWarmup: round(first?.redisUsedMb ?? null),
+      end: round(last.redisUsedMb),
+      perDay: round(perDay((s) => s.redisUsedMb)),
+    },
+    redisKeys: {
+      atWarmup: first?.redisKeys ?? null,
+      end: last.redisKeys,
+      perDay: round(perDay((s) => s.redisKeys)),
+    },
+    keyPatterns: Object.fromEntries(
+      patterns.map((p) => [
+        p,
+        {
+          keysEnd: last.keyPatterns[p]?.keys ?? 0,
+          kbEnd: round((last.keyPatterns[p]?.bytes ?? 0) / 1024, 1),
+          kbPerDay: round(
+            perDay((s) => (s.keyPatterns[p]?.bytes ?? 0) / 1024),
+            2,
+          ),
+          keysPerDay: round(
+            perDay((s) => s.keyPatterns[p]?.keys ?? 0),
+            2,
+          ),
+        },
+      ]),
+    ),
+    diskMb: {
+      atWarmup: round(first?.diskMb ?? null),
+      end: round(last.diskMb),
+      perDay: round(perDay((s) => s.diskMb)),
+    },
+    diskEntriesMb: Object.fromEntries(
+      entries.map((e) => [
+        e,
+        {
+          end: round(last.diskEntriesMb[e] ?? 0),
+          perDay: round(perDay((s) => s.diskEntriesMb[e] ?? 0)),
+        },
+      ]),
+    ),
   };
 
   mkdirSync(OUT_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const base2 = join(OUT_DIR, `soak-${stamp}`);
   writeFileSync(`${base2}.json`, `${JSON.stringify({ summary, samples }, null, 1)}\n`);
-  const columns = ['elapsed_s', 'day', 'published', 'results', ...roles.map((r) => `rss_mb_${r}`), 'redis_used_mb', 'redis_keys', ...patterns.map((p) => `kb_${p}`), 'disk_mb', ...entries.map((e) => `disk_mb_${e}`)];
+  const columns = [
+    'elapsed_s',
+    'day',
+    'published',
+    'results',
+    ...roles.map((r) => `rss_mb_${r}`),
+    'redis_used_mb',
+    'redis_keys',
+    ...patterns.map((p) => `kb_${p}`),
+    'disk_mb',
+    ...entries.map((e) => `disk_mb_${e}`),
+  ];
   const rows = samples.map((s) =>
-    [s.elapsedS, s.day.toFixed(3), s.published, s.results, ...roles.map((r) => s.rssMb[r] ?? ''), s.redisUsedMb.toFixed(3), s.redisKeys, ...patterns.map((p) => ((s.keyPatterns[p]?.bytes ?? 0) / 1024).toFixed(1)), s.diskMb.toFixed(3), ...entries.map((e) => (s.diskEntriesMb[e] ?? 0).toFixed(3))].join(','),
+    [
+      s.elapsedS,
+      s.day.toFixed(3),
+      s.published,
+      s.results,
+      ...roles.map((r) => s.rssMb[r] ?? ''),
+      s.redisUsedMb.toFixed(3),
+      s.redisKeys,
+      ...patterns.map((p) => ((s.keyPatterns[p]?.bytes ?? 0) / 1024).toFixed(1)),
+      s.diskMb.toFixed(3),
+      ...entries.map((e) => (s.diskEntriesMb[e] ?? 0).toFixed(3)),
+    ].join(','),
   );
   writeFileSync(`${base2}.csv`, `${columns.join(',')}\n${rows.join('\n')}\n`);
   process.stdout.write(`samples written to ${base2}.json and ${base2}.csv\n`);
@@ -310,6 +413,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -46,19 +46,34 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   }
   const [sub, ...rest] = positionals;
   if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
-  if (sub !== 'check' && sub !== 'accept-loss') throw new CliUsageError(`pipeline state needs check or accept-loss, got ${JSON.stringify(sub ?? '')}`);
-  if (sub === 'accept-loss' && !values.yes) throw new CliUsageError('accept-loss deletes the state of every symbol; add --yes to do it');
+  if (sub !== 'check' && sub !== 'accept-loss')
+    throw new CliUsageError(
+      `pipeline state needs check or accept-loss, got ${JSON.stringify(sub ?? '')}`,
+    );
+  if (sub === 'accept-loss' && !values.yes)
+    throw new CliUsageError('accept-loss deletes the state of every symbol; add --yes to do it');
   const { config } = ctx;
-  ctx.err.write(`pipeline state: ${describeRedisTarget(config.redisUrl)}, prefix ${config.redisPrefix}, data dir ${config.dataDir}\n`);
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectionName: 'pipeline-cli-state' });
+  ctx.err.write(
+    `pipeline state: ${describeRedisTarget(config.redisUrl)}, prefix ${config.redisPrefix}, data dir ${config.dataDir}\n`,
+  );
+  const redis = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectionName: 'pipeline-cli-state',
+  });
   redis.on('error', () => undefined); // surfaced through the failing command instead
   try {
     await redis.connect();
-    const store = new StateEpochStore(redis, { prefix: config.redisPrefix, dataDir: config.dataDir });
+    const store = new StateEpochStore(redis, {
+      prefix: config.redisPrefix,
+      dataDir: config.dataDir,
+    });
     if (sub === 'accept-loss') {
       const before = await store.verify(false);
       if (before.kind === 'intact' && before.how !== 'created' && !values.force) {
-        ctx.err.write(`the state epoch ${before.epoch} is intact: nothing to accept; add --force to delete the state of every symbol anyway\n`);
+        ctx.err.write(
+          `the state epoch ${before.epoch} is intact: nothing to accept; add --force to delete the state of every symbol anyway\n`,
+        );
         return ExitCode.Failure;
       }
       const { epoch, deletedKeys, replaced } = await store.acceptLoss();
@@ -71,9 +86,13 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const { record, seq } = await store.readRedis();
     const durable = store.readDurableEpoch();
     if (values.json) {
-      ctx.out.write(`${JSON.stringify({ status: status.kind, ...status, redis: record, redisSeq: seq, durable, epochFile: store.epochFile })}\n`);
+      ctx.out.write(
+        `${JSON.stringify({ status: status.kind, ...status, redis: record, redisSeq: seq, durable, epochFile: store.epochFile })}\n`,
+      );
     } else if (status.kind === 'lost') {
-      ctx.out.write(`LOST (${status.cause}): ${status.message}\nfix: restore Redis from its persistence files, or run "pipeline state accept-loss --yes" (every symbol starts over)\n`);
+      ctx.out.write(
+        `LOST (${status.cause}): ${status.message}\nfix: restore Redis from its persistence files, or run "pipeline state accept-loss --yes" (every symbol starts over)\n`,
+      );
     } else {
       ctx.out.write(
         durable === null && record === null

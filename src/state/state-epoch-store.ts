@@ -14,7 +14,16 @@
  * Writes to the files are atomic (temporary file, fsync, rename, fsync of the directory).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type Redis from 'ioredis';
 
@@ -85,7 +94,8 @@ export class StateEpochStore {
     this.seqKey = `${options.prefix}epoch:seq`;
     this.epochFile = join(options.dataDir, EPOCH_FILE);
     const name = options.name ?? null;
-    if (name !== null && !/^[A-Za-z0-9_.-]+$/.test(name)) throw new RangeError(`bad state-seq name ${JSON.stringify(name)}`);
+    if (name !== null && !/^[A-Za-z0-9_.-]+$/.test(name))
+      throw new RangeError(`bad state-seq name ${JSON.stringify(name)}`);
     this.seqFile = name === null ? null : join(options.dataDir, `state-seq.${name}`);
   }
 
@@ -94,14 +104,21 @@ export class StateEpochStore {
     const raw = readOptional(this.epochFile);
     if (raw === null) return null;
     const parsed = JSON.parse(raw) as { epoch?: unknown };
-    if (typeof parsed.epoch !== 'string' || parsed.epoch === '') throw new Error(`${this.epochFile} holds no epoch; delete it only if Redis is intact`);
+    if (typeof parsed.epoch !== 'string' || parsed.epoch === '')
+      throw new Error(`${this.epochFile} holds no epoch; delete it only if Redis is intact`);
     return parsed.epoch;
   }
 
   /** What Redis holds under `<prefix>epoch` and `<prefix>epoch:seq`. */
   async readRedis(): Promise<{ record: EpochRecord | null; seq: number }> {
     const [rawRecord, rawSeq] = await this.redis.mget(this.epochKey, this.seqKey);
-    return { record: rawRecord === null || rawRecord === undefined ? null : (JSON.parse(rawRecord) as EpochRecord), seq: Number(rawSeq ?? 0) };
+    return {
+      record:
+        rawRecord === null || rawRecord === undefined
+          ? null
+          : (JSON.parse(rawRecord) as EpochRecord),
+      seq: Number(rawSeq ?? 0),
+    };
   }
 
   /**
@@ -121,28 +138,49 @@ export class StateEpochStore {
       }
       let how: 'created' | 'adopted' = 'adopted';
       if (record === null) {
-        const fresh: EpochRecord = { id: newEpochId(), createdAt: new Date().toISOString(), accepted: [] };
+        const fresh: EpochRecord = {
+          id: newEpochId(),
+          createdAt: new Date().toISOString(),
+          accepted: [],
+        };
         // NX: workers starting together agree on the first one written.
-        if ((await this.redis.set(this.epochKey, JSON.stringify(fresh), 'NX')) === 'OK') how = 'created';
+        if ((await this.redis.set(this.epochKey, JSON.stringify(fresh), 'NX')) === 'OK')
+          how = 'created';
         ({ record, seq } = await this.readRedis());
-        if (record === null) throw new Error(`${this.epochKey} vanished while it was being created`);
+        if (record === null)
+          throw new Error(`${this.epochKey} vanished while it was being created`);
       }
       this.writeDurableEpoch(record.id);
       return { kind: 'intact', epoch: record.id, seq, how };
     }
     if (record === null) {
-      return lost('missing', durable, null, `Redis holds no epoch under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: Redis lost the pipeline's state (restarted without persistence, flushed, or failed over to an empty replica)`);
+      return lost(
+        'missing',
+        durable,
+        null,
+        `Redis holds no epoch under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: Redis lost the pipeline's state (restarted without persistence, flushed, or failed over to an empty replica)`,
+      );
     }
     if (record.id !== durable) {
       if (record.accepted.includes(durable) || record.accepted.includes(ANY_LOST_EPOCH)) {
         if (write) this.writeDurableEpoch(record.id);
         return { kind: 'intact', epoch: record.id, seq, how: 'accepted' };
       }
-      return lost('different', durable, record.id, `Redis holds epoch ${record.id} under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: this Redis is not the one holding the pipeline's state (wrong REDIS_URL or PIPELINE_REDIS_PREFIX, or a Redis restored from another pipeline)`);
+      return lost(
+        'different',
+        durable,
+        record.id,
+        `Redis holds epoch ${record.id} under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: this Redis is not the one holding the pipeline's state (wrong REDIS_URL or PIPELINE_REDIS_PREFIX, or a Redis restored from another pipeline)`,
+      );
     }
     const recorded = this.readDurableSeq(durable);
     if (seq < recorded) {
-      return lost('older', durable, record.id, `Redis holds sequence ${seq} under ${this.seqKey} but ${this.seqFile ?? 'this worker'} recorded ${recorded}: Redis went back in time and lost writes it had acknowledged (a failover to a lagging replica, or a restore of an older snapshot)`);
+      return lost(
+        'older',
+        durable,
+        record.id,
+        `Redis holds sequence ${seq} under ${this.seqKey} but ${this.seqFile ?? 'this worker'} recorded ${recorded}: Redis went back in time and lost writes it had acknowledged (a failover to a lagging replica, or a restore of an older snapshot)`,
+      );
     }
     return { kind: 'intact', epoch: durable, seq, how: 'existing' };
   }
@@ -167,15 +205,31 @@ export class StateEpochStore {
     const durable = this.readDurableEpoch();
     // Redis holding no epoch at all: the lost one is unknown here (no data directory next to this
     // command, say), so every worker whose epoch Redis lost adopts the new one.
-    const replaced = [...new Set([...(record?.accepted ?? []), ...(record === null ? [ANY_LOST_EPOCH] : [record.id]), ...(durable === null ? [] : [durable])])];
+    const replaced = [
+      ...new Set([
+        ...(record?.accepted ?? []),
+        ...(record === null ? [ANY_LOST_EPOCH] : [record.id]),
+        ...(durable === null ? [] : [durable]),
+      ]),
+    ];
     let deletedKeys = 0;
     let cursor = '0';
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${escapeGlob(this.options.prefix)}*`, 'COUNT', 1000);
+      const [next, keys] = await this.redis.scan(
+        cursor,
+        'MATCH',
+        `${escapeGlob(this.options.prefix)}*`,
+        'COUNT',
+        1000,
+      );
       cursor = next;
       if (keys.length > 0) deletedKeys += await this.redis.unlink(...keys);
     } while (cursor !== '0');
-    const fresh: EpochRecord = { id: newEpochId(), createdAt: new Date().toISOString(), accepted: replaced };
+    const fresh: EpochRecord = {
+      id: newEpochId(),
+      createdAt: new Date().toISOString(),
+      accepted: replaced,
+    };
     await this.redis.set(this.epochKey, JSON.stringify(fresh));
     if (durable !== null) this.writeDurableEpoch(fresh.id);
     return { epoch: fresh.id, deletedKeys, replaced };
@@ -200,11 +254,19 @@ export class StateEpochStore {
   }
 
   private writeDurableEpoch(epoch: string): void {
-    writeAtomic(this.epochFile, `${JSON.stringify({ epoch, writtenAt: new Date().toISOString() })}\n`);
+    writeAtomic(
+      this.epochFile,
+      `${JSON.stringify({ epoch, writtenAt: new Date().toISOString() })}\n`,
+    );
   }
 }
 
-function lost(cause: 'missing' | 'different' | 'older', durableEpoch: string, redisEpoch: string | null, message: string): EpochStatus {
+function lost(
+  cause: 'missing' | 'different' | 'older',
+  durableEpoch: string,
+  redisEpoch: string | null,
+  message: string,
+): EpochStatus {
   return { kind: 'lost', cause, durableEpoch, redisEpoch, message };
 }
 

@@ -54,9 +54,17 @@ export class StateGuard {
 
   private async open(): Promise<StateEpochStore> {
     if (this.store !== null) return this.store;
-    this.redis = createRedis({ url: this.options.redisUrl, connectionName: `pipeline-state-guard-${this.options.name}`, log: this.log });
+    this.redis = createRedis({
+      url: this.options.redisUrl,
+      connectionName: `pipeline-state-guard-${this.options.name}`,
+      log: this.log,
+    });
     await this.redis.connect();
-    this.store = new StateEpochStore(this.redis, { prefix: this.options.prefix, dataDir: this.options.dataDir, name: this.options.name });
+    this.store = new StateEpochStore(this.redis, {
+      prefix: this.options.prefix,
+      dataDir: this.options.dataDir,
+      name: this.options.name,
+    });
     return this.store;
   }
 
@@ -68,7 +76,8 @@ export class StateGuard {
           const store = await this.open();
           const status = await store.verify(true);
           if (status.kind === 'intact') {
-            if (status.how !== 'existing') this.log.info({ epoch: status.epoch, how: status.how }, 'state epoch');
+            if (status.how !== 'existing')
+              this.log.info({ epoch: status.epoch, how: status.how }, 'state epoch');
             await store.advance(status.epoch);
           }
           return status;
@@ -94,7 +103,8 @@ export class StateGuard {
       const status = await this.check();
       if (status?.kind === 'intact') return true;
       if (status?.kind === 'lost') {
-        if (status.message !== reported) this.log.error({ cause: status.cause, fix: STATE_LOST_FIX }, status.message);
+        if (status.message !== reported)
+          this.log.error({ cause: status.cause, fix: STATE_LOST_FIX }, status.message);
         reported = status.message;
         onLost(details(status));
       }
@@ -110,7 +120,10 @@ export class StateGuard {
    * Checks every `checkIntervalMs` and whenever `workerRedis` (the worker's own client) is ready
    * again after a disconnect; calls `onLost` once, on the first loss found, and stops checking.
    */
-  watch(onLost: (details: StateLostDetails) => void, workerRedis?: { on(event: 'ready', listener: () => void): unknown }): void {
+  watch(
+    onLost: (details: StateLostDetails) => void,
+    workerRedis?: { on(event: 'ready', listener: () => void): unknown },
+  ): void {
     let fired = false;
     const run = (): void => {
       if (this.stopped || fired) return;
@@ -140,7 +153,13 @@ export class StateGuard {
 }
 
 function details(status: Extract<EpochStatus, { kind: 'lost' }>): StateLostDetails {
-  return { stateLost: true, affected: 'all symbols', cause: status.cause, message: status.message, fix: STATE_LOST_FIX };
+  return {
+    stateLost: true,
+    affected: 'all symbols',
+    cause: status.cause,
+    message: status.message,
+    fix: STATE_LOST_FIX,
+  };
 }
 
 /**

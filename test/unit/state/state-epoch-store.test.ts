@@ -41,7 +41,8 @@ class FakeRedis {
 describe('StateEpochStore', () => {
   let dir: string;
   let redis: FakeRedis;
-  const store = (name: string | null = 'tactical') => new StateEpochStore(redis as unknown as Redis, { prefix: 'p:', dataDir: dir, name });
+  const store = (name: string | null = 'tactical') =>
+    new StateEpochStore(redis as unknown as Redis, { prefix: 'p:', dataDir: dir, name });
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'epoch-'));
@@ -55,20 +56,32 @@ describe('StateEpochStore', () => {
     const epoch = (first as { epoch: string }).epoch;
     expect(JSON.parse(readFileSync(join(dir, 'state-epoch'), 'utf8'))).toMatchObject({ epoch });
     expect(JSON.parse(redis.data.get('p:epoch')!)).toMatchObject({ id: epoch, accepted: [] });
-    expect(await store('strategic').verify(true)).toMatchObject({ kind: 'intact', epoch, how: 'existing' });
+    expect(await store('strategic').verify(true)).toMatchObject({
+      kind: 'intact',
+      epoch,
+      how: 'existing',
+    });
   });
 
   it('reports a flushed Redis as lost (missing) and does not create a new epoch over it', async () => {
     await store().verify(true);
     redis.flushall();
-    expect(await store().verify(true)).toMatchObject({ kind: 'lost', cause: 'missing', redisEpoch: null });
+    expect(await store().verify(true)).toMatchObject({
+      kind: 'lost',
+      cause: 'missing',
+      redisEpoch: null,
+    });
     expect(redis.data.has('p:epoch')).toBe(false);
   });
 
   it('reports a Redis holding another epoch as lost (different)', async () => {
     await store().verify(true);
     redis.data.set('p:epoch', JSON.stringify({ id: 'other', createdAt: '', accepted: [] }));
-    expect(await store().verify(true)).toMatchObject({ kind: 'lost', cause: 'different', redisEpoch: 'other' });
+    expect(await store().verify(true)).toMatchObject({
+      kind: 'lost',
+      cause: 'different',
+      redisEpoch: 'other',
+    });
   });
 
   it('reports a Redis that went back in time (sequence below what a worker recorded) as lost (older)', async () => {
@@ -105,9 +118,17 @@ describe('StateEpochStore', () => {
     const s = store();
     await s.verify(true);
     redis.flushall();
-    const cli = new StateEpochStore(redis as unknown as Redis, { prefix: 'p:', dataDir: join(dir, 'none'), name: null });
+    const cli = new StateEpochStore(redis as unknown as Redis, {
+      prefix: 'p:',
+      dataDir: join(dir, 'none'),
+      name: null,
+    });
     const accepted = await cli.acceptLoss();
     expect(accepted.replaced).toEqual(['*']);
-    expect(await s.verify(true)).toMatchObject({ kind: 'intact', epoch: accepted.epoch, how: 'accepted' });
+    expect(await s.verify(true)).toMatchObject({
+      kind: 'intact',
+      epoch: accepted.epoch,
+      how: 'accepted',
+    });
   });
 });
