@@ -9,11 +9,13 @@ import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from 
 import { dlqCommand } from './dlq-command';
 import { publishCommand } from './publish-command';
 import { resultsCommand } from './results-command';
+import { stateCommand } from './state-command';
 
 const COMMANDS: Record<string, Command> = {
   publish: publishCommand,
   results: resultsCommand,
   dlq: dlqCommand,
+  state: stateCommand,
 };
 
 const USAGE = `Usage: pipeline <command> [options]
@@ -22,6 +24,7 @@ Commands:
   publish   publish bars from CSV files or a synthetic market, with confirms and a progress bar
   results   follow the integrated results (consumes them unless --peek) as JSON lines or a table
   dlq       list, replay or purge dead letters
+  state     check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)
 
 Run "pipeline <command> --help" for a command's options. The demo is "npm run demo".
 Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),

@@ -115,6 +115,7 @@ export class Supervisor {
     child.startedAt = Date.now();
     child.consuming = false;
     child.reason = `${child.role} is starting`;
+    child.details = {}; // what the previous process reported (a lost state, say) is no longer known
     proc.on('message', (message: WorkerToSupervisor) => {
       if (message.type === 'status') {
         child.consuming = message.consuming;
@@ -171,7 +172,10 @@ export class Supervisor {
     }
     if (this.stopping) reasons.push('supervisor is stopping');
     const ok = reasons.length === 0 && this.children.size > 0;
-    return { ok, body: ok ? { workers } : { workers, reasons } };
+    // Redis lost the state (docs/redis-loss.md): say which workers hold back, what is affected, the fix.
+    const lost = [...this.children.values()].filter((c) => !c.consuming && c.details.stateLost === true);
+    const stateLost = lost.length === 0 ? {} : { state_lost: { roles: lost.map((c) => c.role), affected: lost[0]!.details.affected, fix: lost[0]!.details.fix } };
+    return { ok, body: ok ? { workers } : { workers, reasons, ...stateLost } };
   }
 
   private async collectMetrics(): Promise<{ contentType: string; text: string }> {

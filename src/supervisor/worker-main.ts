@@ -15,6 +15,7 @@ import { EXIT_STARTUP } from '../errors';
 import { exitOnStartError, preflight } from './startup';
 import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 import { Worker } from './worker';
+import { EXIT_STATE_RECOVERED, StateGuard, type StateLostDetails } from './state-guard';
 
 async function main(): Promise<void> {
   const role = process.argv[2] as WorkerRole;
@@ -102,10 +103,25 @@ async function main(): Promise<void> {
   }
 
   await preflight(config, `pipeline-${role}-preflight`);
+  // Redis loss (docs/redis-loss.md): consume nothing while the state epoch is lost; stop at once if it
+  // is lost while running, and restart (exit for the supervisor) once it is intact again.
+  let lost: StateLostDetails | null = null;
+  const onLost = (d: StateLostDetails): void => {
+    lost = d;
+    send({ type: 'status', consuming: false, reason: `${role}: redis state lost (${d.affected}): ${d.message}; fix: ${d.fix}`, details: { ...d } });
+  };
+  const guard = role === 'trainer' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: role });
+  if (guard !== null && !(await guard.waitUntilIntact(onLost))) return;
+  lost = null;
   profile = await startCpuProfile(role);
   await worker.start();
+  guard?.watch((d) => {
+    onLost(d);
+    void worker.stop().then(async () => (await guard.waitUntilIntact(onLost)) && exit(EXIT_STATE_RECOVERED));
+  });
   let last = '';
   const report = (): void => {
+    if (lost !== null) return onLost(lost);
     if (stopping) return;
     const consuming = worker.consuming;
     const status: WorkerToSupervisor = {
