@@ -106,6 +106,22 @@ export const EnvSchema = z.object({
   PIPELINE_WORKER_HEAP_MB: int('PIPELINE_WORKER_HEAP_MB', 64, 65536).default(256),
   /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
+  /**
+   * Tactical and strategic shards: N workers of each, queues `tactical_processing.<k>` and
+   * `strategic_processing.<k>`, routed by symbol. Above 1 the broker needs the plugin
+   * `rabbitmq_consistent_hash_exchange`. @defaultValue 1
+   */
+  PIPELINE_SHARDS: int('PIPELINE_SHARDS', 1, 256).default(1),
+  /**
+   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. The supervisor sets
+   * it for each worker it starts; set it yourself to run one worker per container. @defaultValue 0
+   */
+  PIPELINE_SHARD_INDEX: int('PIPELINE_SHARD_INDEX', 0, 255).default(0),
+  /**
+   * Deaths of a worker while processing one message after which that message is dead-lettered
+   * unprocessed (a poison message), keep below PIPELINE_MAX_RESTARTS_PER_MINUTE. @defaultValue 3
+   */
+  PIPELINE_CRASH_ATTEMPTS: int('PIPELINE_CRASH_ATTEMPTS', 1, 100).default(3),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -133,6 +149,9 @@ export interface PipelineConfig {
   readonly maxRestartsPerMinute: number;
   readonly faultFile: string | null;
   readonly workerHeapMb: number;
+  readonly shards: number;
+  readonly shardIndex: number;
+  readonly crashAttempts: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -159,6 +178,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       const key = String(issue.path[0] ?? '?');
       problems.push(`${key}=${JSON.stringify(picked[key])}: ${issue.message}`);
     }
+  }
+  if (parsed.success && parsed.data.PIPELINE_SHARD_INDEX >= parsed.data.PIPELINE_SHARDS) {
+    problems.push(
+      `PIPELINE_SHARD_INDEX=${parsed.data.PIPELINE_SHARD_INDEX}: must be below PIPELINE_SHARDS (${parsed.data.PIPELINE_SHARDS}); shards are numbered from 0`,
+    );
   }
   if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -188,6 +212,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     maxRestartsPerMinute: e.PIPELINE_MAX_RESTARTS_PER_MINUTE,
     faultFile: e.PIPELINE_FAULT_FILE === '' ? null : e.PIPELINE_FAULT_FILE,
     workerHeapMb: e.PIPELINE_WORKER_HEAP_MB,
+    shards: e.PIPELINE_SHARDS,
+    shardIndex: e.PIPELINE_SHARD_INDEX,
+    crashAttempts: e.PIPELINE_CRASH_ATTEMPTS,
   });
 }
 

@@ -136,6 +136,7 @@ export class TimeKeyedBufferFlow<T> {
    */
   async lookupItem(symbol: string, requiredCloseTs: number | null): Promise<TimedLookup<T>> {
     if (requiredCloseTs === null) return { item: null, stale: false };
+    if (this.closed) throw new ContextBufferClosedError();
     const entry = this.entry(symbol);
     await this.ensureLoaded(symbol, entry);
     this.trim(symbol, entry, requiredCloseTs);

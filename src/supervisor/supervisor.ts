@@ -6,12 +6,12 @@ type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 import type { PipelineConfig } from '../config/config';
 import { componentLogger, type Logger } from '../observability/logger';
 import { HealthServer } from './health-server';
-import type { SupervisorToWorker, WorkerRole, WorkerToSupervisor } from './ipc';
+import { isShardedRole, workerName, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 
 /** Options of {@link Supervisor}. */
 export interface SupervisorOptions {
   config: PipelineConfig;
-  /** Roles to run, one process each. */
+  /** Roles to run: one process each, `PIPELINE_SHARDS` processes of each sharded role. */
   roles: readonly WorkerRole[];
   /** Environment of the workers. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
@@ -23,6 +23,9 @@ export interface SupervisorOptions {
 
 interface Child {
   role: WorkerRole;
+  /** `role`, or `role.<shard>` for shards above 0. */
+  name: string;
+  shard: number;
   process: ChildProcess | null;
   consuming: boolean;
   reason: string;
@@ -40,7 +43,7 @@ interface Child {
  */
 export class Supervisor {
   private readonly log: Logger = componentLogger('supervisor');
-  private readonly children = new Map<WorkerRole, Child>();
+  private readonly children = new Map<string, Child>();
   private readonly health: HealthServer;
   private readonly ownRegistry = new Registry();
   private readonly restartsTotal: Counter;
@@ -69,27 +72,33 @@ export class Supervisor {
     return this.health.boundPort;
   }
 
-  /** Process ids of the running workers, by role. */
-  pids(): Partial<Record<WorkerRole, number>> {
-    const out: Partial<Record<WorkerRole, number>> = {};
-    for (const [role, child] of this.children) if (child.process?.pid !== undefined) out[role] = child.process.pid;
+  /** Process ids of the running workers, by worker name (the role; `<role>.<shard>` for shards above 0). */
+  pids(): Partial<Record<WorkerRole, number>> & Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, child] of this.children) if (child.process?.pid !== undefined) out[name] = child.process.pid;
     return out;
   }
 
   async start(): Promise<void> {
     await this.health.start();
-    for (const role of this.options.roles) {
+    const slots = this.options.roles.flatMap((role) =>
+      Array.from({ length: isShardedRole(role) ? this.options.config.shards : 1 }, (_, shard) => ({ role, shard })),
+    );
+    for (const { role, shard } of slots) {
+      const name = workerName(role, shard);
       const child: Child = {
         role,
+        name,
+        shard,
         process: null,
         consuming: false,
-        reason: `${role} is starting`,
+        reason: `${name} is starting`,
         restarts: [],
         consecutiveCrashes: 0,
         startedAt: 0,
         details: {},
       };
-      this.children.set(role, child);
+      this.children.set(name, child);
       this.spawn(child);
     }
     this.log.info({ roles: this.options.roles, healthPort: this.health.boundPort }, 'supervisor started');
@@ -99,14 +108,14 @@ export class Supervisor {
     const isTs = __filename.endsWith('.ts');
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
-      env: this.options.env ?? process.env,
+      env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard) },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.process = proc;
     child.startedAt = Date.now();
     child.consuming = false;
-    child.reason = `${child.role} is starting`;
+    child.reason = `${child.name} is starting`;
     proc.on('message', (message: WorkerToSupervisor) => {
       if (message.type === 'status') {
         child.consuming = message.consuming;
@@ -125,7 +134,7 @@ export class Supervisor {
       child.process = null;
       child.consuming = false;
       if (this.stopping) return;
-      child.reason = `${child.role} exited (code ${code}, signal ${signal}); restarting`;
+      child.reason = `${child.name} exited (code ${code}, signal ${signal}); restarting`;
       const now = Date.now();
       child.restarts = child.restarts.filter((t) => now - t < 60_000);
       child.restarts.push(now);
@@ -134,7 +143,7 @@ export class Supervisor {
           { role: child.role, restartsInLastMinute: child.restarts.length },
           'worker is crash-looping; giving up',
         );
-        child.reason = `${child.role} crash-looped and was given up`;
+        child.reason = `${child.name} crash-looped and was given up`;
         this.onGiveUp(child.role);
         return;
       }

@@ -1,23 +1,17 @@
-import { Bar5mSchema } from '../../schemas/bar.schema';
-import { FeedbackSchema, type Feedback } from '../../schemas/feedback.schema';
+import { setPriority } from 'node:os';
+import { join } from 'node:path';
+import type { Feedback } from '../../schemas/feedback.schema';
 import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
 import { BrokerConnection } from '../broker/broker-connection';
 import type { BaseConsumer } from '../broker/base-consumer';
 import { Publisher } from '../broker/publisher';
-import { join } from 'node:path';
-import {
-  QUEUE_CONTEXT,
-  QUEUE_EXPERIENCE,
-  QUEUE_FEEDBACK,
-  QUEUE_RESAMPLER,
-  QUEUE_STRATEGIC,
-  QUEUE_TACTICAL,
-} from '../broker/topology';
+import { QUEUE_EXPERIENCE, shardQueue } from '../broker/topology';
 import type { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
+import { ExperienceBatcher } from '../consumers/experience-batcher';
 import { createGuard } from '../flows/breakers';
-import { ResamplerConsumer, type ResamplerState } from '../consumers/resampler-consumer';
+import { FaultInjector } from '../flows/fault-injection';
 import { StrategicConsumer } from '../consumers/strategic-consumer';
 import { TacticalConsumer } from '../consumers/tactical-consumer';
 import { ContextBufferFlow, TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
@@ -26,8 +20,11 @@ import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
 import { componentLogger, type Logger } from '../observability/logger';
 import { createRedis, type Redis } from '../state/redis-client';
 import { SymbolStateStore } from '../state/symbol-state-store';
-import type { WorkerRole } from './ipc';
+import { workerName, type WorkerRole } from './ipc';
 import { buildStages, INITIAL_POLICY_SEED } from './stages';
+
+/** Nice value of the trainer: the live path always goes first on a busy machine. */
+const TRAINER_NICE = 19;
 
 /**
  * One worker process's components for a role, with start/stop in the order of STYLE.md:
@@ -52,7 +49,7 @@ export class Worker {
     private readonly role: WorkerRole,
     private readonly config: PipelineConfig,
   ) {
-    this.log = componentLogger(`worker.${role}`);
+    this.log = componentLogger(`worker.${workerName(role, config.shardIndex)}`);
   }
 
   /** True when every consumer of the worker is consuming. */
@@ -67,25 +64,28 @@ export class Worker {
 
   async start(): Promise<void> {
     const { config, role } = this;
-    this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${role}`, log: this.log });
+    const shard = config.shardIndex;
+    const name = workerName(role, shard);
+    this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${name}`, log: this.log });
     await this.redis.connect();
     const connection = new BrokerConnection({
       url: config.amqpUrl,
-      connectionName: `pipeline-${role}-${process.pid}`,
+      connectionName: `pipeline-${name}-${process.pid}`,
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
-      log: componentLogger('broker', role),
+      shards: config.shards,
+      log: componentLogger('broker', name),
     });
     connection.onFatal = (err) => this.onFatal(err);
     this.connection = connection;
     // One breaker per dependency and process: Redis (state, buffers) and the publish to the next stage.
     // Redis failures come in bursts, not one at a time; two failed calls in the window are enough.
-    const redisGuard = createGuard({ stage: 'redis', volumeThreshold: 2, log: componentLogger('breaker', role) });
+    const redisGuard = createGuard({ stage: 'redis', volumeThreshold: 2, log: componentLogger('breaker', name) });
     const publisher = new Publisher(connection, {
       maxInFlight: config.maxInFlight,
       publishTimeoutMs: config.publishTimeoutMs,
-      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', role) }),
-      log: componentLogger('publisher', role),
+      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', name) }),
+      log: componentLogger('publisher', name),
     });
     this.publisher = publisher;
     const base = (queue: string) => ({
@@ -98,17 +98,17 @@ export class Worker {
     });
     const stages = await buildStages(role, config);
     const prefix = config.redisPrefix;
-    if (role === 'resampler') {
-      const store = new SymbolStateStore<ResamplerState>(this.redis, { prefix, stage: 'resampler', guard: redisGuard });
-      this.consumers = [
-        new ResamplerConsumer(connection, publisher, store, Bar5mSchema as never, {
-          ...base(QUEUE_RESAMPLER),
-          timeframe: '5m',
-          ownsRejections: false,
-        }),
-      ];
-    } else if (role === 'strategic') {
-      const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic', guard: redisGuard });
+    const faults = new FaultInjector(config.faultFile);
+    const storeOptions = (stage: string) => ({
+      prefix,
+      stage,
+      guard: redisGuard,
+      retryDelayMs: config.retryDelayMs,
+      faultCheck: (what: string) => faults.check(what),
+      log: componentLogger('state', name),
+    });
+    if (role === 'strategic') {
+      const store = new SymbolStateStore<StrategicState>(this.redis, storeOptions('strategic'));
       const feedback = new TimeKeyedBufferFlow<Feedback>({
         redis: this.redis,
         prefix,
@@ -120,13 +120,19 @@ export class Worker {
       });
       this.waitBuffer = feedback;
       this.consumers = [
-        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), {
-          ...base(QUEUE_STRATEGIC),
+        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), feedback, {
+          ...base(shardQueue('strategic', shard)),
           timeframe: '30m',
+          crashAttempts: config.crashAttempts,
         }),
-        new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
     } else if (role === 'trainer') {
+      // Training must never slow the live path: the trainer yields the CPU to every other process.
+      try {
+        setPriority(0, TRAINER_NICE);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot lower the trainer priority');
+      }
       // Loaded here so that only the roles that need them pay for tfjs and the learning code.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
@@ -149,7 +155,7 @@ export class Worker {
         const { TacticalPolicy } = await import('../learning/policy');
         const { ModelUpdateSubscriber } = await import('../consumers/model-update-subscriber');
         const registry = new ModelRegistry(join(config.dataDir, 'models'));
-        const log = componentLogger('models', role);
+        const log = componentLogger('models', name);
         this.subscriber = new ModelUpdateSubscriber(connection, {
           onUpdate: async (version) => {
             agents.swap(await TacticalPolicy.load(registry, version));
@@ -158,7 +164,7 @@ export class Worker {
           log,
         });
       }
-      const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical', guard: redisGuard });
+      const store = new SymbolStateStore<TacticalState>(this.redis, storeOptions('tactical'));
       const contexts = new ContextBufferFlow({
         redis: this.redis,
         prefix,
@@ -167,13 +173,17 @@ export class Worker {
       });
       this.waitBuffer = contexts;
       const flow = new TacticalFlow(stages.tactical ?? {});
+      const contextQueue = shardQueue('context', shard);
       this.consumers = [
         new TacticalConsumer(connection, publisher, store, flow, contexts, {
-          ...base(QUEUE_TACTICAL),
+          ...base(shardQueue('tactical', shard)),
           timeframe: '5m',
-          publishExperience: config.training,
+          crashAttempts: config.crashAttempts,
+          contextQueue,
+          faults,
+          ...(config.training ? { experience: new ExperienceBatcher(publisher) } : {}),
         }),
-        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(QUEUE_CONTEXT)),
+        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(contextQueue)),
       ];
     }
     await connection.start();

@@ -9,7 +9,7 @@ import { DeadLetterHeadersSchema } from '../../schemas/dead-letter.schema';
 import { ModelUpdateSchema } from '../../schemas/model-update.schema';
 import { BrokerConnection } from '../../src/broker/broker-connection';
 import { Publisher } from '../../src/broker/publisher';
-import { EXCHANGE_MODELS, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_EXPERIENCE, routingKeys } from '../../src/broker/topology';
+import { EXCHANGE_INTERNAL, QUEUE_DEAD_LETTERS, QUEUE_EXPERIENCE, routingKeys } from '../../src/broker/topology';
 import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscriber';
 import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../src/flows/agent-stage';
@@ -27,7 +27,7 @@ async function publish(url: string, messages: { routingKey: string; messageId: s
   try {
     const channel = await connection.createConfirmChannel();
     for (const m of messages) {
-      channel.publish(EXCHANGE_RESULTS, m.routingKey, Buffer.from(m.body), { persistent: true, contentType: 'application/json', messageId: m.messageId });
+      channel.publish(EXCHANGE_INTERNAL, m.routingKey, Buffer.from(m.body), { persistent: true, contentType: 'application/json', messageId: m.messageId });
     }
     await channel.waitForConfirms();
   } finally {
@@ -106,7 +106,7 @@ describe('online training', () => {
     try {
       const ch = await watch.createChannel();
       const { queue } = await ch.assertQueue('', { exclusive: true });
-      await ch.bindQueue(queue, EXCHANGE_MODELS, '');
+      await ch.bindQueue(queue, EXCHANGE_INTERNAL, routingKeys.model());
       await ch.consume(queue, (m) => m && announcements.push(m.content.toString()), { noAck: true });
 
       const all = experience(['AAA', 'BBB'], BATCH / 2, 11);
