@@ -292,7 +292,13 @@ async function pluginEnabled(): Promise<boolean> {
 
 async function main(): Promise<void> {
   const out: Record<string, unknown> = { bench: 'pipeline', at: new Date().toISOString(), loadavg1mAtStart: loadavg()[0], bars: N, symbols: SYMBOLS, rate: RATE };
-  const lines: string[] = [`bars: ${N} over ${SYMBOLS} symbols; latency runs ${RATE * LATENCY_SECONDS} bars at ${RATE}/s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`];
+  // Each figure is printed as soon as it is measured (a full run takes several minutes).
+  const lines = {
+    push: (...l: string[]) => {
+      for (const line of l) process.stdout.write(`${line}\n`);
+    },
+  };
+  lines.push(`bars: ${N} over ${SYMBOLS} symbols; latency runs ${RATE * LATENCY_SECONDS} bars at ${RATE}/s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const fmt = (x: number) => x.toFixed(0).padStart(8);
   const bars = makeBars(N, 1000);
   const lastTs = bars[bars.length - 1]!.ts;
@@ -359,8 +365,7 @@ async function main(): Promise<void> {
       lines.push(`shards (training off, ${Math.max(SYMBOLS, 8)} symbols): ${Object.entries(byShards).map(([k, x]) => `N=${k} ${x.toFixed(0)} bars/s`).join(', ')}`);
     }
   }
-  lines.push(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`, '');
-  process.stdout.write(lines.join('\n'));
+  lines.push(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 

@@ -1,4 +1,5 @@
-import { setPriority } from 'node:os';
+import { readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import type { Feedback } from '../../schemas/feedback.schema';
 import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
@@ -42,6 +43,7 @@ export class Worker {
   private waitBuffer: { close(): void } | null = null;
   private stopPromise: Promise<void> | null = null;
   private subscriber: ModelUpdateSubscriber | null = null;
+  private renice: NodeJS.Timeout | null = null;
   /** Called when the worker cannot go on (fatal broker error). */
   onFatal: (err: Error) => void = () => undefined;
 
@@ -127,12 +129,6 @@ export class Worker {
         }),
       ];
     } else if (role === 'trainer') {
-      // Training must never slow the live path: the trainer yields the CPU to every other process.
-      try {
-        setPriority(0, TRAINER_NICE);
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'cannot lower the trainer priority');
-      }
       // Loaded here so that only the roles that need them pay for tfjs and the learning code.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
@@ -146,6 +142,13 @@ export class Worker {
       this.consumers = [
         new TrainerConsumer(connection, publisher, flow, { ...base(QUEUE_EXPERIENCE), prefetchCount: config.trainBatchSize }),
       ];
+      // Training must never slow the live path: the trainer yields the CPU to every other process.
+      // Linux nice values are per thread, so every thread is lowered (V8 and libuv start theirs
+      // early; tfjs may add more later, hence again every few seconds).
+      const lower = (): void => lowerPriority(TRAINER_NICE, this.log);
+      lower();
+      this.renice = setInterval(lower, 5000);
+      this.renice.unref();
     } else {
       const agents = stages.tactical?.agents;
       if (config.training && config.modelVersion === null && agents !== undefined) {
@@ -206,6 +209,7 @@ export class Worker {
         for (const consumer of this.consumers) {
           await step('consumer', () => consumer.stop(timeout, () => this.waitBuffer?.close()));
         }
+        if (this.renice !== null) clearInterval(this.renice);
         if (this.subscriber !== null) await step('model updates', () => this.subscriber!.stop());
         if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
         if (this.connection !== null) await step('connection', () => this.connection!.stop());
@@ -214,5 +218,25 @@ export class Worker {
       })();
     }
     return this.stopPromise;
+  }
+}
+
+let priorityWarned = false;
+
+/** Sets the nice value of every thread of this process (Linux: /proc/self/task), or of the process elsewhere. */
+function lowerPriority(nice: number, log: Logger): void {
+  let tids: number[];
+  try {
+    tids = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    tids = [0];
+  }
+  for (const tid of tids) {
+    try {
+      if (getPriority(tid) < nice) setPriority(tid, nice);
+    } catch (err) {
+      if (!priorityWarned) log.warn({ err: (err as Error).message }, 'cannot lower the trainer priority');
+      priorityWarned = true;
+    }
   }
 }
