@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
 import pino from 'pino';
 import { DeadLetterHeadersSchema } from '../../schemas/dead-letter.schema';
+import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../schemas/experience.schema';
 import { ModelUpdateSchema } from '../../schemas/model-update.schema';
 import { BrokerConnection } from '../../src/broker/broker-connection';
 import { Publisher } from '../../src/broker/publisher';
@@ -141,6 +142,42 @@ describe('online training', () => {
       expect(dlq.messages).toHaveLength(1);
     } finally {
       await watch.close();
+    }
+  }, 40_000);
+
+  it('trains from experience batches as the tactical workers send them, acking each batch once its transitions are trained', async () => {
+    const registry = new ModelRegistry(dir);
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minSharpeGain: -Infinity }, log });
+    const trained: number[] = [];
+    const train = flow.train.bind(flow);
+    jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
+      trained.push(batch.length);
+      return train(batch);
+    });
+    await wire(flow, () => undefined);
+    const all = experience(['EEE', 'FFF'], BATCH / 2, 13);
+    const connection = await amqp.connect(vhost.url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const send = (transitions: ExperienceTransition[], id: string) =>
+        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), Buffer.from(JSON.stringify({ v: 1, transitions })), {
+          persistent: true,
+          contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
+          messageId: id,
+        });
+      // Three batches: 40 + 24 transitions fill one training batch; the third repeats 8 already
+      // trained (a re-send after a crash) and is acked without training them again.
+      send(all.slice(0, 40), 'b1');
+      send(all.slice(40, BATCH), 'b2');
+      await channel.waitForConfirms();
+      await waitFor(async () => (await registry.list()).length === 1 && consumer.inFlight === 0, 30_000, 'one version trained from two batch messages');
+      send(all.slice(BATCH - 8, BATCH), 'b3');
+      await channel.waitForConfirms();
+      await waitFor(async () => JSON.stringify(await depth(vhost.name, QUEUE_EXPERIENCE)) === JSON.stringify({ ready: 0, unacked: 0 }), 12_000, 'every batch acked');
+      expect(trained).toEqual([BATCH]);
+      expect(consumer.buffered).toBe(0);
+    } finally {
+      await connection.close();
     }
   }, 40_000);
 
