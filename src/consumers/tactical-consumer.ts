@@ -5,7 +5,7 @@ import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { resampleStep } from '../flows/resample-flow';
+import { resampleStep, type ResampleState } from '../flows/resample-flow';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
@@ -20,6 +20,11 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
   experience?: ExperienceBatcher;
   /** Resilience testing (`crash:<symbol>:5m:<ts>` kills the worker on that bar). @defaultValue none */
   faults?: FaultInjector;
+  /**
+   * Upgrades: the 30m bar a separate resampler (before the tactical worker built them) had open for
+   * a symbol whose tactical state predates it. @defaultValue none
+   */
+  legacyResample?: (symbol: string) => Promise<ResampleState | null>;
 }
 
 /**
@@ -53,7 +58,11 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ): Promise<StageOutput<TacticalState>> {
     const id = `${bar.symbol}:5m:${bar.ts}`;
     // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
-    const resampled = resampleStep(state?.resample ?? null, bar);
+    let open = state?.resample ?? null;
+    if (state !== null && state.resample === undefined && this.tacticalOptions.legacyResample !== undefined) {
+      open = await this.tacticalOptions.legacyResample(bar.symbol);
+    }
+    const resampled = resampleStep(open, bar);
     const emissions: Emission[] = resampled.emitted.map((b) => {
       const e: Emission = {
         exchange: EXCHANGE_INTERNAL,

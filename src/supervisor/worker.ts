@@ -12,6 +12,7 @@ import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
 import { ExperienceBatcher } from '../consumers/experience-batcher';
 import { createGuard } from '../flows/breakers';
+import type { ResampleState } from '../flows/resample-flow';
 import { FaultInjector } from '../flows/fault-injection';
 import { StrategicConsumer } from '../consumers/strategic-consumer';
 import { TacticalConsumer } from '../consumers/tactical-consumer';
@@ -184,6 +185,10 @@ export class Worker {
           crashAttempts: config.crashAttempts,
           contextQueue,
           faults,
+          legacyResample: async (symbol) => {
+            const raw = await this.redis!.get(`${prefix}resampler:state:${symbol}`);
+            return raw === null ? null : ((JSON.parse(raw) as { open?: ResampleState | null }).open ?? null);
+          },
           ...(config.training ? { experience: new ExperienceBatcher(publisher) } : {}),
         }),
         new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(contextQueue)),
