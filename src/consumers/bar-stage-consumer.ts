@@ -184,6 +184,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       await previous;
       const attempts = await this.store.countAttempt(id);
       if (attempts >= this.crashAttempts) {
+        // Forget the count: a replay of the dead letter (a fresh delivery) starts over.
+        await this.store.clearAttempts(id).catch(() => undefined);
         throw new PoisonMessageError(
           `the ${this.options.stage} worker died ${attempts} times while processing ${id}: dead-lettered unprocessed so that the other bars go on; inspect the message (pipeline dlq list) before replaying it`,
         );
