@@ -117,7 +117,8 @@ export const EXPERIENCE_BATCH_CONTENT_TYPE = 'application/vnd.pipeline.experienc
 /**
  * A batch of experience transitions (v1), as the tactical workers publish them to
  * `experience.batch` on `pipeline.internal` (queue `tactical_experience`, content type
- * {@link EXPERIENCE_BATCH_CONTENT_TYPE}): one message per group of bars instead of one per bar.
+ * {@link EXPERIENCE_BATCH_CONTENT_TYPE}, the JSON compressed as raw DEFLATE with content encoding
+ * `deflate`; plain JSON is accepted too): one message per group of bars instead of one per bar.
  * Each transition is exactly an {@link ExperienceSchema} message and keeps its own identity
  * `<symbol>:experience:<ts>`, by which the trainer drops a transition it has already trained on.
  */

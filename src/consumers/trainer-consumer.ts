@@ -1,3 +1,4 @@
+import { inflateRawSync } from 'node:zlib';
 import type { ConsumeMessage } from 'amqplib';
 import { EXPERIENCE_BATCH_CONTENT_TYPE, ExperienceBatchSchema, ExperienceSchema } from '../../schemas/experience.schema';
 import type { ModelUpdate } from '../../schemas/model-update.schema';
@@ -5,9 +6,10 @@ import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../br
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
-import { BrokerConnectionError } from '../errors';
+import { BrokerConnectionError, ValidationError } from '../errors';
 import type { ExperienceTransition } from '../flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../flows/trainer-flow';
+import { EXPERIENCE_BATCH_CONTENT_ENCODING } from './experience-batcher';
 import { parseMessage } from './parse-message';
 
 interface Buffered {
@@ -61,7 +63,7 @@ export class TrainerConsumer extends BaseConsumer {
   protected handle(msg: ConsumeMessage): Promise<HandleResult> {
     let transitions: ExperienceTransition[];
     if (msg.properties.contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
-      transitions = parseMessage(msg.content, ExperienceBatchSchema).transitions as ExperienceTransition[];
+      transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions as ExperienceTransition[];
     } else {
       const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
       transitions = [experience];
@@ -148,5 +150,19 @@ export class TrainerConsumer extends BaseConsumer {
       const err = new BrokerConnectionError('trainer stopping before the batch filled; the broker redelivers the message');
       for (const b of released) b.reject(err);
     });
+  }
+}
+
+/** The body of a batch, inflated when it is DEFLATE-encoded (as the tactical workers send it). */
+function inflated(msg: ConsumeMessage): Buffer {
+  const encoding: unknown = msg.properties.contentEncoding;
+  if (encoding === undefined || encoding === null || encoding === '' || encoding === 'identity') return msg.content;
+  if (encoding !== EXPERIENCE_BATCH_CONTENT_ENCODING) {
+    throw new ValidationError(`unsupported content-encoding ${JSON.stringify(encoding)}: send experience batches as plain JSON or raw DEFLATE ('deflate')`);
+  }
+  try {
+    return inflateRawSync(msg.content);
+  } catch (err) {
+    throw new ValidationError(`body is not valid DEFLATE data (content-encoding deflate): ${(err as Error).message}`);
   }
 }

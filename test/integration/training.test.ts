@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { deflateRawSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,16 +160,20 @@ describe('online training', () => {
     const connection = await amqp.connect(vhost.url);
     try {
       const channel = await connection.createConfirmChannel();
-      const send = (transitions: ExperienceTransition[], id: string) =>
-        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), Buffer.from(JSON.stringify({ v: 1, transitions })), {
+      const send = (transitions: ExperienceTransition[], id: string, deflate = false) => {
+        const json = Buffer.from(JSON.stringify({ v: 1, transitions }));
+        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), deflate ? deflateRawSync(json) : json, {
           persistent: true,
           contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
+          ...(deflate ? { contentEncoding: 'deflate' } : {}),
           messageId: id,
         });
-      // Three batches: 40 + 24 transitions fill one training batch; the third repeats 8 already
-      // trained (a re-send after a crash) and is acked without training them again.
+      };
+      // Three batches, the second compressed as the tactical workers send them: 40 + 24 transitions
+      // fill one training batch; the third repeats 8 already trained (a re-send after a crash) and
+      // is acked without training them again.
       send(all.slice(0, 40), 'b1');
-      send(all.slice(40, BATCH), 'b2');
+      send(all.slice(40, BATCH), 'b2', true);
       await channel.waitForConfirms();
       await waitFor(async () => (await registry.list()).length === 1 && consumer.inFlight === 0, 30_000, 'one version trained from two batch messages');
       send(all.slice(BATCH - 8, BATCH), 'b3');
