@@ -1,32 +1,46 @@
 /**
- * End-to-end pipeline benchmark against the local RabbitMQ and Redis.
+ * End-to-end pipeline benchmark against the local RabbitMQ and Redis, everything in one run with
+ * the raw single hop of the same messages (issue 11):
  *
- * 1. A raw amqplib single hop of the same messages (persistent, confirms in windows of 500, manual
+ * 1. raw: a raw amqplib single hop of the same bars (persistent, confirms in windows of 500, manual
  *    acks, one queue of the pipeline's queue type): the reference.
- * 2. The pipeline: supervisor + workers, N bars of several symbols published with confirms, timed
- *    until the last integrated result arrives. Reported as bars/s and as a ratio of the raw hop.
- * 3. Publish → result latency measured by the publishing client at a steady rate (default 400/s).
- * 4. Worker RSS sampled during both loads.
+ * 2. default configuration (training on), BENCH_SYMBOLS symbols: throughput (all bars at once,
+ *    until the last result), then publish → result latency at a steady BENCH_RATE, both measured by
+ *    the client; then the burst: BENCH_BURST_SYMBOLS symbols publish one bar each at the same
+ *    instant, for 12 consecutive 5m closes (two of them 30m closes) after a warm-up, timed from the
+ *    last publish of a close to its last result.
+ * 3. the same throughput and latency with training off (training must not slow the live path).
+ * 4. SIGKILL of the tactical worker halfway through a throughput run: identical re-sends counted.
+ * 5. throughput with PIPELINE_SHARDS = 1, 2, 4 (training off), when the broker has the plugin.
+ * Worker RSS is sampled throughout.
  *
- * Env: BENCH_BARS (default 20000), BENCH_SYMBOLS (8), BENCH_RATE (400), BENCH_LATENCY_SECONDS (20).
+ * Env: BENCH_BARS (20000), BENCH_SYMBOLS (5), BENCH_RATE (400), BENCH_LATENCY_SECONDS (20),
+ * BENCH_BURST_SYMBOLS (1000), BENCH_SECTIONS (raw,default,off,kill,shards,burst: any subset),
+ * BENCH_SHARDS (1,2,4). CPU_PROFILE_DIR makes every worker write a CPU profile on stop.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import * as amqp from 'amqplib';
+import Redis from 'ioredis';
 import type { Bar } from '../schemas/bar.schema';
 import { EXCHANGE_BARS, QUEUE_RESULTS, routingKeys, workQueueOptions } from '../src/broker/topology';
 import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
 import { Supervisor } from '../src/supervisor/supervisor';
-import Redis from 'ioredis';
 
 const N = Number(process.env.BENCH_BARS ?? 20000);
-const SYMBOLS = Number(process.env.BENCH_SYMBOLS ?? 8);
+const SYMBOLS = Number(process.env.BENCH_SYMBOLS ?? 5);
 const RATE = Number(process.env.BENCH_RATE ?? 400);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
+const BURST_SYMBOLS = Number(process.env.BENCH_BURST_SYMBOLS ?? 1000);
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'raw,default,off,kill,shards,burst').split(','));
+const SHARD_COUNTS = (process.env.BENCH_SHARDS ?? '1,2,4').split(',').map(Number);
 const WINDOW = 500;
+const M5 = 300_000;
+const M30 = 1_800_000;
 
 function vhost(label: string): { name: string; url: string; dispose: () => void } {
   const name = `bench-${label}-${randomUUID().slice(0, 6)}`;
@@ -39,13 +53,15 @@ function vhost(label: string): { name: string; url: string; dispose: () => void 
   };
 }
 
-function makeBars(count: number, seed: number, startTs?: number): Bar[] {
-  const per = Math.ceil(count / SYMBOLS);
-  const markets = Array.from({ length: SYMBOLS }, (_, i) =>
+function makeBars(count: number, seed: number, startTs?: number, symbols = SYMBOLS): Bar[] {
+  const per = Math.ceil(count / symbols);
+  const markets = Array.from({ length: symbols }, (_, i) =>
     generateSyntheticMarket({ seed: seed + i, symbol: `SYM${i}`, bars: per, ...(startTs === undefined ? {} : { startTs }) }).bars,
   );
   return markets.flat().sort((a, b) => a.ts - b.ts || a.symbol.localeCompare(b.symbol)).slice(0, count);
 }
+
+const idOf = (bar: Bar): string => `${bar.symbol}:5m:${bar.ts}`;
 
 async function publishWindowed(channel: amqp.ConfirmChannel, bars: Bar[], exchange: string, key: (b: Bar) => string): Promise<void> {
   for (let i = 0; i < bars.length; i += WINDOW) {
@@ -53,7 +69,7 @@ async function publishWindowed(channel: amqp.ConfirmChannel, bars: Bar[], exchan
       channel.publish(exchange, key(bar), Buffer.from(JSON.stringify(bar)), {
         persistent: true,
         contentType: 'application/json',
-        messageId: `${bar.symbol}:5m:${bar.ts}`,
+        messageId: idOf(bar),
       });
     }
     await channel.waitForConfirms();
@@ -104,10 +120,31 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function pipelineRun(bars: Bar[], latencyBars: Bar[]): Promise<Record<string, unknown>> {
-  const v = vhost('pipeline');
+/** A running pipeline with a publishing and a result-consuming client. */
+interface Bench {
+  supervisor: Supervisor;
+  pch: amqp.ConfirmChannel;
+  /** Resolves when `count` new distinct results have arrived. */
+  expect(ids: Iterable<string>): Promise<void>;
+  /** Arrival time of each result's first copy. */
+  arrivals: Map<string, number>;
+  /** Copies received beyond the first, per result. */
+  resends(): number;
+  rss: Record<string, number>;
+}
+
+async function withPipeline<T>(label: string, overrides: Record<string, string>, fn: (b: Bench) => Promise<T>): Promise<T> {
+  const v = vhost(label);
   const prefix = `bench:${randomUUID().slice(0, 6)}:`;
-  const env = { ...process.env, AMQP_URL: v.url, PIPELINE_REDIS_PREFIX: prefix, HEALTH_PORT: '0', LOG_LEVEL: 'warn', PIPELINE_TRAINING: 'off', PIPELINE_DATA_DIR: `/tmp/${prefix.replace(/:/g, '_')}` };
+  const env = {
+    ...process.env,
+    AMQP_URL: v.url,
+    PIPELINE_REDIS_PREFIX: prefix,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'warn',
+    PIPELINE_DATA_DIR: `/tmp/${prefix.replace(/:/g, '_')}`,
+    ...overrides,
+  };
   const config = loadConfig(env);
   const supervisor = new Supervisor({ config, roles: rolesFor(config), env });
   const rss: Record<string, number> = {};
@@ -123,54 +160,45 @@ async function pipelineRun(bars: Bar[], latencyBars: Bar[]): Promise<Record<stri
     }
     const pub = await amqp.connect(v.url, { noDelay: true });
     const sub = await amqp.connect(v.url, { noDelay: true });
-    const pch = await pub.createConfirmChannel();
-    const sch = await sub.createChannel();
-    await sch.prefetch(1000);
-    let received = 0;
-    let target = bars.length;
-    const sentAt = new Map<string, number>();
-    const latencies: number[] = [];
-    let resolveDone: () => void = () => undefined;
-    let done = new Promise<void>((r) => (resolveDone = r));
-    await sch.consume(QUEUE_RESULTS, (msg) => {
-      if (msg === null) return;
-      const id = msg.properties.messageId as string;
-      const t = sentAt.get(id);
-      if (t !== undefined) latencies.push(performance.now() - t);
-      sch.ack(msg);
-      if (++received === target) resolveDone();
-    });
-    // Throughput: everything at once, confirms in windows.
-    const t0 = performance.now();
-    await publishWindowed(pch, bars, EXCHANGE_BARS, (b) => routingKeys.bar('5m', b.symbol));
-    await done;
-    const throughput = bars.length / ((performance.now() - t0) / 1000);
-    const rssThroughput = { ...rss };
-    // Latency: a steady rate, each bar published alone (confirm awaited in the background).
-    received = 0;
-    target = latencyBars.length;
-    done = new Promise<void>((r) => (resolveDone = r));
-    const start = performance.now();
-    for (let i = 0; i < latencyBars.length; i++) {
-      const due = start + (i * 1000) / RATE;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      const bar = latencyBars[i]!;
-      const id = `${bar.symbol}:5m:${bar.ts}`;
-      sentAt.set(id, performance.now());
-      pch.publish(EXCHANGE_BARS, routingKeys.bar('5m', bar.symbol), Buffer.from(JSON.stringify(bar)), { persistent: true, messageId: id, contentType: 'application/json' });
+    try {
+      const pch = await pub.createConfirmChannel();
+      const sch = await sub.createChannel();
+      await sch.prefetch(1000);
+      const arrivals = new Map<string, number>();
+      let copies = 0;
+      let waiting: { ids: Set<string>; resolve: () => void } | null = null;
+      await sch.consume(QUEUE_RESULTS, (msg) => {
+        if (msg === null) return;
+        const id = msg.properties.messageId as string;
+        sch.ack(msg);
+        if (arrivals.has(id)) {
+          copies++;
+          return;
+        }
+        arrivals.set(id, performance.now());
+        if (waiting !== null && waiting.ids.delete(id) && waiting.ids.size === 0) {
+          const w = waiting;
+          waiting = null;
+          w.resolve();
+        }
+      });
+      const bench: Bench = {
+        supervisor,
+        pch,
+        arrivals,
+        rss,
+        resends: () => copies,
+        expect: (ids) => {
+          const missing = new Set([...ids].filter((id) => !arrivals.has(id)));
+          if (missing.size === 0) return Promise.resolve();
+          return new Promise<void>((resolve) => (waiting = { ids: missing, resolve }));
+        },
+      };
+      return await fn(bench);
+    } finally {
+      await pub.close().catch(() => undefined);
+      await sub.close().catch(() => undefined);
     }
-    await pch.waitForConfirms();
-    await done;
-    latencies.sort((a, b) => a - b);
-    await pub.close();
-    await sub.close();
-    return {
-      throughput,
-      latency: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1], n: latencies.length },
-      rssMbMaxDuringThroughput: rssThroughput,
-      rssMbMax: { ...rss },
-    };
   } finally {
     clearInterval(sample);
     await supervisor.stop();
@@ -182,28 +210,163 @@ async function pipelineRun(bars: Bar[], latencyBars: Bar[]): Promise<Record<stri
   }
 }
 
+async function throughput(b: Bench, bars: Bar[]): Promise<number> {
+  const done = b.expect(bars.map(idOf));
+  const t0 = performance.now();
+  await publishWindowed(b.pch, bars, EXCHANGE_BARS, (bar) => routingKeys.bar('5m', bar.symbol));
+  await done;
+  return bars.length / ((performance.now() - t0) / 1000);
+}
+
+async function paced(b: Bench, bars: Bar[]): Promise<Record<string, number>> {
+  const done = b.expect(bars.map(idOf));
+  const sentAt = new Map<string, number>();
+  const start = performance.now();
+  for (let i = 0; i < bars.length; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const bar = bars[i]!;
+    sentAt.set(idOf(bar), performance.now());
+    b.pch.publish(EXCHANGE_BARS, routingKeys.bar('5m', bar.symbol), Buffer.from(JSON.stringify(bar)), { persistent: true, messageId: idOf(bar), contentType: 'application/json' });
+  }
+  await b.pch.waitForConfirms();
+  await done;
+  const latencies = [...sentAt].map(([id, t]) => b.arrivals.get(id)! - t).sort((x, y) => x - y);
+  return { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1]!, n: latencies.length };
+}
+
+/**
+ * BURST_SYMBOLS symbols, one bar each per 5m close, all published at once (confirm awaited), for
+ * `warmup` closes and then 12 measured ones; returns, per measured close, the time from its last
+ * publish to its last result, and which closes were 30m closes.
+ */
+async function burst(b: Bench, warmup: number): Promise<{ ms: number[]; thirtyMinute: boolean[] }> {
+  const closes = warmup + 12;
+  // Start so that the 6th and 12th measured bars complete a 30m bar: bar i (0-based) closes at
+  // start + (i + 1) × 5m; measured bar j = warmup + j.
+  let start = Math.ceil(Date.UTC(2025, 0, 1) / M30) * M30;
+  while ((start + (warmup + 6) * M5) % M30 !== 0) start += M5;
+  const markets = Array.from({ length: BURST_SYMBOLS }, (_, i) =>
+    generateSyntheticMarket({ seed: 20_000 + i, symbol: `B${String(i).padStart(4, '0')}`, bars: closes, startTs: start }).bars,
+  );
+  const ms: number[] = [];
+  const thirtyMinute: boolean[] = [];
+  for (let c = 0; c < closes; c++) {
+    const bars = markets.map((m) => m[c]!);
+    const done = b.expect(bars.map(idOf));
+    for (const bar of bars) {
+      b.pch.publish(EXCHANGE_BARS, routingKeys.bar('5m', bar.symbol), Buffer.from(JSON.stringify(bar)), { persistent: true, messageId: idOf(bar), contentType: 'application/json' });
+    }
+    const lastPublish = performance.now();
+    await b.pch.waitForConfirms();
+    await done;
+    if (c >= warmup) {
+      const last = Math.max(...bars.map((bar) => b.arrivals.get(idOf(bar))!));
+      ms.push(last - lastPublish);
+      thirtyMinute.push((bars[0]!.ts + M5) % M30 === 0);
+    }
+  }
+  return { ms, thirtyMinute };
+}
+
+async function pluginEnabled(): Promise<boolean> {
+  const v = vhost('plugin');
+  try {
+    const c = await amqp.connect(v.url);
+    c.on('error', () => undefined);
+    try {
+      const ch = await c.createChannel();
+      ch.on('error', () => undefined);
+      await ch.assertExchange('bench.plugin-check', 'x-consistent-hash', { autoDelete: true, durable: false });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await c.close().catch(() => undefined);
+    }
+  } finally {
+    v.dispose();
+  }
+}
+
 async function main(): Promise<void> {
+  const out: Record<string, unknown> = { bench: 'pipeline', at: new Date().toISOString(), loadavg1mAtStart: loadavg()[0], bars: N, symbols: SYMBOLS, rate: RATE };
+  // Each figure is printed as soon as it is measured (a full run takes several minutes).
+  const lines = {
+    push: (...l: string[]) => {
+      for (const line of l) process.stdout.write(`${line}\n`);
+    },
+  };
+  lines.push(`bars: ${N} over ${SYMBOLS} symbols; latency runs ${RATE * LATENCY_SECONDS} bars at ${RATE}/s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const fmt = (x: number) => x.toFixed(0).padStart(8);
   const bars = makeBars(N, 1000);
   const lastTs = bars[bars.length - 1]!.ts;
-  const latencyBars = makeBars(RATE * LATENCY_SECONDS, 5000, Math.ceil((lastTs + 3_600_000) / 1_800_000) * 1_800_000);
-  const rawQuorum = await rawHop(bars, 'quorum');
-  const rawClassic = await rawHop(bars, 'classic');
-  const pipeline = await pipelineRun(bars, latencyBars);
-  const throughput = pipeline.throughput as number;
-  const lat = pipeline.latency as Record<string, number>;
-  const fmt = (x: number) => x.toFixed(0).padStart(8);
-  process.stdout.write(
-    [
-      `bars: ${N} over ${SYMBOLS} symbols; latency run ${latencyBars.length} bars at ${RATE}/s`,
-      `raw amqplib hop, quorum queue   ${fmt(rawQuorum)} msg/s`,
-      `raw amqplib hop, classic queue  ${fmt(rawClassic)} msg/s`,
-      `pipeline end to end             ${fmt(throughput)} bars/s   ratio to raw quorum hop ${(throughput / rawQuorum).toFixed(3)}  (target >= 0.25)`,
-      `publish -> result latency at ${RATE}/s: p50 ${lat.p50!.toFixed(2)} ms  p95 ${lat.p95!.toFixed(2)} ms  p99 ${lat.p99!.toFixed(2)} ms  (target p99 <= 5 ms)`,
-      `worker RSS max (MB): ${JSON.stringify(pipeline.rssMbMax)}  (target < 300 each)`,
-      '',
-    ].join('\n'),
-  );
-  process.stdout.write(`${JSON.stringify({ bench: 'pipeline', bars: N, symbols: SYMBOLS, rawQuorum, rawClassic, pipeline, ratio: throughput / rawQuorum })}\n`);
+  const latencyBars = makeBars(RATE * LATENCY_SECONDS, 5000, Math.ceil((lastTs + 3_600_000) / M30) * M30);
+  let rawQuorum = NaN;
+  if (SECTIONS.has('raw')) {
+    rawQuorum = await rawHop(bars, 'quorum');
+    const rawClassic = await rawHop(bars, 'classic');
+    Object.assign(out, { rawQuorum, rawClassic });
+    lines.push(`raw amqplib hop, quorum queue   ${fmt(rawQuorum)} msg/s`, `raw amqplib hop, classic queue  ${fmt(rawClassic)} msg/s`);
+  }
+  const ratio = (x: number) => (Number.isNaN(rawQuorum) ? '' : `ratio to raw quorum hop ${(x / rawQuorum).toFixed(3)}`);
+  const latencyLine = (l: Record<string, number>) => `p50 ${l.p50!.toFixed(2)} ms  p95 ${l.p95!.toFixed(2)} ms  p99 ${l.p99!.toFixed(2)} ms  max ${l.max!.toFixed(1)} ms`;
+  for (const [section, training] of [['default', 'on'], ['off', 'off']] as const) {
+    if (!SECTIONS.has(section) && !(section === 'default' && SECTIONS.has('burst'))) continue;
+    const result = await withPipeline(`pipeline-${section}`, { PIPELINE_TRAINING: training }, async (b) => {
+      const r: Record<string, unknown> = {};
+      if (SECTIONS.has(section)) {
+        r.throughput = await throughput(b, bars);
+        r.rssDuringThroughput = { ...b.rss };
+        r.latency = await paced(b, latencyBars);
+      }
+      if (section === 'default' && SECTIONS.has('burst')) r.burst = await burst(b, 8);
+      r.rss = { ...b.rss };
+      return r;
+    });
+    out[`training_${training}`] = result;
+    if (result.throughput !== undefined) {
+      lines.push(`pipeline, training ${training.padEnd(3)}        ${fmt(result.throughput as number)} bars/s   ${ratio(result.throughput as number)}  (target >= 0.25 with training on)`);
+      lines.push(`  publish -> result at ${RATE}/s, training ${training}: ${latencyLine(result.latency as Record<string, number>)}  (target p50 <= 2, p99 <= 5 ms)`);
+    }
+    if (result.burst !== undefined) {
+      const burstResult = result.burst as { ms: number[]; thirtyMinute: boolean[] };
+      lines.push(`  burst, ${BURST_SYMBOLS} symbols x 12 closes, last publish -> last result (ms): ${burstResult.ms.map((x, i) => `${x.toFixed(0)}${burstResult.thirtyMinute[i] ? '*' : ''}`).join(' ')}  (* = 30m close; target <= 250 each)`);
+    }
+    lines.push(`  worker RSS max (MB): ${JSON.stringify(Object.fromEntries(Object.entries(result.rss as Record<string, number>).map(([k, x]) => [k, Math.round(x)])))}  (target < 300 each)`);
+  }
+  if (SECTIONS.has('kill')) {
+    const killBars = makeBars(N, 7000, Math.ceil((lastTs + 30 * 86_400_000) / M30) * M30);
+    const result = await withPipeline('pipeline-kill', {}, async (b) => {
+      const done = b.expect(killBars.map(idOf));
+      const publishing = publishWindowed(b.pch, killBars, EXCHANGE_BARS, (bar) => routingKeys.bar('5m', bar.symbol));
+      while (b.arrivals.size < killBars.length / 2) await new Promise((r) => setTimeout(r, 5));
+      const pid = b.supervisor.pids().tactical!;
+      process.kill(pid, 'SIGKILL');
+      await publishing;
+      await done;
+      await new Promise((r) => setTimeout(r, 1000));
+      return { resends: b.resends(), results: b.arrivals.size, rss: { ...b.rss } };
+    });
+    out.kill = result;
+    lines.push(`SIGKILL of the tactical worker at full load (training on): ${result.resends} identical re-sends of ${result.results} results`);
+  }
+  if (SECTIONS.has('shards')) {
+    if (!(await pluginEnabled())) {
+      lines.push('shards: skipped (enable rabbitmq_consistent_hash_exchange for N > 1)');
+    } else {
+      const shardBars = makeBars(N, 1000, undefined, Math.max(SYMBOLS, 8));
+      const byShards: Record<string, number> = {};
+      for (const shards of SHARD_COUNTS) {
+        byShards[shards] = await withPipeline(`pipeline-shards${shards}`, { PIPELINE_TRAINING: 'off', PIPELINE_SHARDS: String(shards) }, (b) => throughput(b, shardBars));
+      }
+      out.shards = byShards;
+      lines.push(`shards (training off, ${Math.max(SYMBOLS, 8)} symbols): ${Object.entries(byShards).map(([k, x]) => `N=${k} ${x.toFixed(0)} bars/s`).join(', ')}`);
+    }
+  }
+  lines.push(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
 main().then(

@@ -33,8 +33,9 @@ const price = (name: string) =>
   z.number({ error: `${name} must be a finite number` }).positive(`${name} must be greater than 0`);
 
 /**
- * One experience transition (v1) as the tactical worker publishes it to `experience.<symbol>` on
- * `pipeline.results` (queue `tactical_experience`, `messageId` `<symbol>:experience:<ts>`) when
+ * One experience transition (v1), published alone to `experience.<symbol>` on `pipeline.internal`
+ * (queue `tactical_experience`, `messageId` `<symbol>:experience:<ts>`) or, as the tactical workers
+ * do, inside an {@link ExperienceBatchSchema} when
  * training is on: the decision made on the close of bar `ts`, the team reward it earned over the
  * next bar, and the market inputs of the decision (so the trainer can replay held-out bars).
  * Observation lengths are the networks' input sizes (src/learning/features.ts); action indices
@@ -109,3 +110,22 @@ export const ExperienceSchema = z
     }
   });
 export type Experience = z.infer<typeof ExperienceSchema>;
+
+/** Content type of an {@link ExperienceBatchSchema} message (a single transition is `application/json`). */
+export const EXPERIENCE_BATCH_CONTENT_TYPE = 'application/vnd.pipeline.experience-batch+json';
+
+/**
+ * A batch of experience transitions (v1), as the tactical workers publish them to
+ * `experience.batch` on `pipeline.internal` (queue `tactical_experience`, content type
+ * {@link EXPERIENCE_BATCH_CONTENT_TYPE}, the JSON compressed as raw DEFLATE with content encoding
+ * `deflate`; plain JSON is accepted too): one message per group of bars instead of one per bar.
+ * Each transition is exactly an {@link ExperienceSchema} message and keeps its own identity
+ * `<symbol>:experience:<ts>`, by which the trainer drops a transition it has already trained on.
+ */
+export const ExperienceBatchSchema = z
+  .object({
+    v: z.literal(1, { error: 'v must be 1' }),
+    transitions: z.array(ExperienceSchema).min(1, 'transitions must hold at least one transition'),
+  })
+  .strict();
+export type ExperienceBatch = z.infer<typeof ExperienceBatchSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Bar30mSchema, BarSchema } from './bar.schema';
 import { DeadLetterHeadersSchema } from './dead-letter.schema';
-import { ExperienceSchema } from './experience.schema';
+import { ExperienceBatchSchema, ExperienceSchema } from './experience.schema';
 import { FeedbackSchema } from './feedback.schema';
 import { IntegratedResultSchema } from './integrated-result.schema';
 import { ModelUpdateSchema } from './model-update.schema';
@@ -16,6 +16,7 @@ export function jsonSchemas(): Record<string, unknown> {
     'strategic-context': StrategicContextSchema,
     'dead-letter-headers': DeadLetterHeadersSchema,
     experience: ExperienceSchema,
+    'experience-batch': ExperienceBatchSchema,
     'model-update': ModelUpdateSchema,
     feedback: FeedbackSchema,
   };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * Announcement of a newly promoted model version (v1), published to the fanout exchange
- * `pipeline.models` with `messageId` `model:<version>`. Tactical workers load that version from the
+ * `pipeline.internal` (routing key `models.promoted`) with `messageId` `model:<version>`. Tactical workers load that version from the
  * model registry and swap it in between bars.
  */
 export const ModelUpdateSchema = z

@@ -37,10 +37,12 @@ const HEADER_STAGE = 'x-rejected-by';
  * Consumes one queue with manual acks. Each delivery goes to {@link handle}; the message is acked
  * only after the handler's commit (output confirmed, state durable) resolves, so processing of the
  * next message never waits for the previous one's confirm. Bad messages are dead-lettered at once
- * with `x-rejection-reason` and `x-rejected-by`. A retriable failure closes the channel, which makes
- * the broker requeue every unacknowledged message in order, drops the handler's in-memory state
- * ({@link reset}), pauses (exponential backoff) and consumes again; on the last allowed delivery the
- * message is dead-lettered with the error instead. Re-registers after reconnects and server cancels.
+ * with `x-rejection-reason` and `x-rejected-by`. A retriable failure is tried again in place after a
+ * pause (exponential backoff), holding back this message only: the channel stays open, so no other
+ * message is returned to the queue, delayed or charged a delivery; after `maxAttempts` attempts the
+ * message is dead-lettered with the error. (Subclasses that keep per-key order, the bar stages,
+ * retry inside their per-symbol lane instead.) In-memory state is dropped ({@link reset}) only when
+ * the channel is lost. Re-registers after reconnects and server cancels.
  */
 export abstract class BaseConsumer implements ConnectionAttachment {
   protected readonly log: Logger;
@@ -197,43 +199,50 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     const started = performance.now();
     let outcome: 'ok' | 'duplicate' | 'dead_lettered' | 'retried' = 'ok';
     try {
-      const result = await this.handle(msg);
-      if (result.kind === 'commit') {
-        await result.committed;
-      } else if (result.kind === 'reject') {
-        outcome = 'dead_lettered';
-        await this.deadLetter(msg, result.reason);
-      } else {
-        outcome = 'duplicate';
-      }
-      this.ack(msg, channel, generation);
-      this.consecutiveFailures = 0;
-    } catch (err) {
-      if (generation !== this.generation) return; // channel already gone: the broker redelivers
-      if (this.stopping) {
-        // Leave it unacknowledged: closing the channel at the end of stop() requeues it, while the
-        // other in-flight messages still finish and are acked.
-        outcome = 'retried';
-        this.settleWithoutAck();
-        return;
-      }
-      const attempt = deliveryAttempt(msg);
-      if (!isRetriable(err) || attempt >= this.options.maxAttempts) {
-        outcome = 'dead_lettered';
-        const reason = isRetriable(err)
-          ? `gave up after ${attempt} deliveries: ${describe(err)}`
-          : describe(err);
+      // Retriable failures are tried again here, with this message alone held back: the channel
+      // stays open, so no other message is returned to the queue or counts a delivery.
+      for (let attempt = 1; ; attempt++) {
         try {
-          await this.deadLetter(msg, reason);
+          const result = await this.handle(msg);
+          if (result.kind === 'commit') {
+            await result.committed;
+          } else if (result.kind === 'reject') {
+            outcome = 'dead_lettered';
+            await this.deadLetter(msg, result.reason);
+          } else {
+            outcome = 'duplicate';
+          }
           this.ack(msg, channel, generation);
+          this.consecutiveFailures = 0;
           return;
-        } catch (dlqErr) {
-          this.log.error({ err: dlqErr }, 'dead-lettering failed; retrying');
+        } catch (err) {
+          if (generation !== this.generation) return; // channel already gone: the broker redelivers
+          if (this.stopping) {
+            // Leave it unacknowledged: closing the channel at the end of stop() requeues it, while the
+            // other in-flight messages still finish and are acked.
+            outcome = 'retried';
+            this.settleWithoutAck();
+            return;
+          }
+          if (!isRetriable(err) || attempt >= this.options.maxAttempts) {
+            outcome = 'dead_lettered';
+            const reason = isRetriable(err) ? `gave up after ${attempt} attempts: ${describe(err)}` : describe(err);
+            try {
+              await this.deadLetterUntilConfirmed(msg, reason, generation);
+            } catch {
+              if (generation === this.generation) this.settleWithoutAck();
+              return;
+            }
+            this.ack(msg, channel, generation);
+            return;
+          }
+          outcome = 'retried';
+          const delayMs = this.retryDelay(attempt);
+          this.log.warn({ err: describe(err), attempt, delayMs, routingKey: msg.fields.routingKey }, 'retriable failure; trying this message again');
+          await this.pause(delayMs);
+          if (generation !== this.generation) return;
         }
       }
-      outcome = 'retried';
-      this.log.warn({ err: describe(err), attempt }, 'retriable failure; requeueing unacknowledged messages');
-      this.retryFromBroker(channel, generation);
     } finally {
       pipelineEvents.emit(PipelineEvent.MessageHandled, {
         queue: this.options.queue,
@@ -243,12 +252,46 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     }
   }
 
-  /** Closes the channel so that every unacknowledged message is requeued in order, then resumes. */
-  private retryFromBroker(channel: Channel, generation: number): void {
-    if (generation !== this.generation) return;
-    this.dropChannel();
-    channel.close().catch(() => undefined);
-    if (!this.stopping) this.scheduleResume();
+  /** The pause before attempt `attempt + 1`: `retryDelayMs`, doubling, at most 30 s. */
+  protected retryDelay(attempt: number): number {
+    return Math.min(30_000, this.options.retryDelayMs * 2 ** (attempt - 1));
+  }
+
+  /** Resolves after `ms`, or at once when the consumer stops or loses its channel. */
+  protected pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      const generation = this.generation;
+      const check = setInterval(() => {
+        if (this.stopping || generation !== this.generation) done();
+      }, 50);
+      check.unref();
+      function done(): void {
+        clearTimeout(timer);
+        clearInterval(check);
+        resolve();
+      }
+    });
+  }
+
+  /** True once {@link stop} was called. */
+  protected get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  /** Dead-letters `msg`, trying again (with delays) until the dead letter is confirmed. */
+  private async deadLetterUntilConfirmed(msg: ConsumeMessage, reason: string, generation: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deadLetter(msg, reason);
+        return;
+      } catch (dlqErr) {
+        if (this.stopping || generation !== this.generation) throw dlqErr;
+        this.log.error({ err: dlqErr }, 'dead-lettering failed; retrying');
+        await this.pause(this.retryDelay(attempt));
+      }
+    }
   }
 
   private settleWithoutAck(): void {

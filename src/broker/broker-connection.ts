@@ -28,8 +28,12 @@ export interface BrokerConnectionOptions extends TopologyOptions {
   log: Logger;
 }
 
-/** Broker errors that no reconnect will fix. */
-const FATAL_REPLY_CODES = new Set([403, 404, 406, 530]);
+/**
+ * Broker errors that no reconnect will fix: access refused, not found, precondition failed, not
+ * allowed, and command invalid (503: an exchange type the broker does not know, i.e. the
+ * consistent-hash plugin is not enabled).
+ */
+const FATAL_REPLY_CODES = new Set([403, 404, 406, 503, 530]);
 
 /**
  * One AMQP connection per process, using amqplib's own recovery (amqplib >= 1.1): on every connect

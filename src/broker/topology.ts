@@ -1,38 +1,75 @@
 import type { Channel, Options } from 'amqplib';
 
-/** Topic exchange users publish bars to; the resampler publishes 30m bars back to it. */
+/** Topic exchange users publish bars to; the tactical workers publish the 30m bars they build to it. */
 export const EXCHANGE_BARS = 'market.bars';
-/** Topic exchange of everything the pipeline emits: results, contexts, feedback, experience. */
+/** Topic exchange of the integrated results, and of nothing else (users may bind `#`). */
 export const EXCHANGE_RESULTS = 'pipeline.results';
+/**
+ * Topic exchange of the pipeline's own traffic: 30m bars on their way to the strategic workers
+ * (`bars.30m.<symbol>`, also forwarded to {@link EXCHANGE_BARS}), contexts (`reply.<queue>`),
+ * feedback (`feedback.<symbol>`), experience batches (`experience.<symbol>`) and model
+ * announcements (`models.promoted`).
+ */
+export const EXCHANGE_INTERNAL = 'pipeline.internal';
 /** Fanout exchange of dead letters. */
 export const EXCHANGE_DLX = 'pipeline.dlx';
-/** Fanout exchange announcing new promoted model versions to tactical workers. */
-export const EXCHANGE_MODELS = 'pipeline.models';
+/** Consistent-hash exchange spreading 5m bars over the tactical shards (PIPELINE_SHARDS > 1 only). */
+export const EXCHANGE_TACTICAL_RING = 'pipeline.tactical.ring';
+/** Consistent-hash exchange spreading 30m bars and feedback over the strategic shards (PIPELINE_SHARDS > 1 only). */
+export const EXCHANGE_STRATEGIC_RING = 'pipeline.strategic.ring';
+/** Exchange type of the rings (plugin `rabbitmq_consistent_hash_exchange`). */
+export const RING_EXCHANGE_TYPE = 'x-consistent-hash';
+/** The plugin the rings need. */
+export const RING_PLUGIN = 'rabbitmq_consistent_hash_exchange';
+
+/**
+ * Header naming the symbol a message is about. The strategic ring hashes on it (`hash-header`), so
+ * that a symbol's 30m bars and its feedback, which have different routing keys, reach the same shard.
+ */
+export const HEADER_SYMBOL = 'x-symbol';
 
 /** Queue of every dead letter, with `x-rejection-reason` and `x-rejected-by`. */
 export const QUEUE_DEAD_LETTERS = 'pipeline.dead_letters';
 /** The users' queue of integrated results. */
 export const QUEUE_RESULTS = 'integrated_results';
-/** 5m bars for the tactical worker. */
-export const QUEUE_TACTICAL = 'tactical_processing';
-/** 5m bars for the resampler. */
-export const QUEUE_RESAMPLER = 'resampler_processing';
-/** 30m bars for the strategic worker. */
-export const QUEUE_STRATEGIC = 'strategic_processing';
-/** Strategic contexts for the tactical worker's context buffer. */
-export const QUEUE_CONTEXT = 'tactical_context';
-/** Six-bar feedback for the strategic worker. */
-export const QUEUE_FEEDBACK = 'strategic_feedback';
-/** Transitions for the trainer. */
+/** Experience batches for the trainer. */
 export const QUEUE_EXPERIENCE = 'tactical_experience';
+
+/** Roles whose queues are sharded by symbol. */
+export type ShardedQueueKind = 'tactical' | 'strategic' | 'context';
+
+const SHARD_QUEUE_BASE: Record<ShardedQueueKind, string> = {
+  /** 5m bars of the symbols of tactical shard k. */
+  tactical: 'tactical_processing',
+  /** 30m bars and feedback of the symbols of strategic shard k. */
+  strategic: 'strategic_processing',
+  /** Strategic contexts answering tactical shard k's 30m bars (its reply-to queue). */
+  context: 'tactical_context',
+};
+
+/**
+ * The one place a shard's queue name is built: `tactical_processing.<k>`,
+ * `strategic_processing.<k>`, `tactical_context.<k>`, k from 0 to shards − 1.
+ */
+export function shardQueue(kind: ShardedQueueKind, shard: number): string {
+  if (!Number.isInteger(shard) || shard < 0) throw new RangeError(`shard must be a non-negative integer, got ${shard}`);
+  return `${SHARD_QUEUE_BASE[kind]}.${shard}`;
+}
+
+/** True when `name` is a context queue a strategic worker may answer to (a 30m bar's reply-to). */
+export function isContextQueue(name: unknown): name is string {
+  return typeof name === 'string' && /^tactical_context\.\d{1,4}$/.test(name);
+}
 
 /** Routing keys, built in one place. */
 export const routingKeys = {
   bar: (timeframe: string, symbol: string): string => `bars.${timeframe}.${symbol}`,
   result: (symbol: string): string => `results.${symbol}`,
-  context: (symbol: string): string => `context.${symbol}`,
+  /** A context on its way to the queue named in its 30m bar's reply-to. */
+  reply: (queue: string): string => `reply.${queue}`,
   feedback: (symbol: string): string => `feedback.${symbol}`,
   experience: (symbol: string): string => `experience.${symbol}`,
+  model: (): string => 'models.promoted',
 } as const;
 
 /** Options of {@link declareTopology}. */
@@ -41,50 +78,105 @@ export interface TopologyOptions {
   queueType: 'quorum' | 'classic';
   /** Deliveries of a message before the broker dead-letters it (quorum `x-delivery-limit`). */
   maxAttempts: number;
+  /** Shards of the tactical and strategic roles (PIPELINE_SHARDS). @defaultValue 1 */
+  shards?: number;
 }
 
-/** Arguments of a work queue: durable, dead-lettering to {@link EXCHANGE_DLX}. */
-export function workQueueOptions(options: TopologyOptions): Options.AssertQueue {
+/** The broker's delivery limit of a shard queue, in units of `maxAttempts` (a backstop, see below). */
+const SHARD_DELIVERY_LIMIT_FACTOR = 4;
+
+/**
+ * Arguments of a work queue: durable, dead-lettering to {@link EXCHANGE_DLX}. Shard queues (`sharded`)
+ * are single-active-consumer, and their broker delivery limit is a backstop only: the consumers
+ * decide retries and dead letters per message themselves (a worker that dies returns every message
+ * it held, each counting a delivery, so a limit of `maxAttempts` would dead-letter innocent bars
+ * after a few crashes caused by another one).
+ */
+export function workQueueOptions(options: TopologyOptions, sharded = false): Options.AssertQueue {
   const args: Record<string, unknown> = { 'x-dead-letter-exchange': EXCHANGE_DLX };
   if (options.queueType === 'quorum') {
     args['x-queue-type'] = 'quorum';
     // A message that kills its worker on every delivery must not loop forever: after the limit the
     // broker dead-letters it (at least once: it is never dropped between the queue and the DLX).
-    args['x-delivery-limit'] = options.maxAttempts;
+    args['x-delivery-limit'] = sharded ? options.maxAttempts * SHARD_DELIVERY_LIMIT_FACTOR : options.maxAttempts;
     args['x-dead-letter-strategy'] = 'at-least-once';
     args['x-overflow'] = 'reject-publish';
   }
+  // One consumer at a time keeps per-symbol order; a second worker of the same shard waits as a hot
+  // standby and takes over when the first one's channel closes.
+  if (sharded) args['x-single-active-consumer'] = true;
   return { durable: true, arguments: args };
 }
 
-/** Bindings of the work queues, as [queue, exchange, pattern]. */
-export const BINDINGS: readonly [string, string, string][] = [
-  // '#' rather than '*': symbols may contain '.', which splits topic words.
-  [QUEUE_TACTICAL, EXCHANGE_BARS, 'bars.5m.#'],
-  [QUEUE_RESAMPLER, EXCHANGE_BARS, 'bars.5m.#'],
-  [QUEUE_STRATEGIC, EXCHANGE_BARS, 'bars.30m.#'],
-  [QUEUE_RESULTS, EXCHANGE_RESULTS, 'results.#'],
-  [QUEUE_CONTEXT, EXCHANGE_RESULTS, 'context.#'],
-  [QUEUE_FEEDBACK, EXCHANGE_RESULTS, 'feedback.#'],
-  [QUEUE_EXPERIENCE, EXCHANGE_RESULTS, 'experience.#'],
-];
+/** Ring binding weight: points on the hash ring per queue (more points, more even spread). */
+const RING_WEIGHT = '32';
+
+/** Bindings of the pipeline for `shards` shards, as [destination, source exchange, pattern, kind]. */
+export function bindings(shards: number): { destination: string; source: string; pattern: string; exchangeToExchange?: boolean }[] {
+  const out: { destination: string; source: string; pattern: string; exchangeToExchange?: boolean }[] = [
+    { destination: QUEUE_RESULTS, source: EXCHANGE_RESULTS, pattern: 'results.#' },
+    { destination: QUEUE_EXPERIENCE, source: EXCHANGE_INTERNAL, pattern: 'experience.#' },
+    // The 30m bars the pipeline builds are public: forwarded to market.bars for anyone bound there.
+    { destination: EXCHANGE_BARS, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true },
+  ];
+  for (let k = 0; k < shards; k++) {
+    const context = shardQueue('context', k);
+    out.push({ destination: context, source: EXCHANGE_INTERNAL, pattern: routingKeys.reply(context) });
+  }
+  if (shards === 1) {
+    // '#' rather than '*': symbols may contain '.', which splits topic words.
+    out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_BARS, pattern: 'bars.5m.#' });
+    out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#' });
+    out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'feedback.#' });
+    return out;
+  }
+  out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_BARS, pattern: 'bars.5m.#', exchangeToExchange: true });
+  out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true });
+  out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'feedback.#', exchangeToExchange: true });
+  for (let k = 0; k < shards; k++) {
+    out.push({ destination: shardQueue('tactical', k), source: EXCHANGE_TACTICAL_RING, pattern: RING_WEIGHT });
+    out.push({ destination: shardQueue('strategic', k), source: EXCHANGE_STRATEGIC_RING, pattern: RING_WEIGHT });
+  }
+  return out;
+}
 
 /**
- * Declares every exchange, queue and binding of the wire contract. Idempotent: runs at start and
- * again after every reconnect. A queue that exists with other arguments makes the broker close the
- * channel with PRECONDITION_FAILED, which the caller treats as fatal.
+ * Declares every exchange, queue and binding of the wire contract for the configured number of
+ * shards. Idempotent: runs at start and again after every reconnect. A queue that exists with other
+ * arguments makes the broker close the channel with PRECONDITION_FAILED, and a ring declared on a
+ * broker without the consistent-hash plugin fails with COMMAND_INVALID; the caller treats both as
+ * fatal.
+ *
+ * Routing by symbol: the tactical ring hashes the routing key `bars.5m.<symbol>` (one key per
+ * symbol, and the one thing every producer sets); the strategic ring hashes the header
+ * {@link HEADER_SYMBOL}, which the tactical workers set on every 30m bar and feedback they publish.
  */
 export async function declareTopology(channel: Channel, options: TopologyOptions): Promise<void> {
+  const shards = options.shards ?? 1;
   await channel.assertExchange(EXCHANGE_BARS, 'topic', { durable: true });
   await channel.assertExchange(EXCHANGE_RESULTS, 'topic', { durable: true });
+  await channel.assertExchange(EXCHANGE_INTERNAL, 'topic', { durable: true });
   await channel.assertExchange(EXCHANGE_DLX, 'fanout', { durable: true });
-  await channel.assertExchange(EXCHANGE_MODELS, 'fanout', { durable: true });
+  if (shards > 1) {
+    await channel.assertExchange(EXCHANGE_TACTICAL_RING, RING_EXCHANGE_TYPE, { durable: true });
+    await channel.assertExchange(EXCHANGE_STRATEGIC_RING, RING_EXCHANGE_TYPE, {
+      durable: true,
+      arguments: { 'hash-header': HEADER_SYMBOL },
+    });
+  }
   const dlqArgs: Record<string, unknown> =
     options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
   await channel.assertQueue(QUEUE_DEAD_LETTERS, { durable: true, arguments: dlqArgs });
   await channel.bindQueue(QUEUE_DEAD_LETTERS, EXCHANGE_DLX, '');
-  const queueOptions = workQueueOptions(options);
-  const queues = new Set(BINDINGS.map(([q]) => q));
-  for (const queue of queues) await channel.assertQueue(queue, queueOptions);
-  for (const [queue, exchange, pattern] of BINDINGS) await channel.bindQueue(queue, exchange, pattern);
+  await channel.assertQueue(QUEUE_RESULTS, workQueueOptions(options));
+  await channel.assertQueue(QUEUE_EXPERIENCE, workQueueOptions(options));
+  for (let k = 0; k < shards; k++) {
+    for (const kind of ['tactical', 'strategic', 'context'] as const) {
+      await channel.assertQueue(shardQueue(kind, k), workQueueOptions(options, true));
+    }
+  }
+  for (const b of bindings(shards)) {
+    if (b.exchangeToExchange === true) await channel.bindExchange(b.destination, b.source, b.pattern);
+    else await channel.bindQueue(b.destination, b.source, b.pattern);
+  }
 }

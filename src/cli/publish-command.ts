@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
-import { BINDINGS, EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import { bindings, EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import { describeBrokerTarget } from '../broker/preflight';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
@@ -221,10 +221,26 @@ export const publishCommand: Command = {
   },
 };
 
-/** Queues that bars of `timeframe` are routed to, from the topology's bindings. */
-export function barQueues(timeframe: string): string[] {
+/**
+ * Queues that bars of `timeframe` are routed to from {@link EXCHANGE_BARS}, following the topology's
+ * bindings for `shards` shards through exchange-to-exchange hops (a consistent-hash ring sends each
+ * symbol to one of its queues, so every queue bound to a ring counts).
+ */
+export function barQueues(timeframe: string, shards: number): string[] {
+  const all = bindings(shards);
   const key = routingKeys.bar(timeframe, 'X');
-  return BINDINGS.filter(([, exchange, pattern]) => exchange === EXCHANGE_BARS && topicMatches(pattern, key)).map(([queue]) => queue);
+  const queues = new Set<string>();
+  const visit = (exchange: string, matchAll: boolean, seen: Set<string>): void => {
+    if (seen.has(exchange)) return;
+    seen.add(exchange);
+    for (const b of all) {
+      if (b.source !== exchange || !(matchAll || topicMatches(b.pattern, key))) continue;
+      if (b.exchangeToExchange === true) visit(b.destination, b.destination !== EXCHANGE_BARS, seen);
+      else queues.add(b.destination);
+    }
+  };
+  visit(EXCHANGE_BARS, false, new Set());
+  return [...queues];
 }
 
 /** AMQP topic match of `pattern` (`*` one word, `#` zero or more) against `key`. */
@@ -245,7 +261,7 @@ function topicMatches(pattern: string, key: string): boolean {
  * pipeline is not running). Null when some queue has a consumer; never throws.
  */
 export async function unconsumedWarning(ctx: CommandContext, timeframe: string): Promise<string | null> {
-  const queues = barQueues(timeframe);
+  const queues = barQueues(timeframe, ctx.config.shards);
   if (queues.length === 0) return null;
   let model: Awaited<ReturnType<typeof connectBroker>> | null = null;
   try {

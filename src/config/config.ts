@@ -131,6 +131,22 @@ export const EnvSchema = z.object({
    * after each save. @defaultValue 20
    */
   PIPELINE_MODEL_KEEP: int('PIPELINE_MODEL_KEEP', 1, 100_000).default(20),
+  /**
+   * Tactical and strategic shards: N workers of each, queues `tactical_processing.<k>` and
+   * `strategic_processing.<k>`, routed by symbol. Above 1 the broker needs the plugin
+   * `rabbitmq_consistent_hash_exchange`. @defaultValue 1
+   */
+  PIPELINE_SHARDS: int('PIPELINE_SHARDS', 1, 256).default(1),
+  /**
+   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. The supervisor sets
+   * it for each worker it starts; set it yourself to run one worker per container. @defaultValue 0
+   */
+  PIPELINE_SHARD_INDEX: int('PIPELINE_SHARD_INDEX', 0, 255).default(0),
+  /**
+   * Deaths of a worker while processing one message after which that message is dead-lettered
+   * unprocessed (a poison message), keep below PIPELINE_MAX_RESTARTS_PER_MINUTE. @defaultValue 3
+   */
+  PIPELINE_CRASH_ATTEMPTS: int('PIPELINE_CRASH_ATTEMPTS', 1, 100).default(3),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -166,6 +182,9 @@ export interface PipelineConfig {
   readonly patternMaxAgeDays: number;
   /** Model versions kept besides the promoted lineage. */
   readonly modelKeep: number;
+  readonly shards: number;
+  readonly shardIndex: number;
+  readonly crashAttempts: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -247,6 +266,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       problems.push(`${key}=${JSON.stringify(shown)}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
     }
   }
+  if (parsed.success && parsed.data.PIPELINE_SHARD_INDEX >= parsed.data.PIPELINE_SHARDS) {
+    problems.push(
+      `PIPELINE_SHARD_INDEX=${parsed.data.PIPELINE_SHARD_INDEX}: must be below PIPELINE_SHARDS (${parsed.data.PIPELINE_SHARDS}); shards are numbered from 0`,
+    );
+  }
   if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`configuration error: ${problems.join('; ')}`);
   }
@@ -280,6 +304,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     patternMaxPerSymbol: e.PIPELINE_PATTERN_MAX_PER_SYMBOL,
     patternMaxAgeDays: e.PIPELINE_PATTERN_MAX_AGE_DAYS,
     modelKeep: e.PIPELINE_MODEL_KEEP,
+    shards: e.PIPELINE_SHARDS,
+    shardIndex: e.PIPELINE_SHARD_INDEX,
+    crashAttempts: e.PIPELINE_CRASH_ATTEMPTS,
   });
 }
 

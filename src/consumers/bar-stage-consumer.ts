@@ -1,11 +1,11 @@
 import type { ConsumeMessage } from 'amqplib';
 import type { ZodType } from 'zod';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
-import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import { EXCHANGE_BARS, EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { OutOfOrderError, PipelineError, ValidationError } from '../errors';
+import { isRetriable, OutOfOrderError, PipelineError, ValidationError } from '../errors';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { KeyedSerialQueue } from '../util/keyed-serial-queue';
@@ -19,6 +19,13 @@ export interface Emission {
   messageId: string;
   /** Reject the publish when no queue is bound. */
   mandatory?: boolean;
+  headers?: Record<string, unknown>;
+  /** The queue an answer to this message must go to. */
+  replyTo?: string;
+  /** Set when the stage published it already (its confirm); the commit waits for it. */
+  confirm?: Promise<void>;
+  /** How to send it again when `confirm` fails. @defaultValue publish it as described */
+  resend?: () => Promise<void>;
 }
 
 /** What a stage computed for one bar. */
@@ -36,11 +43,10 @@ export interface StageState {
 export interface BarStageConsumerOptions extends BaseConsumerOptions {
   timeframe: '5m' | '30m';
   /**
-   * Whether this stage dead-letters bad input. Two stages read every 5m bar (tactical and
-   * resampler); only one of them (tactical) owns rejections, so a bad bar leaves one dead letter,
-   * and the other acknowledges it without output. @defaultValue true
+   * Deliveries of a message that was being processed each time its worker died, after which it is
+   * dead-lettered unprocessed (a poison message). @defaultValue 3
    */
-  ownsRejections?: boolean;
+  crashAttempts?: number;
 }
 
 /** The state of a stage was dropped while a message was in flight; the broker redelivers it. */
@@ -50,25 +56,45 @@ class SupersededError extends PipelineError {
   }
 }
 
+/** A message that was being processed each time its worker died. Never retried. */
+export class PoisonMessageError extends PipelineError {
+  constructor(message: string) {
+    super('POISON_MESSAGE', message, false);
+  }
+}
+
 /**
- * Base of the stages that turn bars of one symbol, in order, into messages: resampler, strategic,
- * tactical. It validates (bad JSON or schema → dead letter with the reason), dedupes against the
- * symbol's last accepted bar and the Redis dedupe bitmap (duplicate → ack, no output), rejects
- * out-of-order bars, runs {@link process} one bar at a time per symbol (other symbols go on), publishes
- * the outputs at once and commits state + dedupe mark after their confirms, in bar order per symbol.
- * The message is acked after that commit; the next bar does not wait for it.
+ * Base of the stages that turn bars of one symbol, in order, into messages: tactical and strategic.
+ * It validates (bad JSON or schema → dead letter with the reason), dedupes against the symbol's last
+ * accepted bar and the Redis dedupe bitmap (duplicate → ack, no output), rejects out-of-order bars,
+ * runs {@link process} one bar at a time per symbol (other symbols go on), publishes the outputs at
+ * once and hands state + dedupe mark to the store's group commit after their confirms, in bar order
+ * per symbol. The message is acked after that commit; the next bar does not wait for it.
+ *
+ * Isolation per symbol: a retriable failure while processing a bar is tried again (with a pause) in
+ * the symbol's own lane, so only that symbol's later bars wait; after `maxAttempts` the bar is
+ * dead-lettered and the symbol goes on (a gap). A failed publish is sent again (the same message),
+ * and a failed state write is retried by the store; neither holds back another symbol. A bar that
+ * comes back redelivered (its worker died or lost the broker) is processed in a crash lane, one at a
+ * time, with an attempt counter in Redis around its computation: a message that kills the worker
+ * every time is recognised after `crashAttempts` deaths and dead-lettered alone.
  */
 export abstract class BarStageConsumer<S extends StageState, B extends { symbol: string; ts: number }> extends BaseConsumer {
   private readonly serial = new KeyedSerialQueue();
   private cache = new Map<string, S | null>();
   /** Bars processed but not yet committed, per symbol (a duplicate may arrive before the commit). */
   private pending = new Map<string, Set<number>>();
-  private commitTails = new Map<string, Promise<void>>();
-  /** Symbols whose processing failed in this generation: their later bars must not be processed. */
-  private poisoned = new Set<string>();
+  /** Per symbol: resolves when the previous bar's state has been handed to the store, rejects if it never will be. */
+  private handedOver = new Map<string, Promise<void>>();
+  /**
+   * Symbols with a bar left unacknowledged for redelivery (stopping, channel lost): their later
+   * bars must not be processed or committed without it, or the redelivered bar would be out of order.
+   */
+  private heldBack = new Set<string>();
+  private crashLane: Promise<void> = Promise.resolve();
   private stateGeneration = 0;
   private readonly timeframeMs: number;
-  private readonly ownsRejections: boolean;
+  private readonly crashAttempts: number;
   protected override readonly options: BarStageConsumerOptions;
 
   constructor(
@@ -80,7 +106,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   ) {
     super(connection, publisher, options);
     this.timeframeMs = TIMEFRAME_MS[options.timeframe];
-    this.ownsRejections = options.ownsRejections ?? true;
+    this.crashAttempts = options.crashAttempts ?? 3;
     this.options = options;
   }
 
@@ -104,93 +130,152 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     this.stateGeneration++;
     this.cache = new Map();
     this.pending = new Map();
-    this.commitTails = new Map();
-    this.poisoned = new Set();
+    this.handedOver = new Map();
+    this.heldBack = new Set();
+    this.store.discardPending();
     this.onReset();
   }
 
   protected async handle(msg: ConsumeMessage): Promise<HandleResult> {
-    try {
-      return await this.handleBar(msg);
-    } catch (err) {
-      if (this.ownsRejections || !(err instanceof ValidationError || err instanceof OutOfOrderError)) throw err;
-      this.log.debug({ reason: err.message }, 'bad bar skipped; the owning stage dead-letters it');
-      return { kind: 'done' };
-    }
-  }
-
-  private async handleBar(msg: ConsumeMessage): Promise<HandleResult> {
     const receivedAt = performance.now();
     const bar = parseMessage(msg.content, this.schema);
     const expectedKey = routingKeys.bar(this.options.timeframe, bar.symbol);
-    if (msg.fields.routingKey !== expectedKey && msg.fields.exchange === EXCHANGE_BARS) {
+    if (msg.fields.routingKey !== expectedKey && (msg.fields.exchange === EXCHANGE_BARS || msg.fields.exchange === EXCHANGE_INTERNAL)) {
       throw new ValidationError(
         `routing key ${msg.fields.routingKey} does not match the body (symbol ${bar.symbol}): publish it as ${expectedKey}`,
       );
     }
     const generation = this.stateGeneration;
+    const held = this.heldBack;
     return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
-      const poisoned = this.poisoned;
-      if (generation !== this.stateGeneration || poisoned.has(bar.symbol)) throw new SupersededError();
-      try {
-        return await this.processInOrder(bar, msg, receivedAt, generation);
-      } catch (err) {
-        // A later bar of this symbol must never be processed without this one (it would see a gap).
-        if (!(err instanceof ValidationError || err instanceof OutOfOrderError)) poisoned.add(bar.symbol);
-        throw err;
+      for (let attempt = 1; ; attempt++) {
+        // Stopping: bars not started yet stay unacknowledged and are redelivered on the next start.
+        if (generation !== this.stateGeneration || this.isStopping || held.has(bar.symbol)) throw new SupersededError();
+        try {
+          return await this.processInOrder(bar, msg, receivedAt, generation);
+        } catch (err) {
+          if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
+            // A retriable error here leaves the message unacknowledged: hold the symbol back.
+            if (isRetriable(err)) held.add(bar.symbol);
+            throw err;
+          }
+          if (attempt >= this.options.maxAttempts) {
+            throw new PoisonMessageError(`gave up after ${attempt} attempts: ${(err as Error).message}`);
+          }
+          const delayMs = this.retryDelay(attempt);
+          this.log.warn({ err: (err as Error).message, symbol: bar.symbol, ts: bar.ts, attempt, delayMs }, 'retriable failure; trying the bar again (its symbol waits)');
+          await this.pause(delayMs);
+        }
       }
     });
   }
 
-  private async processInOrder(bar: B, msg: ConsumeMessage, receivedAt: number, generation: number): Promise<HandleResult> {
-    {
-      let state = this.cache.get(bar.symbol);
-      if (state === undefined) {
-        state = await this.store.load(bar.symbol);
-        if (generation !== this.stateGeneration) throw new SupersededError();
-        this.cache.set(bar.symbol, state);
-      }
-      if (state !== null && bar.ts <= state.lastTs) {
-        if (bar.ts === state.lastTs || this.pending.get(bar.symbol)?.has(bar.ts) === true) return { kind: 'done' };
-        if (await this.store.wasAccepted(bar.symbol, this.timeframeMs, bar.ts)) return { kind: 'done' };
-        throw new OutOfOrderError(
-          `out of order: ${bar.symbol} bar ts ${bar.ts} (${new Date(bar.ts).toISOString()}) is older than the last accepted bar ${state.lastTs} (${new Date(state.lastTs).toISOString()}); publish bars of a symbol in ts order`,
+  /**
+   * Runs the computation of a bar (the part a bad message could crash). A redelivered message runs
+   * in the crash lane, one at a time, between an attempt count and its reset in Redis; when the
+   * count says the worker died `crashAttempts` times on it, it is not run again.
+   */
+  protected async guardCompute<T>(msg: ConsumeMessage, id: string, compute: () => Promise<T> | T): Promise<T> {
+    if (!msg.fields.redelivered) return compute();
+    const previous = this.crashLane;
+    let release: () => void = () => undefined;
+    this.crashLane = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await previous;
+      const attempts = await this.store.countAttempt(id);
+      if (attempts >= this.crashAttempts) {
+        // Forget the count: a replay of the dead letter (a fresh delivery) starts over.
+        await this.store.clearAttempts(id).catch(() => undefined);
+        throw new PoisonMessageError(
+          `the ${this.options.stage} worker died ${attempts} times while processing ${id}: dead-lettered unprocessed so that the other bars go on; inspect the message (pipeline dlq list) before replaying it`,
         );
       }
-      const output = await this.process(bar, state, msg, receivedAt);
-      if (generation !== this.stateGeneration) throw new SupersededError();
-      this.cache.set(bar.symbol, output.state);
-      let pendingSet = this.pending.get(bar.symbol);
-      if (pendingSet === undefined) {
-        pendingSet = new Set();
-        this.pending.set(bar.symbol, pendingSet);
+      let out: T;
+      try {
+        out = await compute();
+      } catch (err) {
+        // It failed without killing the worker: not a crash, so the count starts over.
+        await this.store.clearAttempts(id).catch(() => undefined);
+        throw err;
       }
-      pendingSet.add(bar.ts);
-      if (msg.fields.redelivered && output.emissions.length > 0) {
-        // Possibly a re-send: the first delivery may have published these outputs before it died.
-        pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
-      }
-      const confirms = output.emissions.map((e) =>
-        this.publisher.publish(e.exchange, e.routingKey, Buffer.from(JSON.stringify(e.body)), {
-          messageId: e.messageId,
-          mandatory: e.mandatory ?? false,
-        }),
-      );
-      const previous = this.commitTails.get(bar.symbol) ?? Promise.resolve();
-      const committed = (async () => {
-        // Outputs first, then state: a crash in between re-sends identical outputs on redelivery,
-        // never loses one. Commits of one symbol apply in bar order.
-        const results = await Promise.allSettled([previous, ...confirms]);
-        const failed = results.find((r) => r.status === 'rejected');
-        if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-        if (generation !== this.stateGeneration) throw new SupersededError();
-        await this.store.commit(bar.symbol, output.state, { timeframeMs: this.timeframeMs, ts: bar.ts });
-        pendingSet.delete(bar.ts);
-      })();
-      this.commitTails.set(bar.symbol, committed);
-      const poisoned = this.poisoned;
-      committed.catch(() => poisoned.add(bar.symbol));
-      return { kind: 'commit', committed };
+      await this.store.clearAttempts(id);
+      return out;
+    } finally {
+      release();
     }
+  }
+
+  private async processInOrder(bar: B, msg: ConsumeMessage, receivedAt: number, generation: number): Promise<HandleResult> {
+    let state = this.cache.get(bar.symbol);
+    if (state === undefined) {
+      state = await this.store.load(bar.symbol);
+      if (generation !== this.stateGeneration) throw new SupersededError();
+      this.cache.set(bar.symbol, state);
+    }
+    if (state !== null && bar.ts <= state.lastTs) {
+      if (bar.ts === state.lastTs || this.pending.get(bar.symbol)?.has(bar.ts) === true) return { kind: 'done' };
+      if (await this.store.wasAccepted(bar.symbol, this.timeframeMs, bar.ts)) return { kind: 'done' };
+      throw new OutOfOrderError(
+        `out of order: ${bar.symbol} bar ts ${bar.ts} (${new Date(bar.ts).toISOString()}) is older than the last accepted bar ${state.lastTs} (${new Date(state.lastTs).toISOString()}); publish bars of a symbol in ts order`,
+      );
+    }
+    const output = await this.process(bar, state, msg, receivedAt);
+    if (generation !== this.stateGeneration) throw new SupersededError();
+    this.cache.set(bar.symbol, output.state);
+    let pendingSet = this.pending.get(bar.symbol);
+    if (pendingSet === undefined) {
+      pendingSet = new Set();
+      this.pending.set(bar.symbol, pendingSet);
+    }
+    pendingSet.add(bar.ts);
+    if (msg.fields.redelivered && output.emissions.length > 0) {
+      // Possibly a re-send: the first delivery may have published these outputs before it died.
+      pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
+    }
+    const confirms = output.emissions.map((e) => this.publishUntilConfirmed(e, generation));
+    const previous = this.handedOver.get(bar.symbol) ?? Promise.resolve();
+    // Outputs first, then state: a crash in between re-sends identical outputs on redelivery, never
+    // loses one. A symbol's states reach the store in bar order.
+    const handedOver = (async () => {
+      await previous;
+      await Promise.all(confirms);
+      if (generation !== this.stateGeneration) throw new SupersededError();
+    })();
+    const committed = handedOver.then(async () => {
+      await this.store.commit(bar.symbol, output.state, { timeframeMs: this.timeframeMs, ts: bar.ts });
+      pendingSet.delete(bar.ts);
+    });
+    handedOver.catch(() => undefined); // the next bar of the symbol and `committed` observe it
+    this.handedOver.set(bar.symbol, handedOver);
+    const held = this.heldBack;
+    committed.catch(() => held.add(bar.symbol));
+    return { kind: 'commit', committed };
+  }
+
+  /** Publishes (or waits for the stage's own publish of) an emission, sending it again until confirmed. */
+  private async publishUntilConfirmed(e: Emission, generation: number): Promise<void> {
+    let first = e.confirm;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await (first ?? (e.resend !== undefined ? e.resend() : this.publishEmission(e)));
+        return;
+      } catch (err) {
+        first = undefined;
+        if (generation !== this.stateGeneration || this.isStopping) throw err;
+        const delayMs = this.retryDelay(attempt);
+        this.log.warn({ err: (err as Error).message, messageId: e.messageId, attempt, delayMs }, 'publish failed; sending it again');
+        await this.pause(delayMs);
+      }
+    }
+  }
+
+  /** Publishes one emission and resolves on its confirm. */
+  protected publishEmission(e: Emission): Promise<void> {
+    return this.publisher.publish(e.exchange, e.routingKey, Buffer.from(JSON.stringify(e.body)), {
+      messageId: e.messageId,
+      mandatory: e.mandatory ?? false,
+      ...(e.headers === undefined ? {} : { headers: e.headers }),
+      ...(e.replyTo === undefined ? {} : { replyTo: e.replyTo }),
+    });
   }
 }

@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { ModelUpdateSchema } from '../../schemas/model-update.schema';
 import type { BrokerConnection, ConnectionAttachment } from '../broker/broker-connection';
-import { EXCHANGE_MODELS } from '../broker/topology';
+import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
 import type { Logger } from '../observability/logger';
 import { parseMessage } from './parse-message';
 
@@ -17,7 +17,7 @@ export interface ModelUpdateSubscriberOptions {
 }
 
 /**
- * Listens for promoted model versions on the `pipeline.models` fanout exchange through an
+ * Listens for promoted model versions on the `models.promoted` announcements on the `pipeline.internal` exchange through an
  * exclusive, auto-delete, server-named queue (declared again on every reconnect) consumed without
  * acks: an announcement is a hint, the registry is the truth. An announcement missed while
  * disconnected is not replayed, so a worker that must not miss one compares its version with
@@ -51,7 +51,7 @@ export class ModelUpdateSubscriber implements ConnectionAttachment {
       if (this.channel === channel) this.channel = null;
     });
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-    await channel.bindQueue(queue, EXCHANGE_MODELS, '');
+    await channel.bindQueue(queue, EXCHANGE_INTERNAL, routingKeys.model());
     await channel.consume(queue, (msg) => this.onMessage(msg), { noAck: true });
     if (this.stopPromise !== null) {
       await channel.close().catch(() => undefined);

@@ -1,31 +1,58 @@
+import type { ConsumeMessage } from 'amqplib';
 import { Bar30mSchema, type Bar30m } from '../../schemas/bar.schema';
+import { FeedbackSchema, type Feedback } from '../../schemas/feedback.schema';
+import type { HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { EXCHANGE_RESULTS, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, isContextQueue, routingKeys } from '../broker/topology';
+import { ValidationError } from '../errors';
+import type { TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import type { StrategicFlow, StrategicState } from '../flows/strategic-flow';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { BarStageConsumer, type BarStageConsumerOptions, type StageOutput } from './bar-stage-consumer';
+import { parseMessage } from './parse-message';
 
-/** Consumes 30m bars and publishes one strategic context per bar to `context.<symbol>`. */
+/**
+ * Consumes its strategic shard's queue, which carries a symbol's 30m bars and its six-bar feedback
+ * through the same ring and so in the order the tactical side published them. Feedback goes into
+ * the feedback buffer (stored in Redis before the ack). Each 30m bar gives one strategic context,
+ * sent to the queue named in the bar's reply-to (the context queue of the tactical shard that built
+ * it) as `reply.<queue>` on `pipeline.internal`.
+ */
 export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> {
   constructor(
     connection: BrokerConnection,
     publisher: Publisher,
     store: SymbolStateStore<StrategicState>,
     private readonly flow: StrategicFlow,
+    private readonly feedback: TimeKeyedBufferFlow<Feedback>,
     options: BarStageConsumerOptions,
   ) {
     super(connection, publisher, store, Bar30mSchema as never, options);
   }
 
-  protected override async process(bar: Bar30m, state: StrategicState | null): Promise<StageOutput<StrategicState>> {
-    const { context, state: next } = await this.flow.step(bar, state);
+  protected override handle(msg: ConsumeMessage): Promise<HandleResult> {
+    if (msg.fields.routingKey.startsWith('feedback.')) {
+      const item = parseMessage(msg.content, FeedbackSchema);
+      return Promise.resolve({ kind: 'commit', committed: this.feedback.put(item) });
+    }
+    return super.handle(msg);
+  }
+
+  protected override async process(bar: Bar30m, state: StrategicState | null, msg: ConsumeMessage): Promise<StageOutput<StrategicState>> {
+    const replyTo: unknown = msg.properties.replyTo;
+    if (!isContextQueue(replyTo)) {
+      throw new ValidationError(
+        `30m bar ${bar.symbol}:30m:${bar.ts} has no usable reply-to (${JSON.stringify(replyTo ?? null)}): the tactical worker that builds a 30m bar names its context queue (tactical_context.<k>) there; 30m bars published by anyone else are not processed`,
+      );
+    }
+    const { context, state: next } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state));
     return {
       state: next,
       emissions: [
         {
-          exchange: EXCHANGE_RESULTS,
-          routingKey: routingKeys.context(bar.symbol),
+          exchange: EXCHANGE_INTERNAL,
+          routingKey: routingKeys.reply(replyTo),
           body: context,
           messageId: `${bar.symbol}:context:${context.bar_close_ts}`,
           mandatory: true,

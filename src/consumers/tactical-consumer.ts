@@ -1,20 +1,42 @@
 import type { ConsumeMessage } from 'amqplib';
 import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
-import { EXCHANGE_RESULTS, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, routingKeys } from '../broker/topology';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
+import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
+import { resampleStep, type ResampleState } from '../flows/resample-flow';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
+import type { ExperienceBatcher } from './experience-batcher';
+
+/** Options of {@link TacticalConsumer}. */
+export interface TacticalConsumerOptions extends BarStageConsumerOptions {
+  /** The queue strategic contexts for this worker's 30m bars must be sent to (its reply-to). */
+  contextQueue: string;
+  /** Collects the transitions for the trainer (online training); absent: none are published. */
+  experience?: ExperienceBatcher;
+  /** Resilience testing (`crash:<symbol>:5m:<ts>` kills the worker on that bar). @defaultValue none */
+  faults?: FaultInjector;
+  /**
+   * Upgrades: the 30m bar a separate resampler (before the tactical worker built them) had open for
+   * a symbol whose tactical state predates it. @defaultValue none
+   */
+  legacyResample?: (symbol: string) => Promise<ResampleState | null>;
+}
 
 /**
- * Consumes 5m bars and publishes one integrated result per accepted bar to `results.<symbol>`,
- * after waiting (bounded) for the strategic context the bar is due.
+ * Consumes 5m bars and publishes one integrated result per accepted bar to `results.<symbol>`.
+ * It also builds the symbol's 30m bars: a completed one is published at once on `pipeline.internal`
+ * (`bars.30m.<symbol>`, forwarded to `market.bars`; header `x-symbol` for the strategic ring,
+ * reply-to this worker's context queue), and the bar that completed it then waits (bounded) for its
+ * strategic context. Every six bars the feedback window goes to the strategic side through the same
+ * ring as the 30m bars.
  */
 export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
-  private readonly publishExperience: boolean;
+  private readonly faults: FaultInjector;
 
   constructor(
     connection: BrokerConnection,
@@ -22,51 +44,80 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     store: SymbolStateStore<TacticalState>,
     private readonly flow: TacticalFlow,
     private readonly contexts: ContextBufferFlow,
-    options: BarStageConsumerOptions & { publishExperience: boolean },
+    private readonly tacticalOptions: TacticalConsumerOptions,
   ) {
-    super(connection, publisher, store, Bar5mSchema as never, options);
-    this.publishExperience = options.publishExperience;
+    super(connection, publisher, store, Bar5mSchema as never, tacticalOptions);
+    this.faults = tacticalOptions.faults ?? NO_FAULTS;
   }
 
   protected override async process(
     bar: Bar,
     state: TacticalState | null,
-    _msg: ConsumeMessage,
+    msg: ConsumeMessage,
     receivedAt: number,
   ): Promise<StageOutput<TacticalState>> {
+    const id = `${bar.symbol}:5m:${bar.ts}`;
+    // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
+    let open = state?.resample ?? null;
+    if (state !== null && state.resample === undefined && this.tacticalOptions.legacyResample !== undefined) {
+      open = await this.tacticalOptions.legacyResample(bar.symbol);
+    }
+    const resampled = resampleStep(open, bar);
+    const emissions: Emission[] = resampled.emitted.map((b) => {
+      const e: Emission = {
+        exchange: EXCHANGE_INTERNAL,
+        routingKey: routingKeys.bar('30m', b.symbol),
+        body: b,
+        messageId: `${b.symbol}:30m:${b.ts}`,
+        mandatory: true,
+        headers: { [HEADER_SYMBOL]: b.symbol },
+        replyTo: this.tacticalOptions.contextQueue,
+      };
+      e.confirm = this.publishEmission(e);
+      e.confirm.catch(() => undefined); // awaited (and retried) by the commit
+      return e;
+    });
     const required = this.flow.requiredContext(bar, state);
     const lookup = await this.contexts.lookup(bar.symbol, required);
-    const { result, state: next, transition, feedback } = await this.flow.step(bar, state, required, lookup);
+    const { result, state: next, transition, feedback } = await this.guardCompute(msg, id, () => {
+      this.faults.crashIfListed(`crash:${id}`);
+      return this.flow.step(bar, state, required, lookup);
+    });
+    next.resample = resampled.state;
     result.latency_ms = Math.round((performance.now() - receivedAt) * 1000) / 1000;
     pipelineEvents.emit(PipelineEvent.ResultPublished, {
       stage: 'tactical',
       latencyMs: result.latency_ms,
       stale: lookup.stale,
     });
-    const emissions: Emission[] = [
-      {
-        exchange: EXCHANGE_RESULTS,
-        routingKey: routingKeys.result(bar.symbol),
-        body: result,
-        messageId: `${bar.symbol}:5m:${bar.ts}`,
-        mandatory: true,
-      },
-    ];
+    emissions.push({
+      exchange: EXCHANGE_RESULTS,
+      routingKey: routingKeys.result(bar.symbol),
+      body: result,
+      messageId: id,
+      mandatory: true,
+    });
     for (const f of feedback) {
       emissions.push({
-        exchange: EXCHANGE_RESULTS,
+        exchange: EXCHANGE_INTERNAL,
         routingKey: routingKeys.feedback(f.symbol),
         body: f,
         messageId: `${f.symbol}:feedback:${f.window_close_ts}`,
         mandatory: true,
+        headers: { [HEADER_SYMBOL]: f.symbol },
       });
     }
-    if (this.publishExperience && transition !== null) {
+    if (this.tacticalOptions.experience !== undefined && transition !== null) {
+      const batcher = this.tacticalOptions.experience;
+      const confirm = batcher.add(transition);
+      confirm.catch(() => undefined); // awaited (and retried) by the commit
       emissions.push({
-        exchange: EXCHANGE_RESULTS,
+        exchange: EXCHANGE_INTERNAL,
         routingKey: routingKeys.experience(bar.symbol),
         body: transition,
-        messageId: `${transition.symbol}:experience:${transition.ts}`,
+        messageId: `${bar.symbol}:experience:${transition.ts}`,
+        confirm,
+        resend: () => batcher.add(transition),
       });
     }
     return { state: next, emissions };

@@ -1,13 +1,15 @@
+import { inflateRawSync } from 'node:zlib';
 import type { ConsumeMessage } from 'amqplib';
-import { ExperienceSchema } from '../../schemas/experience.schema';
+import { EXPERIENCE_BATCH_CONTENT_TYPE, ExperienceBatchSchema, ExperienceSchema } from '../../schemas/experience.schema';
 import type { ModelUpdate } from '../../schemas/model-update.schema';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { EXCHANGE_MODELS } from '../broker/topology';
-import { BrokerConnectionError } from '../errors';
+import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import { BrokerConnectionError, ValidationError } from '../errors';
 import type { ExperienceTransition } from '../flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../flows/trainer-flow';
+import { EXPERIENCE_BATCH_CONTENT_ENCODING } from './experience-batcher';
 import { parseMessage } from './parse-message';
 
 interface Buffered {
@@ -21,11 +23,12 @@ interface Buffered {
 const REMEMBERED_BATCHES = 4;
 
 /**
- * The trainer worker's consumer of `tactical_experience`. Each message is validated
- * (`ExperienceSchema`; a bad one is dead-lettered) and buffered unacknowledged; when `batchSize`
- * messages are buffered the batch is handed to the {@link TrainerFlow}, and the batch's messages
+ * The trainer worker's consumer of `tactical_experience`. Each message, one transition
+ * (`ExperienceSchema`) or a batch of them (`ExperienceBatchSchema`), is validated (a bad one is
+ * dead-lettered) and its transitions buffered, the message unacknowledged; when `batchSize`
+ * transitions are buffered the batch is handed to the {@link TrainerFlow}, and the batch's messages
  * are acknowledged only once the candidate version is saved (and, when it was promoted, the
- * announcement on `pipeline.models` is confirmed): a message's effect is durable before its ack.
+ * announcement, `models.promoted` on `pipeline.internal`, is confirmed): a message's effect is durable before its ack.
  * Batches train one at a time. A failed batch fails each of its messages the BaseConsumer way:
  * retried (redelivered) when retriable, dead-lettered with the reason otherwise.
  *
@@ -58,12 +61,26 @@ export class TrainerConsumer extends BaseConsumer {
   }
 
   protected handle(msg: ConsumeMessage): Promise<HandleResult> {
-    const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
-    const id = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : `${experience.symbol}:experience:${experience.ts}`;
-    if (this.trained.some((s) => s.has(id))) return Promise.resolve({ kind: 'done' });
-    const running = this.inTraining.get(id);
-    if (running !== undefined) return Promise.resolve({ kind: 'commit', committed: running });
-    const committed = new Promise<void>((resolve, reject) => this.buffer.push({ id, experience, resolve, reject }));
+    let transitions: ExperienceTransition[];
+    if (msg.properties.contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
+      transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions as ExperienceTransition[];
+    } else {
+      const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
+      transitions = [experience];
+    }
+    const single = transitions.length === 1 && typeof msg.properties.messageId === 'string' ? (msg.properties.messageId as string) : null;
+    const waits: Promise<void>[] = [];
+    for (const experience of transitions) {
+      const id = single ?? `${experience.symbol}:experience:${experience.ts}`;
+      if (this.trained.some((s) => s.has(id))) continue;
+      const running = this.inTraining.get(id);
+      if (running !== undefined) {
+        waits.push(running);
+        continue;
+      }
+      waits.push(new Promise<void>((resolve, reject) => this.buffer.push({ id, experience, resolve, reject })));
+    }
+    if (waits.length === 0) return Promise.resolve({ kind: 'done' });
     if (this.buffer.length >= this.flow.batchSize) {
       const batch = this.buffer;
       this.buffer = [];
@@ -76,7 +93,7 @@ export class TrainerConsumer extends BaseConsumer {
       // Chained: a batch trains only after the previous one has finished.
       this.training = this.training.then(() => this.trainBatch(batch, finish));
     }
-    return Promise.resolve({ kind: 'commit', committed });
+    return Promise.resolve({ kind: 'commit', committed: Promise.all(waits).then(() => undefined) });
   }
 
   private async trainBatch(batch: Buffered[], finish: (err?: unknown) => void): Promise<void> {
@@ -103,7 +120,7 @@ export class TrainerConsumer extends BaseConsumer {
       metrics: { sharpe: outcome.candidate.sharpe, window: outcome.candidate.window, parent_sharpe: outcome.parentMetrics?.sharpe ?? null },
       promoted_at: new Date().toISOString(),
     };
-    await this.publisher.publish(EXCHANGE_MODELS, '', Buffer.from(JSON.stringify(update)), { messageId: `model:${outcome.version}` });
+    await this.publisher.publish(EXCHANGE_INTERNAL, routingKeys.model(), Buffer.from(JSON.stringify(update)), { messageId: `model:${outcome.version}` });
     this.log.info({ version: outcome.version, parent: outcome.parent }, 'model update published');
   }
 
@@ -133,5 +150,19 @@ export class TrainerConsumer extends BaseConsumer {
       const err = new BrokerConnectionError('trainer stopping before the batch filled; the broker redelivers the message');
       for (const b of released) b.reject(err);
     });
+  }
+}
+
+/** The body of a batch, inflated when it is DEFLATE-encoded (as the tactical workers send it). */
+function inflated(msg: ConsumeMessage): Buffer {
+  const encoding: unknown = msg.properties.contentEncoding;
+  if (encoding === undefined || encoding === null || encoding === '' || encoding === 'identity') return msg.content;
+  if (encoding !== EXPERIENCE_BATCH_CONTENT_ENCODING) {
+    throw new ValidationError(`unsupported content-encoding ${JSON.stringify(encoding)}: send experience batches as plain JSON or raw DEFLATE ('deflate')`);
+  }
+  try {
+    return inflateRawSync(msg.content);
+  } catch (err) {
+    throw new ValidationError(`body is not valid DEFLATE data (content-encoding deflate): ${(err as Error).message}`);
   }
 }

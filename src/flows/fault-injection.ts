@@ -11,7 +11,8 @@ export class InjectedFaultError extends PipelineError {
 /**
  * Resilience testing: when `PIPELINE_FAULT_FILE` names a file, the stages listed in it (comma or
  * line separated: `agents`, `pattern_store`) fail on every call until the file no longer lists
- * them. The file is re-read at most every 200 ms. Without the setting this never fails anything.
+ * them. Per symbol: `state:<symbol>` fails that symbol's state commits, `crash:<symbol>:5m:<ts>` kills
+ * the tactical worker on that bar. The file is re-read at most every 200 ms. Without the setting this never fails anything.
  */
 export class FaultInjector {
   private checkedAt = 0;
@@ -22,7 +23,22 @@ export class FaultInjector {
 
   /** Throws {@link InjectedFaultError} when `stage` is listed. */
   check(stage: string): void {
-    if (this.file === null) return;
+    if (this.listed(stage)) throw new InjectedFaultError(stage);
+  }
+
+  /**
+   * Kills the process at once (exit code 70, no cleanup) when `stage` is listed, as a bug that
+   * crashes the worker on one message would: `crash:<symbol>:5m:<ts>` in the file.
+   */
+  crashIfListed(stage: string): void {
+    if (this.listed(stage)) {
+      process.stderr.write(`fault injected: ${stage} kills the worker (PIPELINE_FAULT_FILE)\n`);
+      process.exit(70);
+    }
+  }
+
+  private listed(stage: string): boolean {
+    if (this.file === null) return false;
     const now = Date.now();
     if (now - this.checkedAt > 200) {
       this.checkedAt = now;
@@ -37,7 +53,7 @@ export class FaultInjector {
         this.stages = new Set();
       }
     }
-    if (this.stages.has(stage)) throw new InjectedFaultError(stage);
+    return this.stages.has(stage);
   }
 }
 

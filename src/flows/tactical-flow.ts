@@ -4,6 +4,7 @@ import type { ContextLookup } from './context-buffer-flow';
 import type { Feedback } from '../../schemas/feedback.schema';
 import { requiredContextClose } from './context-buffer-flow';
 import { feedbackStep, type FeedbackWindowState } from './feedback-flow';
+import type { ResampleState } from './resample-flow';
 import type { AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';
 
 /** The tactical worker's per-symbol state, plain data checkpointed in Redis with every bar. */
@@ -17,6 +18,8 @@ export interface TacticalState {
   agents: AgentStageState | null;
   /** The open six-bar feedback window. */
   feedback?: FeedbackWindowState | null;
+  /** The 30m bar being built from the symbol's 5m bars (set by the consumer). */
+  resample?: ResampleState | null;
 }
 
 /** The streaming indicator stage, as the flow sees it. */

@@ -6,11 +6,27 @@ export type WorkerToSupervisor =
 /** Messages the supervisor sends a worker. */
 export type SupervisorToWorker = { type: 'metrics'; requestId: number } | { type: 'shutdown' };
 
-/** The worker roles the supervisor runs (the trainer only with online training on). */
-export const WORKER_ROLES = ['resampler', 'strategic', 'tactical', 'trainer'] as const;
+/**
+ * The worker roles the supervisor runs (the trainer only with online training on). The tactical
+ * worker builds the 30m bars itself (there is no resampler role any more).
+ */
+export const WORKER_ROLES = ['strategic', 'tactical', 'trainer'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 /** The roles to run for a configuration. */
 export function rolesFor(config: { training: boolean }): WorkerRole[] {
   return WORKER_ROLES.filter((r) => r !== 'trainer' || config.training);
+}
+
+/** Roles that run one worker per shard (PIPELINE_SHARDS); the others run one worker. */
+export function isShardedRole(role: WorkerRole): boolean {
+  return role === 'tactical' || role === 'strategic';
+}
+
+/**
+ * Name of the worker of `role` serving `shard`: the role itself for shard 0 (so that a pipeline of
+ * one shard looks as it always did), `<role>.<shard>` for the others.
+ */
+export function workerName(role: WorkerRole, shard: number): string {
+  return shard === 0 ? role : `${role}.${shard}`;
 }

@@ -25,7 +25,7 @@ export const INITIAL_POLICY_SEED = 1;
 export async function loadStartingPolicy(config: PipelineConfig): Promise<TacticalPolicy> {
   const { ModelRegistry } = await import('../learning/registry');
   const { TacticalPolicy } = await import('../learning/policy');
-  const registry = new ModelRegistry(join(config.dataDir, 'models'));
+  const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep });
   if (config.modelVersion !== null) return TacticalPolicy.load(registry, config.modelVersion);
   const promoted = await registry.latestPromoted().catch(() => null);
   return promoted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : TacticalPolicy.load(registry, promoted);
@@ -51,6 +51,7 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
     return {
       strategic: new AnalyticsStage({
         dir: join(config.dataDir, 'patterns'),
+        retention: { maxCount: config.patternMaxPerSymbol, maxAgeMs: config.patternMaxAgeDays * 86_400_000 },
         faults: new FaultInjector(config.faultFile),
         log: componentLogger('analytics'),
       }),

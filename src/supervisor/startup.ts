@@ -5,15 +5,9 @@ import { EXIT_STARTUP, StartupError } from '../errors';
 import { componentLogger, rootLogger } from '../observability/logger';
 import { redisPreflight } from '../state/redis-preflight';
 
-/**
- * Whether the configuration needs the consistent-hash exchange plugin: more than one shard. Reads
- * `shards` (or `shardCount`) when the configuration has it (PIPELINE_SHARDS), so this works before and after that
- * setting exists.
- */
+/** Whether the configuration needs the consistent-hash exchange plugin: more than one shard. */
 export function needsConsistentHash(config: PipelineConfig): boolean {
-  const c = config as unknown as { shards?: unknown; shardCount?: unknown };
-  const shards = c.shards ?? c.shardCount;
-  return typeof shards === 'number' && shards > 1;
+  return config.shards > 1;
 }
 
 /** Checks RabbitMQ and Redis before anything starts; rejects with a {@link StartupError}. */

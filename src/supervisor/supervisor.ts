@@ -7,12 +7,12 @@ import type { PipelineConfig } from '../config/config';
 import { EXIT_STARTUP } from '../errors';
 import { componentLogger, type Logger } from '../observability/logger';
 import { HealthServer } from './health-server';
-import type { SupervisorToWorker, WorkerRole, WorkerToSupervisor } from './ipc';
+import { isShardedRole, workerName, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 
 /** Options of {@link Supervisor}. */
 export interface SupervisorOptions {
   config: PipelineConfig;
-  /** Roles to run, one process each. */
+  /** Roles to run: one process each, `PIPELINE_SHARDS` processes of each sharded role. */
   roles: readonly WorkerRole[];
   /** Environment of the workers. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
@@ -24,6 +24,9 @@ export interface SupervisorOptions {
 
 interface Child {
   role: WorkerRole;
+  /** `role`, or `role.<shard>` for shards above 0. */
+  name: string;
+  shard: number;
   process: ChildProcess | null;
   consuming: boolean;
   reason: string;
@@ -41,7 +44,7 @@ interface Child {
  */
 export class Supervisor {
   private readonly log: Logger = componentLogger('supervisor');
-  private readonly children = new Map<WorkerRole, Child>();
+  private readonly children = new Map<string, Child>();
   private readonly health: HealthServer;
   private readonly ownRegistry = new Registry();
   private readonly restartsTotal: Counter;
@@ -76,28 +79,34 @@ export class Supervisor {
     return this.health.boundPort;
   }
 
-  /** Process ids of the running workers, by role. */
-  pids(): Partial<Record<WorkerRole, number>> {
-    const out: Partial<Record<WorkerRole, number>> = {};
-    for (const [role, child] of this.children) if (child.process?.pid !== undefined) out[role] = child.process.pid;
+  /** Process ids of the running workers, by worker name (the role; `<role>.<shard>` for shards above 0). */
+  pids(): Partial<Record<WorkerRole, number>> & Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, child] of this.children) if (child.process?.pid !== undefined) out[name] = child.process.pid;
     return out;
   }
 
   async start(): Promise<void> {
     await this.health.start();
     if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
-    for (const role of this.options.roles) {
+    const slots = this.options.roles.flatMap((role) =>
+      Array.from({ length: isShardedRole(role) ? this.options.config.shards : 1 }, (_, shard) => ({ role, shard })),
+    );
+    for (const { role, shard } of slots) {
+      const name = workerName(role, shard);
       const child: Child = {
         role,
+        name,
+        shard,
         process: null,
         consuming: false,
-        reason: `${role} is starting`,
+        reason: `${name} is starting`,
         restarts: [],
         consecutiveCrashes: 0,
         startedAt: 0,
         details: {},
       };
-      this.children.set(role, child);
+      this.children.set(name, child);
       this.spawn(child);
     }
     this.log.info({ roles: this.options.roles, healthPort: this.health.boundPort }, 'supervisor started');
@@ -107,14 +116,14 @@ export class Supervisor {
     const isTs = __filename.endsWith('.ts');
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
-      env: this.options.env ?? process.env,
+      env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard) },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.process = proc;
     child.startedAt = Date.now();
     child.consuming = false;
-    child.reason = `${child.role} is starting`;
+    child.reason = `${child.name} is starting`;
     child.details = {}; // what the previous process reported (a lost state, say) is no longer known
     proc.on('message', (message: WorkerToSupervisor) => {
       if (message.type === 'status') {
@@ -135,12 +144,12 @@ export class Supervisor {
       child.consuming = false;
       if (this.stopping) return;
       if (code === EXIT_STARTUP) {
-        this.log.fatal({ role: child.role, code }, 'worker cannot run as configured; not restarting it');
-        child.reason = `${child.role} cannot run as configured (exit ${code}); see its log line`;
+        this.log.fatal({ worker: child.name, code }, 'worker cannot run as configured; not restarting it');
+        child.reason = `${child.name} cannot run as configured (exit ${code}); see its log line`;
         this.onStartupError(child.role);
         return;
       }
-      child.reason = `${child.role} exited (code ${code}, signal ${signal}); restarting`;
+      child.reason = `${child.name} exited (code ${code}, signal ${signal}); restarting`;
       const now = Date.now();
       child.restarts = child.restarts.filter((t) => now - t < 60_000);
       child.restarts.push(now);
@@ -149,7 +158,7 @@ export class Supervisor {
           { role: child.role, restartsInLastMinute: child.restarts.length },
           'worker is crash-looping; giving up',
         );
-        child.reason = `${child.role} crash-looped and was given up`;
+        child.reason = `${child.name} crash-looped and was given up`;
         this.onGiveUp(child.role);
         return;
       }
@@ -174,7 +183,7 @@ export class Supervisor {
     const ok = reasons.length === 0 && this.children.size > 0;
     // Redis lost the state (docs/redis-loss.md): say which workers hold back, what is affected, the fix.
     const lost = [...this.children.values()].filter((c) => !c.consuming && c.details.stateLost === true);
-    const stateLost = lost.length === 0 ? {} : { state_lost: { roles: lost.map((c) => c.role), affected: lost[0]!.details.affected, fix: lost[0]!.details.fix } };
+    const stateLost = lost.length === 0 ? {} : { state_lost: { roles: [...new Set(lost.map((c) => c.role))], workers: lost.map((c) => c.name), affected: lost[0]!.details.affected, fix: lost[0]!.details.fix } };
     return { ok, body: ok ? { workers } : { workers, reasons, ...stateLost } };
   }
 

@@ -13,7 +13,7 @@ import { componentLogger, rootLogger } from '../observability/logger';
 import { describeFatalBrokerError } from '../broker/preflight';
 import { EXIT_STARTUP } from '../errors';
 import { exitOnStartError, preflight } from './startup';
-import { WORKER_ROLES, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
+import { WORKER_ROLES, isShardedRole, workerName, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 import { Worker } from './worker';
 import { EXIT_STATE_RECOVERED, StateGuard, type StateLostDetails } from './state-guard';
 
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     lost = d;
     send({ type: 'status', consuming: false, reason: `${role}: redis state lost (${d.affected}): ${d.message}; fix: ${d.fix}`, details: { ...d } });
   };
-  const guard = role === 'trainer' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: role });
+  const guard = role === 'trainer' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: workerName(role, isShardedRole(role) ? config.shardIndex : 0) });
   if (guard !== null && !(await guard.waitUntilIntact(onLost))) return;
   lost = null;
   profile = await startCpuProfile(role);

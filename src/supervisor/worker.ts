@@ -1,23 +1,19 @@
-import { Bar5mSchema } from '../../schemas/bar.schema';
-import { FeedbackSchema, type Feedback } from '../../schemas/feedback.schema';
+import { readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { join } from 'node:path';
+import type { Feedback } from '../../schemas/feedback.schema';
 import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
 import { BrokerConnection } from '../broker/broker-connection';
 import type { BaseConsumer } from '../broker/base-consumer';
 import { Publisher } from '../broker/publisher';
-import { join } from 'node:path';
-import {
-  QUEUE_CONTEXT,
-  QUEUE_EXPERIENCE,
-  QUEUE_FEEDBACK,
-  QUEUE_RESAMPLER,
-  QUEUE_STRATEGIC,
-  QUEUE_TACTICAL,
-} from '../broker/topology';
+import { QUEUE_EXPERIENCE, shardQueue } from '../broker/topology';
 import type { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
+import { ExperienceBatcher } from '../consumers/experience-batcher';
 import { createGuard } from '../flows/breakers';
-import { ResamplerConsumer, type ResamplerState } from '../consumers/resampler-consumer';
+import type { ResampleState } from '../flows/resample-flow';
+import { FaultInjector } from '../flows/fault-injection';
 import { StrategicConsumer } from '../consumers/strategic-consumer';
 import { TacticalConsumer } from '../consumers/tactical-consumer';
 import { ContextBufferFlow, TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
@@ -26,8 +22,11 @@ import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
 import { componentLogger, type Logger } from '../observability/logger';
 import { createRedis, type Redis } from '../state/redis-client';
 import { SymbolStateStore } from '../state/symbol-state-store';
-import type { WorkerRole } from './ipc';
+import { workerName, type WorkerRole } from './ipc';
 import { buildStages, INITIAL_POLICY_SEED } from './stages';
+
+/** Nice value of the trainer: the live path always goes first on a busy machine. */
+const TRAINER_NICE = 19;
 
 /**
  * One worker process's components for a role, with start/stop in the order of STYLE.md:
@@ -45,6 +44,7 @@ export class Worker {
   private waitBuffer: { close(): void } | null = null;
   private stopPromise: Promise<void> | null = null;
   private subscriber: ModelUpdateSubscriber | null = null;
+  private renice: NodeJS.Timeout | null = null;
   /** Called when the worker cannot go on (fatal broker error). */
   onFatal: (err: Error) => void = () => undefined;
 
@@ -52,7 +52,7 @@ export class Worker {
     private readonly role: WorkerRole,
     private readonly config: PipelineConfig,
   ) {
-    this.log = componentLogger(`worker.${role}`);
+    this.log = componentLogger(`worker.${workerName(role, config.shardIndex)}`);
   }
 
   /** True when every consumer of the worker is consuming. */
@@ -67,25 +67,28 @@ export class Worker {
 
   async start(): Promise<void> {
     const { config, role } = this;
-    this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${role}`, log: this.log });
+    const shard = config.shardIndex;
+    const name = workerName(role, shard);
+    this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${name}`, log: this.log });
     await this.redis.connect();
     const connection = new BrokerConnection({
       url: config.amqpUrl,
-      connectionName: `pipeline-${role}-${process.pid}`,
+      connectionName: `pipeline-${name}-${process.pid}`,
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
-      log: componentLogger('broker', role),
+      shards: config.shards,
+      log: componentLogger('broker', name),
     });
     connection.onFatal = (err) => this.onFatal(err);
     this.connection = connection;
     // One breaker per dependency and process: Redis (state, buffers) and the publish to the next stage.
     // Redis failures come in bursts, not one at a time; two failed calls in the window are enough.
-    const redisGuard = createGuard({ stage: 'redis', volumeThreshold: 2, log: componentLogger('breaker', role) });
+    const redisGuard = createGuard({ stage: 'redis', volumeThreshold: 2, log: componentLogger('breaker', name) });
     const publisher = new Publisher(connection, {
       maxInFlight: config.maxInFlight,
       publishTimeoutMs: config.publishTimeoutMs,
-      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', role) }),
-      log: componentLogger('publisher', role),
+      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', name) }),
+      log: componentLogger('publisher', name),
     });
     this.publisher = publisher;
     const base = (queue: string) => ({
@@ -98,17 +101,17 @@ export class Worker {
     });
     const stages = await buildStages(role, config);
     const prefix = config.redisPrefix;
-    if (role === 'resampler') {
-      const store = new SymbolStateStore<ResamplerState>(this.redis, { prefix, stage: 'resampler', guard: redisGuard });
-      this.consumers = [
-        new ResamplerConsumer(connection, publisher, store, Bar5mSchema as never, {
-          ...base(QUEUE_RESAMPLER),
-          timeframe: '5m',
-          ownsRejections: false,
-        }),
-      ];
-    } else if (role === 'strategic') {
-      const store = new SymbolStateStore<StrategicState>(this.redis, { prefix, stage: 'strategic', guard: redisGuard });
+    const faults = new FaultInjector(config.faultFile);
+    const storeOptions = (stage: string) => ({
+      prefix,
+      stage,
+      guard: redisGuard,
+      retryDelayMs: config.retryDelayMs,
+      faultCheck: (what: string) => faults.check(what),
+      log: componentLogger('state', name),
+    });
+    if (role === 'strategic') {
+      const store = new SymbolStateStore<StrategicState>(this.redis, storeOptions('strategic'));
       const feedback = new TimeKeyedBufferFlow<Feedback>({
         redis: this.redis,
         prefix,
@@ -120,11 +123,11 @@ export class Worker {
       });
       this.waitBuffer = feedback;
       this.consumers = [
-        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), {
-          ...base(QUEUE_STRATEGIC),
+        new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), feedback, {
+          ...base(shardQueue('strategic', shard)),
           timeframe: '30m',
+          crashAttempts: config.crashAttempts,
         }),
-        new BufferConsumer(connection, publisher, feedback, FeedbackSchema, base(QUEUE_FEEDBACK)),
       ];
     } else if (role === 'trainer') {
       // Loaded here so that only the roles that need them pay for tfjs and the learning code.
@@ -132,7 +135,7 @@ export class Worker {
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
       const { ModelRegistry } = await import('../learning/registry');
       const flow = await TrainerFlow.create({
-        registry: new ModelRegistry(join(config.dataDir, 'models')),
+        registry: new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep }),
         batchSize: config.trainBatchSize,
         seed: INITIAL_POLICY_SEED,
         log: componentLogger('trainer'),
@@ -140,6 +143,13 @@ export class Worker {
       this.consumers = [
         new TrainerConsumer(connection, publisher, flow, { ...base(QUEUE_EXPERIENCE), prefetchCount: config.trainBatchSize }),
       ];
+      // Training must never slow the live path: the trainer yields the CPU to every other process.
+      // Linux nice values are per thread, so every thread is lowered (V8 and libuv start theirs
+      // early; tfjs may add more later, hence again every few seconds).
+      const lower = (): void => lowerPriority(TRAINER_NICE, this.log);
+      lower();
+      this.renice = setInterval(lower, 5000);
+      this.renice.unref();
     } else {
       const agents = stages.tactical?.agents;
       if (config.training && config.modelVersion === null && agents !== undefined) {
@@ -148,8 +158,8 @@ export class Worker {
         const { ModelRegistry } = await import('../learning/registry');
         const { TacticalPolicy } = await import('../learning/policy');
         const { ModelUpdateSubscriber } = await import('../consumers/model-update-subscriber');
-        const registry = new ModelRegistry(join(config.dataDir, 'models'));
-        const log = componentLogger('models', role);
+        const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep });
+        const log = componentLogger('models', name);
         this.subscriber = new ModelUpdateSubscriber(connection, {
           onUpdate: async (version) => {
             agents.swap(await TacticalPolicy.load(registry, version));
@@ -158,7 +168,7 @@ export class Worker {
           log,
         });
       }
-      const store = new SymbolStateStore<TacticalState>(this.redis, { prefix, stage: 'tactical', guard: redisGuard });
+      const store = new SymbolStateStore<TacticalState>(this.redis, storeOptions('tactical'));
       const contexts = new ContextBufferFlow({
         redis: this.redis,
         prefix,
@@ -167,13 +177,21 @@ export class Worker {
       });
       this.waitBuffer = contexts;
       const flow = new TacticalFlow(stages.tactical ?? {});
+      const contextQueue = shardQueue('context', shard);
       this.consumers = [
         new TacticalConsumer(connection, publisher, store, flow, contexts, {
-          ...base(QUEUE_TACTICAL),
+          ...base(shardQueue('tactical', shard)),
           timeframe: '5m',
-          publishExperience: config.training,
+          crashAttempts: config.crashAttempts,
+          contextQueue,
+          faults,
+          legacyResample: async (symbol) => {
+            const raw = await this.redis!.get(`${prefix}resampler:state:${symbol}`);
+            return raw === null ? null : ((JSON.parse(raw) as { open?: ResampleState | null }).open ?? null);
+          },
+          ...(config.training ? { experience: new ExperienceBatcher(publisher) } : {}),
         }),
-        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(QUEUE_CONTEXT)),
+        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(contextQueue)),
       ];
     }
     await connection.start();
@@ -196,6 +214,7 @@ export class Worker {
         for (const consumer of this.consumers) {
           await step('consumer', () => consumer.stop(timeout, () => this.waitBuffer?.close()));
         }
+        if (this.renice !== null) clearInterval(this.renice);
         if (this.subscriber !== null) await step('model updates', () => this.subscriber!.stop());
         if (this.publisher !== null) await step('publisher', () => this.publisher!.stop(timeout));
         if (this.connection !== null) await step('connection', () => this.connection!.stop());
@@ -204,5 +223,25 @@ export class Worker {
       })();
     }
     return this.stopPromise;
+  }
+}
+
+let priorityWarned = false;
+
+/** Sets the nice value of every thread of this process (Linux: /proc/self/task), or of the process elsewhere. */
+function lowerPriority(nice: number, log: Logger): void {
+  let tids: number[];
+  try {
+    tids = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    tids = [0];
+  }
+  for (const tid of tids) {
+    try {
+      if (getPriority(tid) < nice) setPriority(tid, nice);
+    } catch (err) {
+      if (!priorityWarned) log.warn({ err: (err as Error).message }, 'cannot lower the trainer priority');
+      priorityWarned = true;
+    }
   }
 }

@@ -1,5 +1,5 @@
 import * as amqp from 'amqplib';
-import { QUEUE_RESULTS, QUEUE_TACTICAL } from '../../src/broker/topology';
+import { QUEUE_RESULTS, shardQueue } from '../../src/broker/topology';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
 import { SeededRandom } from '../../src/util/random';
 import {
@@ -94,7 +94,8 @@ describe('crash recovery', () => {
     const current = run;
     const rng = new SeededRandom(77);
     await publishBars(current.vhost.url, bars);
-    const roles = ['tactical', 'strategic', 'resampler', 'tactical'] as const;
+    // The tactical worker also builds the 30m bars (there is no resampler any more).
+    const roles = ['tactical', 'strategic', 'tactical', 'strategic'] as const;
     for (const [i, role] of roles.entries()) {
       const threshold = Math.floor(bars.length * (0.15 + 0.18 * i + rng.uniform(0, 0.05)));
       await waitFor(() => distinct(current.results.messages).byId.size >= threshold, 120_000, `${threshold} results`);
@@ -154,7 +155,7 @@ describe('crash recovery', () => {
     // Every bar is either finished (result out, acked) or still queued: none is half done.
     const connection = await amqp.connect(current.vhost.url);
     const channel = await connection.createChannel();
-    const queued = (await channel.checkQueue(QUEUE_TACTICAL)).messageCount;
+    const queued = (await channel.checkQueue(shardQueue('tactical', 0))).messageCount;
     await connection.close();
     await new Promise((r) => setTimeout(r, 300));
     const first = distinct(current.results.messages);

@@ -33,7 +33,7 @@ const symbols = ['LA', 'LB', 'LC'];
 const bars = interleave(
   symbols.map((symbol, i) => generateSyntheticMarket({ seed: 1200 + i, symbol, bars: 360 }).bars),
 );
-const STATE_ROLES = ['resampler', 'strategic', 'tactical'] as const;
+const STATE_ROLES = ['strategic', 'tactical'] as const;
 
 /** True when nothing listens on `port` of 127.0.0.1. */
 function portFree(port: number): Promise<boolean> {

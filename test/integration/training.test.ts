@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { deflateRawSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,10 +7,11 @@ import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
 import pino from 'pino';
 import { DeadLetterHeadersSchema } from '../../schemas/dead-letter.schema';
+import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../schemas/experience.schema';
 import { ModelUpdateSchema } from '../../schemas/model-update.schema';
 import { BrokerConnection } from '../../src/broker/broker-connection';
 import { Publisher } from '../../src/broker/publisher';
-import { EXCHANGE_MODELS, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_EXPERIENCE, routingKeys } from '../../src/broker/topology';
+import { EXCHANGE_INTERNAL, QUEUE_DEAD_LETTERS, QUEUE_EXPERIENCE, routingKeys } from '../../src/broker/topology';
 import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscriber';
 import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../src/flows/agent-stage';
@@ -27,7 +29,7 @@ async function publish(url: string, messages: { routingKey: string; messageId: s
   try {
     const channel = await connection.createConfirmChannel();
     for (const m of messages) {
-      channel.publish(EXCHANGE_RESULTS, m.routingKey, Buffer.from(m.body), { persistent: true, contentType: 'application/json', messageId: m.messageId });
+      channel.publish(EXCHANGE_INTERNAL, m.routingKey, Buffer.from(m.body), { persistent: true, contentType: 'application/json', messageId: m.messageId });
     }
     await channel.waitForConfirms();
   } finally {
@@ -106,7 +108,7 @@ describe('online training', () => {
     try {
       const ch = await watch.createChannel();
       const { queue } = await ch.assertQueue('', { exclusive: true });
-      await ch.bindQueue(queue, EXCHANGE_MODELS, '');
+      await ch.bindQueue(queue, EXCHANGE_INTERNAL, routingKeys.model());
       await ch.consume(queue, (m) => m && announcements.push(m.content.toString()), { noAck: true });
 
       const all = experience(['AAA', 'BBB'], BATCH / 2, 11);
@@ -141,6 +143,46 @@ describe('online training', () => {
       expect(dlq.messages).toHaveLength(1);
     } finally {
       await watch.close();
+    }
+  }, 40_000);
+
+  it('trains from experience batches as the tactical workers send them, acking each batch once its transitions are trained', async () => {
+    const registry = new ModelRegistry(dir);
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minSharpeGain: -Infinity }, log });
+    const trained: number[] = [];
+    const train = flow.train.bind(flow);
+    jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
+      trained.push(batch.length);
+      return train(batch);
+    });
+    await wire(flow, () => undefined);
+    const all = experience(['EEE', 'FFF'], BATCH / 2, 13);
+    const connection = await amqp.connect(vhost.url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const send = (transitions: ExperienceTransition[], id: string, deflate = false) => {
+        const json = Buffer.from(JSON.stringify({ v: 1, transitions }));
+        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), deflate ? deflateRawSync(json) : json, {
+          persistent: true,
+          contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
+          ...(deflate ? { contentEncoding: 'deflate' } : {}),
+          messageId: id,
+        });
+      };
+      // Three batches, the second compressed as the tactical workers send them: 40 + 24 transitions
+      // fill one training batch; the third repeats 8 already trained (a re-send after a crash) and
+      // is acked without training them again.
+      send(all.slice(0, 40), 'b1');
+      send(all.slice(40, BATCH), 'b2', true);
+      await channel.waitForConfirms();
+      await waitFor(async () => (await registry.list()).length === 1 && consumer.inFlight === 0, 30_000, 'one version trained from two batch messages');
+      send(all.slice(BATCH - 8, BATCH), 'b3');
+      await channel.waitForConfirms();
+      await waitFor(async () => JSON.stringify(await depth(vhost.name, QUEUE_EXPERIENCE)) === JSON.stringify({ ready: 0, unacked: 0 }), 12_000, 'every batch acked');
+      expect(trained).toEqual([BATCH]);
+      expect(consumer.buffered).toBe(0);
+    } finally {
+      await connection.close();
     }
   }, 40_000);
 

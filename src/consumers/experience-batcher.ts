@@ -1,0 +1,81 @@
+import { deflateRaw } from 'node:zlib';
+import { EXPERIENCE_BATCH_CONTENT_TYPE, type ExperienceBatch } from '../../schemas/experience.schema';
+import type { Publisher } from '../broker/publisher';
+import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import type { ExperienceTransition } from '../flows/agent-stage';
+
+/** Options of {@link ExperienceBatcher}. */
+export interface ExperienceBatcherOptions {
+  /** Transitions per message at most. @defaultValue 256 */
+  maxBatch?: number;
+  /** How long the first transition of a batch waits for others. @defaultValue 10 */
+  maxDelayMs?: number;
+}
+
+/** Content encoding of the batches: raw DEFLATE (RFC 1951) of the JSON body. */
+export const EXPERIENCE_BATCH_CONTENT_ENCODING = 'deflate';
+
+/**
+ * Sends experience to the trainer in batches: transitions added within `maxDelayMs` (or up to
+ * `maxBatch` of them) leave as one message on `pipeline.internal` (`experience.batch`), its JSON
+ * compressed (content encoding `deflate`, level 1, on libuv's thread pool, not the event loop): a
+ * transition is ~1.7 KB of JSON, more than the bar and its result together, and the broker
+ * shares the machine with the workers. `add()`
+ * resolves on the broker's confirm of the message holding the transition; the bar that produced it
+ * is acknowledged only after that, so a transition is never lost, and a re-send after a crash is
+ * dropped by the trainer by the transition's id. Emits nothing.
+ */
+export class ExperienceBatcher {
+  private batch: { transition: ExperienceTransition; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly maxBatch: number;
+  private readonly maxDelayMs: number;
+
+  constructor(
+    private readonly publisher: Publisher,
+    options: ExperienceBatcherOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 256;
+    this.maxDelayMs = options.maxDelayMs ?? 10;
+  }
+
+  /** Queues a transition; resolves when the batch holding it is confirmed. */
+  add(transition: ExperienceTransition): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.batch.push({ transition, resolve, reject });
+      if (this.batch.length >= this.maxBatch) this.flush();
+      else if (this.timer === null) {
+        this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
+        this.timer.unref();
+      }
+    });
+  }
+
+  /** Sends what is queued now. */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.batch;
+    this.batch = [];
+    if (batch.length === 0) return;
+    const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) as ExperienceBatch['transitions'] };
+    const first = batch[0]!.transition;
+    deflateRaw(Buffer.from(JSON.stringify(body)), { level: 1 }, (zipErr, content) => {
+      if (zipErr !== null) {
+        batch.forEach((b) => b.reject(zipErr));
+        return;
+      }
+      this.publisher
+        .publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), content, {
+          messageId: `experience-batch:${first.symbol}:${first.ts}:${batch.length}`,
+          contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
+          contentEncoding: EXPERIENCE_BATCH_CONTENT_ENCODING,
+          mandatory: true,
+        })
+        .then(
+          () => batch.forEach((b) => b.resolve()),
+          (err: unknown) => batch.forEach((b) => b.reject(err)),
+        );
+    });
+  }
+}
