@@ -119,8 +119,9 @@ describe('production entry', () => {
       readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
     );
     expect(commands.some((c) => c.includes('dist/src/supervisor/main.js'))).toBe(true);
+    // PIPELINE_TRAINING=off and one shard: one strategic and one tactical worker.
     expect(commands.filter((c) => c.includes('dist/src/supervisor/worker-main.js'))).toHaveLength(
-      3,
+      2,
     );
     expect(commands.some((c) => /\btsx\b|^sh /.test(c))).toBe(false);
     for (const pid of workerPids(health)) expect(tree).toContain(pid);
@@ -145,7 +146,7 @@ describe('production entry', () => {
     expect(code).toBe(0);
     await waitFor(() => tree.every((pid) => !isRunning(pid)), 10_000, 'no pipeline process left');
     const stopped = lines(npm.stdout()).filter((l) => l.includes('"msg":"worker stopped"'));
-    expect(stopped).toHaveLength(3); // each worker drained (graceful stop), none was killed
+    expect(stopped).toHaveLength(2); // each worker drained (graceful stop), none was killed
     expect(afterMs).toBeGreaterThan(0);
   });
 
@@ -153,7 +154,7 @@ describe('production entry', () => {
     const port = await freePort();
     const supervisor = start('node', [SUPERVISOR_JS], pipelineEnv({ HEALTH_PORT: String(port) }));
     const pids = workerPids(await waitHealthy(port, supervisor));
-    expect(pids).toHaveLength(3);
+    expect(pids).toHaveLength(2);
     process.kill(supervisor.pid, 'SIGKILL');
     const killedAt = Date.now();
     await waitFor(() => pids.every((pid) => !isRunning(pid)), 5_000, 'orphaned workers to exit');
@@ -332,7 +333,7 @@ describe('pipeline CLI', () => {
         `pipeline publish: broker 127.0.0.1:5672, vhost "${own.name}", user guest`,
       );
       expect(spawned.stderr()).toMatch(
-        /warning: no pipeline worker consumes these bars .*tactical_processing: 0 consumers/,
+        /warning: no pipeline worker consumes these bars .*tactical_processing\.0: 0 consumers/,
       );
       expect((JSON.parse(spawned.stdout()) as { confirmed: number }).confirmed).toBe(2);
     } finally {

@@ -258,6 +258,7 @@ describe('redis loss', () => {
     const lostHealth = await health(disturbed);
     expect(lostHealth.body.state_lost).toEqual({
       roles: [...STATE_ROLES],
+      workers: [...STATE_ROLES],
       affected: 'all symbols',
       fix: expect.stringContaining('pipeline state accept-loss --yes'),
     });
