@@ -13,7 +13,17 @@ export const REGIME_MODEL_WEIGHTS: Float64Array = Float64Array.from([
   -0.69593807, 1.8711403, -0.20782987, -0.60511930, 0.58746980, 0.18840655, 0.021488866, 0.014461406, 0.011933117, 0.20800307, 0.0031481930,
 ]);
 
-/** Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump, neighbour, four switch terms`). */
+/**
+ * Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump,
+ * neighbour, |tBreak12|, |ln(v12/v36)|, |tBreak24|, |ln(v24/v24')|, logit(p)·min(4, max|tBreak|),
+ * logit(p)/baselineSamples, |tBreak6|, |ln(v6/v42)|, logit(p)·min(4, max|ln v-ratio|)`).
+ */
 export const CONFIDENCE_MODEL_WEIGHTS: Float64Array = Float64Array.from([
-  1.3904235, 0.48389223, -3.3967553, 0.47902037, 0.0000000, -0.37065107, -0.87142822, 0.061774509, -0.10349186, -0.11205429, 0.13251098,
+  1.1343223, 0.66630253, -3.3023161, 0.50367363, 0.0000000, -0.21331226, -0.53257100, 0.032742759, 0.046583530, -0.12518488, 0.085521645, -0.19913458, -0.091076288, -0.097561034,
 ]);
+
+/**
+ * Log-odds removed per unit of the z-score of the tactical hit rate below a coin's (see
+ * `feedbackPenalty`), fitted with simulated agents that trade the call.
+ */
+export const FEEDBACK_PENALTY_PER_Z = 0.19370112;

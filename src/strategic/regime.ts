@@ -118,6 +118,9 @@ function lowerBound(a: Float64Array, n: number, x: number): number {
   return lo;
 }
 
+/** Length of {@link RegimeDetector.switchEvidence}. */
+export const SWITCH_EVIDENCE = 6;
+
 /** Number of inputs of the regime model (see {@link RegimeDetector.inputs}). */
 export const REGIME_INPUTS = 11;
 
@@ -287,13 +290,14 @@ export class RegimeDetector {
 
   /**
    * Writes how the newest part of the window differs from the rest, where a switch inside the
-   * window shows (length 4): `[t of (mean of the last 12 − mean of the 36 before), ln(v12 / v36),
-   * the same for the last 24 against the 24 before]`, over clipped returns, t clipped to ±15 and
-   * log ratios to ±8. Zeros before 48 returns.
+   * window shows (length {@link SWITCH_EVIDENCE}): `[t of (mean of the last 12 − mean of the 36
+   * before), ln(v12 / v36), the same for the last 24 against the 24 before, the same for the last 6
+   * against the 42 before]`, over clipped returns, t clipped to ±15 and log ratios to ±8. The last
+   * 6 bars are where a switch shows first (3 hours after it). Zeros before 48 returns.
    */
   switchEvidence(out: Float64Array): void {
     if (this.seen < 48) {
-      out[0] = out[1] = out[2] = out[3] = 0;
+      out.fill(0, 0, SWITCH_EVIDENCE);
       return;
     }
     const sums = this.sums;
@@ -302,8 +306,8 @@ export class RegimeDetector {
     const q48 = squares[3] as number;
     const m48 = s48 / 48;
     const v48 = Math.max(0, q48 / 48 - m48 * m48) * (48 / 47);
-    for (let k = 1, j = 0; k <= 2; k++, j += 2) {
-      const n = k === 1 ? 12 : 24;
+    for (let k = 1, j = 0; j < SWITCH_EVIDENCE; k = k === 2 ? 0 : k + 1, j += 2) {
+      const n = SPANS[k] as number;
       const m = 48 - n;
       const sRecent = sums[k] as number;
       const mRecent = sRecent / n;

@@ -13,6 +13,7 @@ import { PatternStore } from './pattern-store';
 import {
   REGIME_INPUTS,
   RegimeDetector,
+  SWITCH_EVIDENCE,
   regimeName,
   regimePosterior,
   toRegimeProbabilities,
@@ -151,7 +152,7 @@ export class StrategicAnalyzer {
   private readonly symbols = new Map<string, SymbolState>();
   private readonly inputs = new Float64Array(REGIME_INPUTS);
   private readonly probs = new Float64Array(4);
-  private readonly switchEvidence = new Float64Array(4);
+  private readonly switchEvidence = new Float64Array(SWITCH_EVIDENCE);
   private readonly window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
   private readonly vector = new Float32Array(EMBEDDING_DIM);
 
