@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
-import { MARKET_FAMILIES, hasAccuracyTarget } from '../producers/regime-families';
+import {
+  MARKET_FAMILIES,
+  WEAK_GAUSSIAN_FAMILY,
+  hasAccuracyTarget,
+} from '../producers/regime-families';
 import {
   EMBEDDING_DIM,
   FeatureMatrix,
@@ -18,7 +22,13 @@ import {
   VolatilityBaseline,
   plainRuleRegime,
 } from '../strategic';
-import { NO_NEIGHBOUR_MASK, confidenceRows, fitLogistic } from '../strategic/fit-models';
+import {
+  NO_NEIGHBOUR_MASK,
+  confidenceRows,
+  fitFeedbackPenalty,
+  fitLogistic,
+} from '../strategic/fit-models';
+import { CONFIDENCE_MODEL_WEIGHTS } from '../strategic/regime-model-weights';
 import {
   figures,
   logLoss,
@@ -279,6 +289,19 @@ async function main(): Promise<void> {
       `${p.name.padEnd(20)} ${String(p.heldOut).padEnd(9)} ${String(p.target).padEnd(10)} ${String(f.bars).padStart(6)}   ${pct(f.accuracy)}   ${pct(f.plainRuleAccuracy)}     ${pct(f.highAccuracy)}      ${pct(f.mediumAccuracy)}     ${pct(f.lowAccuracy)}  ${f.ece.toFixed(3)}  |  ${pct(p.all.accuracy)}  ${p.all.ece.toFixed(3)}`,
     );
   }
+  // The family the confidence model is also fitted on (not one of the issue's families).
+  const weakFit = figures(
+    scoredForTargets(
+      scoreFamily(WEAK_GAUSSIAN_FAMILY, {
+        seeds: REPORT_SEEDS,
+        bars: REPORT_BARS,
+        patterns: false,
+      }),
+    ),
+  );
+  console.log(
+    `(${WEAK_GAUSSIAN_FAMILY.name}, confidence fit only: accuracy ${pct(weakFit.accuracy)}, plain rule ${pct(weakFit.plainRuleAccuracy)}, HIGH ${pct(weakFit.highAccuracy)}, MEDIUM ${pct(weakFit.mediumAccuracy)}, ECE ${weakFit.ece.toFixed(3)})`,
+  );
   console.log('\nshare of confidence levels (settled bars):');
   for (const p of perFamily)
     console.log(
@@ -350,25 +373,28 @@ async function main(): Promise<void> {
       `deployed log loss ${logLoss(held).toFixed(5)}`,
   );
 
-  // Tactical feedback from simulated agents that trade the call (see simulateFeedback): does the
-  // fitted penalty make the reported probability better where it applies, on held-out families?
+  // Tactical feedback from simulated agents that trade the call (see simulateFeedback): a penalty
+  // a·max(0, z) fitted on the fitted families' bars here, applied on every family's bars.
+  const perZ = fitFeedbackPenalty(fittedRows, CONFIDENCE_MODEL_WEIGHTS);
   console.log(
-    '\ntactical feedback from simulated agents trading the call (long after BULL, short after BEAR), all bars with a penalty:',
+    `\ntactical feedback from simulated agents trading the call (long after BULL, short after BEAR): penalty a·max(0, z) fitted on the fitted families, a = ${perZ.toFixed(4)}; bars with z > 0:`,
   );
   console.log(
-    'family               bars   right   mean p without -> with   log loss without -> with   | wrong calls: mean p      | right calls: mean p',
+    'family               bars   right   mean p without -> with   log loss without -> with   | wrong calls: mean p      | right calls: mean p    | deployed rule (z > 3) fires',
   );
   const withFeedback: ScoredBar[] = [];
   for (const p of perFamily) {
     const fb = simulateFeedback(p.rows);
     const hit: ScoredBar[] = [];
     const penalised: ScoredBar[] = [];
+    let fires = 0;
     p.rows.forEach((r, i) => {
-      const penalty = feedbackPenalty(fb[i]);
+      const z = feedbackZ(fb[i]);
+      if (feedbackPenalty(fb[i]) > 0) fires++;
       const p0 = Math.min(1 - 1e-12, Math.max(1e-12, r.pCorrect));
-      const q = 1 / (1 + Math.exp(-(Math.log(p0 / (1 - p0)) - penalty)));
+      const q = 1 / (1 + Math.exp(-(Math.log(p0 / (1 - p0)) - perZ * Math.max(0, z))));
       if (p.heldOut) withFeedback.push({ ...r, pCorrect: q });
-      if (!(feedbackZ(fb[i]) > 0)) return;
+      if (!(z > 0)) return;
       hit.push(r);
       penalised.push({ ...r, pCorrect: q });
     });
@@ -377,13 +403,13 @@ async function main(): Promise<void> {
     const wrong = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call !== r.truth);
     const right = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call === r.truth);
     console.log(
-      `${p.name.padEnd(20)} ${String(hit.length).padStart(5)}  ${pct(right(hit).length / Math.max(1, hit.length))}   ${m(hit).toFixed(3)} -> ${m(penalised).toFixed(3)}          ${logLoss(hit).toFixed(4)} -> ${logLoss(penalised).toFixed(4)}          | ${m(wrong(hit)).toFixed(3)} -> ${m(wrong(penalised)).toFixed(3)} (n ${wrong(hit).length}) | ${m(right(hit)).toFixed(3)} -> ${m(right(penalised)).toFixed(3)}`,
+      `${p.name.padEnd(20)} ${String(hit.length).padStart(5)}  ${pct(right(hit).length / Math.max(1, hit.length))}   ${m(hit).toFixed(3)} -> ${m(penalised).toFixed(3)}          ${logLoss(hit).toFixed(4)} -> ${logLoss(penalised).toFixed(4)}          | ${m(wrong(hit)).toFixed(3)} -> ${m(wrong(penalised)).toFixed(3)} (n ${wrong(hit).length}) | ${m(right(hit)).toFixed(3)} -> ${m(right(penalised)).toFixed(3)} | ${fires} bars`,
     );
   }
   const heldAll = figures(held);
   const heldFb = figures(withFeedback);
   console.log(
-    `  held-out families, all bars: ECE ${heldAll.ece.toFixed(4)} -> ${heldFb.ece.toFixed(4)} with feedback, log loss ${logLoss(held).toFixed(5)} -> ${logLoss(withFeedback).toFixed(5)}; ` +
+    `  held-out families, all bars: ECE ${heldAll.ece.toFixed(4)} -> ${heldFb.ece.toFixed(4)} with the fitted penalty, log loss ${logLoss(held).toFixed(5)} -> ${logLoss(withFeedback).toFixed(5)}; ` +
       `0-11 bars after a switch: ${meanP(withFeedback.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
   );
 

@@ -13,7 +13,7 @@
  *    also fitted without the neighbour input; the two are compared on held-out families by the
  *    regime report.
  */
-import { MARKET_FAMILIES } from '../producers/regime-families';
+import { MARKET_FAMILIES, WEAK_GAUSSIAN_FAMILY } from '../producers/regime-families';
 import { REGIME_INPUTS, regimePosterior } from './regime';
 import { scoreFamily, simulateFeedback, type ScoredBar } from './regime-eval';
 import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT, confidenceInputs, feedbackZ } from './uncertainty';
@@ -28,6 +28,12 @@ export const NO_NEIGHBOUR_MASK: readonly boolean[] = Array.from(
 export const FIT_SEEDS = Array.from({ length: 8 }, (_, i) => 101 + i);
 /** Seeds of the markets the confidence model is fitted on (not those of the softmax). */
 export const CONFIDENCE_FIT_SEEDS = Array.from({ length: 24 }, (_, i) => 201 + i);
+/**
+ * Markets of `WEAK_GAUSSIAN_FAMILY` (confidence model only) in the confidence fit, against 24 of each
+ * other fitted family: the share of weak-trend markets sets how often the fit sees a window with
+ * an unclear drift be wrong, a prior the held-out families do not share (see docs/regime.md).
+ */
+export const CONFIDENCE_ONLY_SEEDS = 8;
 /** 30m bars per fitting market. */
 export const FIT_BARS = 4000;
 
@@ -193,22 +199,30 @@ function main(): void {
   // FIT_PATTERNS=0 skips the pattern store: the deployed model (neighbour weight 0) is then the
   // same, only the "with neighbours" fit is meaningless.
   const patterns = process.env.FIT_PATTERNS !== '0';
-  for (const family of fitted)
+  for (const family of [...fitted, WEAK_GAUSSIAN_FAMILY])
     scored.push(
       ...scoreFamily(family, {
-        seeds: CONFIDENCE_FIT_SEEDS,
+        seeds:
+          family === WEAK_GAUSSIAN_FAMILY
+            ? CONFIDENCE_FIT_SEEDS.slice(0, CONFIDENCE_ONLY_SEEDS)
+            : CONFIDENCE_FIT_SEEDS,
         bars: FIT_BARS,
         regimeWeights,
         patterns,
       }),
     );
   const { xs: cx, ys } = confidenceRows(scored);
-  const withNeighbours = fitLogistic(cx, ys, iterations * 2);
+  const withNeighbours = patterns
+    ? fitLogistic(cx, ys, iterations * 2)
+    : new Float64Array(CONFIDENCE_INPUTS);
   const without = fitLogistic(cx, ys, iterations * 2, NO_NEIGHBOUR_MASK);
   print('CONFIDENCE_MODEL_WEIGHTS (with neighbours)', withNeighbours, CONFIDENCE_INPUTS);
   print('CONFIDENCE_MODEL_WEIGHTS (neighbour weight 0)', without, CONFIDENCE_INPUTS);
-  // 3. Feedback penalty, on top of the deployed confidence model (neighbour weight 0).
-  console.log(`FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without).toPrecision(8)};`);
+  // 3. Feedback penalty, on top of the deployed confidence model (neighbour weight 0): a
+  // measurement of what simulated agents' feedback adds (see `feedbackPenalty`).
+  console.log(
+    `FITTED_FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without).toPrecision(8)};`,
+  );
 }
 
 if (require.main === module) main();

@@ -19,11 +19,12 @@ export const REGIME_MODEL_WEIGHTS: Float64Array = Float64Array.from([
  * logit(p)/baselineSamples, |tBreak6|, |ln(v6/v42)|, logit(p)·min(4, max|ln v-ratio|)`).
  */
 export const CONFIDENCE_MODEL_WEIGHTS: Float64Array = Float64Array.from([
-  1.1343223, 0.66630253, -3.3023161, 0.50367363, 0.0000000, -0.21331226, -0.53257100, 0.032742759, 0.046583530, -0.12518488, 0.085521645, -0.19913458, -0.091076288, -0.097561034,
+  1.1627227, 0.61516819, -2.5071364, 0.54383018, 0.0000000, -0.18183030, -0.47951785, 0.0096002566, 0.021017996, -0.12079365, -0.015418349, -0.13599436, -0.061314042, -0.097314054, -1.8558251, 0.35353046,
 ]);
 
 /**
- * Log-odds removed per unit of the z-score of the tactical hit rate below a coin's (see
- * `feedbackPenalty`), fitted with simulated agents that trade the call.
+ * What `src/strategic/fit-models.ts` fits for a feedback penalty `a·max(0, z)` on top of this
+ * confidence model, with simulated agents that trade the call: 0 (it adds nothing the model does
+ * not know). It is a measurement, not the deployed term: see `feedbackPenalty`.
  */
-export const FEEDBACK_PENALTY_PER_Z = 0.19370112;
+export const FITTED_FEEDBACK_PENALTY_PER_Z = 0;

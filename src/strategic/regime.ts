@@ -154,7 +154,13 @@ export interface RegimeDetectorState {
   seen: number;
   sinceClip: number;
   baseline: VolatilityBaselineState;
+  /** {@link RegimeDetector.ambiguity} and the windows behind it (absent in older states: 0, 0). */
+  ambiguity?: EncodedFloat;
+  ambiguityWindows?: number;
 }
+
+/** Windows the symbol's {@link RegimeDetector.ambiguity} averages over (an EWMA after warm-up). */
+export const AMBIGUITY_WINDOWS = 256;
 
 /**
  * The statistics the regime model reads, from a symbol's 30m log returns, in O(1) per bar.
@@ -175,6 +181,8 @@ export class RegimeDetector {
   private seen = 0;
   private sinceClip = Number.MAX_SAFE_INTEGER;
   private baselineStats = new VolatilityBaseline();
+  private ambiguityShare = 0;
+  private ambiguityWindows = 0;
 
   /** Adds the log return of the newest bar, which spans `periods` (≥ 1) 30m periods. */
   update(logReturn: number, periods = 1): void {
@@ -189,7 +197,25 @@ export class RegimeDetector {
     const a = Math.abs(r);
     this.scale = this.seen < 20 ? this.scale + (a - this.scale) / (this.seen + 1) : this.scale + SCALE_ALPHA * (a - this.scale);
     this.push(r);
-    if (this.seen >= 48) this.baselineStats.update(this.variance(3) * (48 / 47));
+    if (this.seen >= 48) {
+      const v = this.variance(3) * (48 / 47);
+      this.baselineStats.update(v);
+      const t = v > 0 ? Math.abs(this.mean(3) / Math.sqrt(v / 48)) : 0;
+      const n = this.ambiguityWindows < AMBIGUITY_WINDOWS ? ++this.ambiguityWindows : AMBIGUITY_WINDOWS;
+      this.ambiguityShare += ((t >= 1.5 && t <= 3.5 ? 1 : 0) - this.ambiguityShare) / n;
+    }
+  }
+
+
+  /**
+   * Share of the symbol's recent 48-bar windows (a running mean over the first
+   * {@link AMBIGUITY_WINDOWS}, then an EWMA of that span) whose drift t-statistic lies between 1.5
+   * and 3.5: neither clearly flat nor clearly trending. A market whose trends are weak spends much
+   * of its time there, and its calls are less often right than the same window in a market of
+   * strong trends; the confidence model reads it (0 before 48 returns).
+   */
+  get ambiguity(): number {
+    return this.ambiguityShare;
   }
 
   /**
@@ -330,6 +356,8 @@ export class RegimeDetector {
       seen: this.seen,
       sinceClip: this.sinceClip,
       baseline: this.baselineStats.toJSON(),
+      ambiguity: encodeFloat(this.ambiguityShare),
+      ambiguityWindows: this.ambiguityWindows,
     };
   }
 
@@ -343,6 +371,8 @@ export class RegimeDetector {
     d.seen = state.seen;
     d.sinceClip = state.sinceClip;
     d.baselineStats = VolatilityBaseline.fromJSON(state.baseline);
+    if (state.ambiguity !== undefined) d.ambiguityShare = decodeFloat(state.ambiguity, 'detector.ambiguity');
+    d.ambiguityWindows = state.ambiguityWindows ?? 0;
     return d;
   }
 

@@ -59,6 +59,9 @@ export interface StrategicEvidence {
   /** Probability of the called regime. */
   regimeProbability: number;
   baselineSamples: number;
+  /** `RegimeDetector.ambiguity` of the symbol. */
+  ambiguity: number;
+
   jumpInWindow: boolean;
   /** `RegimeDetector.switchEvidence` of the window. */
   switchEvidence: number[];
@@ -270,6 +273,7 @@ export class StrategicAnalyzer {
     const evidence = {
       regimeProbability: this.probs[best] as number,
       baselineSamples: s.detector.baselineSamples,
+      ambiguity: s.detector.ambiguity,
       jumpInWindow: s.detector.jumpInWindow,
       switchEvidence: this.switchEvidence,
       neighbours: found,
@@ -287,6 +291,7 @@ export class StrategicAnalyzer {
       evidence: {
         regimeProbability: evidence.regimeProbability,
         baselineSamples: evidence.baselineSamples,
+        ambiguity: evidence.ambiguity,
         jumpInWindow: evidence.jumpInWindow,
         switchEvidence: Array.from(this.switchEvidence),
         neighbours: found,

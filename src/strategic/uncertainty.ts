@@ -1,5 +1,5 @@
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
-import { CONFIDENCE_MODEL_WEIGHTS, FEEDBACK_PENALTY_PER_Z } from './regime-model-weights';
+import { CONFIDENCE_MODEL_WEIGHTS } from './regime-model-weights';
 
 /**
  * What the tactical side achieved over recent six-bar windows for one symbol and regime (supplied
@@ -26,6 +26,9 @@ export interface UncertaintyEvidence {
    * @defaultValue 128 (a long history)
    */
   baselineSamples?: number;
+  /** `RegimeDetector.ambiguity`: share of the symbol's recent windows with an unclear drift. @defaultValue 0 */
+  ambiguity?: number;
+
   /** A return of the window was clipped as a jump or an extreme tail. @defaultValue false */
   jumpInWindow?: boolean;
   /** `RegimeDetector.switchEvidence` of the window. @defaultValue none (terms 0) */
@@ -52,14 +55,15 @@ export const HIGH_MIN_P_CORRECT = 0.97;
 /** `pCorrect ≥ MEDIUM_MIN_P_CORRECT` → MEDIUM, below → LOW. */
 export const MEDIUM_MIN_P_CORRECT = 0.8;
 /** Number of inputs of the confidence model (see {@link confidenceInputs}). */
-export const CONFIDENCE_INPUTS = 14;
+export const CONFIDENCE_INPUTS = 16;
 /** Index of the neighbour input in {@link confidenceInputs}. */
 export const NEIGHBOUR_INPUT = 4;
 
 /**
  * Writes the confidence model's inputs: `[1, logit(p), 1/baselineSamples, jump, neighbour,
  * |tBreak12|, |ln(v12/v36)|, |tBreak24|, |ln(v24/v24')|, logit(p)·min(4, max|tBreak|),
- * logit(p)/baselineSamples, |tBreak6|, |ln(v6/v42)|, logit(p)·min(4, max|ln v-ratio|)]`, with
+ * logit(p)/baselineSamples, |tBreak6|, |ln(v6/v42)|, logit(p)·min(4, max|ln v-ratio|), ambiguity,
+ * logit(p)·ambiguity]`, with
  * `logit(p)` clipped to ±12, `jump` 1 when the window had a clipped return,
  * `neighbour = (agreement − ½)·n/(n+5)` (0 without neighbours), and the `tBreak`/`v`-ratio terms
  * the size of the switch evidence of `RegimeDetector.switchEvidence` (how the last 12, 24 and 6
@@ -91,6 +95,10 @@ export function confidenceInputs(evidence: UncertaintyEvidence, out: Float64Arra
   out[9] = sure * Math.min(biggestT, 4);
   out[10] = sure * (out[2] as number);
   out[13] = sure * Math.min(biggestV, 4);
+  // A symbol whose windows often have an unclear drift (weak trends) gets less from the posterior.
+  const amb = evidence.ambiguity ?? 0;
+  out[14] = amb;
+  out[15] = sure * amb;
 }
 
 /**
@@ -106,16 +114,24 @@ export function feedbackZ(feedback: TacticalFeedback | null | undefined): number
 }
 
 /**
- * The log-odds tactical feedback removes: `FEEDBACK_PENALTY_PER_Z · max(0, z)` with `z` of
- * {@link feedbackZ}. The weight is fitted (`src/strategic/fit-models.ts`) on the fitted market
- * families with simulated agents that trade the call (long after BULL, short after BEAR, one
- * directional call per 30m bar, windows seen with the pipeline's default lag): when the call is
- * wrong their hit rate falls. Only poor outcomes count: good ones never raise confidence. See
- * docs/regime.md for what this is and is not fitted on.
+ * The z-score beyond which tactical feedback lowers confidence: a hit rate this far below a coin's
+ * has a probability under 0.0014 (one-sided) for agents that are at least a coin, which agents
+ * trading a right call are.
  */
-export function feedbackPenalty(feedback: TacticalFeedback | null | undefined, perZ = FEEDBACK_PENALTY_PER_Z): number {
+export const FEEDBACK_MIN_Z = 3;
+
+/**
+ * The log-odds tactical feedback removes: `max(0, z − 3)` with `z` of {@link feedbackZ}. Not
+ * fitted: fitting `a·max(0, z)` on top of the confidence model with simulated agents that trade
+ * the call gives `a = 0` (`fit-models.ts`; where those agents do worse than a coin the model
+ * already reports a lower probability than is borne out), and those agents never reach z ≥ 3. So
+ * the term only acts where chance cannot explain the agents' results: then either the call or the
+ * agents are wrong, and the confidence drops by one log-odds per unit of z beyond 3 (a rule, not a
+ * measurement). Good outcomes never raise confidence. See docs/regime.md.
+ */
+export function feedbackPenalty(feedback: TacticalFeedback | null | undefined): number {
   const z = feedbackZ(feedback);
-  return z > 0 ? perZ * z : 0;
+  return z > FEEDBACK_MIN_Z ? z - FEEDBACK_MIN_Z : 0;
 }
 
 const scratch = new Float64Array(CONFIDENCE_INPUTS);

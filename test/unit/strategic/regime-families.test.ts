@@ -132,6 +132,7 @@ describe('RegimeDetector state', () => {
         expect(b.inputs(y)).toBe(true);
         expect(Array.from(y)).toEqual(Array.from(x));
         expect(b.jumpInWindow).toBe(a.jumpInWindow);
+        expect(b.ambiguity).toBe(a.ambiguity);
       }
     }
   });
