@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
-import { MARKET_FAMILIES, hasAccuracyTarget } from '../producers/regime-families';
+import {
+  MARKET_FAMILIES,
+  WEAK_GAUSSIAN_FAMILY,
+  hasAccuracyTarget,
+} from '../producers/regime-families';
 import {
   EMBEDDING_DIM,
   FeatureMatrix,
@@ -18,16 +22,28 @@ import {
   VolatilityBaseline,
   plainRuleRegime,
 } from '../strategic';
-import { NO_NEIGHBOUR_MASK, confidenceRows, fitLogistic } from '../strategic/fit-models';
+import {
+  NO_NEIGHBOUR_MASK,
+  confidenceRows,
+  fitFeedbackPenalty,
+  fitLogistic,
+} from '../strategic/fit-models';
+import { CONFIDENCE_MODEL_WEIGHTS } from '../strategic/regime-model-weights';
 import {
   figures,
   logLoss,
   scoreFamily,
   scoredForTargets,
+  simulateFeedback,
   type FamilyFigures,
   type ScoredBar,
 } from '../strategic/regime-eval';
-import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT } from '../strategic/uncertainty';
+import {
+  CONFIDENCE_INPUTS,
+  NEIGHBOUR_INPUT,
+  feedbackPenalty,
+  feedbackZ,
+} from '../strategic/uncertainty';
 import { SeededRandom } from '../util/random';
 
 /** Seeds of the report's markets, per family (never used for fitting). */
@@ -64,6 +80,11 @@ interface RealFigures {
   volatileVsSidewaysVolRatio: number | null;
   /** The same ratio for the plain rule's calls, for comparison. */
   plainRatio: number | null;
+  /**
+   * The same ratio for a volatility forecast (range-based, time-of-day adjusted, see
+   * {@link forecastRatio}) that flags as many of the non-trend bars as the model calls VOLATILE.
+   */
+  forecastRatio: number | null;
   bull: { n: number; mean: number; lo: number; hi: number } | null;
   bear: { n: number; mean: number; lo: number; hi: number } | null;
   bigMoveDays: { ts: string; move: number; regime: string | null; confidence: string | null }[];
@@ -97,6 +118,48 @@ function bootstrap(
   };
 }
 
+/**
+ * A yardstick for the real-bar volatility ratio: how far next-24-bar volatility can be told apart
+ * at all from what is known at a bar. A forecast of it, causal, per symbol: an EWMA (span 24) of
+ * the Parkinson range variance `ln(H/L)²/(4 ln 2)`, times the ratio of the time-of-day profile
+ * (an EWMA across days, weight 0.1, of the squared return of each half-hour slot) over the next
+ * 24 slots to that over the last 24. Among the bars in `nonTrend`, the `share` with the highest
+ * forecast are flagged; returns mean forward volatility of flagged over unflagged bars.
+ */
+function forecastRatio(
+  bars: readonly Bar[],
+  fwd: readonly number[],
+  nonTrend: readonly boolean[],
+  share: number,
+): number | null {
+  const profile = new Float64Array(48).fill(Number.NaN);
+  const forecast: number[] = [];
+  let range = 0;
+  for (let i = 0; i < bars.length; i++) {
+    const b = bars[i]!;
+    const r = i > 0 ? Math.log(b.close / bars[i - 1]!.close) : 0;
+    range += (2 / 25) * (Math.log(b.high / b.low) ** 2 / (4 * Math.LN2) - range);
+    const slot = Math.floor((b.ts % 86_400_000) / 1_800_000);
+    profile[slot] = Number.isNaN(profile[slot]!)
+      ? r * r
+      : profile[slot]! + 0.1 * (r * r - profile[slot]!);
+    let past = 0;
+    let next = 0;
+    for (let k = 0; k < 24; k++) {
+      past += profile[(slot - k + 48) % 48]!;
+      next += profile[(slot + 1 + k) % 48]!;
+    }
+    forecast.push(past > 0 && Number.isFinite(next) ? (range * next) / past : range);
+  }
+  const idx: number[] = [];
+  for (let i = 0; i < bars.length; i++) if (nonTrend[i] && Number.isFinite(fwd[i]!)) idx.push(i);
+  const k = Math.round(share * idx.length);
+  if (k < 1 || k >= idx.length) return null;
+  idx.sort((a, b) => forecast[b]! - forecast[a]! || a - b);
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + fwd[b]!, 0) / xs.length;
+  return mean(idx.slice(0, k)) / mean(idx.slice(k));
+}
+
 async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures> {
   const symbol = symbolFromCsvPath(path);
   const bars: Bar[] = [];
@@ -120,6 +183,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   let called = 0;
   const fwdVol: Record<string, number[]> = { VOLATILE: [], SIDEWAYS: [] };
   const fwdRet: Record<string, number[]> = { BULL: [], BEAR: [] };
+  const fwdAll: number[] = bars.map(() => Number.NaN);
+  const nonTrend: boolean[] = bars.map(() => false);
   calls.forEach((c, i) => {
     if (c.regime === null || c.confidence === null) return;
     called++;
@@ -134,6 +199,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
       s2 += r * r;
     }
     const vol = Math.sqrt(Math.max(0, s2 / HORIZON - (s / HORIZON) ** 2));
+    fwdAll[i] = vol;
+    nonTrend[i] = c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS';
     if (c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS') fwdVol[c.regime]!.push(vol);
     const pr = plain[i];
     if (pr === 'VOLATILE' || pr === 'SIDEWAYS') plainVol[pr]!.push(vol);
@@ -173,6 +240,12 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
       plainVol.VOLATILE!.length > 0 && plainVol.SIDEWAYS!.length > 0
         ? mean(plainVol.VOLATILE!) / mean(plainVol.SIDEWAYS!)
         : null,
+    forecastRatio: forecastRatio(
+      bars,
+      fwdAll,
+      nonTrend,
+      fwdVol.VOLATILE!.length / (fwdVol.VOLATILE!.length + fwdVol.SIDEWAYS!.length),
+    ),
     bull: bootstrap(fwdRet.BULL!, rng),
     bear: bootstrap(fwdRet.BEAR!, rng),
     bigMoveDays,
@@ -216,6 +289,19 @@ async function main(): Promise<void> {
       `${p.name.padEnd(20)} ${String(p.heldOut).padEnd(9)} ${String(p.target).padEnd(10)} ${String(f.bars).padStart(6)}   ${pct(f.accuracy)}   ${pct(f.plainRuleAccuracy)}     ${pct(f.highAccuracy)}      ${pct(f.mediumAccuracy)}     ${pct(f.lowAccuracy)}  ${f.ece.toFixed(3)}  |  ${pct(p.all.accuracy)}  ${p.all.ece.toFixed(3)}`,
     );
   }
+  // The family the confidence model is also fitted on (not one of the issue's families).
+  const weakFit = figures(
+    scoredForTargets(
+      scoreFamily(WEAK_GAUSSIAN_FAMILY, {
+        seeds: REPORT_SEEDS,
+        bars: REPORT_BARS,
+        patterns: false,
+      }),
+    ),
+  );
+  console.log(
+    `(${WEAK_GAUSSIAN_FAMILY.name}, confidence fit only: accuracy ${pct(weakFit.accuracy)}, plain rule ${pct(weakFit.plainRuleAccuracy)}, HIGH ${pct(weakFit.highAccuracy)}, MEDIUM ${pct(weakFit.mediumAccuracy)}, ECE ${weakFit.ece.toFixed(3)})`,
+  );
   console.log('\nshare of confidence levels (settled bars):');
   for (const p of perFamily)
     console.log(
@@ -287,6 +373,46 @@ async function main(): Promise<void> {
       `deployed log loss ${logLoss(held).toFixed(5)}`,
   );
 
+  // Tactical feedback from simulated agents that trade the call (see simulateFeedback): a penalty
+  // a·max(0, z) fitted on the fitted families' bars here, applied on every family's bars.
+  const perZ = fitFeedbackPenalty(fittedRows, CONFIDENCE_MODEL_WEIGHTS);
+  console.log(
+    `\ntactical feedback from simulated agents trading the call (long after BULL, short after BEAR): penalty a·max(0, z) fitted on the fitted families, a = ${perZ.toFixed(4)}; bars with z > 0:`,
+  );
+  console.log(
+    'family               bars   right   mean p without -> with   log loss without -> with   | wrong calls: mean p      | right calls: mean p    | deployed rule (z > 3) fires',
+  );
+  const withFeedback: ScoredBar[] = [];
+  for (const p of perFamily) {
+    const fb = simulateFeedback(p.rows);
+    const hit: ScoredBar[] = [];
+    const penalised: ScoredBar[] = [];
+    let fires = 0;
+    p.rows.forEach((r, i) => {
+      const z = feedbackZ(fb[i]);
+      if (feedbackPenalty(fb[i]) > 0) fires++;
+      const p0 = Math.min(1 - 1e-12, Math.max(1e-12, r.pCorrect));
+      const q = 1 / (1 + Math.exp(-(Math.log(p0 / (1 - p0)) - perZ * Math.max(0, z))));
+      if (p.heldOut) withFeedback.push({ ...r, pCorrect: q });
+      if (!(z > 0)) return;
+      hit.push(r);
+      penalised.push({ ...r, pCorrect: q });
+    });
+    const m = (rows: ScoredBar[]): number =>
+      rows.reduce((a, r) => a + r.pCorrect, 0) / Math.max(1, rows.length);
+    const wrong = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call !== r.truth);
+    const right = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call === r.truth);
+    console.log(
+      `${p.name.padEnd(20)} ${String(hit.length).padStart(5)}  ${pct(right(hit).length / Math.max(1, hit.length))}   ${m(hit).toFixed(3)} -> ${m(penalised).toFixed(3)}          ${logLoss(hit).toFixed(4)} -> ${logLoss(penalised).toFixed(4)}          | ${m(wrong(hit)).toFixed(3)} -> ${m(wrong(penalised)).toFixed(3)} (n ${wrong(hit).length}) | ${m(right(hit)).toFixed(3)} -> ${m(right(penalised)).toFixed(3)} | ${fires} bars`,
+    );
+  }
+  const heldAll = figures(held);
+  const heldFb = figures(withFeedback);
+  console.log(
+    `  held-out families, all bars: ECE ${heldAll.ece.toFixed(4)} -> ${heldFb.ece.toFixed(4)} with the fitted penalty, log loss ${logLoss(held).toFixed(5)} -> ${logLoss(withFeedback).toFixed(5)}; ` +
+      `0-11 bars after a switch: ${meanP(withFeedback.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
+  );
+
   // Real bars.
   const rng = new SeededRandom(20_250_601);
   const files = readdirSync(dataDir)
@@ -298,13 +424,13 @@ async function main(): Promise<void> {
     '\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars',
   );
   console.log(
-    'symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule)',
+    'symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule) [forecast at the same share]',
   );
   for (const r of real) {
     const s = r.regimeShare;
     const l = r.levelShare;
     console.log(
-      `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'})`,
+      `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'}) [${r.forecastRatio === null ? '-' : r.forecastRatio.toFixed(2) + '×'}]`,
     );
   }
   console.log(

@@ -221,3 +221,16 @@ export const MARKET_FAMILIES: readonly (MarketFamily & { heldOut: boolean })[] =
 export function hasAccuracyTarget(family: MarketFamily): boolean {
   return family.trendSigma[0] >= 0.45 && family.volatilityRatio[0] >= 2.5;
 }
+
+/**
+ * A family the confidence model is also fitted on (not the regime softmax, not a report family):
+ * weak trends and low volatility ratios, Gaussian, no clustering, jumps or gaps, so that the
+ * confidence model sees markets whose windows often have an unclear drift. On its own markets the
+ * regime model is below the plain rule (docs/regime.md); it is not one of the issue's families.
+ */
+export const WEAK_GAUSSIAN_FAMILY: MarketFamily = {
+  name: 'weak-gaussian',
+  trendSigma: [0.2, 0.45],
+  volatilityRatio: [1.8, 2.5],
+  shocks: 'gaussian',
+};

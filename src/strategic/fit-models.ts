@@ -13,18 +13,27 @@
  *    also fitted without the neighbour input; the two are compared on held-out families by the
  *    regime report.
  */
-import { MARKET_FAMILIES } from '../producers/regime-families';
+import { MARKET_FAMILIES, WEAK_GAUSSIAN_FAMILY } from '../producers/regime-families';
 import { REGIME_INPUTS, regimePosterior } from './regime';
-import { scoreFamily, type ScoredBar } from './regime-eval';
-import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT, confidenceInputs } from './uncertainty';
+import { scoreFamily, simulateFeedback, type ScoredBar } from './regime-eval';
+import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT, confidenceInputs, feedbackZ } from './uncertainty';
 
 /** Fits every confidence input but the neighbour one (whose weight stays 0). */
-export const NO_NEIGHBOUR_MASK: readonly boolean[] = Array.from({ length: CONFIDENCE_INPUTS }, (_, j) => j !== NEIGHBOUR_INPUT);
+export const NO_NEIGHBOUR_MASK: readonly boolean[] = Array.from(
+  { length: CONFIDENCE_INPUTS },
+  (_, j) => j !== NEIGHBOUR_INPUT,
+);
 
 /** Seeds of the fitting markets (per fitted family). */
 export const FIT_SEEDS = Array.from({ length: 8 }, (_, i) => 101 + i);
 /** Seeds of the markets the confidence model is fitted on (not those of the softmax). */
 export const CONFIDENCE_FIT_SEEDS = Array.from({ length: 24 }, (_, i) => 201 + i);
+/**
+ * Markets of `WEAK_GAUSSIAN_FAMILY` (confidence model only) in the confidence fit, against 24 of each
+ * other fitted family: the share of weak-trend markets sets how often the fit sees a window with
+ * an unclear drift be wrong, a prior the held-out families do not share (see docs/regime.md).
+ */
+export const CONFIDENCE_ONLY_SEEDS = 8;
 /** 30m bars per fitting market. */
 export const FIT_BARS = 4000;
 
@@ -51,7 +60,12 @@ function fitSoftmax(xs: Float64Array[], labels: number[], iterations: number): F
 }
 
 /** Logistic regression by Adam on the mean log loss. */
-export function fitLogistic(xs: Float64Array[], ys: number[], iterations: number, mask?: readonly boolean[]): Float64Array {
+export function fitLogistic(
+  xs: Float64Array[],
+  ys: number[],
+  iterations: number,
+  mask?: readonly boolean[],
+): Float64Array {
   const d = xs[0]!.length;
   const w = new Float64Array(d);
   const m = new Float64Array(d);
@@ -72,7 +86,15 @@ export function fitLogistic(xs: Float64Array[], ys: number[], iterations: number
   return w;
 }
 
-function adam(w: Float64Array, m: Float64Array, v: Float64Array, grad: Float64Array, n: number, it: number, lr: number): void {
+function adam(
+  w: Float64Array,
+  m: Float64Array,
+  v: Float64Array,
+  grad: Float64Array,
+  n: number,
+  it: number,
+  lr: number,
+): void {
   for (let k = 0; k < w.length; k++) {
     const g = grad[k]! / n + 1e-4 * w[k]!;
     m[k] = 0.9 * m[k]! + 0.1 * g;
@@ -96,10 +118,59 @@ export function confidenceRows(rows: readonly ScoredBar[]): { xs: Float64Array[]
   return { xs, ys };
 }
 
+/** `w · x` of the confidence model (its log-odds before feedback). */
+export function confidenceLogit(w: Float64Array, x: Float64Array): number {
+  let z = 0;
+  for (let j = 0; j < x.length; j++) z += w[j]! * x[j]!;
+  return z;
+}
+
+/**
+ * Fits the feedback penalty `a` of `logit(pCorrect) = base − a·max(0, z)` (z of `feedbackZ`) by
+ * Newton's method on the log loss, `base` being the confidence model's log-odds: one parameter,
+ * fitted on bars with simulated feedback (see `simulateFeedback`).
+ */
+export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64Array): number {
+  const feedback = simulateFeedback(rows);
+  const x = new Float64Array(CONFIDENCE_INPUTS);
+  const base: number[] = [];
+  const zs: number[] = [];
+  const ys: number[] = [];
+  rows.forEach((r, i) => {
+    const z = feedbackZ(feedback[i]);
+    if (!(z > 0)) return;
+    confidenceInputs(r.evidence, x);
+    base.push(confidenceLogit(weights, x));
+    zs.push(z);
+    ys.push(r.call === r.truth ? 1 : 0);
+  });
+  let a = 0;
+  for (let it = 0; it < 50; it++) {
+    let g = 0;
+    let h = 0;
+    for (let i = 0; i < zs.length; i++) {
+      const p = 1 / (1 + Math.exp(-(base[i]! - a * zs[i]!)));
+      g += (ys[i]! - p) * zs[i]!; // d(logloss)/da
+      h += p * (1 - p) * zs[i]! * zs[i]!;
+    }
+    const step = g / (h + 1e-9);
+    a = Math.max(0, a - step);
+    if (Math.abs(step) < 1e-9) break;
+  }
+  console.log(
+    `feedback penalty fitted on ${zs.length} bars with simulated feedback below a coin's`,
+  );
+  return a;
+}
+
 function print(name: string, w: Float64Array, perRow: number): void {
   const rows: string[] = [];
   for (let c = 0; c < w.length / perRow; c++) {
-    rows.push('  ' + Array.from(w.subarray(c * perRow, (c + 1) * perRow), (x) => x.toPrecision(8)).join(', ') + ',');
+    rows.push(
+      '  ' +
+        Array.from(w.subarray(c * perRow, (c + 1) * perRow), (x) => x.toPrecision(8)).join(', ') +
+        ',',
+    );
   }
   console.log(`${name} = Float64Array.from([\n${rows.join('\n')}\n]);`);
 }
@@ -125,12 +196,33 @@ function main(): void {
   print('REGIME_MODEL_WEIGHTS', regimeWeights, REGIME_INPUTS);
   // 2. Confidence model, on the analyzer's evidence with the new softmax and the pattern store.
   const scored: ScoredBar[] = [];
-  for (const family of fitted) scored.push(...scoreFamily(family, { seeds: CONFIDENCE_FIT_SEEDS, bars: FIT_BARS, regimeWeights }));
+  // FIT_PATTERNS=0 skips the pattern store: the deployed model (neighbour weight 0) is then the
+  // same, only the "with neighbours" fit is meaningless.
+  const patterns = process.env.FIT_PATTERNS !== '0';
+  for (const family of [...fitted, WEAK_GAUSSIAN_FAMILY])
+    scored.push(
+      ...scoreFamily(family, {
+        seeds:
+          family === WEAK_GAUSSIAN_FAMILY
+            ? CONFIDENCE_FIT_SEEDS.slice(0, CONFIDENCE_ONLY_SEEDS)
+            : CONFIDENCE_FIT_SEEDS,
+        bars: FIT_BARS,
+        regimeWeights,
+        patterns,
+      }),
+    );
   const { xs: cx, ys } = confidenceRows(scored);
-  const withNeighbours = fitLogistic(cx, ys, iterations * 2);
+  const withNeighbours = patterns
+    ? fitLogistic(cx, ys, iterations * 2)
+    : new Float64Array(CONFIDENCE_INPUTS);
   const without = fitLogistic(cx, ys, iterations * 2, NO_NEIGHBOUR_MASK);
   print('CONFIDENCE_MODEL_WEIGHTS (with neighbours)', withNeighbours, CONFIDENCE_INPUTS);
   print('CONFIDENCE_MODEL_WEIGHTS (neighbour weight 0)', without, CONFIDENCE_INPUTS);
+  // 3. Feedback penalty, on top of the deployed confidence model (neighbour weight 0): a
+  // measurement of what simulated agents' feedback adds (see `feedbackPenalty`).
+  console.log(
+    `FITTED_FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without).toPrecision(8)};`,
+  );
 }
 
 if (require.main === module) main();

@@ -6,6 +6,7 @@ import { EMBEDDING_DIM } from './embedding';
 import { REGIME_INDEX } from './regime-names';
 import { RegimeDetector, VolatilityBaseline, plainRuleRegime, REGIME_INPUTS } from './regime';
 import { StrategicAnalyzer, type StrategicEvidence } from './strategic-analyzer';
+import type { TacticalFeedback } from './uncertainty';
 
 /**
  * Offline evaluation of the regime model on market families (fitting, the regime report, tests;
@@ -27,6 +28,10 @@ export interface ScoredBar {
   volatileStart: boolean;
   /** The regime model's inputs (for fitting). */
   inputs: Float64Array;
+  /** Seed of the market the bar belongs to (rows of one market are consecutive). */
+  seed: number;
+  /** Log return of the market's next bar (NaN for the last bar): what agents trading the call get. */
+  nextReturn: number;
   evidence: StrategicEvidence;
 }
 
@@ -80,6 +85,9 @@ export function scoreFamily(family: MarketFamily, options: ScoreFamilyOptions): 
         sinceSwitch: market.sinceSwitch[i]!,
         volatileStart: market.segment[i] === 0 && market.labels[i] === 'VOLATILE',
         inputs: inputs.slice(),
+        seed,
+        nextReturn:
+          i + 1 < market.bars.length ? Math.log(market.bars[i + 1]!.close / bar.close) : Number.NaN,
         evidence: o.evidence,
       });
     });
@@ -160,4 +168,60 @@ export function logLoss(rows: readonly ScoredBar[]): number {
     sum -= r.call === r.truth ? Math.log(p) : Math.log(1 - p);
   }
   return sum / rows.length;
+}
+
+/** Feedback windows remembered per regime (as the strategic flow keeps them). */
+export const SIMULATED_FEEDBACK_WINDOWS = 8;
+/** The pipeline's default feedback lag (`PIPELINE_FEEDBACK_LAG`), in 30m bars. */
+export const SIMULATED_FEEDBACK_LAG = 4;
+
+/**
+ * Tactical feedback from simulated agents that trade the call, for every scored bar (rows of one
+ * market consecutive, in bar order): after a BULL call the agents are long over the next 30m bar,
+ * after a BEAR call short, after SIDEWAYS or VOLATILE flat; a window is one directional call, a
+ * hit when the next bar's return has the call's sign. As in the strategic flow, the windows are
+ * remembered per called regime (the last {@link SIMULATED_FEEDBACK_WINDOWS}), and the bar `n`
+ * sees the windows of the calls up to bar `n − lag − 1` (the window of the call at bar `j` closes
+ * with bar `j + 1`, and the context of bar `n` applies the window that closed with bar `n − lag`).
+ * Nothing here assumes how often agents are right under a right or a wrong call: that follows
+ * from the market's own next returns.
+ */
+export function simulateFeedback(
+  rows: readonly ScoredBar[],
+  lag = SIMULATED_FEEDBACK_LAG,
+): (TacticalFeedback | null)[] {
+  const out: (TacticalFeedback | null)[] = [];
+  let memory: number[][] = [[], [], [], []];
+  let start = 0;
+  for (let k = 0; k < rows.length; k++) {
+    const r = rows[k]!;
+    if (k > 0 && rows[k - 1]!.seed !== r.seed) {
+      memory = [[], [], [], []];
+      start = k;
+    }
+    // Apply the window of the call made lag + 1 bars before (scored rows of a market are consecutive bars).
+    const j = k - lag - 1;
+    if (j >= start) {
+      const w = rows[j]!;
+      if (w.call < 2 && Number.isFinite(w.nextReturn) && w.nextReturn !== 0) {
+        const hit = (w.call === 0 ? w.nextReturn > 0 : w.nextReturn < 0) ? 1 : 0;
+        const list = memory[w.call]!;
+        list.push(hit);
+        if (list.length > SIMULATED_FEEDBACK_WINDOWS) list.shift();
+      }
+    }
+    const list = memory[r.call]!;
+    if (list.length === 0) {
+      out.push(null);
+      continue;
+    }
+    const hits = list.reduce((a, b) => a + b, 0);
+    out.push({
+      hitRate: hits / list.length,
+      realisedReturn: 0,
+      windows: list.length,
+      directional: list.length,
+    });
+  }
+  return out;
 }

@@ -13,7 +13,18 @@ export const REGIME_MODEL_WEIGHTS: Float64Array = Float64Array.from([
   -0.69593807, 1.8711403, -0.20782987, -0.60511930, 0.58746980, 0.18840655, 0.021488866, 0.014461406, 0.011933117, 0.20800307, 0.0031481930,
 ]);
 
-/** Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump, neighbour, four switch terms`). */
+/**
+ * Confidence model: the inputs of `confidenceInputs` (`1, logit(p), 1/baselineSamples, jump,
+ * neighbour, |tBreak12|, |ln(v12/v36)|, |tBreak24|, |ln(v24/v24')|, logit(p)·min(4, max|tBreak|),
+ * logit(p)/baselineSamples, |tBreak6|, |ln(v6/v42)|, logit(p)·min(4, max|ln v-ratio|)`).
+ */
 export const CONFIDENCE_MODEL_WEIGHTS: Float64Array = Float64Array.from([
-  1.3904235, 0.48389223, -3.3967553, 0.47902037, 0.0000000, -0.37065107, -0.87142822, 0.061774509, -0.10349186, -0.11205429, 0.13251098,
+  1.1627227, 0.61516819, -2.5071364, 0.54383018, 0.0000000, -0.18183030, -0.47951785, 0.0096002566, 0.021017996, -0.12079365, -0.015418349, -0.13599436, -0.061314042, -0.097314054, -1.8558251, 0.35353046,
 ]);
+
+/**
+ * What `src/strategic/fit-models.ts` fits for a feedback penalty `a·max(0, z)` on top of this
+ * confidence model, with simulated agents that trade the call: 0 (it adds nothing the model does
+ * not know). It is a measurement, not the deployed term: see `feedbackPenalty`.
+ */
+export const FITTED_FEEDBACK_PENALTY_PER_Z = 0;

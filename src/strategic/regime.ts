@@ -118,6 +118,9 @@ function lowerBound(a: Float64Array, n: number, x: number): number {
   return lo;
 }
 
+/** Length of {@link RegimeDetector.switchEvidence}. */
+export const SWITCH_EVIDENCE = 6;
+
 /** Number of inputs of the regime model (see {@link RegimeDetector.inputs}). */
 export const REGIME_INPUTS = 11;
 
@@ -151,7 +154,13 @@ export interface RegimeDetectorState {
   seen: number;
   sinceClip: number;
   baseline: VolatilityBaselineState;
+  /** {@link RegimeDetector.ambiguity} and the windows behind it (absent in older states: 0, 0). */
+  ambiguity?: EncodedFloat;
+  ambiguityWindows?: number;
 }
+
+/** Windows the symbol's {@link RegimeDetector.ambiguity} averages over (an EWMA after warm-up). */
+export const AMBIGUITY_WINDOWS = 256;
 
 /**
  * The statistics the regime model reads, from a symbol's 30m log returns, in O(1) per bar.
@@ -172,6 +181,8 @@ export class RegimeDetector {
   private seen = 0;
   private sinceClip = Number.MAX_SAFE_INTEGER;
   private baselineStats = new VolatilityBaseline();
+  private ambiguityShare = 0;
+  private ambiguityWindows = 0;
 
   /** Adds the log return of the newest bar, which spans `periods` (≥ 1) 30m periods. */
   update(logReturn: number, periods = 1): void {
@@ -186,7 +197,25 @@ export class RegimeDetector {
     const a = Math.abs(r);
     this.scale = this.seen < 20 ? this.scale + (a - this.scale) / (this.seen + 1) : this.scale + SCALE_ALPHA * (a - this.scale);
     this.push(r);
-    if (this.seen >= 48) this.baselineStats.update(this.variance(3) * (48 / 47));
+    if (this.seen >= 48) {
+      const v = this.variance(3) * (48 / 47);
+      this.baselineStats.update(v);
+      const t = v > 0 ? Math.abs(this.mean(3) / Math.sqrt(v / 48)) : 0;
+      const n = this.ambiguityWindows < AMBIGUITY_WINDOWS ? ++this.ambiguityWindows : AMBIGUITY_WINDOWS;
+      this.ambiguityShare += ((t >= 1.5 && t <= 3.5 ? 1 : 0) - this.ambiguityShare) / n;
+    }
+  }
+
+
+  /**
+   * Share of the symbol's recent 48-bar windows (a running mean over the first
+   * {@link AMBIGUITY_WINDOWS}, then an EWMA of that span) whose drift t-statistic lies between 1.5
+   * and 3.5: neither clearly flat nor clearly trending. A market whose trends are weak spends much
+   * of its time there, and its calls are less often right than the same window in a market of
+   * strong trends; the confidence model reads it (0 before 48 returns).
+   */
+  get ambiguity(): number {
+    return this.ambiguityShare;
   }
 
   /**
@@ -287,13 +316,14 @@ export class RegimeDetector {
 
   /**
    * Writes how the newest part of the window differs from the rest, where a switch inside the
-   * window shows (length 4): `[t of (mean of the last 12 − mean of the 36 before), ln(v12 / v36),
-   * the same for the last 24 against the 24 before]`, over clipped returns, t clipped to ±15 and
-   * log ratios to ±8. Zeros before 48 returns.
+   * window shows (length {@link SWITCH_EVIDENCE}): `[t of (mean of the last 12 − mean of the 36
+   * before), ln(v12 / v36), the same for the last 24 against the 24 before, the same for the last 6
+   * against the 42 before]`, over clipped returns, t clipped to ±15 and log ratios to ±8. The last
+   * 6 bars are where a switch shows first (3 hours after it). Zeros before 48 returns.
    */
   switchEvidence(out: Float64Array): void {
     if (this.seen < 48) {
-      out[0] = out[1] = out[2] = out[3] = 0;
+      out.fill(0, 0, SWITCH_EVIDENCE);
       return;
     }
     const sums = this.sums;
@@ -302,8 +332,8 @@ export class RegimeDetector {
     const q48 = squares[3] as number;
     const m48 = s48 / 48;
     const v48 = Math.max(0, q48 / 48 - m48 * m48) * (48 / 47);
-    for (let k = 1, j = 0; k <= 2; k++, j += 2) {
-      const n = k === 1 ? 12 : 24;
+    for (let k = 1, j = 0; j < SWITCH_EVIDENCE; k = k === 2 ? 0 : k + 1, j += 2) {
+      const n = SPANS[k] as number;
       const m = 48 - n;
       const sRecent = sums[k] as number;
       const mRecent = sRecent / n;
@@ -326,6 +356,8 @@ export class RegimeDetector {
       seen: this.seen,
       sinceClip: this.sinceClip,
       baseline: this.baselineStats.toJSON(),
+      ambiguity: encodeFloat(this.ambiguityShare),
+      ambiguityWindows: this.ambiguityWindows,
     };
   }
 
@@ -339,6 +371,8 @@ export class RegimeDetector {
     d.seen = state.seen;
     d.sinceClip = state.sinceClip;
     d.baselineStats = VolatilityBaseline.fromJSON(state.baseline);
+    if (state.ambiguity !== undefined) d.ambiguityShare = decodeFloat(state.ambiguity, 'detector.ambiguity');
+    d.ambiguityWindows = state.ambiguityWindows ?? 0;
     return d;
   }
 

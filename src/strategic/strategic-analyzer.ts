@@ -13,6 +13,7 @@ import { PatternStore } from './pattern-store';
 import {
   REGIME_INPUTS,
   RegimeDetector,
+  SWITCH_EVIDENCE,
   regimeName,
   regimePosterior,
   toRegimeProbabilities,
@@ -58,6 +59,9 @@ export interface StrategicEvidence {
   /** Probability of the called regime. */
   regimeProbability: number;
   baselineSamples: number;
+  /** `RegimeDetector.ambiguity` of the symbol. */
+  ambiguity: number;
+
   jumpInWindow: boolean;
   /** `RegimeDetector.switchEvidence` of the window. */
   switchEvidence: number[];
@@ -151,7 +155,7 @@ export class StrategicAnalyzer {
   private readonly symbols = new Map<string, SymbolState>();
   private readonly inputs = new Float64Array(REGIME_INPUTS);
   private readonly probs = new Float64Array(4);
-  private readonly switchEvidence = new Float64Array(4);
+  private readonly switchEvidence = new Float64Array(SWITCH_EVIDENCE);
   private readonly window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
   private readonly vector = new Float32Array(EMBEDDING_DIM);
 
@@ -269,6 +273,7 @@ export class StrategicAnalyzer {
     const evidence = {
       regimeProbability: this.probs[best] as number,
       baselineSamples: s.detector.baselineSamples,
+      ambiguity: s.detector.ambiguity,
       jumpInWindow: s.detector.jumpInWindow,
       switchEvidence: this.switchEvidence,
       neighbours: found,
@@ -286,6 +291,7 @@ export class StrategicAnalyzer {
       evidence: {
         regimeProbability: evidence.regimeProbability,
         baselineSamples: evidence.baselineSamples,
+        ambiguity: evidence.ambiguity,
         jumpInWindow: evidence.jumpInWindow,
         switchEvidence: Array.from(this.switchEvidence),
         neighbours: found,

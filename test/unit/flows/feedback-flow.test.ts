@@ -212,8 +212,11 @@ describe('confidence follows tactical feedback through the strategic flow (issue
     expect(none.slice(200).every((x) => x.regime === 'BULL')).toBe(true);
     // Before: good feedback never changes anything.
     expect(fed.slice(0, WRONG_FROM).map((x) => x.uncertainty)).toEqual(none.slice(0, WRONG_FROM).map((x) => x.uncertainty));
-    // While wrong (after the lag of 4 bars and a few windows): clearly less confident.
+    // While wrong (after the lag of 4 bars and a few windows): clearly less confident. 0 hits in 48
+    // directional calls is z = 6.9, far beyond what chance gives agents trading a right call (the
+    // penalty acts beyond z = 3, docs/regime.md).
     expect(meanU(fed, WRONG_FROM + 12, RIGHT_FROM)).toBeGreaterThan(meanU(none, WRONG_FROM + 12, RIGHT_FROM) + 0.2);
+    for (let i = WRONG_FROM + 12; i < RIGHT_FROM; i++) expect(fed[i]!.uncertainty!).toBeGreaterThan(none[i]!.uncertainty!);
     // Recovered once the last 8 remembered BULL windows are good again.
     expect(fed.slice(RIGHT_FROM + 4 + 8).map((x) => x.uncertainty)).toEqual(none.slice(RIGHT_FROM + 4 + 8).map((x) => x.uncertainty));
   });

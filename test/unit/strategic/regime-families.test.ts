@@ -54,11 +54,12 @@ describe('regime model on market families', () => {
       expect(f.levelShare.HIGH).toBeGreaterThan(0);
       expect(f.highAccuracy!).toBeGreaterThanOrEqual(0.95);
       expect(f.mediumAccuracy!).toBeGreaterThanOrEqual(0.75);
+      // Settled bars: ECE near 0.05 (report: 0.046–0.061), bounded here loosely; the weak family
+      // included since the confidence model reads the symbol's ambiguity (report: 0.050, was 0.112).
+      expect(f.ece).toBeLessThanOrEqual(0.075);
       if (hasAccuracyTarget(family)) {
-        // On all bars after warm-up (switches included) the reported probability is calibrated;
-        // on settled bars alone it is under-confident (see BENCHMARKS.md), bounded here loosely.
+        // On all bars after warm-up (switches included) the error is smaller (report: 0.017–0.023).
         expect(figures(scored.get(family.name)!).ece).toBeLessThanOrEqual(0.05);
-        expect(f.ece).toBeLessThanOrEqual(0.07);
       }
     },
   );
@@ -132,6 +133,7 @@ describe('RegimeDetector state', () => {
         expect(b.inputs(y)).toBe(true);
         expect(Array.from(y)).toEqual(Array.from(x));
         expect(b.jumpInWindow).toBe(a.jumpInWindow);
+        expect(b.ambiguity).toBe(a.ambiguity);
       }
     }
   });
