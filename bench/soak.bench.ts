@@ -83,7 +83,7 @@ interface Sample {
   keyPatterns: Record<string, { keys: number; bytes: number }>;
   diskMb: number;
   diskEntriesMb: Record<string, number>;
-  /** Messages ready or unacknowledged in each pipeline queue (null before the queues exist). */
+  /** Messages ready (not delivered to a consumer yet) in each pipeline queue; a consumer's unacknowledged prefetch is not counted. */
   queueDepth: Record<string, number>;
 }
 
