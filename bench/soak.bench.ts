@@ -10,7 +10,9 @@
  * - each worker's RSS (VmRSS of /proc/<pid>/status of the supervisor's children),
  * - Redis `INFO memory` used_memory, the number of keys under the prefix (SCAN MATCH, never KEYS),
  *   and per key pattern (symbols and numbers masked) the key count and MEMORY USAGE bytes,
- * - the bytes on disk of the data directory, total and per top-level entry.
+ * - the bytes on disk of the data directory, total and per top-level entry,
+ * - the messages waiting in the pipeline's queues (experience for the trainer, the shard queues,
+ *   dead letters): at full speed the trainer falls behind and its backlog waits in the broker.
  * It prints one table row per sample and a final JSON line, and writes every sample to
  * `<SOAK_OUT_DIR>/soak-<time>.json` and `.csv` (one column per series) for drawing the curves.
  *
@@ -34,7 +36,14 @@ import { join } from 'node:path';
 import * as amqp from 'amqplib';
 import Redis from 'ioredis';
 import type { Bar } from '../schemas/bar.schema';
-import { EXCHANGE_BARS, QUEUE_RESULTS, routingKeys } from '../src/broker/topology';
+import {
+  EXCHANGE_BARS,
+  QUEUE_DEAD_LETTERS,
+  QUEUE_EXPERIENCE,
+  QUEUE_RESULTS,
+  routingKeys,
+  shardQueue,
+} from '../src/broker/topology';
 import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
@@ -74,6 +83,8 @@ interface Sample {
   keyPatterns: Record<string, { keys: number; bytes: number }>;
   diskMb: number;
   diskEntriesMb: Record<string, number>;
+  /** Messages ready (not delivered to a consumer yet) in each pipeline queue; a consumer's unacknowledged prefetch is not counted. */
+  queueDepth: Record<string, number>;
 }
 
 function rssMb(pid: number): number {
@@ -191,14 +202,36 @@ async function main(): Promise<void> {
   let sampling: NodeJS.Timeout | null = null;
   let pub: amqp.ChannelModel | null = null;
   let sub: amqp.ChannelModel | null = null;
+  let queueCh: amqp.Channel | null = null;
+  const watchedQueues = [
+    QUEUE_EXPERIENCE,
+    ...Array.from({ length: config.shards }, (_, k) => shardQueue('tactical', k)),
+    ...Array.from({ length: config.shards }, (_, k) => shardQueue('strategic', k)),
+    QUEUE_DEAD_LETTERS,
+  ];
+  const queueDepths = async (): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {};
+    if (sub === null) return out;
+    for (const q of watchedQueues) {
+      try {
+        queueCh ??= await sub.createChannel();
+        const ok = await queueCh.checkQueue(q);
+        out[q] = ok.messageCount;
+      } catch {
+        queueCh = null; // a failed check closes the channel
+      }
+    }
+    return out;
+  };
 
   const takeSample = async (): Promise<Sample> => {
     const rss: Record<string, number> = {};
     for (const [role, pid] of Object.entries(supervisor.pids()))
       rss[role] = Math.round(rssMb(pid) * 10) / 10;
-    const [info, scanned] = await Promise.all([
+    const [info, scanned, depths] = await Promise.all([
       redis.info('memory'),
       scanPrefix(redis, prefix, symbols),
+      queueDepths(),
     ]);
     const diskEntriesMb: Record<string, number> = {};
     // Temporary files of atomic writes come and go; they count in the total only.
@@ -215,13 +248,14 @@ async function main(): Promise<void> {
       keyPatterns: scanned.patterns,
       diskMb: diskBytes(dataDir) / 1024 / 1024,
       diskEntriesMb,
+      queueDepth: depths,
     };
     samples.push(s);
     const rssText = Object.entries(s.rssMb)
       .map(([r, v]) => `${r} ${v.toFixed(0)}`)
       .join(' ');
     process.stdout.write(
-      `${s.elapsedS.toFixed(0).padStart(6)}s  day ${s.day.toFixed(2).padStart(5)}  results ${String(s.results).padStart(7)}  rss MB [${rssText}]  redis ${s.redisUsedMb.toFixed(1)} MB ${s.redisKeys} keys  disk ${s.diskMb.toFixed(1)} MB\n`,
+      `${s.elapsedS.toFixed(0).padStart(6)}s  day ${s.day.toFixed(2).padStart(5)}  results ${String(s.results).padStart(7)}  rss MB [${rssText}]  redis ${s.redisUsedMb.toFixed(1)} MB ${s.redisKeys} keys  disk ${s.diskMb.toFixed(1)} MB  experience queue ${s.queueDepth[QUEUE_EXPERIENCE] ?? '-'}\n`,
     );
     return s;
   };
@@ -298,6 +332,7 @@ async function main(): Promise<void> {
   const roles = [...new Set(samples.flatMap((s) => Object.keys(s.rssMb)))];
   const patterns = [...new Set(samples.flatMap((s) => Object.keys(s.keyPatterns)))].sort();
   const entries = [...new Set(samples.flatMap((s) => Object.keys(s.diskEntriesMb)))].sort();
+  const queues = [...new Set(samples.flatMap((s) => Object.keys(s.queueDepth)))];
   const first = after[0];
   const last = samples[samples.length - 1]!;
   const round = (x: number | null, digits = 3): number | null =>
@@ -364,6 +399,16 @@ async function main(): Promise<void> {
         },
       ]),
     ),
+    queueDepth: Object.fromEntries(
+      queues.map((q) => [
+        q,
+        {
+          max: Math.max(...samples.map((s) => s.queueDepth[q] ?? 0)),
+          end: last.queueDepth[q] ?? null,
+          perDay: round(perDay((s) => s.queueDepth[q] ?? 0), 1),
+        },
+      ]),
+    ),
   };
 
   mkdirSync(OUT_DIR, { recursive: true });
@@ -381,6 +426,7 @@ async function main(): Promise<void> {
     ...patterns.map((p) => `kb_${p}`),
     'disk_mb',
     ...entries.map((e) => `disk_mb_${e}`),
+    ...queues.map((q) => `queue_${q}`),
   ];
   const rows = samples.map((s) =>
     [
@@ -394,6 +440,7 @@ async function main(): Promise<void> {
       ...patterns.map((p) => ((s.keyPatterns[p]?.bytes ?? 0) / 1024).toFixed(1)),
       s.diskMb.toFixed(3),
       ...entries.map((e) => (s.diskEntriesMb[e] ?? 0).toFixed(3)),
+      ...queues.map((q) => s.queueDepth[q] ?? ''),
     ].join(','),
   );
   writeFileSync(`${base2}.csv`, `${columns.join(',')}\n${rows.join('\n')}\n`);

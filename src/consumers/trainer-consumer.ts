@@ -23,6 +23,18 @@ interface Buffered {
 const REMEMBERED_BATCHES = 4;
 
 /**
+ * Batches cut and not yet trained (one training, one waiting) past which deliveries are left
+ * unparsed until the training one finishes. Bounds the parsed transitions held in memory to about
+ * two batches whatever the prefetch window holds.
+ */
+const MAX_PENDING_BATCHES = 2;
+
+interface Waiting {
+  run: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
  * The trainer worker's consumer of `tactical_experience`. Each message, one transition
  * (`ExperienceSchema`) or a batch of them (`ExperienceBatchSchema`), is validated (a bad one is
  * dead-lettered) and its transitions buffered, the message unacknowledged; when `batchSize`
@@ -42,6 +54,10 @@ export class TrainerConsumer extends BaseConsumer {
   private readonly inTraining = new Map<string, Promise<void>>();
   /** Ids of recently trained messages (a redelivery after a channel loss is acked, not trained twice). */
   private readonly trained: Set<string>[] = [];
+  /** Batches handed to training and not finished yet. */
+  private pendingBatches = 0;
+  /** Deliveries not parsed yet because {@link MAX_PENDING_BATCHES} batches are pending, in delivery order. */
+  private waiting: Waiting[] = [];
 
   constructor(
     connection: BrokerConnection,
@@ -60,7 +76,59 @@ export class TrainerConsumer extends BaseConsumer {
     return this.buffer.length;
   }
 
+  /** Deliveries held unparsed until training catches up (see {@link MAX_PENDING_BATCHES}). */
+  get waitingMessages(): number {
+    return this.waiting.length;
+  }
+
+  /** Batches handed to training and not finished yet (at most {@link MAX_PENDING_BATCHES}). */
+  get pendingBatchCount(): number {
+    return this.pendingBatches;
+  }
+
+  /**
+   * Takes a delivery: parsed and buffered at once, or, while {@link MAX_PENDING_BATCHES} batches
+   * wait for training, held as it came (its compressed body) and taken in delivery order once one
+   * finishes. The prefetch window (in messages, each up to 256 transitions) would otherwise let
+   * the trainer parse and queue batch after batch whenever it trains slower than the tactical
+   * workers produce, holding tens of thousands of transitions as JS objects: the trainer's RSS
+   * grew with the backlog (issue 12 part 4 soak).
+   */
   protected handle(msg: ConsumeMessage): Promise<HandleResult> {
+    if (this.pendingBatches < MAX_PENDING_BATCHES && this.waiting.length === 0) {
+      try {
+        return Promise.resolve(this.take(msg));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return new Promise<HandleResult>((resolve, reject) =>
+      this.waiting.push({
+        run: () => {
+          try {
+            resolve(this.take(msg));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        reject,
+      }),
+    );
+  }
+
+  /** Takes waiting deliveries, in order, while fewer than {@link MAX_PENDING_BATCHES} batches are pending. */
+  private pump(): void {
+    while (this.pendingBatches < MAX_PENDING_BATCHES && this.waiting.length > 0) (this.waiting.shift() as Waiting).run();
+  }
+
+  /** Fails the deliveries not taken yet (left unacknowledged: the broker redelivers them). */
+  private releaseWaiting(err: unknown): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) w.reject(err);
+  }
+
+  private take(msg: ConsumeMessage): HandleResult {
     let transitions: ExperienceTransition[];
     if (msg.properties.contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
       transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions as ExperienceTransition[];
@@ -80,7 +148,7 @@ export class TrainerConsumer extends BaseConsumer {
       }
       waits.push(new Promise<void>((resolve, reject) => this.buffer.push({ id, experience, resolve, reject })));
     }
-    if (waits.length === 0) return Promise.resolve({ kind: 'done' });
+    if (waits.length === 0) return { kind: 'done' };
     if (this.buffer.length >= this.flow.batchSize) {
       const batch = this.buffer;
       this.buffer = [];
@@ -90,10 +158,11 @@ export class TrainerConsumer extends BaseConsumer {
       });
       done.catch(() => undefined); // awaited only by redeliveries of the batch's messages
       for (const b of batch) this.inTraining.set(b.id, done);
+      this.pendingBatches++;
       // Chained: a batch trains only after the previous one has finished.
       this.training = this.training.then(() => this.trainBatch(batch, finish));
     }
-    return Promise.resolve({ kind: 'commit', committed: Promise.all(waits).then(() => undefined) });
+    return { kind: 'commit', committed: Promise.all(waits).then(() => undefined) };
   }
 
   private async trainBatch(batch: Buffered[], finish: (err?: unknown) => void): Promise<void> {
@@ -109,6 +178,8 @@ export class TrainerConsumer extends BaseConsumer {
       for (const b of batch) b.reject(err);
     } finally {
       for (const b of batch) this.inTraining.delete(b.id);
+      this.pendingBatches--;
+      this.pump();
     }
   }
 
@@ -136,6 +207,7 @@ export class TrainerConsumer extends BaseConsumer {
     // The BaseConsumer ignores failures of a channel it has already dropped.
     const err = new BrokerConnectionError('channel closed before the batch was trained; the broker redelivers the message');
     for (const b of dropped) b.reject(err);
+    this.releaseWaiting(err);
   }
 
   /**
@@ -149,6 +221,7 @@ export class TrainerConsumer extends BaseConsumer {
       this.buffer = [];
       const err = new BrokerConnectionError('trainer stopping before the batch filled; the broker redelivers the message');
       for (const b of released) b.reject(err);
+      this.releaseWaiting(err);
     });
   }
 }

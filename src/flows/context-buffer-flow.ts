@@ -169,9 +169,16 @@ export class TimeKeyedBufferFlow<T> {
   /**
    * Drops contexts more than `keep` periods older than what the symbol's bars need now. The strategic
    * side may run far ahead of the tactical side, so trimming follows the bars, not the contexts.
+   * The record of timed-out waits is trimmed by the same bound (a bar that old is never asked for
+   * again), so neither grows with time: at most `keep` + 32 periods of each per symbol.
    */
   private trim(symbol: string, entry: SymbolContexts<T>, requiredCloseTs: number): void {
     const below = requiredCloseTs - this.keep * 1_800_000;
+    if (entry.timedOut.size > 0) {
+      const expired: number[] = [];
+      for (const closeTs of entry.timedOut) if (closeTs < below) expired.push(closeTs);
+      if (expired.length >= 32) for (const closeTs of expired) entry.timedOut.delete(closeTs);
+    }
     const old: number[] = [];
     for (const closeTs of entry.byClose.keys()) if (closeTs < below) old.push(closeTs);
     if (old.length < 32) return; // trim in batches
@@ -196,12 +203,22 @@ export class TimeKeyedBufferFlow<T> {
           if (current !== undefined) {
             const i = current.indexOf(waiter);
             if (i >= 0) current.splice(i, 1);
+            if (current.length === 0) entry.waiters.delete(closeTs); // no empty list per timed-out period
           }
           resolve(false);
         }, this.options.contextWaitMs);
         timer.unref();
       }
     });
+  }
+
+  /**
+   * How much the buffer holds for a symbol (for tests and diagnostics): items in memory, periods
+   * whose wait ran out, and periods bars are waiting for now. Each is bounded, not growing with time.
+   */
+  held(symbol: string): { items: number; timedOut: number; waitedFor: number } {
+    const entry = this.symbols.get(symbol);
+    return { items: entry?.byClose.size ?? 0, timedOut: entry?.timedOut.size ?? 0, waitedFor: entry?.waiters.size ?? 0 };
   }
 
   /** Fails every waiting bar with {@link ContextBufferClosedError} (shutdown: they are redelivered). */

@@ -505,7 +505,7 @@ export class Mappo {
     const actor = this.actors[agent] as Mlp;
     const spec = this.spec.agents[agent] as AgentSpec;
     const x = tf.tensor2d(obs, [m, spec.obsDim]);
-    const oneHot = tf.oneHot(tf.tensor1d(actions, 'int32'), spec.nActions);
+    const oneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(actions, 'int32'), spec.nActions)); // the indices tensor is freed
     const oldLp = tf.tensor1d(oldLogp);
     const advT = tf.tensor1d(adv);
     const maskT = tf.tensor1d(mask);

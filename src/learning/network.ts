@@ -139,6 +139,15 @@ export class DenseNet {
   }
 }
 
+/** A trainable variable holding `initial`'s values; `initial` is disposed (the variable keeps the data). */
+function variableOf<R extends tf.Rank>(initial: tf.Tensor<R>): tf.Variable<R> {
+  try {
+    return tf.variable(initial, true);
+  } finally {
+    initial.dispose();
+  }
+}
+
 export class Mlp {
   /** W0, b0, W1, b1, ... as tfjs variables. */
   readonly variables: tf.Variable[];
@@ -150,9 +159,11 @@ export class Mlp {
     for (let l = 0; l + 1 < sizes.length; l++) {
       const nIn = sizes[l] as number;
       const nOut = sizes[l + 1] as number;
-      this.variables.push(tf.variable(tf.tensor2d(weights.subarray(off, off + nIn * nOut), [nIn, nOut]), true));
+      // tf.variable shares the initial tensor's data and takes a reference to it: the initial
+      // tensor must be disposed too, or its data (the whole weight matrix) outlives the variable.
+      this.variables.push(variableOf(tf.tensor2d(weights.subarray(off, off + nIn * nOut), [nIn, nOut])));
       off += nIn * nOut;
-      this.variables.push(tf.variable(tf.tensor1d(weights.subarray(off, off + nOut)), true));
+      this.variables.push(variableOf(tf.tensor1d(weights.subarray(off, off + nOut))));
       off += nOut;
     }
     this.js = new DenseNet({ sizes: [...sizes], data: weights });
@@ -191,7 +202,9 @@ export class Mlp {
     let off = 0;
     for (const v of this.variables) {
       const n = v.size;
-      v.assign(tf.tensor(weights.data.subarray(off, off + n), v.shape));
+      const t = tf.tensor(weights.data.subarray(off, off + n), v.shape);
+      v.assign(t);
+      t.dispose();
       off += n;
     }
     this.setJs(weights.data);
