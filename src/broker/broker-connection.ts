@@ -35,6 +35,12 @@ export interface BrokerConnectionOptions extends TopologyOptions {
  */
 const FATAL_REPLY_CODES = new Set([403, 404, 406, 503, 530]);
 
+/** True for a broker error that no reconnect or restart will fix (see {@link FATAL_REPLY_CODES}). */
+export function isFatalBrokerError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && FATAL_REPLY_CODES.has(code);
+}
+
 /**
  * One AMQP connection per process, using amqplib's own recovery (amqplib >= 1.1): on every connect
  * the topology is declared again and every attachment reopens its channels. Emits nothing itself;
@@ -133,8 +139,7 @@ export class BrokerConnection {
   }
 
   private reportIfFatal(err: unknown): void {
-    const code = (err as { code?: unknown } | null)?.code;
-    if (typeof code === 'number' && FATAL_REPLY_CODES.has(code)) {
+    if (isFatalBrokerError(err)) {
       this.onFatal(err instanceof Error ? err : new Error(String(err)));
     }
   }

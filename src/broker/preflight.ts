@@ -189,13 +189,16 @@ export function classifyBrokerError(err: unknown, target: BrokerTarget, url: str
 
 /**
  * One line for a broker error that no reconnect fixes, met after the start (a worker declaring its
- * topology or consuming): 403, 404, 406 or 530. Names the setting to look at.
+ * topology or consuming): 403, 404, 406, 503 or 530. Names the setting to look at.
  */
 export function describeFatalBrokerError(err: Error): string {
   const code = (err as { code?: unknown }).code;
   const text = err.message.replace(/\s+/g, ' ');
   if (code === 406 || /PRECONDITION/.test(text)) {
     return `PIPELINE_QUEUE_TYPE: a queue exists with other arguments than this configuration declares (PIPELINE_QUEUE_TYPE or PIPELINE_MAX_ATTEMPTS changed on a vhost that has the queues); use a new vhost in AMQP_URL, set the values the queues were made with, or delete the queues (broker said: ${text})`;
+  }
+  if (code === 503 || /unknown exchange type/.test(text)) {
+    return `PIPELINE_SHARDS: the broker does not know an exchange type the pipeline declares (more than one shard needs the plugin rabbitmq_consistent_hash_exchange); enable it (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange) or set PIPELINE_SHARDS=1 (broker said: ${text})`;
   }
   if (code === 403 || /ACCESS[-_]REFUSED/.test(text)) {
     return `AMQP_URL: the user lacks a permission on this vhost (configure, write or read); grant it (rabbitmqctl set_permissions -p <vhost> <user> ".*" ".*" ".*") or use another user in AMQP_URL (broker said: ${text})`;

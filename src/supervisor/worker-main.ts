@@ -10,6 +10,7 @@ import { loadConfigOrExit } from '../config/config';
 import { setBreakerWindow } from '../flows/breakers';
 import { installMetrics, registry } from '../observability/metrics';
 import { componentLogger, rootLogger } from '../observability/logger';
+import { isFatalBrokerError } from '../broker/broker-connection';
 import { describeFatalBrokerError } from '../broker/preflight';
 import { EXIT_STARTUP } from '../errors';
 import { exitOnStartError, preflight } from './startup';
@@ -37,11 +38,11 @@ async function main(): Promise<void> {
     process.exit(code);
   };
   worker.onFatal = (err) => {
-    // Access refused, not found, precondition failed: the configuration or the broker's setup is
-    // wrong and a restart would fail the same way (exit 2: the supervisor stops the pipeline).
-    // Anything else (initial reconnects exhausted) may pass: exit 1 and let the supervisor retry.
-    const code = (err as { code?: unknown }).code;
-    const permanent = typeof code === 'number' && [403, 404, 406, 530].includes(code);
+    // Access refused, not found, precondition failed, an unknown exchange type: the configuration or
+    // the broker's setup is wrong and a restart would fail the same way (exit 2: the supervisor stops
+    // the pipeline). Anything else (initial reconnects exhausted) may pass: exit 1 and let the
+    // supervisor retry.
+    const permanent = isFatalBrokerError(err);
     log.fatal({ err, permanent }, 'fatal broker error; exiting');
     if (permanent) process.stderr.write(`${describeFatalBrokerError(err)}\n`);
     exit(permanent ? EXIT_STARTUP : 1);

@@ -3,7 +3,8 @@
  * without the consistent-hash plugin can be played (the test broker has it enabled).
  */
 import * as amqp from 'amqplib';
-import { brokerPreflight, brokerTarget, classifyBrokerError } from '../../../src/broker/preflight';
+import { isFatalBrokerError } from '../../../src/broker/broker-connection';
+import { brokerPreflight, brokerTarget, classifyBrokerError, describeFatalBrokerError } from '../../../src/broker/preflight';
 import { loadConfig } from '../../../src/config/config';
 import { StartupError } from '../../../src/errors';
 import { classifyRedisError, redisPreflight } from '../../../src/state/redis-preflight';
@@ -87,5 +88,26 @@ describe('needsConsistentHash', () => {
     expect(needsConsistentHash(config)).toBe(false);
     expect(needsConsistentHash({ ...config, shards: 1 } as never)).toBe(false);
     expect(needsConsistentHash({ ...config, shards: 4 } as never)).toBe(true);
+  });
+});
+
+describe('broker errors met after the start', () => {
+  const brokerError = (code: number, message: string): Error => Object.assign(new Error(message), { code });
+
+  it('treats the reply codes no restart fixes as fatal, and nothing else', () => {
+    for (const code of [403, 404, 406, 503, 530]) expect(isFatalBrokerError(brokerError(code, 'x'))).toBe(true);
+    expect(isFatalBrokerError(brokerError(320, 'CONNECTION_FORCED'))).toBe(false);
+    expect(isFatalBrokerError(new Error('reconnect attempts exhausted'))).toBe(false);
+  });
+
+  it('names PIPELINE_SHARDS and the plugin for an unknown exchange type (503)', () => {
+    const line = describeFatalBrokerError(
+      brokerError(503, "Channel closed by server: 503 (COMMAND-INVALID) with message \"COMMAND_INVALID - unknown exchange type 'x-consistent-hash'\""),
+    );
+    expect(line).toMatch(/^PIPELINE_SHARDS: .*rabbitmq-plugins enable rabbitmq_consistent_hash_exchange/);
+  });
+
+  it('names PIPELINE_QUEUE_TYPE for a queue declared with other arguments (406)', () => {
+    expect(describeFatalBrokerError(brokerError(406, 'PRECONDITION_FAILED - inequivalent arg'))).toMatch(/^PIPELINE_QUEUE_TYPE: /);
   });
 });
