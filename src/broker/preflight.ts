@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { StartupError } from '../errors';
 import { redact } from './broker-connection';
+import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
 /** Options of {@link brokerPreflight}. */
 export interface BrokerPreflightOptions {
@@ -59,16 +60,6 @@ export function describeBrokerTarget(url: string): string {
   }
 }
 
-/** Socket errors that a broker that is still starting causes; worth a few more tries. */
-const TRANSIENT = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-
 /**
  * Connects once (retrying only while the broker is unreachable, up to `waitMs`), opens a channel,
  * checks the consistent-hash plugin when asked, and closes. Rejects with a {@link StartupError}.
@@ -76,36 +67,30 @@ const TRANSIENT = new Set([
 export async function brokerPreflight(options: BrokerPreflightOptions): Promise<void> {
   const { url } = options;
   const target = parseTarget(url);
-  const deadline = Date.now() + (options.waitMs ?? 5000);
-  let delayMs = 100;
-  for (;;) {
-    let model: amqp.ChannelModel;
-    try {
-      model = await amqp.connect(url, {
-        timeout: 5000,
-        clientProperties: { connection_name: options.connectionName ?? 'pipeline-preflight' },
-      });
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && TRANSIENT.has(code) && Date.now() + delayMs < deadline) {
-        await new Promise((r) => setTimeout(r, delayMs));
-        delayMs = Math.min(1000, delayMs * 2);
-        continue;
-      }
-      throw classifyBrokerError(err, target, url);
-    }
-    // Errors surface through the failing call below; without a listener one would crash the process.
-    model.on('error', () => undefined);
-    try {
-      const channel = await model.createChannel();
-      channel.on('error', () => undefined);
-      if (options.needsConsistentHash === true) await checkConsistentHash(channel, target);
-    } catch (err) {
-      throw err instanceof StartupError ? err : classifyBrokerError(err, target, url);
-    } finally {
-      await model.close().catch(() => undefined);
-    }
-    return;
+  let model: amqp.ChannelModel;
+  try {
+    model = await retryWhileTransient(
+      () =>
+        amqp.connect(url, {
+          timeout: 5000,
+          clientProperties: { connection_name: options.connectionName ?? 'pipeline-preflight' },
+        }),
+      isTransientSocketError,
+      options.waitMs ?? 5000,
+    );
+  } catch (err) {
+    throw classifyBrokerError(err, target, url);
+  }
+  // Errors surface through the failing call below; without a listener one would crash the process.
+  model.on('error', () => undefined);
+  try {
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    if (options.needsConsistentHash === true) await checkConsistentHash(channel, target);
+  } catch (err) {
+    throw err instanceof StartupError ? err : classifyBrokerError(err, target, url);
+  } finally {
+    await model.close().catch(() => undefined);
   }
 }
 

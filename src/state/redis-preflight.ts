@@ -5,6 +5,7 @@
  */
 import Redis from 'ioredis';
 import { StartupError } from '../errors';
+import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
 /** Options of {@link redisPreflight}. */
 export interface RedisPreflightOptions {
@@ -30,15 +31,6 @@ export function describeRedisTarget(url: string): string {
   }
 }
 
-const TRANSIENT = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-
 /** Connects (retrying only while Redis is unreachable, up to `waitMs`), PINGs and quits. */
 export async function redisPreflight(options: RedisPreflightOptions): Promise<void> {
   const { url } = options;
@@ -57,43 +49,41 @@ export async function redisPreflight(options: RedisPreflightOptions): Promise<vo
     );
   }
   const target = describeRedisTarget(url);
-  const deadline = Date.now() + (options.waitMs ?? 5000);
-  let delayMs = 100;
-  for (;;) {
-    const client = new Redis(url, {
-      connectionName: options.connectionName ?? 'pipeline-preflight',
-      lazyConnect: true,
-      connectTimeout: 5000,
-      commandTimeout: 5000,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-      reconnectOnError: () => false,
-    });
-    let lastError: unknown = null;
-    client.on('error', (err: unknown) => {
-      lastError = err;
-    });
-    try {
-      await client.connect();
-      await client.ping();
-      await client.quit().catch(() => undefined);
-      return;
-    } catch (err) {
-      client.disconnect();
-      const cause =
-        (err as Error).message === 'Connection is closed.' && lastError !== null ? lastError : err;
-      const code = (cause as { code?: unknown }).code;
-      const message = cause instanceof Error ? cause.message : String(cause);
-      const transient =
-        (typeof code === 'string' && TRANSIENT.has(code)) || /^LOADING/.test(message);
-      if (transient && Date.now() + delayMs < deadline) {
-        await new Promise((r) => setTimeout(r, delayMs));
-        delayMs = Math.min(1000, delayMs * 2);
-        continue;
-      }
-      throw classifyRedisError(cause, target);
-    }
+  try {
+    await retryWhileTransient(
+      () => pingOnce(url, options.connectionName ?? 'pipeline-preflight'),
+      (err) => isTransientSocketError(err) || (err instanceof Error && /^LOADING/.test(err.message)),
+      options.waitMs ?? 5000,
+    );
+  } catch (err) {
+    throw classifyRedisError(err, target);
+  }
+}
+
+/** One connection, one PING, quit. Rejects with the underlying socket error when there is one. */
+async function pingOnce(url: string, connectionName: string): Promise<void> {
+  const client = new Redis(url, {
+    connectionName,
+    lazyConnect: true,
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+  });
+  let lastError: unknown = null;
+  client.on('error', (err: unknown) => {
+    lastError = err;
+  });
+  try {
+    await client.connect();
+    await client.ping();
+    await client.quit().catch(() => undefined);
+  } catch (err) {
+    client.disconnect();
+    // ioredis reports a refused connection as "Connection is closed."; the socket error says why.
+    throw (err as Error).message === 'Connection is closed.' && lastError !== null ? lastError : err;
   }
 }
 

@@ -1,2 +1,3 @@
 export * from './random';
 export * from './keyed-serial-queue';
+export * from './retry-while-transient';

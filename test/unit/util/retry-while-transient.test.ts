@@ -1,0 +1,52 @@
+import { isTransientSocketError, retryWhileTransient } from '../../../src/util/retry-while-transient';
+
+const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+
+describe('retryWhileTransient', () => {
+  it('tries again after a transient error and returns the first success', async () => {
+    let calls = 0;
+    const value = await retryWhileTransient(
+      async () => {
+        calls++;
+        if (calls < 3) throw refused();
+        return 'up';
+      },
+      isTransientSocketError,
+      5_000,
+    );
+    expect(value).toBe('up');
+    expect(calls).toBe(3);
+  });
+
+  it('throws a non-transient error at once, untouched', async () => {
+    const denied = Object.assign(new Error('ACCESS_REFUSED'), { code: 403 });
+    let calls = 0;
+    await expect(
+      retryWhileTransient(
+        async () => {
+          calls++;
+          throw denied;
+        },
+        isTransientSocketError,
+        5_000,
+      ),
+    ).rejects.toBe(denied);
+    expect(calls).toBe(1);
+  });
+
+  it('gives up with the last transient error once the wait is spent', async () => {
+    let calls = 0;
+    await expect(
+      retryWhileTransient(
+        async () => {
+          calls++;
+          throw refused();
+        },
+        isTransientSocketError,
+        250,
+      ),
+    ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    // 100 ms, then 200 ms would pass the 250 ms budget: two tries.
+    expect(calls).toBe(2);
+  });
+});
