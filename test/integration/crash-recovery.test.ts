@@ -139,7 +139,7 @@ describe('crash recovery', () => {
     const current = run;
     await publishBars(current.vhost.url, bars);
     await waitFor(() => current.results.messages.length >= bars.length * 0.3, 120_000, '30% of results');
-    await closeAllConnections();
+    await closeAllConnections(current.vhost.name);
     await waitFor(() => distinct(current.results.messages).byId.size >= bars.length, 180_000, 'all results after close_all_connections');
     const { byId } = distinct(current.results.messages);
     expect(byId.size).toBe(bars.length);
