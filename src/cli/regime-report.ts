@@ -389,6 +389,14 @@ async function main(): Promise<void> {
   console.log(
     `  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
   );
+  for (const [lo, hi] of [
+    [0, 3],
+    [4, 7],
+    [8, 11],
+  ] as const)
+    console.log(
+      `    ${lo}-${hi} bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch >= lo && r.sinceSwitch <= hi && r.evidence.baselineSamples >= 4))}`,
+    );
   console.log(
     `  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`,
   );
