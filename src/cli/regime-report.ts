@@ -293,7 +293,11 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
 }
 
 /** Forward volatility after the flagged bars of `[from, to)` over that after the others. */
-function halfRatio(xs: readonly { volatile: boolean; vol: number }[], from: number, to: number): number | null {
+function halfRatio(
+  xs: readonly { volatile: boolean; vol: number }[],
+  from: number,
+  to: number,
+): number | null {
   let sv = 0;
   let nv = 0;
   let ss = 0;
@@ -511,13 +515,12 @@ async function main(): Promise<void> {
     HORIZON,
   );
   const model = rules[0]!;
-  const fmt = (x: number | null): string => (x === null ? '   -  ' : `${x.toFixed(2)}×`.padStart(6));
+  const fmt = (x: number | null): string =>
+    x === null ? '   -  ' : `${x.toFixed(2)}×`.padStart(6);
   console.log(
     `\nVOLATILE definitions on halves of each file (${rules.length} candidates; chosen on the first halves, ending 24 bars before the middle, by the largest smallest ratio over the symbols): ${chosen.rule.name}`,
   );
-  console.log(
-    'symbol     | first half: chosen  model  plain | second half: chosen  model  plain',
-  );
+  console.log('symbol     | first half: chosen  model  plain | second half: chosen  model  plain');
   real.forEach((r, k) => {
     const half = r.volBars.length >> 1;
     console.log(

@@ -17,8 +17,17 @@
  * method on the (weighted) mean log loss with the same L2 (1e-4) as `fitLogistic`, so the
  * unweighted fit reproduces the deployed weights up to the optimiser's tolerance.
  */
-import { MARKET_FAMILIES, WEAK_GAUSSIAN_FAMILY, hasAccuracyTarget } from '../producers/regime-families';
-import { CONFIDENCE_FIT_SEEDS, CONFIDENCE_ONLY_SEEDS, FIT_BARS, confidenceRows } from './fit-models';
+import {
+  MARKET_FAMILIES,
+  WEAK_GAUSSIAN_FAMILY,
+  hasAccuracyTarget,
+} from '../producers/regime-families';
+import {
+  CONFIDENCE_FIT_SEEDS,
+  CONFIDENCE_ONLY_SEEDS,
+  FIT_BARS,
+  confidenceRows,
+} from './fit-models';
 import { figures, scoreFamily, scoredForTargets, type ScoredBar } from './regime-eval';
 import { CONFIDENCE_INPUTS, confidenceInputs } from './uncertainty';
 
@@ -43,8 +52,14 @@ export function fitLogisticNewton(
   l2 = 1e-4,
   iterations = 50,
 ): Float64Array {
-  if (xs.length === 0 || xs.length !== ys.length || (sampleWeights && sampleWeights.length !== xs.length))
-    throw new RangeError('fitLogisticNewton needs as many labels (and weights) as rows, and at least one row');
+  if (
+    xs.length === 0 ||
+    xs.length !== ys.length ||
+    (sampleWeights && sampleWeights.length !== xs.length)
+  )
+    throw new RangeError(
+      'fitLogisticNewton needs as many labels (and weights) as rows, and at least one row',
+    );
   const d = xs[0]!.length;
   const beta = new Float64Array(d);
   const g = new Float64Array(d);
@@ -90,7 +105,8 @@ function solve(a: Float64Array, b: Float64Array, d: number): Float64Array {
   const x = Float64Array.from(b);
   for (let c = 0; c < d; c++) {
     let piv = c;
-    for (let r = c + 1; r < d; r++) if (Math.abs(m[r * d + c]!) > Math.abs(m[piv * d + c]!)) piv = r;
+    for (let r = c + 1; r < d; r++)
+      if (Math.abs(m[r * d + c]!) > Math.abs(m[piv * d + c]!)) piv = r;
     if (piv !== c) {
       for (let k = 0; k < d; k++) {
         const t = m[c * d + k]!;
@@ -121,7 +137,10 @@ function solve(a: Float64Array, b: Float64Array, d: number): Float64Array {
  * Isotonic regression (pool adjacent violators) of `ys` on `ps`: returns the step function as
  * sorted upper knots and their values; {@link applyIsotonic} maps a probability through it.
  */
-export function fitIsotonic(ps: readonly number[], ys: readonly number[]): { knots: number[]; values: number[] } {
+export function fitIsotonic(
+  ps: readonly number[],
+  ys: readonly number[],
+): { knots: number[]; values: number[] } {
   const order = ps.map((_, i) => i).sort((a, b) => ps[a]! - ps[b]! || a - b);
   const sums: number[] = [];
   const counts: number[] = [];
@@ -130,7 +149,11 @@ export function fitIsotonic(ps: readonly number[], ys: readonly number[]): { kno
     sums.push(ys[i]!);
     counts.push(1);
     knots.push(ps[i]!);
-    while (sums.length > 1 && sums[sums.length - 2]! / counts[counts.length - 2]! > sums[sums.length - 1]! / counts[counts.length - 1]!) {
+    while (
+      sums.length > 1 &&
+      sums[sums.length - 2]! / counts[counts.length - 2]! >
+        sums[sums.length - 1]! / counts[counts.length - 1]!
+    ) {
       const s = sums.pop()!;
       const c = counts.pop()!;
       const k = knots.pop()!;
@@ -175,11 +198,18 @@ function remap(sets: readonly Scored[], map: (r: ScoredBar) => number): Scored[]
   return sets.map((s) => ({ ...s, rows: s.rows.map((r) => ({ ...r, pCorrect: map(r) })) }));
 }
 
-function summary(sets: readonly Scored[]): { settled: number[]; worst: number; worstAll: number; afterSwitch: number } {
+function summary(sets: readonly Scored[]): {
+  settled: number[];
+  worst: number;
+  worstAll: number;
+  afterSwitch: number;
+} {
   const held = sets.filter((s) => s.heldOut);
   const settled = held.map((s) => figures(scoredForTargets(s.rows)).ece);
   const all = held.map((s) => figures(s.rows).ece);
-  const after = held.flatMap((s) => s.rows).filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4);
+  const after = held
+    .flatMap((s) => s.rows)
+    .filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4);
   return {
     settled,
     worst: Math.max(...settled),
@@ -192,16 +222,32 @@ function main(): void {
   const t0 = Date.now();
   const fitted = MARKET_FAMILIES.filter((f) => !f.heldOut);
   const fitRows: ScoredBar[] = [];
-  for (const f of fitted) fitRows.push(...scoreFamily(f, { seeds: CONFIDENCE_FIT_SEEDS, bars: FIT_BARS, patterns: false }));
-  const weakRows = scoreFamily(WEAK_GAUSSIAN_FAMILY, { seeds: CONFIDENCE_FIT_SEEDS, bars: FIT_BARS, patterns: false });
-  const weakSeeds = (n: number): ScoredBar[] => weakRows.filter((r) => r.seed < CONFIDENCE_FIT_SEEDS[0]! + n);
+  for (const f of fitted)
+    fitRows.push(
+      ...scoreFamily(f, { seeds: CONFIDENCE_FIT_SEEDS, bars: FIT_BARS, patterns: false }),
+    );
+  const weakRows = scoreFamily(WEAK_GAUSSIAN_FAMILY, {
+    seeds: CONFIDENCE_FIT_SEEDS,
+    bars: FIT_BARS,
+    patterns: false,
+  });
+  const weakSeeds = (n: number): ScoredBar[] =>
+    weakRows.filter((r) => r.seed < CONFIDENCE_FIT_SEEDS[0]! + n);
   const report = score(REPORT_SEEDS, REPORT_BARS);
   const unit = score(UNIT_SEEDS, UNIT_BARS);
   const heldNames = report.filter((s) => s.heldOut).map((s) => s.family);
-  console.log(`# Confidence model: re-weighting and recalibration, settled-bar ECE of the held-out families`);
-  console.log(`held-out families: ${heldNames.join(', ')}; report seeds ${REPORT_SEEDS.join(', ')}, unit seeds ${UNIT_SEEDS.join(', ')}`);
-  console.log('"after a switch": mean reported probability 0-11 bars after a switch (report seeds, held-out; calls there are right about 15 % of the time)');
-  console.log('variant                                         | report: settled ECE per family        worst  all-bars worst  after a switch | unit: settled ECE per family          worst');
+  console.log(
+    `# Confidence model: re-weighting and recalibration, settled-bar ECE of the held-out families`,
+  );
+  console.log(
+    `held-out families: ${heldNames.join(', ')}; report seeds ${REPORT_SEEDS.join(', ')}, unit seeds ${UNIT_SEEDS.join(', ')}`,
+  );
+  console.log(
+    '"after a switch": mean reported probability 0-11 bars after a switch (report seeds, held-out; calls there are right about 15 % of the time)',
+  );
+  console.log(
+    'variant                                         | report: settled ECE per family        worst  all-bars worst  after a switch | unit: settled ECE per family          worst',
+  );
   const line = (name: string, map: ((r: ScoredBar) => number) | null): void => {
     const a = summary(map ? remap(report, map) : report);
     const b = summary(map ? remap(unit, map) : unit);
@@ -212,12 +258,14 @@ function main(): void {
   };
   line(`deployed (CONFIDENCE_ONLY_SEEDS ${CONFIDENCE_ONLY_SEEDS}, every bar weight 1)`, null);
   const x = new Float64Array(CONFIDENCE_INPUTS);
-  const logitModel = (w: Float64Array) => (r: ScoredBar): number => {
-    confidenceInputs(r.evidence, x);
-    let z = 0;
-    for (let j = 0; j < CONFIDENCE_INPUTS; j++) z += w[j]! * x[j]!;
-    return sigmoid(z);
-  };
+  const logitModel =
+    (w: Float64Array) =>
+    (r: ScoredBar): number => {
+      confidenceInputs(r.evidence, x);
+      let z = 0;
+      for (let j = 0; j < CONFIDENCE_INPUTS; j++) z += w[j]! * x[j]!;
+      return sigmoid(z);
+    };
   for (const nWeak of [CONFIDENCE_ONLY_SEEDS, 24]) {
     const rows = [...fitRows, ...weakSeeds(nWeak)];
     const { xs, ys } = confidenceRows(rows);
@@ -236,7 +284,8 @@ function main(): void {
   line('isotonic map of the deployed probability', (r) => applyIsotonic(iso, r.pCorrect));
   const platt: Float64Array[] = [0, 1, 2, 3].map((c) => {
     const rows = deployedFit.filter((r) => r.call === c);
-    const lg = (p: number): number => Math.log(Math.min(1 - 1e-9, Math.max(1e-9, p)) / Math.max(1e-9, 1 - p));
+    const lg = (p: number): number =>
+      Math.log(Math.min(1 - 1e-9, Math.max(1e-9, p)) / Math.max(1e-9, 1 - p));
     return fitLogisticNewton(
       rows.map((r) => Float64Array.from([1, lg(r.pCorrect)])),
       rows.map((r) => (r.call === r.truth ? 1 : 0)),

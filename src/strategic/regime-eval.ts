@@ -262,7 +262,10 @@ export function volatileRuleCandidates(): VolatileRule[] {
   ] as const;
   for (const [span, lv] of recent)
     for (const th of [0, 0.25, 0.5, 0.75, 1])
-      rules.push({ name: `model VOLATILE & ln(v${span}/b) >= ${th}`, volatile: (b) => b.call === 3 && lv(b) >= th });
+      rules.push({
+        name: `model VOLATILE & ln(v${span}/b) >= ${th}`,
+        volatile: (b) => b.call === 3 && lv(b) >= th,
+      });
   for (const a of [0.5, 0.7, 0.9, 1.1, 1.3]) {
     rules.push({ name: `ln(v48/b) >= ${a}`, volatile: (b) => b.lv48 >= a });
     for (const [span, lv] of recent)
@@ -325,11 +328,17 @@ export function selectOnFirstHalves(
   let best: HalfSelection | null = null;
   let bestScore = Number.NEGATIVE_INFINITY;
   for (const rule of rules) {
-    const first = symbols.map((bars) => volatileRatio(bars, rule, 0, Math.max(0, (bars.length >> 1) - gap)));
+    const first = symbols.map((bars) =>
+      volatileRatio(bars, rule, 0, Math.max(0, (bars.length >> 1) - gap)),
+    );
     const score = Math.min(...first.map((r) => r ?? 0));
     if (score > bestScore) {
       bestScore = score;
-      best = { rule, first, second: symbols.map((bars) => volatileRatio(bars, rule, bars.length >> 1)) };
+      best = {
+        rule,
+        first,
+        second: symbols.map((bars) => volatileRatio(bars, rule, bars.length >> 1)),
+      };
     }
   }
   if (best === null) throw new RangeError('selectOnFirstHalves needs at least one rule');

@@ -27,7 +27,12 @@ describe('fitLogisticNewton', () => {
     expect(w[1]).toBeCloseTo(1.5, 1);
     expect(w[2]).toBeCloseTo(-2, 1);
     // Weighting the rows with y = 1 three times raises the intercept by about ln 3.
-    const weighted = fitLogisticNewton(xs, ys, ys.map((y) => (y === 1 ? 3 : 1)), 0);
+    const weighted = fitLogisticNewton(
+      xs,
+      ys,
+      ys.map((y) => (y === 1 ? 3 : 1)),
+      0,
+    );
     expect(weighted[0]! - w[0]!).toBeCloseTo(Math.log(3), 1);
     expect(() => fitLogisticNewton([], [])).toThrow(RangeError);
   });
@@ -65,7 +70,9 @@ describe('VOLATILE definitions on halves', () => {
     const half = (n: number, sep: 'A' | 'B'): VolatilityBar[] =>
       Array.from({ length: n }, (_, i) => {
         const hot = i % 2 === 0;
-        return sep === 'A' ? bar(2, hot ? 1 : 0, hot ? 0 : 1, hot ? 3 : 1) : bar(2, hot ? 0 : 1, hot ? 1 : 0, hot ? 3 : 1);
+        return sep === 'A'
+          ? bar(2, hot ? 1 : 0, hot ? 0 : 1, hot ? 3 : 1)
+          : bar(2, hot ? 0 : 1, hot ? 1 : 0, hot ? 3 : 1);
       });
     const symbol = [...half(100, 'B'), ...half(100, 'A')];
     const chosen = selectOnFirstHalves([symbol, symbol], [a, b], 24);
