@@ -21,6 +21,8 @@ import {
   StrategicAnalyzer,
   VolatilityBaseline,
   plainRuleRegime,
+  RegimeDetector,
+  REGIME_INPUTS,
 } from '../strategic';
 import {
   NO_NEIGHBOUR_MASK,
@@ -35,8 +37,12 @@ import {
   scoreFamily,
   scoredForTargets,
   simulateFeedback,
+  selectOnFirstHalves,
+  volatileRatio,
+  volatileRuleCandidates,
   type FamilyFigures,
   type ScoredBar,
+  type VolatilityBar,
 } from '../strategic/regime-eval';
 import {
   CONFIDENCE_INPUTS,
@@ -88,6 +94,10 @@ interface RealFigures {
   bull: { n: number; mean: number; lo: number; hi: number } | null;
   bear: { n: number; mean: number; lo: number; hi: number } | null;
   bigMoveDays: { ts: string; move: number; regime: string | null; confidence: string | null }[];
+  /** Every called bar with the detector's variance ratios and its forward volatility. */
+  volBars: VolatilityBar[];
+  /** The plain rule's ratio on the first half (ending 24 bars before the middle) and the second half. */
+  plainHalves: [number | null, number | null];
 }
 
 /** Mean and moving-block bootstrap 95 % interval (blocks of 24 bars: forward returns overlap). */
@@ -166,6 +176,16 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   for await (const bar of readCsvBars(path, { symbol, timeframe: '30m' })) bars.push(bar);
   const analyzer = new StrategicAnalyzer({ store: new PatternStore({ dim: EMBEDDING_DIM }) });
   const calls = bars.map((b) => analyzer.onBar(b));
+  // The detector's inputs for every bar (the same statistics the analyzer's detector reads).
+  const detector = new RegimeDetector();
+  const x = new Float64Array(REGIME_INPUTS);
+  const lv = bars.map((b, i) => {
+    if (i > 0) {
+      const periods = Math.max(1, Math.round((b.ts - bars[i - 1]!.ts) / 1_800_000));
+      detector.update(Math.log(b.close / bars[i - 1]!.close), periods);
+    }
+    return detector.inputs(x) ? [x[1]!, x[7]!, x[10]!] : null;
+  });
   // The plain rule on its own baseline of raw window variances, for comparison.
   const fm = new FeatureMatrix();
   const plainBaseline = new VolatilityBaseline();
@@ -185,9 +205,20 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   const fwdRet: Record<string, number[]> = { BULL: [], BEAR: [] };
   const fwdAll: number[] = bars.map(() => Number.NaN);
   const nonTrend: boolean[] = bars.map(() => false);
+  const volBars: VolatilityBar[] = [];
+  const plainBars: { volatile: boolean; vol: number }[] = [];
   calls.forEach((c, i) => {
     if (c.regime === null || c.confidence === null) return;
     called++;
+    const v = lv[i];
+    volBars.push({
+      call: REGIME_NAMES.indexOf(c.regime),
+      lv48: v ? v[0]! : Number.NaN,
+      lv12: v ? v[1]! : Number.NaN,
+      lv6: v ? v[2]! : Number.NaN,
+      forwardVol: Number.NaN,
+    });
+    plainBars.push({ volatile: false, vol: Number.NaN });
     regimeShare[c.regime]!++;
     levelShare[c.confidence]!++;
     if (i + HORIZON >= bars.length) return;
@@ -200,10 +231,14 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     }
     const vol = Math.sqrt(Math.max(0, s2 / HORIZON - (s / HORIZON) ** 2));
     fwdAll[i] = vol;
+    volBars[volBars.length - 1]!.forwardVol = vol;
     nonTrend[i] = c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS';
     if (c.regime === 'VOLATILE' || c.regime === 'SIDEWAYS') fwdVol[c.regime]!.push(vol);
     const pr = plain[i];
-    if (pr === 'VOLATILE' || pr === 'SIDEWAYS') plainVol[pr]!.push(vol);
+    if (pr === 'VOLATILE' || pr === 'SIDEWAYS') {
+      plainVol[pr]!.push(vol);
+      plainBars[plainBars.length - 1] = { volatile: pr === 'VOLATILE', vol };
+    }
     if (c.regime === 'BULL' || c.regime === 'BEAR') fwdRet[c.regime]!.push(s);
   });
   for (const k of Object.keys(regimeShare)) regimeShare[k] = regimeShare[k]! / called;
@@ -249,7 +284,36 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     bull: bootstrap(fwdRet.BULL!, rng),
     bear: bootstrap(fwdRet.BEAR!, rng),
     bigMoveDays,
+    volBars,
+    plainHalves: [
+      halfRatio(plainBars, 0, Math.max(0, (plainBars.length >> 1) - HORIZON)),
+      halfRatio(plainBars, plainBars.length >> 1, plainBars.length),
+    ],
   };
+}
+
+/** Forward volatility after the flagged bars of `[from, to)` over that after the others. */
+function halfRatio(
+  xs: readonly { volatile: boolean; vol: number }[],
+  from: number,
+  to: number,
+): number | null {
+  let sv = 0;
+  let nv = 0;
+  let ss = 0;
+  let ns = 0;
+  for (let i = from; i < to; i++) {
+    const b = xs[i]!;
+    if (!Number.isFinite(b.vol)) continue;
+    if (b.volatile) {
+      sv += b.vol;
+      nv++;
+    } else {
+      ss += b.vol;
+      ns++;
+    }
+  }
+  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
 }
 
 async function main(): Promise<void> {
@@ -329,6 +393,14 @@ async function main(): Promise<void> {
   console.log(
     `  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
   );
+  for (const [lo, hi] of [
+    [0, 3],
+    [4, 7],
+    [8, 11],
+  ] as const)
+    console.log(
+      `    ${lo}-${hi} bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch >= lo && r.sinceSwitch <= hi && r.evidence.baselineSamples >= 4))}`,
+    );
   console.log(
     `  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`,
   );
@@ -433,6 +505,28 @@ async function main(): Promise<void> {
       `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'}) [${r.forecastRatio === null ? '-' : r.forecastRatio.toFixed(2) + '×'}]`,
     );
   }
+  // A VOLATILE definition that asks for volatility to persist to the window's end, chosen on the
+  // first half of every file only and measured on the second halves, next to the model and the
+  // plain rule on the same halves (see docs/regime.md, "Volatility on real bars").
+  const rules = volatileRuleCandidates();
+  const chosen = selectOnFirstHalves(
+    real.map((r) => r.volBars),
+    rules,
+    HORIZON,
+  );
+  const model = rules[0]!;
+  const fmt = (x: number | null): string =>
+    x === null ? '   -  ' : `${x.toFixed(2)}×`.padStart(6);
+  console.log(
+    `\nVOLATILE definitions on halves of each file (${rules.length} candidates; chosen on the first halves, ending 24 bars before the middle, by the largest smallest ratio over the symbols): ${chosen.rule.name}`,
+  );
+  console.log('symbol     | first half: chosen  model  plain | second half: chosen  model  plain');
+  real.forEach((r, k) => {
+    const half = r.volBars.length >> 1;
+    console.log(
+      `${r.symbol.padEnd(10)} |             ${fmt(chosen.first[k]!)} ${fmt(volatileRatio(r.volBars, model, 0, Math.max(0, half - HORIZON)))} ${fmt(r.plainHalves[0])} |              ${fmt(chosen.second[k]!)} ${fmt(volatileRatio(r.volBars, model, half))} ${fmt(r.plainHalves[1])}`,
+    );
+  });
   console.log(
     '\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):',
   );

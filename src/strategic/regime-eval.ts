@@ -225,3 +225,122 @@ export function simulateFeedback(
   }
   return out;
 }
+
+/**
+ * One called bar of a real symbol, for comparing VOLATILE definitions on what follows: the model's
+ * call, the detector's log variance ratios of the window to the baseline, and the realised
+ * volatility (std of the 30m log returns) over the next bars (NaN when they are not all known).
+ */
+export interface VolatilityBar {
+  /** Regime index of the model's call (0 BULL, 1 BEAR, 2 SIDEWAYS, 3 VOLATILE). */
+  call: number;
+  /** `ln(v48/b)`, `ln(v12/b)`, `ln(v6/b)` of `RegimeDetector.inputs`. */
+  lv48: number;
+  lv12: number;
+  lv6: number;
+  forwardVol: number;
+}
+
+/** A candidate VOLATILE definition, applied to the bars the model does not call BULL or BEAR. */
+export interface VolatileRule {
+  name: string;
+  volatile(bar: VolatilityBar): boolean;
+}
+
+/**
+ * The candidates compared by the regime report: the model's own VOLATILE call; the model's call
+ * only when the recent part of the window (last 12 or 6 bars) is also above the baseline
+ * (volatility that persists up to the window's end); the 48-bar variance alone above a threshold;
+ * and the 48-bar variance AND the recent part above thresholds. Thresholds are log variance ratios
+ * to the calm baseline (0.5 = 1.65×, 1.0 = 2.7×, 1.25 = 3.5×).
+ */
+export function volatileRuleCandidates(): VolatileRule[] {
+  const rules: VolatileRule[] = [{ name: 'model VOLATILE', volatile: (b) => b.call === 3 }];
+  const recent = [
+    ['12', (b: VolatilityBar) => b.lv12],
+    ['6', (b: VolatilityBar) => b.lv6],
+  ] as const;
+  for (const [span, lv] of recent)
+    for (const th of [0, 0.25, 0.5, 0.75, 1])
+      rules.push({
+        name: `model VOLATILE & ln(v${span}/b) >= ${th}`,
+        volatile: (b) => b.call === 3 && lv(b) >= th,
+      });
+  for (const a of [0.5, 0.7, 0.9, 1.1, 1.3]) {
+    rules.push({ name: `ln(v48/b) >= ${a}`, volatile: (b) => b.lv48 >= a });
+    for (const [span, lv] of recent)
+      for (const th of [0.25, 0.5, 0.75, 1, 1.25])
+        rules.push({
+          name: `ln(v48/b) >= ${a} & ln(v${span}/b) >= ${th}`,
+          volatile: (b) => b.lv48 >= a && lv(b) >= th,
+        });
+  }
+  return rules;
+}
+
+/**
+ * Mean forward volatility of the bars in `[from, to)` that `rule` flags VOLATILE over that of the
+ * other non-trend bars (the model's SIDEWAYS and VOLATILE calls); null when either side is empty.
+ */
+export function volatileRatio(
+  bars: readonly VolatilityBar[],
+  rule: VolatileRule,
+  from = 0,
+  to = bars.length,
+): number | null {
+  let sv = 0;
+  let nv = 0;
+  let ss = 0;
+  let ns = 0;
+  for (let i = from; i < to; i++) {
+    const b = bars[i]!;
+    if (b.call < 2 || !Number.isFinite(b.forwardVol)) continue;
+    if (rule.volatile(b)) {
+      sv += b.forwardVol;
+      nv++;
+    } else {
+      ss += b.forwardVol;
+      ns++;
+    }
+  }
+  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
+}
+
+/** Result of {@link selectOnFirstHalves}. */
+export interface HalfSelection {
+  rule: VolatileRule;
+  /** Per symbol: the chosen rule's ratio on the first half (choice) and on the second (report). */
+  first: (number | null)[];
+  second: (number | null)[];
+}
+
+/**
+ * Chooses among `rules` on the first half of every symbol's bars only, and measures the choice on
+ * the second halves: the rule whose smallest first-half ratio over the symbols is largest (a
+ * missing ratio counts as 0; ties keep the earlier rule). The first half ends `gap` bars before
+ * the middle, so no forward window of a choosing bar reaches into the reporting half.
+ */
+export function selectOnFirstHalves(
+  symbols: readonly (readonly VolatilityBar[])[],
+  rules: readonly VolatileRule[],
+  gap = 24,
+): HalfSelection {
+  let best: HalfSelection | null = null;
+  let bestScore = Number.NEGATIVE_INFINITY;
+  for (const rule of rules) {
+    const first = symbols.map((bars) =>
+      volatileRatio(bars, rule, 0, Math.max(0, (bars.length >> 1) - gap)),
+    );
+    const score = Math.min(...first.map((r) => r ?? 0));
+    if (score > bestScore) {
+      bestScore = score;
+      best = {
+        rule,
+        first,
+        second: symbols.map((bars) => volatileRatio(bars, rule, bars.length >> 1)),
+      };
+    }
+  }
+  if (best === null) throw new RangeError('selectOnFirstHalves needs at least one rule');
+  return best;
+}
