@@ -10,6 +10,8 @@ export const PipelineEvent = {
   Blocked: 'broker.blocked',
   Resend: 'result.resend',
   Reconnect: 'broker.reconnect',
+  ModelVersion: 'model.version',
+  TrainerBatches: 'trainer.batches',
 } as const;
 
 /** Payloads of {@link PipelineEvent}s. */
@@ -22,6 +24,10 @@ export interface PipelineEvents {
   [PipelineEvent.Blocked]: { blocked: boolean };
   [PipelineEvent.Resend]: { stage: string };
   [PipelineEvent.Reconnect]: { component: string };
+  /** The tactical policy version a worker decides with (null: the seeded initial policy), at start and on each swap. */
+  [PipelineEvent.ModelVersion]: { version: string | null };
+  /** The trainer's batches: `pending` cut and not finished; `finished` set when one just ended. */
+  [PipelineEvent.TrainerBatches]: { pending: number; finished?: 'promoted' | 'rejected' | 'failed' };
 }
 
 /** A typed event emitter. */
