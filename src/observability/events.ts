@@ -17,7 +17,16 @@ export const PipelineEvent = {
 /** Payloads of {@link PipelineEvent}s. */
 export interface PipelineEvents {
   [PipelineEvent.MessageHandled]: { queue: string; outcome: 'ok' | 'duplicate' | 'dead_lettered' | 'retried'; durationMs: number };
-  [PipelineEvent.ResultPublished]: { stage: string; latencyMs: number; stale: boolean };
+  [PipelineEvent.ResultPublished]: {
+    stage: string;
+    latencyMs: number;
+    stale: boolean;
+    /** The result's regime call and decisions (null in warm-up), for the regime and decision counts. */
+    regime?: string | null;
+    confidence?: string | null;
+    tactical?: string | null;
+    execution?: string | null;
+  };
   [PipelineEvent.DeadLettered]: { queue: string; stage: string; reason: string };
   [PipelineEvent.BreakerState]: { stage: string; state: 'closed' | 'open' | 'half_open' };
   [PipelineEvent.BreakerFallback]: { stage: string };

@@ -84,6 +84,18 @@ export function installMetrics(worker: string): void {
     registers: [registry],
   });
 
+  const regimes = new Counter({
+    name: 'pipeline_result_regimes_total',
+    help: 'Published results by the regime and confidence of their strategic context (none: warm-up or no context)',
+    labelNames: ['regime', 'confidence'],
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: 'pipeline_result_decisions_total',
+    help: 'Published results by the tactical direction and execution style decided (none: warm-up)',
+    labelNames: ['tactical', 'execution'],
+    registers: [registry],
+  });
   const modelVersion = new Gauge({
     name: 'pipeline_model_version_number',
     help: 'Number of the tactical policy version this worker decides with (v0012 is 12; 0 is the seeded initial policy); a drop is a rollback',
@@ -125,6 +137,8 @@ export function installMetrics(worker: string): void {
   pipelineEvents.on(PipelineEvent.ResultPublished, (e) => {
     results.inc({ stage: e.stage, stale: String(e.stale) });
     resultLatency.observe({ stage: e.stage }, e.latencyMs / 1000);
+    if (e.regime !== undefined) regimes.inc({ regime: e.regime ?? 'none', confidence: e.confidence ?? 'none' });
+    if (e.tactical !== undefined) decisions.inc({ tactical: e.tactical ?? 'none', execution: e.execution ?? 'none' });
   });
   pipelineEvents.on(PipelineEvent.DeadLettered, (e) => dead.inc({ queue: e.queue, stage: e.stage }));
   pipelineEvents.on(PipelineEvent.BreakerState, (e) => {
