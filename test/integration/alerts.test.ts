@@ -53,6 +53,14 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     return body.data.alerts;
   }
 
+  /** The value of a scalar-like PromQL query (the first series), or null when it has none. */
+  async function query(expr: string): Promise<number | null> {
+    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+    const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
+    const first = body.data.result[0];
+    return first === undefined ? null : Number(first.value[1]);
+  }
+
   async function firing(name: string): Promise<Alert[]> {
     return (await alerts()).filter((a) => a.labels.alertname === name && a.state === 'firing');
   }
@@ -107,15 +115,7 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     prometheus.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
     await waitFor(async () => (await fetch(`${promUrl}/-/ready`).catch(() => null))?.status === 200, 30_000, `Prometheus ready (log: ${promLog})`);
     // Until the pipeline's target has been scraped successfully, no alert says anything.
-    await waitFor(
-      async () => {
-        const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent('up{job="pipeline"}')}`);
-        const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
-        return body.data.result[0]?.value[1] === '1';
-      },
-      30_000,
-      'a successful scrape of the pipeline',
-    );
+    await waitFor(async () => (await query('up{job="pipeline"}')) === 1, 30_000, 'a successful scrape of the pipeline');
   });
 
   afterAll(async () => {
@@ -141,6 +141,12 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     expect(names).not.toContain('PipelineErrorRateHigh');
     expect(names).not.toContain('PipelineWorkerRestarting');
     expect(names).not.toContain('PipelineTargetDown');
+    // The metrics the dashboard and the rules need are scraped from the running workers.
+    await waitFor(async () => (await query('sum(pipeline_results_published_total)')) === 20, 30_000, 'the 20 results in Prometheus');
+    expect(await query('sum(pipeline_result_decisions_total)')).toBe(20);
+    expect(await query('sum(pipeline_result_regimes_total)')).toBe(20);
+    expect(await query('pipeline_model_version_number{worker="tactical"}')).toBe(0); // the seeded initial policy
+    expect(await query('max(pipeline_process_process_resident_memory_bytes)')).toBeGreaterThan(10e6);
   });
 
   it('a flood of bad bars fires PipelineDeadLetters and PipelineErrorRateHigh', async () => {
