@@ -67,7 +67,11 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
 
   async function waitFiring(name: string, timeoutMs = 60_000): Promise<Alert> {
     let found: Alert[] = [];
-    await waitFor(async () => (found = await firing(name)).length > 0, timeoutMs, `${name} firing in Prometheus (log: ${promLog.slice(-500)})`);
+    await waitFor(
+      async () => (found = await firing(name)).length > 0,
+      timeoutMs,
+      `${name} firing in Prometheus (log: ${promLog.slice(-500)})`,
+    );
     return found[0]!;
   }
 
@@ -107,15 +111,31 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     promUrl = `http://127.0.0.1:${port}`;
     prometheus = spawn(
       'prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    prometheus.on('error', (err) => (promLog += `\nspawn failed: ${err.message} (apt-get install -y prometheus)`));
+    prometheus.on(
+      'error',
+      (err) => (promLog += `\nspawn failed: ${err.message} (apt-get install -y prometheus)`),
+    );
     prometheus.stdout!.on('data', (d: Buffer) => (promLog += d.toString()));
     prometheus.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
-    await waitFor(async () => (await fetch(`${promUrl}/-/ready`).catch(() => null))?.status === 200, 30_000, `Prometheus ready (log: ${promLog})`);
+    await waitFor(
+      async () => (await fetch(`${promUrl}/-/ready`).catch(() => null))?.status === 200,
+      30_000,
+      `Prometheus ready (log: ${promLog})`,
+    );
     // Until the pipeline's target has been scraped successfully, no alert says anything.
-    await waitFor(async () => (await query('up{job="pipeline"}')) === 1, 30_000, 'a successful scrape of the pipeline');
+    await waitFor(
+      async () => (await query('up{job="pipeline"}')) === 1,
+      30_000,
+      'a successful scrape of the pipeline',
+    );
   });
 
   afterAll(async () => {
@@ -142,11 +162,17 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     expect(names).not.toContain('PipelineWorkerRestarting');
     expect(names).not.toContain('PipelineTargetDown');
     // The metrics the dashboard and the rules need are scraped from the running workers.
-    await waitFor(async () => (await query('sum(pipeline_results_published_total)')) === 20, 30_000, 'the 20 results in Prometheus');
+    await waitFor(
+      async () => (await query('sum(pipeline_results_published_total)')) === 20,
+      30_000,
+      'the 20 results in Prometheus',
+    );
     expect(await query('sum(pipeline_result_decisions_total)')).toBe(20);
     expect(await query('sum(pipeline_result_regimes_total)')).toBe(20);
     expect(await query('pipeline_model_version_number{worker="tactical"}')).toBe(0); // the seeded initial policy
-    expect(await query('max(pipeline_process_process_resident_memory_bytes)')).toBeGreaterThan(10e6);
+    expect(await query('max(pipeline_process_process_resident_memory_bytes)')).toBeGreaterThan(
+      10e6,
+    );
   });
 
   it('a flood of bad bars fires PipelineDeadLetters and PipelineErrorRateHigh', async () => {
@@ -156,14 +182,21 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     while (Date.now() < stop) {
       const batch = Array.from({ length: 50 }, (_, i) => ({
         routingKey: 'bars.5m.ALRT',
-        body: i % 2 === 0 ? '{"symbol":' : JSON.stringify({ ...bars[5], ts: bars[5]!.ts + 7 + sent + i }),
+        body:
+          i % 2 === 0
+            ? '{"symbol":'
+            : JSON.stringify({ ...bars[5], ts: bars[5]!.ts + 7 + sent + i }),
       }));
       await publishRaw(vhost.url, batch);
       sent += batch.length;
       await new Promise((r) => setTimeout(r, 500));
     }
     const dead = await waitFiring('PipelineDeadLetters');
-    expect(dead.labels).toMatchObject({ severity: 'warning', queue: 'tactical_processing.0', stage: 'tactical' });
+    expect(dead.labels).toMatchObject({
+      severity: 'warning',
+      queue: 'tactical_processing.0',
+      stage: 'tactical',
+    });
     const errors = await waitFiring('PipelineErrorRateHigh');
     expect(errors.labels).toMatchObject({ severity: 'page', job: 'pipeline' });
     expect(await firing('PipelineWorkerRestarting')).toEqual([]);

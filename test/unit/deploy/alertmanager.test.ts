@@ -29,22 +29,36 @@ describe('Alertmanager configuration (amtool)', () => {
   });
 
   it('routes pages to PagerDuty and Slack, warnings to Slack, the rest to email', () => {
-    expect(routes(CONFIG, ['alertname=PipelineErrorRateHigh', 'severity=page'])).toEqual(['pagerduty-oncall', 'slack-pipeline']);
-    expect(routes(CONFIG, ['alertname=PipelineDeadLetters', 'severity=warning'])).toEqual(['slack-pipeline']);
-    expect(routes(CONFIG, ['alertname=PipelineModelRolledBack', 'severity=info'])).toEqual(['email-ops']);
+    expect(routes(CONFIG, ['alertname=PipelineErrorRateHigh', 'severity=page'])).toEqual([
+      'pagerduty-oncall',
+      'slack-pipeline',
+    ]);
+    expect(routes(CONFIG, ['alertname=PipelineDeadLetters', 'severity=warning'])).toEqual([
+      'slack-pipeline',
+    ]);
+    expect(routes(CONFIG, ['alertname=PipelineModelRolledBack', 'severity=info'])).toEqual([
+      'email-ops',
+    ]);
     expect(routes(CONFIG, ['alertname=Other'])).toEqual(['email-ops']);
   });
 
   it('reads every secret from a file and holds none inline', () => {
     const doc = parse(readFileSync(CONFIG, 'utf8')) as {
       global: Record<string, unknown>;
-      receivers: { name: string; slack_configs?: Record<string, unknown>[]; pagerduty_configs?: Record<string, unknown>[]; email_configs?: Record<string, unknown>[] }[];
+      receivers: {
+        name: string;
+        slack_configs?: Record<string, unknown>[];
+        pagerduty_configs?: Record<string, unknown>[];
+        email_configs?: Record<string, unknown>[];
+      }[];
     };
     expect(doc.global.smtp_auth_password_file).toMatch(/^\/etc\/alertmanager\/secrets\//);
     expect(doc.global.slack_api_url_file).toMatch(/^\/etc\/alertmanager\/secrets\//);
     expect(doc.global).not.toHaveProperty('smtp_auth_password');
     expect(doc.global).not.toHaveProperty('slack_api_url');
-    const kinds = new Set(doc.receivers.flatMap((r) => Object.keys(r).filter((k) => k.endsWith('_configs'))));
+    const kinds = new Set(
+      doc.receivers.flatMap((r) => Object.keys(r).filter((k) => k.endsWith('_configs'))),
+    );
     expect([...kinds].sort()).toEqual(['email_configs', 'pagerduty_configs', 'slack_configs']);
     for (const r of doc.receivers) {
       for (const c of r.pagerduty_configs ?? []) {

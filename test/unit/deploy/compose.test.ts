@@ -18,7 +18,11 @@ type Service = {
   secrets?: (string | { source: string; target: string })[];
   command?: string[];
 };
-type Compose = { services: Record<string, Service>; secrets: Record<string, { file: string }>; volumes: Record<string, unknown> };
+type Compose = {
+  services: Record<string, Service>;
+  secrets: Record<string, { file: string }>;
+  volumes: Record<string, unknown>;
+};
 
 const text = readFileSync(join(DEPLOY, 'compose.yml'), 'utf8');
 /** The file as Compose reads it: `<<` merge keys resolved, `${VAR:?message}` left as text. */
@@ -37,14 +41,19 @@ function withoutIds(node: unknown, parentKey = ''): unknown {
 }
 
 function validator(): (doc: unknown) => string[] {
-  if (!existsSync(SPEC)) throw new Error(`the compose specification schema is missing (${SPEC}): ${INSTALL}`);
+  if (!existsSync(SPEC))
+    throw new Error(`the compose specification schema is missing (${SPEC}): ${INSTALL}`);
   const ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: false });
   // Its `$schema` names draft 2019-09 as http://json-schema.org/draft/2019-09/schema#, which ajv knows
   // under another URI, and it labels subschemas with draft-04 `id`s, which 2019-09 no longer has:
   // both are annotations, dropped; the schema is compiled as 2019-09 all the same.
-  const { $schema: _, ...schema } = withoutIds(JSON.parse(readFileSync(SPEC, 'utf8'))) as Record<string, unknown>;
+  const { $schema: _, ...schema } = withoutIds(JSON.parse(readFileSync(SPEC, 'utf8'))) as Record<
+    string,
+    unknown
+  >;
   const validate = ajv.compile(schema);
-  return (doc) => (validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`));
+  return (doc) =>
+    validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
 describe('deploy/compose.yml', () => {
@@ -62,9 +71,14 @@ describe('deploy/compose.yml', () => {
     const dir = mkdtempSync(join(tmpdir(), 'compose-'));
     cpSync(DEPLOY, join(dir, 'deploy'), { recursive: true });
     mkdirSync(join(dir, 'deploy/secrets'), { recursive: true });
-    for (const name of Object.keys(compose().secrets)) writeFileSync(join(dir, 'deploy/secrets', name), 'test\n');
+    for (const name of Object.keys(compose().secrets))
+      writeFileSync(join(dir, 'deploy/secrets', name), 'test\n');
     const run = (env: Record<string, string>) =>
-      spawnSync('docker-compose', ['-f', 'compose.yml', 'config', '-q'], { cwd: join(dir, 'deploy'), encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+      spawnSync('docker-compose', ['-f', 'compose.yml', 'config', '-q'], {
+        cwd: join(dir, 'deploy'),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, ...env },
+      });
     const ok = run({ RABBITMQ_PIPELINE_PASSWORD: 'test' });
     if (ok.error !== undefined) throw new Error(`docker-compose is not installed: ${INSTALL}`);
     expect(ok.stderr).toBe('');
@@ -78,11 +92,24 @@ describe('deploy/compose.yml', () => {
   it('runs the whole system: RabbitMQ with its plugins, Redis with persistence, every role, Prometheus, Alertmanager, Grafana', () => {
     const { services } = compose();
     expect(Object.keys(services).sort()).toEqual(
-      ['alertmanager', 'gateway', 'grafana', 'pipeline-strategic', 'pipeline-tactical', 'pipeline-trainer', 'prometheus', 'rabbitmq', 'redis'].sort(),
+      [
+        'alertmanager',
+        'gateway',
+        'grafana',
+        'pipeline-strategic',
+        'pipeline-tactical',
+        'pipeline-trainer',
+        'prometheus',
+        'rabbitmq',
+        'redis',
+      ].sort(),
     );
     const plugins = readFileSync(join(DEPLOY, 'rabbitmq/enabled_plugins'), 'utf8');
-    for (const p of ['rabbitmq_consistent_hash_exchange', 'rabbitmq_prometheus']) expect(plugins).toContain(p);
-    expect(services.rabbitmq!.volumes).toContain('./rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro');
+    for (const p of ['rabbitmq_consistent_hash_exchange', 'rabbitmq_prometheus'])
+      expect(plugins).toContain(p);
+    expect(services.rabbitmq!.volumes).toContain(
+      './rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro',
+    );
     expect(services.redis!.command!.join(' ')).toContain('--appendonly yes');
     expect(services.redis!.volumes!.some((v) => v.endsWith(':/data'))).toBe(true);
   });
@@ -90,8 +117,12 @@ describe('deploy/compose.yml', () => {
   it('every pipeline container has a valid configuration, and together they run every role once', () => {
     const { services } = compose();
     const roles: string[] = [];
-    for (const [name, s] of Object.entries(services).filter(([, s]) => s.image === 'bar-pipeline:latest')) {
-      const env = Object.fromEntries(Object.entries(s.environment!).map(([k, v]) => [k, v.replace(/\$\{[^}]*\}/g, 'secret')]));
+    for (const [name, s] of Object.entries(services).filter(
+      ([, s]) => s.image === 'bar-pipeline:latest',
+    )) {
+      const env = Object.fromEntries(
+        Object.entries(s.environment!).map(([k, v]) => [k, v.replace(/\$\{[^}]*\}/g, 'secret')]),
+      );
       const { problems, config, roles: r } = checkSettings(name, env);
       expect(problems).toEqual([]);
       expect(config!.healthHost).toBe('0.0.0.0');
@@ -105,16 +136,27 @@ describe('deploy/compose.yml', () => {
     const prom = parse(readFileSync(join(DEPLOY, 'prometheus/prometheus.yml'), 'utf8')) as {
       scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
     };
-    const targets = prom.scrape_configs.find((j) => j.job_name === 'pipeline')!.static_configs.flatMap((c) => c.targets);
-    const pipelineServices = Object.entries(services).filter(([, s]) => s.image === 'bar-pipeline:latest').map(([n]) => `${n}:9464`);
+    const targets = prom.scrape_configs
+      .find((j) => j.job_name === 'pipeline')!
+      .static_configs.flatMap((c) => c.targets);
+    const pipelineServices = Object.entries(services)
+      .filter(([, s]) => s.image === 'bar-pipeline:latest')
+      .map(([n]) => `${n}:9464`);
     expect(targets.sort()).toEqual(pipelineServices.sort());
-    expect(prom.scrape_configs.find((j) => j.job_name === 'rabbitmq')!.static_configs[0]!.targets).toEqual(['rabbitmq:15692']);
+    expect(
+      prom.scrape_configs.find((j) => j.job_name === 'rabbitmq')!.static_configs[0]!.targets,
+    ).toEqual(['rabbitmq:15692']);
     const am = readFileSync(join(DEPLOY, 'alertmanager/alertmanager.yml'), 'utf8');
     const read = [...am.matchAll(/_file:\s*(\S+)/g)].map((m) => m[1]!).sort();
-    const mounted = services.alertmanager!.secrets!.map((s) => (typeof s === 'string' ? `/run/secrets/${s}` : s.target)).sort();
+    const mounted = services
+      .alertmanager!.secrets!.map((s) => (typeof s === 'string' ? `/run/secrets/${s}` : s.target))
+      .sort();
     expect(mounted).toEqual(read);
     expect(services.grafana!.volumes).toEqual(
-      expect.arrayContaining(['./grafana/provisioning:/etc/grafana/provisioning:ro', './grafana/dashboards:/var/lib/grafana/dashboards:ro']),
+      expect.arrayContaining([
+        './grafana/provisioning:/etc/grafana/provisioning:ro',
+        './grafana/dashboards:/var/lib/grafana/dashboards:ro',
+      ]),
     );
   });
 });

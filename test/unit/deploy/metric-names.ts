@@ -3,8 +3,31 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 
 const KEYWORDS = new Set([
-  'sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile',
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'group',
+  'stddev',
+  'stdvar',
+  'count',
+  'count_values',
+  'bottomk',
+  'topk',
+  'quantile',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
 ]);
 
 /**
@@ -35,7 +58,8 @@ export function exportedNames(registered: { name: string; type: string }[]): Set
   const out = new Set<string>();
   for (const { name, type } of registered) {
     out.add(name);
-    if (type === 'histogram' || type === 'summary') for (const s of ['_bucket', '_sum', '_count']) out.add(`${name}${s}`);
+    if (type === 'histogram' || type === 'summary')
+      for (const s of ['_bucket', '_sum', '_count']) out.add(`${name}${s}`);
   }
   return out;
 }
@@ -46,18 +70,22 @@ export function exportedNames(registered: { name: string; type: string }[]): Set
  * metric is the atom of its name followed by the atom `counter`, `gauge` or `histogram`). Null when
  * the plugin is not installed here.
  */
-export function rabbitmqPluginMetrics(pluginsDir = '/usr/lib/rabbitmq/lib'): { name: string; type: string }[] | null {
+export function rabbitmqPluginMetrics(
+  pluginsDir = '/usr/lib/rabbitmq/lib',
+): { name: string; type: string }[] | null {
   if (!existsSync(pluginsDir)) return null;
   const server = readdirSync(pluginsDir).find((d) => d.startsWith('rabbitmq_server-'));
   if (server === undefined) return null;
   const plugins = join(pluginsDir, server, 'plugins');
-  const plugin = existsSync(plugins) ? readdirSync(plugins).find((d) => /^rabbitmq_prometheus-[\d.]+$/.test(d)) : undefined;
+  const plugin = existsSync(plugins)
+    ? readdirSync(plugins).find((d) => /^rabbitmq_prometheus-[\d.]+$/.test(d))
+    : undefined;
   if (plugin === undefined) return null;
   const ebin = join(plugins, plugin, 'ebin');
   const found = new Map<string, string>();
   for (const file of readdirSync(ebin).filter((f) => f.endsWith('.beam'))) {
     const b = readFileSync(join(ebin, file));
-    for (let i = 12; i + 8 <= b.length; ) {
+    for (let i = 12; i + 8 <= b.length;) {
       const id = b.toString('latin1', i, i + 4);
       const n = b.readUInt32BE(i + 4);
       if (id === 'LitT') {
@@ -69,5 +97,7 @@ export function rabbitmqPluginMetrics(pluginsDir = '/usr/lib/rabbitmq/lib'): { n
       i += 8 + Math.ceil(n / 4) * 4;
     }
   }
-  return [...found].map(([name, type]) => ({ name, type })).sort((a, b) => a.name.localeCompare(b.name));
+  return [...found]
+    .map(([name, type]) => ({ name, type }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }

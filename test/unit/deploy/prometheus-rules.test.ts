@@ -1,4 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, copyFileSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+  mkdirSync,
+  copyFileSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -13,7 +20,10 @@ interface Rule {
   annotations: Record<string, string>;
   labels: Record<string, string>;
 }
-const rules = (): Rule[] => (parse(readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
+const rules = (): Rule[] =>
+  (parse(readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap(
+    (g) => g.rules,
+  );
 
 /** The alerts the issue asks for, by the alert that implements each. */
 const REQUIRED = [
@@ -43,7 +53,10 @@ describe('Prometheus configuration (promtool)', () => {
 
   it('promtool check rules rejects a broken expression (the check can fail)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rules-'));
-    writeFileSync(join(dir, 'bad.yml'), stringify({ groups: [{ name: 'x', rules: [{ alert: 'X', expr: 'rate(foo[5m' }] }] }));
+    writeFileSync(
+      join(dir, 'bad.yml'),
+      stringify({ groups: [{ name: 'x', rules: [{ alert: 'X', expr: 'rate(foo[5m' }] }] }),
+    );
     expect(run('promtool', ['check', 'rules', join(dir, 'bad.yml')]).status).not.toBe(0);
   });
 
@@ -69,23 +82,27 @@ describe('Prometheus configuration (promtool)', () => {
 
   // Each alert's test must fail when the alert never fires: copy the rules with one expression
   // replaced by one that is never true and check that promtool test rules fails.
-  it.each(REQUIRED.concat('PipelineTargetDown'))('the promtool test of %s fails when the rule never fires', (name) => {
-    const dir = mkdtempSync(join(tmpdir(), 'rules-mut-'));
-    mkdirSync(join(dir, 'rules'));
-    mkdirSync(join(dir, 'tests'));
-    const doc = parse(readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] };
-    let replaced = 0;
-    for (const g of doc.groups)
-      for (const r of g.rules)
-        if (r.alert === name) {
-          r.expr = 'vector(1) == 0';
-          replaced++;
-        }
-    expect(replaced).toBe(1);
-    writeFileSync(join(dir, 'rules/pipeline.rules.yml'), stringify(doc));
-    for (const f of readdirSync(join(PROM, 'tests'))) copyFileSync(join(PROM, 'tests', f), join(dir, 'tests', f));
-    const r = run('promtool', ['test', 'rules', 'tests/pipeline.rules.test.yml'], dir);
-    expect(r.status).not.toBe(0);
-    expect(r.out).toContain(`alertname: ${name}`);
-  });
+  it.each(REQUIRED.concat('PipelineTargetDown'))(
+    'the promtool test of %s fails when the rule never fires',
+    (name) => {
+      const dir = mkdtempSync(join(tmpdir(), 'rules-mut-'));
+      mkdirSync(join(dir, 'rules'));
+      mkdirSync(join(dir, 'tests'));
+      const doc = parse(readFileSync(RULES, 'utf8')) as { groups: { rules: Rule[] }[] };
+      let replaced = 0;
+      for (const g of doc.groups)
+        for (const r of g.rules)
+          if (r.alert === name) {
+            r.expr = 'vector(1) == 0';
+            replaced++;
+          }
+      expect(replaced).toBe(1);
+      writeFileSync(join(dir, 'rules/pipeline.rules.yml'), stringify(doc));
+      for (const f of readdirSync(join(PROM, 'tests')))
+        copyFileSync(join(PROM, 'tests', f), join(dir, 'tests', f));
+      const r = run('promtool', ['test', 'rules', 'tests/pipeline.rules.test.yml'], dir);
+      expect(r.status).not.toBe(0);
+      expect(r.out).toContain(`alertname: ${name}`);
+    },
+  );
 });

@@ -8,7 +8,9 @@ export const DEPLOY = join(__dirname, '../../../deploy');
 export function run(tool: string, args: string[], cwd = DEPLOY): { status: number; out: string } {
   const r = spawnSync(tool, args, { cwd, encoding: 'utf8', timeout: 60_000 });
   if (r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    throw new Error(`${tool} is not installed: apt-get install -y prometheus prometheus-alertmanager (.ci/run does this)`);
+    throw new Error(
+      `${tool} is not installed: apt-get install -y prometheus prometheus-alertmanager (.ci/run does this)`,
+    );
   }
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
