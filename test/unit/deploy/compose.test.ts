@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv2019 from 'ajv/dist/2019';
 import { parse } from 'yaml';
-import { DEPLOY } from './tools';
+import { DEPLOY, packageFile } from './tools';
 import { checkSettings } from './settings';
 
 /** The compose specification's JSON schema, as Debian's docker-compose package ships it. */
-const SPEC = '/usr/lib/python3/dist-packages/compose/config/compose_spec.json';
+const SPEC = packageFile('docker-compose', /\/compose_spec\.json$/);
 const INSTALL = 'apt-get install -y --no-install-recommends docker-compose (.ci/run does this)';
 
 type Service = {
@@ -41,7 +41,7 @@ function withoutIds(node: unknown, parentKey = ''): unknown {
 }
 
 function validator(): (doc: unknown) => string[] {
-  if (!existsSync(SPEC))
+  if (SPEC === null || !existsSync(SPEC))
     throw new Error(`the compose specification schema is missing (${SPEC}): ${INSTALL}`);
   const ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: false });
   // Its `$schema` names draft 2019-09 as http://json-schema.org/draft/2019-09/schema#, which ajv knows

@@ -68,20 +68,12 @@ export function exportedNames(registered: { name: string; type: string }[]): Set
  * Metric names and types the installed rabbitmq_prometheus plugin declares, read from the literal
  * tables of its compiled collectors (BEAM `LitT` chunks: zlib-compressed external terms in which each
  * metric is the atom of its name followed by the atom `counter`, `gauge` or `histogram`). Null when
- * the plugin is not installed here.
+ * the plugin is not installed here. `ebin`: the plugin's ebin directory.
  */
 export function rabbitmqPluginMetrics(
-  pluginsDir = '/usr/lib/rabbitmq/lib',
+  ebin: string | null,
 ): { name: string; type: string }[] | null {
-  if (!existsSync(pluginsDir)) return null;
-  const server = readdirSync(pluginsDir).find((d) => d.startsWith('rabbitmq_server-'));
-  if (server === undefined) return null;
-  const plugins = join(pluginsDir, server, 'plugins');
-  const plugin = existsSync(plugins)
-    ? readdirSync(plugins).find((d) => /^rabbitmq_prometheus-[\d.]+$/.test(d))
-    : undefined;
-  if (plugin === undefined) return null;
-  const ebin = join(plugins, plugin, 'ebin');
+  if (ebin === null || !existsSync(ebin)) return null;
   const found = new Map<string, string>();
   for (const file of readdirSync(ebin).filter((f) => f.endsWith('.beam'))) {
     const b = readFileSync(join(ebin, file));

@@ -14,3 +14,10 @@ export function run(tool: string, args: string[], cwd = DEPLOY): { status: numbe
   }
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
+
+/** A file of an installed Debian package whose path matches `pattern` (`dpkg -L`), or null. */
+export function packageFile(pkg: string, pattern: RegExp): string | null {
+  const r = spawnSync('dpkg', ['-L', pkg], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  return r.stdout.split('\n').find((l) => pattern.test(l)) ?? null;
+}
