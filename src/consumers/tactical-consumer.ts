@@ -89,6 +89,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       stage: 'tactical',
       latencyMs: result.latency_ms,
       stale: lookup.stale,
+      regime: result.strategic.regime, confidence: result.strategic.confidence, tactical: result.actions.tactical, execution: result.actions.execution,
     });
     emissions.push({
       exchange: EXCHANGE_RESULTS,

@@ -10,6 +10,7 @@ import { BrokerConnectionError, ValidationError } from '../errors';
 import type { ExperienceTransition } from '../flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../flows/trainer-flow';
 import { EXPERIENCE_BATCH_CONTENT_ENCODING } from './experience-batcher';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { parseMessage } from './parse-message';
 
 interface Buffered {
@@ -159,6 +160,7 @@ export class TrainerConsumer extends BaseConsumer {
       done.catch(() => undefined); // awaited only by redeliveries of the batch's messages
       for (const b of batch) this.inTraining.set(b.id, done);
       this.pendingBatches++;
+      pipelineEvents.emit(PipelineEvent.TrainerBatches, { pending: this.pendingBatches });
       // Chained: a batch trains only after the previous one has finished.
       this.training = this.training.then(() => this.trainBatch(batch, finish));
     }
@@ -166,8 +168,10 @@ export class TrainerConsumer extends BaseConsumer {
   }
 
   private async trainBatch(batch: Buffered[], finish: (err?: unknown) => void): Promise<void> {
+    let finished: 'promoted' | 'rejected' | 'failed' = 'failed';
     try {
       const outcome = await this.flow.train(batch.map((b) => b.experience));
+      finished = outcome.promoted ? 'promoted' : 'rejected';
       if (outcome.promoted) await this.announce(outcome);
       this.remember(batch.map((b) => b.id));
       finish();
@@ -179,6 +183,7 @@ export class TrainerConsumer extends BaseConsumer {
     } finally {
       for (const b of batch) this.inTraining.delete(b.id);
       this.pendingBatches--;
+      pipelineEvents.emit(PipelineEvent.TrainerBatches, { pending: this.pendingBatches, finished });
       this.pump();
     }
   }

@@ -84,6 +84,52 @@ export function installMetrics(worker: string): void {
     registers: [registry],
   });
 
+  const regimes = new Counter({
+    name: 'pipeline_result_regimes_total',
+    help: 'Published results by the regime and confidence of their strategic context (none: warm-up or no context)',
+    labelNames: ['regime', 'confidence'],
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: 'pipeline_result_decisions_total',
+    help: 'Published results by the tactical direction and execution style decided (none: warm-up)',
+    labelNames: ['tactical', 'execution'],
+    registers: [registry],
+  });
+  const modelVersion = new Gauge({
+    name: 'pipeline_model_version_number',
+    help: 'Number of the tactical policy version this worker decides with (v0012 is 12; 0 is the seeded initial policy); a drop is a rollback',
+    registers: [registry],
+  });
+  const trainerPending = new Gauge({
+    name: 'pipeline_trainer_pending_batches',
+    help: 'Training batches cut (full) and not finished yet',
+    registers: [registry],
+  });
+  const trainerBatches = new Counter({
+    name: 'pipeline_trainer_batches_total',
+    help: 'Training batches finished, by outcome (promoted, rejected, failed)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const trainerLastBatch = new Gauge({
+    name: 'pipeline_trainer_last_batch_timestamp_seconds',
+    help: 'Unix time the trainer last finished a batch (until its first one: when it cut its first batch)',
+    registers: [registry],
+  });
+
+  pipelineEvents.on(PipelineEvent.ModelVersion, (e) => modelVersion.set(versionNumber(e.version)));
+  pipelineEvents.on(PipelineEvent.TrainerBatches, (e) => {
+    trainerPending.set(e.pending);
+    if (e.finished !== undefined) {
+      trainerBatches.inc({ outcome: e.finished });
+      trainerLastBatch.setToCurrentTime();
+    } else if (!trainerStarted) {
+      trainerStarted = true;
+      trainerLastBatch.setToCurrentTime();
+      for (const outcome of ['promoted', 'rejected', 'failed']) trainerBatches.inc({ outcome }, 0);
+    }
+  });
   pipelineEvents.on(PipelineEvent.MessageHandled, (e) => {
     handled.inc({ queue: e.queue, outcome: e.outcome });
     handleSeconds.observe({ queue: e.queue }, e.durationMs / 1000);
@@ -91,6 +137,8 @@ export function installMetrics(worker: string): void {
   pipelineEvents.on(PipelineEvent.ResultPublished, (e) => {
     results.inc({ stage: e.stage, stale: String(e.stale) });
     resultLatency.observe({ stage: e.stage }, e.latencyMs / 1000);
+    if (e.regime !== undefined) regimes.inc({ regime: e.regime ?? 'none', confidence: e.confidence ?? 'none' });
+    if (e.tactical !== undefined) decisions.inc({ tactical: e.tactical ?? 'none', execution: e.execution ?? 'none' });
   });
   pipelineEvents.on(PipelineEvent.DeadLettered, (e) => dead.inc({ queue: e.queue, stage: e.stage }));
   pipelineEvents.on(PipelineEvent.BreakerState, (e) => {
@@ -101,4 +149,12 @@ export function installMetrics(worker: string): void {
   pipelineEvents.on(PipelineEvent.Blocked, (e) => blocked.set(e.blocked ? 1 : 0));
   pipelineEvents.on(PipelineEvent.Resend, (e) => resends.inc({ stage: e.stage }));
   pipelineEvents.on(PipelineEvent.Reconnect, (e) => reconnects.inc({ component: e.component }));
+}
+
+let trainerStarted = false;
+
+/** `v0012` → 12; the seeded initial policy (null, `initial-<seed>`) → 0. */
+export function versionNumber(version: string | null): number {
+  const m = version === null ? null : /^v(\d+)$/.exec(version);
+  return m === null ? 0 : Number(m[1]);
 }

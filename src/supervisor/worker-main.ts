@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   rootLogger(config.logLevel);
   const log = componentLogger(`worker.${role}`);
-  installMetrics(role);
+  installMetrics(workerName(role, isShardedRole(role) ? config.shardIndex : 0)); // one series per shard: summed series would hide a worker's RSS
   setBreakerWindow(config.breakerWindowMs);
   const worker = new Worker(role, config);
   const send = (message: WorkerToSupervisor): void => {

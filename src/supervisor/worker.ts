@@ -19,6 +19,7 @@ import { TacticalConsumer } from '../consumers/tactical-consumer';
 import { ContextBufferFlow, TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import { StrategicFlow, type StrategicState } from '../flows/strategic-flow';
 import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
+import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { componentLogger, type Logger } from '../observability/logger';
 import { createRedis, type Redis } from '../state/redis-client';
 import { SymbolStateStore } from '../state/symbol-state-store';
@@ -100,6 +101,7 @@ export class Worker {
       log: componentLogger(`consumer.${role}`, queue),
     });
     const stages = await buildStages(role, config);
+    if (stages.tactical?.agents !== undefined) pipelineEvents.emit(PipelineEvent.ModelVersion, { version: stages.tactical.agents.version });
     const prefix = config.redisPrefix;
     const faults = new FaultInjector(config.faultFile);
     const storeOptions = (stage: string) => ({
@@ -163,6 +165,7 @@ export class Worker {
         this.subscriber = new ModelUpdateSubscriber(connection, {
           onUpdate: async (version) => {
             agents.swap(await TacticalPolicy.load(registry, version));
+            pipelineEvents.emit(PipelineEvent.ModelVersion, { version });
             log.info({ version }, 'tactical policy swapped');
           },
           log,

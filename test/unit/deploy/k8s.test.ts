@@ -1,0 +1,237 @@
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { DEPLOY } from './tools';
+import { checkSettings } from './settings';
+
+/*
+ * No Kubernetes API server or OpenAPI schema is available offline here (kubectl's validation asks the
+ * server), so the manifests are rendered by `kubectl kustomize` (the real kustomize) and checked by the
+ * focused structural check below; docs/deploy.md says what that does not cover.
+ */
+
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+};
+
+function render(mutate?: (dir: string) => void): Obj[] {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-'));
+  cpSync(join(DEPLOY, 'k8s'), join(dir, 'k8s'), { recursive: true });
+  mkdirSync(join(dir, 'k8s/secrets'), { recursive: true });
+  const kustomization = parse(readFileSync(join(dir, 'k8s/kustomization.yaml'), 'utf8')) as {
+    secretGenerator: { files: string[] }[];
+  };
+  for (const f of kustomization.secretGenerator.flatMap((g) => g.files))
+    writeFileSync(join(dir, 'k8s', f), 'test');
+  mutate?.(join(dir, 'k8s'));
+  const r = spawnSync('kubectl', ['kustomize', join(dir, 'k8s')], { encoding: 'utf8' });
+  if (r.error !== undefined)
+    throw new Error('kubectl is not installed: apt-get install -y kubectl (.ci/run does this)');
+  expect(r.status).toBe(0);
+  return parseAllDocuments(r.stdout).map((d) => d.toJSON() as Obj);
+}
+
+const NAMESPACED = new Set([
+  'ConfigMap',
+  'Secret',
+  'Service',
+  'StatefulSet',
+  'Deployment',
+  'PersistentVolumeClaim',
+  'PodDisruptionBudget',
+]);
+const API: Record<string, string> = {
+  Namespace: 'v1',
+  ConfigMap: 'v1',
+  Secret: 'v1',
+  Service: 'v1',
+  PersistentVolumeClaim: 'v1',
+  StatefulSet: 'apps/v1',
+  Deployment: 'apps/v1',
+  PodDisruptionBudget: 'policy/v1',
+};
+const CPU = /^(\d+m|\d+(\.\d+)?)$/;
+const MEMORY = /^\d+(Ki|Mi|Gi)$/;
+
+const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** Problems of the rendered manifests (empty: none). */
+function check(objs: Obj[]): string[] {
+  const p: string[] = [];
+  const byKind = (kind: string) => objs.filter((o) => o.kind === kind);
+  const names = (kind: string) => new Set(byKind(kind).map((o) => o.metadata.name));
+  for (const o of objs) {
+    if (API[o.kind] !== o.apiVersion)
+      p.push(`${o.kind}/${o.metadata?.name}: apiVersion ${o.apiVersion}, expected ${API[o.kind]}`);
+    if (
+      !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.metadata?.name ?? '') ||
+      o.metadata.name.length > 63
+    )
+      p.push(`${o.kind}: bad name ${o.metadata?.name}`);
+    if (NAMESPACED.has(o.kind) && o.metadata.namespace !== 'bar-pipeline')
+      p.push(`${o.kind}/${o.metadata.name}: not in namespace bar-pipeline`);
+  }
+  const config = byKind('ConfigMap').find((c) => c.metadata.name === 'pipeline-config')?.data ?? {};
+  const secret = byKind('Secret').find((s) => s.metadata.name === 'pipeline-secrets') as
+    (Obj & { data?: Record<string, string> }) | undefined;
+  const secretKeys = new Set(Object.keys(secret?.data ?? {}));
+  const pvcs = names('PersistentVolumeClaim');
+  const workloads = objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+  const slots: string[] = [];
+  const podLabels: Record<string, string>[] = [];
+  for (const w of workloads) {
+    const id = `${w.kind}/${w.metadata.name}`;
+    const spec = w.spec;
+    if (spec.replicas !== 1)
+      p.push(
+        `${id}: replicas ${spec.replicas}; one pod per role and shard (single active consumer)`,
+      );
+    const labels = spec.template?.metadata?.labels ?? {};
+    podLabels.push(labels);
+    if (!matches(spec.selector?.matchLabels ?? { none: 'x' }, labels))
+      p.push(`${id}: selector does not match the pod labels`);
+    if (
+      w.kind === 'StatefulSet' &&
+      !byKind('Service').some(
+        (s) => s.metadata.name === spec.serviceName && s.spec.clusterIP === 'None',
+      )
+    )
+      p.push(`${id}: serviceName ${spec.serviceName} is not a headless Service`);
+    const pod = spec.template.spec;
+    const volumes = new Set<string>([
+      ...(pod.volumes ?? []).map((v: { name: string }) => v.name),
+      ...(spec.volumeClaimTemplates ?? []).map(
+        (v: { metadata: { name: string } }) => v.metadata.name,
+      ),
+    ]);
+    for (const v of pod.volumes ?? []) {
+      if (v.persistentVolumeClaim !== undefined && !pvcs.has(v.persistentVolumeClaim.claimName))
+        p.push(`${id}: PVC ${v.persistentVolumeClaim.claimName} missing`);
+      if (v.secret !== undefined)
+        for (const item of v.secret.items ?? [])
+          if (!secretKeys.has(item.key)) p.push(`${id}: secret key ${item.key} missing`);
+    }
+    for (const c of pod.containers) {
+      const cid = `${id} container ${c.name}`;
+      const ports = new Map<string, number>(
+        (c.ports ?? []).map((x: { name: string; containerPort: number }) => [
+          x.name,
+          x.containerPort,
+        ]),
+      );
+      if (ports.get('health') !== Number(config.HEALTH_PORT ?? 9464))
+        p.push(`${cid}: port health is not HEALTH_PORT`);
+      for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+        const probe = c[kind];
+        if (probe?.httpGet?.path !== '/health' || !ports.has(probe.httpGet.port))
+          p.push(`${cid}: ${kind} must GET /health on a declared port`);
+      }
+      const r = c.resources ?? {};
+      if (
+        !CPU.test(r.requests?.cpu ?? '') ||
+        !MEMORY.test(r.requests?.memory ?? '') ||
+        !MEMORY.test(r.limits?.memory ?? '')
+      )
+        p.push(`${cid}: needs cpu and memory requests and a memory limit`);
+      if (c.securityContext?.runAsNonRoot !== true) p.push(`${cid}: must run as non-root`);
+      for (const m of c.volumeMounts ?? [])
+        if (!volumes.has(m.name)) p.push(`${cid}: mounts unknown volume ${m.name}`);
+      if (
+        !(c.envFrom ?? []).some(
+          (e: { configMapRef?: { name: string } }) => e.configMapRef?.name === 'pipeline-config',
+        )
+      )
+        p.push(`${cid}: settings must come from the ConfigMap pipeline-config`);
+      const env: Record<string, string> = { ...config };
+      for (const e of c.env ?? []) {
+        if (e.valueFrom?.secretKeyRef !== undefined) {
+          if (
+            e.valueFrom.secretKeyRef.name !== 'pipeline-secrets' ||
+            !secretKeys.has(e.valueFrom.secretKeyRef.key)
+          )
+            p.push(`${cid}: ${e.name} from a missing secret key`);
+          env[e.name] =
+            e.name === 'AMQP_URL' ? 'amqp://u:p@rabbitmq:5672/pipeline' : 'redis://redis:6379/0';
+        } else env[e.name] = e.value;
+      }
+      const settings = checkSettings(cid, env);
+      p.push(...settings.problems);
+      for (const role of settings.roles)
+        slots.push(
+          role === 'strategic' || role === 'tactical'
+            ? `${role}.${env.PIPELINE_SHARD_INDEX ?? 0}`
+            : role,
+        );
+    }
+  }
+  // One workload per role and shard: strategic.k and tactical.k for every k below PIPELINE_SHARDS.
+  const shards = Number(config.PIPELINE_SHARDS ?? 1);
+  const expected = [
+    'gateway',
+    'trainer',
+    ...Array.from({ length: shards }, (_, k) => [`strategic.${k}`, `tactical.${k}`]).flat(),
+  ].sort();
+  if (JSON.stringify(slots.sort()) !== JSON.stringify(expected))
+    p.push(`workloads run ${slots.join(', ')}; expected ${expected.join(', ')}`);
+  for (const s of byKind('Service'))
+    if (!podLabels.some((l) => matches(s.spec.selector, l)))
+      p.push(`Service/${s.metadata.name}: selects no pod`);
+  const pdbs = byKind('PodDisruptionBudget');
+  if (pdbs.length === 0) p.push('no PodDisruptionBudget');
+  for (const pdb of pdbs) {
+    const covered = podLabels.filter((l) => matches(pdb.spec.selector.matchLabels, l)).length;
+    if (covered !== workloads.length)
+      p.push(
+        `PodDisruptionBudget/${pdb.metadata.name}: covers ${covered} of ${workloads.length} workloads`,
+      );
+    if (pdb.spec.maxUnavailable === undefined && pdb.spec.minAvailable === undefined)
+      p.push(`PodDisruptionBudget/${pdb.metadata.name}: no budget`);
+  }
+  return p;
+}
+
+describe('deploy/k8s (kustomize)', () => {
+  it('renders with kubectl kustomize into the expected objects', () => {
+    const kinds = render()
+      .map((o) => o.kind)
+      .sort();
+    expect(new Set(kinds)).toEqual(
+      new Set([
+        'Namespace',
+        'ConfigMap',
+        'Secret',
+        'PersistentVolumeClaim',
+        'PodDisruptionBudget',
+        'Service',
+        'StatefulSet',
+        'Deployment',
+      ]),
+    );
+  });
+
+  it('passes the structural check: one workload per role and shard, probes on /health, resources, PDB, ConfigMap and Secret', () => {
+    expect(check(render())).toEqual([]);
+  });
+
+  it('the structural check fails on broken manifests', () => {
+    const objs = render();
+    const tactical = objs.find(
+      (o) => o.kind === 'StatefulSet' && o.metadata.name === 'pipeline-tactical-1',
+    )! as Obj & { spec: any };
+    delete tactical.spec.template.spec.containers[0].readinessProbe;
+    tactical.spec.template.spec.containers[0].env.find(
+      (e: { name: string }) => e.name === 'PIPELINE_SHARD_INDEX',
+    ).value = '5';
+    const problems = check(objs);
+    expect(problems.join('\n')).toMatch(/readinessProbe must GET \/health/);
+    expect(problems.join('\n')).toMatch(/PIPELINE_SHARD_INDEX=5: must be below PIPELINE_SHARDS/);
+    expect(problems.join('\n')).toMatch(/expected gateway, strategic\.0/);
+  });
+});
