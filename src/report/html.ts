@@ -103,7 +103,7 @@ ${degradedRows}
 <tr><td>results without a regime (strategic warm-up)</td><td>${c.noRegime}</td></tr>
 ${[...c.modelVersions.entries()].map(([v, n]) => `<tr><td>model version <code>${esc(v)}</code></td><td>${n}</td></tr>`).join('')}
 </table>
-<p class="muted">Written ${fmtTime(generatedAt)} UTC by <code>pipeline report</code> from the integrated results alone.</p>
+<p class="muted">Written ${fmtTime(generatedAt)} UTC from the integrated results alone (src/report).</p>
 </body></html>
 `;
 }
@@ -160,7 +160,7 @@ function priceChart(symbol: string, series: readonly IntegratedResult[]): string
     }
   }
 
-  const line = pathD(downsample(series.map((r) => r.close_ts), closes, x));
+  const line = pathD(downsample(series.map((r) => r.close_ts), closes, x).map(([px, v]) => [px, y(v)] as [number, number]));
   const changes: { r: IntegratedResult; action: string }[] = [];
   let prev: string | null = null;
   for (const r of series) {
@@ -189,7 +189,7 @@ ${bands.join('')}${yAxis(fr, lo, hi, y)}${timeAxis(fr, t0, t1, x)}
 }
 
 function positionChart(symbol: string, series: readonly IntegratedResult[]): string {
-  const fr = frame(WIDTH, 90, { left: 64, right: 12, top: 8, bottom: 22 });
+  const fr = frame(WIDTH, 100, { left: 64, right: 12, top: 10, bottom: 10 });
   if (series.length === 0) return '';
   const t0 = (series[0] as IntegratedResult).close_ts;
   const t1 = (series[series.length - 1] as IntegratedResult).close_ts;
@@ -210,8 +210,8 @@ function positionChart(symbol: string, series: readonly IntegratedResult[]): str
     prev = p;
   }
   return `${svgOpen(fr, `${symbol} target position`, 'position-chart')}
-${yAxis(fr, -1, 1, y, (v) => (v === 1 ? 'long 1' : v === -1 ? 'short 1' : v === 0 ? '0' : v.toString()))}
-<path class="pos" d="${pathD(downsample(xs, ys, x))}"/><text class="tick" x="${fr.left + 4}" y="${fr.top + 10}">target_position</text></svg>`;
+${[-1, 0, 1].map((v) => `<line class="grid" x1="${fr.left}" x2="${fr.right}" y1="${y(v)}" y2="${y(v)}"/><text class="tick" x="${fr.left - 4}" y="${y(v)}" text-anchor="end" dominant-baseline="middle">${v === 1 ? 'long 1' : v === -1 ? 'short 1' : '0'}</text>`).join('')}
+<path class="pos" d="${pathD(downsample(xs, ys, x).map(([px, v]) => [px, y(v)] as [number, number]))}"/><text class="tick" x="${fr.right - 4}" y="${fr.top + 10}" text-anchor="end">target_position</text></svg>`;
 }
 
 function equityChart(symbol: string, eq: EquityCurves): string {
@@ -269,8 +269,8 @@ Bars whose ${h} following bars run past the file or over a gap are left out. Nei
 ${chart}
 <table><tr><th>calls</th><th>borne out</th><th>expected calibration error</th>${REGIMES.map((r) => `<th>rule says ${r}</th>`).join('')}</tr>
 <tr><td>${rel.n}</td><td>${pct(rel.hitRate)}</td><td>${rel.ece === null ? 'n/a' : rel.ece.toFixed(3)}</td>${REGIMES.map((r) => `<td>${pct(rel.baseRates[r])}</td>`).join('')}</tr></table>
-<table><tr><th>reported confidence</th><th>calls</th><th>borne out</th></tr>
-${rel.byConfidence.map((c) => `<tr><td>${esc(c.level)}</td><td>${c.n}</td><td>${pct(c.hitRate)}</td></tr>`).join('')}</table>`;
+${rel.byConfidence.length === 0 ? '' : `<table><tr><th>reported confidence</th><th>calls</th><th>borne out</th></tr>
+${rel.byConfidence.map((c) => `<tr><td>${esc(c.level)}</td><td>${c.n}</td><td>${pct(c.hitRate)}</td></tr>`).join('')}</table>`}`;
 }
 
 function latencySection(h: ReturnType<typeof histogram>, n: number): string {
