@@ -100,4 +100,30 @@ describe('pipeline replay', () => {
     expect(withRegime.length).toBeGreaterThan(300);
     expect(readFileSync(reportFile, 'utf8')).toContain('<svg class="chart price-chart');
   });
+
+  it('with --attach publishes to the running pipeline and leaves integrated_results to its users', async () => {
+    const before = results.messages.length;
+    const from = TO;
+    const to = new Date(TO_MS + 30 * 300_000).toISOString();
+    let stdout = '';
+    let stderr = '';
+    const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
+    const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await runCli(['replay', ...FILES, '--from', from, '--to', to, '--attach', '--timeout-ms', '30000'], {
+      env: { ...process.env, AMQP_URL: vhost.url },
+      out,
+      err,
+    });
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+    const lines = stdout.trim().split('\n');
+    expect(JSON.parse(lines.pop() as string)).toMatchObject({ bars: 90, results: 90 });
+    const ids = lines.map((l) => {
+      const r = JSON.parse(l) as { symbol: string; ts: number };
+      return `${r.symbol}:5m:${r.ts}`;
+    });
+    expect(new Set(ids).size).toBe(90);
+    // The pipeline's own consumers still got every one of them.
+    await waitFor(() => results.messages.length >= before + 90, 30_000, 'the results on integrated_results');
+    expect(results.messages.slice(before).map((m) => m.messageId).sort()).toEqual([...ids].sort());
+  });
 });
