@@ -156,12 +156,26 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const say = (line: string): void => void ctx.err.write(`${line}\n`);
   if (values.verbose !== true) rootLogger('warn');
 
+  const abort = new AbortController();
+  // A path that cannot be written fails now, not after a long replay.
+  for (const [flag, path] of [['out', values.out], ['report', values.report]] as const) {
+    if (path === undefined) continue;
+    try {
+      await writeFile(path, '');
+    } catch (err) {
+      throw new CliUsageError(`--${flag} ${path}: cannot write there (${(err as Error).message})`);
+    }
+  }
   let pipeline: PrivatePipeline | null = null;
   let collector: ResultCollector | null = null;
   let sink: BarSink | null = null;
+  let outputError: Error | null = null;
   const output = values.out !== undefined ? createWriteStream(values.out) : null;
+  output?.on('error', (e) => {
+    outputError ??= e;
+    abort.abort();
+  });
   const write = (line: string): void => void (output ?? ctx.out).write(`${line}\n`);
-  const abort = new AbortController();
   const onSigint = (): void => abort.abort();
   process.on('SIGINT', onSigint);
   try {
@@ -236,7 +250,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }
-    if (output !== null) await new Promise<void>((resolve, reject) => output.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    if (output !== null && outputError === null) await new Promise<void>((resolve, reject) => output.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    if (outputError !== null) throw new Error(`writing ${values.out}: ${(outputError as Error).message}`);
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;
