@@ -18,7 +18,7 @@ import { barId } from '../../schemas/bar.schema';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
 import { QUEUE_DEAD_LETTERS } from '../broker/topology';
 import { loadConfig, type PipelineConfig } from '../config/config';
-import { ConfigError } from '../errors';
+import { ConfigError, PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
@@ -194,7 +194,7 @@ async function main(): Promise<number> {
     const reasons = new Map<string | null, number>();
     try {
       const model = collector.connection;
-      if (model === null) throw new Error('no connection');
+      if (model === null) throw new PipelineError('DEMO_NO_CONNECTION', 'the results connection is closed', false);
       const dlqChannel = await model.createChannel();
       deadLetters = (await dlqChannel.checkQueue(QUEUE_DEAD_LETTERS)).messageCount;
       const messages = await fetchDeadLetters(dlqChannel, 1000);

@@ -16,6 +16,7 @@ import type { Channel, ChannelModel } from 'amqplib';
 import { redact } from '../broker/broker-connection';
 import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS } from '../broker/topology';
 import { loadConfig, type PipelineConfig } from '../config/config';
+import { PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { createRedis } from '../state/redis-client';
 import { rolesFor } from '../supervisor/ipc';
@@ -53,12 +54,12 @@ export interface PrivatePipeline {
 }
 
 /** Why a private pipeline could not start; `configError` maps to exit code 2. */
-export class PrivatePipelineStartError extends Error {
+export class PrivatePipelineStartError extends PipelineError {
   constructor(
     message: string,
     readonly configError: boolean,
   ) {
-    super(message);
+    super('PRIVATE_PIPELINE_START', message, false);
   }
 }
 

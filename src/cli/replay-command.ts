@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { barId } from '../../schemas/bar.schema';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
+import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildReportHtml } from '../report';
 import { CliUsageError, ExitCode, describeError, intFlag, type Command, type CommandContext } from './common';
@@ -251,7 +252,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       say(`report written to ${values.report}`);
     }
     if (output !== null && outputError === null) await new Promise<void>((resolve, reject) => output.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    if (outputError !== null) throw new Error(`writing ${values.out}: ${(outputError as Error).message}`);
+    if (outputError !== null) throw new PipelineError('REPLAY_OUTPUT', `writing ${values.out}: ${(outputError as Error).message}`, false);
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;

@@ -3,6 +3,7 @@
  * Every figure here is derived from the results' own fields; the report says how.
  */
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
+import { PipelineError } from '../errors';
 
 /** Trading costs charged on every change of position, in basis points of the traded notional. */
 export interface CostModel {
@@ -31,7 +32,11 @@ export const REGIMES = ['BULL', 'BEAR', 'SIDEWAYS', 'VOLATILE'] as const;
 export type Regime = (typeof REGIMES)[number];
 
 /** A results file that is not JSON lines of v1 results. */
-export class ResultsParseError extends Error {}
+export class ResultsParseError extends PipelineError {
+  constructor(message: string) {
+    super('RESULTS_FILE_INVALID', message, false);
+  }
+}
 
 /** Parses JSON lines of integrated results (blank lines allowed); throws naming the first bad line. */
 export function parseResultsJsonl(text: string): IntegratedResult[] {
