@@ -89,7 +89,11 @@ export async function waitForHealth(port: number, timeoutMs: number): Promise<bo
 }
 
 /** Deletes every Redis key under `prefix` (SCAN + UNLINK, never a flush). */
-export async function deleteRedisKeys(config: PipelineConfig, prefix: string, log: Logger): Promise<void> {
+export async function deleteRedisKeys(
+  config: PipelineConfig,
+  prefix: string,
+  log: Logger,
+): Promise<void> {
   const redis = createRedis({ url: config.redisUrl, connectionName: 'pipeline-cli-cleanup', log });
   try {
     await redis.connect();
@@ -109,7 +113,10 @@ export async function deleteRedisKeys(config: PipelineConfig, prefix: string, lo
  * and waits until /health answers 200. On failure everything made so far is removed and a
  * {@link PrivatePipelineStartError} says why.
  */
-export async function startPrivatePipeline(base: PipelineConfig, options: PrivatePipelineOptions): Promise<PrivatePipeline> {
+export async function startPrivatePipeline(
+  base: PipelineConfig,
+  options: PrivatePipelineOptions,
+): Promise<PrivatePipeline> {
   const { say, keep, label, log } = options;
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   const runId = `${stamp}-${process.pid}`;
@@ -122,17 +129,25 @@ export async function startPrivatePipeline(base: PipelineConfig, options: Privat
       amqpUrl = vhost.url;
       const made = vhost;
       if (!keep) cleanups.push({ what: `delete vhost ${made.vhost}`, run: () => made.remove() });
-      say(`${label} vhost: ${made.vhost} (created with rabbitmqctl${keep ? ', kept' : ', deleted at the end'})`);
+      say(
+        `${label} vhost: ${made.vhost} (created with rabbitmqctl${keep ? ', kept' : ', deleted at the end'})`,
+      );
     } catch (err) {
       say(`rabbitmqctl could not create a vhost (${describeError(err).split('\n')[0]}):`);
     }
   }
   if (vhost === null) {
-    say(`using the configured vhost of ${redact(base.amqpUrl)}; its durable queues are shared with any`);
+    say(
+      `using the configured vhost of ${redact(base.amqpUrl)}; its durable queues are shared with any`,
+    );
     say('other pipeline there, so only results of bars published by this run are counted');
   }
   const dataDir = await mkdtemp(join(tmpdir(), `pipeline-${label}-`));
-  if (!keep) cleanups.push({ what: `remove ${dataDir}`, run: () => rm(dataDir, { recursive: true, force: true }) });
+  if (!keep)
+    cleanups.push({
+      what: `remove ${dataDir}`,
+      run: () => rm(dataDir, { recursive: true, force: true }),
+    });
   const redisPrefix = `${label}-${runId}:`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -155,7 +170,14 @@ export async function startPrivatePipeline(base: PipelineConfig, options: Privat
     stopped ??= (async () => {
       const steps: { what: string; run: () => Promise<unknown> }[] = [
         { what: 'stop the supervisor', run: () => supervisor.stop() },
-        ...(keep ? [] : [{ what: `delete redis keys ${redisPrefix}*`, run: () => deleteRedisKeys(config, redisPrefix, log) }]),
+        ...(keep
+          ? []
+          : [
+              {
+                what: `delete redis keys ${redisPrefix}*`,
+                run: () => deleteRedisKeys(config, redisPrefix, log),
+              },
+            ]),
         ...cleanups,
       ];
       for (const step of steps) {
@@ -179,12 +201,23 @@ export async function startPrivatePipeline(base: PipelineConfig, options: Privat
   });
   try {
     await supervisor.start();
-    say(`supervisor started (workers ${roles.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`);
-    const healthy = await Promise.race([waitForHealth(supervisor.healthPort, options.healthTimeoutMs ?? 90_000), startupFailed]);
+    say(
+      `supervisor started (workers ${roles.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`,
+    );
+    const healthy = await Promise.race([
+      waitForHealth(supervisor.healthPort, options.healthTimeoutMs ?? 90_000),
+      startupFailed,
+    ]);
     if (!healthy) {
       throw cannotStart !== null
-        ? new PrivatePipelineStartError(`the ${cannotStart} worker cannot run as configured (see its line above); giving up`, true)
-        : new PrivatePipelineStartError('the pipeline did not become healthy within 90 s; giving up', false);
+        ? new PrivatePipelineStartError(
+            `the ${cannotStart} worker cannot run as configured (see its line above); giving up`,
+            true,
+          )
+        : new PrivatePipelineStartError(
+            'the pipeline did not become healthy within 90 s; giving up',
+            false,
+          );
     }
   } catch (err) {
     await stop();
@@ -262,7 +295,12 @@ export class ResultCollector {
    * Resolves once `count` results arrived, or when no new result came for `idleMs` after
    * `notBefore` (or `signal` aborts). Answers whether the count was reached.
    */
-  async waitFor(count: () => number, idleMs: number, notBefore: number, signal?: AbortSignal): Promise<boolean> {
+  async waitFor(
+    count: () => number,
+    idleMs: number,
+    notBefore: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     for (;;) {
       if (this.results.size >= count()) return true;
       if (signal?.aborted === true) return false;

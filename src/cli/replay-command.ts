@@ -8,13 +8,33 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { barId } from '../../schemas/bar.schema';
-import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
+import {
+  IntegratedResultSchema,
+  type IntegratedResult,
+} from '../../schemas/integrated-result.schema';
 import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildReportHtml } from '../report';
-import { CliUsageError, ExitCode, describeError, intFlag, type Command, type CommandContext } from './common';
-import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
-import { OneBarPerMessageSink, csvReplaySource, parseTimeFlag, type BarSink } from './replay-source';
+import {
+  CliUsageError,
+  ExitCode,
+  describeError,
+  intFlag,
+  type Command,
+  type CommandContext,
+} from './common';
+import {
+  PrivatePipelineStartError,
+  ResultCollector,
+  startPrivatePipeline,
+  type PrivatePipeline,
+} from './private-pipeline';
+import {
+  OneBarPerMessageSink,
+  csvReplaySource,
+  parseTimeFlag,
+  type BarSink,
+} from './replay-source';
 import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 
 const USAGE = `Usage:
@@ -75,7 +95,8 @@ class Progress {
     this.bar = tty
       ? new SingleBar({
           stream: err as NodeJS.WriteStream,
-          format: 'replay |{bar}| {value}/{total} results | {speed} results/s | ETA {eta_formatted}',
+          format:
+            'replay |{bar}| {value}/{total} results | {speed} results/s | ETA {eta_formatted}',
           hideCursor: true,
           etaBuffer: 200,
         })
@@ -91,7 +112,8 @@ class Progress {
 
   update(value: number): void {
     this.value = value;
-    if (this.bar !== null && (value === this.total || value % 50 === 0)) this.bar.update(value, { speed: this.speed().toFixed(0) });
+    if (this.bar !== null && (value === this.total || value % 50 === 0))
+      this.bar.update(value, { speed: this.speed().toFixed(0) });
   }
 
   private speed(): number {
@@ -103,7 +125,9 @@ class Progress {
     if (this.startedAt === 0) return;
     const speed = this.speed();
     const eta = speed > 0 ? Math.round((this.total - this.value) / speed) : null;
-    this.err.write(`replay: ${this.value}/${this.total} results, ${speed.toFixed(0)} results/s, ETA ${eta === null ? 'n/a' : `${eta} s`}\n`);
+    this.err.write(
+      `replay: ${this.value}/${this.total} results, ${speed.toFixed(0)} results/s, ETA ${eta === null ? 'n/a' : `${eta} s`}\n`,
+    );
   }
 
   end(): void {
@@ -144,7 +168,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const idleMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
   const attach = values.attach === true;
   const reportOptions = reportFlags(values);
-  const symbols = values.symbols?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const symbols = values.symbols
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const invalidRows: string[] = [];
   const source = await csvReplaySource(positionals, {
     symbols,
@@ -153,13 +180,19 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     onInvalidRow: (file, line, reason) => invalidRows.push(`${file}:${line}: ${reason}`),
   });
   const total = await source.count();
-  if (total === 0) throw new CliUsageError(`no bar of ${source.symbols.join(', ')} falls in the --from/--to range`);
+  if (total === 0)
+    throw new CliUsageError(
+      `no bar of ${source.symbols.join(', ')} falls in the --from/--to range`,
+    );
   const say = (line: string): void => void ctx.err.write(`${line}\n`);
   if (values.verbose !== true) rootLogger('warn');
 
   const abort = new AbortController();
   // A path that cannot be written fails now, not after a long replay.
-  for (const [flag, path] of [['out', values.out], ['report', values.report]] as const) {
+  for (const [flag, path] of [
+    ['out', values.out],
+    ['report', values.report],
+  ] as const) {
     if (path === undefined) continue;
     try {
       await writeFile(path, '');
@@ -183,7 +216,12 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     let config = ctx.config;
     if (!attach) {
       try {
-        pipeline = await startPrivatePipeline(ctx.config, { label: 'replay', keep: values.keep === true, say, log: ctx.log });
+        pipeline = await startPrivatePipeline(ctx.config, {
+          label: 'replay',
+          keep: values.keep === true,
+          say,
+          log: ctx.log,
+        });
       } catch (err) {
         if (err instanceof PrivatePipelineStartError) {
           say(err.message);
@@ -224,7 +262,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const complete = await c.waitFor(() => sent.published, idleMs, publishedAt, abort.signal);
     progress.end();
     const resultCount = c.results.size;
-    const seconds = resultCount > 0 && firstSentAt > 0 ? Math.round(c.lastAt - firstSentAt) / 1000 : 0;
+    const seconds =
+      resultCount > 0 && firstSentAt > 0 ? Math.round(c.lastAt - firstSentAt) / 1000 : 0;
     const deadLetters = attach ? null : await c.deadLetterCount();
 
     const missing = sent.published - resultCount;
@@ -233,7 +272,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         `${c.duplicates > 0 ? `, ${c.duplicates} repeated deliveries dropped` : ''}, dead letters ${deadLetters ?? 'not counted (--attach)'}` +
         `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.length > 0 ? `; ${invalidRows.length} CSV rows skipped, first: ${invalidRows[0]}` : ''}`,
     );
-    if (!complete && !abort.signal.aborted) say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
+    if (!complete && !abort.signal.aborted)
+      say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
 
     if (values.report !== undefined) {
       const results: IntegratedResult[] = [];
@@ -251,8 +291,16 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }
-    if (output !== null && outputError === null) await new Promise<void>((resolve, reject) => output.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    if (outputError !== null) throw new PipelineError('REPLAY_OUTPUT', `writing ${values.out}: ${(outputError as Error).message}`, false);
+    if (output !== null && outputError === null)
+      await new Promise<void>((resolve, reject) =>
+        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
+    if (outputError !== null)
+      throw new PipelineError(
+        'REPLAY_OUTPUT',
+        `writing ${values.out}: ${(outputError as Error).message}`,
+        false,
+      );
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;

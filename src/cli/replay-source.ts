@@ -11,7 +11,12 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
 import { BarProducer } from '../producers/bar-producer';
-import { interleaveByTs, parseCsvTimestamp, readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
+import {
+  interleaveByTs,
+  parseCsvTimestamp,
+  readCsvBars,
+  symbolFromCsvPath,
+} from '../producers/csv-bars';
 import { CliUsageError } from './common';
 
 /** Recorded bars to replay: per symbol in `ts` order, interleaved across symbols by `ts`. */
@@ -59,7 +64,12 @@ export class OneBarPerMessageSink implements BarSink {
   readonly description: string;
   private readonly producer: BarProducer;
 
-  constructor(config: PipelineConfig, log: Logger, maxInFlight: number, connectionName = 'pipeline-replay-producer') {
+  constructor(
+    config: PipelineConfig,
+    log: Logger,
+    maxInFlight: number,
+    connectionName = 'pipeline-replay-producer',
+  ) {
     this.description = `one bar per message to market.bars, confirms, at most ${maxInFlight} in flight`;
     this.producer = new BarProducer({
       url: config.amqpUrl,
@@ -103,7 +113,10 @@ export function parseTimeFlag(name: string, value: string | undefined): number |
   if (value === undefined) return undefined;
   const v = /^\d{4}-\d{2}-\d{2}$/.test(value.trim()) ? `${value.trim()}T00:00:00Z` : value;
   const t = parseCsvTimestamp(v);
-  if (typeof t === 'string') throw new CliUsageError(`--${name}: ${t} (give epoch milliseconds or a date like 2025-04-03 or 2025-04-03T17:05:00Z)`);
+  if (typeof t === 'string')
+    throw new CliUsageError(
+      `--${name}: ${t} (give epoch milliseconds or a date like 2025-04-03 or 2025-04-03T17:05:00Z)`,
+    );
   return t;
 }
 
@@ -112,7 +125,8 @@ export function parseTimeFlag(name: string, value: string | undefined): number |
  * Two files of one symbol are refused (the bars of a symbol must come in one `ts` order).
  */
 export async function resolveCsvFiles(paths: readonly string[]): Promise<Map<string, string>> {
-  if (paths.length === 0) throw new CliUsageError('give at least one CSV file or folder of *_5m.csv files');
+  if (paths.length === 0)
+    throw new CliUsageError('give at least one CSV file or folder of *_5m.csv files');
   const bySymbol = new Map<string, string>();
   for (const path of paths) {
     let files: string[];
@@ -134,7 +148,10 @@ export async function resolveCsvFiles(paths: readonly string[]): Promise<Map<str
     for (const file of files) {
       const symbol = symbolFromCsvPath(file);
       const other = bySymbol.get(symbol);
-      if (other !== undefined) throw new CliUsageError(`${basename(other)} and ${basename(file)} are both symbol ${symbol}; replay one file per symbol`);
+      if (other !== undefined)
+        throw new CliUsageError(
+          `${basename(other)} and ${basename(file)} are both symbol ${symbol}; replay one file per symbol`,
+        );
       bySymbol.set(symbol, file);
     }
   }
@@ -142,21 +159,32 @@ export async function resolveCsvFiles(paths: readonly string[]): Promise<Map<str
 }
 
 /** Recorded 5m bars from CSV files (one per symbol), filtered by symbol and time. */
-export async function csvReplaySource(paths: readonly string[], options: CsvReplayOptions = {}): Promise<ReplaySource> {
+export async function csvReplaySource(
+  paths: readonly string[],
+  options: CsvReplayOptions = {},
+): Promise<ReplaySource> {
   const all = await resolveCsvFiles(paths);
   let chosen = [...all.keys()].sort();
   if (options.symbols !== undefined && options.symbols.length > 0) {
     const unknown = options.symbols.filter((s) => !all.has(s));
-    if (unknown.length > 0) throw new CliUsageError(`--symbols: no file for ${unknown.join(', ')} (files give ${chosen.join(', ')})`);
+    if (unknown.length > 0)
+      throw new CliUsageError(
+        `--symbols: no file for ${unknown.join(', ')} (files give ${chosen.join(', ')})`,
+      );
     chosen = [...new Set(options.symbols)].sort();
   }
   const { from, to } = options;
-  if (from !== undefined && to !== undefined && to <= from) throw new CliUsageError('--to must be after --from');
-  const keep = (bar: Bar): boolean => (from === undefined || bar.ts >= from) && (to === undefined || bar.ts < to);
+  if (from !== undefined && to !== undefined && to <= from)
+    throw new CliUsageError('--to must be after --from');
+  const keep = (bar: Bar): boolean =>
+    (from === undefined || bar.ts >= from) && (to === undefined || bar.ts < to);
   const read = (symbol: string): AsyncGenerator<Bar> => {
     const file = all.get(symbol) as string;
     return filterBars(
-      readCsvBars(file, { symbol, onInvalidRow: (row) => options.onInvalidRow?.(file, row.line, row.reason) }),
+      readCsvBars(file, {
+        symbol,
+        onInvalidRow: (row) => options.onInvalidRow?.(file, row.line, row.reason),
+      }),
       keep,
     );
   };
@@ -169,7 +197,11 @@ export async function csvReplaySource(paths: readonly string[], options: CsvRepl
       // Invalid rows are reported while publishing, not twice.
       for (const symbol of chosen) {
         const file = all.get(symbol) as string;
-        for await (const _bar of filterBars(readCsvBars(file, { symbol, onInvalidRow: () => undefined }), keep)) n++;
+        for await (const _bar of filterBars(
+          readCsvBars(file, { symbol, onInvalidRow: () => undefined }),
+          keep,
+        ))
+          n++;
       }
       counted = n;
       return n;
@@ -178,6 +210,9 @@ export async function csvReplaySource(paths: readonly string[], options: CsvRepl
   };
 }
 
-async function* filterBars(source: AsyncIterable<Bar>, keep: (bar: Bar) => boolean): AsyncGenerator<Bar> {
+async function* filterBars(
+  source: AsyncIterable<Bar>,
+  keep: (bar: Bar) => boolean,
+): AsyncGenerator<Bar> {
   for await (const bar of source) if (keep(bar)) yield bar;
 }

@@ -1,8 +1,22 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { IntegratedResult } from '../../schemas/integrated-result.schema';
-import { DEFAULT_COSTS, DEFAULT_OUTCOME_RULE, ResultsParseError, buildReportHtml, parseResultsJsonl, type ReportOptions } from '../report';
-import { CliUsageError, ExitCode, intFlag, numberFlag, type Command, type CommandContext } from './common';
+import {
+  DEFAULT_COSTS,
+  DEFAULT_OUTCOME_RULE,
+  ResultsParseError,
+  buildReportHtml,
+  parseResultsJsonl,
+  type ReportOptions,
+} from '../report';
+import {
+  CliUsageError,
+  ExitCode,
+  intFlag,
+  numberFlag,
+  type Command,
+  type CommandContext,
+} from './common';
 
 const USAGE = `Usage:
   pipeline report <results.jsonl> --out <report.html> [--fee-bps BP] [--half-spread-bps BP]
@@ -25,13 +39,21 @@ Options:
 Exit status: 0 written; 1 the results file cannot be read or holds a line that is not a v1 result.`;
 
 /** Report options shared by `report` and `replay` (costs, horizon). */
-export function reportFlags(values: { 'fee-bps'?: string; 'half-spread-bps'?: string; horizon?: string }): Pick<ReportOptions, 'costs' | 'rule'> {
+export function reportFlags(values: {
+  'fee-bps'?: string;
+  'half-spread-bps'?: string;
+  horizon?: string;
+}): Pick<ReportOptions, 'costs' | 'rule'> {
   const horizon = intFlag('horizon', values.horizon, DEFAULT_OUTCOME_RULE.horizonBars);
   if (horizon < 1) throw new CliUsageError('--horizon must be at least 1 bar');
   return {
     costs: {
       feeBps: numberFlag('fee-bps', values['fee-bps'], DEFAULT_COSTS.feeBps),
-      halfSpreadBps: numberFlag('half-spread-bps', values['half-spread-bps'], DEFAULT_COSTS.halfSpreadBps),
+      halfSpreadBps: numberFlag(
+        'half-spread-bps',
+        values['half-spread-bps'],
+        DEFAULT_COSTS.halfSpreadBps,
+      ),
     },
     rule: { ...DEFAULT_OUTCOME_RULE, horizonBars: horizon },
   };
@@ -60,7 +82,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ctx.out.write(`${USAGE}\n`);
     return ExitCode.Ok;
   }
-  if (positionals.length !== 1) throw new CliUsageError('give exactly one results file (JSON lines)');
+  if (positionals.length !== 1)
+    throw new CliUsageError('give exactly one results file (JSON lines)');
   if (values.out === undefined) throw new CliUsageError('--out <report.html> is required');
   const file = positionals[0] as string;
   const flags = reportFlags(values);
@@ -79,7 +102,12 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ctx.err.write(`${file} holds no results; nothing to report\n`);
     return ExitCode.Failure;
   }
-  const html = buildReportHtml(results, { ...flags, title: values.title, source: file, deadLetters: null });
+  const html = buildReportHtml(results, {
+    ...flags,
+    title: values.title,
+    source: file,
+    deadLetters: null,
+  });
   await writeFile(values.out, html);
   ctx.err.write(`report of ${results.length} results written to ${values.out}\n`);
   return ExitCode.Ok;

@@ -2,7 +2,10 @@
  * What the replay report shows, computed from integrated results alone (pure: no broker, no files).
  * Every figure here is derived from the results' own fields; the report says how.
  */
-import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
+import {
+  IntegratedResultSchema,
+  type IntegratedResult,
+} from '../../schemas/integrated-result.schema';
 import { PipelineError } from '../errors';
 
 /** Trading costs charged on every change of position, in basis points of the traded notional. */
@@ -25,7 +28,11 @@ export interface OutcomeRule {
   trendMultiple: number;
 }
 
-export const DEFAULT_OUTCOME_RULE: OutcomeRule = { horizonBars: 24, volatileMultiple: 1.5, trendMultiple: 1 };
+export const DEFAULT_OUTCOME_RULE: OutcomeRule = {
+  horizonBars: 24,
+  volatileMultiple: 1.5,
+  trendMultiple: 1,
+};
 
 const BAR_MS = 5 * 60_000;
 export const REGIMES = ['BULL', 'BEAR', 'SIDEWAYS', 'VOLATILE'] as const;
@@ -56,7 +63,9 @@ export function parseResultsJsonl(text: string): IntegratedResult[] {
     const parsed = IntegratedResultSchema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new ResultsParseError(`line ${i + 1}: not an integrated result (v1): ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim());
+      throw new ResultsParseError(
+        `line ${i + 1}: not an integrated result (v1): ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+      );
     }
     out.push(parsed.data);
   }
@@ -64,7 +73,14 @@ export function parseResultsJsonl(text: string): IntegratedResult[] {
 }
 
 function isReplaySummary(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && 'bars' in body && 'results' in body && 'seconds' in body && !('v' in body);
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    'bars' in body &&
+    'results' in body &&
+    'seconds' in body &&
+    !('v' in body)
+  );
 }
 
 /** Results grouped by symbol, each in `ts` order with one result per `ts` (repeats dropped). */
@@ -77,7 +93,12 @@ export function bySymbol(results: readonly IntegratedResult[]): Map<string, Inte
   }
   const out = new Map<string, IntegratedResult[]>();
   for (const symbol of [...groups.keys()].sort()) {
-    out.set(symbol, [...(groups.get(symbol) as Map<number, IntegratedResult>).values()].sort((a, b) => a.ts - b.ts));
+    out.set(
+      symbol,
+      [...(groups.get(symbol) as Map<number, IntegratedResult>).values()].sort(
+        (a, b) => a.ts - b.ts,
+      ),
+    );
   }
   return out;
 }
@@ -106,7 +127,10 @@ export interface EquityCurves {
  * taken at that bar's close and held until the next bar's close, earning `position × return`.
  * Every change of position pays `|change| × (fee + half-spread)`, including the first one from 0.
  */
-export function equityCurves(series: readonly IntegratedResult[], costs: CostModel = DEFAULT_COSTS): EquityCurves {
+export function equityCurves(
+  series: readonly IntegratedResult[],
+  costs: CostModel = DEFAULT_COSTS,
+): EquityCurves {
   const c = (costs.feeBps + costs.halfSpreadBps) / 10_000;
   const ts: number[] = [];
   const agents: number[] = [];
@@ -138,7 +162,16 @@ export function equityCurves(series: readonly IntegratedResult[], costs: CostMod
     buyHold.push(eqB);
     flat.push(1);
   }
-  return { ts, agents, buyHold, flat, turnover, nullPositions, agentsMaxDrawdown: maxDrawdown(agents), buyHoldMaxDrawdown: maxDrawdown(buyHold) };
+  return {
+    ts,
+    agents,
+    buyHold,
+    flat,
+    turnover,
+    nullPositions,
+    agentsMaxDrawdown: maxDrawdown(agents),
+    buyHoldMaxDrawdown: maxDrawdown(buyHold),
+  };
 }
 
 export function maxDrawdown(curve: readonly number[]): number {
@@ -165,7 +198,10 @@ export interface Outcome {
  * BEAR if R < −trendMultiple·m_R; else SIDEWAYS. Bars whose horizon runs past the data or over a gap
  * (missing bars) get no outcome.
  */
-export function outcomes(series: readonly IntegratedResult[], rule: OutcomeRule = DEFAULT_OUTCOME_RULE): Outcome[] {
+export function outcomes(
+  series: readonly IntegratedResult[],
+  rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
+): Outcome[] {
   const h = rule.horizonBars;
   const rows: { index: number; ret: number; vol: number }[] = [];
   for (let i = 0; i + h < series.length; i++) {
@@ -173,7 +209,10 @@ export function outcomes(series: readonly IntegratedResult[], rule: OutcomeRule 
     const b = series[i + h] as IntegratedResult;
     if (b.ts - a.ts !== h * BAR_MS) continue;
     const logs: number[] = [];
-    for (let j = i + 1; j <= i + h; j++) logs.push(Math.log((series[j] as IntegratedResult).close / (series[j - 1] as IntegratedResult).close));
+    for (let j = i + 1; j <= i + h; j++)
+      logs.push(
+        Math.log((series[j] as IntegratedResult).close / (series[j - 1] as IntegratedResult).close),
+      );
     const mean = logs.reduce((s, x) => s + x, 0) / h;
     const vol = Math.sqrt(logs.reduce((s, x) => s + (x - mean) ** 2, 0) / h);
     rows.push({ index: i, ret: b.close / a.close - 1, vol });
@@ -227,8 +266,15 @@ export interface Reliability {
  * `regime_probabilities[regime]` against whether the {@link outcomes} rule assigned that same regime
  * to the following bars.
  */
-export function reliability(groups: Map<string, IntegratedResult[]>, rule: OutcomeRule = DEFAULT_OUTCOME_RULE, binCount = 10): Reliability {
-  const bins: { n: number; sumP: number; hits: number }[] = Array.from({ length: binCount }, () => ({ n: 0, sumP: 0, hits: 0 }));
+export function reliability(
+  groups: Map<string, IntegratedResult[]>,
+  rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
+  binCount = 10,
+): Reliability {
+  const bins: { n: number; sumP: number; hits: number }[] = Array.from(
+    { length: binCount },
+    () => ({ n: 0, sumP: 0, hits: 0 }),
+  );
   const conf = new Map<string, { n: number; hits: number }>();
   const base: Record<Regime, number> = { BULL: 0, BEAR: 0, SIDEWAYS: 0, VOLATILE: 0 };
   let n = 0;
@@ -242,7 +288,11 @@ export function reliability(groups: Map<string, IntegratedResult[]>, rule: Outco
       if (s.regime === null || s.regime_probabilities === null) continue;
       const p = s.regime_probabilities[s.regime];
       const hit = s.regime === actual ? 1 : 0;
-      const b = bins[Math.min(binCount - 1, Math.floor(p * binCount))] as { n: number; sumP: number; hits: number };
+      const b = bins[Math.min(binCount - 1, Math.floor(p * binCount))] as {
+        n: number;
+        sumP: number;
+        hits: number;
+      };
       b.n++;
       b.sumP += p;
       b.hits += hit;
@@ -262,7 +312,14 @@ export function reliability(groups: Map<string, IntegratedResult[]>, rule: Outco
     meanP: b.n > 0 ? b.sumP / b.n : null,
     observed: b.n > 0 ? b.hits / b.n : null,
   }));
-  const ece = n > 0 ? out.reduce((s, b) => s + (b.n > 0 ? (b.n / n) * Math.abs((b.observed as number) - (b.meanP as number)) : 0), 0) : null;
+  const ece =
+    n > 0
+      ? out.reduce(
+          (s, b) =>
+            s + (b.n > 0 ? (b.n / n) * Math.abs((b.observed as number) - (b.meanP as number)) : 0),
+          0,
+        )
+      : null;
   const order = ['LOW', 'MEDIUM', 'HIGH', 'null'];
   const byConfidence = [...conf.entries()]
     .sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))
@@ -287,7 +344,10 @@ export interface Histogram {
 /** A histogram of `values` over [0, p99.5] in `binCount` equal bins, the rest counted as overflow. */
 export function histogram(values: readonly number[], binCount = 30): Histogram {
   const s = values.filter(Number.isFinite).sort((a, b) => a - b);
-  const q = (p: number): number | null => (s.length === 0 ? null : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number));
+  const q = (p: number): number | null =>
+    s.length === 0
+      ? null
+      : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number);
   const top = Math.max(q(0.995) ?? 1, 1e-9);
   const width = top / binCount;
   const edges = Array.from({ length: binCount + 1 }, (_, i) => i * width);
@@ -300,7 +360,15 @@ export function histogram(values: readonly number[], binCount = 30): Histogram {
       counts[i] = (counts[i] as number) + 1;
     }
   }
-  return { edges, counts, overflow, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: s.length > 0 ? (s[s.length - 1] as number) : null };
+  return {
+    edges,
+    counts,
+    overflow,
+    p50: q(0.5),
+    p95: q(0.95),
+    p99: q(0.99),
+    max: s.length > 0 ? (s[s.length - 1] as number) : null,
+  };
 }
 
 /** The counts of the report's last section. */
@@ -320,7 +388,10 @@ export interface Counts {
   lastTs: number | null;
 }
 
-export function counts(results: readonly IntegratedResult[], groups: Map<string, IntegratedResult[]>): Counts {
+export function counts(
+  results: readonly IntegratedResult[],
+  groups: Map<string, IntegratedResult[]>,
+): Counts {
   const degraded = new Map<string, number>();
   const modelVersions = new Map<string, number>();
   let stale = 0;
@@ -342,5 +413,16 @@ export function counts(results: readonly IntegratedResult[], groups: Map<string,
       lastTs = lastTs === null ? r.ts : Math.max(lastTs, r.ts);
     }
   }
-  return { results: unique, symbols: groups.size, repeats: results.length - unique, stale, noRegime, degraded, degradedResults, modelVersions, firstTs, lastTs };
+  return {
+    results: unique,
+    symbols: groups.size,
+    repeats: results.length - unique,
+    stale,
+    noRegime,
+    degraded,
+    degradedResults,
+    modelVersions,
+    firstTs,
+    lastTs,
+  };
 }

@@ -16,7 +16,18 @@ import {
   type EquityCurves,
   type OutcomeRule,
 } from './analysis';
-import { REGIME_COLOURS, downsample, esc, fmtTime, frame, linear, pathD, svgOpen, timeAxis, yAxis } from './svg';
+import {
+  REGIME_COLOURS,
+  downsample,
+  esc,
+  fmtTime,
+  frame,
+  linear,
+  pathD,
+  svgOpen,
+  timeAxis,
+  yAxis,
+} from './svg';
 
 export interface ReportOptions {
   /** Shown as the page title. @defaultValue 'Replay report' */
@@ -36,11 +47,16 @@ export interface ReportOptions {
 const WIDTH = 960;
 const MAX_MARKERS = 300;
 
-const pct = (v: number | null, digits = 1): string => (v === null || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(digits)} %`);
-const num = (v: number | null, digits = 1): string => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
+const pct = (v: number | null, digits = 1): string =>
+  v === null || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(digits)} %`;
+const num = (v: number | null, digits = 1): string =>
+  v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
 
 /** The whole report page. */
-export function buildReportHtml(results: readonly IntegratedResult[], options: ReportOptions = {}): string {
+export function buildReportHtml(
+  results: readonly IntegratedResult[],
+  options: ReportOptions = {},
+): string {
   const costs = options.costs ?? DEFAULT_COSTS;
   const rule = options.rule ?? DEFAULT_OUTCOME_RULE;
   const groups = bySymbol(results);
@@ -50,7 +66,9 @@ export function buildReportHtml(results: readonly IntegratedResult[], options: R
   const title = options.title ?? 'Replay report';
   const generatedAt = options.generatedAt ?? Date.now();
 
-  const symbolSections = [...groups.entries()].map(([symbol, series]) => symbolSection(symbol, series, costs)).join('\n');
+  const symbolSections = [...groups.entries()]
+    .map(([symbol, series]) => symbolSection(symbol, series, costs))
+    .join('\n');
   const dead =
     options.deadLetters === undefined || options.deadLetters === null
       ? '<td>not known: a results file does not record them (the replay command counts <code>pipeline.dead_letters</code> after its run)</td>'
@@ -60,7 +78,9 @@ export function buildReportHtml(results: readonly IntegratedResult[], options: R
       ? '<tr><td>degraded stages</td><td>none</td></tr>'
       : [...c.degraded.entries()]
           .sort((a, b) => b[1] - a[1])
-          .map(([stage, n]) => `<tr><td>degraded: <code>${esc(stage)}</code></td><td>${n}</td></tr>`)
+          .map(
+            ([stage, n]) => `<tr><td>degraded: <code>${esc(stage)}</code></td><td>${n}</td></tr>`,
+          )
           .join('');
 
   return `<!doctype html>
@@ -81,7 +101,9 @@ code{background:#f3f3f3;padding:0 3px}
 </style></head><body>
 <h1>${esc(title)}</h1>
 <p class="muted">${options.source !== undefined ? `${esc(options.source)} · ` : ''}${c.results} results of ${c.symbols} symbol${c.symbols === 1 ? '' : 's'}${
-    c.firstTs !== null && c.lastTs !== null ? `, bars from ${fmtTime(c.firstTs)} to ${fmtTime(c.lastTs)} UTC` : ''
+    c.firstTs !== null && c.lastTs !== null
+      ? `, bars from ${fmtTime(c.firstTs)} to ${fmtTime(c.lastTs)} UTC`
+      : ''
   }${options.barsPublished !== undefined && options.barsPublished !== null ? ` · ${options.barsPublished} bars published` : ''}</p>
 <p class="legend">${REGIMES.map((r) => `<span><i class="sw" style="background:${REGIME_COLOURS[r]}"></i>${r}</span>`).join('')}<span>▲ LONG ▼ SHORT ● FLAT: a change of the tactical action</span></p>
 <p>Costs used below: fee <b>${costs.feeBps} bp</b> + half-spread <b>${costs.halfSpreadBps} bp</b> = ${costs.feeBps + costs.halfSpreadBps} bp of the notional traded, charged on every change of position (options <code>--fee-bps</code>, <code>--half-spread-bps</code>).
@@ -108,7 +130,11 @@ ${[...c.modelVersions.entries()].map(([v, n]) => `<tr><td>model version <code>${
 `;
 }
 
-function symbolSection(symbol: string, series: readonly IntegratedResult[], costs: CostModel): string {
+function symbolSection(
+  symbol: string,
+  series: readonly IntegratedResult[],
+  costs: CostModel,
+): string {
   const eq = equityCurves(series, costs);
   const last = (a: number[]): number | null => (a.length > 0 ? (a[a.length - 1] as number) : null);
   return `<section class="symbol" data-symbol="${esc(symbol)}">
@@ -150,17 +176,26 @@ function priceChart(symbol: string, series: readonly IntegratedResult[]): string
   let start = 0;
   const width = fr.right - fr.left;
   for (let c = 0; c <= width; c++) {
-    const v: string | null = c < width ? (cols[c] !== undefined ? (cols[c] as string | null) : current) : '__end__';
+    const v: string | null =
+      c < width ? (cols[c] !== undefined ? (cols[c] as string | null) : current) : '__end__';
     if (v !== current) {
       if (current !== null && current !== '__end__' && c > start) {
-        bands.push(`<rect class="band" data-regime="${current}" x="${fr.left + start}" y="${fr.top}" width="${c - start}" height="${fr.bottom - fr.top}" fill="${REGIME_COLOURS[current] ?? '#fff'}"/>`);
+        bands.push(
+          `<rect class="band" data-regime="${current}" x="${fr.left + start}" y="${fr.top}" width="${c - start}" height="${fr.bottom - fr.top}" fill="${REGIME_COLOURS[current] ?? '#fff'}"/>`,
+        );
       }
       current = v;
       start = c;
     }
   }
 
-  const line = pathD(downsample(series.map((r) => r.close_ts), closes, x).map(([px, v]) => [px, y(v)] as [number, number]));
+  const line = pathD(
+    downsample(
+      series.map((r) => r.close_ts),
+      closes,
+      x,
+    ).map(([px, v]) => [px, y(v)] as [number, number]),
+  );
   const changes: { r: IntegratedResult; action: string }[] = [];
   let prev: string | null = null;
   for (const r of series) {
@@ -175,8 +210,10 @@ function priceChart(symbol: string, series: readonly IntegratedResult[]): string
       .map(({ r, action }) => {
         const px = x(r.close_ts).toFixed(1);
         const py = y(r.close);
-        if (action === 'LONG') return `<path class="mk" d="M${px} ${(py + 4).toFixed(1)}l-4 8h8z" fill="#2e7d32"><title>${fmtTime(r.close_ts)} LONG</title></path>`;
-        if (action === 'SHORT') return `<path class="mk" d="M${px} ${(py - 4).toFixed(1)}l-4 -8h8z" fill="#c62828"><title>${fmtTime(r.close_ts)} SHORT</title></path>`;
+        if (action === 'LONG')
+          return `<path class="mk" d="M${px} ${(py + 4).toFixed(1)}l-4 8h8z" fill="#2e7d32"><title>${fmtTime(r.close_ts)} LONG</title></path>`;
+        if (action === 'SHORT')
+          return `<path class="mk" d="M${px} ${(py - 4).toFixed(1)}l-4 -8h8z" fill="#c62828"><title>${fmtTime(r.close_ts)} SHORT</title></path>`;
         return `<circle class="mk" cx="${px}" cy="${py.toFixed(1)}" r="2.5" fill="#777"><title>${fmtTime(r.close_ts)} FLAT</title></circle>`;
       })
       .join('');
@@ -227,7 +264,8 @@ function equityChart(symbol: string, eq: EquityCurves): string {
   const t1 = eq.ts[eq.ts.length - 1] as number;
   const x = linear(t0, t1, fr.left, fr.right);
   const y = linear(lo, hi, fr.bottom, fr.top);
-  const line = (ys: number[], cls: string): string => `<path class="${cls}" d="${pathD(downsample(eq.ts, ys, x).map(([px, v]) => [px, y(v)] as [number, number]))}"/>`;
+  const line = (ys: number[], cls: string): string =>
+    `<path class="${cls}" d="${pathD(downsample(eq.ts, ys, x).map(([px, v]) => [px, y(v)] as [number, number]))}"/>`;
   return `${svgOpen(fr, `${symbol} equity: agents, buy and hold, flat`, 'equity-chart')}
 ${yAxis(fr, lo, hi, y)}${timeAxis(fr, t0, t1, x)}
 ${line(eq.flat, 'eq-flat')}${line(eq.buyHold, 'eq-bh')}${line(eq.agents, 'eq-agents')}</svg>`;
@@ -241,7 +279,10 @@ function reliabilitySection(rel: ReturnType<typeof reliability>, rule: OutcomeRu
   const filled = rel.bins.filter((b) => b.n > 0);
   const curve = pathD(filled.map((b) => [x(b.meanP as number), y(b.observed as number)]));
   const dots = filled
-    .map((b) => `<circle class="dot" cx="${x(b.meanP as number).toFixed(1)}" cy="${y(b.observed as number).toFixed(1)}" r="${(2 + 6 * Math.sqrt(b.n / maxN)).toFixed(1)}"><title>p ${b.lo.toFixed(1)}–${b.hi.toFixed(1)}: ${b.n} calls, mean p ${num(b.meanP, 3)}, borne out ${pct(b.observed)}</title></circle>`)
+    .map(
+      (b) =>
+        `<circle class="dot" cx="${x(b.meanP as number).toFixed(1)}" cy="${y(b.observed as number).toFixed(1)}" r="${(2 + 6 * Math.sqrt(b.n / maxN)).toFixed(1)}"><title>p ${b.lo.toFixed(1)}–${b.hi.toFixed(1)}: ${b.n} calls, mean p ${num(b.meanP, 3)}, borne out ${pct(b.observed)}</title></circle>`,
+    )
     .join('');
   const countBars = rel.bins
     .map((b) => {
@@ -250,7 +291,10 @@ function reliabilitySection(rel: ReturnType<typeof reliability>, rule: OutcomeRu
     })
     .join('');
   const axisTicks = [0, 0.2, 0.4, 0.6, 0.8, 1]
-    .map((v) => `<text class="tick" x="${x(v).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="middle">${v}</text><line class="grid" x1="${fr.left}" x2="${fr.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text class="tick" x="${fr.left - 4}" y="${y(v).toFixed(1)}" text-anchor="end" dominant-baseline="middle">${v}</text>`)
+    .map(
+      (v) =>
+        `<text class="tick" x="${x(v).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="middle">${v}</text><line class="grid" x1="${fr.left}" x2="${fr.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text class="tick" x="${fr.left - 4}" y="${y(v).toFixed(1)}" text-anchor="end" dominant-baseline="middle">${v}</text>`,
+    )
     .join('');
   const chart =
     rel.n === 0
@@ -269,8 +313,12 @@ Bars whose ${h} following bars run past the file or over a gap are left out. Nei
 ${chart}
 <table><tr><th>calls</th><th>borne out</th><th>expected calibration error</th>${REGIMES.map((r) => `<th>rule says ${r}</th>`).join('')}</tr>
 <tr><td>${rel.n}</td><td>${pct(rel.hitRate)}</td><td>${rel.ece === null ? 'n/a' : rel.ece.toFixed(3)}</td>${REGIMES.map((r) => `<td>${pct(rel.baseRates[r])}</td>`).join('')}</tr></table>
-${rel.byConfidence.length === 0 ? '' : `<table><tr><th>reported confidence</th><th>calls</th><th>borne out</th></tr>
-${rel.byConfidence.map((c) => `<tr><td>${esc(c.level)}</td><td>${c.n}</td><td>${pct(c.hitRate)}</td></tr>`).join('')}</table>`}`;
+${
+  rel.byConfidence.length === 0
+    ? ''
+    : `<table><tr><th>reported confidence</th><th>calls</th><th>borne out</th></tr>
+${rel.byConfidence.map((c) => `<tr><td>${esc(c.level)}</td><td>${c.n}</td><td>${pct(c.hitRate)}</td></tr>`).join('')}</table>`
+}`;
 }
 
 function latencySection(h: ReturnType<typeof histogram>, n: number): string {
@@ -288,8 +336,21 @@ function latencySection(h: ReturnType<typeof histogram>, n: number): string {
     })
     .join('');
   // An outline of the bars as one path, so the chart is also drawn when every bar is thin.
-  const outline = pathD(h.counts.flatMap((count, i) => [[x(h.edges[i] as number), y(count)], [x(h.edges[i + 1] as number), y(count)]] as [number, number][]));
-  const xt = [0, 0.25, 0.5, 0.75, 1].map((q) => `<text class="tick" x="${x(q * top).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="middle">${(q * top).toFixed(1)} ms</text>`).join('');
+  const outline = pathD(
+    h.counts.flatMap(
+      (count, i) =>
+        [
+          [x(h.edges[i] as number), y(count)],
+          [x(h.edges[i + 1] as number), y(count)],
+        ] as [number, number][],
+    ),
+  );
+  const xt = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (q) =>
+        `<text class="tick" x="${x(q * top).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="middle">${(q * top).toFixed(1)} ms</text>`,
+    )
+    .join('');
   return `<p><code>latency_ms</code> of every result: the pipeline's own measure, from the tactical worker's receipt of the bar to the moment the result is handed to the publisher (it includes the wait behind earlier bars of the symbol and for the strategic context, not the time the bar waited in the queue before the worker took it).
 p50 ${num(h.p50)} ms, p95 ${num(h.p95)} ms, p99 ${num(h.p99)} ms, max ${num(h.max)} ms${h.overflow > 0 ? `; ${h.overflow} results above ${top.toFixed(1)} ms (the 99.5th percentile) are not drawn` : ''}.</p>
 ${svgOpen(fr, 'latency histogram', 'latency-chart')}

@@ -9,7 +9,11 @@ export const REGIME_COLOURS: Record<string, string> = {
 
 /** Escapes text for HTML and SVG. */
 export function esc(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
 }
 
 /** A linear map from [d0, d1] to [r0, r1] (a flat domain maps to the middle). */
@@ -29,7 +33,11 @@ export function pathD(points: readonly (readonly [number, number])[]): string {
  * Keeps at most ~2 points per pixel column: for each column the first, min, max and last value in
  * their order, so a long series draws the same envelope with a bounded path.
  */
-export function downsample(xs: readonly number[], ys: readonly number[], x: (v: number) => number): [number, number][] {
+export function downsample(
+  xs: readonly number[],
+  ys: readonly number[],
+  x: (v: number) => number,
+): [number, number][] {
   const out: [number, number][] = [];
   let col = Number.NaN;
   let bucket: [number, number][] = [];
@@ -44,7 +52,11 @@ export function downsample(xs: readonly number[], ys: readonly number[], x: (v: 
         if (p[1] > hi[1]) hi = p;
       }
       const mid = lo[0] <= hi[0] ? [lo, hi] : [hi, lo];
-      out.push(bucket[0] as [number, number], ...mid, bucket[bucket.length - 1] as [number, number]);
+      out.push(
+        bucket[0] as [number, number],
+        ...mid,
+        bucket[bucket.length - 1] as [number, number],
+      );
     }
     bucket = [];
   };
@@ -68,7 +80,8 @@ export function ticks(min: number, max: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step)
+    out.push(Number(v.toPrecision(12)));
   return out;
 }
 
@@ -93,8 +106,19 @@ export interface Frame {
   bottom: number;
 }
 
-export function frame(width: number, height: number, margin = { left: 64, right: 12, top: 10, bottom: 26 }): Frame {
-  return { width, height, left: margin.left, right: width - margin.right, top: margin.top, bottom: height - margin.bottom };
+export function frame(
+  width: number,
+  height: number,
+  margin = { left: 64, right: 12, top: 10, bottom: 26 },
+): Frame {
+  return {
+    width,
+    height,
+    left: margin.left,
+    right: width - margin.right,
+    top: margin.top,
+    bottom: height - margin.bottom,
+  };
 }
 
 export function svgOpen(fr: Frame, label: string, cls: string): string {
@@ -102,7 +126,13 @@ export function svgOpen(fr: Frame, label: string, cls: string): string {
 }
 
 /** Y axis with grid lines and labels. */
-export function yAxis(fr: Frame, min: number, max: number, y: (v: number) => number, format?: (v: number) => string): string {
+export function yAxis(
+  fr: Frame,
+  min: number,
+  max: number,
+  y: (v: number) => number,
+  format?: (v: number) => string,
+): string {
   const t = ticks(min, max, 5);
   const step = t.length > 1 ? (t[1] as number) - (t[0] as number) : Math.abs(max) || 1;
   return t
@@ -114,13 +144,21 @@ export function yAxis(fr: Frame, min: number, max: number, y: (v: number) => num
 }
 
 /** X axis of times: a few labels along the bottom. */
-export function timeAxis(fr: Frame, t0: number, t1: number, x: (v: number) => number, count = 5): string {
+export function timeAxis(
+  fr: Frame,
+  t0: number,
+  t1: number,
+  x: (v: number) => number,
+  count = 5,
+): string {
   if (!(t1 > t0)) return '';
   const out: string[] = [];
   for (let i = 0; i <= count; i++) {
     const t = t0 + ((t1 - t0) * i) / count;
     const anchor = i === 0 ? 'start' : i === count ? 'end' : 'middle';
-    out.push(`<text class="tick" x="${f(x(t))}" y="${fr.bottom + 16}" text-anchor="${anchor}">${fmtTime(t)}</text>`);
+    out.push(
+      `<text class="tick" x="${f(x(t))}" y="${fr.bottom + 16}" text-anchor="${anchor}">${fmtTime(t)}</text>`,
+    );
   }
   return `<line class="axis" x1="${fr.left}" x2="${fr.right}" y1="${fr.bottom}" y2="${fr.bottom}"/>${out.join('')}`;
 }

@@ -12,7 +12,14 @@ import { IntegratedResultSchema } from '../../schemas/integrated-result.schema';
 import { QUEUE_RESULTS } from '../../src/broker/topology';
 import { runCli } from '../../src/cli/main';
 import { readCsvBars, symbolFromCsvPath } from '../../src/producers/csv-bars';
-import { createVhost, interleave, publishBars, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
+import {
+  createVhost,
+  interleave,
+  publishBars,
+  QueueCollector,
+  waitFor,
+  type TestVhost,
+} from '../fixtures/broker';
 import { clearRedis, startPipeline, waitHealthy, type TestPipeline } from '../fixtures/pipeline';
 
 jest.setTimeout(300_000);
@@ -30,7 +37,8 @@ function withoutLatency(body: string): unknown {
 
 async function readBars(file: string): Promise<Bar[]> {
   const out: Bar[] = [];
-  for await (const bar of readCsvBars(file, { symbol: symbolFromCsvPath(file) })) if (bar.ts < TO_MS) out.push(bar);
+  for await (const bar of readCsvBars(file, { symbol: symbolFromCsvPath(file) }))
+    if (bar.ts < TO_MS) out.push(bar);
   return out;
 }
 
@@ -63,8 +71,14 @@ describe('pipeline replay', () => {
 
     // Reference: one message per bar into the fixtures' pipeline.
     await publishBars(vhost.url, bars);
-    await waitFor(() => results.messages.length >= bars.length, 180_000, `${bars.length} reference results`);
-    const reference = new Map(results.messages.map((m) => [String(m.messageId), withoutLatency(m.body)]));
+    await waitFor(
+      () => results.messages.length >= bars.length,
+      180_000,
+      `${bars.length} reference results`,
+    );
+    const reference = new Map(
+      results.messages.map((m) => [String(m.messageId), withoutLatency(m.body)]),
+    );
 
     // The replay: its own vhost, Redis prefix and data directory, training off.
     const outFile = join(dir, 'results.jsonl');
@@ -73,30 +87,56 @@ describe('pipeline replay', () => {
     let stderr = '';
     const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
     const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await runCli(['replay', ...FILES, '--to', TO, '--out', outFile, '--report', reportFile, '--timeout-ms', '60000'], {
-      env: { ...process.env, AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', PIPELINE_TRAINING: 'off' },
-      out,
-      err,
-    });
+    const code = await runCli(
+      [
+        'replay',
+        ...FILES,
+        '--to',
+        TO,
+        '--out',
+        outFile,
+        '--report',
+        reportFile,
+        '--timeout-ms',
+        '60000',
+      ],
+      {
+        env: {
+          ...process.env,
+          AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+          PIPELINE_TRAINING: 'off',
+        },
+        out,
+        err,
+      },
+    );
     expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
 
     const lines = stdout.trim().split('\n');
-    const summary = JSON.parse(lines[lines.length - 1] as string) as { bars: number; results: number; seconds: number };
+    const summary = JSON.parse(lines[lines.length - 1] as string) as {
+      bars: number;
+      results: number;
+      seconds: number;
+    };
     expect(summary.bars).toBe(bars.length);
     expect(summary.results).toBe(bars.length);
     expect(summary.seconds).toBeGreaterThan(0);
 
     const replayed = readFileSync(outFile, 'utf8').trim().split('\n');
     expect(replayed).toHaveLength(bars.length);
-    const got = new Map(replayed.map((line) => {
-      const r = JSON.parse(line) as { symbol: string; ts: number };
-      return [`${r.symbol}:5m:${r.ts}`, withoutLatency(line)];
-    }));
+    const got = new Map(
+      replayed.map((line) => {
+        const r = JSON.parse(line) as { symbol: string; ts: number };
+        return [`${r.symbol}:5m:${r.ts}`, withoutLatency(line)];
+      }),
+    );
     expect([...got.keys()].sort()).toEqual([...reference.keys()].sort());
     for (const [id, body] of reference) expect({ id, body: got.get(id) }).toEqual({ id, body });
 
     // The comparison covers the strategic stage, not only its warm-up.
-    const withRegime = [...got.values()].filter((r) => (r as { strategic: { regime: unknown } }).strategic.regime !== null);
+    const withRegime = [...got.values()].filter(
+      (r) => (r as { strategic: { regime: unknown } }).strategic.regime !== null,
+    );
     expect(withRegime.length).toBeGreaterThan(300);
     expect(readFileSync(reportFile, 'utf8')).toContain('<svg class="chart price-chart');
   });
@@ -109,11 +149,14 @@ describe('pipeline replay', () => {
     let stderr = '';
     const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
     const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await runCli(['replay', ...FILES, '--from', from, '--to', to, '--attach', '--timeout-ms', '30000'], {
-      env: { ...process.env, AMQP_URL: vhost.url },
-      out,
-      err,
-    });
+    const code = await runCli(
+      ['replay', ...FILES, '--from', from, '--to', to, '--attach', '--timeout-ms', '30000'],
+      {
+        env: { ...process.env, AMQP_URL: vhost.url },
+        out,
+        err,
+      },
+    );
     expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
     const lines = stdout.trim().split('\n');
     expect(JSON.parse(lines.pop() as string)).toMatchObject({ bars: 90, results: 90 });
@@ -123,7 +166,16 @@ describe('pipeline replay', () => {
     });
     expect(new Set(ids).size).toBe(90);
     // The pipeline's own consumers still got every one of them.
-    await waitFor(() => results.messages.length >= before + 90, 30_000, 'the results on integrated_results');
-    expect(results.messages.slice(before).map((m) => m.messageId).sort()).toEqual([...ids].sort());
+    await waitFor(
+      () => results.messages.length >= before + 90,
+      30_000,
+      'the results on integrated_results',
+    );
+    expect(
+      results.messages
+        .slice(before)
+        .map((m) => m.messageId)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 });

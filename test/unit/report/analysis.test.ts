@@ -71,7 +71,9 @@ describe('outcomes', () => {
 
   it('skips a horizon that spans a gap', () => {
     const series = Array.from({ length: 40 }, (_, i) => result('X', i < 20 ? i : i + 5, 100 + i));
-    const idx = outcomes(series, { horizonBars: 6, volatileMultiple: 1.5, trendMultiple: 1 }).map((o) => o.index);
+    const idx = outcomes(series, { horizonBars: 6, volatileMultiple: 1.5, trendMultiple: 1 }).map(
+      (o) => o.index,
+    );
     expect(idx).not.toContain(15);
     expect(idx).toContain(13);
     expect(idx).toContain(20);
@@ -81,13 +83,19 @@ describe('outcomes', () => {
 describe('reliability', () => {
   it('puts each call in the bin of its probability and counts whether the rule bore it out', () => {
     const closes = Array.from({ length: 60 }, (_, i) => 100 * 1.001 ** i); // always rising
-    const probs = (p: number) => ({ BULL: p, BEAR: (1 - p) / 3, SIDEWAYS: (1 - p) / 3, VOLATILE: (1 - p) / 3 });
+    const probs = (p: number) => ({
+      BULL: p,
+      BEAR: (1 - p) / 3,
+      SIDEWAYS: (1 - p) / 3,
+      VOLATILE: (1 - p) / 3,
+    });
     const series = closes.map((c, i) =>
       result('X', i, c, {
         strategic: {
           bar_close_ts: null,
           regime: i % 2 === 0 ? 'BULL' : 'BEAR',
-          regime_probabilities: i % 2 === 0 ? probs(0.85) : { ...probs(0.05), BEAR: 0.65, BULL: 0.05 },
+          regime_probabilities:
+            i % 2 === 0 ? probs(0.85) : { ...probs(0.05), BEAR: 0.65, BULL: 0.05 },
           confidence: i % 2 === 0 ? 'HIGH' : 'MEDIUM',
           uncertainty: 0.2,
           similar_patterns: null,
@@ -96,7 +104,11 @@ describe('reliability', () => {
       }),
     );
     // A constant rise: |R| equals its median, so the strict rule says SIDEWAYS; make BULL reachable.
-    const rel = reliability(bySymbol(series), { horizonBars: 6, volatileMultiple: 1.5, trendMultiple: 0.5 });
+    const rel = reliability(bySymbol(series), {
+      horizonBars: 6,
+      volatileMultiple: 1.5,
+      trendMultiple: 0.5,
+    });
     expect(rel.n).toBe(54);
     const b8 = rel.bins[8];
     const b6 = rel.bins[6];

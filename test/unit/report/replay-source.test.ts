@@ -6,7 +6,8 @@ import { CliUsageError } from '../../../src/cli/common';
 import { csvReplaySource, parseTimeFlag } from '../../../src/cli/replay-source';
 
 const HEADER = 'timestamp,open,high,low,close,volume';
-const row = (i: number, close: number): string => `${Date.UTC(2025, 0, 1) + i * 300_000},${close},${close + 1},${close - 1},${close},1`;
+const row = (i: number, close: number): string =>
+  `${Date.UTC(2025, 0, 1) + i * 300_000},${close},${close + 1},${close - 1},${close},1`;
 
 async function collect(source: AsyncIterable<Bar>): Promise<Bar[]> {
   const out: Bar[] = [];
@@ -18,8 +19,14 @@ describe('csvReplaySource', () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'replay-source-'));
-    writeFileSync(join(dir, 'AAA_5m.csv'), [HEADER, ...[0, 1, 2, 3].map((i) => row(i, 10 + i))].join('\n'));
-    writeFileSync(join(dir, 'BBB_5m.csv'), [HEADER, ...[1, 2, 4].map((i) => row(i, 20 + i))].join('\n'));
+    writeFileSync(
+      join(dir, 'AAA_5m.csv'),
+      [HEADER, ...[0, 1, 2, 3].map((i) => row(i, 10 + i))].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'BBB_5m.csv'),
+      [HEADER, ...[1, 2, 4].map((i) => row(i, 20 + i))].join('\n'),
+    );
     writeFileSync(join(dir, 'notes.csv'), 'not bars');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +36,15 @@ describe('csvReplaySource', () => {
     expect(source.symbols).toEqual(['AAA', 'BBB']);
     expect(await source.count()).toBe(7);
     const bars = await collect(source.bars());
-    expect(bars.map((b) => `${b.symbol}${(b.ts - Date.UTC(2025, 0, 1)) / 300_000}`)).toEqual(['AAA0', 'AAA1', 'BBB1', 'AAA2', 'BBB2', 'AAA3', 'BBB4']);
+    expect(bars.map((b) => `${b.symbol}${(b.ts - Date.UTC(2025, 0, 1)) / 300_000}`)).toEqual([
+      'AAA0',
+      'AAA1',
+      'BBB1',
+      'AAA2',
+      'BBB2',
+      'AAA3',
+      'BBB4',
+    ]);
   });
 
   it('filters by symbol and by [from, to)', async () => {
@@ -40,10 +55,16 @@ describe('csvReplaySource', () => {
   });
 
   it('refuses unknown symbols, two files of one symbol, a missing path and an empty range', async () => {
-    await expect(csvReplaySource([dir], { symbols: ['ZZZ'] })).rejects.toThrow(/no file for ZZZ \(files give AAA, BBB\)/);
-    await expect(csvReplaySource([dir, join(dir, 'AAA_5m.csv')])).rejects.toThrow(/both symbol AAA/);
+    await expect(csvReplaySource([dir], { symbols: ['ZZZ'] })).rejects.toThrow(
+      /no file for ZZZ \(files give AAA, BBB\)/,
+    );
+    await expect(csvReplaySource([dir, join(dir, 'AAA_5m.csv')])).rejects.toThrow(
+      /both symbol AAA/,
+    );
     await expect(csvReplaySource([join(dir, 'nope')])).rejects.toThrow(CliUsageError);
-    await expect(csvReplaySource([dir], { from: 10, to: 5 })).rejects.toThrow(/--to must be after --from/);
+    await expect(csvReplaySource([dir], { from: 10, to: 5 })).rejects.toThrow(
+      /--to must be after --from/,
+    );
   });
 });
 

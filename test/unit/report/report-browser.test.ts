@@ -29,9 +29,16 @@ describe('report in headless Chromium', () => {
   let context: BrowserContext;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install the Debian package chromium or set CHROMIUM_PATH`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `no Chromium at ${CHROMIUM}: install the Debian package chromium or set CHROMIUM_PATH`,
+      );
     dir = mkdtempSync(join(tmpdir(), 'report-test-'));
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: ARGS });
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+    });
   });
 
   afterAll(async () => {
@@ -41,9 +48,15 @@ describe('report in headless Chromium', () => {
 
   it('opens offline with no console error and draws every chart', async () => {
     const results = randomResults(['BTCUSDT', 'ETHUSDT', 'SOLUSDT'], 600, 20261126);
-    const html = buildReportHtml(results, { source: 'seeded test market', deadLetters: 2, generatedAt: Date.UTC(2026, 10, 26) });
+    const html = buildReportHtml(results, {
+      source: 'seeded test market',
+      deadLetters: 2,
+      generatedAt: Date.UTC(2026, 10, 26),
+    });
     // Self-contained: no link, script or stylesheet from anywhere (the SVG namespace is not fetched).
-    expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:|src=|<link|@import/);
+    expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(
+      /https?:|src=|<link|@import/,
+    );
     const file = join(dir, 'report.html');
     writeFileSync(file, html);
 
@@ -61,10 +74,17 @@ describe('report in headless Chromium', () => {
 
     const charts = await page.$$eval('svg.chart', (svgs) =>
       svgs.map((svg) => {
-        const paths = [...svg.querySelectorAll('path')].filter((p) => (p.getAttribute('d') ?? '').split(/[ML]/).length > 2);
+        const paths = [...svg.querySelectorAll('path')].filter(
+          (p) => (p.getAttribute('d') ?? '').split(/[ML]/).length > 2,
+        );
         const drawn = paths.map((p) => p.getBBox()).filter((b) => b.width > 0 || b.height > 0);
         const box = svg.getBoundingClientRect();
-        return { cls: svg.getAttribute('class'), drawn: drawn.length, width: box.width, height: box.height };
+        return {
+          cls: svg.getAttribute('class'),
+          drawn: drawn.length,
+          width: box.width,
+          height: box.height,
+        };
       }),
     );
     const kinds = (cls: string): number => charts.filter((c) => c.cls?.includes(cls)).length;
@@ -74,7 +94,9 @@ describe('report in headless Chromium', () => {
     expect(kinds('reliability-chart')).toBe(1);
     expect(kinds('latency-chart')).toBe(1);
     for (const c of charts) {
-      expect({ chart: c.cls, drawn: c.drawn > 0, visible: c.width > 100 && c.height > 50 }).toEqual({ chart: c.cls, drawn: true, visible: true });
+      expect({ chart: c.cls, drawn: c.drawn > 0, visible: c.width > 100 && c.height > 50 }).toEqual(
+        { chart: c.cls, drawn: true, visible: true },
+      );
     }
     // Regime bands are drawn where the results have a regime.
     expect(await page.$$eval('rect.band', (r) => r.length)).toBeGreaterThan(3);
