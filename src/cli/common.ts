@@ -43,6 +43,8 @@ export interface CommandContext {
 /** A subcommand: its usage text and its runner, which returns the exit code. */
 export interface Command {
   usage: string;
+  /** Needs no broker (e.g. `report` reads a file): the CLI skips its broker check. */
+  offline?: boolean;
   run(args: string[], ctx: CommandContext): Promise<number>;
 }
 

@@ -8,6 +8,8 @@ import { ConfigError, StartupError } from '../errors';
 import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from './common';
 import { dlqCommand } from './dlq-command';
 import { publishCommand } from './publish-command';
+import { replayCommand } from './replay-command';
+import { reportCommand } from './report-command';
 import { resultsCommand } from './results-command';
 import { stateCommand } from './state-command';
 
@@ -16,6 +18,8 @@ const COMMANDS: Record<string, Command> = {
   results: resultsCommand,
   dlq: dlqCommand,
   state: stateCommand,
+  replay: replayCommand,
+  report: reportCommand,
 };
 
 const USAGE = `Usage: pipeline <command> [options]
@@ -25,6 +29,8 @@ Commands:
   results   follow the integrated results (consumes them unless --peek) as JSON lines or a table
   dlq       list, replay or purge dead letters
   state     check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)
+  replay    push recorded CSV bars through the workers (own vhost, training off), results as JSON lines
+  report    write the self-contained HTML report of a results file (see docs/replay.md)
 
 Run "pipeline <command> --help" for a command's options. The demo is "npm run demo".
 Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),
@@ -69,7 +75,7 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
     throw err;
   }
   const log = cliLogger(config, args.includes('--verbose'));
-  if (!args.includes('--help') && !args.includes('-h')) {
+  if (command.offline !== true && !args.includes('--help') && !args.includes('-h')) {
     // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
     // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
     errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);

@@ -1,0 +1,343 @@
+/**
+ * What `npm run demo` and `pipeline replay` share: a whole pipeline (supervisor and workers) started
+ * in this process on a vhost of its own, with a private Redis key prefix and a temporary data
+ * directory, all removed at the end; and a collector of the integrated results it emits.
+ *
+ * Isolation: with a local broker and rabbitmqctl at hand the pipeline gets a vhost of its own
+ * (`pipeline-<label>-<timestamp>-<pid>`), because the pipeline's queues are durable and shared by
+ * every pipeline on a vhost. Without rabbitmqctl it uses the configured vhost and says so; callers
+ * then count only the results of the bars they published.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Channel, ChannelModel } from 'amqplib';
+import { redact } from '../broker/broker-connection';
+import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS } from '../broker/topology';
+import { loadConfig, type PipelineConfig } from '../config/config';
+import { PipelineError } from '../errors';
+import type { Logger } from '../observability/logger';
+import { createRedis } from '../state/redis-client';
+import { rolesFor } from '../supervisor/ipc';
+import { Supervisor } from '../supervisor/supervisor';
+import { connectBroker, describeError } from './common';
+import { createVhost, isLocalBroker, type TemporaryVhost } from './vhost';
+
+/** Options of {@link startPrivatePipeline}. */
+export interface PrivatePipelineOptions {
+  /** Short name used in the vhost, Redis prefix and data directory (`demo`, `replay`). */
+  label: string;
+  /** Keep the vhost, Redis keys and data directory for inspection. */
+  keep: boolean;
+  /** Where progress lines go (a person reads them). */
+  say: (line: string) => void;
+  log: Logger;
+  /** Environment of the workers on top of process.env; PIPELINE_TRAINING defaults to `off`. */
+  env?: NodeJS.ProcessEnv;
+  /** @defaultValue 90_000 */
+  healthTimeoutMs?: number;
+}
+
+/** A running private pipeline. */
+export interface PrivatePipeline {
+  config: PipelineConfig;
+  env: NodeJS.ProcessEnv;
+  roles: string[];
+  supervisor: Supervisor;
+  /** False when it runs in the configured vhost (rabbitmqctl unavailable): results must be filtered. */
+  ownVhost: boolean;
+  redisPrefix: string;
+  dataDir: string;
+  /** Stops the supervisor and removes what was made for the run (unless `keep`). Never throws. */
+  stop(): Promise<void>;
+}
+
+/** Why a private pipeline could not start; `configError` maps to exit code 2. */
+export class PrivatePipelineStartError extends PipelineError {
+  constructor(
+    message: string,
+    readonly configError: boolean,
+  ) {
+    super('PRIVATE_PIPELINE_START', message, false);
+  }
+}
+
+/** Answers the HTTP status of `/health` on `port`, 0 when it does not answer. */
+export function healthStatus(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/health', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(0);
+    });
+  });
+}
+
+/** Resolves true once `/health` answers 200, false after `timeoutMs`. */
+export async function waitForHealth(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await healthStatus(port)) === 200) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+/** Deletes every Redis key under `prefix` (SCAN + UNLINK, never a flush). */
+export async function deleteRedisKeys(
+  config: PipelineConfig,
+  prefix: string,
+  log: Logger,
+): Promise<void> {
+  const redis = createRedis({ url: config.redisUrl, connectionName: 'pipeline-cli-cleanup', log });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Starts the supervisor and every worker on a vhost of their own (when rabbitmqctl can make one),
+ * and waits until /health answers 200. On failure everything made so far is removed and a
+ * {@link PrivatePipelineStartError} says why.
+ */
+export async function startPrivatePipeline(
+  base: PipelineConfig,
+  options: PrivatePipelineOptions,
+): Promise<PrivatePipeline> {
+  const { say, keep, label, log } = options;
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  const runId = `${stamp}-${process.pid}`;
+  const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
+  let vhost: TemporaryVhost | null = null;
+  let amqpUrl = base.amqpUrl;
+  if (isLocalBroker(base.amqpUrl)) {
+    try {
+      vhost = await createVhost({ baseUrl: base.amqpUrl, vhost: `pipeline-${label}-${runId}` });
+      amqpUrl = vhost.url;
+      const made = vhost;
+      if (!keep) cleanups.push({ what: `delete vhost ${made.vhost}`, run: () => made.remove() });
+      say(
+        `${label} vhost: ${made.vhost} (created with rabbitmqctl${keep ? ', kept' : ', deleted at the end'})`,
+      );
+    } catch (err) {
+      say(`rabbitmqctl could not create a vhost (${describeError(err).split('\n')[0]}):`);
+    }
+  }
+  if (vhost === null) {
+    say(
+      `using the configured vhost of ${redact(base.amqpUrl)}; its durable queues are shared with any`,
+    );
+    say('other pipeline there, so only results of bars published by this run are counted');
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), `pipeline-${label}-`));
+  if (!keep)
+    cleanups.push({
+      what: `remove ${dataDir}`,
+      run: () => rm(dataDir, { recursive: true, force: true }),
+    });
+  const redisPrefix = `${label}-${runId}:`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    // Reproducible by default: the starting model, no trainer. PIPELINE_TRAINING=on overrides.
+    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING || 'off',
+    ...options.env,
+    AMQP_URL: amqpUrl,
+    PIPELINE_REDIS_PREFIX: redisPrefix,
+    PIPELINE_DATA_DIR: dataDir,
+    HEALTH_PORT: '0',
+  };
+  const config = loadConfig(env);
+  say(`redis prefix: ${redisPrefix}  data dir: ${dataDir}`);
+  const roles = rolesFor(config);
+  const supervisor = new Supervisor({ config, roles, env });
+
+  let stopped: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      const steps: { what: string; run: () => Promise<unknown> }[] = [
+        { what: 'stop the supervisor', run: () => supervisor.stop() },
+        ...(keep
+          ? []
+          : [
+              {
+                what: `delete redis keys ${redisPrefix}*`,
+                run: () => deleteRedisKeys(config, redisPrefix, log),
+              },
+            ]),
+        ...cleanups,
+      ];
+      for (const step of steps) {
+        try {
+          await step.run();
+        } catch (err) {
+          process.stderr.write(`cleanup: could not ${step.what}: ${describeError(err)}\n`);
+        }
+      }
+    })();
+    return stopped;
+  };
+
+  const startedAt = Date.now();
+  let cannotStart: string | null = null;
+  const startupFailed = new Promise<false>((resolve) => {
+    supervisor.onStartupError = (role) => {
+      cannotStart = role;
+      resolve(false);
+    };
+  });
+  try {
+    await supervisor.start();
+    say(
+      `supervisor started (workers ${roles.join(', ')}); health on 127.0.0.1:${supervisor.healthPort}`,
+    );
+    const healthy = await Promise.race([
+      waitForHealth(supervisor.healthPort, options.healthTimeoutMs ?? 90_000),
+      startupFailed,
+    ]);
+    if (!healthy) {
+      throw cannotStart !== null
+        ? new PrivatePipelineStartError(
+            `the ${cannotStart} worker cannot run as configured (see its line above); giving up`,
+            true,
+          )
+        : new PrivatePipelineStartError(
+            'the pipeline did not become healthy within 90 s; giving up',
+            false,
+          );
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  say(`healthy after ${Date.now() - startedAt} ms`);
+  return { config, env, roles, supervisor, ownVhost: vhost !== null, redisPrefix, dataDir, stop };
+}
+
+/** One integrated result as received. */
+export interface CollectedResult {
+  /** `messageId`, `<symbol>:5m:<ts>`. */
+  id: string;
+  /** The body exactly as published (UTF-8 JSON). */
+  body: string;
+  /** `Date.now()` at receipt. */
+  receivedAt: number;
+}
+
+/**
+ * Collects integrated results: from the queue `integrated_results` of a private vhost, or (when
+ * `ownQueue`) from an exclusive queue of its own bound to `pipeline.results` with `results.#`, which
+ * leaves the configured pipeline's `integrated_results` to its users. Only the first delivery of a
+ * `messageId` is kept; repeats are counted in `duplicates`.
+ */
+export class ResultCollector {
+  readonly results = new Map<string, CollectedResult>();
+  duplicates = 0;
+  lastAt = 0;
+  private model: ChannelModel | null = null;
+  private channel: Channel | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly config: PipelineConfig,
+    private readonly options: {
+      connectionName: string;
+      ownQueue: boolean;
+      /** Keep a result only when this says so (e.g. bars this run published). */
+      accept?: (id: string) => boolean;
+      onResult?: (r: CollectedResult) => void;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    this.model = await connectBroker(this.config, this.options.connectionName);
+    const ch = await this.model.createChannel();
+    this.channel = ch;
+    await ch.prefetch(1000);
+    let queue = QUEUE_RESULTS;
+    if (this.options.ownQueue) {
+      await ch.assertExchange(EXCHANGE_RESULTS, 'topic', { durable: true });
+      const q = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await ch.bindQueue(q.queue, EXCHANGE_RESULTS, 'results.#');
+      queue = q.queue;
+    }
+    await ch.consume(queue, (msg) => {
+      if (msg === null) return;
+      ch.ack(msg);
+      const id = String(msg.properties.messageId);
+      if (this.options.accept !== undefined && !this.options.accept(id)) return;
+      if (this.results.has(id)) {
+        this.duplicates++;
+        return;
+      }
+      const r: CollectedResult = { id, body: msg.content.toString('utf8'), receivedAt: Date.now() };
+      this.results.set(id, r);
+      this.lastAt = r.receivedAt;
+      this.options.onResult?.(r);
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /**
+   * Resolves once `count` results arrived, or when no new result came for `idleMs` after
+   * `notBefore` (or `signal` aborts). Answers whether the count was reached.
+   */
+  async waitFor(
+    count: () => number,
+    idleMs: number,
+    notBefore: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    for (;;) {
+      if (this.results.size >= count()) return true;
+      if (signal?.aborted === true) return false;
+      if (Date.now() - Math.max(this.lastAt, notBefore) > idleMs) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 100);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The number of dead letters waiting in `pipeline.dead_letters`, or null when it cannot be read. */
+  async deadLetterCount(): Promise<number | null> {
+    if (this.model === null) return null;
+    try {
+      const ch = await this.model.createChannel();
+      ch.on('error', () => undefined); // a failed checkQueue closes the channel; the catch below answers
+      const n = (await ch.checkQueue(QUEUE_DEAD_LETTERS)).messageCount;
+      await ch.close();
+      return n;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The connection, for callers that read more (the demo lists dead-letter reasons). */
+  get connection(): ChannelModel | null {
+    return this.model;
+  }
+
+  async stop(): Promise<void> {
+    await this.channel?.close().catch(() => undefined);
+    await this.model?.close().catch(() => undefined);
+    this.channel = null;
+    this.model = null;
+  }
+}

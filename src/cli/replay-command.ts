@@ -1,0 +1,325 @@
+/**
+ * `pipeline replay`: recorded bars through the same workers and the real broker, every integrated
+ * result written as a JSON line, optionally the HTML report. Without --attach it runs a private
+ * pipeline (own vhost, Redis prefix and data directory, training off) and removes it at the end.
+ */
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { SingleBar } from 'cli-progress';
+import { barId } from '../../schemas/bar.schema';
+import {
+  IntegratedResultSchema,
+  type IntegratedResult,
+} from '../../schemas/integrated-result.schema';
+import { PipelineError } from '../errors';
+import { rootLogger } from '../observability/logger';
+import { buildReportHtml } from '../report';
+import {
+  CliUsageError,
+  ExitCode,
+  describeError,
+  intFlag,
+  type Command,
+  type CommandContext,
+} from './common';
+import {
+  PrivatePipelineStartError,
+  ResultCollector,
+  startPrivatePipeline,
+  type PrivatePipeline,
+} from './private-pipeline';
+import {
+  OneBarPerMessageSink,
+  csvReplaySource,
+  parseTimeFlag,
+  type BarSink,
+} from './replay-source';
+import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
+
+const USAGE = `Usage:
+  pipeline replay <csv or folder>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
+                  [--report report.html] [--attach] [--max-in-flight N] [--timeout-ms MS] [--keep]
+
+Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
+integrated result as one JSON line (to --out, else to stdout). A file is one symbol (the name up to
+its first "_", e.g. BTCUSDT_5m.csv); a folder stands for its *_5m.csv files. Bars go out per symbol
+in ts order, interleaved across symbols by ts, one bar per message with publisher confirms.
+
+Without --attach it starts the supervisor and every worker in this process on a vhost of its own
+(made with rabbitmqctl; without it, the configured vhost, counting only its own bars' results), a
+private Redis key prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the
+environment sets it, and removes them at the end. With --attach it publishes to the pipeline at
+AMQP_URL and reads results through a temporary queue bound to pipeline.results (integrated_results
+is left to its users); bars that pipeline already accepted give no second result.
+
+The last line on stdout is {"bars":n,"results":n,"seconds":s}: seconds from the first bar
+published to the last result received. A progress bar with ETA goes to stderr.
+
+Options:
+  --symbols <A,B>        replay only these symbols
+  --from <T>             bars with ts >= T (epoch ms, or a date/time such as 2025-04-03T18:00:00Z)
+  --to <T>               bars with ts < T
+  --out <file>           write the results there instead of stdout
+  --report <file>        also write the HTML report (docs/replay.md)
+  --fee-bps, --half-spread-bps, --horizon   report options (see "pipeline report --help")
+  --attach               use the pipeline at AMQP_URL instead of a private one
+  --max-in-flight <N>    unconfirmed bars at most                                  [default: 1000]
+  --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
+  --keep                 keep the private vhost, Redis keys and data directory
+  --verbose              log at LOG_LEVEL to stderr
+  -h, --help             this help
+
+Exit status: 0 one result per bar; 1 results missing (the summary says how many) or a failure;
+2 the pipeline cannot run as configured; 64 bad arguments; 130 interrupted.`;
+
+/** The stdout summary line. */
+export interface ReplaySummary {
+  bars: number;
+  results: number;
+  seconds: number;
+}
+
+/** Progress on stderr: a bar with ETA on a terminal, a line every 5 s otherwise. */
+class Progress {
+  private readonly bar: SingleBar | null;
+  private readonly timer: NodeJS.Timeout | null;
+  private startedAt = 0;
+  private value = 0;
+
+  constructor(
+    private readonly err: NodeJS.WritableStream,
+    private readonly total: number,
+  ) {
+    const tty = (err as { isTTY?: boolean }).isTTY === true;
+    this.bar = tty
+      ? new SingleBar({
+          stream: err as NodeJS.WriteStream,
+          format:
+            'replay |{bar}| {value}/{total} results | {speed} results/s | ETA {eta_formatted}',
+          hideCursor: true,
+          etaBuffer: 200,
+        })
+      : null;
+    this.timer = tty ? null : setInterval(() => this.line(), 5000);
+    this.timer?.unref();
+  }
+
+  begin(): void {
+    this.startedAt = Date.now();
+    this.bar?.start(this.total, 0, { speed: '0' });
+  }
+
+  update(value: number): void {
+    this.value = value;
+    if (this.bar !== null && (value === this.total || value % 50 === 0))
+      this.bar.update(value, { speed: this.speed().toFixed(0) });
+  }
+
+  private speed(): number {
+    const s = (Date.now() - this.startedAt) / 1000;
+    return s > 0 ? this.value / s : 0;
+  }
+
+  private line(): void {
+    if (this.startedAt === 0) return;
+    const speed = this.speed();
+    const eta = speed > 0 ? Math.round((this.total - this.value) / speed) : null;
+    this.err.write(
+      `replay: ${this.value}/${this.total} results, ${speed.toFixed(0)} results/s, ETA ${eta === null ? 'n/a' : `${eta} s`}\n`,
+    );
+  }
+
+  end(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.bar !== null) {
+      this.bar.update(this.value, { speed: this.speed().toFixed(0) });
+      this.bar.stop();
+    } else if (this.startedAt !== 0) this.line();
+  }
+}
+
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      symbols: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
+      report: { type: 'string' },
+      attach: { type: 'boolean' },
+      'max-in-flight': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      keep: { type: 'boolean' },
+      ...REPORT_FLAG_OPTIONS,
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    ctx.out.write(`${USAGE}\n`);
+    return ExitCode.Ok;
+  }
+  const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
+  if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
+  const idleMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
+  const attach = values.attach === true;
+  const reportOptions = reportFlags(values);
+  const symbols = values.symbols
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const invalidRows: string[] = [];
+  const source = await csvReplaySource(positionals, {
+    symbols,
+    from: parseTimeFlag('from', values.from),
+    to: parseTimeFlag('to', values.to),
+    onInvalidRow: (file, line, reason) => invalidRows.push(`${file}:${line}: ${reason}`),
+  });
+  const total = await source.count();
+  if (total === 0)
+    throw new CliUsageError(
+      `no bar of ${source.symbols.join(', ')} falls in the --from/--to range`,
+    );
+  const say = (line: string): void => void ctx.err.write(`${line}\n`);
+  if (values.verbose !== true) rootLogger('warn');
+
+  const abort = new AbortController();
+  // A path that cannot be written fails now, not after a long replay.
+  for (const [flag, path] of [
+    ['out', values.out],
+    ['report', values.report],
+  ] as const) {
+    if (path === undefined) continue;
+    try {
+      await writeFile(path, '');
+    } catch (err) {
+      throw new CliUsageError(`--${flag} ${path}: cannot write there (${(err as Error).message})`);
+    }
+  }
+  let pipeline: PrivatePipeline | null = null;
+  let collector: ResultCollector | null = null;
+  let sink: BarSink | null = null;
+  let outputError: Error | null = null;
+  const output = values.out !== undefined ? createWriteStream(values.out) : null;
+  output?.on('error', (e) => {
+    outputError ??= e;
+    abort.abort();
+  });
+  const write = (line: string): void => void (output ?? ctx.out).write(`${line}\n`);
+  const onSigint = (): void => abort.abort();
+  process.on('SIGINT', onSigint);
+  try {
+    let config = ctx.config;
+    if (!attach) {
+      try {
+        pipeline = await startPrivatePipeline(ctx.config, {
+          label: 'replay',
+          keep: values.keep === true,
+          say,
+          log: ctx.log,
+        });
+      } catch (err) {
+        if (err instanceof PrivatePipelineStartError) {
+          say(err.message);
+          return err.configError ? ExitCode.Config : ExitCode.Failure;
+        }
+        throw err;
+      }
+      config = pipeline.config;
+    }
+    const published = new Set<string>();
+    const progress = new Progress(ctx.err, total);
+    const mustFilter = attach || pipeline?.ownVhost !== true;
+    const c = new ResultCollector(config, {
+      connectionName: 'pipeline-replay-results',
+      ownQueue: attach,
+      accept: mustFilter ? (id) => published.has(id) : undefined,
+      onResult: (r) => {
+        write(r.body);
+        progress.update(c.results.size);
+      },
+    });
+    collector = c;
+    await c.start();
+    sink = new OneBarPerMessageSink(config, ctx.log, maxInFlight);
+    await sink.start();
+    say(`replaying ${total} bars of ${source.symbols.join(', ')}: ${sink.description}`);
+
+    let firstSentAt = 0;
+    progress.begin();
+    const sent = await sink.publish(source.bars(), {
+      signal: abort.signal,
+      onSent: (bar, at) => {
+        if (firstSentAt === 0) firstSentAt = at;
+        published.add(barId(bar));
+      },
+    });
+    const publishedAt = Date.now();
+    const complete = await c.waitFor(() => sent.published, idleMs, publishedAt, abort.signal);
+    progress.end();
+    const resultCount = c.results.size;
+    const seconds =
+      resultCount > 0 && firstSentAt > 0 ? Math.round(c.lastAt - firstSentAt) / 1000 : 0;
+    const deadLetters = attach ? null : await c.deadLetterCount();
+
+    const missing = sent.published - resultCount;
+    say(
+      `replay: ${sent.published} bars published (${sent.confirmed} confirmed), ${resultCount} results${missing > 0 ? `, ${missing} MISSING` : ''}` +
+        `${c.duplicates > 0 ? `, ${c.duplicates} repeated deliveries dropped` : ''}, dead letters ${deadLetters ?? 'not counted (--attach)'}` +
+        `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.length > 0 ? `; ${invalidRows.length} CSV rows skipped, first: ${invalidRows[0]}` : ''}`,
+    );
+    if (!complete && !abort.signal.aborted)
+      say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
+
+    if (values.report !== undefined) {
+      const results: IntegratedResult[] = [];
+      for (const r of c.results.values()) {
+        const parsed = IntegratedResultSchema.safeParse(JSON.parse(r.body));
+        if (parsed.success) results.push(parsed.data);
+        else say(`replay: result ${r.id} fails the v1 schema and is left out of the report`);
+      }
+      const html = buildReportHtml(results, {
+        ...reportOptions,
+        source: `pipeline replay ${positionals.join(' ')}`,
+        deadLetters,
+        barsPublished: sent.published,
+      });
+      await writeFile(values.report, html);
+      say(`report written to ${values.report}`);
+    }
+    if (output !== null && outputError === null)
+      await new Promise<void>((resolve, reject) =>
+        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
+    if (outputError !== null)
+      throw new PipelineError(
+        'REPLAY_OUTPUT',
+        `writing ${values.out}: ${(outputError as Error).message}`,
+        false,
+      );
+    const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
+    ctx.out.write(`${JSON.stringify(summary)}\n`);
+    if (abort.signal.aborted) return ExitCode.Interrupted;
+    return missing === 0 && invalidRows.length === 0 ? ExitCode.Ok : ExitCode.Failure;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    for (const [what, step] of [
+      ['stop the producer', () => sink?.stop()],
+      ['stop the result collector', () => collector?.stop()],
+      ['stop the private pipeline', () => pipeline?.stop()],
+    ] as const) {
+      try {
+        await step();
+      } catch (err) {
+        say(`cleanup: could not ${what}: ${describeError(err)}`);
+      }
+    }
+    if (output !== null && !output.closed) output.end();
+  }
+}
+
+export const replayCommand: Command = { usage: USAGE, run };

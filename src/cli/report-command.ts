@@ -1,0 +1,116 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import type { IntegratedResult } from '../../schemas/integrated-result.schema';
+import {
+  DEFAULT_COSTS,
+  DEFAULT_OUTCOME_RULE,
+  ResultsParseError,
+  buildReportHtml,
+  parseResultsJsonl,
+  type ReportOptions,
+} from '../report';
+import {
+  CliUsageError,
+  ExitCode,
+  intFlag,
+  numberFlag,
+  type Command,
+  type CommandContext,
+} from './common';
+
+const USAGE = `Usage:
+  pipeline report <results.jsonl> --out <report.html> [--fee-bps BP] [--half-spread-bps BP]
+                  [--horizon BARS] [--title TEXT]
+
+Writes one self-contained HTML file (inline SVG, opens offline) from integrated results as JSON
+lines, as "pipeline replay --out" or "pipeline results" write them: per symbol the price with regime
+bands and decisions and the equity of the agents' target_position against buy-and-hold and FLAT
+after costs; a reliability diagram of the regime probability; a latency histogram; counts of stale
+contexts and degraded stages. Needs no broker. What each chart means: docs/replay.md.
+
+Options:
+  --out <file>             the HTML file to write (required)
+  --fee-bps <BP>           fee per unit of notional traded, in basis points         [default: ${DEFAULT_COSTS.feeBps}]
+  --half-spread-bps <BP>   half the bid-ask spread, in basis points                  [default: ${DEFAULT_COSTS.halfSpreadBps}]
+  --horizon <BARS>         bars after a call that decide whether it was borne out   [default: ${DEFAULT_OUTCOME_RULE.horizonBars}]
+  --title <TEXT>           page title                                                [default: Replay report]
+  -h, --help               this help
+
+Exit status: 0 written; 1 the results file cannot be read or holds a line that is not a v1 result.`;
+
+/** Report options shared by `report` and `replay` (costs, horizon). */
+export function reportFlags(values: {
+  'fee-bps'?: string;
+  'half-spread-bps'?: string;
+  horizon?: string;
+}): Pick<ReportOptions, 'costs' | 'rule'> {
+  const horizon = intFlag('horizon', values.horizon, DEFAULT_OUTCOME_RULE.horizonBars);
+  if (horizon < 1) throw new CliUsageError('--horizon must be at least 1 bar');
+  return {
+    costs: {
+      feeBps: numberFlag('fee-bps', values['fee-bps'], DEFAULT_COSTS.feeBps),
+      halfSpreadBps: numberFlag(
+        'half-spread-bps',
+        values['half-spread-bps'],
+        DEFAULT_COSTS.halfSpreadBps,
+      ),
+    },
+    rule: { ...DEFAULT_OUTCOME_RULE, horizonBars: horizon },
+  };
+}
+
+export const REPORT_FLAG_OPTIONS = {
+  'fee-bps': { type: 'string' },
+  'half-spread-bps': { type: 'string' },
+  horizon: { type: 'string' },
+} as const;
+
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      title: { type: 'string' },
+      ...REPORT_FLAG_OPTIONS,
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    ctx.out.write(`${USAGE}\n`);
+    return ExitCode.Ok;
+  }
+  if (positionals.length !== 1)
+    throw new CliUsageError('give exactly one results file (JSON lines)');
+  if (values.out === undefined) throw new CliUsageError('--out <report.html> is required');
+  const file = positionals[0] as string;
+  const flags = reportFlags(values);
+  let results: IntegratedResult[];
+  try {
+    results = parseResultsJsonl(await readFile(file, 'utf8'));
+  } catch (err) {
+    if (err instanceof ResultsParseError) {
+      ctx.err.write(`${file}: ${err.message}\n`);
+      return ExitCode.Failure;
+    }
+    ctx.err.write(`cannot read ${file}: ${(err as Error).message}\n`);
+    return ExitCode.Failure;
+  }
+  if (results.length === 0) {
+    ctx.err.write(`${file} holds no results; nothing to report\n`);
+    return ExitCode.Failure;
+  }
+  const html = buildReportHtml(results, {
+    ...flags,
+    title: values.title,
+    source: file,
+    deadLetters: null,
+  });
+  await writeFile(values.out, html);
+  ctx.err.write(`report of ${results.length} results written to ${values.out}\n`);
+  return ExitCode.Ok;
+}
+
+export const reportCommand: Command = { usage: USAGE, run, offline: true };

@@ -1,0 +1,428 @@
+/**
+ * What the replay report shows, computed from integrated results alone (pure: no broker, no files).
+ * Every figure here is derived from the results' own fields; the report says how.
+ */
+import {
+  IntegratedResultSchema,
+  type IntegratedResult,
+} from '../../schemas/integrated-result.schema';
+import { PipelineError } from '../errors';
+
+/** Trading costs charged on every change of position, in basis points of the traded notional. */
+export interface CostModel {
+  /** Exchange fee per unit of notional traded. @defaultValue 10 bp (0.10 %) */
+  feeBps: number;
+  /** Half the bid-ask spread, paid on every trade. @defaultValue 1 bp */
+  halfSpreadBps: number;
+}
+
+export const DEFAULT_COSTS: CostModel = { feeBps: 10, halfSpreadBps: 1 };
+
+/** The rule that decides, after the fact, whether a regime call was borne out. */
+export interface OutcomeRule {
+  /** Bars after the result's bar that the rule looks at. @defaultValue 24 (two hours of 5m bars) */
+  horizonBars: number;
+  /** VOLATILE when the horizon's realised volatility exceeds this multiple of the symbol's median. @defaultValue 1.5 */
+  volatileMultiple: number;
+  /** BULL/BEAR when the horizon's return exceeds this multiple of the symbol's median absolute horizon return. @defaultValue 1 */
+  trendMultiple: number;
+}
+
+export const DEFAULT_OUTCOME_RULE: OutcomeRule = {
+  horizonBars: 24,
+  volatileMultiple: 1.5,
+  trendMultiple: 1,
+};
+
+const BAR_MS = 5 * 60_000;
+export const REGIMES = ['BULL', 'BEAR', 'SIDEWAYS', 'VOLATILE'] as const;
+export type Regime = (typeof REGIMES)[number];
+
+/** A results file that is not JSON lines of v1 results. */
+export class ResultsParseError extends PipelineError {
+  constructor(message: string) {
+    super('RESULTS_FILE_INVALID', message, false);
+  }
+}
+
+/** Parses JSON lines of integrated results (blank lines allowed); throws naming the first bad line. */
+export function parseResultsJsonl(text: string): IntegratedResult[] {
+  const out: IntegratedResult[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    if (line === '') continue;
+    let body: unknown;
+    try {
+      body = JSON.parse(line);
+    } catch {
+      throw new ResultsParseError(`line ${i + 1}: not JSON (${line.slice(0, 60)})`);
+    }
+    // A replay's summary line, `{"bars":..,"results":..,"seconds":..}`, may close the file.
+    if (isReplaySummary(body)) continue;
+    const parsed = IntegratedResultSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ResultsParseError(
+        `line ${i + 1}: not an integrated result (v1): ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+      );
+    }
+    out.push(parsed.data);
+  }
+  return out;
+}
+
+function isReplaySummary(body: unknown): boolean {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    'bars' in body &&
+    'results' in body &&
+    'seconds' in body &&
+    !('v' in body)
+  );
+}
+
+/** Results grouped by symbol, each in `ts` order with one result per `ts` (repeats dropped). */
+export function bySymbol(results: readonly IntegratedResult[]): Map<string, IntegratedResult[]> {
+  const groups = new Map<string, Map<number, IntegratedResult>>();
+  for (const r of results) {
+    let g = groups.get(r.symbol);
+    if (g === undefined) groups.set(r.symbol, (g = new Map()));
+    if (!g.has(r.ts)) g.set(r.ts, r);
+  }
+  const out = new Map<string, IntegratedResult[]>();
+  for (const symbol of [...groups.keys()].sort()) {
+    out.set(
+      symbol,
+      [...(groups.get(symbol) as Map<number, IntegratedResult>).values()].sort(
+        (a, b) => a.ts - b.ts,
+      ),
+    );
+  }
+  return out;
+}
+
+/** Equity curves of one symbol, each starting at 1. */
+export interface EquityCurves {
+  /** close_ts of each point. */
+  ts: number[];
+  /** Holding each result's `target_position` from its bar's close to the next bar's close, after costs. */
+  agents: number[];
+  /** Long 1 from the first close, after the cost of buying once. */
+  buyHold: number[];
+  /** No position: stays 1. */
+  flat: number[];
+  /** Sum of |position change| (units of notional). */
+  turnover: number;
+  /** Results without a target position (held as 0). */
+  nullPositions: number;
+  /** Largest peak-to-trough fall of `agents`, 0..1. */
+  agentsMaxDrawdown: number;
+  buyHoldMaxDrawdown: number;
+}
+
+/**
+ * The agents' equity: the decision of the result for bar i (`target_position`, −1..1, null = 0) is
+ * taken at that bar's close and held until the next bar's close, earning `position × return`.
+ * Every change of position pays `|change| × (fee + half-spread)`, including the first one from 0.
+ */
+export function equityCurves(
+  series: readonly IntegratedResult[],
+  costs: CostModel = DEFAULT_COSTS,
+): EquityCurves {
+  const c = (costs.feeBps + costs.halfSpreadBps) / 10_000;
+  const ts: number[] = [];
+  const agents: number[] = [];
+  const buyHold: number[] = [];
+  const flat: number[] = [];
+  let eqA = 1;
+  let eqB = 1;
+  let pos = 0;
+  let turnover = 0;
+  let nullPositions = 0;
+  for (let i = 0; i < series.length; i++) {
+    const r = series[i] as IntegratedResult;
+    if (i > 0) {
+      const ret = r.close / (series[i - 1] as IntegratedResult).close - 1;
+      eqA *= 1 + pos * ret;
+      eqB *= 1 + ret;
+    } else {
+      eqB *= 1 - c;
+    }
+    const target = r.target_position;
+    if (target === null) nullPositions++;
+    const next = target ?? 0;
+    const change = Math.abs(next - pos);
+    turnover += change;
+    eqA *= 1 - change * c;
+    pos = next;
+    ts.push(r.close_ts);
+    agents.push(eqA);
+    buyHold.push(eqB);
+    flat.push(1);
+  }
+  return {
+    ts,
+    agents,
+    buyHold,
+    flat,
+    turnover,
+    nullPositions,
+    agentsMaxDrawdown: maxDrawdown(agents),
+    buyHoldMaxDrawdown: maxDrawdown(buyHold),
+  };
+}
+
+export function maxDrawdown(curve: readonly number[]): number {
+  let peak = -Infinity;
+  let worst = 0;
+  for (const v of curve) {
+    peak = Math.max(peak, v);
+    if (peak > 0) worst = Math.max(worst, 1 - v / peak);
+  }
+  return worst;
+}
+
+/** What the plain rule says happened after one result. */
+export interface Outcome {
+  index: number;
+  /** The regime the rule assigns to the `horizonBars` bars after the result's bar. */
+  actual: Regime;
+}
+
+/**
+ * The plain after-the-fact rule, per symbol: over the `h` bars after bar i, R = close[i+h]/close[i] − 1
+ * and σ = standard deviation of their h log returns. With the symbol's medians m_R of |R| and m_σ of σ
+ * (over every i of the file): VOLATILE if σ > volatileMultiple·m_σ; else BULL if R > trendMultiple·m_R,
+ * BEAR if R < −trendMultiple·m_R; else SIDEWAYS. Bars whose horizon runs past the data or over a gap
+ * (missing bars) get no outcome.
+ */
+export function outcomes(
+  series: readonly IntegratedResult[],
+  rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
+): Outcome[] {
+  const h = rule.horizonBars;
+  const rows: { index: number; ret: number; vol: number }[] = [];
+  for (let i = 0; i + h < series.length; i++) {
+    const a = series[i] as IntegratedResult;
+    const b = series[i + h] as IntegratedResult;
+    if (b.ts - a.ts !== h * BAR_MS) continue;
+    const logs: number[] = [];
+    for (let j = i + 1; j <= i + h; j++)
+      logs.push(
+        Math.log((series[j] as IntegratedResult).close / (series[j - 1] as IntegratedResult).close),
+      );
+    const mean = logs.reduce((s, x) => s + x, 0) / h;
+    const vol = Math.sqrt(logs.reduce((s, x) => s + (x - mean) ** 2, 0) / h);
+    rows.push({ index: i, ret: b.close / a.close - 1, vol });
+  }
+  if (rows.length === 0) return [];
+  const mR = median(rows.map((r) => Math.abs(r.ret)));
+  const mV = median(rows.map((r) => r.vol));
+  return rows.map(({ index, ret, vol }) => {
+    let actual: Regime = 'SIDEWAYS';
+    if (vol > rule.volatileMultiple * mV) actual = 'VOLATILE';
+    else if (ret > rule.trendMultiple * mR) actual = 'BULL';
+    else if (ret < -rule.trendMultiple * mR) actual = 'BEAR';
+    return { index, actual };
+  });
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** One bin of the reliability diagram. */
+export interface ReliabilityBin {
+  lo: number;
+  hi: number;
+  n: number;
+  /** Mean reported probability of the called regime in the bin (null when empty). */
+  meanP: number | null;
+  /** Share of the bin's calls the rule bore out (null when empty). */
+  observed: number | null;
+}
+
+export interface Reliability {
+  bins: ReliabilityBin[];
+  /** Calls with a probability and an outcome. */
+  n: number;
+  /** Share of all calls borne out. */
+  hitRate: number | null;
+  /** Expected calibration error: Σ n_b/n · |observed_b − meanP_b|. */
+  ece: number | null;
+  /** Hit rate per reported confidence level. */
+  byConfidence: { level: string; n: number; hitRate: number | null }[];
+  /** How often the rule assigned each regime (the base rates a call competes with). */
+  baseRates: Record<Regime, number>;
+}
+
+/**
+ * The reliability of regime calls: for every result with a regime, its probability p =
+ * `regime_probabilities[regime]` against whether the {@link outcomes} rule assigned that same regime
+ * to the following bars.
+ */
+export function reliability(
+  groups: Map<string, IntegratedResult[]>,
+  rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
+  binCount = 10,
+): Reliability {
+  const bins: { n: number; sumP: number; hits: number }[] = Array.from(
+    { length: binCount },
+    () => ({ n: 0, sumP: 0, hits: 0 }),
+  );
+  const conf = new Map<string, { n: number; hits: number }>();
+  const base: Record<Regime, number> = { BULL: 0, BEAR: 0, SIDEWAYS: 0, VOLATILE: 0 };
+  let n = 0;
+  let hits = 0;
+  let outcomeCount = 0;
+  for (const series of groups.values()) {
+    for (const { index, actual } of outcomes(series, rule)) {
+      base[actual]++;
+      outcomeCount++;
+      const s = (series[index] as IntegratedResult).strategic;
+      if (s.regime === null || s.regime_probabilities === null) continue;
+      const p = s.regime_probabilities[s.regime];
+      const hit = s.regime === actual ? 1 : 0;
+      const b = bins[Math.min(binCount - 1, Math.floor(p * binCount))] as {
+        n: number;
+        sumP: number;
+        hits: number;
+      };
+      b.n++;
+      b.sumP += p;
+      b.hits += hit;
+      n++;
+      hits += hit;
+      const level = s.confidence ?? 'null';
+      const c = conf.get(level) ?? { n: 0, hits: 0 };
+      c.n++;
+      c.hits += hit;
+      conf.set(level, c);
+    }
+  }
+  const out: ReliabilityBin[] = bins.map((b, i) => ({
+    lo: i / binCount,
+    hi: (i + 1) / binCount,
+    n: b.n,
+    meanP: b.n > 0 ? b.sumP / b.n : null,
+    observed: b.n > 0 ? b.hits / b.n : null,
+  }));
+  const ece =
+    n > 0
+      ? out.reduce(
+          (s, b) =>
+            s + (b.n > 0 ? (b.n / n) * Math.abs((b.observed as number) - (b.meanP as number)) : 0),
+          0,
+        )
+      : null;
+  const order = ['LOW', 'MEDIUM', 'HIGH', 'null'];
+  const byConfidence = [...conf.entries()]
+    .sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]))
+    .map(([level, c]) => ({ level, n: c.n, hitRate: c.n > 0 ? c.hits / c.n : null }));
+  const baseRates = { ...base };
+  for (const r of REGIMES) baseRates[r] = outcomeCount > 0 ? base[r] / outcomeCount : 0;
+  return { bins: out, n, hitRate: n > 0 ? hits / n : null, ece, byConfidence, baseRates };
+}
+
+export interface Histogram {
+  /** Bin edges, `counts.length + 1` of them. */
+  edges: number[];
+  counts: number[];
+  /** Values above the last edge. */
+  overflow: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+/** A histogram of `values` over [0, p99.5] in `binCount` equal bins, the rest counted as overflow. */
+export function histogram(values: readonly number[], binCount = 30): Histogram {
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  const q = (p: number): number | null =>
+    s.length === 0
+      ? null
+      : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number);
+  const top = Math.max(q(0.995) ?? 1, 1e-9);
+  const width = top / binCount;
+  const edges = Array.from({ length: binCount + 1 }, (_, i) => i * width);
+  const counts = new Array<number>(binCount).fill(0);
+  let overflow = 0;
+  for (const v of s) {
+    if (v > top) overflow++;
+    else {
+      const i = Math.min(binCount - 1, Math.floor(v / width));
+      counts[i] = (counts[i] as number) + 1;
+    }
+  }
+  return {
+    edges,
+    counts,
+    overflow,
+    p50: q(0.5),
+    p95: q(0.95),
+    p99: q(0.99),
+    max: s.length > 0 ? (s[s.length - 1] as number) : null,
+  };
+}
+
+/** The counts of the report's last section. */
+export interface Counts {
+  results: number;
+  symbols: number;
+  /** Deliveries of a `(symbol, ts)` already seen. */
+  repeats: number;
+  stale: number;
+  /** Results without a regime (strategic warm-up or fallback). */
+  noRegime: number;
+  degraded: Map<string, number>;
+  /** Results with at least one degraded stage. */
+  degradedResults: number;
+  modelVersions: Map<string, number>;
+  firstTs: number | null;
+  lastTs: number | null;
+}
+
+export function counts(
+  results: readonly IntegratedResult[],
+  groups: Map<string, IntegratedResult[]>,
+): Counts {
+  const degraded = new Map<string, number>();
+  const modelVersions = new Map<string, number>();
+  let stale = 0;
+  let noRegime = 0;
+  let degradedResults = 0;
+  let unique = 0;
+  let firstTs: number | null = null;
+  let lastTs: number | null = null;
+  for (const series of groups.values()) {
+    unique += series.length;
+    for (const r of series) {
+      if (r.strategic.stale) stale++;
+      if (r.strategic.regime === null) noRegime++;
+      if (r.degraded.length > 0) degradedResults++;
+      for (const d of r.degraded) degraded.set(d, (degraded.get(d) ?? 0) + 1);
+      const mv = r.model_version ?? 'null';
+      modelVersions.set(mv, (modelVersions.get(mv) ?? 0) + 1);
+      firstTs = firstTs === null ? r.ts : Math.min(firstTs, r.ts);
+      lastTs = lastTs === null ? r.ts : Math.max(lastTs, r.ts);
+    }
+  }
+  return {
+    results: unique,
+    symbols: groups.size,
+    repeats: results.length - unique,
+    stale,
+    noRegime,
+    degraded,
+    degradedResults,
+    modelVersions,
+    firstTs,
+    lastTs,
+  };
+}

@@ -1,0 +1,2 @@
+export * from './analysis';
+export { buildReportHtml, type ReportOptions } from './html';
