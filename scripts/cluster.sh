@@ -6,6 +6,7 @@
 #   scripts/cluster.sh down               stop the three nodes and delete their data directory
 #   scripts/cluster.sh status             each node: running or not, AMQP port, cluster members
 #   scripts/cluster.sh stop-node <1..3>   stop one node (as if its machine died; the others keep running)
+#   scripts/cluster.sh kill-node <1..3>   SIGKILL one node's Erlang VM (a crash: no clean hand-over of leaders)
 #   scripts/cluster.sh start-node <1..3>  start a stopped node again; it rejoins the cluster
 #   scripts/cluster.sh urls               the AMQP_URL (comma-separated, one address per node) for vhost "/"
 #   scripts/cluster.sh ctl <1..3> <args>  rabbitmqctl against one node (e.g. ctl 1 list_queues)
@@ -136,7 +137,20 @@ stop_node() {
   echo "node $i ($(node_name "$i")) stopped"
 }
 
-joined() { ctl 1 -q cluster_status --formatter json 2>/dev/null | grep -c "$(node_name "$1")" >/dev/null; }
+kill_node() {
+  local i="$1" pidfile="$DIR/node$1/rabbit.pid"
+  [[ -s "$pidfile" ]] || die "node $i has no pid file ($pidfile); is it running?"
+  local pid
+  pid="$(cat "$pidfile")"
+  # Only the VM started for this node's name and data directory: never another broker.
+  if ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_MNESIA_BASE=$DIR/node$i/mnesia"; then
+    die "pid $pid is not node $i ($(node_name "$i")); not killing it"
+  fi
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  rm -f "$pidfile"
+  echo "node $i ($(node_name "$i")) killed"
+}
 
 cmd_up() {
   prepare
@@ -205,8 +219,9 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   stop-node) stop_node "$(node_arg "${2:-}")" ;;
+  kill-node) kill_node "$(node_arg "${2:-}")" ;;
   start-node) prepare >/dev/null; start_node "$(node_arg "${2:-}")" ;;
   urls) cmd_urls "${2:-}" ;;
   ctl) i="$(node_arg "${2:-}")"; shift 2; ctl "$i" "$@" ;;
-  *) echo "usage: scripts/cluster.sh up|down|status|stop-node N|start-node N|urls [vhost]|ctl N <rabbitmqctl args>" >&2; exit 2 ;;
+  *) echo "usage: scripts/cluster.sh up|down|status|stop-node N|kill-node N|start-node N|urls [vhost]|ctl N <rabbitmqctl args>" >&2; exit 2 ;;
 esac

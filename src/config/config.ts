@@ -60,8 +60,18 @@ export const EnvSchema = z.object({
    * another when theirs goes away. @defaultValue amqp://guest:guest@127.0.0.1:5672
    */
   AMQP_URL: amqpUrls().default('amqp://guest:guest@127.0.0.1:5672'),
-  /** Redis URL; a database number in the path is honoured. @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0').default('redis://127.0.0.1:6379'),
+  /**
+   * Redis URL; a database number in the path is honoured. Several URLs separated by commas name nodes
+   * of a Redis Cluster (database 0 only), and the pipeline speaks Redis Cluster. @defaultValue redis://127.0.0.1:6379
+   */
+  REDIS_URL: z
+    .string()
+    .refine((v) => {
+      const parts = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const one = url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0');
+      return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
+    }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })
+    .default('redis://127.0.0.1:6379'),
   /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
   HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
   /**

@@ -113,6 +113,11 @@ export class TestCluster {
     return this.script(['stop-node', String(i)]);
   }
 
+  /** SIGKILL of the node's VM: a crash, no orderly hand-over of its queue leaders. */
+  killNode(i: number): Promise<string> {
+    return this.script(['kill-node', String(i)]);
+  }
+
   startNode(i: number): Promise<string> {
     return this.script(['start-node', String(i)], 300_000);
   }
@@ -145,8 +150,7 @@ export class RecoveringCollector {
   async start(): Promise<void> {
     let index = 0;
     const target = (): string => this.urls[index % this.urls.length]!;
-    // One fixed URL object per attempt is not possible with a string; reconnect to the next URL by
-    // closing over an index that advances on every failed or lost connection.
+    // amqplib reads the same target object on every attempt; point it at the next node before each.
     const setup = async (model: amqp.ChannelModel): Promise<void> => {
       const channel = await model.createChannel();
       await channel.prefetch(1000);

@@ -4,7 +4,10 @@
  * copy only identical, dedupable by messageId), in order per symbol, identical to an undisturbed run,
  * with no dead letter; the time until results flow again is measured and printed.
  *
- * Run: npm run test:cluster (starts and removes its own cluster; about 4 minutes on a quiet machine).
+ * The node is killed (SIGKILL of its Erlang VM, as when its machine dies) unless NODE_LOSS=stop asks
+ * for an orderly `rabbitmqctl stop`.
+ *
+ * Run: npm run test:cluster (starts and removes its own cluster).
  */
 import * as amqp from 'amqplib';
 import type { Bar } from '../../schemas/bar.schema';
@@ -89,7 +92,9 @@ describe('RabbitMQ cluster: node loss', () => {
     }
   }
 
-  it('loses no bar and gives the undisturbed results when the node holding the queue leaders stops and comes back', async () => {
+  const mode = process.env.NODE_LOSS === 'stop' ? 'stop' : 'kill';
+
+  it(`(${mode}) loses no bar and gives the undisturbed results when the node holding the queue leaders stops and comes back`, async () => {
     const c = cluster!;
 
     // 1. The undisturbed run.
@@ -129,7 +134,7 @@ describe('RabbitMQ cluster: node loss', () => {
       onBatch: (sent) => {
         if (stop === null && sent >= bars.length * 0.3) {
           stopStartedAt = Date.now();
-          stop = c.stopNode(victim).then(() => {
+          stop = (mode === 'stop' ? c.stopNode(victim) : c.killNode(victim)).then(() => {
             stoppedAt = Date.now();
           });
         }
@@ -165,6 +170,7 @@ describe('RabbitMQ cluster: node loss', () => {
     for (let i = 1; i < times.length; i++) longestPauseMs = Math.max(longestPauseMs, times[i]! - times[i - 1]!);
     const firstAfterStop = times.find((t) => t >= stoppedAt);
     const report = {
+      mode,
       victim: leaderName,
       leadersOnVictim: counts.get(leaderName),
       stopCommandMs: stoppedAt - stopStartedAt,
