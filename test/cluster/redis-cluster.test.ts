@@ -101,7 +101,7 @@ describe('Redis Cluster', () => {
   async function runOn(label: string, redisUrl: string | null, prefix?: string): Promise<{ results: Map<string, string>; pipeline: TestPipeline; vhost: TestVhost }> {
     const vhost = await createVhost(label);
     const collector = new QueueCollector(vhost.url, QUEUE_RESULTS);
-    const pipeline = await startPipeline(vhost.url, { PIPELINE_SHARDS: '2', ...(redisUrl === null ? {} : { REDIS_URL: redisUrl }) }, prefix);
+    const pipeline = await startPipeline(vhost.url, { ...(redisUrl === null ? {} : { REDIS_URL: redisUrl }) }, prefix);
     cleanups.push(async () => {
       await collector.stop();
       await pipeline.stop();
@@ -143,7 +143,7 @@ describe('Redis Cluster', () => {
       const victim = keysPerNode.findIndex((keys) => keys.some((k) => k.includes('tactical:state')));
       await onCluster.pipeline.stop();
       await nodes[victim]!.flushall();
-      const again = await startPipeline(onCluster.vhost.url, { PIPELINE_SHARDS: '2', REDIS_URL: clusterUrl }, prefix);
+      const again = await startPipeline(onCluster.vhost.url, { REDIS_URL: clusterUrl }, prefix);
       cleanups.push(() => again.stop());
       let health: { status?: string; state_lost?: { fix?: string } } = {};
       await waitFor(async () => {
