@@ -179,11 +179,13 @@ export class BrokerConnection {
 /**
  * The addresses of a broker setting: one URL, or several separated by commas, e.g.
  * `amqp://u:p@node1:5672/vh,amqp://u:p@node2:5672/vh` (the nodes of one RabbitMQ cluster; every one
- * must name the same vhost, which the configuration checks).
+ * must name the same vhost, which the configuration checks). Only a comma followed by `amqp://` or
+ * `amqps://` separates two addresses.
  */
 export function brokerUrls(setting: string): string[] {
+  // Split only where the next address starts: a password may hold a comma.
   return setting
-    .split(',')
+    .split(/,(?=\s*amqps?:\/\/)/)
     .map((part) => part.trim())
     .filter((part) => part !== '');
 }

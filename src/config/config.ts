@@ -36,7 +36,7 @@ const amqpUrls = () => {
     const path = new URL(v).pathname;
     return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
   };
-  const parts = (v: string): string[] => v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const parts = (v: string): string[] => v.split(/,(?=\s*amqps?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
   return z
     .string()
     .refine((v) => parts(v).length > 0 && parts(v).every((p) => one.safeParse(p).success), {
@@ -67,7 +67,7 @@ export const EnvSchema = z.object({
   REDIS_URL: z
     .string()
     .refine((v) => {
-      const parts = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const parts = v.split(/,(?=\s*rediss?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
       const one = url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0');
       return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
     }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })

@@ -17,8 +17,9 @@ export interface RedisClientOptions {
 
 /** The addresses of a REDIS_URL setting (one, or several separated by commas). */
 export function redisUrls(setting: string): string[] {
+  // Split only where the next address starts: a password may hold a comma.
   return setting
-    .split(',')
+    .split(/,(?=\s*rediss?:\/\/)/)
     .map((part) => part.trim())
     .filter((part) => part !== '');
 }

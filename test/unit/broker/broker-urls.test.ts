@@ -8,6 +8,8 @@ describe('several broker addresses (AMQP_URL with commas)', () => {
   it('splits a list and keeps a single URL as it is', () => {
     expect(brokerUrls(list)).toEqual(['amqp://u:secret@127.0.0.1:5681/vh', 'amqp://u:secret@127.0.0.1:5682/vh', 'amqp://u:secret@127.0.0.1:5683/vh']);
     expect(brokerUrls('amqp://guest:guest@127.0.0.1:5672')).toEqual(['amqp://guest:guest@127.0.0.1:5672']);
+    // A comma separates addresses only before amqp:// or amqps://; a password may hold one.
+    expect(brokerUrls('amqp://u:a,b@h1/vh,amqps://u:a,b@h2/vh')).toEqual(['amqp://u:a,b@h1/vh', 'amqps://u:a,b@h2/vh']);
   });
 
   it('masks every password of a list and describes every node', () => {
@@ -41,7 +43,7 @@ describe('several broker addresses (AMQP_URL with commas)', () => {
   it('accepts a list in AMQP_URL with one vhost and rejects mixed vhosts or a bad address, naming the setting', () => {
     expect(loadConfig({ AMQP_URL: list }).amqpUrl).toBe(list);
     expect(() => loadConfig({ AMQP_URL: 'amqp://h1:5672/a,amqp://h2:5672/b' })).toThrow(/AMQP_URL.*different vhosts/);
-    expect(() => loadConfig({ AMQP_URL: 'amqp://u:pw@h1:5672/a,http://h2' })).toThrow(/AMQP_URL.*amqp:/);
-    expect(() => loadConfig({ AMQP_URL: 'amqp://u:pw@h1:5672/a,http://u:pw@h2' })).not.toThrow(/pw/);
+    expect(() => loadConfig({ AMQP_URL: 'amqp://u:pw@h1:5672/a,amqp://u:pw@h2:99999/a' })).toThrow(/AMQP_URL.*several separated by commas/);
+    expect(() => loadConfig({ AMQP_URL: 'amqp://u:pw@h1:5672/a,amqp://u:pw@h2:99999/a' })).not.toThrow(/pw/);
   });
 });

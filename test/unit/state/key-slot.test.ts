@@ -21,3 +21,13 @@ describe('Redis Cluster key slots', () => {
     expect(symbolKeyPart({ isCluster: false }, 'S1.X')).toBe('S1.X');
   });
 });
+
+describe('epoch copies on a Redis Cluster', () => {
+  it('puts one copy in each block of 1,024 slots', () => {
+    // Imported here so the table is computed by the code under test.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { CLUSTER_MARKER_TAGS } = require('../../../src/state/state-epoch-store') as typeof import('../../../src/state/state-epoch-store');
+    expect(CLUSTER_MARKER_TAGS).toHaveLength(16);
+    expect(CLUSTER_MARKER_TAGS.map((tag) => Math.floor(keySlot(`p:epoch:{${tag}}`) / 1024))).toEqual(Array.from({ length: 16 }, (_, i) => i));
+  });
+});
