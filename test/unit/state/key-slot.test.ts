@@ -1,4 +1,5 @@
 import { keySlot, symbolKeyPart } from '../../../src/state/keys';
+import { CLUSTER_MARKER_TAGS } from '../../../src/state/state-epoch-store';
 
 describe('Redis Cluster key slots', () => {
   it('matches the slots Redis computes (values from CLUSTER KEYSLOT)', () => {
@@ -24,9 +25,6 @@ describe('Redis Cluster key slots', () => {
 
 describe('epoch copies on a Redis Cluster', () => {
   it('puts one copy in each block of 1,024 slots', () => {
-    // Imported here so the table is computed by the code under test.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { CLUSTER_MARKER_TAGS } = require('../../../src/state/state-epoch-store') as typeof import('../../../src/state/state-epoch-store');
     expect(CLUSTER_MARKER_TAGS).toHaveLength(16);
     expect(CLUSTER_MARKER_TAGS.map((tag) => Math.floor(keySlot(`p:epoch:{${tag}}`) / 1024))).toEqual(Array.from({ length: 16 }, (_, i) => i));
   });
