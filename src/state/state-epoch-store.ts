@@ -147,24 +147,29 @@ export class StateEpochStore {
    * What Redis holds under `<prefix>epoch` and `<prefix>epoch:seq` (on a cluster: the first copy
    * present, the smallest sequence, and the copies that are missing).
    */
-  async readRedis(): Promise<{ record: EpochRecord | null; seq: number; missing: string[] }> {
+  async readRedis(): Promise<{ record: EpochRecord | null; seq: number; missing: string[]; differing: string[] }> {
     if (!this.redis.isCluster) {
       const [rawRecord, rawSeq] = await this.redis.mget(this.epochKey, this.seqKey);
       return {
         record: rawRecord === null || rawRecord === undefined ? null : (JSON.parse(rawRecord) as EpochRecord),
         seq: Number(rawSeq ?? 0),
         missing: [],
+        differing: [],
       };
     }
     // One key per command: the copies live in different slots (and masters).
     const raws = await Promise.all(this.epochKeys.map((key) => this.redis.get(key)));
     const seqs = await Promise.all(this.seqKeys.map((key) => this.redis.get(key)));
     const present = raws.find((raw) => raw !== null) ?? null;
+    const record = present === null ? null : (JSON.parse(present) as EpochRecord);
     const missing = this.epochKeys.filter((_, i) => raws[i] === null);
+    // A copy naming another epoch: a master restored from another time or pipeline.
+    const differing = this.epochKeys.filter((_, i) => raws[i] !== null && (JSON.parse(raws[i]!) as EpochRecord).id !== record?.id);
     return {
-      record: present === null ? null : (JSON.parse(present) as EpochRecord),
+      record,
       seq: Math.min(...seqs.map((raw) => Number(raw ?? 0))),
       missing: present === null ? [] : missing,
+      differing,
     };
   }
 
@@ -184,7 +189,7 @@ export class StateEpochStore {
     const durable = this.readDurableEpoch();
     const first = await this.readRedis();
     let { record, seq } = first;
-    const { missing } = first;
+    const { missing, differing } = first;
     if (durable === null) {
       if (!write) {
         return record === null
@@ -216,6 +221,14 @@ export class StateEpochStore {
         durable,
         null,
         `Redis holds no epoch under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: Redis lost the pipeline's state (restarted without persistence, flushed, or failed over to an empty replica)`,
+      );
+    }
+    if (differing.length > 0) {
+      return lost(
+        'different',
+        durable,
+        record.id,
+        `the Redis Cluster's epoch copies disagree (${differing.join(', ')} name another epoch than ${this.epochKey}, ${record.id}; ${this.epochFile} names ${durable}): a master holds data of another time or pipeline (restored from an old snapshot, or the wrong REDIS_URL)`,
       );
     }
     if (missing.length > 0 && record.id === durable) {
