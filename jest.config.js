@@ -1,5 +1,6 @@
 /**
- * Two projects: unit (no network) and integration (real RabbitMQ and Redis on localhost).
+ * Three projects: unit (no network), integration (real RabbitMQ and Redis on localhost) and cluster
+ * (starts its own three-node RabbitMQ cluster and Redis Cluster; slow, `npm run test:cluster`).
  * ts-jest only transpiles (isolatedModules); `npm run typecheck` does the type checking.
  */
 const transform = {
@@ -18,6 +19,12 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+    },
+    {
+      displayName: 'cluster',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
     },
   ],
 };

@@ -1,8 +1,9 @@
 import * as amqp from 'amqplib';
-import type { ChannelModel, RecoveringChannelModel } from 'amqplib';
+import type { ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { BrokerConnectionError } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
+import { isTransientSocketError } from '../util/retry-while-transient';
 import { declareTopology, type TopologyOptions } from './topology';
 
 /** Something that opens its channels on every (re)connect and forgets them on disconnect. */
@@ -15,7 +16,10 @@ export interface ConnectionAttachment {
 
 /** Options of {@link BrokerConnection}. */
 export interface BrokerConnectionOptions extends TopologyOptions {
-  /** Broker URL (a vhost in the path is honoured). */
+  /**
+   * Broker URL (a vhost in the path is honoured), or several separated by commas: the nodes of one
+   * RabbitMQ cluster, tried in turn (see {@link brokerUrls}).
+   */
   url: string;
   /** Name shown in the broker's connection list. */
   connectionName: string;
@@ -93,18 +97,33 @@ export class BrokerConnection {
       this.connectedOnce = true;
       log.info('broker connected and topology declared');
     };
+    const urls = brokerUrls(this.options.url);
+    const heartbeat = this.options.heartbeatSeconds ?? 10;
+    const retry = { initialDelay: 100, maxDelay: 5000, factor: 2, jitter: 0.2 };
+    // One address: amqplib's own URL handling and backoff, as always. Several (a cluster): one
+    // mutable target that moves to the next node before every reconnect attempt, so a worker whose
+    // node died reconnects to a live one within a round of attempts.
+    const rotating = urls.length > 1 ? new RotatingTarget(urls, heartbeat, retry) : null;
     try {
-      this.model = await amqp.connect(withHeartbeat(this.options.url, this.options.heartbeatSeconds ?? 10), {
+      this.model = await amqp.connect(rotating?.target ?? withHeartbeat(urls[0] ?? this.options.url, heartbeat), {
         noDelay: true, // Nagle adds ~40 ms to a lone publish (DESIGN.md section 4)
         clientProperties: { connection_name: this.options.connectionName },
+        // A node whose machine is gone does not refuse: without a timeout the attempt would hang.
+        ...(rotating !== null ? { timeout: 5000 } : {}),
         recovery: {
-          initialDelay: 100,
-          maxDelay: 5000,
-          factor: 2,
-          jitter: 0.2,
+          ...retry,
           maxRetries: Infinity,
-          initialMaxRetries: this.options.initialMaxRetries ?? 10,
+          initialMaxRetries: (this.options.initialMaxRetries ?? 10) * urls.length,
           setup,
+          ...(rotating !== null
+            ? {
+                calculateDelay: (attempt: number) => {
+                  const delay = rotating.next(attempt);
+                  log.info({ broker: rotating.describe(), attempt, delayMs: Math.round(delay) }, 'next broker node');
+                  return delay;
+                },
+              }
+            : {}),
         },
       });
     } catch (err) {
@@ -157,8 +176,28 @@ export class BrokerConnection {
   }
 }
 
-/** The URL without its password, for logs and errors. */
+/**
+ * The addresses of a broker setting: one URL, or several separated by commas, e.g.
+ * `amqp://u:p@node1:5672/vh,amqp://u:p@node2:5672/vh` (the nodes of one RabbitMQ cluster; every one
+ * must name the same vhost, which the configuration checks). Only a comma followed by `amqp://` or
+ * `amqps://` separates two addresses.
+ */
+export function brokerUrls(setting: string): string[] {
+  // Split only where the next address starts: a password may hold a comma.
+  return setting
+    .split(/,(?=\s*amqps?:\/\/)/)
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+/** The URL (or each URL of a list) without its password, for logs and errors. */
 export function redact(url: string): string {
+  const urls = brokerUrls(url);
+  if (urls.length > 1) return urls.map(redactOne).join(',');
+  return redactOne(url);
+}
+
+function redactOne(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== '') u.password = '***';
@@ -166,6 +205,85 @@ export function redact(url: string): string {
   } catch {
     return '<unparseable url>';
   }
+}
+
+/**
+ * The fields amqplib reads from a URL, as the object form of `connect` takes them. The vhost stays
+ * percent-encoded, as amqplib unescapes it itself (same as for a string URL).
+ */
+export function connectTarget(url: string, heartbeatSeconds: number): Options.Connect {
+  const u = new URL(url);
+  const protocol = u.protocol.replace(/:$/, '');
+  const q = u.searchParams;
+  const num = (name: string): number | undefined => (q.has(name) ? Number(q.get(name)) : undefined);
+  return {
+    protocol,
+    hostname: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port !== '' ? Number(u.port) : protocol === 'amqps' ? 5671 : 5672,
+    username: u.username === '' && u.password === '' ? 'guest' : decodeURIComponent(u.username),
+    password: u.username === '' && u.password === '' ? 'guest' : decodeURIComponent(u.password),
+    vhost: u.pathname.length > 1 ? u.pathname.slice(1) : '/',
+    heartbeat: num('heartbeat') ?? heartbeatSeconds,
+    frameMax: num('frameMax'),
+    channelMax: num('channelMax'),
+    locale: q.get('locale') ?? undefined,
+  };
+}
+
+/**
+ * The connect target of a cluster: one object amqplib reads on every attempt, pointed at the next
+ * node before each retry. Retries within a round of nodes come quickly (`initialDelay`); after every
+ * node failed once, the delay grows as amqplib's own backoff would.
+ */
+export class RotatingTarget {
+  readonly target: Options.Connect;
+  private index = 0;
+  private readonly targets: Options.Connect[];
+
+  constructor(
+    private readonly urls: string[],
+    heartbeatSeconds: number,
+    private readonly retry: { initialDelay: number; maxDelay: number; factor: number; jitter: number },
+  ) {
+    this.targets = urls.map((url) => connectTarget(url, heartbeatSeconds));
+    this.target = { ...this.targets[0]! };
+  }
+
+  /** Moves to the next node and returns the delay before trying it (attempt counts from 1). */
+  next(attempt: number): number {
+    this.index = (this.index + 1) % this.targets.length;
+    Object.assign(this.target, this.targets[this.index]!);
+    const round = Math.floor((attempt - 1) / this.targets.length);
+    const { initialDelay, maxDelay, factor, jitter } = this.retry;
+    const base = Math.min(maxDelay / (1 + jitter), initialDelay * factor ** round);
+    // Jitter spreads the reconnects of many workers; it changes when, never what, a worker computes.
+    return base + base * jitter * (2 * Math.random() - 1);
+  }
+
+  /** The node tried next, without its password. */
+  describe(): string {
+    return redactOne(this.urls[this.index]!);
+  }
+}
+
+/**
+ * Opens a plain connection (no recovery) to the first node of a broker setting that answers: nodes
+ * that refuse or time out are skipped; any other error (refused login, unknown vhost) is thrown at once,
+ * as every node of a cluster would answer the same. With one URL this is `amqp.connect(url, options)`.
+ */
+export async function connectFirstLive(setting: string, options: Record<string, unknown>): Promise<amqp.ChannelModel> {
+  const urls = brokerUrls(setting);
+  if (urls.length <= 1) return amqp.connect(urls[0] ?? setting, options);
+  let last: unknown = null;
+  for (const url of urls) {
+    try {
+      return await amqp.connect(url, { timeout: 5000, ...options });
+    } catch (err) {
+      if (!isTransientSocketError(err) && !/ETIMEDOUT|timeout/i.test(String((err as Error)?.message))) throw err;
+      last = err;
+    }
+  }
+  throw last;
 }
 
 /** Adds `?heartbeat=` to the URL unless it already sets one. */

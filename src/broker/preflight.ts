@@ -8,12 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { StartupError } from '../errors';
-import { redact } from './broker-connection';
+import { brokerUrls, connectFirstLive, redact } from './broker-connection';
 import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
 /** Options of {@link brokerPreflight}. */
 export interface BrokerPreflightOptions {
-  /** Broker URL (AMQP_URL). */
+  /** Broker URL (AMQP_URL), or several separated by commas (the nodes of one cluster). */
   url: string;
   /**
    * Whether the configuration needs the `rabbitmq_consistent_hash_exchange` plugin (more than one
@@ -50,10 +50,17 @@ export function brokerTarget(url: string): BrokerTarget {
   };
 }
 
-/** One line for a person: `broker 127.0.0.1:5672, vhost "x", user guest`. */
+/**
+ * One line for a person: `broker 127.0.0.1:5672, vhost "x", user guest`; for a cluster
+ * `brokers 127.0.0.1:5681,127.0.0.1:5682, vhost "x", user guest`.
+ */
 export function describeBrokerTarget(url: string): string {
   try {
-    const t = brokerTarget(url);
+    const urls = brokerUrls(url);
+    const t = brokerTarget(urls[0] ?? url);
+    if (urls.length > 1) {
+      return `brokers ${urls.map((u) => brokerTarget(u).broker).join(',')}, vhost ${JSON.stringify(t.vhost)}, user ${t.user}`;
+    }
     return `broker ${t.broker}, vhost ${JSON.stringify(t.vhost)}, user ${t.user}`;
   } catch {
     return `broker ${redact(url)}`;
@@ -65,13 +72,17 @@ export function describeBrokerTarget(url: string): string {
  * checks the consistent-hash plugin when asked, and closes. Rejects with a {@link StartupError}.
  */
 export async function brokerPreflight(options: BrokerPreflightOptions): Promise<void> {
-  const { url } = options;
-  const target = parseTarget(url);
+  const setting = options.url;
+  const urls = brokerUrls(setting);
+  for (const one of urls.length > 0 ? urls : [setting]) parseTarget(one);
+  // With several nodes, the first that answers is checked (a node down does not stop a start).
+  const url = urls[0] ?? setting;
+  const target = urls.length > 1 ? { ...parseTarget(url), broker: urls.map((u) => brokerTarget(u).broker).join(',') } : parseTarget(url);
   let model: amqp.ChannelModel;
   try {
     model = await retryWhileTransient(
       () =>
-        amqp.connect(url, {
+        connectFirstLive(setting, {
           timeout: 5000,
           clientProperties: { connection_name: options.connectionName ?? 'pipeline-preflight' },
         }),
@@ -79,7 +90,7 @@ export async function brokerPreflight(options: BrokerPreflightOptions): Promise<
       options.waitMs ?? 5000,
     );
   } catch (err) {
-    throw classifyBrokerError(err, target, url);
+    throw classifyBrokerError(err, target, setting);
   }
   // Errors surface through the failing call below; without a listener one would crash the process.
   model.on('error', () => undefined);
@@ -88,7 +99,7 @@ export async function brokerPreflight(options: BrokerPreflightOptions): Promise<
     channel.on('error', () => undefined);
     if (options.needsConsistentHash === true) await checkConsistentHash(channel, target);
   } catch (err) {
-    throw err instanceof StartupError ? err : classifyBrokerError(err, target, url);
+    throw err instanceof StartupError ? err : classifyBrokerError(err, target, setting);
   } finally {
     await model.close().catch(() => undefined);
   }

@@ -1,7 +1,6 @@
-import * as amqp from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import pino from 'pino';
-import { redact } from '../broker/broker-connection';
+import { connectFirstLive, redact } from '../broker/broker-connection';
 import type { PipelineConfig } from '../config/config';
 import { BrokerConnectionError, PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -59,7 +58,7 @@ export function cliLogger(config: PipelineConfig, verbose: boolean): Logger {
 /** Opens a plain connection for a short-lived command (no recovery: the command just fails). */
 export async function connectBroker(config: PipelineConfig, connectionName: string): Promise<ChannelModel> {
   try {
-    const model = await amqp.connect(config.amqpUrl, {
+    const model = await connectFirstLive(config.amqpUrl, {
       noDelay: true,
       clientProperties: { connection_name: connectionName },
     });

@@ -26,15 +26,52 @@ const url = (name: string, protocols: string[], example: string) =>
   );
 
 /**
+ * AMQP_URL: one broker URL, or the nodes of one RabbitMQ cluster separated by commas, all with the
+ * same vhost (a worker moves between them when a node goes away; a vhost that differs by node
+ * would split the pipeline in two).
+ */
+const amqpUrls = () => {
+  const one = url('AMQP_URL', ['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost');
+  const vhostOf = (v: string): string => {
+    const path = new URL(v).pathname;
+    return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
+  };
+  const parts = (v: string): string[] => v.split(/,(?=\s*amqps?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
+  return z
+    .string()
+    .refine((v) => parts(v).length > 0 && parts(v).every((p) => one.safeParse(p).success), {
+      message:
+        'AMQP_URL must be a URL starting with amqp: or amqps: (for example amqp://user:password@host:5672/vhost), or several separated by commas for the nodes of a cluster; fix AMQP_URL',
+    })
+    .refine((v) => !parts(v).every((p) => one.safeParse(p).success) || new Set(parts(v).map(vhostOf)).size === 1, {
+      message: 'AMQP_URL lists nodes with different vhosts; every address of a cluster must name the same vhost; fix AMQP_URL',
+    });
+};
+
+/**
  * Every environment variable the pipeline reads, with its default. Variables that start with
  * `PIPELINE_` but are not listed here stop the process at start, so that a misspelling never goes
  * unnoticed.
  */
 export const EnvSchema = z.object({
-  /** Broker URL; a vhost in the path is honoured. @defaultValue amqp://guest:guest@127.0.0.1:5672 */
-  AMQP_URL: url('AMQP_URL', ['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost').default('amqp://guest:guest@127.0.0.1:5672'),
-  /** Redis URL; a database number in the path is honoured. @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0').default('redis://127.0.0.1:6379'),
+  /**
+   * Broker URL; a vhost in the path is honoured. Several URLs separated by commas name the nodes of
+   * one RabbitMQ cluster (same vhost on each): processes connect to the first that answers and move to
+   * another when theirs goes away. @defaultValue amqp://guest:guest@127.0.0.1:5672
+   */
+  AMQP_URL: amqpUrls().default('amqp://guest:guest@127.0.0.1:5672'),
+  /**
+   * Redis URL; a database number in the path is honoured. Several URLs separated by commas name nodes
+   * of a Redis Cluster (database 0 only), and the pipeline speaks Redis Cluster. @defaultValue redis://127.0.0.1:6379
+   */
+  REDIS_URL: z
+    .string()
+    .refine((v) => {
+      const parts = v.split(/,(?=\s*rediss?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
+      const one = url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0');
+      return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
+    }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })
+    .default('redis://127.0.0.1:6379'),
   /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
   HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
   /**
@@ -262,7 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '?');
       // Never echo a password: URLs are shown with their credentials masked.
-      const shown = (picked[key] ?? '').replace(/\/\/[^@/]*@/, '//***@');
+      const shown = (picked[key] ?? '').replace(/\/\/[^@/]*@/g, '//***@');
       problems.push(`${key}=${JSON.stringify(shown)}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
     }
   }

@@ -1,3 +1,4 @@
+import { symbolKeyPart } from '../state/keys';
 import type Redis from 'ioredis';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
 import { PipelineError, StateStoreError } from '../errors';
@@ -80,7 +81,7 @@ export class TimeKeyedBufferFlow<T> {
   }
 
   private key(symbol: string): string {
-    return `${this.options.prefix}${this.options.name}:${symbol}`;
+    return `${this.options.prefix}${this.options.name}:${symbolKeyPart(this.options.redis, symbol)}`;
   }
 
   private entry(symbol: string): SymbolContexts<T> {

@@ -4,6 +4,7 @@
  * one line that names REDIS_URL and the fix (exit code 2), instead of a worker that reconnects forever.
  */
 import Redis from 'ioredis';
+import { createClusterClient, isClusterSetting, redisUrls } from './redis-client';
 import { StartupError } from '../errors';
 import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
@@ -22,6 +23,13 @@ export interface RedisPreflightOptions {
 
 /** `host:port` and database of a Redis URL, for messages (never the password). */
 export function describeRedisTarget(url: string): string {
+  if (isClusterSetting(url)) {
+    try {
+      return `redis cluster ${redisUrls(url).map((one) => { const u = new URL(one); return `${u.hostname}:${u.port === '' ? '6379' : u.port}`; }).join(',')}`;
+    } catch {
+      return 'redis <unparseable REDIS_URL>';
+    }
+  }
   try {
     const u = new URL(url);
     const db = u.pathname === '' || u.pathname === '/' ? '0' : u.pathname.slice(1);
@@ -33,6 +41,7 @@ export function describeRedisTarget(url: string): string {
 
 /** Connects (retrying only while Redis is unreachable, up to `waitMs`), PINGs and quits. */
 export async function redisPreflight(options: RedisPreflightOptions): Promise<void> {
+  if (isClusterSetting(options.url)) return clusterPreflight(options);
   const { url } = options;
   let parsed: URL;
   try {
@@ -57,6 +66,61 @@ export async function redisPreflight(options: RedisPreflightOptions): Promise<vo
     );
   } catch (err) {
     throw classifyRedisError(err, target);
+  }
+}
+
+/**
+ * REDIS_URL listing several nodes: a Redis Cluster. Every address must be a valid URL without a
+ * database (a cluster has database 0 only); the cluster must answer and report `cluster_state:ok`.
+ */
+async function clusterPreflight(options: RedisPreflightOptions): Promise<void> {
+  for (const one of redisUrls(options.url)) {
+    let bad = false;
+    try {
+      const u = new URL(one);
+      const db = u.pathname === '' || u.pathname === '/' ? '0' : u.pathname.slice(1);
+      bad = (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || db !== '0';
+    } catch {
+      bad = true;
+    }
+    if (bad) {
+      throw new StartupError(
+        'REDIS_URL',
+        'REDIS_URL: several addresses name the nodes of a Redis Cluster; write each as redis://[:password@]host:port with no database (a cluster has database 0 only), separated by commas',
+      );
+    }
+  }
+  const target = describeRedisTarget(options.url);
+  const attempt = async (): Promise<void> => {
+    const client = createClusterClient(options.url, {
+      connectionName: options.connectionName ?? 'pipeline-preflight',
+      commandTimeout: 5000,
+      maxRetriesPerRequest: 0,
+    });
+    let lastError: unknown = null;
+    client.on('error', (err: unknown) => {
+      lastError = err;
+    });
+    try {
+      await client.connect();
+      const info = String(await client.cluster('INFO'));
+      if (!/cluster_state:ok/.test(info)) {
+        throw new StartupError(
+          'REDIS_URL',
+          `REDIS_URL: the Redis Cluster at ${target} is not ready (${/cluster_state:\w+/.exec(info)?.[0] ?? 'no cluster_state'}); wait until every slot is served (redis-cli --cluster check) or fix REDIS_URL`,
+        );
+      }
+    } catch (err) {
+      const inner = (err as { lastNodeError?: unknown }).lastNodeError ?? lastError;
+      throw err instanceof StartupError ? err : (isTransientSocketError(inner) ? inner : err);
+    } finally {
+      client.disconnect();
+    }
+  };
+  try {
+    await retryWhileTransient(attempt, (err) => isTransientSocketError(err) || (err instanceof Error && /^(LOADING|CLUSTERDOWN)/.test(err.message)), options.waitMs ?? 5000);
+  } catch (err) {
+    throw err instanceof StartupError ? err : classifyRedisError(err, target);
   }
 }
 

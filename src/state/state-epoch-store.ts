@@ -12,6 +12,13 @@
  *   file: Redis went back in time and lost writes it had acknowledged before that increment.
  *
  * Writes to the files are atomic (temporary file, fsync, rename, fsync of the directory).
+ *
+ * On a Redis Cluster each master can lose its data on its own, so one mark on one master would miss
+ * the loss of another. There the epoch and the sequence are kept in 16 copies, `<prefix>epoch:{eN}` and
+ * `<prefix>epoch:seq:{eN}`, whose hash tags put one copy in each block of 1,024 hash slots: every
+ * master that serves at least one such block holds a copy (any cluster of up to 16 masters made by
+ * `redis-cli --cluster create`, which gives each master one contiguous range). A copy missing, or a
+ * sequence smaller than the smallest one recorded, is a loss, as on one Redis.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -26,6 +33,22 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type Redis from 'ioredis';
+import { keySlot } from './keys';
+
+/** Hash tags whose slots fall in each of the 16 blocks of 1,024 slots (e0 ... e15 in block order). */
+export const CLUSTER_MARKER_TAGS: readonly string[] = (() => {
+  const tags: string[] = [];
+  for (let block = 0; block < 16; block++) {
+    for (let n = 0; ; n++) {
+      const tag = `e${n}`;
+      if (Math.floor(keySlot(tag) / 1024) === block) {
+        tags.push(tag);
+        break;
+      }
+    }
+  }
+  return tags;
+})();
 
 /** Options of {@link StateEpochStore}. */
 export interface StateEpochStoreOptions {
@@ -83,6 +106,10 @@ const ANY_LOST_EPOCH = '*';
 export class StateEpochStore {
   readonly epochKey: string;
   readonly seqKey: string;
+  /** Every copy of the epoch (one on a single Redis, {@link CLUSTER_MARKER_TAGS} on a cluster). */
+  private readonly epochKeys: string[];
+  /** The sequence copies, same order and slots as {@link epochKeys}. */
+  private readonly seqKeys: string[];
   readonly epochFile: string;
   private readonly seqFile: string | null;
 
@@ -90,8 +117,15 @@ export class StateEpochStore {
     private readonly redis: Redis,
     private readonly options: StateEpochStoreOptions,
   ) {
-    this.epochKey = `${options.prefix}epoch`;
-    this.seqKey = `${options.prefix}epoch:seq`;
+    if (redis.isCluster) {
+      this.epochKeys = CLUSTER_MARKER_TAGS.map((tag) => `${options.prefix}epoch:{${tag}}`);
+      this.seqKeys = CLUSTER_MARKER_TAGS.map((tag) => `${options.prefix}epoch:seq:{${tag}}`);
+    } else {
+      this.epochKeys = [`${options.prefix}epoch`];
+      this.seqKeys = [`${options.prefix}epoch:seq`];
+    }
+    this.epochKey = this.epochKeys[0]!;
+    this.seqKey = this.seqKeys[0]!;
     this.epochFile = join(options.dataDir, EPOCH_FILE);
     const name = options.name ?? null;
     if (name !== null && !/^[A-Za-z0-9_.-]+$/.test(name))
@@ -109,16 +143,40 @@ export class StateEpochStore {
     return parsed.epoch;
   }
 
-  /** What Redis holds under `<prefix>epoch` and `<prefix>epoch:seq`. */
-  async readRedis(): Promise<{ record: EpochRecord | null; seq: number }> {
-    const [rawRecord, rawSeq] = await this.redis.mget(this.epochKey, this.seqKey);
+  /**
+   * What Redis holds under `<prefix>epoch` and `<prefix>epoch:seq` (on a cluster: the first copy
+   * present, the smallest sequence, and the copies that are missing).
+   */
+  async readRedis(): Promise<{ record: EpochRecord | null; seq: number; missing: string[]; differing: string[] }> {
+    if (!this.redis.isCluster) {
+      const [rawRecord, rawSeq] = await this.redis.mget(this.epochKey, this.seqKey);
+      return {
+        record: rawRecord === null || rawRecord === undefined ? null : (JSON.parse(rawRecord) as EpochRecord),
+        seq: Number(rawSeq ?? 0),
+        missing: [],
+        differing: [],
+      };
+    }
+    // One key per command: the copies live in different slots (and masters).
+    const raws = await Promise.all(this.epochKeys.map((key) => this.redis.get(key)));
+    const seqs = await Promise.all(this.seqKeys.map((key) => this.redis.get(key)));
+    const present = raws.find((raw) => raw !== null) ?? null;
+    const record = present === null ? null : (JSON.parse(present) as EpochRecord);
+    const missing = this.epochKeys.filter((_, i) => raws[i] === null);
+    // A copy naming another epoch: a master restored from another time or pipeline.
+    const differing = this.epochKeys.filter((_, i) => raws[i] !== null && (JSON.parse(raws[i]!) as EpochRecord).id !== record?.id);
     return {
-      record:
-        rawRecord === null || rawRecord === undefined
-          ? null
-          : (JSON.parse(rawRecord) as EpochRecord),
-      seq: Number(rawSeq ?? 0),
+      record,
+      seq: Math.min(...seqs.map((raw) => Number(raw ?? 0))),
+      missing: present === null ? [] : missing,
+      differing,
     };
+  }
+
+  /** Writes `record` to every copy of the epoch (NX: only where none is). */
+  private async fillCopies(record: EpochRecord, nx: boolean): Promise<void> {
+    const json = JSON.stringify(record);
+    await Promise.all(this.epochKeys.map((key) => (nx ? this.redis.set(key, json, 'NX') : this.redis.set(key, json))));
   }
 
   /**
@@ -129,7 +187,9 @@ export class StateEpochStore {
    */
   async verify(write: boolean): Promise<EpochStatus> {
     const durable = this.readDurableEpoch();
-    let { record, seq } = await this.readRedis();
+    const first = await this.readRedis();
+    let { record, seq } = first;
+    const { missing, differing } = first;
     if (durable === null) {
       if (!write) {
         return record === null
@@ -150,6 +210,8 @@ export class StateEpochStore {
         if (record === null)
           throw new Error(`${this.epochKey} vanished while it was being created`);
       }
+      // A cluster: every master gets its copy (of the one epoch the first copy holds).
+      if (this.epochKeys.length > 1) await this.fillCopies(record, true);
       this.writeDurableEpoch(record.id);
       return { kind: 'intact', epoch: record.id, seq, how };
     }
@@ -161,9 +223,28 @@ export class StateEpochStore {
         `Redis holds no epoch under ${this.epochKey} but ${this.epochFile} names epoch ${durable}: Redis lost the pipeline's state (restarted without persistence, flushed, or failed over to an empty replica)`,
       );
     }
+    if (differing.length > 0) {
+      return lost(
+        'different',
+        durable,
+        record.id,
+        `the Redis Cluster's epoch copies disagree (${differing.join(', ')} name another epoch than ${this.epochKey}, ${record.id}; ${this.epochFile} names ${durable}): a master holds data of another time or pipeline (restored from an old snapshot, or the wrong REDIS_URL)`,
+      );
+    }
+    if (missing.length > 0 && record.id === durable) {
+      return lost(
+        'missing',
+        durable,
+        record.id,
+        `the Redis Cluster holds no epoch under ${missing.join(', ')} (of ${this.epochKeys.length} copies) but ${this.epochFile} names epoch ${durable}: the masters serving those slots lost the pipeline's state (restarted without persistence, or failed over to an empty replica)`,
+      );
+    }
     if (record.id !== durable) {
       if (record.accepted.includes(durable) || record.accepted.includes(ANY_LOST_EPOCH)) {
-        if (write) this.writeDurableEpoch(record.id);
+        if (write) {
+          this.writeDurableEpoch(record.id);
+          if (this.epochKeys.length > 1) await this.fillCopies(record, true);
+        }
         return { kind: 'intact', epoch: record.id, seq, how: 'accepted' };
       }
       return lost(
@@ -190,7 +271,9 @@ export class StateEpochStore {
    * after {@link verify} said intact.
    */
   async advance(epoch: string): Promise<number> {
-    const seq = await this.redis.incr(this.seqKey);
+    // On a cluster every copy goes up; the smallest is recorded, so any master that later holds less
+    // than it went back in time.
+    const seq = Math.min(...(await Promise.all(this.seqKeys.map((key) => this.redis.incr(key)))));
     if (this.seqFile !== null) writeAtomic(this.seqFile, `${JSON.stringify({ epoch, seq })}\n`);
     return seq;
   }
@@ -213,24 +296,29 @@ export class StateEpochStore {
       ]),
     ];
     let deletedKeys = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(
-        cursor,
-        'MATCH',
-        `${escapeGlob(this.options.prefix)}*`,
-        'COUNT',
-        1000,
-      );
-      cursor = next;
-      if (keys.length > 0) deletedKeys += await this.redis.unlink(...keys);
-    } while (cursor !== '0');
+    // SCAN walks one node: on a cluster, every master; and UNLINK one key at a time (keys of
+    // different slots cannot share a command).
+    const nodes: Redis[] = this.redis.isCluster ? (this.redis as unknown as { nodes(role: 'master'): Redis[] }).nodes('master') : [this.redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${escapeGlob(this.options.prefix)}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        if (this.redis.isCluster) {
+          const counts = await Promise.all(keys.map((key) => node.unlink(key)));
+          deletedKeys += counts.reduce((a, b) => a + b, 0);
+        } else {
+          deletedKeys += await node.unlink(...keys);
+        }
+      } while (cursor !== '0');
+    }
     const fresh: EpochRecord = {
       id: newEpochId(),
       createdAt: new Date().toISOString(),
       accepted: replaced,
     };
-    await this.redis.set(this.epochKey, JSON.stringify(fresh));
+    await this.fillCopies(fresh, false);
     if (durable !== null) this.writeDurableEpoch(fresh.id);
     return { epoch: fresh.id, deletedKeys, replaced };
   }

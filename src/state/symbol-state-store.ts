@@ -2,6 +2,7 @@ import { deserialize, serialize } from 'node:v8';
 import type Redis from 'ioredis';
 import { PipelineError, StateStoreError } from '../errors';
 import type { Logger } from '../observability/logger';
+import { keySlot, symbolKeyPart } from './keys';
 
 /** Options of {@link SymbolStateStore}. */
 export interface SymbolStateStoreOptions {
@@ -46,7 +47,8 @@ interface Dirty {
  * A stage's state per symbol in Redis, with the dedupe mark of every bar that produced it.
  *
  * Group commits: {@link commit} does not write at once. The symbols with a new state wait in a
- * dirty set; one flush writes all of them in a single MULTI/EXEC (the newest snapshot of each
+ * dirty set; one flush writes all of them in a single MULTI/EXEC (on a Redis Cluster, one per hash
+ * slot) (the newest snapshot of each
  * symbol, coalescing the bars committed since the last flush, plus every dedupe mark), and the next
  * flush starts when it returns, so under load a transaction carries hundreds of bars and when idle
  * a bar waits one round trip. `commit()` resolves once a transaction holding the bar's state (or a
@@ -74,8 +76,9 @@ export class SymbolStateStore<S> {
     this.guard = options.guard ?? ((call) => call());
   }
 
+  /** `<prefix><stage>:state:<symbol>`; on a Redis Cluster the symbol is a hash tag (see keys.ts). */
   private stateKey(symbol: string): string {
-    return `${this.options.prefix}${this.options.stage}:state:${symbol}`;
+    return `${this.options.prefix}${this.options.stage}:state:${symbolKeyPart(this.redis, symbol)}`;
   }
 
   private attemptKey(id: string): string {
@@ -85,7 +88,7 @@ export class SymbolStateStore<S> {
   private seenKey(symbol: string, timeframeMs: number, ts: number): { key: string; bit: number } {
     const span = Math.floor(ts / YEAR_MS);
     const bit = Math.floor((ts - span * YEAR_MS) / timeframeMs);
-    return { key: `${this.options.prefix}${this.options.stage}:seen:${symbol}:${timeframeMs}:${span}`, bit };
+    return { key: `${this.options.prefix}${this.options.stage}:seen:${symbolKeyPart(this.redis, symbol)}:${timeframeMs}:${span}`, bit };
   }
 
   /** The last committed state of `symbol`, or null if none. Waits for a flush in progress. */
@@ -225,7 +228,29 @@ export class SymbolStateStore<S> {
     });
   }
 
+  /**
+   * Writes a batch: one MULTI/EXEC on a single Redis; on a Redis Cluster one per hash slot (a MULTI
+   * may only touch one slot; a symbol's keys share its slot), run together. A group that fails goes
+   * back on its own; the others count as written.
+   */
   private async write(batch: Map<string, Dirty>): Promise<void> {
+    const groups: Map<string, Dirty>[] = [];
+    if (this.redis.isCluster) {
+      const bySlot = new Map<number, Map<string, Dirty>>();
+      for (const [symbol, entry] of batch) {
+        const slot = keySlot(this.stateKey(symbol));
+        let group = bySlot.get(slot);
+        if (group === undefined) bySlot.set(slot, (group = new Map()));
+        group.set(symbol, entry);
+      }
+      groups.push(...bySlot.values());
+    } else {
+      groups.push(batch);
+    }
+    await Promise.all(groups.map((group) => this.writeGroup(group)));
+  }
+
+  private async writeGroup(batch: Map<string, Dirty>): Promise<void> {
     const multi = this.redis.multi();
     for (const [symbol, entry] of batch) {
       multi.set(this.stateKey(symbol), serialize(entry.state));

@@ -1,3 +1,4 @@
+import { symbolKeyPart } from '../state/keys';
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
@@ -189,7 +190,7 @@ export class Worker {
           contextQueue,
           faults,
           legacyResample: async (symbol) => {
-            const raw = await this.redis!.get(`${prefix}resampler:state:${symbol}`);
+            const raw = await this.redis!.get(`${prefix}resampler:state:${symbolKeyPart(this.redis!, symbol)}`);
             return raw === null ? null : ((JSON.parse(raw) as { open?: ResampleState | null }).open ?? null);
           },
           ...(config.training ? { experience: new ExperienceBatcher(publisher) } : {}),
