@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
+import { createClusterClient, isClusterSetting } from '../state/redis-client';
 import { describeRedisTarget } from '../state/redis-preflight';
 import { StateEpochStore } from '../state/state-epoch-store';
 import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
@@ -56,11 +57,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   ctx.err.write(
     `pipeline state: ${describeRedisTarget(config.redisUrl)}, prefix ${config.redisPrefix}, data dir ${config.dataDir}\n`,
   );
-  const redis = new Redis(config.redisUrl, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    connectionName: 'pipeline-cli-state',
-  });
+  // A REDIS_URL listing several nodes is a Redis Cluster: its epoch copies live on every master.
+  const redis = isClusterSetting(config.redisUrl)
+    ? createClusterClient(config.redisUrl, { connectionName: 'pipeline-cli-state', lazyConnect: true })
+    : new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectionName: 'pipeline-cli-state' });
   redis.on('error', () => undefined); // surfaced through the failing command instead
   try {
     await redis.connect();
