@@ -209,7 +209,7 @@ export class GatewayWorker {
         await step('stats', () => this.stats?.stop());
         await step('publisher', () => this.publisher?.stop(this.config.closeTimeoutMs));
         await step('connection', () => this.connection?.stop());
-        this.log.info('gateway stopped');
+        this.log.info('worker stopped');
       })();
     }
     return this.stopPromise;

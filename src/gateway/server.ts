@@ -76,8 +76,8 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   const g = config.gateway;
   const tls = g.tls === null ? null : { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) };
   const app: FastifyInstance = (tls === null
-    ? Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, disableRequestLogging: true })
-    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, disableRequestLogging: true, https: tls })) as unknown as FastifyInstance;
+    ? Fastify({ logger: false, bodyLimit: g.bodyLimitBytes })
+    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, https: tls })) as unknown as FastifyInstance;
   const limiter = new RateLimiter(g.rateLimitPerMinute);
   app.decorateRequest('caller', null);
 
