@@ -168,7 +168,15 @@ export const ROUTES: readonly RouteSpec[] = [
 /** The OpenAPI 3.1 document of {@link ROUTES}, generated from the zod schemas. */
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const json = (schema: z.ZodType, io: 'input' | 'output'): unknown => z.toJSONSchema(schema, { unrepresentable: 'any', io, target: 'draft-2020-12' });
+  const components: Record<string, unknown> = {};
+  // Named schemas (`.meta({ id })`) become components; their references point there.
+  const json = (schema: z.ZodType, io: 'input' | 'output'): unknown => {
+    const raw = z.toJSONSchema(schema, { unrepresentable: 'any', io, target: 'draft-2020-12' }) as Record<string, unknown>;
+    const text = JSON.stringify(raw).replaceAll('"#/$defs/', '"#/components/schemas/');
+    const { $schema: _s, $defs, ...rest } = JSON.parse(text) as Record<string, unknown> & { $defs?: Record<string, unknown> };
+    for (const [name, def] of Object.entries($defs ?? {})) if (!(name in components)) components[name] = def;
+    return rest;
+  };
   for (const route of ROUTES) {
     const path = route.url.replace(/:([A-Za-z]+)/g, '{$1}');
     const parameters: unknown[] = [];
@@ -198,6 +206,7 @@ export function openApiDocument(): Record<string, unknown> {
       },
     };
   }
+  components.Bar = json(BarSchema, 'input');
   return {
     openapi: '3.1.0',
     info: {
@@ -208,7 +217,7 @@ export function openApiDocument(): Record<string, unknown> {
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key> (WebSocket from a browser: ?token=<key>)' } },
-      schemas: { Bar: json(BarSchema, 'input') },
+      schemas: components,
     },
     paths,
   };

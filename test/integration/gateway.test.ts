@@ -267,8 +267,10 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     expect(Object.keys(res.json.paths).sort()).toEqual(
       ['/api/bars', '/api/dead-letters/replay', '/api/health', '/api/models/promote', '/api/models/rollback', '/api/openapi.json', '/api/results/{symbol}', '/api/strategic/health', '/api/strategic/process', '/api/tactical/health', '/api/tactical/process', '/ws'].sort(),
     );
-    const body = res.json.paths['/api/strategic/process'].post.requestBody.content['application/json'].schema;
-    expect(body.properties.bars.minItems).toBe(49);
+    const ref = res.json.paths['/api/strategic/process'].post.requestBody.content['application/json'].schema.$ref;
+    expect(ref).toBe('#/components/schemas/StrategicProcessRequest');
+    expect(res.json.components.schemas.StrategicProcessRequest.properties.bars.minItems).toBe(49);
+    expect(res.json.components.schemas.TacticalProcessResponse.required).toEqual(expect.arrayContaining(['indicators', 'actions', 'model_version', 'processing_time_ms']));
     expect(res.json.paths['/api/bars'].post['x-required-role']).toBe('operator');
   });
 
