@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
 import { createVhost, waitFor, type TestVhost } from '../fixtures/broker';
 import { freePort, testKeys } from '../fixtures/gateway';
@@ -19,7 +19,7 @@ const OUTPUT_DIR = join(__dirname, '..', '..', 'test-output', 'gateway');
 describe('live page', () => {
   let vhost: TestVhost;
   let pipeline: TestPipeline;
-  let browser: Browser;
+  let browser: BrowserContext;
   let profile: string;
   let base: string;
   const keys = testKeys();
@@ -38,9 +38,11 @@ describe('live page', () => {
     pipeline = await startPipeline(vhost.url, { GATEWAY_PORT: String(port), GATEWAY_API_KEYS: keys.setting });
     await waitHealthy(pipeline);
     profile = mkdtempSync(join(tmpdir(), 'gateway-chromium-'));
-    browser = await chromium.launch({
+    // A fresh user-data-dir (playwright passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1400, height: 900 },
     });
   });
 
@@ -61,7 +63,7 @@ describe('live page', () => {
       return ((await res.json()) as unknown[]).length === 300;
     }, 120_000, 'first results');
 
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage();
     const errors: string[] = [];
     const outside: string[] = [];
     page.on('console', (msg) => {
