@@ -204,7 +204,10 @@ export class GatewayWorker {
           }
         };
         if (this.statsTimer !== null) clearInterval(this.statsTimer);
-        await step('websockets', () => this.hub?.closeAll());
+        await step('websockets', async () => {
+          this.hub?.closeAll();
+          await new Promise((resolve) => setTimeout(resolve, 200)); // let the close frames go out
+        });
         await step('server', () => this.server?.close());
         await step('stats', () => this.stats?.stop());
         await step('publisher', () => this.publisher?.stop(this.config.closeTimeoutMs));

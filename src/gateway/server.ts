@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import { BarSchema, type Bar } from '../../schemas/bar.schema';
@@ -75,9 +76,22 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   const { config, log } = deps;
   const g = config.gateway;
   const tls = g.tls === null ? null : { cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) };
+  // forceCloseConnections: on stop, connections a client left open (a refused WebSocket upgrade the
+  // client never closed, a slow upload) are destroyed instead of holding the shutdown.
   const app: FastifyInstance = (tls === null
-    ? Fastify({ logger: false, bodyLimit: g.bodyLimitBytes })
-    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, https: tls })) as unknown as FastifyInstance;
+    ? Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, forceCloseConnections: true })
+    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, forceCloseConnections: true, https: tls })) as unknown as FastifyInstance;
+  // Sockets of WebSocket upgrades (accepted or refused) are not the HTTP server's any more, so
+  // close() would wait for them forever: they are destroyed when the server closes (the hub has sent
+  // the accepted ones their close frame by then).
+  const upgrades = new Set<Duplex>();
+  app.server.on('upgrade', (_req: unknown, socket: Duplex) => {
+    upgrades.add(socket);
+    socket.once('close', () => upgrades.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    for (const socket of upgrades) socket.destroy();
+  });
   const limiter = new RateLimiter(g.rateLimitPerMinute);
   app.decorateRequest('caller', null);
 

@@ -88,7 +88,10 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     // The WebSocket refuses the upgrade without a key.
     const status = await new Promise<number>((resolve) => {
       const ws = openWs(`${wsBase}/ws?symbols=A`);
-      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode));
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode);
+        ws.terminate();
+      });
       ws.on('open', () => resolve(101));
       ws.on('error', () => undefined);
     });
