@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, hashApiKey } from '../../../src/config/config';
+import { openApiDocument } from '../../../src/gateway/routes';
 import { KeyStore, RateLimiter, roleAtLeast } from '../../../src/gateway/auth';
 import { RecentResults, type StoredResult } from '../../../src/gateway/recent-results';
 import { WS_CLOSE_TOO_SLOW, WsHub, type HubSocket } from '../../../src/gateway/ws-hub';
@@ -68,6 +72,19 @@ describe('gateway configuration', () => {
     expect(() => loadConfig({ GATEWAY_TLS_CERT: '/nonexistent.pem' })).toThrow(/GATEWAY_TLS_CERT and GATEWAY_TLS_KEY must be set together/);
     expect(() => loadConfig({ GATEWAY_PORT: '70000' })).toThrow(/GATEWAY_PORT/);
     expect(() => loadConfig({ GATEWAY_PROT: '1' })).toThrow(/did you mean GATEWAY_PORT/);
+  });
+
+  it('reads keys from GATEWAY_API_KEYS_FILE, one role:key a line, and refuses both settings at once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gateway-keys-'));
+    try {
+      const file = join(dir, 'keys');
+      writeFileSync(file, `# gateway keys\noperator:${key}\n\nadmin:${'b'.repeat(24)}\n`);
+      expect(loadConfig({ GATEWAY_API_KEYS_FILE: file }).gateway.keys.map((k) => k.role)).toEqual(['operator', 'admin']);
+      expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: file, GATEWAY_API_KEYS: `viewer:${key}` })).toThrow(/set only one of them/);
+      expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: join(dir, 'missing') })).toThrow(/GATEWAY_API_KEYS_FILE=.*cannot read it \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the roles of PIPELINE_ROLES, all by default', () => {
@@ -199,5 +216,16 @@ describe('pipeline figures', () => {
     expect(s.buckets.strategic!.get(0.005)).toBe(10);
     expect(s.buckets.strategic!.get(Infinity)).toBe(12);
     expect(s.breakers).toEqual({ 'tactical/redis': 2 });
+  });
+});
+
+describe('OpenAPI document', () => {
+  it('lists every route with its role, and its request schemas from the zod schemas', () => {
+    const doc = openApiDocument() as { paths: Record<string, Record<string, { 'x-required-role'?: string; security: unknown[] }>>; components: { schemas: Record<string, { properties?: Record<string, { minItems?: number }> }> } };
+    expect(doc.paths['/api/health']!.get!.security).toEqual([]);
+    expect(doc.paths['/api/bars']!.post!['x-required-role']).toBe('operator');
+    expect(doc.paths['/api/models/promote']!.post!['x-required-role']).toBe('admin');
+    expect(doc.components.schemas.StrategicProcessRequest!.properties!.bars!.minItems).toBe(49);
+    expect(JSON.stringify(doc)).not.toContain('#/$defs/');
   });
 });
