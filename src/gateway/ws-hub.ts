@@ -6,7 +6,7 @@ export interface HubSocket {
   readonly readyState: number;
   readonly OPEN: number;
   readonly bufferedAmount: number;
-  send(text: string): void;
+  send(data: string | Buffer, options?: { binary?: boolean }): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
   on(event: 'close', listener: () => void): unknown;
@@ -81,23 +81,26 @@ export class WsHub {
   /** Sends one result to every client subscribed to its symbol. */
   publish(stored: StoredResult): void {
     const set = this.bySymbol.get(stored.result.symbol);
-    if (set === undefined) return;
-    for (const client of set) this.send(client, stored.text);
+    if (set === undefined || set.size === 0) return;
+    // Encoded once for every client (a text frame all the same).
+    const bytes = Buffer.from(stored.text, 'utf8');
+    for (const client of set) this.send(client, bytes);
   }
 
   /** Sends a stats frame to the clients that asked for them (`?stats=1`). */
   broadcastStats(text: string): void {
-    for (const client of this.clients) if (client.stats) this.send(client, text);
+    const bytes = Buffer.from(text, 'utf8');
+    for (const client of this.clients) if (client.stats) this.send(client, bytes);
   }
 
-  private send(client: Client, text: string): void {
+  private send(client: Client, bytes: Buffer): void {
     const { socket } = client;
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount + Buffer.byteLength(text) > this.options.maxBufferedBytes) {
+    if (socket.bufferedAmount + bytes.length > this.options.maxBufferedBytes) {
       this.closeSlow(client);
       return;
     }
-    socket.send(text);
+    socket.send(bytes, { binary: false });
     this.sent++;
   }
 

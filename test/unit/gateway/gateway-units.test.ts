@@ -22,11 +22,13 @@ class FakeSocket implements HubSocket {
   readyState = 1;
   bufferedAmount = 0;
   sent: string[] = [];
+  binary: boolean[] = [];
   closed: { code?: number } | null = null;
   terminated = false;
   private closeListeners: (() => void)[] = [];
-  send(text: string): void {
-    this.sent.push(text);
+  send(data: string | Buffer, options?: { binary?: boolean }): void {
+    this.sent.push(data.toString());
+    this.binary.push(options?.binary ?? false);
   }
   close(code?: number): void {
     this.closed = { code };
@@ -153,6 +155,7 @@ describe('WsHub', () => {
     hub.add(ab, ['A', 'B']);
     for (const [s, ts] of [['A', 1], ['B', 1], ['A', 2]] as const) hub.publish(stored(s, ts));
     expect(a.sent.map((t) => JSON.parse(t).ts)).toEqual([1, 2]);
+    expect(a.binary).toEqual([false, false]); // text frames
     expect(ab.sent.map((t) => JSON.parse(t).symbol + JSON.parse(t).ts)).toEqual(['A1', 'B1', 'A2']);
     ab.emitClose();
     hub.publish(stored('A', 3));
