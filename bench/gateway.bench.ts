@@ -2,18 +2,20 @@
  * Gateway load benchmark (issue 14), against the local RabbitMQ and Redis, all in one run:
  *
  * 1. One pipeline (strategic, tactical, gateway; training off so that runs compare), GB_SYMBOLS
- *    symbols. Rounds alternate: without WebSocket clients, then with GB_CLIENTS clients connected,
- *    GB_ROUNDS times each. Each round publishes GB_BARS new bars at once (the pipeline's sustained
+ *    symbols. Rounds without WebSocket clients and with GB_CLIENTS clients connected, in pairs,
+ *    GB_ROUNDS pairs. Each round publishes GB_BARS new bars at once (the pipeline's sustained
  *    rate: as fast as it goes) and times first publish → last result on `integrated_results`.
  *    With clients: every client must receive every result of its symbols, in `ts` order.
  * 2. A stalled client (its socket paused: it reads nothing) among normal clients while a round runs:
  *    the gateway closes it with 1013 (read once it resumes), and the others still get everything.
  *
- * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (2).
- * Output: bars/s per round, the ratio with/without clients, frames delivered, and the 1013 check.
+ * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (4: pairs of rounds, ABBA order).
+ * Output: bars/s per round, the ratio with/without clients per pair and its median, the gateway's
+ * CPU seconds per round, frames delivered, and the 1013 check.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { createServer } from 'node:net';
 import * as amqp from 'amqplib';
@@ -28,7 +30,7 @@ import { Supervisor } from '../src/supervisor/supervisor';
 const BARS = Number(process.env.GB_BARS ?? 6000);
 const SYMBOLS = Number(process.env.GB_SYMBOLS ?? 20);
 const CLIENTS = Number(process.env.GB_CLIENTS ?? 200);
-const ROUNDS = Number(process.env.GB_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.GB_ROUNDS ?? 4);
 const WINDOW = 500;
 
 interface WsClient {
@@ -156,21 +158,46 @@ async function main(): Promise<void> {
     const without: number[] = [];
     const withClients: number[] = [];
     const delivery: string[] = [];
+    const cpu: { without: number[]; with: number[] } = { without: [], with: [] };
+    const gatewayPid = supervisor.pids().gateway;
+    /** CPU seconds (user + system) the gateway process has used so far. */
+    const gatewayCpu = (): number => {
+      if (gatewayPid === undefined) return NaN;
+      const fields = readFileSync(`/proc/${gatewayPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+    };
     let round = 0;
-    for (let k = 0; k < ROUNDS; k++) {
+    const plain = async (): Promise<void> => {
+      const c0 = gatewayCpu();
       without.push(await runRound(round++));
+      cpu.without.push(gatewayCpu() - c0);
+    };
+    const loaded = async (): Promise<void> => {
       const clients = Array.from({ length: CLIENTS }, (_, i) => new Client(wsUrl, symbolsOf(i)));
       await Promise.all(clients.map((c) => c.opened));
       const r = round;
+      const c0 = gatewayCpu();
       withClients.push(await runRound(round++));
       const bars = roundBars(r);
       const expected = (c: Client): number => bars.filter((b) => c.symbols.includes(b.symbol)).length;
       const deadline = Date.now() + 30_000;
       while (clients.some((c) => c.count < expected(c)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+      cpu.with.push(gatewayCpu() - c0);
       const complete = clients.filter((c) => c.count === expected(c) && c.outOfOrder === 0 && c.symbols.every((s) => c.lastTs.get(s) === bars.filter((b) => b.symbol === s).pop()!.ts)).length;
       const frames = clients.reduce((n, c) => n + c.count, 0);
       delivery.push(`${complete}/${CLIENTS} clients got every result of their symbols in ts order (${frames} frames, ${clients.reduce((n, c) => n + c.outOfOrder, 0)} out of order)`);
       for (const c of clients) c.ws.terminate();
+    };
+    // Pairs in ABBA order (without-with, with-without, ...) so that a load that rises or falls
+    // during the run weighs on both kinds alike; each pair's ratio is reported.
+    for (let k = 0; k < ROUNDS; k++) {
+      if (k % 2 === 0) {
+        await plain();
+        await loaded();
+      } else {
+        await loaded();
+        await plain();
+      }
     }
     // The stalled client.
     const normal = Array.from({ length: 10 }, (_, i) => new Client(wsUrl, [`GW${i % SYMBOLS}`]));
@@ -202,7 +229,11 @@ async function main(): Promise<void> {
     process.stdout.write(`pipeline: strategic, tactical, gateway; training off; ${SYMBOLS} symbols; ${perSymbol * SYMBOLS} bars per round\n`);
     process.stdout.write(`without clients: ${without.map(fmt).join(', ')} bars/s (mean ${fmt(mean(without))})\n`);
     process.stdout.write(`with ${CLIENTS} WebSocket clients: ${withClients.map(fmt).join(', ')} bars/s (mean ${fmt(mean(withClients))})\n`);
-    process.stdout.write(`ratio with/without: ${(mean(withClients) / mean(without)).toFixed(3)} (drop ${((1 - mean(withClients) / mean(without)) * 100).toFixed(1)}%, target < 10%)\n`);
+    const ratios = withClients.map((w, i) => w / without[i]!);
+    const sorted = [...ratios].sort((a, b) => a - b);
+    const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+    process.stdout.write(`ratio with/without per pair: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median.toFixed(3)} (drop ${((1 - median) * 100).toFixed(1)}%, target < 10%); ratio of means ${(mean(withClients) / mean(without)).toFixed(3)}\n`);
+    process.stdout.write(`gateway CPU per round: without clients ${cpu.without.map((c) => c.toFixed(2)).join(', ')} s; with ${CLIENTS} clients ${cpu.with.map((c) => c.toFixed(2)).join(', ')} s (the clients themselves run in this benchmark process, on the same 2 cores)\n`);
     for (const d of delivery) process.stdout.write(`delivery: ${d}\n`);
     process.stdout.write(`stalled client: closed by the gateway ${closedByGateway ? 'yes' : 'NO'}, close code seen by the client ${stalled.closeCode} (frames read before it: ${stalled.count}); 10 normal clients complete and in order: ${normalOk}; round rate ${fmt(stalledRate)} bars/s\n`);
     await sub.close();
