@@ -158,7 +158,11 @@ async function main(): Promise<void> {
     const without: number[] = [];
     const withClients: number[] = [];
     const delivery: string[] = [];
-    const cpu: { without: number[]; with: number[] } = { without: [], with: [] };
+    const cpu: { without: number[]; with: number[]; clients: number[]; plainOwn: number[] } = { without: [], with: [], clients: [], plainOwn: [] };
+    const ownCpu = (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
     const gatewayPid = supervisor.pids().gateway;
     /** CPU seconds (user + system) the gateway process has used so far. */
     const gatewayCpu = (): number => {
@@ -169,20 +173,24 @@ async function main(): Promise<void> {
     let round = 0;
     const plain = async (): Promise<void> => {
       const c0 = gatewayCpu();
+      const o0 = ownCpu();
       without.push(await runRound(round++));
       cpu.without.push(gatewayCpu() - c0);
+      cpu.plainOwn.push(ownCpu() - o0);
     };
     const loaded = async (): Promise<void> => {
       const clients = Array.from({ length: CLIENTS }, (_, i) => new Client(wsUrl, symbolsOf(i)));
       await Promise.all(clients.map((c) => c.opened));
       const r = round;
       const c0 = gatewayCpu();
+      const o0 = ownCpu();
       withClients.push(await runRound(round++));
       const bars = roundBars(r);
       const expected = (c: Client): number => bars.filter((b) => c.symbols.includes(b.symbol)).length;
       const deadline = Date.now() + 30_000;
       while (clients.some((c) => c.count < expected(c)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
       cpu.with.push(gatewayCpu() - c0);
+      cpu.clients.push(ownCpu() - o0);
       const complete = clients.filter((c) => c.count === expected(c) && c.outOfOrder === 0 && c.symbols.every((s) => c.lastTs.get(s) === bars.filter((b) => b.symbol === s).pop()!.ts)).length;
       const frames = clients.reduce((n, c) => n + c.count, 0);
       delivery.push(`${complete}/${CLIENTS} clients got every result of their symbols in ts order (${frames} frames, ${clients.reduce((n, c) => n + c.outOfOrder, 0)} out of order)`);
@@ -233,7 +241,7 @@ async function main(): Promise<void> {
     const sorted = [...ratios].sort((a, b) => a - b);
     const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
     process.stdout.write(`ratio with/without per pair: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median.toFixed(3)} (drop ${((1 - median) * 100).toFixed(1)}%, target < 10%); ratio of means ${(mean(withClients) / mean(without)).toFixed(3)}\n`);
-    process.stdout.write(`gateway CPU per round: without clients ${cpu.without.map((c) => c.toFixed(2)).join(', ')} s; with ${CLIENTS} clients ${cpu.with.map((c) => c.toFixed(2)).join(', ')} s (the clients themselves run in this benchmark process, on the same 2 cores)\n`);
+    process.stdout.write(`gateway CPU per round: without clients ${cpu.without.map((c) => c.toFixed(2)).join(', ')} s; with ${CLIENTS} clients ${cpu.with.map((c) => c.toFixed(2)).join(', ')} s; this benchmark process (publisher and result reader; plus the ${CLIENTS} clients) ${cpu.plainOwn.map((c) => c.toFixed(2)).join(', ')} s without, ${cpu.clients.map((c) => c.toFixed(2)).join(', ')} s with clients, on the same 2 cores\n`);
     for (const d of delivery) process.stdout.write(`delivery: ${d}\n`);
     process.stdout.write(`stalled client: closed by the gateway ${closedByGateway ? 'yes' : 'NO'}, close code seen by the client ${stalled.closeCode} (frames read before it: ${stalled.count}); 10 normal clients complete and in order: ${normalOk}; round rate ${fmt(stalledRate)} bars/s\n`);
     await sub.close();
