@@ -120,9 +120,9 @@ describe('production entry', () => {
       readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
     );
     expect(commands.some((c) => c.includes('dist/src/supervisor/main.js'))).toBe(true);
-    // PIPELINE_TRAINING=off and one shard: one strategic and one tactical worker.
+    // PIPELINE_TRAINING=off and one shard: one strategic, one tactical and the gateway worker.
     expect(commands.filter((c) => c.includes('dist/src/supervisor/worker-main.js'))).toHaveLength(
-      2,
+      3,
     );
     expect(commands.some((c) => /\btsx\b|^sh /.test(c))).toBe(false);
     for (const pid of workerPids(health)) expect(tree).toContain(pid);
