@@ -3,7 +3,8 @@
  * process so that one benchmark's garbage and JIT state do not colour the next. Pass names to run
  * a subset: `npm run bench -- indicators pipeline`; arguments starting with `--` go to every
  * benchmark (`npm run bench -- strategic --skip-1m`). `npm run bench -- pattern-restart` measures a
- * strategic restart with a 1M-pattern store against a full graph rebuild.
+ * strategic restart with a 1M-pattern store against a full graph rebuild. `npm run bench -- gateway`
+ * runs 200 WebSocket clients against the gateway while the pipeline runs (bench/gateway.bench.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

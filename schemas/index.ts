@@ -5,3 +5,4 @@ export * from './dead-letter.schema';
 export * from './feedback.schema';
 export * from './experience.schema';
 export * from './model-update.schema';
+export * from './gateway.schema';

@@ -3,6 +3,16 @@ import { Bar30mSchema, BarSchema } from './bar.schema';
 import { DeadLetterHeadersSchema } from './dead-letter.schema';
 import { ExperienceBatchSchema, ExperienceSchema } from './experience.schema';
 import { FeedbackSchema } from './feedback.schema';
+import {
+  BarsAcceptedSchema,
+  BarsRejectedSchema,
+  GatewayErrorSchema,
+  StageHealthSchema,
+  StrategicProcessRequestSchema,
+  StrategicProcessResponseSchema,
+  TacticalProcessRequestSchema,
+  TacticalProcessResponseSchema,
+} from './gateway.schema';
 import { IntegratedResultSchema } from './integrated-result.schema';
 import { ModelUpdateSchema } from './model-update.schema';
 import { StrategicContextSchema } from './strategic-context.schema';
@@ -19,6 +29,14 @@ export function jsonSchemas(): Record<string, unknown> {
     'experience-batch': ExperienceBatchSchema,
     'model-update': ModelUpdateSchema,
     feedback: FeedbackSchema,
+    'gateway-error': GatewayErrorSchema,
+    'gateway-strategic-process-request': StrategicProcessRequestSchema,
+    'gateway-strategic-process-response': StrategicProcessResponseSchema,
+    'gateway-tactical-process-request': TacticalProcessRequestSchema,
+    'gateway-tactical-process-response': TacticalProcessResponseSchema,
+    'gateway-bars-accepted': BarsAcceptedSchema,
+    'gateway-bars-rejected': BarsRejectedSchema,
+    'gateway-stage-health': StageHealthSchema,
   };
   const out: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(schemas)) {

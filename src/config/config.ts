@@ -1,5 +1,36 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, EXIT_STARTUP } from '../errors';
+
+/** The roles a supervisor can run (PIPELINE_ROLES), in start order. */
+export const ROLE_NAMES = ['strategic', 'tactical', 'trainer', 'gateway'] as const;
+export type RoleName = (typeof ROLE_NAMES)[number];
+
+/** Gateway roles, lowest first: each may do what the ones before it may. */
+export const GATEWAY_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type GatewayRole = (typeof GATEWAY_ROLES)[number];
+
+/** One configured API key: its role and the SHA-256 hex of the key (the key itself is not kept). */
+export interface GatewayKey {
+  role: GatewayRole;
+  hash: string;
+}
+
+/** The gateway's settings (GATEWAY_*). */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly keys: readonly GatewayKey[];
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly auditFile: string;
+  readonly rateLimitPerMinute: number;
+  readonly bodyLimitBytes: number;
+  readonly resultsPerSymbol: number;
+  readonly maxSymbols: number;
+  readonly wsBufferBytes: number;
+}
 
 const bool = (name: string) =>
   z.enum(['on', 'off', 'true', 'false', '1', '0'], {
@@ -184,6 +215,44 @@ export const EnvSchema = z.object({
    * unprocessed (a poison message), keep below PIPELINE_MAX_RESTARTS_PER_MINUTE. @defaultValue 3
    */
   PIPELINE_CRASH_ATTEMPTS: int('PIPELINE_CRASH_ATTEMPTS', 1, 100).default(3),
+  /**
+   * The roles this process's supervisor runs: a comma-separated subset of strategic, tactical,
+   * trainer, gateway, so that a container or pod can run one role. The trainer runs only with
+   * online training on. @defaultValue strategic,tactical,trainer,gateway
+   */
+  PIPELINE_ROLES: z
+    .string()
+    .refine((v) => v.split(',').every((r) => (ROLE_NAMES as readonly string[]).includes(r.trim())) && v.trim() !== '', {
+      message: `PIPELINE_ROLES must be a comma-separated subset of ${ROLE_NAMES.join(',')} (for example gateway or strategic,tactical)`,
+    })
+    .default(ROLE_NAMES.join(',')),
+  /** Address the gateway (HTTP API, WebSocket, live page) listens on. @defaultValue 127.0.0.1 */
+  GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Port of the gateway (0 picks a free one). @defaultValue 8080 */
+  GATEWAY_PORT: int('GATEWAY_PORT', 0, 65535).default(8080),
+  /**
+   * API keys and their roles, `role:key,role:key` (roles viewer, operator, admin; keys at least 16
+   * characters of A-Z a-z 0-9 . _ ~ + / = -). Only their SHA-256 hashes are kept. @defaultValue none
+   */
+  GATEWAY_API_KEYS: z.string().default(''),
+  /** A file holding the keys, one `role:key` per line (# comments), instead of GATEWAY_API_KEYS. @defaultValue none */
+  GATEWAY_API_KEYS_FILE: z.string().default(''),
+  /** PEM certificate; with GATEWAY_TLS_KEY the gateway serves HTTPS and WSS only. @defaultValue none */
+  GATEWAY_TLS_CERT: z.string().default(''),
+  /** PEM private key of GATEWAY_TLS_CERT. @defaultValue none */
+  GATEWAY_TLS_KEY: z.string().default(''),
+  /** Append-only JSON-lines audit file of every changing call. @defaultValue <PIPELINE_DATA_DIR>/gateway-audit.jsonl */
+  GATEWAY_AUDIT_FILE: z.string().default(''),
+  /** Requests per minute per key (burst of the same size); past it 429 with Retry-After. @defaultValue 600 */
+  GATEWAY_RATE_LIMIT_PER_MINUTE: int('GATEWAY_RATE_LIMIT_PER_MINUTE', 1, 10_000_000).default(600),
+  /** Largest request body in bytes; larger ones get 413. @defaultValue 1048576 */
+  GATEWAY_BODY_LIMIT_BYTES: int('GATEWAY_BODY_LIMIT_BYTES', 1024, 104_857_600).default(1_048_576),
+  /** Recent results kept in memory per symbol for /api/results (at most 1,000 are served). @defaultValue 1000 */
+  GATEWAY_RESULTS_PER_SYMBOL: int('GATEWAY_RESULTS_PER_SYMBOL', 1, 100_000).default(1000),
+  /** Symbols whose recent results are kept; past it the least recently updated symbol is dropped. @defaultValue 10000 */
+  GATEWAY_MAX_SYMBOLS: int('GATEWAY_MAX_SYMBOLS', 1, 10_000_000).default(10_000),
+  /** Bytes a WebSocket client may have unsent before it is closed with 1013. @defaultValue 1048576 */
+  GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -222,6 +291,9 @@ export interface PipelineConfig {
   readonly shards: number;
   readonly shardIndex: number;
   readonly crashAttempts: number;
+  /** Roles the supervisor runs (PIPELINE_ROLES). */
+  readonly roles: readonly RoleName[];
+  readonly gateway: GatewayConfig;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -231,7 +303,7 @@ const KNOWN = new Set(Object.keys(EnvSchema.shape));
  * REDIS or PIPELINE (`AMPQ_URL`, `REDSI_URL`, `amqp_url`). Other variables (PATH, REDIS_HOST of
  * another program, ...) are none of our business and are never rejected.
  */
-const OUR_PREFIXES = ['AMQP', 'REDIS', 'PIPELINE'];
+const OUR_PREFIXES = ['AMQP', 'REDIS', 'PIPELINE', 'GATEWAY'];
 
 /** Damerau-Levenshtein distance (optimal string alignment), for "did you mean". */
 export function editDistance(a: string, b: string): number {
@@ -299,7 +371,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '?');
       // Never echo a password: URLs are shown with their credentials masked.
-      const shown = (picked[key] ?? '').replace(/\/\/[^@/]*@/g, '//***@');
+      const shown = key === 'GATEWAY_API_KEYS' ? '***' : (picked[key] ?? '').replace(/\/\/[^@/]*@/g, '//***@');
       problems.push(`${key}=${JSON.stringify(shown)}: ${issue.message}`.replace(/\s*\n\s*/g, ' '));
     }
   }
@@ -307,6 +379,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     problems.push(
       `PIPELINE_SHARD_INDEX=${parsed.data.PIPELINE_SHARD_INDEX}: must be below PIPELINE_SHARDS (${parsed.data.PIPELINE_SHARDS}); shards are numbered from 0`,
     );
+  }
+  let keys: GatewayKey[] = [];
+  if (parsed.success) {
+    const e = parsed.data;
+    if (e.GATEWAY_API_KEYS !== '' && e.GATEWAY_API_KEYS_FILE !== '') {
+      problems.push('GATEWAY_API_KEYS and GATEWAY_API_KEYS_FILE are both set; set only one of them');
+    } else if (e.GATEWAY_API_KEYS_FILE !== '') {
+      let text: string | null = null;
+      try {
+        text = readFileSync(e.GATEWAY_API_KEYS_FILE, 'utf8');
+      } catch (err) {
+        problems.push(`GATEWAY_API_KEYS_FILE=${JSON.stringify(e.GATEWAY_API_KEYS_FILE)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the path or its permissions`);
+      }
+      if (text !== null) {
+        const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+        keys = parseKeys(lines, 'GATEWAY_API_KEYS_FILE', problems);
+      }
+    } else if (e.GATEWAY_API_KEYS !== '') {
+      keys = parseKeys(e.GATEWAY_API_KEYS.split(','), 'GATEWAY_API_KEYS', problems);
+    }
+    if ((e.GATEWAY_TLS_CERT === '') !== (e.GATEWAY_TLS_KEY === '')) {
+      problems.push('GATEWAY_TLS_CERT and GATEWAY_TLS_KEY must be set together (PEM files); set both or neither');
+    }
+    for (const name of ['GATEWAY_TLS_CERT', 'GATEWAY_TLS_KEY'] as const) {
+      if (e[name] !== '' && !existsSync(e[name])) problems.push(`${name}=${JSON.stringify(e[name])}: no such file; give the path of a PEM file`);
+    }
   }
   if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`configuration error: ${problems.join('; ')}`);
@@ -344,7 +442,58 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     shards: e.PIPELINE_SHARDS,
     shardIndex: e.PIPELINE_SHARD_INDEX,
     crashAttempts: e.PIPELINE_CRASH_ATTEMPTS,
+    roles: Object.freeze(ROLE_NAMES.filter((r) => e.PIPELINE_ROLES.split(',').map((x) => x.trim()).includes(r))),
+    gateway: Object.freeze({
+      host: e.GATEWAY_HOST,
+      port: e.GATEWAY_PORT,
+      keys: Object.freeze(keys),
+      tls: e.GATEWAY_TLS_CERT === '' ? null : Object.freeze({ cert: e.GATEWAY_TLS_CERT, key: e.GATEWAY_TLS_KEY }),
+      auditFile: e.GATEWAY_AUDIT_FILE === '' ? join(e.PIPELINE_DATA_DIR, 'gateway-audit.jsonl') : e.GATEWAY_AUDIT_FILE,
+      rateLimitPerMinute: e.GATEWAY_RATE_LIMIT_PER_MINUTE,
+      bodyLimitBytes: e.GATEWAY_BODY_LIMIT_BYTES,
+      resultsPerSymbol: e.GATEWAY_RESULTS_PER_SYMBOL,
+      maxSymbols: e.GATEWAY_MAX_SYMBOLS,
+      wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
+    }),
   });
+}
+
+/** SHA-256 hex of an API key: what the gateway keeps and compares. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+
+/**
+ * Parses `role:key` entries. Problems name the entry by position only: a key is never echoed, not
+ * even a malformed one (it may be a real key with a typo).
+ */
+function parseKeys(entries: string[], setting: string, problems: string[]): GatewayKey[] {
+  const keys: GatewayKey[] = [];
+  const seen = new Set<string>();
+  entries.forEach((raw, i) => {
+    const entry = raw.trim();
+    const colon = entry.indexOf(':');
+    const role = colon < 0 ? '' : entry.slice(0, colon);
+    const key = colon < 0 ? '' : entry.slice(colon + 1);
+    if (!(GATEWAY_ROLES as readonly string[]).includes(role)) {
+      problems.push(`${setting}: entry ${i + 1} must be role:key with role viewer, operator or admin; fix that entry`);
+      return;
+    }
+    if (!KEY_PATTERN.test(key)) {
+      problems.push(`${setting}: the key of entry ${i + 1} must be 16 to 256 of A-Z a-z 0-9 . _ ~ + / = -; use a longer random key (openssl rand -hex 24)`);
+      return;
+    }
+    const hash = hashApiKey(key);
+    if (seen.has(hash)) {
+      problems.push(`${setting}: entry ${i + 1} repeats an earlier key; give each key one role`);
+      return;
+    }
+    seen.add(hash);
+    keys.push({ role: role as GatewayRole, hash });
+  });
+  return keys;
 }
 
 /**

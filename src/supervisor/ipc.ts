@@ -10,12 +10,15 @@ export type SupervisorToWorker = { type: 'metrics'; requestId: number } | { type
  * The worker roles the supervisor runs (the trainer only with online training on). The tactical
  * worker builds the 30m bars itself (there is no resampler role any more).
  */
-export const WORKER_ROLES = ['strategic', 'tactical', 'trainer'] as const;
+export const WORKER_ROLES = ['strategic', 'tactical', 'trainer', 'gateway'] as const;
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
-/** The roles to run for a configuration. */
-export function rolesFor(config: { training: boolean }): WorkerRole[] {
-  return WORKER_ROLES.filter((r) => r !== 'trainer' || config.training);
+/**
+ * The roles to run for a configuration: those of PIPELINE_ROLES (all by default), the trainer only
+ * with online training on.
+ */
+export function rolesFor(config: { training: boolean; roles?: readonly string[] }): WorkerRole[] {
+  return WORKER_ROLES.filter((r) => (r !== 'trainer' || config.training) && (config.roles === undefined || config.roles.includes(r)));
 }
 
 /** Roles that run one worker per shard (PIPELINE_SHARDS); the others run one worker. */

@@ -31,6 +31,24 @@ export async function loadStartingPolicy(config: PipelineConfig): Promise<Tactic
   return promoted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : TacticalPolicy.load(registry, promoted);
 }
 
+/** What worker-main runs for a role: the gateway or a broker {@link Worker}. */
+export interface RoleProcess {
+  readonly consuming: boolean;
+  readonly inFlight: number;
+  onFatal: (err: Error) => void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The gateway role (HTTP API, WebSocket, live page), loaded only in its own process so that the
+ * workers never load Fastify.
+ */
+export async function buildGateway(config: PipelineConfig): Promise<RoleProcess> {
+  const { GatewayWorker } = await import('../gateway/gateway-worker');
+  return new GatewayWorker(config);
+}
+
 /** Builds the compute stages of a role. */
 export async function buildStages(role: WorkerRole, config: PipelineConfig): Promise<WorkerStages> {
   // Each role imports only its own compute, so the resampler and strategic workers never load tfjs.

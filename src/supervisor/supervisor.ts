@@ -116,7 +116,8 @@ export class Supervisor {
     const isTs = __filename.endsWith('.ts');
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
-      env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard) },
+      // HEALTH_PORT as bound (it may be 0, "pick one"): the gateway relays this supervisor's /health.
+      env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard), HEALTH_PORT: String(this.health.boundPort) },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

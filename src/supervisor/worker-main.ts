@@ -16,6 +16,7 @@ import { EXIT_STARTUP } from '../errors';
 import { exitOnStartError, preflight } from './startup';
 import { WORKER_ROLES, isShardedRole, workerName, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 import { Worker } from './worker';
+import { buildGateway, type RoleProcess } from './stages';
 import { EXIT_STATE_RECOVERED, StateGuard, type StateLostDetails } from './state-guard';
 
 async function main(): Promise<void> {
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const log = componentLogger(`worker.${role}`);
   installMetrics(workerName(role, isShardedRole(role) ? config.shardIndex : 0)); // one series per shard: summed series would hide a worker's RSS
   setBreakerWindow(config.breakerWindowMs);
-  const worker = new Worker(role, config);
+  const worker: RoleProcess = role === 'gateway' ? await buildGateway(config) : new Worker(role, config);
   const send = (message: WorkerToSupervisor): void => {
     if (process.send !== undefined && process.connected) process.send(message);
   };
@@ -111,7 +112,8 @@ async function main(): Promise<void> {
     lost = d;
     send({ type: 'status', consuming: false, reason: `${role}: redis state lost (${d.affected}): ${d.message}; fix: ${d.fix}`, details: { ...d } });
   };
-  const guard = role === 'trainer' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: workerName(role, isShardedRole(role) ? config.shardIndex : 0) });
+  // The gateway keeps no state in Redis: nothing to guard.
+  const guard = role === 'trainer' || role === 'gateway' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: workerName(role, isShardedRole(role) ? config.shardIndex : 0) });
   if (guard !== null && !(await guard.waitUntilIntact(onLost))) return;
   lost = null;
   profile = await startCpuProfile(role);

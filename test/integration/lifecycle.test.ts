@@ -44,7 +44,7 @@ function pipelineEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Whatever the developer's shell sets for the pipeline must not leak in.
   for (const key of Object.keys(env))
-    if (/^(AMQP|REDIS|PIPELINE|HEALTH)_/.test(key)) delete env[key];
+    if (/^(AMQP|REDIS|PIPELINE|HEALTH|GATEWAY)_/.test(key)) delete env[key];
   return {
     ...env,
     AMQP_URL: vhost.url,
@@ -54,6 +54,7 @@ function pipelineEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
     PIPELINE_DATA_DIR: `/tmp/pipeline-test-data/${prefix.replace(/:/g, '_')}`,
     PIPELINE_CLOSE_TIMEOUT_MS: '5000',
     LOG_LEVEL: 'info',
+    GATEWAY_PORT: '0', // the gateway role runs too (PIPELINE_ROLES defaults to all)
     ...overrides,
   };
 }
@@ -119,9 +120,9 @@ describe('production entry', () => {
       readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
     );
     expect(commands.some((c) => c.includes('dist/src/supervisor/main.js'))).toBe(true);
-    // PIPELINE_TRAINING=off and one shard: one strategic and one tactical worker.
+    // PIPELINE_TRAINING=off and one shard: one strategic, one tactical and the gateway worker.
     expect(commands.filter((c) => c.includes('dist/src/supervisor/worker-main.js'))).toHaveLength(
-      2,
+      3,
     );
     expect(commands.some((c) => /\btsx\b|^sh /.test(c))).toBe(false);
     for (const pid of workerPids(health)) expect(tree).toContain(pid);
@@ -146,7 +147,7 @@ describe('production entry', () => {
     expect(code).toBe(0);
     await waitFor(() => tree.every((pid) => !isRunning(pid)), 10_000, 'no pipeline process left');
     const stopped = lines(npm.stdout()).filter((l) => l.includes('"msg":"worker stopped"'));
-    expect(stopped).toHaveLength(2); // each worker drained (graceful stop), none was killed
+    expect(stopped).toHaveLength(3); // each worker (strategic, tactical, gateway) drained (graceful stop), none was killed
     expect(afterMs).toBeGreaterThan(0);
   });
 
@@ -154,7 +155,7 @@ describe('production entry', () => {
     const port = await freePort();
     const supervisor = start('node', [SUPERVISOR_JS], pipelineEnv({ HEALTH_PORT: String(port) }));
     const pids = workerPids(await waitHealthy(port, supervisor));
-    expect(pids).toHaveLength(2);
+    expect(pids).toHaveLength(3); // strategic, tactical, gateway
     process.kill(supervisor.pid, 'SIGKILL');
     const killedAt = Date.now();
     await waitFor(() => pids.every((pid) => !isRunning(pid)), 5_000, 'orphaned workers to exit');

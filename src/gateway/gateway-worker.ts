@@ -1,0 +1,251 @@
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { barId, type Bar } from '../../schemas/bar.schema';
+import { BrokerConnection } from '../broker/broker-connection';
+import { Publisher } from '../broker/publisher';
+import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import type { PipelineConfig } from '../config/config';
+import { StartupError } from '../errors';
+import { createGuard } from '../flows/breakers';
+import type { TacticalPolicy } from '../learning/policy';
+import { componentLogger, type Logger } from '../observability/logger';
+import { registry } from '../observability/metrics';
+import { Counter, Gauge } from 'prom-client';
+import { AuditLog } from './audit';
+import { KeyStore } from './auth';
+import { PipelineStats } from './pipeline-stats';
+import { ProcessService } from './process-service';
+import { RecentResults } from './recent-results';
+import { ResultsFeed } from './results-feed';
+import { buildGatewayServer, type GatewayAdmin } from './server';
+import { WsHub } from './ws-hub';
+
+/** How often stats frames go to the live page (clients with `?stats=1`). */
+const STATS_EVERY_MS = 2000;
+
+/**
+ * The `gateway` role: one process with its broker connection (its own results queue, a confirm
+ * publisher for POST /api/bars), the bounded recent results, the WebSocket hub and the Fastify
+ * server on GATEWAY_HOST:GATEWAY_PORT. start/stop like every worker; stop closes the server first
+ * (no new requests, WebSockets closed with 1001), then the feed, publisher and connection.
+ */
+export class GatewayWorker {
+  private readonly log: Logger = componentLogger('gateway');
+  private connection: BrokerConnection | null = null;
+  private publisher: Publisher | null = null;
+  private feed: ResultsFeed | null = null;
+  private server: FastifyInstance | null = null;
+  private stats: PipelineStats | null = null;
+  private hub: WsHub | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private stopPromise: Promise<void> | null = null;
+  private policyCache: TacticalPolicy | null = null;
+  /** Called when the worker cannot go on (fatal broker error). */
+  onFatal: (err: Error) => void = () => undefined;
+
+  constructor(private readonly config: PipelineConfig) {}
+
+  /** True once the server listens and the results queue is consumed. */
+  get consuming(): boolean {
+    return this.server !== null && this.feed?.consuming === true;
+  }
+
+  /** Requests in progress are not counted; the gateway holds no broker deliveries unacknowledged. */
+  get inFlight(): number {
+    return 0;
+  }
+
+  /** The port the server listens on (useful with GATEWAY_PORT=0). */
+  get port(): number {
+    return (this.server?.server.address() as AddressInfo | null)?.port ?? this.config.gateway.port;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    const g = config.gateway;
+    const keys = new KeyStore(g.keys);
+    if (keys.size === 0) this.log.warn('no API keys configured (GATEWAY_API_KEYS or GATEWAY_API_KEYS_FILE): every authenticated route answers 401');
+    const audit = new AuditLog(g.auditFile);
+    try {
+      audit.open();
+    } catch (err) {
+      throw new StartupError('GATEWAY_AUDIT_FILE', `GATEWAY_AUDIT_FILE: cannot append to ${g.auditFile} (${(err as Error).message}); set it to a writable path`, { cause: err });
+    }
+    const connection = new BrokerConnection({
+      url: config.amqpUrl,
+      connectionName: `pipeline-gateway-${process.pid}`,
+      queueType: config.queueType,
+      maxAttempts: config.maxAttempts,
+      shards: config.shards,
+      log: componentLogger('broker', 'gateway'),
+    });
+    connection.onFatal = (err) => this.onFatal(err);
+    this.connection = connection;
+    const publisher = new Publisher(connection, {
+      maxInFlight: config.maxInFlight,
+      publishTimeoutMs: config.publishTimeoutMs,
+      guard: createGuard({ stage: 'publish', log: componentLogger('breaker', 'gateway') }),
+      log: componentLogger('publisher', 'gateway'),
+    });
+    this.publisher = publisher;
+    const results = new RecentResults({ perSymbol: g.resultsPerSymbol, maxSymbols: g.maxSymbols });
+    const feed = new ResultsFeed(connection, results, { log: componentLogger('results-feed', 'gateway') });
+    this.feed = feed;
+    const hub = new WsHub({ maxBufferedBytes: g.wsBufferBytes, log: componentLogger('ws', 'gateway') });
+    this.hub = hub;
+    const healthHost = config.healthHost === '0.0.0.0' || config.healthHost === '::' ? '127.0.0.1' : config.healthHost;
+    const stats = new PipelineStats({
+      supervisorUrl: `http://${healthHost.includes(':') ? `[${healthHost}]` : healthHost}:${config.healthPort}`,
+      deadLetters: () => feed.deadLetterCount,
+      log: componentLogger('stats', 'gateway'),
+    });
+    this.stats = stats;
+    results.subscribe((stored) => {
+      stats.results.add(stored);
+      hub.publish(stored);
+    });
+    installGatewayMetrics(hub, results);
+    const processService = new ProcessService({ config, policy: () => this.currentPolicy(), log: componentLogger('process', 'gateway') });
+    const server = await buildGatewayServer({
+      config,
+      keys,
+      audit,
+      results,
+      hub,
+      stats,
+      process: processService,
+      publishBars: (bars) => this.publishBars(bars),
+      admin: this.admin(),
+      log: this.log,
+    });
+    await connection.start();
+    try {
+      await server.listen({ host: g.host, port: g.port });
+    } catch (err) {
+      await connection.stop();
+      throw listenError(err as NodeJS.ErrnoException, g.host, g.port);
+    }
+    this.server = server;
+    stats.start();
+    this.statsTimer = setInterval(() => void this.sendStats(), STATS_EVERY_MS);
+    this.statsTimer.unref();
+    this.log.info({ host: g.host, port: this.port, tls: g.tls !== null, keys: keys.size }, 'gateway listening');
+  }
+
+  private async sendStats(): Promise<void> {
+    const { hub, stats, feed } = this;
+    if (hub === null || stats === null || feed === null) return;
+    await feed.refreshDeadLetters();
+    if (hub.clientCount === 0) return;
+    const [tactical, strategic] = await Promise.all([stats.stage('tactical'), stats.stage('strategic')]);
+    hub.broadcastStats(JSON.stringify({ type: 'stats', time: new Date().toISOString(), tactical, strategic }));
+  }
+
+  private async publishBars(bars: Bar[]): Promise<void> {
+    const publisher = this.publisher;
+    if (publisher === null) throw new Error('gateway is not started');
+    await Promise.all(
+      bars.map((bar) =>
+        publisher.publish(EXCHANGE_BARS, routingKeys.bar(bar.timeframe, bar.symbol), Buffer.from(JSON.stringify(bar)), {
+          messageId: barId(bar),
+          contentType: 'application/json',
+          persistent: true,
+        }),
+      ),
+    );
+  }
+
+  /** The policy a tactical worker would load now: the pinned version, else the latest promoted, else the seeded initial one. */
+  private async currentPolicy(): Promise<TacticalPolicy> {
+    const { ModelRegistry } = await import('../learning/registry');
+    const { TacticalPolicy } = await import('../learning/policy');
+    const { INITIAL_POLICY_SEED } = await import('../supervisor/stages');
+    const registry = new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep });
+    const wanted = this.config.modelVersion ?? (await registry.latestPromoted().catch(() => null));
+    if (this.policyCache !== null && this.policyCache.version === (wanted ?? `initial-${INITIAL_POLICY_SEED}`)) return this.policyCache;
+    this.policyCache = wanted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : await TacticalPolicy.load(registry, wanted);
+    return this.policyCache;
+  }
+
+  private admin(): GatewayAdmin {
+    const registry = async () => {
+      const { ModelRegistry } = await import('../learning/registry');
+      return new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep });
+    };
+    return {
+      promote: async (version) => {
+        const r = await registry();
+        await r.promote(version);
+        return r.latestPromoted();
+      },
+      rollback: async (version) => (await registry()).rollback(version),
+      replayDeadLetters: async (count) => {
+        const { dlqCommand } = await import('../cli/dlq-command');
+        const out = new PassThrough();
+        const chunks: Buffer[] = [];
+        out.on('data', (c: Buffer) => chunks.push(c));
+        const code = await dlqCommand.run(['replay', '--count', String(count)], { config: this.config, log: this.log, out, err: out });
+        return { exit_code: code, summary: Buffer.concat(chunks).toString('utf8').trim() };
+      },
+    };
+  }
+
+  /** Graceful stop; idempotent. */
+  stop(): Promise<void> {
+    if (this.stopPromise === null) {
+      this.stopPromise = (async () => {
+        const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
+          try {
+            await fn();
+          } catch (err) {
+            this.log.error({ err, step: name }, 'shutdown step failed');
+          }
+        };
+        if (this.statsTimer !== null) clearInterval(this.statsTimer);
+        await step('websockets', async () => {
+          this.hub?.closeAll();
+          await new Promise((resolve) => setTimeout(resolve, 200)); // let the close frames go out
+        });
+        await step('server', () => this.server?.close());
+        await step('stats', () => this.stats?.stop());
+        await step('publisher', () => this.publisher?.stop(this.config.closeTimeoutMs));
+        await step('connection', () => this.connection?.stop());
+        this.log.info('worker stopped');
+      })();
+    }
+    return this.stopPromise;
+  }
+}
+
+let metricsInstalled = false;
+
+/** Gateway metrics, read from the hub and the results memory when scraped. */
+function installGatewayMetrics(hub: WsHub, results: RecentResults): void {
+  if (metricsInstalled) return;
+  metricsInstalled = true;
+  new Gauge({ name: 'pipeline_gateway_ws_clients', help: 'WebSocket clients connected', registers: [registry], collect() { this.set(hub.clientCount); } });
+  new Counter({ name: 'pipeline_gateway_ws_slow_closed_total', help: 'WebSocket clients closed with 1013 (too slow)', registers: [registry], collect() { this.reset(); this.inc(hub.closedSlow); } });
+  new Counter({ name: 'pipeline_gateway_results_total', help: 'Results received by the gateway, by outcome', labelNames: ['outcome'], registers: [registry], collect() {
+    this.reset();
+    this.inc({ outcome: 'kept' }, results.accepted);
+    this.inc({ outcome: 'duplicate' }, results.dropped);
+  } });
+}
+
+/** One actionable line for a failed listen. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: port ${port} on ${host} is already in use; stop the other program or set GATEWAY_PORT to a free port (0 picks one)`, { cause: err });
+    case 'EACCES':
+      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: binding ${host}:${port} needs privileges this process lacks; set GATEWAY_PORT above 1023`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError('GATEWAY_HOST', `GATEWAY_HOST: ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its addresses`, { cause: err });
+    default:
+      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: cannot listen on ${host}:${port} (${err.message}); fix GATEWAY_HOST or GATEWAY_PORT`, { cause: err });
+  }
+}

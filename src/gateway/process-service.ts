@@ -1,0 +1,196 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bar, Bar30m } from '../../schemas/bar.schema';
+import type { Feedback } from '../../schemas/feedback.schema';
+import type {
+  StrategicProcessResponse,
+  TacticalProcessResponse,
+} from '../../schemas/gateway.schema';
+import type { StrategicContext } from '../../schemas/strategic-context.schema';
+import type { PipelineConfig } from '../config/config';
+import { PipelineError } from '../errors';
+import type { AgentStage } from '../flows/agent-stage';
+import { AnalyticsStage } from '../flows/analytics-stage';
+import type { TimeKeyedBufferFlow, TimedLookup } from '../flows/context-buffer-flow';
+import { StreamingIndicatorStage } from '../flows/indicator-stage';
+import { resampleStep, type ResampleState } from '../flows/resample-flow';
+import { StrategicFlow, type StrategicState } from '../flows/strategic-flow';
+import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
+import type { TacticalPolicy } from '../learning/policy';
+import type { Logger } from '../observability/logger';
+import { FEATURE_COUNT, FEATURE_NAMES, FeatureMatrix, WINDOW_BARS } from '../strategic';
+
+/** A request whose bars cannot be processed as given (order, symbol, timeframe). */
+export class ProcessInputError extends PipelineError {
+  constructor(message: string) {
+    super('PROCESS_INPUT_INVALID', message, false);
+  }
+}
+
+/** Options of {@link ProcessService}. */
+export interface ProcessServiceOptions {
+  config: PipelineConfig;
+  /** The policy the tactical workers would use now (the current promoted model, or the pinned one). */
+  policy: () => Promise<TacticalPolicy>;
+  log: Logger;
+}
+
+/**
+ * An in-memory stand-in for the Redis-backed {@link TimeKeyedBufferFlow}: the same answer the
+ * worker's buffer gives once the item has arrived, or, when it never will (a gap in the bars),
+ * what the worker gives after its wait runs out: the newest older item, marked stale.
+ */
+class MemoryBuffer<T> {
+  readonly byClose = new Map<number, T>();
+
+  lookupItem(_symbol: string, requiredCloseTs: number | null): Promise<TimedLookup<T>> {
+    if (requiredCloseTs === null) return Promise.resolve({ item: null, stale: false });
+    const ready = this.byClose.get(requiredCloseTs);
+    if (ready !== undefined) return Promise.resolve({ item: ready, stale: false });
+    let best: T | null = null;
+    let bestTs = -Infinity;
+    for (const [closeTs, item] of this.byClose) {
+      if (closeTs < requiredCloseTs && closeTs > bestTs) {
+        best = item;
+        bestTs = closeTs;
+      }
+    }
+    return Promise.resolve({ item: best, stale: true });
+  }
+}
+
+/**
+ * POST /api/strategic/process and /api/tactical/process: the workers' own flows (StrategicFlow with
+ * the AnalyticsStage, TacticalFlow with the streaming indicators and the AgentStage), run in this
+ * process over the bars of one request, from a fresh state, with an empty pattern store in a
+ * temporary directory deleted afterwards. Nothing is read from or written to the pipeline's Redis,
+ * queues or pattern stores.
+ *
+ * The tactical call replays the whole tactical ↔ strategic loop for the symbol: each 5m bar is
+ * resampled as the tactical worker does, every 30m bar it completes goes through the strategic flow
+ * (with the six-bar feedback the earlier 5m bars produced, at the worker's feedback lag), and the 5m
+ * bar is then decided with the context the worker's buffer would give it. For the same bars and the
+ * same model version (PIPELINE_TRAINING=off, or no model swap during the bars) the result equals the
+ * pipeline's apart from `latency_ms`.
+ */
+export class ProcessService {
+  constructor(private readonly options: ProcessServiceOptions) {}
+
+  /** The strategic analysis of the last of `bars` (30m bars of `symbol`, oldest first). */
+  async strategic(symbol: string, bars: Bar[]): Promise<StrategicProcessResponse> {
+    const started = performance.now();
+    checkBars(symbol, bars, '30m');
+    return this.withStage(async (stage) => {
+      const flow = new StrategicFlow(stage, null, this.options.config.feedbackLag);
+      const matrix = new FeatureMatrix();
+      let state: StrategicState | null = null;
+      let context: StrategicContext | null = null;
+      for (const bar of bars) {
+        const out = await flow.step(bar as Bar30m, state);
+        state = out.state;
+        context = out.context;
+        matrix.update(bar);
+      }
+      const ctx = context as StrategicContext;
+      const window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
+      const rows = matrix.copyWindow(window);
+      const out: (number | null)[][] = [];
+      for (let r = 0; r < rows; r++) {
+        const row: (number | null)[] = [];
+        for (let f = 0; f < FEATURE_COUNT; f++) {
+          const v = window[r * FEATURE_COUNT + f] as number;
+          row.push(Number.isFinite(v) ? v : null);
+        }
+        out.push(row);
+      }
+      return {
+        symbol,
+        bar_close_ts: ctx.bar_close_ts,
+        features: [...FEATURE_NAMES],
+        matrix: out,
+        regime: ctx.regime,
+        regime_probabilities: ctx.regime_probabilities,
+        confidence: ctx.confidence,
+        uncertainty: ctx.uncertainty,
+        similar_patterns: ctx.similar_patterns,
+        degraded: ctx.degraded,
+        processing_time_ms: round3(performance.now() - started),
+      };
+    });
+  }
+
+  /** The tactical decision for the last of `bars` (5m bars of `symbol`, oldest first). */
+  async tactical(symbol: string, bars: Bar[]): Promise<TacticalProcessResponse> {
+    const started = performance.now();
+    checkBars(symbol, bars, '5m');
+    const policy = await this.options.policy();
+    const { AgentStage } = await import('../flows/agent-stage');
+    const agents: AgentStage = new AgentStage(policy, this.options.log, this.options.config.training);
+    return this.withStage(async (stage) => {
+      const feedback = new MemoryBuffer<Feedback>();
+      const contexts = new MemoryBuffer<StrategicContext>();
+      const strategicFlow = new StrategicFlow(stage, feedback as unknown as TimeKeyedBufferFlow<Feedback>, this.options.config.feedbackLag);
+      const tacticalFlow = new TacticalFlow({ indicators: new StreamingIndicatorStage(), agents });
+      let strategicState: StrategicState | null = null;
+      let state: TacticalState | null = null;
+      let open: ResampleState | null = null;
+      let last: Awaited<ReturnType<TacticalFlow['step']>>['result'] | null = null;
+      for (const bar of bars) {
+        const resampled = resampleStep(open, bar);
+        open = resampled.state;
+        for (const b30 of resampled.emitted) {
+          const out = await strategicFlow.step(b30, strategicState);
+          strategicState = out.state;
+          contexts.byClose.set(out.context.bar_close_ts, out.context);
+        }
+        const required = tacticalFlow.requiredContext(bar, state);
+        const lookup = await contexts.lookupItem(symbol, required);
+        const step = await tacticalFlow.step(bar, state, required, { context: lookup.item, stale: lookup.stale });
+        state = { ...step.state, resample: open };
+        for (const f of step.feedback) feedback.byClose.set(f.window_close_ts, f);
+        last = step.result;
+      }
+      const r = last!;
+      return {
+        symbol,
+        ts: r.ts,
+        indicators: r.indicators,
+        strategic: r.strategic,
+        actions: r.actions,
+        target_position: r.target_position,
+        combined_confidence: r.combined_confidence,
+        model_version: r.model_version,
+        degraded: r.degraded,
+        processing_time_ms: round3(performance.now() - started),
+      };
+    });
+  }
+
+  /** Runs `fn` with an AnalyticsStage over a fresh temporary pattern-store directory. */
+  private async withStage<T>(fn: (stage: AnalyticsStage) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(join(tmpdir(), 'gateway-process-'));
+    try {
+      const stage = new AnalyticsStage({ dir, log: this.options.log });
+      return await fn(stage);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The bars of one request: one symbol, one timeframe, strictly increasing `ts`. */
+function checkBars(symbol: string, bars: Bar[], timeframe: '5m' | '30m'): void {
+  bars.forEach((bar, i) => {
+    if (bar.symbol !== symbol) throw new ProcessInputError(`bars[${i}].symbol is ${bar.symbol}, expected ${symbol}: send one symbol per call`);
+    if (bar.timeframe !== timeframe) throw new ProcessInputError(`bars[${i}].timeframe is ${bar.timeframe}, expected ${timeframe}`);
+    const prev = bars[i - 1];
+    if (prev !== undefined && bar.ts <= prev.ts) {
+      throw new ProcessInputError(`bars[${i}].ts ${bar.ts} is not after bars[${i - 1}].ts ${prev.ts}: send the bars oldest first, without duplicates`);
+    }
+  });
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import type { Bar, Bar30m } from '../../schemas/bar.schema';
+import type { IntegratedResult } from '../../schemas/integrated-result.schema';
+import { resampleStep, type ResampleState } from '../../src/flows/resample-flow';
+import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
+import { createVhost, waitFor, type TestVhost } from '../fixtures/broker';
+import { freePort, openWs, testKeys, type WsClient } from '../fixtures/gateway';
+import { clearRedis, startPipeline, waitHealthy, type TestPipeline } from '../fixtures/pipeline';
+
+jest.setTimeout(300_000);
+
+describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
+  let vhost: TestVhost;
+  let pipeline: TestPipeline;
+  let base: string;
+  let wsBase: string;
+  let auditFile: string;
+  const keys = testKeys();
+  const sockets: WsClient[] = [];
+
+  const call = async (method: string, path: string, key: string | null, body?: unknown): Promise<{ status: number; json: any; text: string; headers: Headers }> => {
+    const headers: Record<string, string> = {};
+    if (key !== null) headers.authorization = `Bearer ${key}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    return { status: res.status, json, text, headers: res.headers };
+  };
+  const results = async (symbol: string, limit = 1000): Promise<IntegratedResult[]> => (await call('GET', `/api/results/${encodeURIComponent(symbol)}?limit=${limit}`, keys.viewer)).json as IntegratedResult[];
+  const auditLines = (): Record<string, unknown>[] =>
+    existsSync(auditFile) ? readFileSync(auditFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+
+  beforeAll(async () => {
+    vhost = await createVhost('gateway');
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    wsBase = `ws://127.0.0.1:${port}`;
+    auditFile = `/tmp/pipeline-test-data/gateway-audit-${randomUUID()}.jsonl`;
+    pipeline = await startPipeline(vhost.url, {
+      GATEWAY_PORT: String(port),
+      GATEWAY_API_KEYS: keys.setting,
+      GATEWAY_AUDIT_FILE: auditFile,
+      GATEWAY_RATE_LIMIT_PER_MINUTE: '100000',
+    });
+    await waitHealthy(pipeline);
+  });
+
+  afterAll(async () => {
+    for (const s of sockets) s.terminate();
+    await pipeline?.stop();
+    await clearRedis(pipeline.prefix);
+    await vhost?.dispose();
+  });
+
+  const ROUTES: [string, string, unknown?][] = [
+    ['GET', '/api/strategic/health'],
+    ['GET', '/api/tactical/health'],
+    ['POST', '/api/strategic/process', { symbol: 'X', bars: [] }],
+    ['POST', '/api/tactical/process', { symbol: 'X', bars: [] }],
+    ['GET', '/api/results/X'],
+    ['POST', '/api/bars', []],
+    ['POST', '/api/models/promote', { version: 'v' }],
+    ['POST', '/api/models/rollback', {}],
+    ['POST', '/api/dead-letters/replay', {}],
+    ['GET', '/api/openapi.json'],
+  ];
+
+  it('answers /api/health without a key with the supervisor health, and 401 on every other route without a key', async () => {
+    const health = await call('GET', '/api/health', null);
+    expect(health.status).toBe(200);
+    expect(health.json.status).toBe('ok');
+    expect(Object.keys(health.json.workers)).toEqual(expect.arrayContaining(['strategic', 'tactical', 'gateway']));
+    for (const [method, path, body] of ROUTES) {
+      const res = await call(method, path, null, body);
+      expect([path, res.status, res.json.error]).toEqual([path, 401, 'unauthorized']);
+      expect(res.json.message).toMatch(/Authorization: Bearer/);
+    }
+    // An unknown key is 401 too.
+    const unknown = await call('GET', '/api/tactical/health', 'not-a-configured-key-0000');
+    expect([unknown.status, unknown.json.error]).toEqual([401, 'unauthorized']);
+    // The WebSocket refuses the upgrade without a key.
+    const status = await new Promise<number>((resolve) => {
+      const ws = openWs(`${wsBase}/ws?symbols=A`);
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode);
+        ws.terminate();
+      });
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => undefined);
+    });
+    expect(status).toBe(401);
+  });
+
+  it('answers 403 when the role is too low', async () => {
+    const cases: [string, string, string, unknown][] = [
+      [keys.viewer, 'POST', '/api/bars', []],
+      [keys.viewer, 'POST', '/api/models/promote', { version: 'v' }],
+      [keys.operator, 'POST', '/api/models/promote', { version: 'v' }],
+      [keys.operator, 'POST', '/api/models/rollback', {}],
+      [keys.operator, 'POST', '/api/dead-letters/replay', {}],
+    ];
+    for (const [key, method, path, body] of cases) {
+      const res = await call(method, path, key, body);
+      expect([path, res.status, res.json.error]).toEqual([path, 403, 'forbidden']);
+      expect(res.json.message).toMatch(/needs the (operator|admin) role/);
+    }
+  });
+
+  it('answers 400 with the reason for bad bodies and queries', async () => {
+    const bar = { symbol: 'BAD', timeframe: '30m', ts: 1_800_000, open: 1, high: 2, low: 0.5, close: 1.5, volume: 1 };
+    const few = await call('POST', '/api/strategic/process', keys.viewer, { symbol: 'BAD', bars: [bar] });
+    expect([few.status, few.json.error]).toEqual([400, 'bad_request']);
+    expect(few.json.message).toMatch(/at least 49/);
+    const wrongBar = await call('POST', '/api/tactical/process', keys.viewer, { symbol: 'BAD', bars: [{ ...bar, timeframe: '5m', high: 0.1 }] });
+    expect(wrongBar.status).toBe(400);
+    expect(wrongBar.json.issues).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'bars[0].high' })]));
+    const unordered = await call('POST', '/api/tactical/process', keys.viewer, {
+      symbol: 'BAD',
+      bars: [{ ...bar, timeframe: '5m', ts: 600_000 }, { ...bar, timeframe: '5m', ts: 300_000 }],
+    });
+    expect(unordered.status).toBe(400);
+    expect(unordered.json.message).toMatch(/oldest first/);
+    const limit = await call('GET', '/api/results/BAD?limit=5000', keys.viewer);
+    expect(limit.status).toBe(400);
+    expect(limit.json.message).toMatch(/limit must be an integer from 1 to 1000/);
+    const notJson = await call('POST', '/api/bars', keys.operator, '{"symbol":');
+    expect([notJson.status, notJson.json.error]).toEqual([400, 'bad_request']);
+    const promote = await call('POST', '/api/models/promote', keys.admin, {});
+    expect(promote.status).toBe(400);
+    expect(promote.json.issues[0].path).toBe('version');
+  });
+
+  it('rejects a batch of bars with any invalid bar, listing each, and publishes none of it', async () => {
+    const good = generateSyntheticMarket({ seed: 3, symbol: 'REJECTED', bars: 3 }).bars;
+    const res = await call('POST', '/api/bars', keys.operator, [good[0], { ...good[1], low: -1 }, good[2], { symbol: 'REJECTED' }]);
+    expect(res.status).toBe(400);
+    expect(res.json.invalid.map((i: { index: number }) => i.index)).toEqual([1, 3]);
+    expect(res.json.invalid[0].reasons.join(' ')).toMatch(/low/);
+    // A later valid bar of another symbol comes through the same single queue: once its result is
+    // there, a published REJECTED bar would have produced its result before it.
+    const marker = generateSyntheticMarket({ seed: 4, symbol: 'MARKER', bars: 1 }).bars;
+    expect((await call('POST', '/api/bars', keys.operator, marker[0])).status).toBe(202);
+    await waitFor(async () => (await results('MARKER')).length === 1, 60_000, 'MARKER result');
+    expect(await results('REJECTED')).toEqual([]);
+  });
+
+  it('publishes bars and streams every result to each WebSocket client in ts order, exactly as published', async () => {
+    const bars = generateSyntheticMarket({ seed: 11, symbol: 'WS.A', bars: 300 }).bars;
+    const other = generateSyntheticMarket({ seed: 12, symbol: 'WS-B', bars: 50 }).bars;
+    const received: string[][] = [[], [], []];
+    const opened: Promise<void>[] = [];
+    const clients = [
+      openWs(`${wsBase}/ws?symbols=WS.A`, { authorization: `Bearer ${keys.viewer}` }),
+      openWs(`${wsBase}/ws?symbols=WS.A,WS-B&token=${keys.viewer}`),
+      openWs(`${wsBase}/ws?symbols=WS-B&token=${keys.operator}`),
+    ];
+    clients.forEach((ws, i) => {
+      sockets.push(ws);
+      ws.on('message', (data) => received[i]!.push(data.toString('utf8')));
+      opened.push(new Promise((resolve, reject) => {
+        ws.on('open', () => resolve());
+        ws.on('error', reject);
+      }));
+    });
+    await Promise.all(opened);
+    const res = await call('POST', '/api/bars', keys.operator, [...bars, ...other]);
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ accepted: 350 });
+    await waitFor(() => received[0]!.length >= 300 && received[1]!.length >= 350 && received[2]!.length >= 50, 120_000, 'all frames');
+    const ts = (frames: string[], symbol: string) => frames.map((f) => JSON.parse(f) as IntegratedResult).filter((r) => r.symbol === symbol).map((r) => r.ts);
+    expect(ts(received[0]!, 'WS.A')).toEqual(bars.map((b) => b.ts));
+    expect(ts(received[1]!, 'WS.A')).toEqual(bars.map((b) => b.ts));
+    expect(ts(received[1]!, 'WS-B')).toEqual(other.map((b) => b.ts));
+    expect(ts(received[2]!, 'WS-B')).toEqual(other.map((b) => b.ts));
+    expect(received[0]!.length).toBe(300);
+    // /api/results serves the same texts, oldest first; limit keeps the latest N.
+    const stored = await call('GET', '/api/results/WS.A?limit=1000', keys.viewer);
+    expect(stored.text).toBe(`[${received[0]!.join(',')}]`);
+    const latest = await results('WS.A', 10);
+    expect(latest.map((r) => r.ts)).toEqual(bars.slice(-10).map((b) => b.ts));
+    const dflt = (await call('GET', '/api/results/WS.A', keys.viewer)).json as IntegratedResult[];
+    expect(dflt).toHaveLength(100);
+  });
+
+  it('writes one audit line per changing call, with key id, role, route and outcome, and no key', async () => {
+    const before = auditLines().length;
+    const bar = generateSyntheticMarket({ seed: 21, symbol: 'AUDIT', bars: 1 }).bars[0]!;
+    await call('GET', '/api/results/AUDIT', keys.viewer); // reads are not audited
+    expect((await call('POST', '/api/bars', keys.operator, bar)).status).toBe(202);
+    expect((await call('POST', '/api/bars', keys.operator, [{ ...bar, close: -1 }])).status).toBe(400);
+    expect((await call('POST', '/api/bars', null, bar)).status).toBe(401);
+    expect((await call('POST', '/api/bars', keys.viewer, bar)).status).toBe(403);
+    expect((await call('POST', '/api/models/promote', keys.admin, { version: 'no-such-version' })).status).toBe(400);
+    await waitFor(() => auditLines().length >= before + 5, 5000, 'audit lines');
+    const lines = auditLines().slice(before);
+    expect(lines).toHaveLength(5);
+    expect(lines.map((l) => [l.route, l.outcome, l.role])).toEqual([
+      ['/api/bars', '202 ok', 'operator'],
+      ['/api/bars', '400 rejected', 'operator'],
+      ['/api/bars', '401 unauthorized', null],
+      ['/api/bars', '403 forbidden', 'viewer'],
+      ['/api/models/promote', '400 rejected', 'admin'],
+    ]);
+    for (const l of lines) {
+      expect(typeof l.time).toBe('string');
+      expect(l.key_id === null || /^[0-9a-f]{12}$/.test(String(l.key_id))).toBe(true);
+    }
+    const text = readFileSync(auditFile, 'utf8');
+    for (const k of [keys.viewer, keys.operator, keys.admin]) expect(text).not.toContain(k);
+  });
+
+  it('process endpoints give the workers’ results for the same bars', async () => {
+    const bars = generateSyntheticMarket({ seed: 31, symbol: 'PROC', bars: 702 }).bars;
+    expect((await call('POST', '/api/bars', keys.operator, bars)).status).toBe(202);
+    await waitFor(async () => (await results('PROC')).length === bars.length, 180_000, 'PROC results');
+    const published = await results('PROC');
+    for (const n of [40, 351, 702]) {
+      const res = await call('POST', '/api/tactical/process', keys.viewer, { symbol: 'PROC', bars: bars.slice(0, n) });
+      expect(res.status).toBe(200);
+      const worker = published[n - 1]!;
+      const { processing_time_ms: time, ...rest } = res.json;
+      expect(time).toBeGreaterThan(0);
+      expect(rest).toEqual({
+        symbol: 'PROC',
+        ts: worker.ts,
+        indicators: worker.indicators,
+        strategic: worker.strategic,
+        actions: worker.actions,
+        target_position: worker.target_position,
+        combined_confidence: worker.combined_confidence,
+        model_version: worker.model_version,
+        degraded: worker.degraded,
+      });
+    }
+    // Strategic: the 30m bars the tactical worker built, from these bars alone.
+    let open: ResampleState | null = null;
+    const bars30: Bar30m[] = [];
+    for (const b of bars as Bar[]) {
+      const r = resampleStep(open, b);
+      open = r.state;
+      bars30.push(...r.emitted);
+    }
+    expect(bars30).toHaveLength(117);
+    const res = await call('POST', '/api/strategic/process', keys.viewer, { symbol: 'PROC', bars: bars30.map(({ bars: _n, ...b }) => b) });
+    expect(res.status).toBe(200);
+    const closeTs = bars30[bars30.length - 1]!.ts + 1_800_000;
+    const worker = published.find((r) => r.strategic.bar_close_ts === closeTs && r.close_ts === closeTs)!;
+    expect(res.json.bar_close_ts).toBe(closeTs);
+    expect(res.json.features).toHaveLength(13);
+    expect(res.json.matrix).toHaveLength(48);
+    expect(res.json.matrix.every((row: unknown[]) => row.length === 13 && row.every((v) => typeof v === 'number'))).toBe(true);
+    expect(res.json.similar_patterns).not.toBeNull();
+    // Regime and neighbours do not depend on the tactical feedback the worker also had.
+    expect(res.json.regime).toBe(worker.strategic.regime);
+    expect(res.json.regime_probabilities).toEqual(worker.strategic.regime_probabilities);
+    expect(res.json.similar_patterns).toEqual(worker.strategic.similar_patterns);
+  });
+
+  it('serves an OpenAPI document listing every route with its schemas', async () => {
+    const res = await call('GET', '/api/openapi.json', keys.viewer);
+    expect(res.status).toBe(200);
+    expect(res.json.openapi).toBe('3.1.0');
+    expect(Object.keys(res.json.paths).sort()).toEqual(
+      ['/api/bars', '/api/dead-letters/replay', '/api/health', '/api/models/promote', '/api/models/rollback', '/api/openapi.json', '/api/results/{symbol}', '/api/strategic/health', '/api/strategic/process', '/api/tactical/health', '/api/tactical/process', '/ws'].sort(),
+    );
+    const ref = res.json.paths['/api/strategic/process'].post.requestBody.content['application/json'].schema.$ref;
+    expect(ref).toBe('#/components/schemas/StrategicProcessRequest');
+    expect(res.json.components.schemas.StrategicProcessRequest.properties.bars.minItems).toBe(49);
+    expect(res.json.components.schemas.TacticalProcessResponse.required).toEqual(expect.arrayContaining(['indicators', 'actions', 'model_version', 'processing_time_ms']));
+    expect(res.json.paths['/api/bars'].post['x-required-role']).toBe('operator');
+  });
+
+  it('reports tactical and strategic figures measured over the last minute', async () => {
+    const tactical = await call('GET', '/api/tactical/health', keys.viewer);
+    expect(tactical.status).toBe(200);
+    expect(tactical.json.stage).toBe('tactical');
+    expect(tactical.json.status).toBe('ok');
+    expect(tactical.json.bars_per_second).toBeGreaterThan(0);
+    expect(tactical.json.latency_ms_p99).toBeGreaterThanOrEqual(tactical.json.latency_ms_p50);
+    expect(tactical.json.model_version).toMatch(/^initial-/);
+    expect(tactical.json.dead_letters).toBe(0);
+    await waitFor(async () => (await call('GET', '/api/strategic/health', keys.viewer)).json.bars_per_second > 0, 20_000, 'strategic figures');
+    const strategic = (await call('GET', '/api/strategic/health', keys.viewer)).json;
+    expect(strategic.latency_ms_p50).toBeGreaterThan(0);
+    expect(Object.keys(strategic.breakers).length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,234 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, hashApiKey } from '../../../src/config/config';
+import { openApiDocument } from '../../../src/gateway/routes';
+import { KeyStore, RateLimiter, roleAtLeast } from '../../../src/gateway/auth';
+import { RecentResults, type StoredResult } from '../../../src/gateway/recent-results';
+import { WS_CLOSE_TOO_SLOW, WsHub, type HubSocket } from '../../../src/gateway/ws-hub';
+import { ResultWindow, parseScrape } from '../../../src/gateway/pipeline-stats';
+import { rolesFor } from '../../../src/supervisor/ipc';
+import { rootLogger } from '../../../src/observability/logger';
+
+const log = rootLogger('silent');
+
+function stored(symbol: string, ts: number, latency = 1): StoredResult {
+  const result = { symbol, ts, latency_ms: latency, model_version: 'm1' } as unknown as StoredResult['result'];
+  return { result, text: JSON.stringify({ symbol, ts }) };
+}
+
+class FakeSocket implements HubSocket {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  sent: string[] = [];
+  binary: boolean[] = [];
+  closed: { code?: number } | null = null;
+  terminated = false;
+  private closeListeners: (() => void)[] = [];
+  send(data: string | Buffer, options?: { binary?: boolean }): void {
+    this.sent.push(data.toString());
+    this.binary.push(options?.binary ?? false);
+  }
+  close(code?: number): void {
+    this.closed = { code };
+    this.readyState = 2;
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+  on(event: string, listener: (...args: never[]) => void): this {
+    if (event === 'close') this.closeListeners.push(listener as () => void);
+    return this;
+  }
+  once(event: string, listener: () => void): this {
+    return this.on(event, listener);
+  }
+  emitClose(): void {
+    this.readyState = 3;
+    for (const l of this.closeListeners) l();
+  }
+}
+
+describe('gateway configuration', () => {
+  const key = 'k'.repeat(20);
+  it('keeps only hashes of GATEWAY_API_KEYS and their roles', () => {
+    const config = loadConfig({ GATEWAY_API_KEYS: `viewer:${key},admin:${'a'.repeat(32)}` });
+    expect(config.gateway.keys).toEqual([
+      { role: 'viewer', hash: hashApiKey(key) },
+      { role: 'admin', hash: hashApiKey('a'.repeat(32)) },
+    ]);
+    expect(JSON.stringify(config)).not.toContain(key);
+  });
+
+  it('names the setting and never echoes a key in a configuration error', () => {
+    const secret = 'short-secret';
+    expect(() => loadConfig({ GATEWAY_API_KEYS: `viewer:${secret}` })).toThrow(/GATEWAY_API_KEYS: the key of entry 1 must be 16 to 256/);
+    try {
+      loadConfig({ GATEWAY_API_KEYS: `boss:${key}` });
+      throw new Error('no error');
+    } catch (err) {
+      expect((err as Error).message).toMatch(/GATEWAY_API_KEYS: entry 1 must be role:key with role viewer, operator or admin/);
+      expect((err as Error).message).not.toContain(key);
+    }
+    expect(() => loadConfig({ GATEWAY_TLS_CERT: '/nonexistent.pem' })).toThrow(/GATEWAY_TLS_CERT and GATEWAY_TLS_KEY must be set together/);
+    expect(() => loadConfig({ GATEWAY_PORT: '70000' })).toThrow(/GATEWAY_PORT/);
+    expect(() => loadConfig({ GATEWAY_PROT: '1' })).toThrow(/did you mean GATEWAY_PORT/);
+  });
+
+  it('reads keys from GATEWAY_API_KEYS_FILE, one role:key a line, and refuses both settings at once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gateway-keys-'));
+    try {
+      const file = join(dir, 'keys');
+      writeFileSync(file, `# gateway keys\noperator:${key}\n\nadmin:${'b'.repeat(24)}\n`);
+      expect(loadConfig({ GATEWAY_API_KEYS_FILE: file }).gateway.keys.map((k) => k.role)).toEqual(['operator', 'admin']);
+      expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: file, GATEWAY_API_KEYS: `viewer:${key}` })).toThrow(/set only one of them/);
+      expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: join(dir, 'missing') })).toThrow(/GATEWAY_API_KEYS_FILE=.*cannot read it \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the roles of PIPELINE_ROLES, all by default', () => {
+    expect(rolesFor(loadConfig({}))).toEqual(['strategic', 'tactical', 'trainer', 'gateway']);
+    expect(rolesFor(loadConfig({ PIPELINE_TRAINING: 'off' }))).toEqual(['strategic', 'tactical', 'gateway']);
+    expect(rolesFor(loadConfig({ PIPELINE_ROLES: 'gateway' }))).toEqual(['gateway']);
+    expect(rolesFor(loadConfig({ PIPELINE_ROLES: 'tactical,strategic' }))).toEqual(['strategic', 'tactical']);
+    expect(() => loadConfig({ PIPELINE_ROLES: 'tactical,web' })).toThrow(/PIPELINE_ROLES must be a comma-separated subset of strategic,tactical,trainer,gateway/);
+  });
+});
+
+describe('KeyStore and roles', () => {
+  it('resolves a known key to its id and role, and an unknown key to null', () => {
+    const store = new KeyStore([{ role: 'operator', hash: hashApiKey('operator-key-0123456') }]);
+    expect(store.resolve('operator-key-0123456')).toEqual({ keyId: hashApiKey('operator-key-0123456').slice(0, 12), role: 'operator' });
+    expect(store.resolve('operator-key-0123457')).toBeNull();
+    expect(roleAtLeast('admin', 'operator')).toBe(true);
+    expect(roleAtLeast('viewer', 'operator')).toBe(false);
+  });
+});
+
+describe('RateLimiter', () => {
+  it('allows the per-minute budget, then answers the seconds to wait, and refills with time', () => {
+    let now = 0;
+    const limiter = new RateLimiter(3, () => now);
+    expect([limiter.take('a'), limiter.take('a'), limiter.take('a')]).toEqual([0, 0, 0]);
+    expect(limiter.take('a')).toBe(20); // one token every 20 s
+    expect(limiter.take('b')).toBe(0); // per key
+    now = 20_000;
+    expect(limiter.take('a')).toBe(0);
+    expect(limiter.take('a')).toBeGreaterThan(0);
+  });
+});
+
+describe('RecentResults', () => {
+  it('keeps the latest N per symbol, oldest first, and drops results not after the last ts', () => {
+    const recent = new RecentResults({ perSymbol: 3, maxSymbols: 10 });
+    const seen: number[] = [];
+    recent.subscribe((s) => seen.push(s.result.ts));
+    for (const ts of [1, 2, 3, 4, 5]) expect(recent.add(stored('A', ts))).toBe(true);
+    expect(recent.add(stored('A', 5))).toBe(false); // duplicate
+    expect(recent.add(stored('A', 2))).toBe(false); // older
+    expect(recent.latest('A', 10).map((s) => s.result.ts)).toEqual([3, 4, 5]);
+    expect(recent.latest('A', 2).map((s) => s.result.ts)).toEqual([4, 5]);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    expect(recent.dropped).toBe(2);
+  });
+
+  it('bounds the symbols, dropping the least recently updated', () => {
+    const recent = new RecentResults({ perSymbol: 2, maxSymbols: 2 });
+    recent.add(stored('A', 1));
+    recent.add(stored('B', 1));
+    recent.add(stored('A', 2));
+    recent.add(stored('C', 1));
+    expect(recent.symbolList()).toEqual(['A', 'C']);
+    expect(recent.latest('B', 5)).toEqual([]);
+  });
+});
+
+describe('WsHub', () => {
+  it('sends each result to the clients of its symbol, in order', () => {
+    const hub = new WsHub({ maxBufferedBytes: 10_000, log });
+    const a = new FakeSocket();
+    const ab = new FakeSocket();
+    hub.add(a, ['A']);
+    hub.add(ab, ['A', 'B']);
+    for (const [s, ts] of [['A', 1], ['B', 1], ['A', 2]] as const) hub.publish(stored(s, ts));
+    expect(a.sent.map((t) => JSON.parse(t).ts)).toEqual([1, 2]);
+    expect(a.binary).toEqual([false, false]); // text frames
+    expect(ab.sent.map((t) => JSON.parse(t).symbol + JSON.parse(t).ts)).toEqual(['A1', 'B1', 'A2']);
+    ab.emitClose();
+    hub.publish(stored('A', 3));
+    expect(ab.sent).toHaveLength(3);
+    expect(hub.clientCount).toBe(1);
+  });
+
+  it('closes a client whose unsent bytes pass the bound with 1013, without waiting and without affecting others', () => {
+    jest.useFakeTimers();
+    try {
+      const hub = new WsHub({ maxBufferedBytes: 100, terminateAfterMs: 1000, log });
+      const slow = new FakeSocket();
+      const fast = new FakeSocket();
+      hub.add(slow, ['A']);
+      hub.add(fast, ['A']);
+      slow.bufferedAmount = 90; // its earlier frames are still queued
+      hub.publish(stored('A', 1));
+      expect(slow.closed).toEqual({ code: WS_CLOSE_TOO_SLOW });
+      expect(slow.sent).toHaveLength(0);
+      expect(fast.sent).toHaveLength(1);
+      hub.publish(stored('A', 2));
+      expect(fast.sent).toHaveLength(2);
+      expect(hub.closedSlow).toBe(1);
+      jest.advanceTimersByTime(1000);
+      expect(slow.terminated).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('pipeline figures', () => {
+  it('measures results per second and latency quantiles over the window', () => {
+    let now = 1_000_000;
+    const w = new ResultWindow(() => now);
+    now += 1000;
+    for (let i = 0; i < 100; i++) w.add(stored('A', i, i < 98 ? 2 : 50));
+    now += 1000;
+    const f = w.figures();
+    expect(f.count).toBe(100);
+    expect(f.perSecond).toBe(50);
+    expect(f.p50!).toBeGreaterThan(1.9);
+    expect(f.p50!).toBeLessThan(2.1);
+    expect(f.p99!).toBeGreaterThan(47);
+    expect(f.p99!).toBeLessThan(53);
+    now += 120_000;
+    expect(w.figures().count).toBe(0);
+  });
+
+  it('reads handled counts, handling-time buckets and breaker states from Prometheus text', () => {
+    const text = [
+      '# HELP x',
+      'pipeline_messages_handled_total{queue="strategic_processing.0",outcome="ok",worker="strategic"} 12',
+      'pipeline_messages_handled_total{queue="strategic_processing.0",outcome="duplicate",worker="strategic"} 3',
+      'pipeline_message_handle_seconds_bucket{le="0.005",queue="strategic_processing.0",worker="strategic"} 10',
+      'pipeline_message_handle_seconds_bucket{le="+Inf",queue="strategic_processing.0",worker="strategic"} 12',
+      'pipeline_breaker_state{stage="redis",worker="tactical"} 2',
+    ].join('\n');
+    const s = parseScrape(text, 5);
+    expect(s.handled).toEqual({ strategic: 12 });
+    expect(s.buckets.strategic!.get(0.005)).toBe(10);
+    expect(s.buckets.strategic!.get(Infinity)).toBe(12);
+    expect(s.breakers).toEqual({ 'tactical/redis': 2 });
+  });
+});
+
+describe('OpenAPI document', () => {
+  it('lists every route with its role, and its request schemas from the zod schemas', () => {
+    const doc = openApiDocument() as { paths: Record<string, Record<string, { 'x-required-role'?: string; security: unknown[] }>>; components: { schemas: Record<string, { properties?: Record<string, { minItems?: number }> }> } };
+    expect(doc.paths['/api/health']!.get!.security).toEqual([]);
+    expect(doc.paths['/api/bars']!.post!['x-required-role']).toBe('operator');
+    expect(doc.paths['/api/models/promote']!.post!['x-required-role']).toBe('admin');
+    expect(doc.components.schemas.StrategicProcessRequest!.properties!.bars!.minItems).toBe(49);
+    expect(JSON.stringify(doc)).not.toContain('#/$defs/');
+  });
+});
