@@ -10,3 +10,4 @@ export * from './transition';
 export * from './trainer';
 export * from './registry';
 export * from './evaluation';
+export * from './strategic-series';
