@@ -9,5 +9,6 @@ export * from './policy';
 export * from './transition';
 export * from './trainer';
 export * from './registry';
+export * from './stats';
 export * from './evaluation';
 export * from './strategic-series';

@@ -6,6 +6,7 @@ import type { MlpWeights } from './network';
 import type { PolicySource, TacticalPolicy } from './policy';
 import { TRADING_TEAM_SPEC } from './trading-agents';
 import type { MappoTrainer } from './trainer';
+import { pairedSharpeGain, type BootstrapOptions, type Interval } from './stats';
 
 /** Held-out evaluation of a model, the basis of promotion decisions. */
 export interface ModelMetrics {
@@ -34,24 +35,64 @@ interface PromotionFile {
   history: string[];
 }
 
-/** Options of {@link shouldPromote}. */
+/** What the promotion rule needs of one policy's greedy run over the held-out window. */
+export interface HeldOutRun {
+  /** Per-bar returns after costs, bar for bar the same bars for candidate and parent. */
+  returns: number[];
+  /** Σ |position change|. */
+  turnover: number;
+  /** Share of decisions of the most frequent target position (1: always the same action). */
+  dominantActionShare: number;
+}
+
+/** Options of {@link promotionVerdict}. */
 export interface PromotionOptions {
-  /** Sharpe the candidate must gain over its parent. @defaultValue 0 */
+  /**
+   * The lower end of the 95 % paired bootstrap interval of the annualised Sharpe gain (candidate −
+   * parent) must be strictly above this. @defaultValue 0.5
+   */
   minSharpeGain?: number;
+  /** Fewest held-out bars a promotion may rest on. @defaultValue 2000 */
+  minHeldOutBars?: number;
+  /** A candidate whose most frequent target position exceeds this share of decisions is degenerate. @defaultValue 0.98 */
+  maxActionShare?: number;
+  /** Bootstrap settings (resamples, block length, seed). @defaultValue 1000 resamples of 48-bar blocks, seed 1 */
+  bootstrap?: BootstrapOptions;
+}
+
+/** The promotion rule's answer, with its reason (saved with the version). */
+export interface PromotionVerdict {
+  promote: boolean;
+  reason: string;
+  /** Paired bootstrap interval of the annualised Sharpe gain (null when not computed). */
+  sharpeGain: Interval | null;
+  heldOutBars: number;
 }
 
 /**
- * A candidate is promoted only if its held-out Sharpe is at least its parent's (plus
- * `minSharpeGain`), both measured on the same window. A candidate with no finite Sharpe never is;
- * one without an evaluated parent always is.
+ * Promotion needs evidence, not a tie: the held-out window has at least `minHeldOutBars` bars, the
+ * candidate trades (turnover > 0) and does not take one position almost always (degenerate), and
+ * a paired moving-block bootstrap of the Sharpe gain over its parent on the same bars has its 95 %
+ * interval's lower end above `minSharpeGain`. A parent that never trades has Sharpe 0, so a
+ * candidate must then show a Sharpe reliably above the margin.
  */
-export function shouldPromote(candidate: ModelMetrics, parent: ModelMetrics | null, options: PromotionOptions = {}): boolean {
-  if (!Number.isFinite(candidate.sharpe)) return false;
-  if (parent === null || !Number.isFinite(parent.sharpe)) return true;
-  if (candidate.window !== undefined && parent.window !== undefined && candidate.window !== parent.window) {
-    throw new RangeError('compare candidate and parent on the same held-out window');
+export function promotionVerdict(candidate: HeldOutRun, parent: HeldOutRun, options: PromotionOptions = {}): PromotionVerdict {
+  const bars = candidate.returns.length;
+  if (parent.returns.length !== bars) throw new RangeError('candidate and parent must be run on the same held-out bars');
+  const minBars = options.minHeldOutBars ?? 2000;
+  const no = (reason: string, sharpeGain: Interval | null = null): PromotionVerdict => ({ promote: false, reason, sharpeGain, heldOutBars: bars });
+  if (bars < Math.max(2, minBars)) return no(`held-out window has ${bars} bars, promotion needs ${minBars}`);
+  if (!(candidate.turnover > 0)) return no('degenerate: the candidate never trades on the held-out window');
+  const maxShare = options.maxActionShare ?? 0.98;
+  if (candidate.dominantActionShare > maxShare) {
+    return no(`degenerate: the candidate takes the same position in ${(candidate.dominantActionShare * 100).toFixed(1)}% of decisions`);
   }
-  return candidate.sharpe >= parent.sharpe + (options.minSharpeGain ?? 0);
+  const gain = pairedSharpeGain(candidate.returns, parent.returns, options.bootstrap ?? {});
+  const margin = options.minSharpeGain ?? 0.5;
+  if (!(gain.lo > margin)) {
+    return no(`Sharpe gain ${gain.estimate.toFixed(2)} [${gain.lo.toFixed(2)}, ${gain.hi.toFixed(2)}] does not clear the margin ${margin}`, gain);
+  }
+  return { promote: true, reason: `Sharpe gain ${gain.estimate.toFixed(2)} [${gain.lo.toFixed(2)}, ${gain.hi.toFixed(2)}] > ${margin}`, sharpeGain: gain, heldOutBars: bars };
 }
 
 /** Options of {@link ModelRegistry}. */
@@ -228,6 +269,34 @@ export class ModelRegistry implements PolicySource {
   private async writePromotion(p: PromotionFile): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await writeFileAtomic(join(this.dir, 'promoted.json'), JSON.stringify(p, null, 2));
+  }
+
+  /** A JSON side file of the registry (for example the trainer's held-out window); null when absent. */
+  async readJson<T>(name: string): Promise<T | null> {
+    if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
+    try {
+      return JSON.parse(await readFile(join(this.dir, name), 'utf8')) as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Replaces a JSON side file atomically. */
+  async writeJson(name: string, value: unknown): Promise<void> {
+    if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
+    await mkdir(this.dir, { recursive: true });
+    await writeFileAtomic(join(this.dir, name), JSON.stringify(value));
+  }
+
+  /** The newest saved version whose metrics carry `batch_id` (a batch already trained), or null. */
+  async findByBatch(batchId: string): Promise<ModelMeta | null> {
+    const versions = await this.list();
+    for (let i = versions.length - 1; i >= 0; i--) {
+      const meta = await this.meta(versions[i] as string);
+      if (meta.metrics?.batch_id === batchId) return meta;
+    }
+    return null;
   }
 
   /** The version tactical workers should run (null: use the seeded initial policy). */
