@@ -139,9 +139,12 @@ export async function trainOnSeries(series: readonly MarketSeries[], options: Tr
         ? (options.validation as readonly { series: MarketSeries; from: number; to: number }[])
         : [{ series: options.validation as MarketSeries, from: undefined, to: undefined }];
       const rule = greedyRule(mappo);
-      const sharpe = parts.reduce((a, p) => a + performance(backtest(p.series, rule, p.from, p.to)).sharpe, 0) / parts.length;
-      options.onValidation?.(it, sharpe);
-      if (sharpe > best.sharpe) best = { sharpe, snapshot: mappo.snapshot(), iteration: it };
+      const runs = parts.map((p) => performance(backtest(p.series, rule, p.from, p.to)));
+      const sharpe = runs.reduce((a, r) => a + r.sharpe, 0) / runs.length;
+      // A policy that does not trade is never chosen (its Sharpe 0 would beat every losing iterate).
+      const trades = runs.some((r) => r.turnover > 0);
+      options.onValidation?.(it, trades ? sharpe : Number.NaN);
+      if (trades && sharpe > best.sharpe) best = { sharpe, snapshot: mappo.snapshot(), iteration: it };
     }
   }
   if (best.snapshot) {

@@ -10,5 +10,7 @@ export * from './transition';
 export * from './trainer';
 export * from './registry';
 export * from './stats';
+export * from './onnx-export';
+export * from './walk-forward';
 export * from './evaluation';
 export * from './strategic-series';

@@ -6,6 +6,7 @@ import type { MlpWeights } from './network';
 import type { PolicySource, TacticalPolicy } from './policy';
 import { TRADING_TEAM_SPEC } from './trading-agents';
 import type { MappoTrainer } from './trainer';
+import { exportMlpToOnnx } from './onnx-export';
 import { pairedSharpeGain, type BootstrapOptions, type Interval } from './stats';
 
 /** Held-out evaluation of a model, the basis of promotion decisions. */
@@ -25,7 +26,7 @@ export interface ModelMeta {
   /** ISO time of saving. */
   created: string;
   /** Per network: file name and layer sizes; weights are little-endian Float32, W0 b0 W1 b1 ... */
-  networks: { name: string; file: string; sizes: number[] }[];
+  networks: { name: string; file: string; sizes: number[]; /** The actor exported to ONNX (absent for the critic and older versions). */ onnx?: string }[];
   valueNorm: ValueNormState | null;
   options: MappoSnapshot['options'] | null;
 }
@@ -103,7 +104,18 @@ export interface ModelRegistryOptions {
    * ancestor (by `parent`) of the promoted one, is deleted. 0 keeps everything. @defaultValue 20
    */
   keepVersions?: number;
+  /**
+   * Registry seeding: a registry directory (such as {@link BUNDLED_MODEL_DIR}, the model the
+   * repository ships) whose promoted version is copied in as `v0001` and promoted the first time
+   * this registry is asked for its promoted version while it has none and no versions at all. So a
+   * fresh pipeline starts with the trained model, not random weights; an existing registry (even
+   * one rolled back to the initial policy) is never touched. @defaultValue none (no seeding)
+   */
+  seedFrom?: string;
 }
+
+/** The model the repository ships (`models/agents`, made by `npm run train:agents`; see docs/agents.md). */
+export const BUNDLED_MODEL_DIR = join(__dirname, '..', '..', 'models', 'agents');
 
 /**
  * Versioned models on disk:
@@ -117,12 +129,14 @@ export interface ModelRegistryOptions {
  */
 export class ModelRegistry implements PolicySource {
   private readonly keepVersions: number;
+  private readonly seedFrom: string | null;
 
   constructor(
     readonly dir: string,
     options: ModelRegistryOptions = {},
   ) {
     this.keepVersions = options.keepVersions ?? 20;
+    this.seedFrom = options.seedFrom ?? null;
     if (!(Number.isInteger(this.keepVersions) && this.keepVersions >= 0)) {
       throw new RangeError(`keepVersions must be a non-negative integer, got ${this.keepVersions}`);
     }
@@ -153,13 +167,15 @@ export class ModelRegistry implements PolicySource {
     for (const n of nets) {
       const d = n.weights.data;
       await writeDurably(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      // Every actor is also exported to ONNX (logits; see onnx-export.ts).
+      if (n.name !== 'critic') await writeDurably(join(tmp, `${n.name}.onnx`), exportMlpToOnnx(n.weights, n.name));
     }
     const m: ModelMeta = {
       version,
       parent: meta.parent,
       metrics: meta.metrics ?? null,
       created: new Date().toISOString(),
-      networks: nets.map((n) => ({ name: n.name, file: `${n.name}.bin`, sizes: n.weights.sizes })),
+      networks: nets.map((n) => ({ name: n.name, file: `${n.name}.bin`, sizes: n.weights.sizes, ...(n.name === 'critic' ? {} : { onnx: `${n.name}.onnx` }) })),
       valueNorm: snapshot?.valueNorm ?? null,
       options: snapshot?.options ?? null,
     };
@@ -301,6 +317,42 @@ export class ModelRegistry implements PolicySource {
 
   /** The version tactical workers should run (null: use the seeded initial policy). */
   async latestPromoted(): Promise<string | null> {
+    const p = await this.readPromotion();
+    if (p.current === null && p.history.length === 0 && this.seedFrom !== null) return this.seed(this.seedFrom);
+    return p.current;
+  }
+
+  /**
+   * Copies the promoted version of another registry in as `v0001` and promotes it, if this one has
+   * no versions (see {@link ModelRegistryOptions.seedFrom}). Safe when two processes seed at once:
+   * the version directory is renamed into place once, and both write the same promotion.
+   */
+  private async seed(from: string): Promise<string | null> {
+    if ((await this.list()).length > 0) return (await this.readPromotion()).current;
+    const source = new ModelRegistry(from, { keepVersions: 0 });
+    const version = await source.latestPromoted();
+    if (version === null) throw new RangeError(`seed registry ${from} has no promoted version`);
+    const meta = await source.meta(version);
+    await mkdir(this.versionsDir(), { recursive: true });
+    const tmp = join(this.versionsDir(), `.tmp-seed-${process.pid}-${Date.now()}`);
+    await mkdir(tmp);
+    for (const n of meta.networks) {
+      await writeDurably(join(tmp, n.file), await readFile(join(source.versionsDir(), version, n.file)));
+      if (n.onnx) await writeDurably(join(tmp, n.onnx), await readFile(join(source.versionsDir(), version, n.onnx)));
+    }
+    const seeded: ModelMeta = { ...meta, version: 'v0001', parent: null, metrics: { ...(meta.metrics ?? { sharpe: Number.NaN }), seeded_from: `bundled ${version}` } };
+    await writeDurably(join(tmp, 'meta.json'), JSON.stringify(seeded, null, 2));
+    await fsyncDir(tmp);
+    try {
+      await rename(tmp, join(this.versionsDir(), 'v0001'));
+      await fsyncDir(this.versionsDir());
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+    const p = await this.readPromotion();
+    if (p.current === null && p.history.length === 0) await this.writePromotion({ current: 'v0001', history: ['v0001'] });
     return (await this.readPromotion()).current;
   }
 

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     validation,
     onIteration: (it, i) => log(`iteration ${it}: mean reward ${i.meanReward.toFixed(4)} (collect ${i.collectMs} ms, update ${i.updateMs} ms)`),
     onValidation: (it, sharpe) => {
-      log(`  validation Sharpe ${sharpe.toFixed(2)}`);
+      log(Number.isNaN(sharpe) ? '  validation: the policy does not trade (not eligible)' : `  validation Sharpe ${sharpe.toFixed(2)}`);
       if (sharpe > best.sharpe) best = { it, sharpe };
     },
   });
