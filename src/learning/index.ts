@@ -11,6 +11,7 @@ export * from './trainer';
 export * from './registry';
 export * from './stats';
 export * from './onnx-export';
+export * from './onnx-policy';
 export * from './walk-forward';
 export * from './evaluation';
 export * from './strategic-series';
