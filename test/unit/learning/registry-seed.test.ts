@@ -31,7 +31,7 @@ describe('registry seeding', () => {
     expect(await new ModelRegistry(join(dir, 'plain')).latestPromoted()).toBeNull();
     expect(await a.rollback()).toBeNull();
     expect(await a.latestPromoted()).toBeNull();
-  });
+  }, 30_000);
 
   it('fails clearly when the seed registry has no promoted version', async () => {
     const r = new ModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'missing') });
@@ -47,5 +47,7 @@ describe('registry seeding', () => {
     expect(meta.metrics?.offline).toMatchObject({ seed: 1, trainFraction: 2 / 3 });
     const policy = await TacticalPolicy.load(shipped);
     expect(Array.from(policy.actorWeights()[0]!.data)).not.toEqual(Array.from(TacticalPolicy.initial(1).actorWeights()[0]!.data));
+    // Each actor is shipped in ONNX too.
+    expect(meta.networks.filter((n) => n.onnx).map((n) => n.name)).toEqual(['tactical', 'risk', 'execution']);
   });
 });
