@@ -318,7 +318,15 @@ export class ModelRegistry implements PolicySource {
   /** The version tactical workers should run (null: use the seeded initial policy). */
   async latestPromoted(): Promise<string | null> {
     const p = await this.readPromotion();
-    if (p.current === null && p.history.length === 0 && this.seedFrom !== null) return this.seed(this.seedFrom);
+    if (p.current === null && p.history.length === 0 && this.seedFrom !== null) {
+      // One seeding per directory at a time in this process (other processes: see seed()).
+      let seeding = seedingDirs.get(this.dir);
+      if (seeding === undefined) {
+        seeding = this.seed(this.seedFrom).finally(() => seedingDirs.delete(this.dir));
+        seedingDirs.set(this.dir, seeding);
+      }
+      return seeding;
+    }
     return p.current;
   }
 
@@ -328,13 +336,20 @@ export class ModelRegistry implements PolicySource {
    * the version directory is renamed into place once, and both write the same promotion.
    */
   private async seed(from: string): Promise<string | null> {
-    if ((await this.list()).length > 0) return (await this.readPromotion()).current;
+    const existing = await this.list();
+    if (existing.length > 0) {
+      // Another process may have just renamed its seed into place but not promoted it yet.
+      const seededHere = existing.length === 1 && (await this.meta('v0001').then((m) => m.metrics?.seeded_from !== undefined, () => false));
+      const p = await this.readPromotion();
+      if (seededHere && p.current === null && p.history.length === 0) await this.writePromotion({ current: 'v0001', history: ['v0001'] });
+      return (await this.readPromotion()).current;
+    }
     const source = new ModelRegistry(from, { keepVersions: 0 });
     const version = await source.latestPromoted();
     if (version === null) throw new RangeError(`seed registry ${from} has no promoted version`);
     const meta = await source.meta(version);
     await mkdir(this.versionsDir(), { recursive: true });
-    const tmp = join(this.versionsDir(), `.tmp-seed-${process.pid}-${Date.now()}`);
+    const tmp = join(this.versionsDir(), `.tmp-seed-${process.pid}-${++seedAttempts}`);
     await mkdir(tmp);
     for (const n of meta.networks) {
       await writeDurably(join(tmp, n.file), await readFile(join(source.versionsDir(), version, n.file)));
@@ -382,6 +397,11 @@ export class ModelRegistry implements PolicySource {
     return target;
   }
 }
+
+/** Distinguishes seeding attempts of one process. */
+let seedAttempts = 0;
+/** Registry directories being seeded by this process. */
+const seedingDirs = new Map<string, Promise<string | null>>();
 
 async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
   const fh = await open(path, 'w');
