@@ -73,7 +73,7 @@ function lineChart(title: string, lines: { name: RuleName; values: number[] }[],
 function barChart(title: string, bars: { label: string; value: number | null; n: number }[]): string {
   const w = 360;
   const h = 180;
-  const pad = { l: 40, b: 30, t: 22 };
+  const pad = { l: 40, b: 30, t: 36 };
   const max = Math.max(0.05, ...bars.map((b) => b.value ?? 0));
   const bw = (w - pad.l - 10) / bars.length;
   const body = bars
