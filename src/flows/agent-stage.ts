@@ -4,6 +4,8 @@ import type { Indicators } from '../../schemas/integrated-result.schema';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
 import {
   advance,
+  withInference,
+  type InferenceBackend,
   initialAgentState,
   makeTransition,
   type AgentState,
@@ -85,26 +87,43 @@ export class AgentStage {
      */
     private readonly explore = false,
     faults: FaultInjector = NO_FAULTS,
+    /**
+     * Inference backend of live decisions (`PIPELINE_INFERENCE`): `wasm` (WebAssembly SIMD, the
+     * default) or `onnx` (the ONNX export run by onnxruntime-node; sessions are built before the
+     * first decision and on every swap).
+     */
+    private readonly inference: InferenceBackend = 'wasm',
   ) {
+    this.ready = inference === 'wasm' ? null : withInference(policy, inference).then((p) => void (this.policy = p));
     this.breaker = createBreaker(
-      (input) => {
+      async (input) => {
         faults.check('agents');
-        return Promise.resolve(
-          this.policy.decide(input, this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {}),
-        );
+        if (this.ready !== null) await this.ready;
+        return this.policy.decideAsync(input, this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {});
       },
       { stage: 'agents', log },
     );
   }
+
+  private ready: Promise<void> | null;
 
   /** The version deciding now. */
   get version(): string {
     return this.policy.version;
   }
 
-  /** Replaces the policy; the next bar uses the new one. */
-  swap(policy: TacticalPolicy): void {
-    this.policy = policy;
+  /**
+   * Replaces the policy; the next bar uses the new one (with ONNX inference, the first bar after its
+   * sessions are built: the returned promise).
+   */
+  swap(policy: TacticalPolicy): Promise<void> {
+    if (this.inference === 'wasm') {
+      this.policy = policy;
+      return Promise.resolve();
+    }
+    const ready = withInference(policy, this.inference).then((p) => void (this.policy = p));
+    this.ready = ready;
+    return ready;
   }
 
   async step(

@@ -115,9 +115,9 @@ export interface TrainOptions {
   /**
    * Held-out series for checkpoint selection: every `validateEvery` iterations the greedy policy is
    * backtested on it and the best snapshot (highest Sharpe) is what is returned — the same rule as
-   * `shouldPromote`. Without it the last iterate is returned.
+   * online promotion (a better held-out Sharpe). One series, or parts of several (mean Sharpe). Without it the last iterate is returned.
    */
-  validation?: MarketSeries;
+  validation?: MarketSeries | readonly { series: MarketSeries; from: number; to: number }[];
   /** @defaultValue 5 */
   validateEvery?: number;
   onValidation?: (it: number, sharpe: number) => void;
@@ -135,9 +135,16 @@ export async function trainOnSeries(series: readonly MarketSeries[], options: Tr
     await mappo.update(trajectories);
     options.onIteration?.(it, { meanReward, collectMs: t1 - t0, updateMs: Date.now() - t1, mappo });
     if (options.validation && it % (options.validateEvery ?? 5) === 0) {
-      const sharpe = performance(backtest(options.validation, greedyRule(mappo))).sharpe;
-      options.onValidation?.(it, sharpe);
-      if (sharpe > best.sharpe) best = { sharpe, snapshot: mappo.snapshot(), iteration: it };
+      const parts = Array.isArray(options.validation)
+        ? (options.validation as readonly { series: MarketSeries; from: number; to: number }[])
+        : [{ series: options.validation as MarketSeries, from: undefined, to: undefined }];
+      const rule = greedyRule(mappo);
+      const runs = parts.map((p) => performance(backtest(p.series, rule, p.from, p.to)));
+      const sharpe = runs.reduce((a, r) => a + r.sharpe, 0) / runs.length;
+      // A policy that does not trade is never chosen (its Sharpe 0 would beat every losing iterate).
+      const trades = runs.some((r) => r.turnover > 0);
+      options.onValidation?.(it, trades ? sharpe : Number.NaN);
+      if (trades && sharpe > best.sharpe) best = { sharpe, snapshot: mappo.snapshot(), iteration: it };
     }
   }
   if (best.snapshot) {

@@ -93,11 +93,29 @@ export class TacticalPolicy {
   }
 
   decide(input: DecisionInput, options: DecideOptions = {}): Decision {
-    const bar = { ...input.bar, ts: input.bar.ts ?? 0 };
-    const { observations, settled } = observe(input.agentState, bar, input.indicators, input.strategic, this.costs);
+    const { observations, settled } = this.observe(input);
     const obs = [observations.tactical, observations.risk, observations.execution];
+    return this.choose(this.nets.map((net, i) => net.forward(obs[i] as number[])), observations, settled.reward, options);
+  }
+
+  /**
+   * {@link decide} as a promise, so that an asynchronous inference backend (ONNX Runtime, see
+   * `OnnxTacticalPolicy`) can serve the same call; this class answers synchronously.
+   */
+  decideAsync(input: DecisionInput, options: DecideOptions = {}): Promise<Decision> {
+    return Promise.resolve(this.decide(input, options));
+  }
+
+  /** The observations of a decision input (the bar settled internally). */
+  protected observe(input: DecisionInput): ReturnType<typeof observe> {
+    const bar = { ...input.bar, ts: input.bar.ts ?? 0 };
+    return observe(input.agentState, bar, input.indicators, input.strategic, this.costs);
+  }
+
+  /** The decision from the three actors' logits (greedy, or sampled with the seeded generator). */
+  protected choose(logits: readonly ArrayLike<number>[], observations: Observations, previousReward: number | null, options: DecideOptions): Decision {
     const rng = options.explore ? new SeededRandom(hashSeed(`${this.version}|${options.explore.symbol}|${options.explore.ts}`)) : null;
-    const probs = this.nets.map((net, i) => softmax(net.forward(obs[i] as number[])));
+    const probs = logits.map((l) => softmax(l));
     const idx = probs.map((p) => (rng ? sampleCategorical(p, rng) : argmax(p))) as [number, number, number];
     const chosen = idx.map((a, i) => (probs[i] as number[])[a] as number);
     const decision = decodeActions(idx);
@@ -109,7 +127,7 @@ export class TacticalPolicy {
       probabilities: { tactical: probs[0]!, risk: probs[1]!, execution: probs[2]! },
       observations,
       model_version: this.version,
-      previousReward: settled.reward,
+      previousReward,
     };
   }
 

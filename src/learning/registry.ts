@@ -6,6 +6,8 @@ import type { MlpWeights } from './network';
 import type { PolicySource, TacticalPolicy } from './policy';
 import { TRADING_TEAM_SPEC } from './trading-agents';
 import type { MappoTrainer } from './trainer';
+import { exportMlpToOnnx } from './onnx-export';
+import { pairedSharpeGain, type BootstrapOptions, type Interval } from './stats';
 
 /** Held-out evaluation of a model, the basis of promotion decisions. */
 export interface ModelMetrics {
@@ -24,7 +26,7 @@ export interface ModelMeta {
   /** ISO time of saving. */
   created: string;
   /** Per network: file name and layer sizes; weights are little-endian Float32, W0 b0 W1 b1 ... */
-  networks: { name: string; file: string; sizes: number[] }[];
+  networks: { name: string; file: string; sizes: number[]; /** The actor exported to ONNX (absent for the critic and older versions). */ onnx?: string }[];
   valueNorm: ValueNormState | null;
   options: MappoSnapshot['options'] | null;
 }
@@ -34,24 +36,64 @@ interface PromotionFile {
   history: string[];
 }
 
-/** Options of {@link shouldPromote}. */
+/** What the promotion rule needs of one policy's greedy run over the held-out window. */
+export interface HeldOutRun {
+  /** Per-bar returns after costs, bar for bar the same bars for candidate and parent. */
+  returns: number[];
+  /** Σ |position change|. */
+  turnover: number;
+  /** Share of decisions of the most frequent target position (1: always the same action). */
+  dominantActionShare: number;
+}
+
+/** Options of {@link promotionVerdict}. */
 export interface PromotionOptions {
-  /** Sharpe the candidate must gain over its parent. @defaultValue 0 */
+  /**
+   * The lower end of the 95 % paired bootstrap interval of the annualised Sharpe gain (candidate −
+   * parent) must be strictly above this. @defaultValue 0.5
+   */
   minSharpeGain?: number;
+  /** Fewest held-out bars a promotion may rest on. @defaultValue 2000 */
+  minHeldOutBars?: number;
+  /** A candidate whose most frequent target position exceeds this share of decisions is degenerate. @defaultValue 0.98 */
+  maxActionShare?: number;
+  /** Bootstrap settings (resamples, block length, seed). @defaultValue 1000 resamples of 48-bar blocks, seed 1 */
+  bootstrap?: BootstrapOptions;
+}
+
+/** The promotion rule's answer, with its reason (saved with the version). */
+export interface PromotionVerdict {
+  promote: boolean;
+  reason: string;
+  /** Paired bootstrap interval of the annualised Sharpe gain (null when not computed). */
+  sharpeGain: Interval | null;
+  heldOutBars: number;
 }
 
 /**
- * A candidate is promoted only if its held-out Sharpe is at least its parent's (plus
- * `minSharpeGain`), both measured on the same window. A candidate with no finite Sharpe never is;
- * one without an evaluated parent always is.
+ * Promotion needs evidence, not a tie: the held-out window has at least `minHeldOutBars` bars, the
+ * candidate trades (turnover > 0) and does not take one position almost always (degenerate), and
+ * a paired moving-block bootstrap of the Sharpe gain over its parent on the same bars has its 95 %
+ * interval's lower end above `minSharpeGain`. A parent that never trades has Sharpe 0, so a
+ * candidate must then show a Sharpe reliably above the margin.
  */
-export function shouldPromote(candidate: ModelMetrics, parent: ModelMetrics | null, options: PromotionOptions = {}): boolean {
-  if (!Number.isFinite(candidate.sharpe)) return false;
-  if (parent === null || !Number.isFinite(parent.sharpe)) return true;
-  if (candidate.window !== undefined && parent.window !== undefined && candidate.window !== parent.window) {
-    throw new RangeError('compare candidate and parent on the same held-out window');
+export function promotionVerdict(candidate: HeldOutRun, parent: HeldOutRun, options: PromotionOptions = {}): PromotionVerdict {
+  const bars = candidate.returns.length;
+  if (parent.returns.length !== bars) throw new RangeError('candidate and parent must be run on the same held-out bars');
+  const minBars = options.minHeldOutBars ?? 2000;
+  const no = (reason: string, sharpeGain: Interval | null = null): PromotionVerdict => ({ promote: false, reason, sharpeGain, heldOutBars: bars });
+  if (bars < Math.max(2, minBars)) return no(`held-out window has ${bars} bars, promotion needs ${minBars}`);
+  if (!(candidate.turnover > 0)) return no('degenerate: the candidate never trades on the held-out window');
+  const maxShare = options.maxActionShare ?? 0.98;
+  if (candidate.dominantActionShare > maxShare) {
+    return no(`degenerate: the candidate takes the same position in ${(candidate.dominantActionShare * 100).toFixed(1)}% of decisions`);
   }
-  return candidate.sharpe >= parent.sharpe + (options.minSharpeGain ?? 0);
+  const gain = pairedSharpeGain(candidate.returns, parent.returns, options.bootstrap ?? {});
+  const margin = options.minSharpeGain ?? 0.5;
+  if (!(gain.lo > margin)) {
+    return no(`Sharpe gain ${gain.estimate.toFixed(2)} [${gain.lo.toFixed(2)}, ${gain.hi.toFixed(2)}] does not clear the margin ${margin}`, gain);
+  }
+  return { promote: true, reason: `Sharpe gain ${gain.estimate.toFixed(2)} [${gain.lo.toFixed(2)}, ${gain.hi.toFixed(2)}] > ${margin}`, sharpeGain: gain, heldOutBars: bars };
 }
 
 /** Options of {@link ModelRegistry}. */
@@ -62,7 +104,18 @@ export interface ModelRegistryOptions {
    * ancestor (by `parent`) of the promoted one, is deleted. 0 keeps everything. @defaultValue 20
    */
   keepVersions?: number;
+  /**
+   * Registry seeding: a registry directory (such as {@link BUNDLED_MODEL_DIR}, the model the
+   * repository ships) whose promoted version is copied in as `v0001` and promoted the first time
+   * this registry is asked for its promoted version while it has none and no versions at all. So a
+   * fresh pipeline starts with the trained model, not random weights; an existing registry (even
+   * one rolled back to the initial policy) is never touched. @defaultValue none (no seeding)
+   */
+  seedFrom?: string;
 }
+
+/** The model the repository ships (`models/agents`, made by `npm run train:agents`; see docs/agents.md). */
+export const BUNDLED_MODEL_DIR = join(__dirname, '..', '..', 'models', 'agents');
 
 /**
  * Versioned models on disk:
@@ -76,12 +129,14 @@ export interface ModelRegistryOptions {
  */
 export class ModelRegistry implements PolicySource {
   private readonly keepVersions: number;
+  private readonly seedFrom: string | null;
 
   constructor(
     readonly dir: string,
     options: ModelRegistryOptions = {},
   ) {
     this.keepVersions = options.keepVersions ?? 20;
+    this.seedFrom = options.seedFrom ?? null;
     if (!(Number.isInteger(this.keepVersions) && this.keepVersions >= 0)) {
       throw new RangeError(`keepVersions must be a non-negative integer, got ${this.keepVersions}`);
     }
@@ -112,13 +167,15 @@ export class ModelRegistry implements PolicySource {
     for (const n of nets) {
       const d = n.weights.data;
       await writeDurably(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      // Every actor is also exported to ONNX (logits; see onnx-export.ts).
+      if (n.name !== 'critic') await writeDurably(join(tmp, `${n.name}.onnx`), exportMlpToOnnx(n.weights, n.name));
     }
     const m: ModelMeta = {
       version,
       parent: meta.parent,
       metrics: meta.metrics ?? null,
       created: new Date().toISOString(),
-      networks: nets.map((n) => ({ name: n.name, file: `${n.name}.bin`, sizes: n.weights.sizes })),
+      networks: nets.map((n) => ({ name: n.name, file: `${n.name}.bin`, sizes: n.weights.sizes, ...(n.name === 'critic' ? {} : { onnx: `${n.name}.onnx` }) })),
       valueNorm: snapshot?.valueNorm ?? null,
       options: snapshot?.options ?? null,
     };
@@ -230,8 +287,87 @@ export class ModelRegistry implements PolicySource {
     await writeFileAtomic(join(this.dir, 'promoted.json'), JSON.stringify(p, null, 2));
   }
 
+  /** A JSON side file of the registry (for example the trainer's held-out window); null when absent. */
+  async readJson<T>(name: string): Promise<T | null> {
+    if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
+    try {
+      return JSON.parse(await readFile(join(this.dir, name), 'utf8')) as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Replaces a JSON side file atomically. */
+  async writeJson(name: string, value: unknown): Promise<void> {
+    if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
+    await mkdir(this.dir, { recursive: true });
+    await writeFileAtomic(join(this.dir, name), JSON.stringify(value));
+  }
+
+  /** The newest saved version whose metrics carry `batch_id` (a batch already trained), or null. */
+  async findByBatch(batchId: string): Promise<ModelMeta | null> {
+    const versions = await this.list();
+    for (let i = versions.length - 1; i >= 0; i--) {
+      const meta = await this.meta(versions[i] as string);
+      if (meta.metrics?.batch_id === batchId) return meta;
+    }
+    return null;
+  }
+
   /** The version tactical workers should run (null: use the seeded initial policy). */
   async latestPromoted(): Promise<string | null> {
+    const p = await this.readPromotion();
+    if (p.current === null && p.history.length === 0 && this.seedFrom !== null) {
+      // One seeding per directory at a time in this process (other processes: see seed()).
+      let seeding = seedingDirs.get(this.dir);
+      if (seeding === undefined) {
+        seeding = this.seed(this.seedFrom).finally(() => seedingDirs.delete(this.dir));
+        seedingDirs.set(this.dir, seeding);
+      }
+      return seeding;
+    }
+    return p.current;
+  }
+
+  /**
+   * Copies the promoted version of another registry in as `v0001` and promotes it, if this one has
+   * no versions (see {@link ModelRegistryOptions.seedFrom}). Safe when two processes seed at once:
+   * the version directory is renamed into place once, and both write the same promotion.
+   */
+  private async seed(from: string): Promise<string | null> {
+    const existing = await this.list();
+    if (existing.length > 0) {
+      // Another process may have just renamed its seed into place but not promoted it yet.
+      const seededHere = existing.length === 1 && (await this.meta('v0001').then((m) => m.metrics?.seeded_from !== undefined, () => false));
+      const p = await this.readPromotion();
+      if (seededHere && p.current === null && p.history.length === 0) await this.writePromotion({ current: 'v0001', history: ['v0001'] });
+      return (await this.readPromotion()).current;
+    }
+    const source = new ModelRegistry(from, { keepVersions: 0 });
+    const version = await source.latestPromoted();
+    if (version === null) throw new RangeError(`seed registry ${from} has no promoted version`);
+    const meta = await source.meta(version);
+    await mkdir(this.versionsDir(), { recursive: true });
+    const tmp = join(this.versionsDir(), `.tmp-seed-${process.pid}-${++seedAttempts}`);
+    await mkdir(tmp);
+    for (const n of meta.networks) {
+      await writeDurably(join(tmp, n.file), await readFile(join(source.versionsDir(), version, n.file)));
+      if (n.onnx) await writeDurably(join(tmp, n.onnx), await readFile(join(source.versionsDir(), version, n.onnx)));
+    }
+    const seeded: ModelMeta = { ...meta, version: 'v0001', parent: null, metrics: { ...(meta.metrics ?? { sharpe: Number.NaN }), seeded_from: `bundled ${version}` } };
+    await writeDurably(join(tmp, 'meta.json'), JSON.stringify(seeded, null, 2));
+    await fsyncDir(tmp);
+    try {
+      await rename(tmp, join(this.versionsDir(), 'v0001'));
+      await fsyncDir(this.versionsDir());
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+    const p = await this.readPromotion();
+    if (p.current === null && p.history.length === 0) await this.writePromotion({ current: 'v0001', history: ['v0001'] });
     return (await this.readPromotion()).current;
   }
 
@@ -261,6 +397,11 @@ export class ModelRegistry implements PolicySource {
     return target;
   }
 }
+
+/** Distinguishes seeding attempts of one process. */
+let seedAttempts = 0;
+/** Registry directories being seeded by this process. */
+const seedingDirs = new Map<string, Promise<string | null>>();
 
 async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
   const fh = await open(path, 'w');

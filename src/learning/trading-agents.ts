@@ -151,6 +151,10 @@ export interface BacktestResult {
   equity: number[];
   turnover: number;
   costsPaid: number;
+  /** Position held into the next bar after each decision (after MARKET fills; LIMIT orders fill later). */
+  positions: number[];
+  /** Target position of each decision. */
+  targets: number[];
 }
 
 /** A decision rule: the team's greedy policy or a baseline. */
@@ -167,6 +171,8 @@ export function backtest(series: MarketSeries, rule: DecisionRule, from = WARMUP
   let state = initialAgentState();
   for (let t = Math.max(0, from - 14); t < from; t++) state = observe(state, series.bars[t] as EnvBar, series.indicators[t] as Indicators, null, costs).settled.state;
   const equity: number[] = [];
+  const positions: number[] = [];
+  const targets: number[] = [];
   for (let t = from; t <= to; t++) {
     const bar = series.bars[t] as EnvBar;
     const indicators = series.indicators[t] as Indicators;
@@ -178,7 +184,10 @@ export function backtest(series: MarketSeries, rule: DecisionRule, from = WARMUP
       state = settled.state;
       break;
     }
-    state = act(settled.state, rule({ indicators, strategic, bar, state: settled.state, observations }), costs);
+    const decision = rule({ indicators, strategic, bar, state: settled.state, observations });
+    state = act(settled.state, decision, costs);
+    positions.push(state.position);
+    targets.push(decision.target_position);
   }
-  return { equity: [1, ...equity], turnover: state.turnover, costsPaid: state.costsPaid };
+  return { equity: [1, ...equity], turnover: state.turnover, costsPaid: state.costsPaid, positions, targets };
 }

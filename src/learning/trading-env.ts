@@ -33,14 +33,20 @@ export interface TradeDecision {
   target_position: number;
 }
 
-/** Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}. */
+/**
+ * Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}.
+ * Decisions are coherent: a direction with risk size 0 is FLAT, and FLAT carries risk 0, so a
+ * result never says LONG or SHORT with nothing at stake. The action indices themselves are not
+ * changed (the trainer needs what each actor chose).
+ */
 export function decodeActions(actions: readonly number[]): TradeDecision {
-  const tactical = TACTICAL_ACTIONS[actions[0] as number];
-  const risk = RISK_SIZES[actions[1] as number];
+  const chosen = TACTICAL_ACTIONS[actions[0] as number];
+  const size = RISK_SIZES[actions[1] as number];
   const execution = EXECUTION_ACTIONS[actions[2] as number];
-  if (tactical === undefined || risk === undefined || execution === undefined) throw new RangeError(`bad actions ${actions.join(',')}`);
-  const direction = tactical === 'LONG' ? 1 : tactical === 'SHORT' ? -1 : 0;
-  return { tactical, risk, execution, target_position: direction * risk };
+  if (chosen === undefined || size === undefined || execution === undefined) throw new RangeError(`bad actions ${actions.join(',')}`);
+  const direction = chosen === 'LONG' ? 1 : chosen === 'SHORT' ? -1 : 0;
+  if (direction === 0 || size === 0) return { tactical: 'FLAT', risk: 0, execution, target_position: 0 };
+  return { tactical: chosen, risk: size, execution, target_position: direction * size };
 }
 
 /** Trading costs, as fractions of traded notional. */

@@ -16,7 +16,8 @@ import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscrib
 import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../src/flows/agent-stage';
 import { TrainerFlow } from '../../src/flows/trainer-flow';
-import { ModelRegistry } from '../../src/learning';
+import { MappoTrainer, ModelRegistry } from '../../src/learning';
+import { announcePromotion } from '../../src/learning/cli/models';
 import { createVhost, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
 import { experience } from '../fixtures/experience';
 
@@ -85,12 +86,26 @@ describe('online training', () => {
     await connection.start();
   }
 
+  /**
+   * The candidate's held-out run made clearly better than its parent's, so that the promotion (and
+   * announcement) path runs: a 64-transition batch holds out too few bars to earn it for real.
+   */
+  function promoteCandidates(flow: TrainerFlow): void {
+    const real = flow.run.bind(flow);
+    jest.spyOn(flow, 'run').mockImplementation((policy, w) => {
+      const out = real(policy, w);
+      const noise = out.run.returns.map((_, i) => (i % 2 ? 0.001 : -0.001));
+      const returns = policy.version === 'candidate' ? noise.map((r) => r + 0.003) : noise;
+      return { ...out, run: { returns, turnover: 2, dominantActionShare: 0.5 } };
+    });
+  }
+
   const message = (t: ExperienceTransition) => ({ routingKey: routingKeys.experience(t.symbol), messageId: `${t.symbol}:experience:${t.ts}`, body: JSON.stringify(t) });
 
   it('dead-letters invalid experience, trains a batch, acks it only after the version is saved and announces the promotion', async () => {
     const registry = new ModelRegistry(dir);
-    // Promote whatever the held-out Sharpe says, so that the announcement path always runs.
-    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minSharpeGain: -Infinity }, log });
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minHeldOutBars: 0 }, log });
+    promoteCandidates(flow);
     let unackedWhenTrained: number | null = null;
     const train = flow.train.bind(flow);
     jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
@@ -148,7 +163,8 @@ describe('online training', () => {
 
   it('trains from experience batches as the tactical workers send them, acking each batch once its transitions are trained', async () => {
     const registry = new ModelRegistry(dir);
-    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minSharpeGain: -Infinity }, log });
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minHeldOutBars: 0 }, log });
+    promoteCandidates(flow);
     const trained: number[] = [];
     const train = flow.train.bind(flow);
     jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
@@ -185,6 +201,21 @@ describe('online training', () => {
       await connection.close();
     }
   }, 40_000);
+
+  it('announces a promotion made from the CLI to running workers', async () => {
+    const registry = new ModelRegistry(dir);
+    const saver = new MappoTrainer({ seed: 3 });
+    const v1 = await registry.save(saver, { parent: null, metrics: { sharpe: 1.5, window: 'AAA:1-2' } });
+    saver.dispose();
+    const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, log });
+    const updates: string[] = [];
+    await wire(flow, (v) => void updates.push(v));
+    await waitFor(() => subscriber.subscribed, 10_000, 'the worker subscribed');
+    await registry.promote(v1);
+    await announcePromotion(vhost.url, registry, v1);
+    await waitFor(() => updates.length === 1, 10_000, 'the worker told of the CLI promotion');
+    expect(updates).toEqual([v1]);
+  }, 30_000);
 
   it('returns a partial batch to the queue at once when the trainer stops', async () => {
     const registry = new ModelRegistry(dir);

@@ -1,102 +1,215 @@
 /**
- * Trains the three trading agents on synthetic regime markets with persistent trends and evaluates
- * the greedy policy walk-forward on unseen seeds against FLAT, buy-and-hold and MACD crossover.
- *   npm run eval -- [--json] [--iterations 25] [--seed 1] [--csv bars.csv ...]
- * Training seeds 101–104, validation seed 150 (checkpoint selection), test seeds 201–203.
- * `--csv <file>` (repeatable) also reports the same table on real bars (not a target).
- * The last line is one JSON object with every number.
+ * Honest evaluation of the shipped (or a given) model against baselines on the same bars and costs.
+ *   npm run eval -- [--model models/agents] [--data data/market/5m] [--symbols BTCUSDT,ETHUSDT]
+ *                   [--fee 0.0004] [--maker-fee 0.0001] [--half-spread 0.0002] [--samples 500]
+ *                   [--synthetic-bars 8640] [--out reports/eval] [--json]
+ *
+ * - Real bars: walk-forward. Each symbol's first two thirds are the model's training part (checked
+ *   against the model's recorded provenance: exit 2 if it saw any test bar); the last third is the
+ *   test, evaluated whole and in consecutive 7-day windows. The strategic view is the analyzer over
+ *   the 30m bars of the same series, causal (no look-ahead).
+ * - Held-out synthetic families (seeds 201-203, never trained on): strong trends, weak trends,
+ *   mixed regimes, no trend.
+ * - Baselines: FLAT, buy-and-hold, EMA-26 trend with hysteresis, MACD crossover with the policy's
+ *   sizing, regime rule. Costs: taker fee + half spread on MARKET, maker fee on LIMIT fills.
+ * - Metrics with 95 % block-bootstrap intervals; writes `<out>/summary.json` and `<out>/report.html`
+ *   and prints the summary's headline. Seeded: the same inputs give the same numbers.
  */
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { selectBackend } from '../backend';
+import { TacticalPolicy } from '../policy';
+import { ModelRegistry } from '../registry';
+import { DEFAULT_COSTS, type TradingCosts } from '../trading-env';
+import { WARMUP_BARS } from '../trading-agents';
 import {
-  compare,
-  greedyRule,
-  meanMetrics,
-  parseBarsCsv,
-  syntheticSeries,
-  trainOnSeries,
-  type ComparisonRow,
-  type PerformanceMetrics,
-} from '../evaluation';
-import { prepareSeries } from '../trading-agents';
+  BASELINES,
+  evaluateMarket,
+  rulesFor,
+  SYNTHETIC_FAMILIES,
+  syntheticMarket,
+  walkForwardSplit,
+  withStrategicView,
+  type MarketEvaluation,
+  type RuleName,
+} from '../walk-forward';
+import { arg, numberArg, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './common';
+import { renderReport, type ReportInput } from './report-html';
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
+const WINDOW_BARS = 7 * 288;
+
+function fail(message: string): never {
+  process.stderr.write(message + '\n');
+  process.exit(2);
 }
 
-const RULES = ['policy', 'flat', 'buyAndHold', 'macdCrossover'] as const;
-
-function summarise(rows: ComparisonRow[]): Record<(typeof RULES)[number], PerformanceMetrics> {
-  const out = {} as Record<(typeof RULES)[number], PerformanceMetrics>;
-  for (const k of RULES) out[k] = meanMetrics(rows.map((r) => r[k]));
-  return out;
-}
-
-function table(title: string, s: Record<string, PerformanceMetrics>): string {
-  const lines = [`${title}`, 'rule            sharpe   maxDD    turnover  netReturn'];
-  for (const [k, m] of Object.entries(s)) {
-    lines.push(`${k.padEnd(14)} ${m.sharpe.toFixed(2).padStart(7)} ${(m.maxDrawdown * 100).toFixed(1).padStart(6)}% ${m.turnover.toFixed(1).padStart(9)} ${(m.netReturn * 100).toFixed(1).padStart(8)}%`);
-  }
-  return lines.join('\n');
+/** Drops the equity paths (large) for the JSON summary. */
+function compact(m: MarketEvaluation): Omit<MarketEvaluation, 'equity'> {
+  const { equity: _equity, ...rest } = m;
+  return rest;
 }
 
 async function main(): Promise<void> {
-  const json = process.argv.includes('--json');
-  const iterations = Number(arg('iterations') ?? 25);
-  const seed = Number(arg('seed') ?? 1);
-  const log = (s: string): void => {
-    process.stderr.write(s + '\n');
-  };
   const started = Date.now();
-  const backend = await selectBackend();
-  const train = syntheticSeries({ seeds: [101, 102, 103, 104] });
-  const [validation] = syntheticSeries({ seeds: [150] });
-  const test = syntheticSeries({ seeds: [201, 202, 203] });
-  let chosen = 0;
-  let bestSharpe = -Infinity;
-  const mappo = await trainOnSeries(train, {
-    seed,
-    iterations,
-    validation,
-    onIteration: (it, i) => log(`iteration ${it}: mean reward ${i.meanReward.toFixed(4)} (collect ${i.collectMs} ms, update ${i.updateMs} ms)`),
-    onValidation: (it, sharpe) => {
-      log(`  validation Sharpe ${sharpe.toFixed(2)}`);
-      if (sharpe > bestSharpe) {
-        bestSharpe = sharpe;
-        chosen = it;
+  const log = (s: string): void => void process.stderr.write(s + '\n');
+  const modelDir = arg('model') ?? SHIPPED_MODEL_DIR;
+  const dataDir = arg('data') ?? REAL_DATA_DIR;
+  const outDir = arg('out') ?? join('reports', 'eval');
+  const symbols = arg('symbols')?.split(',').filter((s) => s !== '');
+  const samples = numberArg('samples', 500, 50, 100_000);
+  const synBars = numberArg('synthetic-bars', 8640, 1000, 100_000);
+  const costs: TradingCosts = {
+    ...DEFAULT_COSTS,
+    takerFee: numberArg('fee', DEFAULT_COSTS.takerFee, 0, 0.1),
+    makerFee: numberArg('maker-fee', DEFAULT_COSTS.makerFee, 0, 0.1),
+    halfSpread: numberArg('half-spread', DEFAULT_COSTS.halfSpread, 0, 0.1),
+  };
+  const bootstrap = { samples, block: 48, seed: 1 };
+  await selectBackend();
+
+  const registry = new ModelRegistry(modelDir, { keepVersions: 0 });
+  const version = await registry.latestPromoted();
+  if (version === null) fail(`no promoted model in ${modelDir}: run npm run train:agents (or pass --model <registry dir>)`);
+  const meta = await registry.meta(version);
+  const offline = (meta.metrics?.offline ?? null) as { trainFraction?: number; real?: Record<string, { lastTrainTs: string }>; command?: string } | null;
+  if (offline === null || offline.trainFraction !== TRAIN_FRACTION || !offline.real) {
+    fail(`${modelDir} ${version} has no offline provenance with trainFraction ${TRAIN_FRACTION}: evaluate only models made by npm run train:agents`);
+  }
+  const policy = await TacticalPolicy.load(registry, version, costs);
+  const rules = rulesFor(policy);
+  log(`model ${modelDir} ${version} (${offline.command ?? 'unknown command'}); costs ${JSON.stringify(costs)}`);
+
+  // Real bars, walk-forward.
+  const real: MarketEvaluation[] = [];
+  const rolling: ReportInput['rolling'] = [];
+  for (const [symbol, bars] of readRealBars(dataDir, symbols)) {
+    const { testFrom, testTo } = walkForwardSplit(bars.length, TRAIN_FRACTION);
+    const trained = offline.real[symbol];
+    const testStart = (bars[testFrom] as { ts: number }).ts;
+    if (trained && Date.parse(trained.lastTrainTs) >= testStart) fail(`the model trained on ${symbol} up to ${trained.lastTrainTs}, after the test start: retrain`);
+    const t0 = Date.now();
+    const series = withStrategicView(symbol, bars);
+    const m = evaluateMarket(symbol, series, rules, testFrom, testTo, costs, bootstrap, WINDOW_BARS);
+    real.push(m);
+    const ws = m.windows;
+    const best = (w: (typeof ws)[number]): number => Math.max(...BASELINES.map((b) => w.sharpe[b]));
+    rolling.push({
+      symbol,
+      windows: ws.length,
+      policyPositive: ws.filter((w) => w.netReturn.policy > 0).length,
+      policyBeatsBuyAndHold: ws.filter((w) => w.sharpe.policy > w.sharpe.buyAndHold).length,
+      policyBeatsBest: ws.filter((w) => w.sharpe.policy > best(w)).length,
+    });
+    log(`${symbol}: ${m.bars} test bars${trained ? '' : ' (symbol not in the model’s training data)'}, policy Sharpe ${m.metrics.policy.sharpe.estimate.toFixed(2)}, buy-and-hold ${m.metrics.buyAndHold.sharpe.estimate.toFixed(2)} (${Date.now() - t0} ms)`);
+  }
+
+  // Held-out synthetic families.
+  const synthetic: ReportInput['synthetic'] = [];
+  for (const family of SYNTHETIC_FAMILIES) {
+    const markets = SYNTHETIC_TEST_SEEDS.map((seed) => {
+      const series = syntheticMarket(family, seed, synBars);
+      return evaluateMarket(`${family.name} seed ${seed}`, series, rules, WARMUP_BARS, series.bars.length - 1, costs, bootstrap);
+    });
+    synthetic.push({ family: family.name, description: family.description, markets });
+    log(`${family.name}: policy Sharpe ${markets.map((m) => m.metrics.policy.sharpe.estimate.toFixed(1)).join(', ')}; EMA ${markets.map((m) => m.metrics.emaTrend.sharpe.estimate.toFixed(1)).join(', ')}`);
+  }
+
+  // Position size by confidence, pooled over the real test thirds.
+  const pooled = (['LOW', 'MEDIUM', 'HIGH', 'none'] as const).map((level) => {
+    let n = 0;
+    let total = 0;
+    for (const m of real) {
+      const s = m.sizeByConfidence[level];
+      if (s.mean !== null) {
+        n += s.decisions;
+        total += s.mean * s.decisions;
       }
-    },
+    }
+    return { label: level === 'none' ? 'no context' : level, value: n === 0 ? null : total / n, n };
   });
-  const policy = greedyRule(mappo);
-  const synthetic = summarise(test.map((s) => compare(s, policy)));
-  const beatsAll = synthetic.policy.sharpe > Math.max(synthetic.flat.sharpe, synthetic.buyAndHold.sharpe, synthetic.macdCrossover.sharpe);
-  const real: Record<string, Record<string, PerformanceMetrics>> = {};
-  process.argv.forEach((a, i) => {
-    if (a !== '--csv') return;
-    const file = process.argv[i + 1];
-    if (!file) throw new RangeError('--csv needs a file');
-    real[basename(file)] = summarise([compare(prepareSeries(parseBarsCsv(readFileSync(file, 'utf8'))), policy)]);
+
+  // Targets and findings, from the numbers only.
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const targets: ReportInput['targets'] = [];
+  for (const f of synthetic.filter((f) => SYNTHETIC_FAMILIES.find((x) => x.name === f.family)?.persistentTrends)) {
+    const p = mean(f.markets.map((m) => m.metrics.policy.sharpe.estimate));
+    const e = mean(f.markets.map((m) => m.metrics.emaTrend.sharpe.estimate));
+    targets.push({ name: `${f.family}: out-of-sample Sharpe above the EMA trend rule`, met: p > e, detail: `policy ${p.toFixed(2)} vs EMA ${e.toFixed(2)} (mean of seeds ${SYNTHETIC_TEST_SEEDS.join(', ')})` });
+  }
+  const ddWorse = real.filter((m) => m.metrics.policy.maxDrawdown.estimate > m.metrics.buyAndHold.maxDrawdown.estimate);
+  targets.push({
+    name: 'real bars: max drawdown no worse than buy-and-hold on every symbol',
+    met: ddWorse.length === 0,
+    detail: ddWorse.length === 0 ? `on all ${real.length}` : `worse on ${ddWorse.map((m) => `${m.name} (${(m.metrics.policy.maxDrawdown.estimate * 100).toFixed(1)}% vs ${(m.metrics.buyAndHold.maxDrawdown.estimate * 100).toFixed(1)}%)`).join(', ')}`,
   });
-  const result = {
-    backend,
-    iterations,
-    chosenIteration: chosen,
-    validationSharpe: bestSharpe,
-    trainSeeds: [101, 102, 103, 104],
-    testSeeds: [201, 202, 203],
-    synthetic,
-    beatsAllBaselines: beatsAll,
-    real,
+  const low = pooled.find((p) => p.label === 'LOW')?.value ?? null;
+  const high = pooled.find((p) => p.label === 'HIGH')?.value ?? null;
+  targets.push({
+    name: 'real bars: mean position size clearly smaller at LOW confidence than at HIGH (LOW ≤ 0.75 × HIGH)',
+    met: low !== null && high !== null && high > 0 && low <= 0.75 * high,
+    detail: `LOW ${low === null ? 'n/a' : low.toFixed(3)}, HIGH ${high === null ? 'n/a' : high.toFixed(3)}`,
+  });
+  const findings: string[] = [];
+  for (const m of [...real, ...synthetic.flatMap((f) => f.markets)]) {
+    const ranked = BASELINES.map((b) => ({ b, s: m.metrics[b].sharpe.estimate })).sort((x, y) => y.s - x.s);
+    const bestBaseline = (ranked[0] as { b: (typeof BASELINES)[number] }).b;
+    const g = m.policyGain[bestBaseline];
+    const edge = g.lo > 0;
+    if (m.metrics.policy.turnover.estimate === 0) {
+      findings.push(`${m.name}: NO EDGE — the policy does not trade at all (stays FLAT); the best baseline here is ${bestBaseline} (Sharpe ${m.metrics[bestBaseline].sharpe.estimate.toFixed(2)}).`);
+      continue;
+    }
+    findings.push(
+      edge
+        ? `${m.name}: the policy beats the best baseline (${bestBaseline}) — Sharpe gain ${g.estimate.toFixed(2)} [${g.lo.toFixed(2)}, ${g.hi.toFixed(2)}].`
+        : `${m.name}: NO EDGE over the best baseline (${bestBaseline}) — Sharpe gain ${g.estimate.toFixed(2)} [${g.lo.toFixed(2)}, ${g.hi.toFixed(2)}] includes or is below 0.`,
+    );
+  }
+
+  const summary = {
+    model: { dir: modelDir, version, offline },
+    costs,
+    bootstrap,
+    trainFraction: TRAIN_FRACTION,
+    targets,
+    findings,
+    sizeByConfidence: pooled,
+    real: real.map(compact),
+    rolling,
+    synthetic: synthetic.map((f) => ({ family: f.family, description: f.description, markets: f.markets.map(compact) })),
     elapsedMs: Date.now() - started,
   };
-  if (!json) {
-    process.stdout.write(table('out-of-sample synthetic (mean of seeds 201-203)', synthetic) + '\n');
-    for (const [name, s] of Object.entries(real)) process.stdout.write(table(name, s) + '\n');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 1));
+  writeFileSync(
+    join(outDir, 'report.html'),
+    renderReport({
+      title: 'Trading agents: honest evaluation',
+      generated: new Date().toISOString(),
+      model: `${modelDir} ${version}`,
+      costs: { takerFee: costs.takerFee, makerFee: costs.makerFee, halfSpread: costs.halfSpread },
+      findings,
+      targets,
+      real,
+      rolling,
+      synthetic,
+      sizeByConfidence: pooled,
+    }),
+  );
+  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(summary) + '\n');
+  else {
+    for (const t of targets) process.stdout.write(`${t.met ? 'MET   ' : 'MISSED'} ${t.name}: ${t.detail}\n`);
+    for (const f of findings) process.stdout.write(`${f}\n`);
+    const table = (m: MarketEvaluation): string =>
+      (Object.keys(m.metrics) as RuleName[])
+        .map((k) => {
+          const x = m.metrics[k];
+          return `  ${k.padEnd(17)} net ${(x.netReturn.estimate * 100).toFixed(1).padStart(6)}% [${(x.netReturn.lo * 100).toFixed(1)}, ${(x.netReturn.hi * 100).toFixed(1)}]  Sharpe ${x.sharpe.estimate.toFixed(2).padStart(7)} [${x.sharpe.lo.toFixed(2)}, ${x.sharpe.hi.toFixed(2)}]  maxDD ${(x.maxDrawdown.estimate * 100).toFixed(1).padStart(5)}%  turnover ${x.turnover.estimate.toFixed(0).padStart(5)}  in market ${(x.timeInMarket.estimate * 100).toFixed(0)}%`;
+        })
+        .join('\n');
+    for (const m of real) process.stdout.write(`${m.name} (test third, ${m.bars} bars)\n${table(m)}\n`);
+    process.stdout.write(`wrote ${join(outDir, 'summary.json')} and ${join(outDir, 'report.html')} (${Date.now() - started} ms)\n`);
   }
-  process.stdout.write(JSON.stringify(result) + '\n');
-  mappo.dispose();
 }
 
 main().catch((err: unknown) => {

@@ -6,7 +6,7 @@ import { selectBackend } from '../../../src/learning/backend';
 import { syntheticSeries } from '../../../src/learning/evaluation';
 import { Mappo } from '../../../src/learning/mappo';
 import { TacticalPolicy, type DecisionInput } from '../../../src/learning/policy';
-import { ModelRegistry, shouldPromote } from '../../../src/learning/registry';
+import { ModelRegistry, promotionVerdict } from '../../../src/learning/registry';
 import { collectEpisodes, TRADING_TEAM_SPEC, tradingParameterCounts } from '../../../src/learning/trading-agents';
 import {
   act,
@@ -181,11 +181,29 @@ describe('ModelRegistry', () => {
     await expect(registry.promote('v0009')).rejects.toThrow();
   });
 
-  it('does not promote a candidate that is worse than its parent', () => {
-    expect(shouldPromote({ sharpe: 1.2 }, { sharpe: 1.5 })).toBe(false);
-    expect(shouldPromote({ sharpe: 1.5 }, { sharpe: 1.5 })).toBe(true);
-    expect(shouldPromote({ sharpe: 0.1 }, null)).toBe(true);
-    expect(shouldPromote({ sharpe: NaN }, null)).toBe(false);
+  it('promotes only on a paired bootstrap gain: never a tie, a worse candidate, a small window or a degenerate policy', () => {
+    const rng = new SeededRandom(5);
+    const market = Array.from({ length: 3000 }, () => rng.normal() * 0.002);
+    const parent = { returns: market.map((r) => 0.5 * r), turnover: 40, dominantActionShare: 0.5 };
+    const run = (returns: number[], turnover = 40, dominantActionShare = 0.5) => ({ returns, turnover, dominantActionShare });
+    // A tie (identical runs) never promotes.
+    expect(promotionVerdict(run(parent.returns), parent).promote).toBe(false);
+    // A candidate with a clearly better edge on the same bars is promoted, with an interval above 0.
+    const better = run(market.map((r, i) => 0.5 * r + 0.0004 + (i % 2 ? 1e-5 : -1e-5)));
+    const v = promotionVerdict(better, parent);
+    expect(v.promote).toBe(true);
+    expect(v.sharpeGain!.lo).toBeGreaterThan(0.5);
+    expect(v.sharpeGain!.estimate).toBeGreaterThan(v.sharpeGain!.lo);
+    // The same candidate against itself or on too few bars is not.
+    expect(promotionVerdict(better, better).promote).toBe(false);
+    expect(promotionVerdict(run(better.returns.slice(0, 500)), run(parent.returns.slice(0, 500))).reason).toMatch(/500 bars, promotion needs 2000/);
+    // Degenerate: never trades, or always the same position, whatever the returns say.
+    expect(promotionVerdict(run(better.returns, 0), parent).reason).toMatch(/never trades/);
+    expect(promotionVerdict(run(better.returns, 40, 0.995), parent).reason).toMatch(/same position in 99.5%/);
+    // Slightly better but within noise: not promoted.
+    const noisy = run(market.map((r, i) => 0.5 * r + (rng.normal() * 0.002) + (i % 2 ? 2e-6 : 0)));
+    expect(promotionVerdict(noisy, parent).promote).toBe(false);
+    expect(() => promotionVerdict(run([0, 0]), parent)).toThrow(/same held-out bars/);
   });
 });
 

@@ -1,0 +1,53 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseBarsCsv } from '../evaluation';
+import type { EnvBar } from '../trading-env';
+
+/** Real 5m bars bundled with the repository (see data/README.md). */
+export const REAL_DATA_DIR = join('data', 'market', '5m');
+/** The shipped model registry (see docs/agents.md). */
+export const SHIPPED_MODEL_DIR = join('models', 'agents');
+/** Fraction of each real symbol's bars used for training; evaluation tests on the rest. */
+export const TRAIN_FRACTION = 2 / 3;
+/** Seeds of the synthetic training markets (evaluation uses 201–203 per family: disjoint). */
+export const SYNTHETIC_TRAIN_SEEDS = [101, 102, 103] as const;
+export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
+
+/** `<SYMBOL>_5m.csv` files of a directory, symbol → bars (oldest first). Exits 2 when there are none. */
+export function readRealBars(dir: string, only?: readonly string[]): Map<string, EnvBar[]> {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /^[A-Z0-9]+_5m\.csv$/.test(f)).sort();
+  } catch {
+    files = [];
+  }
+  const out = new Map<string, EnvBar[]>();
+  for (const f of files) {
+    const symbol = f.split('_')[0] as string;
+    if (only && only.length > 0 && !only.includes(symbol)) continue;
+    out.set(symbol, parseBarsCsv(readFileSync(join(dir, f), 'utf8')));
+  }
+  if (out.size === 0) {
+    process.stderr.write(`no <SYMBOL>_5m.csv files in ${dir}${only?.length ? ` for ${only.join(',')}` : ''}: pass --data <dir> (default ${REAL_DATA_DIR})\n`);
+    process.exit(2);
+  }
+  return out;
+}
+
+/** Value of `--name <value>` (undefined when absent). */
+export function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
+/** A numeric option; exits 2 with the setting and the fix when it is not a number in range. */
+export function numberArg(name: string, fallback: number, min = -Infinity, max = Infinity): number {
+  const raw = arg(name);
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    process.stderr.write(`--${name} ${raw} is not a number in [${min}, ${max}]: pass e.g. --${name} ${fallback}\n`);
+    process.exit(2);
+  }
+  return v;
+}

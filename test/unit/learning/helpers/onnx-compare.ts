@@ -1,0 +1,81 @@
+/**
+ * Runs outside jest (onnxruntime-node's native tensors belong to the main realm, jest's sandbox has
+ * other typed-array classes): exports the seeded actors to ONNX, runs them in onnxruntime-node and
+ * prints, as one JSON line, the largest absolute difference from the tfjs, plain-JS and WebAssembly
+ * outputs.  npx tsx test/unit/learning/helpers/onnx-compare.ts <policy seed>
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { selectBackend } from '../../../../src/learning/backend';
+import { DenseNet, Mlp } from '../../../../src/learning/network';
+import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../../../../src/learning/onnx-export';
+import { TacticalPolicy } from '../../../../src/learning/policy';
+import { inferenceNet } from '../../../../src/learning/simd-dense-net';
+import { SeededRandom } from '../../../../src/util/random';
+import pino from 'pino';
+import { AgentStage, type AgentStageState } from '../../../../src/flows/agent-stage';
+import { NO_FAULTS } from '../../../../src/flows/fault-injection';
+import { syntheticSeries } from '../../../../src/learning/evaluation';
+
+async function main(): Promise<void> {
+  await selectBackend();
+  const rng = new SeededRandom(3);
+  const result: { sizes: number[]; dims: number[]; maxDiff: { tfjs: number; js: number; wasm: number }; spread: number }[] = [];
+  for (const weights of TacticalPolicy.initial(Number(process.argv[2] ?? 7)).actorWeights()) {
+    const session = await ort.InferenceSession.create(exportMlpToOnnx(weights));
+    const nIn = weights.sizes[0]!;
+    const nOut = weights.sizes[weights.sizes.length - 1]!;
+    const batch = 16;
+    const x = Float32Array.from({ length: batch * nIn }, () => rng.normal() * 2);
+    const out = await session.run({ [ONNX_INPUT]: new ort.Tensor('float32', x, [batch, nIn]) });
+    const onnx = out[ONNX_OUTPUT]!.data as Float32Array;
+    const mlp = Mlp.fromWeights(weights);
+    const tfOut = tf.tidy(() => mlp.forward(tf.tensor2d(x, [batch, nIn])).dataSync() as Float32Array);
+    mlp.dispose();
+    const js = new DenseNet(weights);
+    const wasm = inferenceNet(weights);
+    const maxDiff = { tfjs: 0, js: 0, wasm: 0 };
+    for (let n = 0; n < batch; n++) {
+      const row = x.subarray(n * nIn, (n + 1) * nIn);
+      const a = js.forward(row);
+      const w = wasm.forward(row);
+      for (let k = 0; k < nOut; k++) {
+        const o = onnx[n * nOut + k]!;
+        maxDiff.tfjs = Math.max(maxDiff.tfjs, Math.abs(o - tfOut[n * nOut + k]!));
+        maxDiff.js = Math.max(maxDiff.js, Math.abs(o - a[k]!));
+        maxDiff.wasm = Math.max(maxDiff.wasm, Math.abs(o - w[k]!));
+      }
+    }
+    result.push({ sizes: weights.sizes, dims: [...out[ONNX_OUTPUT]!.dims], maxDiff, spread: Math.max(...onnx) - Math.min(...onnx) });
+    await session.release();
+  }
+  // Live decisions through the agent stage: PIPELINE_INFERENCE=onnx against the WebAssembly path,
+  // greedy and with seeded exploration, over a synthetic market.
+  const policy = TacticalPolicy.initial(Number(process.argv[2] ?? 7));
+  const log = pino({ level: 'silent' });
+  const decisions = { bars: 0, same: 0, maxProbDiff: 0, onnxVersion: '' };
+  for (const explore of [false, true]) {
+    const wasmStage = new AgentStage(policy, log, explore);
+    const onnxStage = new AgentStage(policy, log, explore, NO_FAULTS, 'onnx');
+    const [series] = syntheticSeries({ seeds: [5], bars: 300 });
+    let a: AgentStageState | null = null;
+    let b: AgentStageState | null = null;
+    for (let t = 0; t < series!.bars.length; t++) {
+      const bar = { symbol: 'SYN', timeframe: '5m' as const, ...series!.bars[t]! };
+      const x = await wasmStage.step(a, bar, series!.indicators[t]!, null);
+      const y = await onnxStage.step(b, bar, series!.indicators[t]!, null);
+      a = x.state;
+      b = y.state;
+      decisions.bars++;
+      if (JSON.stringify(x.decision) === JSON.stringify(y.decision) && !y.degraded) decisions.same++;
+      decisions.maxProbDiff = Math.max(decisions.maxProbDiff, Math.abs(x.combinedConfidence - y.combinedConfidence));
+      decisions.onnxVersion = y.modelVersion ?? '';
+    }
+  }
+  process.stdout.write(JSON.stringify({ actors: result, decisions }) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(String(err instanceof Error ? err.stack : err) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { annualisedSharpe, bootstrapInterval, maxDrawdown, netReturn, pairedSharpeGain } from '../../../src/learning/stats';
+import { initialAgentState } from '../../../src/learning/trading-env';
+import { emaTrendBaseline, regimeBaseline, rollingWindows, walkForwardSplit } from '../../../src/learning/walk-forward';
+import { SeededRandom } from '../../../src/util/random';
+import type { Indicators } from '../../../schemas/integrated-result.schema';
+
+const ind = (ema26: number | null, atr14: number | null): Indicators =>
+  ({ sma20: null, ema12: null, ema26, rsi14: null, macd: null, macd_signal: null, macd_hist: null, bb_upper: null, bb_middle: null, bb_lower: null, atr14 }) as Indicators;
+const bar = (close: number) => ({ ts: 0, open: close, high: close, low: close, close, volume: 1 });
+const obs = { tactical: [], risk: [], execution: [], global: [] };
+
+describe('walk-forward pieces', () => {
+  it('splits without overlap: training part first, test part after it', () => {
+    expect(walkForwardSplit(25920)).toEqual({ trainEnd: 17280, testFrom: 17280, testTo: 25919 });
+    expect(rollingWindows(100, 5000, 2016)).toEqual([
+      [100, 2116],
+      [2116, 4132],
+    ]);
+  });
+
+  it('EMA trend rule: enters beyond the band, holds inside it (hysteresis)', () => {
+    const rule = emaTrendBaseline(0.5);
+    const at = (close: number, position: number) =>
+      rule({ indicators: ind(100, 2), strategic: null, bar: bar(close), state: { ...initialAgentState(), position }, observations: obs }).target_position;
+    expect(at(101.5, 0)).toBe(1);
+    expect(at(98.5, 0)).toBe(-1);
+    expect(at(100.5, 0)).toBe(0); // inside the band, flat stays flat
+    expect(at(99.5, 1)).toBe(1); // inside the band, long stays long
+    expect(at(100.5, -1)).toBe(-1);
+    expect(rule({ indicators: ind(null, null), strategic: null, bar: bar(100), state: initialAgentState(), observations: obs }).target_position).toBe(0);
+  });
+
+  it('regime rule: long in BULL, short in BEAR, flat otherwise or without context', () => {
+    const ctx = (BULL: number, BEAR: number, SIDEWAYS: number) => ({ regime_probabilities: { BULL, BEAR, SIDEWAYS, VOLATILE: 0 }, uncertainty: 0.2, confidence: 'HIGH' as const, similar_patterns: null });
+    const at = (strategic: ReturnType<typeof ctx> | null) => regimeBaseline({ indicators: ind(1, 1), strategic, bar: bar(1), state: initialAgentState(), observations: obs }).target_position;
+    expect(at(ctx(0.6, 0.2, 0.2))).toBe(1);
+    expect(at(ctx(0.2, 0.6, 0.2))).toBe(-1);
+    expect(at(ctx(0.2, 0.2, 0.6))).toBe(0);
+    expect(at(null)).toBe(0);
+  });
+
+  it('metrics and bootstrap intervals: correct values, seeded, and intervals that bracket the estimate', () => {
+    expect(netReturn([0.1, -0.1])).toBeCloseTo(-0.01, 12);
+    expect(maxDrawdown([0.1, -0.5, 0.2])).toBeCloseTo(0.5, 12);
+    expect(annualisedSharpe([0, 0, 0])).toBe(0);
+    const rng = new SeededRandom(2);
+    const r = Array.from({ length: 2000 }, () => 0.0005 + rng.normal() * 0.002);
+    const a = bootstrapInterval(r, (x) => annualisedSharpe(x), { samples: 300 });
+    expect(a).toEqual(bootstrapInterval(r, (x) => annualisedSharpe(x), { samples: 300 }));
+    expect(a.lo).toBeLessThan(a.estimate);
+    expect(a.hi).toBeGreaterThan(a.estimate);
+    expect(a.lo).toBeGreaterThan(0); // a real positive drift is detected
+    const same = pairedSharpeGain(r, r, { samples: 200 });
+    expect([same.estimate, same.lo, same.hi]).toEqual([0, 0, 0]);
+  });
+});
