@@ -118,6 +118,11 @@ export const EnvSchema = z.object({
     .default('info'),
   /** Online training and model swaps; `off` pins the starting model. @defaultValue on */
   PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('on'),
+  /**
+   * Inference backend of the tactical agents' live decisions: `wasm` (WebAssembly SIMD) or `onnx` (each
+   * version's ONNX export run by onnxruntime-node). Both give the same decisions. @defaultValue wasm
+   */
+  PIPELINE_INFERENCE: z.enum(['wasm', 'onnx']).default('wasm'),
   /** Prefix of every Redis key, so several pipelines can share one Redis. @defaultValue pipeline: */
   PIPELINE_REDIS_PREFIX: z
     .string()
@@ -263,6 +268,8 @@ export interface PipelineConfig {
   readonly healthHost: string;
   readonly logLevel: string;
   readonly training: boolean;
+  /** Inference backend of live decisions (PIPELINE_INFERENCE). */
+  readonly inference: 'wasm' | 'onnx';
   readonly redisPrefix: string;
   readonly prefetchCount: number;
   readonly maxInFlight: number;
@@ -417,6 +424,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     healthHost: e.HEALTH_HOST,
     logLevel: e.LOG_LEVEL,
     training: e.PIPELINE_TRAINING === 'on' || e.PIPELINE_TRAINING === 'true' || e.PIPELINE_TRAINING === '1',
+    inference: e.PIPELINE_INFERENCE,
     redisPrefix: e.PIPELINE_REDIS_PREFIX,
     prefetchCount: e.PIPELINE_PREFETCH,
     maxInFlight: e.PIPELINE_MAX_IN_FLIGHT,

@@ -159,10 +159,10 @@ export class GatewayWorker {
 
   /** The policy a tactical worker would load now: the pinned version, else the latest promoted, else the seeded initial one. */
   private async currentPolicy(): Promise<TacticalPolicy> {
-    const { ModelRegistry } = await import('../learning/registry');
+    const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
     const { TacticalPolicy } = await import('../learning/policy');
     const { INITIAL_POLICY_SEED } = await import('../supervisor/stages');
-    const registry = new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep });
+    const registry = new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     const wanted = this.config.modelVersion ?? (await registry.latestPromoted().catch(() => null));
     if (this.policyCache !== null && this.policyCache.version === (wanted ?? `initial-${INITIAL_POLICY_SEED}`)) return this.policyCache;
     this.policyCache = wanted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : await TacticalPolicy.load(registry, wanted);
@@ -171,8 +171,8 @@ export class GatewayWorker {
 
   private admin(): GatewayAdmin {
     const registry = async () => {
-      const { ModelRegistry } = await import('../learning/registry');
-      return new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep });
+      const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
+      return new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     };
     return {
       promote: async (version) => {

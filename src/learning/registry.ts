@@ -1,4 +1,5 @@
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../state/atomic-file';
 import type { MappoSnapshot, ValueNormState } from './mappo';
@@ -115,7 +116,13 @@ export interface ModelRegistryOptions {
 }
 
 /** The model the repository ships (`models/agents`, made by `npm run train:agents`; see docs/agents.md). */
-export const BUNDLED_MODEL_DIR = join(__dirname, '..', '..', 'models', 'agents');
+export const BUNDLED_MODEL_DIR = bundledModelDir();
+
+/** `models/agents` at the repository root, from the TypeScript sources (src/learning) or the build (dist/src/learning). */
+function bundledModelDir(): string {
+  const candidates = [join(__dirname, '..', '..', 'models', 'agents'), join(__dirname, '..', '..', '..', 'models', 'agents')];
+  return candidates.find((dir) => existsSync(join(dir, 'promoted.json'))) ?? candidates[0]!;
+}
 
 /**
  * Versioned models on disk:

@@ -136,9 +136,9 @@ export class Worker {
       // Loaded here so that only the roles that need them pay for tfjs and the learning code.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
-      const { ModelRegistry } = await import('../learning/registry');
+      const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
       const flow = await TrainerFlow.create({
-        registry: new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep }),
+        registry: new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR }),
         batchSize: config.trainBatchSize,
         seed: INITIAL_POLICY_SEED,
         log: componentLogger('trainer'),
@@ -158,14 +158,14 @@ export class Worker {
       if (config.training && config.modelVersion === null && agents !== undefined) {
         // Swap to each newly promoted version between bars. With training off, or a pinned
         // PIPELINE_MODEL_VERSION, the worker keeps the version it started with.
-        const { ModelRegistry } = await import('../learning/registry');
+        const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
         const { TacticalPolicy } = await import('../learning/policy');
         const { ModelUpdateSubscriber } = await import('../consumers/model-update-subscriber');
-        const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep });
+        const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
         const log = componentLogger('models', name);
         this.subscriber = new ModelUpdateSubscriber(connection, {
           onUpdate: async (version) => {
-            agents.swap(await TacticalPolicy.load(registry, version));
+            await agents.swap(await TacticalPolicy.load(registry, version));
             pipelineEvents.emit(PipelineEvent.ModelVersion, { version });
             log.info({ version }, 'tactical policy swapped');
           },

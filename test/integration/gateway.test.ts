@@ -284,7 +284,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     expect(tactical.json.status).toBe('ok');
     expect(tactical.json.bars_per_second).toBeGreaterThan(0);
     expect(tactical.json.latency_ms_p99).toBeGreaterThanOrEqual(tactical.json.latency_ms_p50);
-    expect(tactical.json.model_version).toMatch(/^initial-/);
+    expect(tactical.json.model_version).toMatch(/^(v\d{4}|initial-\d+)$/);
     expect(tactical.json.dead_letters).toBe(0);
     await waitFor(async () => (await call('GET', '/api/strategic/health', keys.viewer)).json.bars_per_second > 0, 20_000, 'strategic figures');
     const strategic = (await call('GET', '/api/strategic/health', keys.viewer)).json;
