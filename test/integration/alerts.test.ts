@@ -169,7 +169,7 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     );
     expect(await query('sum(pipeline_result_decisions_total)')).toBe(20);
     expect(await query('sum(pipeline_result_regimes_total)')).toBe(20);
-    expect(await query('pipeline_model_version_number{worker="tactical"}')).toBe(0); // the seeded initial policy
+    expect(await query('pipeline_model_version_number{worker="tactical"}')).toBe(1); // v0001, the shipped model a fresh registry is seeded with
     expect(await query('max(pipeline_process_process_resident_memory_bytes)')).toBeGreaterThan(
       10e6,
     );
