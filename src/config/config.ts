@@ -147,6 +147,12 @@ export const EnvSchema = z.object({
    * unprocessed (a poison message), keep below PIPELINE_MAX_RESTARTS_PER_MINUTE. @defaultValue 3
    */
   PIPELINE_CRASH_ATTEMPTS: int('PIPELINE_CRASH_ATTEMPTS', 1, 100).default(3),
+  /**
+   * The trainer's CPU bound, in percent of one core averaged over a training batch and the rest that
+   * follows it (a duty cycle), on top of its lowest scheduling priority. 100 trains without rests.
+   * @defaultValue 25
+   */
+  PIPELINE_TRAINER_CPU_PERCENT: int('PIPELINE_TRAINER_CPU_PERCENT', 1, 100).default(25),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -185,6 +191,8 @@ export interface PipelineConfig {
   readonly shards: number;
   readonly shardIndex: number;
   readonly crashAttempts: number;
+  /** The trainer's duty cycle: share of one core, 0.01 to 1. */
+  readonly trainerCpuShare: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -307,6 +315,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     shards: e.PIPELINE_SHARDS,
     shardIndex: e.PIPELINE_SHARD_INDEX,
     crashAttempts: e.PIPELINE_CRASH_ATTEMPTS,
+    trainerCpuShare: e.PIPELINE_TRAINER_CPU_PERCENT / 100,
   });
 }
 
