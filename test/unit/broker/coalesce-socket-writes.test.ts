@@ -5,7 +5,11 @@ import { coalesceSocketWrites } from '../../../src/broker/publisher';
 describe('coalesceSocketWrites', () => {
   function fakeModel(): { model: ChannelModel; log: string[]; mux: { _readIncoming(): void } } {
     const log: string[] = [];
-    const out = { cork: () => log.push('cork'), uncork: () => log.push('uncork'), write: (s: string) => log.push(`write ${s}`) };
+    const out = {
+      cork: () => log.push('cork'),
+      uncork: () => log.push('uncork'),
+      write: (s: string) => log.push(`write ${s}`),
+    };
     const mux = {
       out,
       _readIncoming(): void {

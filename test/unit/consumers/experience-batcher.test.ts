@@ -15,7 +15,9 @@ function fakePublisher(): { publisher: Publisher; sent: Sent[] } {
   const publisher = {
     publish: (_exchange: string, _key: string, content: Buffer) =>
       new Promise<void>((resolve) => {
-        const body = JSON.parse(inflateRawSync(content).toString('utf8')) as { transitions: ExperienceTransition[] };
+        const body = JSON.parse(inflateRawSync(content).toString('utf8')) as {
+          transitions: ExperienceTransition[];
+        };
         sent.push({ transitions: body.transitions, confirm: resolve });
       }),
   } as unknown as Publisher;

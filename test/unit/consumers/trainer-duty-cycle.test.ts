@@ -38,19 +38,33 @@ describe('TrainerConsumer duty cycle', () => {
         return Promise.resolve({ promoted: false, version: `v${starts.length}` } as TrainOutcome);
       },
     } as unknown as TrainerFlow;
-    const consumer = new TrainerConsumer({ attach: () => undefined } as unknown as BrokerConnection, {} as Publisher, flow, {
-      queue: 'q',
-      stage: 'trainer',
-      prefetchCount: 1000,
-      maxAttempts: 3,
-      retryDelayMs: 10,
-      log: pino({ level: 'silent' }),
-      cpuShare,
-    });
-    const handle = (msg: ConsumeMessage): Promise<HandleResult> => (consumer as unknown as { handle(m: ConsumeMessage): Promise<HandleResult> }).handle(msg);
+    const consumer = new TrainerConsumer(
+      { attach: () => undefined } as unknown as BrokerConnection,
+      {} as Publisher,
+      flow,
+      {
+        queue: 'q',
+        stage: 'trainer',
+        prefetchCount: 1000,
+        maxAttempts: 3,
+        retryDelayMs: 10,
+        log: pino({ level: 'silent' }),
+        cpuShare,
+      },
+    );
+    const handle = (msg: ConsumeMessage): Promise<HandleResult> =>
+      (consumer as unknown as { handle(m: ConsumeMessage): Promise<HandleResult> }).handle(msg);
     const message = (i: number): ConsumeMessage =>
       ({
-        content: Buffer.from(JSON.stringify({ v: 1, transitions: transitions.slice(i * PER_MESSAGE, (i + 1) * PER_MESSAGE) as ExperienceTransition[] })),
+        content: Buffer.from(
+          JSON.stringify({
+            v: 1,
+            transitions: transitions.slice(
+              i * PER_MESSAGE,
+              (i + 1) * PER_MESSAGE,
+            ) as ExperienceTransition[],
+          }),
+        ),
         properties: { contentType: EXPERIENCE_BATCH_CONTENT_TYPE, messageId: `m${i}` },
         fields: { redelivered: false, routingKey: 'experience.batch', deliveryTag: i + 1 },
       }) as unknown as ConsumeMessage;
