@@ -8,10 +8,7 @@ import type { ExperienceTransition } from '../flows/agent-stage';
 export interface ExperienceBatcherOptions {
   /** Transitions per message at most. @defaultValue 256 */
   maxBatch?: number;
-  /**
-   * How long a transition waits at most while an earlier batch is still unconfirmed.
-   * @defaultValue 10
-   */
+  /** How long a transition waits for others at most when the batcher is not idle. @defaultValue 10 */
   maxDelayMs?: number;
 }
 
@@ -28,11 +25,12 @@ export const EXPERIENCE_BATCH_CONTENT_ENCODING = 'deflate';
  * is acknowledged only after that, so a transition is never lost, and a re-send after a crash is
  * dropped by the trainer by the transition's id. Emits nothing.
  *
- * When to send (no timer on the path of a bar at low load): with no batch awaiting its confirm, what
- * was added in this turn of the event loop leaves at once (setImmediate); while one is awaiting its
- * confirm, transitions gather and leave when it is confirmed, after `maxDelayMs` at the latest, or
- * when `maxBatch` are waiting. Under load batches thus grow by themselves to what one confirm
- * round trip brings; at low load a transition waits for nothing but its own confirm.
+ * When to send (no timer on the path of a bar at low load, few messages under load): a transition
+ * that finds the batcher idle (no batch awaiting its confirm, none sent in the last `maxDelayMs`)
+ * leaves at once, with whatever else was added in the same turn of the event loop (setImmediate);
+ * otherwise transitions gather for `maxDelayMs`, or until `maxBatch` are waiting. Sending every
+ * transition at once under load cost the tactical worker a message, a compression and a publish per
+ * bar instead of per ~4 bars at 400 bars/s, which measured slower than the timer.
  */
 export class ExperienceBatcher {
   private batch: { transition: ExperienceTransition; resolve: () => void; reject: (err: unknown) => void }[] = [];
@@ -40,6 +38,7 @@ export class ExperienceBatcher {
   private immediate: NodeJS.Immediate | null = null;
   /** Batches being compressed or awaiting their confirm. */
   private inFlight = 0;
+  private lastFlushAt = -Infinity;
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
 
@@ -56,8 +55,9 @@ export class ExperienceBatcher {
     return new Promise<void>((resolve, reject) => {
       this.batch.push({ transition, resolve, reject });
       if (this.batch.length >= this.maxBatch) this.flush();
-      else if (this.inFlight === 0) {
-        if (this.immediate === null) this.immediate = setImmediate(() => this.flush());
+      else if (this.immediate !== null) return;
+      else if (this.timer === null && this.inFlight === 0 && performance.now() - this.lastFlushAt >= this.maxDelayMs) {
+        this.immediate = setImmediate(() => this.flush());
       } else if (this.timer === null) {
         this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
         this.timer.unref();
@@ -74,10 +74,10 @@ export class ExperienceBatcher {
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
+    this.lastFlushAt = performance.now();
     this.inFlight++;
     const settled = (): void => {
       this.inFlight--;
-      if (this.inFlight === 0 && this.batch.length > 0) this.flush();
     };
     const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) as ExperienceBatch['transitions'] };
     const first = batch[0]!.transition;
