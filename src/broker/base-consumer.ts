@@ -3,7 +3,7 @@ import { isRetriable } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
-import type { Publisher } from './publisher';
+import { coalesceSocketWrites, type Publisher } from './publisher';
 import { EXCHANGE_DLX } from './topology';
 
 /** What a handler decided about one message. */
@@ -84,6 +84,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
 
   /** @internal */
   async attach(model: ChannelModel): Promise<void> {
+    coalesceSocketWrites(model); // acks go out with the publishes of the same pass
     this.model = model;
     if (!this.stopping) await this.openAndConsume();
   }

@@ -45,6 +45,7 @@ export class Publisher implements ConnectionAttachment {
 
   /** @internal */
   async attach(model: ChannelModel): Promise<void> {
+    coalesceSocketWrites(model);
     const channel = await model.createConfirmChannel();
     channel.on('error', (err: Error) => this.options.log.warn({ err }, 'publisher channel error'));
     channel.on('drain', () => {
@@ -195,4 +196,37 @@ export class Publisher implements ConnectionAttachment {
     if (channel !== null) await channel.close().catch(() => undefined);
     for (const w of this.channelWaiters.splice(0)) w();
   }
+}
+
+const COALESCED = Symbol('coalescedSocketWrites');
+
+interface AmqpMux {
+  out: { cork(): void; uncork(): void };
+  _readIncoming(): void;
+  [COALESCED]?: true;
+}
+
+/**
+ * amqplib writes every frame of every channel (publishes, acks) to the socket one `write()` at a
+ * time, each a system call of its own (profile: 7-9% of the tactical worker's time at full load).
+ * Its multiplexer writes whatever the channels hold in one pass; corking the socket around that
+ * pass sends the pass as one `writev`. Order, backpressure (`write()` returning false, `drain`) and
+ * timing are unchanged: the pass ends with the uncork, in the same turn of the event loop.
+ * Idempotent; does nothing if amqplib's internals differ from what is expected.
+ */
+export function coalesceSocketWrites(model: ChannelModel): void {
+  const mux = (model as unknown as { connection?: { muxer?: AmqpMux } }).connection?.muxer;
+  if (mux === undefined || mux[COALESCED] === true || typeof mux._readIncoming !== 'function') return;
+  const out = mux.out;
+  if (typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return;
+  const readIncoming = mux._readIncoming.bind(mux);
+  mux._readIncoming = () => {
+    out.cork();
+    try {
+      readIncoming();
+    } finally {
+      out.uncork();
+    }
+  };
+  mux[COALESCED] = true;
 }

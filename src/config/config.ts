@@ -258,6 +258,12 @@ export const EnvSchema = z.object({
   GATEWAY_MAX_SYMBOLS: int('GATEWAY_MAX_SYMBOLS', 1, 10_000_000).default(10_000),
   /** Bytes a WebSocket client may have unsent before it is closed with 1013. @defaultValue 1048576 */
   GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
+  /**
+   * The trainer's CPU bound, in percent of one core averaged over a training batch and the rest that
+   * follows it (a duty cycle), on top of its lowest scheduling priority. 100 trains without rests.
+   * @defaultValue 25
+   */
+  PIPELINE_TRAINER_CPU_PERCENT: int('PIPELINE_TRAINER_CPU_PERCENT', 1, 100).default(25),
 });
 
 /** The validated, frozen configuration every component receives. */
@@ -301,6 +307,8 @@ export interface PipelineConfig {
   /** Roles the supervisor runs (PIPELINE_ROLES). */
   readonly roles: readonly RoleName[];
   readonly gateway: GatewayConfig;
+  /** The trainer's duty cycle: share of one core, 0.01 to 1. */
+  readonly trainerCpuShare: number;
 }
 
 const KNOWN = new Set(Object.keys(EnvSchema.shape));
@@ -463,6 +471,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       maxSymbols: e.GATEWAY_MAX_SYMBOLS,
       wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
     }),
+    trainerCpuShare: e.PIPELINE_TRAINER_CPU_PERCENT / 100,
   });
 }
 

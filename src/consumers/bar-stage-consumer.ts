@@ -232,13 +232,17 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       // Possibly a re-send: the first delivery may have published these outputs before it died.
       pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
     }
-    const confirms = output.emissions.map((e) => this.publishUntilConfirmed(e, generation));
+    // Observed at once: when the previous bar's hand-over fails (state reset by a lost channel), the
+    // wait below stops before reaching these confirms, and one failing later (its channel closed)
+    // must not be an unhandled rejection, which ends the worker.
+    const confirms = Promise.all(output.emissions.map((e) => this.publishUntilConfirmed(e, generation)));
+    confirms.catch(() => undefined);
     const previous = this.handedOver.get(bar.symbol) ?? Promise.resolve();
     // Outputs first, then state: a crash in between re-sends identical outputs on redelivery, never
     // loses one. A symbol's states reach the store in bar order.
     const handedOver = (async () => {
       await previous;
-      await Promise.all(confirms);
+      await confirms;
       if (generation !== this.stateGeneration) throw new SupersededError();
     })();
     const committed = handedOver.then(async () => {

@@ -8,7 +8,7 @@ import type { ExperienceTransition } from '../flows/agent-stage';
 export interface ExperienceBatcherOptions {
   /** Transitions per message at most. @defaultValue 256 */
   maxBatch?: number;
-  /** How long the first transition of a batch waits for others. @defaultValue 10 */
+  /** How long a transition waits for others at most when the batcher is not idle. @defaultValue 10 */
   maxDelayMs?: number;
 }
 
@@ -24,10 +24,21 @@ export const EXPERIENCE_BATCH_CONTENT_ENCODING = 'deflate';
  * resolves on the broker's confirm of the message holding the transition; the bar that produced it
  * is acknowledged only after that, so a transition is never lost, and a re-send after a crash is
  * dropped by the trainer by the transition's id. Emits nothing.
+ *
+ * When to send (no timer on the path of a bar at low load, few messages under load): a transition
+ * that finds the batcher idle (no batch awaiting its confirm, none sent in the last `maxDelayMs`)
+ * leaves at once, with whatever else was added in the same turn of the event loop (setImmediate);
+ * otherwise transitions gather for `maxDelayMs`, or until `maxBatch` are waiting. Sending every
+ * transition at once under load cost the tactical worker a message, a compression and a publish per
+ * bar instead of per ~4 bars at 400 bars/s, which measured slower than the timer.
  */
 export class ExperienceBatcher {
   private batch: { transition: ExperienceTransition; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  /** Batches being compressed or awaiting their confirm. */
+  private inFlight = 0;
+  private lastFlushAt = -Infinity;
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
 
@@ -44,7 +55,10 @@ export class ExperienceBatcher {
     return new Promise<void>((resolve, reject) => {
       this.batch.push({ transition, resolve, reject });
       if (this.batch.length >= this.maxBatch) this.flush();
-      else if (this.timer === null) {
+      else if (this.immediate !== null) return;
+      else if (this.timer === null && this.inFlight === 0 && performance.now() - this.lastFlushAt >= this.maxDelayMs) {
+        this.immediate = setImmediate(() => this.flush());
+      } else if (this.timer === null) {
         this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
         this.timer.unref();
       }
@@ -55,14 +69,22 @@ export class ExperienceBatcher {
   flush(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
     const batch = this.batch;
     this.batch = [];
     if (batch.length === 0) return;
+    this.lastFlushAt = performance.now();
+    this.inFlight++;
+    const settled = (): void => {
+      this.inFlight--;
+    };
     const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) as ExperienceBatch['transitions'] };
     const first = batch[0]!.transition;
     deflateRaw(Buffer.from(JSON.stringify(body)), { level: 1 }, (zipErr, content) => {
       if (zipErr !== null) {
         batch.forEach((b) => b.reject(zipErr));
+        settled();
         return;
       }
       this.publisher
@@ -75,7 +97,8 @@ export class ExperienceBatcher {
         .then(
           () => batch.forEach((b) => b.resolve()),
           (err: unknown) => batch.forEach((b) => b.reject(err)),
-        );
+        )
+        .finally(settled);
     });
   }
 }

@@ -35,6 +35,12 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
+/** Options of {@link TrainerConsumer}. */
+export interface TrainerConsumerOptions extends BaseConsumerOptions {
+  /** Share of one core the trainer averages at most (duty cycle), in (0, 1]. @defaultValue 1 */
+  cpuShare?: number;
+}
+
 /**
  * The trainer worker's consumer of `tactical_experience`. Each message, one transition
  * (`ExperienceSchema`) or a batch of them (`ExperienceBatchSchema`), is validated (a bad one is
@@ -60,16 +66,23 @@ export class TrainerConsumer extends BaseConsumer {
   /** Deliveries not parsed yet because {@link MAX_PENDING_BATCHES} batches are pending, in delivery order. */
   private waiting: Waiting[] = [];
 
+  /** Rest owed after the batch just trained (duty cycle), in ms. */
+  private restMs = 0;
+  private readonly cpuShare: number;
+
   constructor(
     connection: BrokerConnection,
     publisher: Publisher,
     private readonly flow: TrainerFlow,
-    options: BaseConsumerOptions,
+    options: TrainerConsumerOptions,
   ) {
     if (options.prefetchCount < flow.batchSize) {
       throw new RangeError(`prefetchCount (${options.prefetchCount}) must be at least the training batch size (${flow.batchSize})`);
     }
     super(connection, publisher, options);
+    const share = options.cpuShare ?? 1;
+    if (!(share > 0 && share <= 1)) throw new RangeError(`cpuShare must be in (0, 1], got ${share}`);
+    this.cpuShare = share;
   }
 
   /** Messages buffered for the next batch. */
@@ -161,14 +174,15 @@ export class TrainerConsumer extends BaseConsumer {
       for (const b of batch) this.inTraining.set(b.id, done);
       this.pendingBatches++;
       pipelineEvents.emit(PipelineEvent.TrainerBatches, { pending: this.pendingBatches });
-      // Chained: a batch trains only after the previous one has finished.
-      this.training = this.training.then(() => this.trainBatch(batch, finish));
+      // Chained: a batch trains only after the previous one has finished and rested.
+      this.training = this.training.then(() => this.trainBatch(batch, finish)).then(() => this.rest());
     }
     return { kind: 'commit', committed: Promise.all(waits).then(() => undefined) };
   }
 
   private async trainBatch(batch: Buffered[], finish: (err?: unknown) => void): Promise<void> {
     let finished: 'promoted' | 'rejected' | 'failed' = 'failed';
+    const cpuBefore = process.cpuUsage();
     try {
       const outcome = await this.flow.train(batch.map((b) => b.experience));
       finished = outcome.promoted ? 'promoted' : 'rejected';
@@ -184,7 +198,24 @@ export class TrainerConsumer extends BaseConsumer {
       for (const b of batch) this.inTraining.delete(b.id);
       this.pendingBatches--;
       pipelineEvents.emit(PipelineEvent.TrainerBatches, { pending: this.pendingBatches, finished });
+      const used = process.cpuUsage(cpuBefore);
+      this.restMs = ((used.user + used.system) / 1000) * (1 / this.cpuShare - 1);
       this.pump();
+    }
+  }
+
+  /**
+   * The duty cycle: after a batch that took C ms of CPU, the trainer rests C × (1 / share − 1) ms
+   * before the next one, so that it averages at most `cpuShare` of a core whatever the machine's
+   * load (its low priority alone still lets it take a whole idle core, and an idle core on a small
+   * machine is the live path's headroom). The batch's messages are acknowledged before the rest.
+   */
+  private async rest(): Promise<void> {
+    const ms = this.restMs;
+    this.restMs = 0;
+    if (ms >= 1 && !this.isStopping) {
+      this.log.debug({ restMs: Math.round(ms), cpuShare: this.cpuShare }, 'trainer resting (duty cycle)');
+      await this.pause(ms);
     }
   }
 

@@ -1,4 +1,5 @@
 import { symbolKeyPart } from '../state/keys';
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
@@ -144,12 +145,22 @@ export class Worker {
         log: componentLogger('trainer'),
       });
       this.consumers = [
-        new TrainerConsumer(connection, publisher, flow, { ...base(QUEUE_EXPERIENCE), prefetchCount: config.trainBatchSize }),
+        new TrainerConsumer(connection, publisher, flow, {
+          ...base(QUEUE_EXPERIENCE),
+          prefetchCount: config.trainBatchSize,
+          cpuShare: config.trainerCpuShare,
+        }),
       ];
       // Training must never slow the live path: the trainer yields the CPU to every other process.
       // Linux nice values are per thread, so every thread is lowered (V8 and libuv start theirs
-      // early; tfjs may add more later, hence again every few seconds).
-      const lower = (): void => lowerPriority(TRAINER_NICE, this.log);
+      // early; tfjs may add more later, hence again every few seconds). Where `chrt` exists the
+      // threads also get SCHED_IDLE: they run only on a core nothing else wants (nice 19 still
+      // takes ~1.5% of a busy core, and preempting it costs the live path a wake-up). The duty
+      // cycle (PIPELINE_TRAINER_CPU_PERCENT) bounds what it takes of an idle core.
+      const lower = (): void => {
+        lowerPriority(TRAINER_NICE, this.log);
+        idleScheduling(this.log);
+      };
       lower();
       this.renice = setInterval(lower, 5000);
       this.renice.unref();
@@ -231,6 +242,28 @@ export class Worker {
 }
 
 let priorityWarned = false;
+let idleThreads = '';
+let idleUnavailable = false;
+
+/** SCHED_IDLE for every thread of this process with util-linux `chrt`, when present (Linux). */
+function idleScheduling(log: Logger): void {
+  if (idleUnavailable || process.platform !== 'linux') return;
+  let tids: string;
+  try {
+    tids = readdirSync('/proc/self/task').sort().join(',');
+  } catch {
+    return;
+  }
+  if (tids === idleThreads) return; // no new thread since the last call
+  execFile('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], (err) => {
+    if (err === null) {
+      idleThreads = tids;
+      return;
+    }
+    idleUnavailable = true;
+    log.info({ err: err.message }, 'trainer threads keep nice 19 only (chrt --idle unavailable)');
+  });
+}
 
 /** Sets the nice value of every thread of this process (Linux: /proc/self/task), or of the process elsewhere. */
 function lowerPriority(nice: number, log: Logger): void {

@@ -1,0 +1,44 @@
+import type { ChannelModel } from 'amqplib';
+import { coalesceSocketWrites } from '../../../src/broker/publisher';
+
+/** amqplib's multiplexer pass is corked, so the frames it writes leave in one system call. */
+describe('coalesceSocketWrites', () => {
+  function fakeModel(): { model: ChannelModel; log: string[]; mux: { _readIncoming(): void } } {
+    const log: string[] = [];
+    const out = {
+      cork: () => log.push('cork'),
+      uncork: () => log.push('uncork'),
+      write: (s: string) => log.push(`write ${s}`),
+    };
+    const mux = {
+      out,
+      _readIncoming(): void {
+        out.write('a');
+        out.write('b');
+      },
+    };
+    return { model: { connection: { muxer: mux } } as unknown as ChannelModel, log, mux };
+  }
+
+  it('corks the socket around each multiplexer pass, once however often it is applied', () => {
+    const { model, log, mux } = fakeModel();
+    coalesceSocketWrites(model);
+    coalesceSocketWrites(model);
+    mux._readIncoming();
+    expect(log).toEqual(['cork', 'write a', 'write b', 'uncork']);
+  });
+
+  it('uncorks when a write throws', () => {
+    const { model, log, mux } = fakeModel();
+    (mux as { _readIncoming(): void })._readIncoming = () => {
+      throw new Error('boom');
+    };
+    coalesceSocketWrites(model);
+    expect(() => mux._readIncoming()).toThrow('boom');
+    expect(log).toEqual(['cork', 'uncork']);
+  });
+
+  it('leaves a model without the expected internals alone', () => {
+    expect(() => coalesceSocketWrites({} as ChannelModel)).not.toThrow();
+  });
+});

@@ -1,0 +1,78 @@
+import { inflateRawSync } from 'node:zlib';
+import type { Publisher } from '../../../src/broker/publisher';
+import { ExperienceBatcher } from '../../../src/consumers/experience-batcher';
+import type { ExperienceTransition } from '../../../src/flows/agent-stage';
+import { experience } from '../../fixtures/experience';
+
+interface Sent {
+  transitions: ExperienceTransition[];
+  confirm: () => void;
+}
+
+/** A publisher whose confirms the test gives by hand. */
+function fakePublisher(): { publisher: Publisher; sent: Sent[] } {
+  const sent: Sent[] = [];
+  const publisher = {
+    publish: (_exchange: string, _key: string, content: Buffer) =>
+      new Promise<void>((resolve) => {
+        const body = JSON.parse(inflateRawSync(content).toString('utf8')) as {
+          transitions: ExperienceTransition[];
+        };
+        sent.push({ transitions: body.transitions, confirm: resolve });
+      }),
+  } as unknown as Publisher;
+  return { publisher, sent };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 2));
+  if (!check()) throw new Error('condition not reached');
+}
+
+/**
+ * The batcher sat on every transition for its 10 ms timer, so each bar's ack (which waits for its
+ * transition's confirm) waited 10 ms at low load. It now sends at once when idle and gathers with
+ * the timer only under load.
+ */
+describe('ExperienceBatcher sends without a timer at low load and gathers under load', () => {
+  const transitions = experience(['AAA'], 8, 5);
+
+  it('sends a lone transition at once, not after maxDelayMs', async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxDelayMs: 60_000 });
+    let confirmed = false;
+    void batcher.add(transitions[0]!).then(() => (confirmed = true));
+    await until(() => sent.length === 1);
+    expect(sent[0]!.transitions.map((t) => t.ts)).toEqual([transitions[0]!.ts]);
+    expect(confirmed).toBe(false); // resolves on the confirm, not before
+    sent[0]!.confirm();
+    await until(() => confirmed);
+  });
+
+  it('gathers what comes within maxDelayMs of a send into one batch (few messages under load)', async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxDelayMs: 60 });
+    const done = [batcher.add(transitions[0]!)];
+    await until(() => sent.length === 1);
+    sent[0]!.confirm();
+    for (const t of transitions.slice(1, 5)) done.push(batcher.add(t));
+    await new Promise((r) => setTimeout(r, 15));
+    expect(sent).toHaveLength(1); // not idle: the four wait for the timer, together
+    await until(() => sent.length === 2);
+    expect(sent[1]!.transitions.map((t) => t.ts)).toEqual(transitions.slice(1, 5).map((t) => t.ts));
+    sent[1]!.confirm();
+    await Promise.all(done);
+  });
+
+  it('sends after maxDelayMs when a confirm is slow, and at once when maxBatch are waiting', async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxDelayMs: 30, maxBatch: 3 });
+    void batcher.add(transitions[0]!);
+    await until(() => sent.length === 1);
+    void batcher.add(transitions[1]!);
+    await until(() => sent.length === 2); // the first is never confirmed: the timer sends the second
+    for (const t of transitions.slice(2, 5)) void batcher.add(t);
+    await until(() => sent.length === 3);
+    expect(sent[2]!.transitions).toHaveLength(3);
+  });
+});
