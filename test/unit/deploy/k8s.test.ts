@@ -7,10 +7,18 @@ import { DEPLOY } from './tools';
 import { checkSettings } from './settings';
 
 /*
- * No Kubernetes API server or OpenAPI schema is available offline here (kubectl's validation asks the
- * server), so the manifests are rendered by `kubectl kustomize` (the real kustomize) and checked by the
- * focused structural check below; docs/deploy.md says what that does not cover.
+ * No Kubernetes API server is available here (kubectl's validation asks the server), so the manifests
+ * are rendered by `kubectl kustomize` (the real kustomize), validated against the Kubernetes OpenAPI
+ * schemas that the kubernetes-models package ships (k8s-schema.mjs), and checked by the focused
+ * structural check below (what the schemas cannot say: probes, resources, one workload per shard).
  */
+
+/** Problems the Kubernetes schemas find in `objs` (empty: every object is valid). */
+function schemaProblems(objs: unknown[]): string[] {
+  const r = spawnSync(process.execPath, [join(__dirname, 'k8s-schema.mjs')], { input: JSON.stringify(objs), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`k8s-schema.mjs failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as string[];
+}
 
 type Obj = {
   apiVersion: string;
@@ -214,6 +222,19 @@ describe('deploy/k8s (kustomize)', () => {
         'Deployment',
       ]),
     );
+  });
+
+  it('every rendered object is valid against the Kubernetes schemas', () => {
+    expect(schemaProblems(render())).toEqual([]);
+  });
+
+  it('the schema check rejects a malformed object', () => {
+    const objs = render();
+    const sts = objs.find((o) => o.kind === 'StatefulSet')!;
+    sts.spec.template.spec.containers[0].ports = [{ containerPort: 'http' }];
+    const problems = schemaProblems(objs);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/containerPort must be integer/);
   });
 
   it('passes the structural check: one workload per role and shard, probes on /health, resources, PDB, ConfigMap and Secret', () => {
