@@ -1,4 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
+import { setMaxListeners } from 'node:events';
 import type { ZodType } from 'zod';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
 import { EXCHANGE_BARS, EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
@@ -49,6 +50,16 @@ export interface BarStageConsumerOptions extends BaseConsumerOptions {
   crashAttempts?: number;
 }
 
+/**
+ * The signal of one state generation. Every bar waiting for a context listens to it (one per symbol
+ * at most, each removed when its wait ends), so the default limit of 10 listeners would warn of a leak.
+ */
+function generationSignal(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
 /** The state of a stage was dropped while a message was in flight; the broker redelivers it. */
 class SupersededError extends PipelineError {
   constructor() {
@@ -94,7 +105,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   private crashLane: Promise<void> = Promise.resolve();
   private stateGeneration = 0;
   /** Aborted when the state generation ends (channel lost): the waits of its deliveries stop at once. */
-  private generationEnded = new AbortController();
+  private generationEnded = generationSignal();
   private readonly timeframeMs: number;
   private readonly crashAttempts: number;
   protected override readonly options: BarStageConsumerOptions;
@@ -141,7 +152,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   protected reset(): void {
     this.stateGeneration++;
     this.generationEnded.abort();
-    this.generationEnded = new AbortController();
+    this.generationEnded = generationSignal();
     this.cache = new Map();
     this.pending = new Map();
     this.handedOver = new Map();

@@ -148,4 +148,27 @@ describe('BarStageConsumer: a context wait whose channel is lost', () => {
       CLOSE,
     );
   });
+  it('ends the waits of many symbols at once and leaves no waiter behind', async () => {
+    const contexts = new ContextBufferFlow({
+      redis: new FakeHashRedis() as unknown as Redis,
+      prefix: 'p:',
+      contextWaitMs: WAIT_MS,
+    });
+    const stage = new WaitingStage(contexts);
+    const handle = (m: ConsumeMessage): Promise<HandleResult> =>
+      (stage as unknown as { handle(m: ConsumeMessage): Promise<HandleResult> }).handle(m);
+    const symbols = Array.from({ length: 30 }, (_, i) => `S${i}`);
+    const waits = symbols.map((symbol) =>
+      handle({
+        content: Buffer.from(JSON.stringify({ ...BAR, symbol })),
+        properties: {},
+        fields: { redelivered: false, routingKey: `bars.5m.${symbol}`, exchange: 'market.bars' },
+      } as unknown as ConsumeMessage),
+    );
+    for (const w of waits) w.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    (stage as unknown as { reset(): void }).reset();
+    for (const w of waits) await expect(w).rejects.toMatchObject({ code: 'SUPERSEDED' });
+    expect(symbols.map((s) => contexts.held(s).waitedFor)).toEqual(symbols.map(() => 0)); // no waiter left behind
+  });
 });
