@@ -1,4 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
+import { setMaxListeners } from 'node:events';
 import type { ZodType } from 'zod';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
 import { EXCHANGE_BARS, EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
@@ -49,6 +50,16 @@ export interface BarStageConsumerOptions extends BaseConsumerOptions {
   crashAttempts?: number;
 }
 
+/**
+ * The signal of one state generation. Every bar waiting for a context listens to it (one per symbol
+ * at most, each removed when its wait ends), so the default limit of 10 listeners would warn of a leak.
+ */
+function generationSignal(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
 /** The state of a stage was dropped while a message was in flight; the broker redelivers it. */
 class SupersededError extends PipelineError {
   constructor() {
@@ -93,6 +104,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   private heldBack = new Set<string>();
   private crashLane: Promise<void> = Promise.resolve();
   private stateGeneration = 0;
+  /** Aborted when the state generation ends (channel lost): the waits of its deliveries stop at once. */
+  private generationEnded = generationSignal();
   private readonly timeframeMs: number;
   private readonly crashAttempts: number;
   protected override readonly options: BarStageConsumerOptions;
@@ -110,8 +123,18 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     this.options = options;
   }
 
-  /** Computes the outputs and the next state for one accepted bar. */
-  protected abstract process(bar: B, state: S | null, msg: ConsumeMessage, receivedAt: number): Promise<StageOutput<S>>;
+  /**
+   * Computes the outputs and the next state for one accepted bar. `superseded` aborts when the
+   * delivery is gone (channel lost): a wait for another stage's output (context, feedback) must end
+   * then, not run out, since running out would change the bar's result.
+   */
+  protected abstract process(
+    bar: B,
+    state: S | null,
+    msg: ConsumeMessage,
+    receivedAt: number,
+    superseded: AbortSignal,
+  ): Promise<StageOutput<S>>;
 
   /** Redeliveries are put back in `ts` order per symbol before processing (see BaseConsumer). */
   protected override redeliveryOrder(msg: ConsumeMessage): { group: string; order: number } | null {
@@ -128,6 +151,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
 
   protected reset(): void {
     this.stateGeneration++;
+    this.generationEnded.abort();
+    this.generationEnded = generationSignal();
     this.cache = new Map();
     this.pending = new Map();
     this.handedOver = new Map();
@@ -146,13 +171,14 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       );
     }
     const generation = this.stateGeneration;
+    const superseded = this.generationEnded.signal;
     const held = this.heldBack;
     return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
       for (let attempt = 1; ; attempt++) {
         // Stopping: bars not started yet stay unacknowledged and are redelivered on the next start.
         if (generation !== this.stateGeneration || this.isStopping || held.has(bar.symbol)) throw new SupersededError();
         try {
-          return await this.processInOrder(bar, msg, receivedAt, generation);
+          return await this.processInOrder(bar, msg, receivedAt, generation, superseded);
         } catch (err) {
           if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
             // A retriable error here leaves the message unacknowledged: hold the symbol back.
@@ -205,7 +231,13 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     }
   }
 
-  private async processInOrder(bar: B, msg: ConsumeMessage, receivedAt: number, generation: number): Promise<HandleResult> {
+  private async processInOrder(
+    bar: B,
+    msg: ConsumeMessage,
+    receivedAt: number,
+    generation: number,
+    superseded: AbortSignal,
+  ): Promise<HandleResult> {
     let state = this.cache.get(bar.symbol);
     if (state === undefined) {
       state = await this.store.load(bar.symbol);
@@ -219,7 +251,14 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         `out of order: ${bar.symbol} bar ts ${bar.ts} (${new Date(bar.ts).toISOString()}) is older than the last accepted bar ${state.lastTs} (${new Date(state.lastTs).toISOString()}); publish bars of a symbol in ts order`,
       );
     }
-    const output = await this.process(bar, state, msg, receivedAt);
+    let output: StageOutput<S>;
+    try {
+      output = await this.process(bar, state, msg, receivedAt, superseded);
+    } catch (err) {
+      // The delivery is gone (a wait abandoned, a publish on the closed channel): redelivered, not retried here.
+      if (generation !== this.stateGeneration) throw new SupersededError();
+      throw err;
+    }
     if (generation !== this.stateGeneration) throw new SupersededError();
     this.cache.set(bar.symbol, output.state);
     let pendingSet = this.pending.get(bar.symbol);

@@ -39,14 +39,20 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
     return super.handle(msg);
   }
 
-  protected override async process(bar: Bar30m, state: StrategicState | null, msg: ConsumeMessage): Promise<StageOutput<StrategicState>> {
+  protected override async process(
+    bar: Bar30m,
+    state: StrategicState | null,
+    msg: ConsumeMessage,
+    _receivedAt: number,
+    superseded: AbortSignal,
+  ): Promise<StageOutput<StrategicState>> {
     const replyTo: unknown = msg.properties.replyTo;
     if (!isContextQueue(replyTo)) {
       throw new ValidationError(
         `30m bar ${bar.symbol}:30m:${bar.ts} has no usable reply-to (${JSON.stringify(replyTo ?? null)}): the tactical worker that builds a 30m bar names its context queue (tactical_context.<k>) there; 30m bars published by anyone else are not processed`,
       );
     }
-    const { context, state: next } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state));
+    const { context, state: next } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state, superseded));
     return {
       state: next,
       emissions: [

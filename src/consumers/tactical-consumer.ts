@@ -55,6 +55,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     state: TacticalState | null,
     msg: ConsumeMessage,
     receivedAt: number,
+    superseded: AbortSignal,
   ): Promise<StageOutput<TacticalState>> {
     const id = `${bar.symbol}:5m:${bar.ts}`;
     // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
@@ -78,7 +79,9 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       return e;
     });
     const required = this.flow.requiredContext(bar, state);
-    const lookup = await this.contexts.lookup(bar.symbol, required);
+    // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
+    const lookup = await this.contexts.lookup(bar.symbol, required, superseded);
+    if (lookup.stale) this.log.debug({ symbol: bar.symbol, ts: bar.ts, required }, 'context wait ran out: deciding with the previous context (stale)');
     const { result, state: next, transition, feedback } = await this.guardCompute(msg, id, () => {
       this.faults.crashIfListed(`crash:${id}`);
       return this.flow.step(bar, state, required, lookup);

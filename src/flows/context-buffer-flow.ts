@@ -10,6 +10,20 @@ export class ContextBufferClosedError extends PipelineError {
   }
 }
 
+/**
+ * The bar's wait was abandoned because the delivery it serves is gone (its channel closed): the
+ * broker delivers the bar again, and that delivery waits afresh. Not a timeout: nothing is recorded.
+ */
+export class WaitAbandonedError extends PipelineError {
+  constructor() {
+    super('WAIT_ABANDONED', 'the delivery waiting for its context is gone (channel lost); it is delivered again', true);
+  }
+}
+
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 /** What the buffer gives a bar: the context to use, and whether it is an older one than required. */
 export interface ContextLookup {
   context: StrategicContext | null;
@@ -139,19 +153,26 @@ export class TimeKeyedBufferFlow<T> {
 
   /**
    * The context a bar needs: the one of the 30m bar closing at `requiredCloseTs`, waiting for it
-   * (bounded); `null` required means there is no earlier 30m bar yet.
+   * (bounded); `null` required means there is no earlier 30m bar yet. `abandon` aborts when the
+   * delivery of the bar is gone (its channel closed): the wait ends at once with
+   * {@link WaitAbandonedError} and is not recorded as run out, so the redelivered bar waits again.
+   * (Left waiting, the old delivery ran out its wait after a lost connection, its 30m bar having
+   * been lost with the channel, and the period was recorded as timed out: the redelivered bar was
+   * then decided at once with a stale context.)
    */
-  async lookupItem(symbol: string, requiredCloseTs: number | null): Promise<TimedLookup<T>> {
+  async lookupItem(symbol: string, requiredCloseTs: number | null, abandon?: AbortSignal): Promise<TimedLookup<T>> {
     if (requiredCloseTs === null) return { item: null, stale: false };
     if (this.closed) throw new ContextBufferClosedError();
+    if (isAborted(abandon)) throw new WaitAbandonedError();
     const entry = this.entry(symbol);
     await this.ensureLoaded(symbol, entry);
     this.trim(symbol, entry, requiredCloseTs);
     const ready = entry.byClose.get(requiredCloseTs);
     if (ready !== undefined) return { item: ready, stale: false };
     if (!entry.timedOut.has(requiredCloseTs)) {
-      const arrived = await this.waitFor(entry, requiredCloseTs);
+      const arrived = await this.waitFor(entry, requiredCloseTs, abandon);
       if (this.closed) throw new ContextBufferClosedError();
+      if (isAborted(abandon)) throw new WaitAbandonedError();
       const item = entry.byClose.get(requiredCloseTs);
       if (arrived && item !== undefined) return { item, stale: false };
       entry.timedOut.add(requiredCloseTs);
@@ -188,25 +209,35 @@ export class TimeKeyedBufferFlow<T> {
     this.options.redis.hdel(this.key(symbol), ...old.map(String)).catch(() => undefined);
   }
 
-  private waitFor(entry: SymbolContexts<T>, closeTs: number): Promise<boolean> {
+  private waitFor(entry: SymbolContexts<T>, closeTs: number, abandon?: AbortSignal): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       let timer: NodeJS.Timeout | null = null;
-      const waiter = (): void => {
+      const unlist = (): void => {
+        const current = entry.waiters.get(closeTs);
+        if (current !== undefined) {
+          const i = current.indexOf(waiter);
+          if (i >= 0) current.splice(i, 1);
+          if (current.length === 0) entry.waiters.delete(closeTs); // no empty list per ended wait
+        }
+      };
+      const end = (arrived: boolean): void => {
         if (timer !== null) clearTimeout(timer);
-        resolve(true);
+        abandon?.removeEventListener('abort', onAbandon);
+        resolve(arrived);
+      };
+      const waiter = (): void => end(true);
+      const onAbandon = (): void => {
+        unlist();
+        end(false);
       };
       const list = entry.waiters.get(closeTs) ?? [];
       list.push(waiter);
       entry.waiters.set(closeTs, list);
+      abandon?.addEventListener('abort', onAbandon, { once: true });
       if (this.options.contextWaitMs > 0) {
         timer = setTimeout(() => {
-          const current = entry.waiters.get(closeTs);
-          if (current !== undefined) {
-            const i = current.indexOf(waiter);
-            if (i >= 0) current.splice(i, 1);
-            if (current.length === 0) entry.waiters.delete(closeTs); // no empty list per timed-out period
-          }
-          resolve(false);
+          unlist();
+          end(false);
         }, this.options.contextWaitMs);
         timer.unref();
       }
@@ -260,8 +291,8 @@ export class ContextBufferFlow extends TimeKeyedBufferFlow<StrategicContext> {
   }
 
   /** The context a bar needs (see {@link TimeKeyedBufferFlow.lookupItem}). */
-  async lookup(symbol: string, requiredCloseTs: number | null): Promise<ContextLookup> {
-    const { item, stale } = await this.lookupItem(symbol, requiredCloseTs);
+  async lookup(symbol: string, requiredCloseTs: number | null, abandon?: AbortSignal): Promise<ContextLookup> {
+    const { item, stale } = await this.lookupItem(symbol, requiredCloseTs, abandon);
     return { context: item, stale };
   }
 }

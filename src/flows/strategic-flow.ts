@@ -85,13 +85,18 @@ export class StrategicFlow {
     if (!Number.isInteger(lag) || lag < 1) throw new RangeError(`feedback lag must be a positive integer, got ${lag}`);
   }
 
-  async step(bar: Bar30m, state: StrategicState | null): Promise<{ context: StrategicContext; state: StrategicState }> {
+  /** `abandon` ends the wait for feedback at once (the bar's delivery is gone; it comes again). */
+  async step(
+    bar: Bar30m,
+    state: StrategicState | null,
+    abandon?: AbortSignal,
+  ): Promise<{ context: StrategicContext; state: StrategicState }> {
     const degraded: string[] = [];
     let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
     const recent = [...(state?.recentCloses ?? []), bar.ts + 1_800_000].slice(-(this.lag + 1));
     if (this.feedbackBuffer !== null && recent.length === this.lag + 1) {
       const required = recent[0] as number;
-      const lookup = await this.feedbackBuffer.lookupItem(bar.symbol, required);
+      const lookup = await this.feedbackBuffer.lookupItem(bar.symbol, required, abandon);
       if (lookup.stale) degraded.push('feedback');
       if (lookup.item !== null) feedback = applyFeedback(feedback, lookup.item);
     }
