@@ -169,18 +169,37 @@ export class GatewayWorker {
     return this.policyCache;
   }
 
+  private async announce(registry: import('../learning/registry').ModelRegistry, version: string): Promise<void> {
+    try {
+      const { announcePromotion } = await import('../learning/cli/models');
+      await announcePromotion(this.config.amqpUrl, registry, version);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, version }, 'model change not announced; tactical workers load it when they next start');
+    }
+  }
+
   private admin(): GatewayAdmin {
     const registry = async () => {
       const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
       return new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     };
     return {
+      // As the CLI does: change the registry, then announce the now-current version so that running
+      // tactical workers swap to it between bars (an announcement that fails is logged; the workers
+      // then load the version when they next start).
       promote: async (version) => {
         const r = await registry();
         await r.promote(version);
-        return r.latestPromoted();
+        const current = await r.latestPromoted();
+        if (current !== null) await this.announce(r, current);
+        return current;
       },
-      rollback: async (version) => (await registry()).rollback(version),
+      rollback: async (version) => {
+        const r = await registry();
+        const current = await r.rollback(version);
+        if (current !== null) await this.announce(r, current);
+        return current;
+      },
       replayDeadLetters: async (count) => {
         const { dlqCommand } = await import('../cli/dlq-command');
         const out = new PassThrough();

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import * as amqp from 'amqplib';
+import { EXCHANGE_INTERNAL, routingKeys } from '../../src/broker/topology';
 import { readFileSync, existsSync } from 'node:fs';
 import type { Bar, Bar30m } from '../../schemas/bar.schema';
 import type { IntegratedResult } from '../../schemas/integrated-result.schema';
@@ -187,6 +189,23 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     expect(latest.map((r) => r.ts)).toEqual(bars.slice(-10).map((b) => b.ts));
     const dflt = (await call('GET', '/api/results/WS.A', keys.viewer)).json as IntegratedResult[];
     expect(dflt).toHaveLength(100);
+  });
+
+  it('a promotion through the API is announced to running workers, as the CLI does', async () => {
+    const connection = await amqp.connect(vhost.url);
+    try {
+      const channel = await connection.createChannel();
+      const { queue } = await channel.assertQueue('', { exclusive: true });
+      await channel.bindQueue(queue, EXCHANGE_INTERNAL, routingKeys.model());
+      const seen: string[] = [];
+      await channel.consume(queue, (m) => m !== null && seen.push(m.properties.messageId as string), { noAck: true });
+      // A fresh pipeline's registry holds the shipped model as v0001, promoted.
+      const res = await call('POST', '/api/models/promote', keys.admin, { version: 'v0001' });
+      expect([res.status, res.json.promoted]).toEqual([200, 'v0001']);
+      await waitFor(() => seen.includes('model:v0001'), 10_000, 'the model announcement');
+    } finally {
+      await connection.close();
+    }
   });
 
   it('writes one audit line per changing call, with key id, role, route and outcome, and no key', async () => {

@@ -10,8 +10,8 @@
  * be reached, workers pick the version up when they restart (a warning says so). A rollback to the
  * seeded initial policy cannot be announced (the announcement names a saved version).
  */
-import * as amqp from 'amqplib';
 import type { ModelUpdate } from '../../../schemas/model-update.schema';
+import { connectFirstLive } from '../../broker/broker-connection';
 import { EXCHANGE_INTERNAL, routingKeys } from '../../broker/topology';
 import { ModelRegistry } from '../registry';
 
@@ -28,7 +28,8 @@ export async function announcePromotion(url: string, registry: ModelRegistry, ve
     metrics: meta.metrics === null ? null : { sharpe, ...(typeof meta.metrics.window === 'string' ? { window: meta.metrics.window } : {}), source: 'cli' },
     promoted_at: new Date().toISOString(),
   };
-  const connection = await amqp.connect(url);
+  // AMQP_URL may list the nodes of a cluster: the first that answers takes the announcement.
+  const connection = await connectFirstLive(url, {});
   try {
     const channel = await connection.createConfirmChannel();
     channel.publish(EXCHANGE_INTERNAL, routingKeys.model(), Buffer.from(JSON.stringify(update)), {
