@@ -268,6 +268,9 @@ export class StateEpochStore {
     return { kind: 'intact', epoch: durable, seq, how: 'existing' };
   }
 
+  /** The sequence file's directory was made (once per store, not on every step). */
+  private seqDirReady = false;
+
   /**
    * Increments the sequence in Redis, then records the new value in this worker's file. Call it only
    * after {@link verify} said intact.
@@ -279,7 +282,10 @@ export class StateEpochStore {
     // Off the event loop: this runs twice a second in every worker, and a synchronous fsync there
     // stalled bars for tens of milliseconds at a time (seen in the tactical worker's profile).
     if (this.seqFile !== null) {
-      await mkdir(join(this.seqFile, '..'), { recursive: true });
+      if (!this.seqDirReady) {
+        await mkdir(join(this.seqFile, '..'), { recursive: true });
+        this.seqDirReady = true;
+      }
       await writeFileAtomic(this.seqFile, `${JSON.stringify({ epoch, seq })}\n`);
     }
     return seq;
