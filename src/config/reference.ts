@@ -55,7 +55,8 @@ export function readTsDocs(source: string): Map<string, TsDoc> {
     ts.forEachChild(node, visit);
   };
   visit(file);
-  if (literal === undefined) throw new Error(`${CONFIG_SOURCE}: no EnvSchema = z.object({ ... }) found`);
+  if (literal === undefined)
+    throw new Error(`${CONFIG_SOURCE}: no EnvSchema = z.object({ ... }) found`);
   const docs = new Map<string, TsDoc>();
   for (const property of literal.properties) {
     if (!ts.isPropertyAssignment(property)) continue;
@@ -79,7 +80,13 @@ function parseTsDoc(block: string): TsDoc {
   const text = lines.join('\n').trim();
   const at = text.search(/(^|\s)@defaultValue\b/);
   const body = at < 0 ? text : text.slice(0, at);
-  const tag = at < 0 ? null : text.slice(at).replace(/^\s*@defaultValue\s*/, '').trim();
+  const tag =
+    at < 0
+      ? null
+      : text
+          .slice(at)
+          .replace(/^\s*@defaultValue\s*/, '')
+          .trim();
   const description = body
     .split(/\n\s*\n/)
     .map((paragraph) => paragraph.replace(/\s*\n\s*/g, ' ').trim())
@@ -113,7 +120,9 @@ function allowedText(p: JsonSchemaProperty): string {
 }
 
 /** Every setting of the schema, in schema order. */
-export function settingsReference(source = readFileSync(join(REPO_ROOT, CONFIG_SOURCE), 'utf8')): SettingReference[] {
+export function settingsReference(
+  source = readFileSync(join(REPO_ROOT, CONFIG_SOURCE), 'utf8'),
+): SettingReference[] {
   const docs = readTsDocs(source);
   const json = z.toJSONSchema(EnvSchema, { io: 'input', unrepresentable: 'any' }) as {
     properties?: Record<string, JsonSchemaProperty>;
@@ -125,7 +134,9 @@ export function settingsReference(source = readFileSync(join(REPO_ROOT, CONFIG_S
     return {
       name,
       defaultValue:
-        typeof fallback === 'string' || typeof fallback === 'number' || typeof fallback === 'boolean'
+        typeof fallback === 'string' ||
+        typeof fallback === 'number' ||
+        typeof fallback === 'boolean'
           ? String(fallback)
           : '',
       allowed: allowedText(property),
@@ -137,7 +148,10 @@ export function settingsReference(source = readFileSync(join(REPO_ROOT, CONFIG_S
 
 /** Sections of the reference, in order; a setting goes to the first whose test it passes. */
 const SECTIONS: readonly { title: string; has: (name: string) => boolean }[] = [
-  { title: 'Connections, health and logs', has: (n) => !n.startsWith('PIPELINE_') && !n.startsWith('GATEWAY_') },
+  {
+    title: 'Connections, health and logs',
+    has: (n) => !n.startsWith('PIPELINE_') && !n.startsWith('GATEWAY_'),
+  },
   { title: 'Pipeline', has: (n) => n.startsWith('PIPELINE_') },
   { title: 'Gateway', has: (n) => n.startsWith('GATEWAY_') },
 ];
@@ -156,7 +170,7 @@ export function renderReference(settings: readonly SettingReference[]): string {
     'Every process (supervisor, workers, CLI, demo) reads its environment once, at start, through',
     `[${CONFIG_SOURCE}](../${CONFIG_SOURCE}). An empty value counts as unset. A bad value, an unknown`,
     '`PIPELINE_*` variable, or a variable that looks like a misspelt setting (`AMPQ_URL`, `REDSI_URL`,',
-    '`amqp_url`; other programs\' variables such as `REDIS_HOST` are left alone) stops the process at',
+    "`amqp_url`; other programs' variables such as `REDIS_HOST` are left alone) stops the process at",
     'start with exit code **2** and one line naming the variable and what is allowed (never a',
     'password):',
     '',
@@ -165,7 +179,7 @@ export function renderReference(settings: readonly SettingReference[]): string {
     '```',
     '',
     '`PIPELINE_QUEUE_TYPE`, `PIPELINE_MAX_ATTEMPTS` and `PIPELINE_SHARDS` are fixed per vhost: the first',
-    'two are stored in the queues\' arguments when the queues are first declared, and the shard count',
+    "two are stored in the queues' arguments when the queues are first declared, and the shard count",
     'in the bindings. Changing one on a vhost whose queues exist fails the declaration',
     '(`PRECONDITION_FAILED (inequivalent arg …)`, fatal: exit 2, and the supervisor stops instead of',
     'restarting) or leaves old bindings behind. Use a new vhost, or delete the queues first; the CLI',
@@ -213,11 +227,15 @@ function main(argv: readonly string[]): number {
   }
   if (argv.includes('--check')) {
     if (existing === wanted) return 0;
-    process.stderr.write(`${relative(process.cwd(), target)} is out of date: run npm run docs:config\n`);
+    process.stderr.write(
+      `${relative(process.cwd(), target)} is out of date: run npm run docs:config\n`,
+    );
     return 1;
   }
   if (existing !== wanted) writeFileSync(target, wanted);
-  process.stdout.write(`${relative(process.cwd(), target)} ${existing === wanted ? 'unchanged' : 'written'}\n`);
+  process.stdout.write(
+    `${relative(process.cwd(), target)} ${existing === wanted ? 'unchanged' : 'written'}\n`,
+  );
   return 0;
 }
 

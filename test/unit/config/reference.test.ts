@@ -34,16 +34,23 @@ describe('configuration reference (docs/configuration.md)', () => {
       defaultValue: '9464',
       allowed: 'integer 0–65,535',
     });
-    expect(settings.find((s) => s.name === 'PIPELINE_QUEUE_TYPE')?.allowed).toBe('one of `quorum`, `classic`');
+    expect(settings.find((s) => s.name === 'PIPELINE_QUEUE_TYPE')?.allowed).toBe(
+      'one of `quorum`, `classic`',
+    );
     const disagreeing = settings
-      .filter((s) => s.defaultValue !== '' && s.documentedDefault !== null && s.documentedDefault !== s.defaultValue)
+      .filter(
+        (s) =>
+          s.defaultValue !== '' &&
+          s.documentedDefault !== null &&
+          s.documentedDefault !== s.defaultValue,
+      )
       .map((s) => `${s.name}: @defaultValue ${s.documentedDefault}, schema ${s.defaultValue}`);
     expect(disagreeing).toEqual([]);
   });
 
   it('changes when a description in config.ts changes (so a stale file is caught)', () => {
     const edited = source.replace(
-      'Port of the supervisor\'s `/health` and `/metrics` server',
+      "Port of the supervisor's `/health` and `/metrics` server",
       'Port of the health server',
     );
     expect(edited).not.toBe(source);
@@ -65,7 +72,10 @@ describe('configuration reference (docs/configuration.md)', () => {
         '});',
       ].join('\n'),
     );
-    expect(docs.get('A_SETTING')).toEqual({ description: 'First line continues.\n\nSecond paragraph.', defaultValue: '7' });
+    expect(docs.get('A_SETTING')).toEqual({
+      description: 'First line continues.\n\nSecond paragraph.',
+      defaultValue: '7',
+    });
     expect(docs.get('NO_DOC')).toEqual({ description: '', defaultValue: null });
   });
 });

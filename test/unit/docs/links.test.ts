@@ -32,13 +32,22 @@ describe('documentation links', () => {
   const files = markdownFiles();
 
   it('covers the README, data/README.md and every page under docs/', () => {
-    expect(files).toEqual(expect.arrayContaining(['README.md', join('data', 'README.md'), join('docs', 'configuration.md')]));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'README.md',
+        join('data', 'README.md'),
+        join('docs', 'configuration.md'),
+      ]),
+    );
     expect(files.length).toBeGreaterThan(10);
   });
 
-  it.each(files)('%s links only inside the repository, to files and headings that exist', (file) => {
-    expect(linkProblems(file, readFileSync(join(ROOT, file), 'utf8'), readRepo)).toEqual([]);
-  });
+  it.each(files)(
+    '%s links only inside the repository, to files and headings that exist',
+    (file) => {
+      expect(linkProblems(file, readFileSync(join(ROOT, file), 'utf8'), readRepo)).toEqual([]);
+    },
+  );
 
   it('catches absolute paths, escapes from the repository, missing files and missing headings', () => {
     const text = [

@@ -40,7 +40,11 @@ export function linkTargets(text: string): string[] {
 }
 
 /** What is wrong with the links and paths of one file (`file` relative to the repository). */
-export function linkProblems(file: string, text: string, read: (path: string) => string | null): string[] {
+export function linkProblems(
+  file: string,
+  text: string,
+  read: (path: string) => string | null,
+): string[] {
   const problems: string[] = [];
   for (const target of linkTargets(text)) {
     if (/^(https?:|mailto:)/.test(target)) continue;
@@ -60,7 +64,12 @@ export function linkProblems(file: string, text: string, read: (path: string) =>
       problems.push(`${file}: ${target}: ${fromRoot} does not exist`);
       continue;
     }
-    if (anchor !== undefined && anchor !== '' && fromRoot.endsWith('.md') && !anchorsOf(content).has(anchor))
+    if (
+      anchor !== undefined &&
+      anchor !== '' &&
+      fromRoot.endsWith('.md') &&
+      !anchorsOf(content).has(anchor)
+    )
       problems.push(`${file}: ${target}: no heading #${anchor} in ${fromRoot}`);
   }
   const foreign: [RegExp, string][] = [
