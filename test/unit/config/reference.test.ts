@@ -48,6 +48,19 @@ describe('configuration reference (docs/configuration.md)', () => {
     expect(disagreeing).toEqual([]);
   });
 
+  it("the README's key settings table shows the schema's defaults", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const defaults = new Map(settingsReference(source).map((s) => [s.name, s.defaultValue]));
+    const rows = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \| `([^`]*)` \|/gm)].map((m) => ({
+      name: m[1]!,
+      shown: m[2]!,
+    }));
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    expect(
+      rows.map((r) => ({ name: r.name, shown: defaults.get(r.name) ?? 'not a setting' })),
+    ).toEqual(rows);
+  });
+
   it('changes when a description in config.ts changes (so a stale file is caught)', () => {
     const edited = source.replace(
       "Port of the supervisor's `/health` and `/metrics` server",
