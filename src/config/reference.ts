@@ -149,7 +149,7 @@ export function settingsReference(
 /** Sections of the reference, in order; a setting goes to the first whose test it passes. */
 const SECTIONS: readonly { title: string; has: (name: string) => boolean }[] = [
   {
-    title: 'Connections, health and logs',
+    title: 'Connections, health, logs and diagnostics',
     has: (n) => !n.startsWith('PIPELINE_') && !n.startsWith('GATEWAY_'),
   },
   { title: 'Pipeline', has: (n) => n.startsWith('PIPELINE_') },
