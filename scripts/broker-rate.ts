@@ -49,7 +49,7 @@ async function oneQueue(url: string, count: number): Promise<void> {
     const queue = `broker-rate.${randomUUID().slice(0, 8)}`;
     const pub = await connection.createConfirmChannel();
     const options = workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }, true);
-    const queueArgs = { ...options.arguments };
+    const queueArgs: Record<string, unknown> = { ...(options.arguments as Record<string, unknown>) };
     delete queueArgs['x-dead-letter-exchange']; // no DLX exchange in this vhost; nothing is rejected here
     await pub.assertQueue(queue, { ...options, arguments: queueArgs });
     const sub = await connection.createChannel();

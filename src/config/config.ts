@@ -86,14 +86,18 @@ const amqpUrls = () => {
  */
 export const EnvSchema = z.object({
   /**
-   * Broker URL; a vhost in the path is honoured. Several URLs separated by commas name the nodes of
-   * one RabbitMQ cluster (same vhost on each): processes connect to the first that answers and move to
-   * another when theirs goes away. @defaultValue amqp://guest:guest@127.0.0.1:5672
+   * Broker URL, `amqp:` or `amqps:`; a vhost in the path is honoured (`…/my-vhost`). Workers add
+   * `?heartbeat=10` unless the URL sets one. Several URLs separated by commas name the nodes of one
+   * RabbitMQ cluster (same vhost on each): every process connects to the first that answers and moves to
+   * another when its node goes away (see docs/scaling.md).
+   * @defaultValue amqp://guest:guest@127.0.0.1:5672
    */
   AMQP_URL: amqpUrls().default('amqp://guest:guest@127.0.0.1:5672'),
   /**
-   * Redis URL; a database number in the path is honoured. Several URLs separated by commas name nodes
-   * of a Redis Cluster (database 0 only), and the pipeline speaks Redis Cluster. @defaultValue redis://127.0.0.1:6379
+   * Redis URL, `redis:` or `rediss:`; a database number in the path is honoured. Several URLs
+   * separated by commas name nodes of a Redis Cluster (database 0 only), and the pipeline then speaks
+   * Redis Cluster: state keys carry the symbol as a hash tag and group commits write one MULTI per slot.
+   * @defaultValue redis://127.0.0.1:6379
    */
   REDIS_URL: z
     .string()
@@ -103,127 +107,202 @@ export const EnvSchema = z.object({
       return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
     }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })
     .default('redis://127.0.0.1:6379'),
-  /** Port of the supervisor's /health and /metrics server (0 picks a free one). @defaultValue 9464 */
+  /**
+   * Port of the supervisor's `/health` and `/metrics` server (0 picks a free one). A port already in
+   * use stops the start with exit code 2. @defaultValue 9464
+   */
   HEALTH_PORT: int('HEALTH_PORT', 0, 65535).default(9464),
   /**
-   * Address of the /health and /metrics server; 0.0.0.0 lets Prometheus in another container scrape
-   * it. @defaultValue 127.0.0.1
+   * Address the `/health` and `/metrics` server listens on; `0.0.0.0` lets Prometheus in another
+   * container scrape it. @defaultValue 127.0.0.1
    */
   HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
-  /** pino level. @defaultValue info */
+  /**
+   * pino level. Logs are JSON lines. The CLI logs only warnings unless given `--verbose`.
+   * @defaultValue info
+   */
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       error: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
-  /** Online training and model swaps; `off` pins the starting model. @defaultValue on */
+  /**
+   * Online training. With `on` (also `true`, `1`) the tactical actors **sample** their actions
+   * (seeded by model version, symbol and ts) instead of taking the most likely one, each completed
+   * transition is published to `tactical_experience`, the supervisor runs the `trainer` worker, and the
+   * tactical workers swap in each version the trainer promotes. `off` gives greedy actions, no
+   * experience messages, no trainer and no swaps: the same bars then give the same results. The demo,
+   * `pipeline replay` and the tests default to `off`. @defaultValue on
+   */
   PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('on'),
   /**
-   * Inference backend of the tactical agents' live decisions: `wasm` (WebAssembly SIMD) or `onnx` (each
-   * version's ONNX export run by onnxruntime-node). Both give the same decisions. @defaultValue wasm
+   * Inference backend of the tactical agents' live decisions: `wasm` (a WebAssembly SIMD kernel,
+   * with a plain JavaScript fallback where SIMD is missing) or `onnx` (each version's ONNX export run by
+   * onnxruntime-node). Both give the same decisions. @defaultValue wasm
    */
   PIPELINE_INFERENCE: z.enum(['wasm', 'onnx']).default('wasm'),
-  /** Prefix of every Redis key, so several pipelines can share one Redis. @defaultValue pipeline: */
+  /**
+   * Prefix of every Redis key, so that several pipelines can share one Redis. A replay of history
+   * needs a fresh prefix (and vhost): a pipeline that already accepted the bars treats them as
+   * duplicates. @defaultValue pipeline:
+   */
   PIPELINE_REDIS_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'PIPELINE_REDIS_PREFIX must be 1 to 64 of A-Z a-z 0-9 : _ . -')
     .default('pipeline:'),
-  /** Unacknowledged messages a worker holds per queue. @defaultValue 256 */
+  /**
+   * Unacknowledged messages each consumer holds (the trainer uses PIPELINE_TRAIN_BATCH_SIZE
+   * instead). @defaultValue 256
+   */
   PIPELINE_PREFETCH: int('PIPELINE_PREFETCH', 1, 65535).default(256),
-  /** Publishes awaiting a broker confirm before publishing waits. @defaultValue 1024 */
+  /**
+   * Publishes awaiting a broker confirm before publishing waits. @defaultValue 1024
+   */
   PIPELINE_MAX_IN_FLIGHT: int('PIPELINE_MAX_IN_FLIGHT', 1, 100000).default(1024),
-  /** How long a publish may wait for its confirm. @defaultValue 10000 */
+  /**
+   * How long a publish may wait for a channel and its confirm before it is sent again. The CLI
+   * uses it as its confirm timeout. @defaultValue 10000
+   */
   PIPELINE_PUBLISH_TIMEOUT_MS: int('PIPELINE_PUBLISH_TIMEOUT_MS', 100, 600000).default(10000),
-  /** Deliveries of one message before it is dead-lettered (quorum `x-delivery-limit` + 1). @defaultValue 10 */
+  /**
+   * Attempts at a message that keeps failing with a retriable error before it is dead-lettered.
+   * Also the `x-delivery-limit` of `integrated_results` and `tactical_experience`; the shard queues get
+   * 4 × this as a backstop. Stored in the queues' arguments: fixed per vhost. @defaultValue 10
+   */
   PIPELINE_MAX_ATTEMPTS: int('PIPELINE_MAX_ATTEMPTS', 1, 1000).default(10),
-  /** First delay before consuming again after a retriable failure; doubles up to 30 s. @defaultValue 500 */
+  /**
+   * First pause before a message that failed with a retriable error is tried again, in place (the
+   * channel stays open). It doubles on each further failure of that message, up to 30 s.
+   * @defaultValue 500
+   */
   PIPELINE_RETRY_DELAY_MS: int('PIPELINE_RETRY_DELAY_MS', 10, 600000).default(500),
   /**
-   * How long the bar that completes a 30m bar waits for that bar's strategic context before it is
-   * decided with the previous one (`stale`). 0 waits without bound (replays). @defaultValue 30000
+   * How long the 5m bar that completes a 30m bar waits for that bar's strategic context before it
+   * is decided with the previous one (`stale`, `context_buffer` in `degraded`). 0 waits without bound:
+   * use it for replays and back-tests. @defaultValue 30000
    */
   PIPELINE_CONTEXT_WAIT_MS: int('PIPELINE_CONTEXT_WAIT_MS', 0, 3600000).default(30000),
   /**
-   * How long a 30m bar waits for the tactical feedback of the previous window before its context is
-   * computed without it (`feedback` in `degraded`). 0 waits without bound. @defaultValue 30000
+   * How long a 30m bar waits for the tactical feedback window it is due before its context is
+   * computed without it (`feedback` in the context's `degraded`, `strategic.feedback` in the results').
+   * 0 waits without bound (replays). @defaultValue 30000
    */
   PIPELINE_FEEDBACK_WAIT_MS: int('PIPELINE_FEEDBACK_WAIT_MS', 0, 3600000).default(30000),
   /**
    * The context of a symbol's n-th 30m bar uses the tactical feedback window of its (n − lag)-th.
-   * 1 uses the freshest feedback but makes the strategic and tactical workers take turns every
-   * period; the default lets the strategic side run 4 periods ahead. @defaultValue 4
+   * 1 uses the freshest feedback but makes the strategic and tactical workers take turns every period
+   * (one broker round trip per 30m bar per symbol); the default lets the strategic side run up to 4
+   * periods ahead during replays. @defaultValue 4
    */
   PIPELINE_FEEDBACK_LAG: int('PIPELINE_FEEDBACK_LAG', 1, 48).default(4),
-  /** Bound of graceful shutdown steps. @defaultValue 15000 */
+  /**
+   * Bound of each graceful-shutdown wait (in-flight messages, publisher confirms, a training
+   * batch). The supervisor SIGKILLs a worker this + 5 s after its SIGTERM. @defaultValue 15000
+   */
   PIPELINE_CLOSE_TIMEOUT_MS: int('PIPELINE_CLOSE_TIMEOUT_MS', 100, 600000).default(15000),
-  /** Directory for the pattern store and the model registry. @defaultValue .data */
+  /**
+   * Directory (relative to the working directory) for the pattern stores (`patterns/<symbol>/`),
+   * the model registry (`models/`), the state epoch files and, unless GATEWAY_AUDIT_FILE says otherwise,
+   * the gateway's audit file. @defaultValue .data
+   */
   PIPELINE_DATA_DIR: z.string().min(1).default('.data'),
-  /** Queue type of the pipeline's queues. @defaultValue quorum */
+  /**
+   * Type of the pipeline's queues. Classic queues have no delivery count, so the broker's
+   * delivery-limit backstop and the dead-lettering of results your consumers keep returning do not
+   * exist with them. Stored in the queues' arguments: fixed per vhost. @defaultValue quorum
+   */
   PIPELINE_QUEUE_TYPE: z
     .enum(['quorum', 'classic'], { error: 'PIPELINE_QUEUE_TYPE must be quorum or classic' })
     .default('quorum'),
   /**
-   * Rolling window over which a circuit breaker counts failures; it opens when more than 50% of the
-   * calls in the window failed, once the window holds 5 calls (2 for the redis breaker). Long by default because a symbol's bar comes every 5 minutes.
-   * @defaultValue 120000
+   * Rolling window over which each circuit breaker counts calls and failures. A breaker opens when
+   * more than half of the calls in the window failed, once the window holds 5 calls (2 for the `redis`
+   * breaker), and lets a trial call through 5 s later. Long by default because a symbol's bar comes
+   * every 5 minutes. @defaultValue 120000
    */
   PIPELINE_BREAKER_WINDOW_MS: int('PIPELINE_BREAKER_WINDOW_MS', 1000, 3600000).default(120000),
-  /** Transitions per online PPO update (the trainer holds them unacknowledged). @defaultValue 2048 */
+  /**
+   * Experience transitions per online PPO update. The trainer holds this many messages
+   * unacknowledged (it is the trainer's prefetch) but parses at most two batches ahead of training; the
+   * rest wait compressed, so a trainer slower than the tactical workers leaves its backlog in the queue,
+   * not in its memory. A batch with nothing to train on outside its held-out bars is dead-lettered:
+   * raise this. @defaultValue 2048
+   */
   PIPELINE_TRAIN_BATCH_SIZE: int('PIPELINE_TRAIN_BATCH_SIZE', 16, 65535).default(2048),
-  /** Pinned model version for the tactical agents (replays); empty = latest promoted. */
+  /**
+   * The registry version the tactical agents start with (`v0003`). Empty: the latest promoted
+   * version, else the shipped model seeded into a fresh registry, else the seeded initial policy. A
+   * version that does not exist stops the tactical worker at start. With PIPELINE_TRAINING on the worker
+   * still swaps to each version the trainer promotes, so pin with training off, and pin a promoted
+   * version (others can be deleted once PIPELINE_MODEL_KEEP newer ones are saved).
+   */
   PIPELINE_MODEL_VERSION: z.string().default(''),
   /**
-   * Resilience testing only: a file listing stages (`agents`, `pattern_store`) that then fail on
-   * purpose, re-read while running. Empty: off. @defaultValue ''
+   * **Resilience testing only.** A file listing stages (`agents`, `pattern_store`, comma or line
+   * separated) that then fail on every call, re-read at most every 200 ms while running; `state:<symbol>`
+   * fails that symbol's state writes and `crash:<symbol>:5m:<ts>` kills the tactical worker on that bar.
+   * Empty: no faults.
    */
   PIPELINE_FAULT_FILE: z.string().default(''),
   /**
-   * V8 old-space limit of each worker process. Node sizes its heap for the machine (gigabytes here)
-   * and collects lazily; a bound keeps a worker's RSS near its working set. @defaultValue 256
+   * V8 old-space limit (`--max-old-space-size`) of each worker process. Node otherwise sizes its
+   * heap for the machine and collects lazily; a bound keeps a worker's memory near its working set.
+   * @defaultValue 256
    */
   PIPELINE_WORKER_HEAP_MB: int('PIPELINE_WORKER_HEAP_MB', 64, 65536).default(256),
-  /** Restarts of one worker within a minute after which the supervisor gives up. @defaultValue 5 */
+  /**
+   * Restarts of one worker within a minute after which the supervisor gives up, stops
+   * everything and exits 1. @defaultValue 5
+   */
   PIPELINE_MAX_RESTARTS_PER_MINUTE: int('PIPELINE_MAX_RESTARTS_PER_MINUTE', 1, 1000).default(5),
   /**
-   * How long a process keeps trying at start while RabbitMQ or Redis is unreachable (connection
-   * refused: still starting) before it exits 2. A wrong vhost, password or URL exits at once. @defaultValue 5000
+   * How long a process keeps trying at start while RabbitMQ or Redis refuses connections (still
+   * starting) before it exits 2. A wrong vhost, password or URL exits at once. @defaultValue 5000
    */
   PIPELINE_STARTUP_WAIT_MS: int('PIPELINE_STARTUP_WAIT_MS', 0, 600000).default(5000),
   /**
-   * Patterns kept per symbol; past it the oldest segment (32,768 patterns) is dropped whole. 0: no
-   * limit. @defaultValue 524288
+   * Patterns kept per symbol's pattern store. Past it, the oldest segment (32,768 patterns) is
+   * dropped whole, so a full store holds between this minus 32,768 and this. 0: no limit. Decided by
+   * counts only, so a replay drops exactly what the original run dropped (docs/state-and-retention.md).
+   * @defaultValue 524288
    */
   PIPELINE_PATTERN_MAX_PER_SYMBOL: int('PIPELINE_PATTERN_MAX_PER_SYMBOL', 0, 100_000_000).default(524_288),
   /**
-   * Age, in days of bar time before a symbol's newest pattern, past which its oldest segment is
-   * dropped whole. 0: no limit. @defaultValue 0
+   * Days of bar time (not of the clock) before a symbol's newest pattern past which its oldest
+   * segment is dropped whole. 0: no limit. @defaultValue 0
    */
   PIPELINE_PATTERN_MAX_AGE_DAYS: int('PIPELINE_PATTERN_MAX_AGE_DAYS', 0, 36_500).default(0),
   /**
-   * Model versions kept besides the promoted lineage: the newest this many; older ones are deleted
-   * after each save. @defaultValue 20
+   * Model versions the registry keeps besides the promoted lineage (every version promoted so far
+   * and the ancestors of the current one): the newest this many. Older ones are deleted after each
+   * save. @defaultValue 20
    */
   PIPELINE_MODEL_KEEP: int('PIPELINE_MODEL_KEEP', 1, 100_000).default(20),
   /**
-   * Tactical and strategic shards: N workers of each, queues `tactical_processing.<k>` and
-   * `strategic_processing.<k>`, routed by symbol. Above 1 the broker needs the plugin
-   * `rabbitmq_consistent_hash_exchange`. @defaultValue 1
+   * Tactical and strategic shards: the supervisor runs N tactical and N strategic workers, on
+   * queues `tactical_processing.<k>` and `strategic_processing.<k>`, routed by symbol. Above 1 the
+   * broker needs the plugin `rabbitmq_consistent_hash_exchange` (without it the workers exit 2 naming
+   * it). Fixed per vhost, like the queue arguments: drain and delete the shard queues, or use a new
+   * vhost, before changing it (docs/scaling.md). @defaultValue 1
    */
   PIPELINE_SHARDS: int('PIPELINE_SHARDS', 1, 256).default(1),
   /**
-   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. The supervisor sets
-   * it for each worker it starts; set it yourself to run one worker per container. @defaultValue 0
+   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. The supervisor
+   * sets it for each worker it starts; set it yourself only to run single workers in their own
+   * containers. A second worker of the same shard waits as a hot standby (single active consumer).
+   * @defaultValue 0
    */
   PIPELINE_SHARD_INDEX: int('PIPELINE_SHARD_INDEX', 0, 255).default(0),
   /**
    * Deaths of a worker while processing one message after which that message is dead-lettered
-   * unprocessed (a poison message), keep below PIPELINE_MAX_RESTARTS_PER_MINUTE. @defaultValue 3
+   * unprocessed (a poison message). Keep it below PIPELINE_MAX_RESTARTS_PER_MINUTE, so that the
+   * pipeline drops the message before the supervisor gives up. @defaultValue 3
    */
   PIPELINE_CRASH_ATTEMPTS: int('PIPELINE_CRASH_ATTEMPTS', 1, 100).default(3),
   /**
    * The roles this process's supervisor runs: a comma-separated subset of strategic, tactical,
-   * trainer, gateway, so that a container or pod can run one role. The trainer runs only with
-   * online training on. @defaultValue strategic,tactical,trainer,gateway
+   * trainer, gateway, so that a container or pod can run one role (`PIPELINE_ROLES=gateway`). The
+   * trainer runs only with online training on. @defaultValue strategic,tactical,trainer,gateway
    */
   PIPELINE_ROLES: z
     .string()
@@ -231,37 +310,69 @@ export const EnvSchema = z.object({
       message: `PIPELINE_ROLES must be a comma-separated subset of ${ROLE_NAMES.join(',')} (for example gateway or strategic,tactical)`,
     })
     .default(ROLE_NAMES.join(',')),
-  /** Address the gateway (HTTP API, WebSocket, live page) listens on. @defaultValue 127.0.0.1 */
+  /**
+   * Address the gateway (HTTP API, WebSocket, live page) listens on. @defaultValue 127.0.0.1
+   */
   GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
-  /** Port of the gateway (0 picks a free one). @defaultValue 8080 */
+  /**
+   * Port of the gateway (0 picks a free one). @defaultValue 8080
+   */
   GATEWAY_PORT: int('GATEWAY_PORT', 0, 65535).default(8080),
   /**
-   * API keys and their roles, `role:key,role:key` (roles viewer, operator, admin; keys at least 16
-   * characters of A-Z a-z 0-9 . _ ~ + / = -). Only their SHA-256 hashes are kept. @defaultValue none
+   * API keys and their roles, `role:key,role:key` (roles `viewer`, `operator`, `admin`; keys 16 to
+   * 256 characters of A-Z a-z 0-9 . _ ~ + / = -, e.g. `openssl rand -hex 24`). Only their SHA-256
+   * hashes are kept; a key is never echoed in an error. Set this or GATEWAY_API_KEYS_FILE, not both.
+   * See docs/gateway.md.
    */
   GATEWAY_API_KEYS: z.string().default(''),
-  /** A file holding the keys, one `role:key` per line (# comments), instead of GATEWAY_API_KEYS. @defaultValue none */
+  /**
+   * A file holding the keys instead, one `role:key` per line (`#` starts a comment).
+   */
   GATEWAY_API_KEYS_FILE: z.string().default(''),
-  /** PEM certificate; with GATEWAY_TLS_KEY the gateway serves HTTPS and WSS only. @defaultValue none */
+  /**
+   * PEM certificate file; with GATEWAY_TLS_KEY the gateway serves HTTPS and WSS only. Set both or
+   * neither.
+   */
   GATEWAY_TLS_CERT: z.string().default(''),
-  /** PEM private key of GATEWAY_TLS_CERT. @defaultValue none */
+  /**
+   * PEM private key file of GATEWAY_TLS_CERT.
+   */
   GATEWAY_TLS_KEY: z.string().default(''),
-  /** Append-only JSON-lines audit file of every changing call. @defaultValue <PIPELINE_DATA_DIR>/gateway-audit.jsonl */
+  /**
+   * Append-only JSON-lines audit of every changing call. Empty:
+   * `<PIPELINE_DATA_DIR>/gateway-audit.jsonl`.
+   */
   GATEWAY_AUDIT_FILE: z.string().default(''),
-  /** Requests per minute per key (burst of the same size); past it 429 with Retry-After. @defaultValue 600 */
+  /**
+   * Requests per minute per key (with a burst of the same size); past it the gateway answers
+   * 429 with Retry-After. @defaultValue 600
+   */
   GATEWAY_RATE_LIMIT_PER_MINUTE: int('GATEWAY_RATE_LIMIT_PER_MINUTE', 1, 10_000_000).default(600),
-  /** Largest request body in bytes; larger ones get 413. @defaultValue 1048576 */
+  /**
+   * Largest request body in bytes; larger ones get 413. @defaultValue 1048576
+   */
   GATEWAY_BODY_LIMIT_BYTES: int('GATEWAY_BODY_LIMIT_BYTES', 1024, 104_857_600).default(1_048_576),
-  /** Recent results kept in memory per symbol for /api/results (at most 1,000 are served). @defaultValue 1000 */
+  /**
+   * Recent results kept in memory per symbol for `/api/results` (at most 1,000 are served per
+   * request). @defaultValue 1000
+   */
   GATEWAY_RESULTS_PER_SYMBOL: int('GATEWAY_RESULTS_PER_SYMBOL', 1, 100_000).default(1000),
-  /** Symbols whose recent results are kept; past it the least recently updated symbol is dropped. @defaultValue 10000 */
+  /**
+   * Symbols whose recent results the gateway keeps; past it the least recently updated symbol is
+   * dropped. @defaultValue 10000
+   */
   GATEWAY_MAX_SYMBOLS: int('GATEWAY_MAX_SYMBOLS', 1, 10_000_000).default(10_000),
-  /** Bytes a WebSocket client may have unsent before it is closed with 1013. @defaultValue 1048576 */
+  /**
+   * Bytes a WebSocket client may have unsent before the gateway closes it with 1013 (it never
+   * waits for a slow client). @defaultValue 1048576
+   */
   GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
   /**
-   * The trainer's CPU bound, in percent of one core averaged over a training batch and the rest that
-   * follows it (a duty cycle), on top of its lowest scheduling priority. 100 trains without rests.
-   * @defaultValue 25
+   * The trainer's CPU bound, in percent of one core: after a training batch that took C ms of CPU
+   * it rests C × (100 / this − 1) ms, so it averages at most this share of one core even when a core is
+   * idle, on top of its lowest scheduling priority (nice 19, SCHED_IDLE where `chrt` exists). The
+   * batch's messages are acknowledged before the rest; a backlog waits in the broker. 100 trains
+   * without rests. @defaultValue 25
    */
   PIPELINE_TRAINER_CPU_PERCENT: int('PIPELINE_TRAINER_CPU_PERCENT', 1, 100).default(25),
 });

@@ -88,7 +88,7 @@ export function bySymbol(results: readonly IntegratedResult[]): Map<string, Inte
   const groups = new Map<string, Map<number, IntegratedResult>>();
   for (const r of results) {
     let g = groups.get(r.symbol);
-    if (g === undefined) groups.set(r.symbol, (g = new Map()));
+    if (g === undefined) groups.set(r.symbol, (g = new Map<number, IntegratedResult>()));
     if (!g.has(r.ts)) g.set(r.ts, r);
   }
   const out = new Map<string, IntegratedResult[]>();

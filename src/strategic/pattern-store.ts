@@ -329,7 +329,7 @@ export class PatternStore {
   /** Sets the forward outcome of `(symbol, ts)` if it is stored and its outcome unknown; returns whether it did. */
   setOutcome(symbol: string, ts: number, outcome: number): boolean {
     const id = this.idOf(symbol, ts);
-    if (id < 0 || !Number.isNaN(this.outcomeArr[id - this.base] as number)) return false;
+    if (id < 0 || !Number.isNaN(this.outcomeArr[id - this.base])) return false;
     this.fillOutcome(id, outcome);
     return true;
   }
@@ -650,7 +650,7 @@ export class PatternStore {
     const keys = this.keys[sym] as SymbolKeys;
     const existing = keys.get(ts);
     if (existing >= 0) {
-      if (!Number.isNaN(outcome) && Number.isNaN(this.outcomeArr[existing - this.base] as number)) this.fillOutcome(existing, outcome);
+      if (!Number.isNaN(outcome) && Number.isNaN(this.outcomeArr[existing - this.base])) this.fillOutcome(existing, outcome);
       return existing;
     }
     const floor = this.floors.get(sym);
@@ -737,7 +737,7 @@ export class PatternStore {
 
   private eligible(id: number, maxPatternTs: number): boolean {
     const i = id - this.base;
-    return (this.tsArr[i] as number) <= maxPatternTs && !Number.isNaN(this.outcomeArr[i] as number);
+    return (this.tsArr[i] as number) <= maxPatternTs && !Number.isNaN(this.outcomeArr[i]);
   }
 
   private scanExact(query: ArrayLike<number>, from: number, to: number, maxPatternTs: number, best: TopK): void {
@@ -852,7 +852,7 @@ type TypedArray = Float32Array | Float64Array | Uint32Array | Uint8Array | Int32
 
 function grow<T extends TypedArray>(arr: T, length: number): T {
   const next = new (arr.constructor as new (n: number) => T)(length);
-  next.set(arr as never);
+  next.set(arr);
   return next;
 }
 

@@ -91,9 +91,9 @@ export function confidenceInputs(evidence: UncertaintyEvidence, out: Float64Arra
     } else if (x > biggestV) biggestV = x;
   }
   // The posterior's log-odds mean less when a switch may be inside the window, or history is short.
-  const sure = out[1] as number;
+  const sure = out[1];
   out[9] = sure * Math.min(biggestT, 4);
-  out[10] = sure * (out[2] as number);
+  out[10] = sure * (out[2]);
   out[13] = sure * Math.min(biggestV, 4);
   // A symbol whose windows often have an unclear drift (weak trends) gets less from the posterior.
   const amb = evidence.ambiguity ?? 0;

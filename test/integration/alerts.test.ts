@@ -90,7 +90,7 @@ describe('alert rules against a real Prometheus and a running pipeline', () => {
     await waitHealthy(pipeline);
 
     const rules = readFileSync(RULES, 'utf8').replace(/^(\s+for:\s*)\d+[smh]\s*$/gm, '$12s');
-    expect(rules).not.toMatch(/for:\s*\d+m/);
+    if (/for:\s*\d+m/.test(rules)) throw new Error('a rule still waits minutes: shorten its for: in this test');
     mkdirSync(join(dir, 'rules'));
     writeFileSync(join(dir, 'rules', 'pipeline.rules.yml'), rules);
     writeFileSync(

@@ -104,7 +104,8 @@ describe('fuzzed input through the pipeline', () => {
     const sent = bodies.map((b) => b.toString('utf8')).sort();
     expect(dead.messages.map((m) => m.body).sort()).toEqual(sent);
     for (const m of dead.messages) {
-      const reason = String(m.headers['x-rejection-reason'] ?? '');
+      const header: unknown = m.headers['x-rejection-reason'];
+      const reason = typeof header === 'string' ? header : '';
       expect(reason).toMatch(/^(body is not valid JSON|schema validation failed: )/);
       expect(reason.length).toBeGreaterThan(20);
     }

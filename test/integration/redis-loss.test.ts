@@ -260,7 +260,7 @@ describe('redis loss', () => {
       roles: [...STATE_ROLES],
       workers: [...STATE_ROLES],
       affected: 'all symbols',
-      fix: expect.stringContaining('pipeline state accept-loss --yes'),
+      fix: expect.stringContaining('pipeline state accept-loss --yes') as unknown,
     });
     expect(lostHealth.body.reasons?.join(' ')).toMatch(/redis state lost/);
 
@@ -293,7 +293,7 @@ describe('redis loss', () => {
     const accepted = await cli(['state', 'accept-loss', '--yes'], disturbed.env);
     expect(accepted).toEqual({
       code: 0,
-      out: expect.stringMatching(/^new state epoch [0-9a-f]+ .*every symbol starts over/),
+      out: expect.stringMatching(/^new state epoch [0-9a-f]+ .*every symbol starts over/) as unknown,
     });
     await waitHealthy(disturbed, 30_000);
     expect((await cli(['state', 'check'], disturbed.env)).code).toBe(0);

@@ -15,9 +15,17 @@ jest.mock('amqplib', () => ({ connect: jest.fn() }));
 const connect = amqp.connect as unknown as jest.Mock;
 
 /** A fake connection whose channel's assertExchange does what `assertExchange` says. */
-function fakeBroker(assertExchange: () => Promise<unknown>): { deleteExchange: jest.Mock; assertExchange: jest.Mock; close: jest.Mock } {
-  const channel = { on: jest.fn(), assertExchange: jest.fn(assertExchange), deleteExchange: jest.fn(async () => ({})) };
-  const model = { on: jest.fn(), createChannel: jest.fn(async () => channel), close: jest.fn(async () => undefined) };
+function fakeBroker(assertExchange: () => Promise<unknown>): {
+  deleteExchange: jest.Mock<Promise<unknown>, [exchange: string]>;
+  assertExchange: jest.Mock<Promise<unknown>, [exchange: string, type: string]>;
+  close: jest.Mock<Promise<void>, []>;
+} {
+  const channel = {
+    on: jest.fn(),
+    assertExchange: jest.fn<Promise<unknown>, [exchange: string, type: string]>(assertExchange),
+    deleteExchange: jest.fn<Promise<unknown>, [exchange: string]>(() => Promise.resolve({})),
+  };
+  const model = { on: jest.fn(), createChannel: jest.fn(() => Promise.resolve(channel)), close: jest.fn(() => Promise.resolve()) };
   connect.mockResolvedValue(model);
   return { deleteExchange: channel.deleteExchange, assertExchange: channel.assertExchange, close: model.close };
 }
@@ -86,8 +94,8 @@ describe('needsConsistentHash', () => {
   it('is false for the configuration without shards, true for more than one shard', () => {
     const config = loadConfig({});
     expect(needsConsistentHash(config)).toBe(false);
-    expect(needsConsistentHash({ ...config, shards: 1 } as never)).toBe(false);
-    expect(needsConsistentHash({ ...config, shards: 4 } as never)).toBe(true);
+    expect(needsConsistentHash({ ...config, shards: 1 })).toBe(false);
+    expect(needsConsistentHash({ ...config, shards: 4 })).toBe(true);
   });
 });
 

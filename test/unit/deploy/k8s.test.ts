@@ -20,13 +20,56 @@ function schemaProblems(objs: unknown[]): string[] {
   return JSON.parse(r.stdout) as string[];
 }
 
+type Labels = Record<string, string>;
+interface Probe {
+  httpGet?: { path?: string; port?: string | number };
+}
+interface Container {
+  name: string;
+  ports?: { name?: string; containerPort: number | string }[];
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  resources?: { requests?: { cpu?: string; memory?: string }; limits?: { memory?: string } };
+  securityContext?: { runAsNonRoot?: boolean };
+  volumeMounts?: { name: string }[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+}
+interface Volume {
+  name: string;
+  persistentVolumeClaim?: { claimName: string };
+  secret?: { items?: { key: string }[] };
+}
+/** The fields of a Deployment's or StatefulSet's spec that the structural check reads. */
+interface WorkloadSpec {
+  replicas?: number;
+  serviceName?: string;
+  selector?: { matchLabels?: Labels };
+  template: { metadata?: { labels?: Labels }; spec: { containers: Container[]; volumes?: Volume[] } };
+  volumeClaimTemplates?: { metadata: { name: string } }[];
+}
+interface ServiceSpec {
+  clusterIP?: string;
+  selector: Labels;
+}
+interface PdbSpec {
+  selector: { matchLabels: Labels };
+  maxUnavailable?: number | string;
+  minAvailable?: number | string;
+}
+
 type Obj = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec?: any;
-  data?: Record<string, string>;
+  metadata: { name: string; namespace?: string; labels?: Labels };
+  /** Depends on the kind: read through workloadSpec, serviceSpec or pdbSpec. */
+  spec?: unknown;
+  data?: Labels;
 };
+const workloadSpec = (o: Obj) => o.spec as WorkloadSpec;
+const serviceSpec = (o: Obj) => o.spec as ServiceSpec;
+const pdbSpec = (o: Obj) => o.spec as PdbSpec;
 
 function render(mutate?: (dir: string) => void): Obj[] {
   const dir = mkdtempSync(join(tmpdir(), 'k8s-'));
@@ -87,8 +130,7 @@ function check(objs: Obj[]): string[] {
       p.push(`${o.kind}/${o.metadata.name}: not in namespace bar-pipeline`);
   }
   const config = byKind('ConfigMap').find((c) => c.metadata.name === 'pipeline-config')?.data ?? {};
-  const secret = byKind('Secret').find((s) => s.metadata.name === 'pipeline-secrets') as
-    (Obj & { data?: Record<string, string> }) | undefined;
+  const secret = byKind('Secret').find((s) => s.metadata.name === 'pipeline-secrets');
   const secretKeys = new Set(Object.keys(secret?.data ?? {}));
   const pvcs = names('PersistentVolumeClaim');
   const workloads = objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
@@ -96,7 +138,7 @@ function check(objs: Obj[]): string[] {
   const podLabels: Record<string, string>[] = [];
   for (const w of workloads) {
     const id = `${w.kind}/${w.metadata.name}`;
-    const spec = w.spec;
+    const spec = workloadSpec(w);
     if (spec.replicas !== 1)
       p.push(
         `${id}: replicas ${spec.replicas}; one pod per role and shard (single active consumer)`,
@@ -108,16 +150,14 @@ function check(objs: Obj[]): string[] {
     if (
       w.kind === 'StatefulSet' &&
       !byKind('Service').some(
-        (s) => s.metadata.name === spec.serviceName && s.spec.clusterIP === 'None',
+        (s) => s.metadata.name === spec.serviceName && serviceSpec(s).clusterIP === 'None',
       )
     )
       p.push(`${id}: serviceName ${spec.serviceName} is not a headless Service`);
     const pod = spec.template.spec;
     const volumes = new Set<string>([
-      ...(pod.volumes ?? []).map((v: { name: string }) => v.name),
-      ...(spec.volumeClaimTemplates ?? []).map(
-        (v: { metadata: { name: string } }) => v.metadata.name,
-      ),
+      ...(pod.volumes ?? []).map((v) => v.name),
+      ...(spec.volumeClaimTemplates ?? []).map((v) => v.metadata.name),
     ]);
     for (const v of pod.volumes ?? []) {
       if (v.persistentVolumeClaim !== undefined && !pvcs.has(v.persistentVolumeClaim.claimName))
@@ -128,15 +168,12 @@ function check(objs: Obj[]): string[] {
     }
     for (const c of pod.containers) {
       const cid = `${id} container ${c.name}`;
-      const ports = new Map<string, number>(
-        (c.ports ?? []).map((x: { name: string; containerPort: number }) => [
-          x.name,
-          x.containerPort,
-        ]),
+      const ports = new Map<string | number | undefined, number | string>(
+        (c.ports ?? []).map((x) => [x.name, x.containerPort]),
       );
       if (ports.get('health') !== Number(config.HEALTH_PORT ?? 9464))
         p.push(`${cid}: port health is not HEALTH_PORT`);
-      for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe'] as const) {
         const probe = c[kind];
         if (probe?.httpGet?.path !== '/health' || !ports.has(probe.httpGet.port))
           p.push(`${cid}: ${kind} must GET /health on a declared port`);
@@ -152,9 +189,7 @@ function check(objs: Obj[]): string[] {
       for (const m of c.volumeMounts ?? [])
         if (!volumes.has(m.name)) p.push(`${cid}: mounts unknown volume ${m.name}`);
       if (
-        !(c.envFrom ?? []).some(
-          (e: { configMapRef?: { name: string } }) => e.configMapRef?.name === 'pipeline-config',
-        )
+        !(c.envFrom ?? []).some((e) => e.configMapRef?.name === 'pipeline-config')
       )
         p.push(`${cid}: settings must come from the ConfigMap pipeline-config`);
       const env: Record<string, string> = { ...config };
@@ -167,7 +202,7 @@ function check(objs: Obj[]): string[] {
             p.push(`${cid}: ${e.name} from a missing secret key`);
           env[e.name] =
             e.name === 'AMQP_URL' ? 'amqp://u:p@rabbitmq:5672/pipeline' : 'redis://redis:6379/0';
-        } else env[e.name] = e.value;
+        } else if (e.value !== undefined) env[e.name] = e.value;
       }
       const settings = checkSettings(cid, env);
       p.push(...settings.problems);
@@ -189,17 +224,18 @@ function check(objs: Obj[]): string[] {
   if (JSON.stringify(slots.sort()) !== JSON.stringify(expected))
     p.push(`workloads run ${slots.join(', ')}; expected ${expected.join(', ')}`);
   for (const s of byKind('Service'))
-    if (!podLabels.some((l) => matches(s.spec.selector, l)))
+    if (!podLabels.some((l) => matches(serviceSpec(s).selector, l)))
       p.push(`Service/${s.metadata.name}: selects no pod`);
   const pdbs = byKind('PodDisruptionBudget');
   if (pdbs.length === 0) p.push('no PodDisruptionBudget');
   for (const pdb of pdbs) {
-    const covered = podLabels.filter((l) => matches(pdb.spec.selector.matchLabels, l)).length;
+    const budget = pdbSpec(pdb);
+    const covered = podLabels.filter((l) => matches(budget.selector.matchLabels, l)).length;
     if (covered !== workloads.length)
       p.push(
         `PodDisruptionBudget/${pdb.metadata.name}: covers ${covered} of ${workloads.length} workloads`,
       );
-    if (pdb.spec.maxUnavailable === undefined && pdb.spec.minAvailable === undefined)
+    if (budget.maxUnavailable === undefined && budget.minAvailable === undefined)
       p.push(`PodDisruptionBudget/${pdb.metadata.name}: no budget`);
   }
   return p;
@@ -231,7 +267,7 @@ describe('deploy/k8s (kustomize)', () => {
   it('the schema check rejects a malformed object', () => {
     const objs = render();
     const sts = objs.find((o) => o.kind === 'StatefulSet')!;
-    sts.spec.template.spec.containers[0].ports = [{ containerPort: 'http' }];
+    workloadSpec(sts).template.spec.containers[0]!.ports = [{ containerPort: 'http' }];
     const problems = schemaProblems(objs);
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/containerPort must be integer/);
@@ -245,11 +281,10 @@ describe('deploy/k8s (kustomize)', () => {
     const objs = render();
     const tactical = objs.find(
       (o) => o.kind === 'StatefulSet' && o.metadata.name === 'pipeline-tactical-1',
-    )! as Obj & { spec: any };
-    delete tactical.spec.template.spec.containers[0].readinessProbe;
-    tactical.spec.template.spec.containers[0].env.find(
-      (e: { name: string }) => e.name === 'PIPELINE_SHARD_INDEX',
-    ).value = '5';
+    )!;
+    const container = workloadSpec(tactical).template.spec.containers[0]!;
+    delete container.readinessProbe;
+    container.env!.find((e) => e.name === 'PIPELINE_SHARD_INDEX')!.value = '5';
     const problems = check(objs);
     expect(problems.join('\n')).toMatch(/readinessProbe must GET \/health/);
     expect(problems.join('\n')).toMatch(/PIPELINE_SHARD_INDEX=5: must be below PIPELINE_SHARDS/);

@@ -44,10 +44,10 @@ export function metricNames(expr: string): string[] {
   const names = new Set<string>();
   for (const m of s.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
     const word = m[0];
-    const after = s.slice(m.index! + word.length);
+    const after = s.slice(m.index + word.length);
     if (/^\s*\(/.test(after)) continue; // function call
     if (KEYWORDS.has(word.toLowerCase())) continue;
-    if (/^\d/.test(s.slice(m.index! - 1, m.index!))) continue; // 1e9, 5m
+    if (/^\d/.test(s.slice(m.index - 1, m.index))) continue; // 1e9, 5m
     names.add(word);
   }
   return [...names];

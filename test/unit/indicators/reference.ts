@@ -133,9 +133,9 @@ export function refRsi(x: readonly number[], n: number): Series {
 export function refMacd(x: readonly number[], fast: number, slow: number, signal: number) {
   const f = refEma(x, fast);
   const s = refEma(x, slow);
-  const macd: Series = x.map((_, i) => (s[i] == null ? null : (f[i] as number) - (s[i] as number)));
+  const macd: Series = x.map((_, i) => (s[i] == null ? null : (f[i] as number) - (s[i])));
   const sig = refEma(macd, signal);
-  const hist: Series = macd.map((m, i) => (sig[i] == null ? null : (m as number) - (sig[i] as number)));
+  const hist: Series = macd.map((m, i) => (sig[i] == null ? null : (m as number) - (sig[i])));
   return { macd, signal: sig, hist };
 }
 

@@ -87,21 +87,25 @@ describe('rolling statistics against whole-array textbook implementations', () =
   const b = randomBars(21, 10_000);
 
   it.each([2, 20, 48])('agree to 1e-9 on 10,000 random-walk closes with flat stretches (period %i)', (n) => {
+    expect.hasAssertions();
     checkRolling(b.close, b.volume, n);
   });
 
   it('agree to 1e-9 on zero-mean returns that are exactly 0 during flat stretches', () => {
+    expect.hasAssertions();
     const r = b.close.map((c, i) => (i === 0 ? 0 : Math.log(c / (b.close[i - 1] as number))));
     // Returns hover around 0, so their level is their own magnitude.
     checkRolling(r, b.close, 30);
   });
 
   it('agree to 1e-9 at levels near 1e8 and near 1e-8', () => {
+    expect.hasAssertions();
     checkRolling(randomBars(22, 3000, 1e8).close, randomBars(23, 3000).close, 20);
     checkRolling(randomBars(24, 3000, 1e-8).close, randomBars(25, 3000, 1e-8).close, 20);
   });
 
   it('agree to 1e-9 before, during and after a single jump by a factor of 1e6', () => {
+    expect.hasAssertions();
     const x = randomBars(26, 2000).close;
     x[1000] = (x[1000] as number) * 1e6;
     checkRolling(x, randomBars(27, 2000).close, 20);

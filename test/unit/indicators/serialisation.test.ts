@@ -29,6 +29,7 @@ import {
 import { decodeFloat, encodeFloat } from '../../../src/indicators/float-codec';
 import { SeededRandom } from '../../../src/util/random';
 import { randomBars, type Bars } from './reference';
+import { viaJson } from '../../fixtures/json';
 
 /** One indicator under test: how to build it, feed bar i, read its outputs and restore it. */
 interface Subject<T> {
@@ -65,7 +66,7 @@ const SUBJECTS = [
     name: 'TacticalIndicatorSet',
     create: () => new TacticalIndicatorSet(),
     step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)),
-    read: (x) => Object.values(x.snapshot()),
+    read: (x) => Object.values(x.snapshot()) as (number | null)[],
     restore: (s) => TacticalIndicatorSet.fromJSON(s as TacticalIndicatorSetState),
   }),
 ] as Subject<{ toJSON(): unknown }>[];
@@ -107,7 +108,7 @@ describe('state round trip through JSON', () => {
     const mm = new RollingMinMax(3);
     mm.update(1);
     mm.update(-0);
-    const restored = RollingMinMax.fromJSON(JSON.parse(JSON.stringify(mm)));
+    const restored = RollingMinMax.fromJSON(viaJson(mm.toJSON()));
     expect(Object.is(restored.min, -0)).toBe(true);
   });
 

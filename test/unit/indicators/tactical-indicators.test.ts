@@ -119,14 +119,17 @@ describe('tactical indicators against whole-array textbook implementations', () 
   });
 
   it('agree to 1e-9 at a price level near 1e8', () => {
+    expect.hasAssertions();
     checkAgainstReference(randomBars(7, 4000, 1e8));
   });
 
   it('agree to 1e-9 at a price level near 1e-8', () => {
+    expect.hasAssertions();
     checkAgainstReference(randomBars(8, 4000, 1e-8));
   });
 
   it('agree to 1e-9 around a single jump by a factor of a million and back', () => {
+    expect.hasAssertions();
     const b = randomBars(9, 3000);
     for (const series of [b.high, b.low, b.close]) series[1500] = (series[1500] as number) * 1e6;
     checkAgainstReference(b);

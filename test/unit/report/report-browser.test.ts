@@ -9,6 +9,24 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { buildReportHtml } from '../../../src/report';
 import { randomResults } from './fixtures';
 
+/**
+ * The parts of the DOM the chart check reads inside the page. The test project's lib has no DOM
+ * types, so the page function names what it uses instead of relying on unresolved element types.
+ */
+interface Box {
+  width: number;
+  height: number;
+}
+interface PathElement {
+  getAttribute(name: string): string | null;
+  getBBox(): Box;
+}
+interface ChartElement {
+  getAttribute(name: string): string | null;
+  querySelectorAll(selector: 'path'): Iterable<PathElement>;
+  getBoundingClientRect(): Box;
+}
+
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = join(__dirname, '..', '..', '..', 'report-screenshots');
 const ARGS = [
@@ -72,7 +90,7 @@ describe('report in headless Chromium', () => {
     });
     await page.goto(`file://${file}`, { waitUntil: 'load' });
 
-    const charts = await page.$$eval('svg.chart', (svgs) =>
+    const charts = await page.$$eval('svg.chart', (svgs: ChartElement[]) =>
       svgs.map((svg) => {
         const paths = [...svg.querySelectorAll('path')].filter(
           (p) => (p.getAttribute('d') ?? '').split(/[ML]/).length > 2,
@@ -99,7 +117,7 @@ describe('report in headless Chromium', () => {
       );
     }
     // Regime bands are drawn where the results have a regime.
-    expect(await page.$$eval('rect.band', (r) => r.length)).toBeGreaterThan(3);
+    expect(await page.$$eval('rect.band', (r: unknown[]) => r.length)).toBeGreaterThan(3);
     expect(await page.textContent('body')).toContain('dead letters');
 
     mkdirSync(SHOTS, { recursive: true });

@@ -1,6 +1,7 @@
 import type { Bar } from '../../../schemas/bar.schema';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
 import { FEATURE, FEATURE_COUNT, FeatureMatrix, WINDOW_BARS, resampleTo30m } from '../../../src/strategic';
+import { viaJson } from '../../fixtures/json';
 
 /**
  * A plain whole-history reimplementation of every feature for bar `t`, written from the formulas
@@ -158,7 +159,7 @@ describe('FeatureMatrix', () => {
     const bars = bars30m(12, 6 * 150);
     const a = new FeatureMatrix();
     for (let t = 0; t < 90; t++) a.update(bars[t] as Bar);
-    const b = FeatureMatrix.fromJSON(JSON.parse(JSON.stringify(a.toJSON())));
+    const b = FeatureMatrix.fromJSON(viaJson(a.toJSON()));
     expect(b.toJSON()).toEqual(a.toJSON());
     const wa = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
     const wb = new Float64Array(WINDOW_BARS * FEATURE_COUNT);

@@ -17,6 +17,7 @@ import {
   type ScoredBar,
 } from '../../../src/strategic/regime-eval';
 import { SeededRandom } from '../../../src/util/random';
+import { viaJson } from '../../fixtures/json';
 
 /**
  * The regime targets of issue 10 on seeds the model was not fitted on (fitting uses 101–108 and
@@ -42,13 +43,13 @@ describe('regime model on market families', () => {
       const f = figures(scoredForTargets(scored.get(family.name)!));
       expect(f.bars).toBeGreaterThan(3000);
       expect(f.accuracy).toBeGreaterThanOrEqual(f.plainRuleAccuracy - 0.01);
-      if (family.heldOut && hasAccuracyTarget(family))
-        expect(f.accuracy).toBeGreaterThanOrEqual(0.92);
+      // Held-out families with an accuracy target must also reach 92% (the others: no floor).
+      expect(f.accuracy).toBeGreaterThanOrEqual(family.heldOut && hasAccuracyTarget(family) ? 0.92 : 0);
     },
   );
 
   it.each(MARKET_FAMILIES.filter((f) => f.heldOut).map((f) => [f.name, f] as const))(
-    'held-out %s: HIGH right at least 95%, MEDIUM at least 75%',
+    'held-out %s: HIGH right at least 95%%, MEDIUM at least 75%%',
     (_, family) => {
       const f = figures(scoredForTargets(scored.get(family.name)!));
       expect(f.levelShare.HIGH).toBeGreaterThan(0);
@@ -57,10 +58,9 @@ describe('regime model on market families', () => {
       // Settled bars: ECE near 0.05 (report: 0.046–0.061), bounded here loosely; the weak family
       // included since the confidence model reads the symbol's ambiguity (report: 0.050, was 0.112).
       expect(f.ece).toBeLessThanOrEqual(0.075);
-      if (hasAccuracyTarget(family)) {
-        // On all bars after warm-up (switches included) the error is smaller (report: 0.017–0.023).
-        expect(figures(scored.get(family.name)!).ece).toBeLessThanOrEqual(0.05);
-      }
+      // With an accuracy target, on all bars after warm-up (switches included) the error is smaller
+      // (report: 0.017–0.023); without one, no bound beyond the settled one above.
+      expect(figures(scored.get(family.name)!).ece).toBeLessThanOrEqual(hasAccuracyTarget(family) ? 0.05 : 1);
     },
   );
 
@@ -110,7 +110,8 @@ describe('a day with a 10% rise at ordinary volatility', () => {
     expect(last.regime === 'SIDEWAYS' && last.confidence === 'HIGH').toBe(false);
     // The window's drift t-statistic is about 2.3: BULL is likely but not certain.
     expect(last.regime_probabilities!.BULL).toBeGreaterThan(0.3);
-    if (last.regime === 'SIDEWAYS') expect(last.confidence).toBe('LOW');
+    // If it is called SIDEWAYS at all, then only with LOW confidence.
+    expect(last.regime === 'SIDEWAYS' ? last.confidence : 'LOW').toBe('LOW');
   });
 });
 
@@ -121,21 +122,22 @@ describe('RegimeDetector state', () => {
     let b: RegimeDetector | null = null;
     const x = new Float64Array(11);
     const y = new Float64Array(11);
+    // What the restored detector showed, and what the original showed, at each step after the split.
+    const restored: unknown[] = [];
+    const original: unknown[] = [];
     for (let i = 1; i < market.bars.length; i++) {
       const r = Math.log(market.bars[i]!.close / market.bars[i - 1]!.close);
       a.update(r);
-      if (i === 200)
-        b = RegimeDetector.fromJSON(
-          JSON.parse(JSON.stringify(a.toJSON())) as ReturnType<RegimeDetector['toJSON']>,
-        );
+      if (i === 200) b = RegimeDetector.fromJSON(viaJson(a.toJSON()));
       else b?.update(r);
       if (b !== null && a.inputs(x)) {
-        expect(b.inputs(y)).toBe(true);
-        expect(Array.from(y)).toEqual(Array.from(x));
-        expect(b.jumpInWindow).toBe(a.jumpInWindow);
-        expect(b.ambiguity).toBe(a.ambiguity);
+        const ready = b.inputs(y);
+        restored.push({ i, ready, inputs: Array.from(y), jump: b.jumpInWindow, ambiguity: b.ambiguity });
+        original.push({ i, ready: true, inputs: Array.from(x), jump: a.jumpInWindow, ambiguity: a.ambiguity });
       }
     }
+    expect(restored.length).toBeGreaterThan(100);
+    expect(restored).toEqual(original);
   });
 
   it('restores an analyzer state saved before the detector existed, continuing with the same calls', () => {

@@ -6,10 +6,9 @@ describe('retryWhileTransient', () => {
   it('tries again after a transient error and returns the first success', async () => {
     let calls = 0;
     const value = await retryWhileTransient(
-      async () => {
+      () => {
         calls++;
-        if (calls < 3) throw refused();
-        return 'up';
+        return calls < 3 ? Promise.reject(refused()) : Promise.resolve('up');
       },
       isTransientSocketError,
       5_000,
@@ -23,9 +22,9 @@ describe('retryWhileTransient', () => {
     let calls = 0;
     await expect(
       retryWhileTransient(
-        async () => {
+        () => {
           calls++;
-          throw denied;
+          return Promise.reject(denied);
         },
         isTransientSocketError,
         5_000,
@@ -38,9 +37,9 @@ describe('retryWhileTransient', () => {
     let calls = 0;
     await expect(
       retryWhileTransient(
-        async () => {
+        () => {
           calls++;
-          throw refused();
+          return Promise.reject(refused());
         },
         isTransientSocketError,
         250,

@@ -1,6 +1,7 @@
 import { BarSchema } from '../../../schemas/bar.schema';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
 import { SeededRandom } from '../../../src/util/random';
+import { viaJson } from '../../fixtures/json';
 
 describe('generateSyntheticMarket', () => {
   it('gives the same bars for the same seed and different bars for another', () => {
@@ -37,7 +38,7 @@ describe('SeededRandom', () => {
   it('resumes exactly from its saved state', () => {
     const r = new SeededRandom(42);
     for (let i = 0; i < 11; i++) r.normal();
-    const copy = SeededRandom.fromJSON(JSON.parse(JSON.stringify(r.toJSON())));
+    const copy = SeededRandom.fromJSON(viaJson(r.toJSON()));
     for (let i = 0; i < 100; i++) expect(copy.normal()).toBe(r.normal());
   });
 });
