@@ -30,6 +30,7 @@ export interface GatewayConfig {
   readonly resultsPerSymbol: number;
   readonly maxSymbols: number;
   readonly wsBufferBytes: number;
+  readonly wsFlushMs: number;
 }
 
 const bool = (name: string) =>
@@ -258,6 +259,8 @@ export const EnvSchema = z.object({
   GATEWAY_MAX_SYMBOLS: int('GATEWAY_MAX_SYMBOLS', 1, 10_000_000).default(10_000),
   /** Bytes a WebSocket client may have unsent before it is closed with 1013. @defaultValue 1048576 */
   GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
+  /** Shortest time between two WebSocket flushes: under load each client's frames of this many ms leave in one write; 0 flushes every event-loop turn. @defaultValue 20 */
+  GATEWAY_WS_FLUSH_MS: int('GATEWAY_WS_FLUSH_MS', 0, 1000).default(20),
   /**
    * The trainer's CPU bound, in percent of one core averaged over a training batch and the rest that
    * follows it (a duty cycle), on top of its lowest scheduling priority. 100 trains without rests.
@@ -470,6 +473,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       resultsPerSymbol: e.GATEWAY_RESULTS_PER_SYMBOL,
       maxSymbols: e.GATEWAY_MAX_SYMBOLS,
       wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
+      wsFlushMs: e.GATEWAY_WS_FLUSH_MS,
     }),
     trainerCpuShare: e.PIPELINE_TRAINER_CPU_PERCENT / 100,
   });
