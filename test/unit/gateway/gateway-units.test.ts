@@ -5,6 +5,9 @@ import { loadConfig, hashApiKey } from '../../../src/config/config';
 import { openApiDocument } from '../../../src/gateway/routes';
 import { KeyStore, RateLimiter, roleAtLeast } from '../../../src/gateway/auth';
 import { RecentResults, type StoredResult } from '../../../src/gateway/recent-results';
+import { ResultsFeed } from '../../../src/gateway/results-feed';
+import type { BrokerConnection } from '../../../src/broker/broker-connection';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { WsReceiverCtor } from '../../fixtures/gateway';
 import { WS_CLOSE_TOO_SLOW, WsHub, type HubSocket } from '../../../src/gateway/ws-hub';
 import { ResultWindow, parseScrape } from '../../../src/gateway/pipeline-stats';
@@ -288,6 +291,71 @@ describe('WsHub', () => {
     expect(a.closed).toEqual({ code: WS_CLOSE_TOO_SLOW });
     hub.flush();
     expect(a.writes).toHaveLength(0); // its queued frames are dropped with it
+  });
+});
+
+describe('ResultsFeed', () => {
+  /** A channel that records prefetch and acks, and hands its consumer over. */
+  class FeedChannel {
+    prefetchCount = 0;
+    noAck: boolean | undefined = undefined;
+    acks: { tag: number; allUpTo: boolean }[] = [];
+    consumer: ((msg: ConsumeMessage | null) => void) | null = null;
+    on(): this {
+      return this;
+    }
+    prefetch(n: number): Promise<void> {
+      this.prefetchCount = n;
+      return Promise.resolve();
+    }
+    assertQueue(): Promise<{ queue: string }> {
+      return Promise.resolve({ queue: 'amq.gen-test' });
+    }
+    bindQueue(): Promise<void> {
+      return Promise.resolve();
+    }
+    consume(_q: string, fn: (msg: ConsumeMessage | null) => void, options?: { noAck?: boolean }): Promise<void> {
+      this.consumer = fn;
+      this.noAck = options?.noAck;
+      return Promise.resolve();
+    }
+    ack(msg: ConsumeMessage, allUpTo?: boolean): void {
+      this.acks.push({ tag: msg.fields.deliveryTag, allUpTo: allUpTo === true });
+    }
+  }
+  const body = (symbol: string, ts: number): Buffer =>
+    Buffer.from(JSON.stringify({
+      v: 1, symbol, ts, close_ts: ts + 300_000, close: 100,
+      indicators: { sma20: null, ema12: null, ema26: null, rsi14: null, macd: null, macd_signal: null, macd_hist: null, bb_upper: null, bb_middle: null, bb_lower: null, atr14: null },
+      strategic: { bar_close_ts: null, regime: null, regime_probabilities: null, confidence: null, uncertainty: null, similar_patterns: null, stale: false },
+      actions: { tactical: 'FLAT', risk: 0, execution: 'WAIT' }, target_position: 0, combined_confidence: 0, model_version: null, degraded: [], latency_ms: 1,
+    }));
+
+  it('acknowledges in batches under a bounded prefetch, invalid bodies too, and the rest within ackAfterMs', async () => {
+    jest.useFakeTimers();
+    try {
+      const results = new RecentResults({ perSymbol: 10, maxSymbols: 10 });
+      const connection = { attach: () => undefined } as unknown as BrokerConnection;
+      const feed = new ResultsFeed(connection, results, { prefetchCount: 100, ackEvery: 40, ackAfterMs: 20, log });
+      const channel = new FeedChannel();
+      await feed.attach({ createChannel: () => Promise.resolve(channel) } as unknown as ChannelModel);
+      expect(channel.prefetchCount).toBe(100);
+      expect(channel.noAck).not.toBe(true);
+      const deliver = (tag: number, content: Buffer): void => channel.consumer!({ content, fields: { deliveryTag: tag }, properties: {} } as unknown as ConsumeMessage);
+      for (let tag = 1; tag <= 90; tag++) deliver(tag, tag === 5 ? Buffer.from('not json') : body('A', tag * 300_000));
+      expect(channel.acks).toEqual([{ tag: 40, allUpTo: true }, { tag: 80, allUpTo: true }]);
+      jest.advanceTimersByTime(19);
+      expect(channel.acks).toHaveLength(2);
+      jest.advanceTimersByTime(1);
+      expect(channel.acks[2]).toEqual({ tag: 90, allUpTo: true });
+      expect(feed.received).toBe(89);
+      expect(feed.invalid).toBe(1);
+      expect(results.latest('A', 10).map((r) => r.result.ts / 300_000)).toEqual([81, 82, 83, 84, 85, 86, 87, 88, 89, 90]);
+      jest.advanceTimersByTime(1000);
+      expect(channel.acks).toHaveLength(3); // nothing pending, no timer left acking
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 
