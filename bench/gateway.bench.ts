@@ -2,18 +2,27 @@
  * Gateway load benchmark (issue 14), against the local RabbitMQ and Redis, all in one run:
  *
  * 1. One pipeline (strategic, tactical, gateway; training off so that runs compare), GB_SYMBOLS
- *    symbols. Rounds without WebSocket clients and with GB_CLIENTS clients connected, in pairs,
- *    GB_ROUNDS pairs. Each round publishes GB_BARS new bars at once (the pipeline's sustained
- *    rate: as fast as it goes) and times first publish → last result on `integrated_results`.
- *    With clients: every client must receive every result of its symbols, in `ts` order.
+ *    symbols. Rounds of three kinds: no WebSocket client; GB_CLIENTS clients at normal priority; the
+ *    same clients at nice 19. GB_ROUNDS groups of one round of each kind, the order reversed every
+ *    other group (ABC CBA ...) so that drift weighs on every kind alike. Each round publishes GB_BARS
+ *    new bars at once (the pipeline's sustained rate: as fast as it goes) and times first publish →
+ *    last result on `integrated_results`. With clients: every client must receive every result of
+ *    its symbols, in `ts` order, checked in the same run.
+ *    The clients stand for remote users: they run in a child process of their own (`nice -n 0` or
+ *    `nice -n 19`), never in this one. At normal priority their CPU is taken from the pipeline's two
+ *    cores as it would be by any program on the machine; at nice 19 the kernel gives them only what the
+ *    pipeline leaves, which is what clients on other machines cost it, except for the loopback TCP work
+ *    that stays charged to the gateway. Both figures are reported.
  * 2. A stalled client (its socket paused: it reads nothing) among normal clients while a round runs:
- *    the gateway closes it with 1013 (read once it resumes), and the others still get everything.
+ *    the gateway closes it with 1013 (read once it resumes), the others still get everything, and the
+ *    round's rate is compared with the rounds without clients.
  *
- * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (4: pairs of rounds, ABBA order).
- * Output: bars/s per round, the ratio with/without clients per pair and its median, the gateway's
- * CPU seconds per round, frames delivered, and the 1013 check.
+ * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (4 groups of three rounds).
+ * Output: bars/s per round, the ratio with/without clients per group and its median for each client
+ * priority, the CPU seconds of the gateway and of the clients per round, frames per socket write,
+ * the delivery check of every loaded round, and the 1013 check.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -85,6 +94,86 @@ class Client {
   }
 }
 
+/** Messages between this process and its clients process. */
+type ToClients = { type: 'open'; url: string; symbols: string[][] } | { type: 'report' } | { type: 'close' };
+interface ClientReport {
+  type: 'report';
+  /** Per client: frames, out of order, last ts per symbol. */
+  clients: { count: number; outOfOrder: number; lastTs: Record<string, number> }[];
+  /** CPU seconds (user + system) of the clients process since it opened its clients. */
+  cpuSeconds: number;
+}
+type FromClients = { type: 'opened' } | ClientReport | { type: 'error'; message: string };
+
+/** The clients process: opens the clients it is told to, reports what they got, closes them. */
+function clientsMain(): void {
+  let clients: Client[] = [];
+  let cpu0 = process.cpuUsage();
+  const send = (m: FromClients): void => void process.send?.(m);
+  process.on('message', (m: ToClients) => {
+    if (m.type === 'open') {
+      clients = m.symbols.map((symbols) => new Client(m.url, symbols));
+      Promise.all(clients.map((c) => c.opened)).then(
+        () => {
+          cpu0 = process.cpuUsage();
+          send({ type: 'opened' });
+        },
+        (err: unknown) => send({ type: 'error', message: String(err) }),
+      );
+    } else if (m.type === 'report') {
+      const u = process.cpuUsage(cpu0);
+      send({
+        type: 'report',
+        cpuSeconds: (u.user + u.system) / 1e6,
+        clients: clients.map((c) => ({ count: c.count, outOfOrder: c.outOfOrder, lastTs: Object.fromEntries(c.lastTs) })),
+      });
+    } else {
+      for (const c of clients) c.ws.terminate();
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+/** A clients process at the given nice value, talking over IPC. */
+class ClientsProcess {
+  private readonly child: ChildProcess;
+  private readonly replies: ((m: FromClients) => void)[] = [];
+
+  constructor(readonly nice: number) {
+    // `nice` before exec, so every thread of that Node process (GC, libuv pool) has the priority.
+    this.child = fork(__filename, ['--clients'], { execPath: '/usr/bin/nice', execArgv: ['-n', String(nice), process.execPath, ...process.execArgv] });
+    this.child.on('message', (m: FromClients) => this.replies.shift()?.(m));
+  }
+
+  private ask(m: ToClients): Promise<FromClients> {
+    return new Promise((resolve) => {
+      this.replies.push(resolve);
+      this.child.send(m);
+    });
+  }
+
+  async open(url: string, symbols: string[][]): Promise<void> {
+    const r = await this.ask({ type: 'open', url, symbols });
+    if (r.type !== 'opened') throw new Error(`clients process: ${r.type === 'error' ? r.message : r.type}`);
+  }
+
+  async report(): Promise<ClientReport> {
+    const r = await this.ask({ type: 'report' });
+    if (r.type !== 'report') throw new Error('clients process: no report');
+    return r;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.send({ type: 'close' });
+    });
+  }
+}
+
+type Kind = 'without' | 'nice0' | 'nice19';
+
 async function main(): Promise<void> {
   const vname = `bench-gateway-${randomUUID().slice(0, 6)}`;
   execFileSync('rabbitmqctl', ['add_vhost', vname], { stdio: 'ignore' });
@@ -109,12 +198,13 @@ async function main(): Promise<void> {
   const config = loadConfig(env);
   const supervisor = new Supervisor({ config, roles: rolesFor(config), env });
   const wsUrl = `ws://127.0.0.1:${port}?token=${key}`;
-  const rounds = 2 * ROUNDS + 1; // the last one for the stalled client
+  const rounds = 3 * ROUNDS + 1; // the last one for the stalled client
   const perSymbol = Math.ceil(BARS / SYMBOLS);
   const markets = Array.from({ length: SYMBOLS }, (_, i) => generateSyntheticMarket({ seed: 900 + i, symbol: `GW${i}`, bars: perSymbol * rounds }).bars);
   const roundBars = (r: number): Bar[] =>
     markets.flatMap((m) => m.slice(r * perSymbol, (r + 1) * perSymbol)).sort((a, b) => a.ts - b.ts || a.symbol.localeCompare(b.symbol));
   const pub = await amqp.connect(url, { noDelay: true }).catch(() => null);
+  const load0 = loadavg();
   try {
     await supervisor.start();
     for (;;) {
@@ -154,75 +244,87 @@ async function main(): Promise<void> {
       return bars.length / ((performance.now() - t0) / 1000);
     };
     const symbolsOf = (i: number): string[] => (i % 4 === 3 ? [`GW${i % SYMBOLS}`, `GW${(i + 1) % SYMBOLS}`] : [`GW${i % SYMBOLS}`]);
-    // Rounds alternate (without, with, without, with, ...) so that warm-up and drift affect both kinds.
-    const without: number[] = [];
-    const withClients: number[] = [];
-    const delivery: string[] = [];
-    const cpu: { without: number[]; with: number[]; clients: number[]; plainOwn: number[] } = { without: [], with: [], clients: [], plainOwn: [] };
-    const ownCpu = (): number => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
+    const clientSymbols = Array.from({ length: CLIENTS }, (_, i) => symbolsOf(i));
+    const metrics = async (): Promise<Map<string, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${supervisor.healthPort}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const m of text.matchAll(/^(pipeline_gateway_ws_\w+)(?:\{[^}]*\})? (\S+)$/gm)) out.set(m[1]!, Number(m[2]));
+      return out;
     };
-    const gatewayPid = supervisor.pids().gateway;
-    /** CPU seconds (user + system) the gateway process has used so far. */
-    const gatewayCpu = (): number => {
-      if (gatewayPid === undefined) return NaN;
-      const fields = readFileSync(`/proc/${gatewayPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const pids = supervisor.pids();
+    /** CPU seconds (user + system) a process has used so far. */
+    const cpuOf = (pid: number | undefined): number => {
+      if (pid === undefined) return NaN;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
     };
+    const gatewayCpu = (): number => cpuOf(pids.gateway);
+    /** CPU seconds of the other workers (strategic, tactical). */
+    const workersCpu = (): number => Object.entries(pids).reduce((n, [role, pid]) => (role === 'gateway' ? n : n + cpuOf(pid)), 0);
+    const rates: Record<Kind, number[]> = { without: [], nice0: [], nice19: [] };
+    const gwCpu: Record<Kind, number[]> = { without: [], nice0: [], nice19: [] };
+    const clientCpu: Record<Kind, number[]> = { without: [], nice0: [], nice19: [] };
+    const wkCpu: Record<Kind, number[]> = { without: [], nice0: [], nice19: [] };
+    const framesPerWrite: Record<Kind, number[]> = { without: [], nice0: [], nice19: [] };
+    const delivery: string[] = [];
+    let deliveryFailures = 0;
     let round = 0;
-    const plain = async (): Promise<void> => {
-      const c0 = gatewayCpu();
-      const o0 = ownCpu();
-      without.push(await runRound(round++));
-      cpu.without.push(gatewayCpu() - c0);
-      cpu.plainOwn.push(ownCpu() - o0);
-    };
-    const loaded = async (): Promise<void> => {
-      const clients = Array.from({ length: CLIENTS }, (_, i) => new Client(wsUrl, symbolsOf(i)));
-      await Promise.all(clients.map((c) => c.opened));
-      const r = round;
-      const c0 = gatewayCpu();
-      const o0 = ownCpu();
-      withClients.push(await runRound(round++));
+    const runKind = async (kind: Kind): Promise<void> => {
+      const r = round++;
       const bars = roundBars(r);
-      const expected = (c: Client): number => bars.filter((b) => c.symbols.includes(b.symbol)).length;
-      const deadline = Date.now() + 30_000;
-      while (clients.some((c) => c.count < expected(c)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-      cpu.with.push(gatewayCpu() - c0);
-      cpu.clients.push(ownCpu() - o0);
-      const complete = clients.filter((c) => c.count === expected(c) && c.outOfOrder === 0 && c.symbols.every((s) => c.lastTs.get(s) === bars.filter((b) => b.symbol === s).pop()!.ts)).length;
-      const frames = clients.reduce((n, c) => n + c.count, 0);
-      delivery.push(`${complete}/${CLIENTS} clients got every result of their symbols in ts order (${frames} frames, ${clients.reduce((n, c) => n + c.outOfOrder, 0)} out of order)`);
-      for (const c of clients) c.ws.terminate();
-    };
-    // Pairs in ABBA order (without-with, with-without, ...) so that a load that rises or falls
-    // during the run weighs on both kinds alike; each pair's ratio is reported.
-    for (let k = 0; k < ROUNDS; k++) {
-      if (k % 2 === 0) {
-        await plain();
-        await loaded();
-      } else {
-        await loaded();
-        await plain();
+      const clients = kind === 'without' ? null : new ClientsProcess(kind === 'nice0' ? 0 : 19);
+      await clients?.open(wsUrl, clientSymbols);
+      const m0 = await metrics();
+      const c0 = gatewayCpu();
+      const w0 = workersCpu();
+      rates[kind].push(await runRound(r));
+      wkCpu[kind].push(workersCpu() - w0);
+      if (clients === null) {
+        gwCpu[kind].push(gatewayCpu() - c0);
+        return;
       }
-    }
-    // The stalled client.
+      const lastOf = new Map<string, number>();
+      const countOf = new Map<string, number>();
+      for (const b of bars) {
+        lastOf.set(b.symbol, b.ts);
+        countOf.set(b.symbol, (countOf.get(b.symbol) ?? 0) + 1);
+      }
+      const expected = clientSymbols.map((syms) => syms.reduce((n, s) => n + (countOf.get(s) ?? 0), 0));
+      const deadline = Date.now() + 60_000;
+      let report = await clients.report();
+      while (report.clients.some((c, i) => c.count < expected[i]!) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 100));
+        report = await clients.report();
+      }
+      gwCpu[kind].push(gatewayCpu() - c0);
+      clientCpu[kind].push(report.cpuSeconds);
+      const m1 = await metrics();
+      const frames = (m1.get('pipeline_gateway_ws_frames_total') ?? NaN) - (m0.get('pipeline_gateway_ws_frames_total') ?? NaN);
+      const writes = (m1.get('pipeline_gateway_ws_writes_total') ?? NaN) - (m0.get('pipeline_gateway_ws_writes_total') ?? NaN);
+      framesPerWrite[kind].push(frames / writes);
+      const complete = report.clients.filter((c, i) => c.count === expected[i] && c.outOfOrder === 0 && clientSymbols[i]!.every((s) => c.lastTs[s] === lastOf.get(s))).length;
+      if (complete !== CLIENTS) deliveryFailures++;
+      const got = report.clients.reduce((n, c) => n + c.count, 0);
+      const want = expected.reduce((n, c) => n + c, 0);
+      delivery.push(`round ${r} (${kind === 'nice0' ? 'clients at normal priority' : 'clients at nice 19'}): ${complete}/${CLIENTS} clients got every result of their symbols in ts order (${got} of ${want} frames, ${report.clients.reduce((n, c) => n + c.outOfOrder, 0)} out of order)`);
+      await clients.close();
+    };
+    const order: Kind[] = ['without', 'nice0', 'nice19'];
+    for (let k = 0; k < ROUNDS; k++) for (const kind of k % 2 === 0 ? order : [...order].reverse()) await runKind(kind);
+
+    // The stalled client, among 10 normal ones (in this process: 11 clients cost little).
     const normal = Array.from({ length: 10 }, (_, i) => new Client(wsUrl, [`GW${i % SYMBOLS}`]));
     const stalled = new Client(wsUrl, markets.map((m) => m[0]!.symbol));
     await Promise.all([...normal, stalled].map((c) => c.opened));
     stalled.ws._socket.pause();
-    const metrics = async (): Promise<number> => {
-      const text = await (await fetch(`http://127.0.0.1:${supervisor.healthPort}/metrics`)).text();
-      const m = /pipeline_gateway_ws_slow_closed_total\{[^}]*\} (\d+)/.exec(text);
-      return m === null ? 0 : Number(m[1]);
-    };
+    const slowClosed = async (): Promise<number> => (await metrics()).get('pipeline_gateway_ws_slow_closed_total') ?? 0;
+    const slow0 = await slowClosed();
     const r = round;
     const stalledRate = await runRound(round++);
     const bars = roundBars(r);
     let closedByGateway = false;
     for (let i = 0; i < 50 && !closedByGateway; i++) {
-      closedByGateway = (await metrics()) >= 1;
+      closedByGateway = (await slowClosed()) > slow0;
       if (!closedByGateway) await new Promise((res) => setTimeout(res, 100));
     }
     stalled.ws._socket.resume();
@@ -232,18 +334,29 @@ async function main(): Promise<void> {
     for (const c of [...normal, stalled]) c.ws.terminate();
 
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs: number[]): number => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
     const fmt = (x: number): string => x.toFixed(0);
-    process.stdout.write(`machine: 2 cores shared with other jobs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end\n`);
-    process.stdout.write(`pipeline: strategic, tactical, gateway; training off; ${SYMBOLS} symbols; ${perSymbol * SYMBOLS} bars per round\n`);
-    process.stdout.write(`without clients: ${without.map(fmt).join(', ')} bars/s (mean ${fmt(mean(without))})\n`);
-    process.stdout.write(`with ${CLIENTS} WebSocket clients: ${withClients.map(fmt).join(', ')} bars/s (mean ${fmt(mean(withClients))})\n`);
-    const ratios = withClients.map((w, i) => w / without[i]!);
-    const sorted = [...ratios].sort((a, b) => a - b);
-    const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-    process.stdout.write(`ratio with/without per pair: ${ratios.map((r) => r.toFixed(3)).join(', ')}; median ${median.toFixed(3)} (drop ${((1 - median) * 100).toFixed(1)}%, target < 10%); ratio of means ${(mean(withClients) / mean(without)).toFixed(3)}\n`);
-    process.stdout.write(`gateway CPU per round: without clients ${cpu.without.map((c) => c.toFixed(2)).join(', ')} s; with ${CLIENTS} clients ${cpu.with.map((c) => c.toFixed(2)).join(', ')} s; this benchmark process (publisher and result reader; plus the ${CLIENTS} clients) ${cpu.plainOwn.map((c) => c.toFixed(2)).join(', ')} s without, ${cpu.clients.map((c) => c.toFixed(2)).join(', ')} s with clients, on the same 2 cores\n`);
-    for (const d of delivery) process.stdout.write(`delivery: ${d}\n`);
-    process.stdout.write(`stalled client: closed by the gateway ${closedByGateway ? 'yes' : 'NO'}, close code seen by the client ${stalled.closeCode} (frames read before it: ${stalled.count}); 10 normal clients complete and in order: ${normalOk}; round rate ${fmt(stalledRate)} bars/s\n`);
+    const secs = (xs: number[]): string => xs.map((c) => c.toFixed(2)).join(', ');
+    const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+    out(`machine: 2 cores shared with other jobs; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at the start, ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
+    out(`pipeline: strategic, tactical, gateway; training off; ${SYMBOLS} symbols; ${perSymbol * SYMBOLS} bars per round; ${CLIENTS} clients in a process of their own`);
+    out(`without clients: ${rates.without.map(fmt).join(', ')} bars/s (mean ${fmt(mean(rates.without))})`);
+    for (const kind of ['nice0', 'nice19'] as const) {
+      const ratios = rates[kind].map((w, i) => w / rates.without[i]!);
+      const med = median(ratios);
+      const label = kind === 'nice0' ? 'clients at normal priority' : 'clients at nice 19';
+      out(`${label}: ${rates[kind].map(fmt).join(', ')} bars/s (mean ${fmt(mean(rates[kind]))}); ratio to the round without clients of the same group: ${ratios.map((x) => x.toFixed(3)).join(', ')}; median ${med.toFixed(3)} (drop ${((1 - med) * 100).toFixed(1)}%, target < 10%); ratio of means ${(mean(rates[kind]) / mean(rates.without)).toFixed(3)}`);
+    }
+    out(`gateway CPU per round: without clients ${secs(gwCpu.without)} s; clients at normal priority ${secs(gwCpu.nice0)} s; at nice 19 ${secs(gwCpu.nice19)} s`);
+    out(`strategic and tactical workers' CPU per round (to the last result): without clients ${secs(wkCpu.without)} s; clients at normal priority ${secs(wkCpu.nice0)} s; at nice 19 ${secs(wkCpu.nice19)} s`);
+    out(`clients process CPU per round: at normal priority ${secs(clientCpu.nice0)} s; at nice 19 ${secs(clientCpu.nice19)} s`);
+    out(`frames per socket write: at normal priority ${framesPerWrite.nice0.map((x) => x.toFixed(2)).join(', ')}; at nice 19 ${framesPerWrite.nice19.map((x) => x.toFixed(2)).join(', ')}`);
+    for (const d of delivery) out(`delivery: ${d}`);
+    out(`delivery: ${deliveryFailures === 0 ? 'complete and in order in every loaded round' : `INCOMPLETE or out of order in ${deliveryFailures} round(s)`}`);
+    out(`stalled client: closed by the gateway ${closedByGateway ? 'yes' : 'NO'}, close code seen by the client ${stalled.closeCode} (frames read before it: ${stalled.count}); 10 normal clients complete and in order: ${normalOk}; round rate ${fmt(stalledRate)} bars/s (${(stalledRate / mean(rates.without)).toFixed(3)} of the mean without clients)`);
     await sub.close();
     await conn.close();
   } finally {
@@ -256,10 +369,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`${String(err)}\n`);
-    process.exit(1);
-  },
-);
+if (process.argv.includes('--clients')) {
+  clientsMain();
+} else {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -30,6 +30,7 @@ export interface GatewayConfig {
   readonly resultsPerSymbol: number;
   readonly maxSymbols: number;
   readonly wsBufferBytes: number;
+  readonly wsFlushMs: number;
 }
 
 const bool = (name: string) =>
@@ -367,6 +368,8 @@ export const EnvSchema = z.object({
    * waits for a slow client). @defaultValue 1048576
    */
   GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
+  /** Shortest time between two WebSocket flushes: under load each client's frames of this many ms leave in one write; 0 flushes every event-loop turn. @defaultValue 20 */
+  GATEWAY_WS_FLUSH_MS: int('GATEWAY_WS_FLUSH_MS', 0, 1000).default(20),
   /**
    * The trainer's CPU bound, in percent of one core: after a training batch that took C ms of CPU
    * it rests C × (100 / this − 1) ms, so it averages at most this share of one core even when a core is
@@ -581,6 +584,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       resultsPerSymbol: e.GATEWAY_RESULTS_PER_SYMBOL,
       maxSymbols: e.GATEWAY_MAX_SYMBOLS,
       wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
+      wsFlushMs: e.GATEWAY_WS_FLUSH_MS,
     }),
     trainerCpuShare: e.PIPELINE_TRAINER_CPU_PERCENT / 100,
   });

@@ -52,7 +52,7 @@ export class GatewayWorker {
     return this.server !== null && this.feed?.consuming === true;
   }
 
-  /** Requests in progress are not counted; the gateway holds no broker deliveries unacknowledged. */
+  /** Requests in progress are not counted; the results deliveries it holds unacknowledged (at most one batch, for at most 20 ms) belong to its own auto-deleted queue. */
   get inFlight(): number {
     return 0;
   }
@@ -93,7 +93,7 @@ export class GatewayWorker {
     const results = new RecentResults({ perSymbol: g.resultsPerSymbol, maxSymbols: g.maxSymbols });
     const feed = new ResultsFeed(connection, results, { log: componentLogger('results-feed', 'gateway') });
     this.feed = feed;
-    const hub = new WsHub({ maxBufferedBytes: g.wsBufferBytes, log: componentLogger('ws', 'gateway') });
+    const hub = new WsHub({ maxBufferedBytes: g.wsBufferBytes, flushIntervalMs: g.wsFlushMs, log: componentLogger('ws', 'gateway') });
     this.hub = hub;
     const healthHost = config.healthHost === '0.0.0.0' || config.healthHost === '::' ? '127.0.0.1' : config.healthHost;
     const stats = new PipelineStats({
@@ -245,6 +245,8 @@ function installGatewayMetrics(hub: WsHub, results: RecentResults): void {
   if (metricsInstalled) return;
   metricsInstalled = true;
   new Gauge({ name: 'pipeline_gateway_ws_clients', help: 'WebSocket clients connected', registers: [registry], collect() { this.set(hub.clientCount); } });
+  new Counter({ name: 'pipeline_gateway_ws_frames_total', help: 'Frames sent to WebSocket clients (results, and stats for the live page)', registers: [registry], collect() { this.reset(); this.inc(hub.sent); } });
+  new Counter({ name: 'pipeline_gateway_ws_writes_total', help: 'Writes to WebSocket client sockets (each carries one or more frames)', registers: [registry], collect() { this.reset(); this.inc(hub.writes); } });
   new Counter({ name: 'pipeline_gateway_ws_slow_closed_total', help: 'WebSocket clients closed with 1013 (too slow)', registers: [registry], collect() { this.reset(); this.inc(hub.closedSlow); } });
   new Counter({ name: 'pipeline_gateway_results_total', help: 'Results received by the gateway, by outcome', labelNames: ['outcome'], registers: [registry], collect() {
     this.reset();

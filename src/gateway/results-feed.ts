@@ -9,8 +9,12 @@ import type { RecentResults } from './recent-results';
 export interface ResultsFeedOptions {
   /** Messages the gateway's queue holds before the oldest is dropped (the gateway is a view, not a worker). @defaultValue 100000 */
   maxQueueLength?: number;
-  /** Unacknowledged deliveries. @defaultValue 1000 */
+  /** Unacknowledged deliveries (the broker sends no more until some are acknowledged). @defaultValue 1000 */
   prefetchCount?: number;
+  /** Deliveries acknowledged together, with one `multiple` ack. @defaultValue 250 */
+  ackEvery?: number;
+  /** Longest time a delivery waits for its batched acknowledgement when fewer than `ackEvery` are pending. @defaultValue 20 */
+  ackAfterMs?: number;
   log: Logger;
 }
 
@@ -31,6 +35,9 @@ export class ResultsFeed implements ConnectionAttachment {
   /** Bodies that were not valid integrated results. */
   invalid = 0;
   private deadLetters: number | null = null;
+  /** The newest delivery not yet acknowledged, with the count of those before it, on `channel`. */
+  private unacked: { channel: Channel; last: ConsumeMessage; count: number } | null = null;
+  private ackTimer: NodeJS.Timeout | null = null;
 
   constructor(
     connection: BrokerConnection,
@@ -53,7 +60,9 @@ export class ResultsFeed implements ConnectionAttachment {
     channel.on('close', () => {
       if (this.channel === channel) this.channel = null;
     });
-    await channel.prefetch(this.options.prefetchCount ?? 1000);
+    const prefetchCount = this.options.prefetchCount ?? 1000;
+    const ackEvery = Math.min(this.options.ackEvery ?? 250, prefetchCount);
+    await channel.prefetch(prefetchCount);
     const { queue } = await channel.assertQueue('', {
       exclusive: true,
       autoDelete: true,
@@ -61,19 +70,18 @@ export class ResultsFeed implements ConnectionAttachment {
       arguments: { 'x-max-length': this.options.maxQueueLength ?? 100_000, 'x-overflow': 'drop-head' },
     });
     await channel.bindQueue(queue, EXCHANGE_RESULTS, routingKeys.result('#'));
-    // No acknowledgements: the gateway only reads, and its queue drops its oldest message past
-    // maxQueueLength rather than ever pushing back on the pipeline.
-    await channel.consume(
-      queue,
-      (msg: ConsumeMessage | null) => {
-        if (msg === null) {
-          this.options.log.warn('results feed consumer cancelled by the broker');
-          return;
-        }
-        this.handle(msg.content);
-      },
-      { noAck: true },
-    );
+    // Acknowledged in batches with a bounded prefetch: the broker then keeps what the gateway has not
+    // taken yet in this queue, where x-max-length drops the oldest, instead of pushing it into the
+    // gateway's socket and memory unbounded (as noAck would). The gateway still never pushes back on
+    // the pipeline: its queue is its own.
+    await channel.consume(queue, (msg: ConsumeMessage | null) => {
+      if (msg === null) {
+        this.options.log.warn('results feed consumer cancelled by the broker');
+        return;
+      }
+      this.handle(msg.content);
+      this.noteDelivery(channel, msg, ackEvery);
+    });
     this.channel = channel;
     this.options.log.info('results feed consuming');
   }
@@ -82,6 +90,38 @@ export class ResultsFeed implements ConnectionAttachment {
   detach(): void {
     this.channel = null;
     this.model = null;
+    this.dropUnacked();
+  }
+
+  /** Counts a handled delivery; acknowledges it and all before it once `ackEvery` are pending or `ackAfterMs` passed. */
+  private noteDelivery(channel: Channel, msg: ConsumeMessage, ackEvery: number): void {
+    const pending = this.unacked;
+    let current = pending;
+    if (current === null || current.channel !== channel) current = this.unacked = { channel, last: msg, count: 1 };
+    else {
+      current.last = msg;
+      current.count++;
+    }
+    if (current.count >= ackEvery) this.ackPending();
+    else if (this.ackTimer === null) this.ackTimer = setTimeout(() => this.ackPending(), this.options.ackAfterMs ?? 20).unref();
+  }
+
+  private ackPending(): void {
+    const pending = this.unacked;
+    this.dropUnacked();
+    if (pending === null) return;
+    try {
+      pending.channel.ack(pending.last, true);
+    } catch (err) {
+      // A channel that closed meanwhile: its deliveries go back to the queue (or with it).
+      this.options.log.debug({ err }, 'results feed ack on a closed channel');
+    }
+  }
+
+  private dropUnacked(): void {
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.unacked = null;
   }
 
   private handle(content: Buffer): void {

@@ -80,7 +80,7 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   // client never closed, a slow upload) are destroyed instead of holding the shutdown.
   const app: FastifyInstance = (tls === null
     ? Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, forceCloseConnections: true })
-    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, forceCloseConnections: true, https: tls })) as unknown as FastifyInstance;
+    : Fastify({ logger: false, bodyLimit: g.bodyLimitBytes, forceCloseConnections: true, https: tls })) as FastifyInstance;
   // Sockets of WebSocket upgrades (accepted or refused) are not the HTTP server's any more, so
   // close() would wait for them forever: they are destroyed when the server closes (the hub has sent
   // the accepted ones their close frame by then).
@@ -89,8 +89,9 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
     upgrades.add(socket);
     socket.once('close', () => upgrades.delete(socket));
   });
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
     for (const socket of upgrades) socket.destroy();
+    done();
   });
   const limiter = new RateLimiter(g.rateLimitPerMinute);
   app.decorateRequest('caller', null);
@@ -251,8 +252,10 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
     {
       websocket: true,
       config: { spec: spec('GET', '/ws') },
-      preValidation: async (request) => {
+      // A throw here is answered like a rejected promise (fastify's hook runner catches it).
+      preValidation: (request, _reply, done) => {
         parseOr400(WsQuerySchema, request.query, 'query');
+        done();
       },
     },
     (socket: HubSocket, request: FastifyRequest) => {

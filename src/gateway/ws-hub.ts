@@ -5,6 +5,7 @@ import type { StoredResult } from './recent-results';
 export interface HubSocket {
   readonly readyState: number;
   readonly OPEN: number;
+  /** Bytes queued and not yet written to the network (ws counts the stream's queue in it). */
   readonly bufferedAmount: number;
   send(data: string | Buffer, options?: { binary?: boolean }): void;
   close(code?: number, reason?: string): void;
@@ -14,13 +15,27 @@ export interface HubSocket {
   once(event: 'close', listener: () => void): unknown;
 }
 
+/** The byte stream a `ws` socket wraps (a net.Socket, or a tls.TLSSocket under GATEWAY_TLS_*). */
+interface ByteStream {
+  readonly destroyed: boolean;
+  cork(): void;
+  uncork(): void;
+  write(chunk: Buffer): boolean;
+}
+
 /** Close code for a client too slow to keep up (RFC 6455 "try again later"). */
 export const WS_CLOSE_TOO_SLOW = 1013;
 
 /** Options of {@link WsHub}. */
 export interface WsHubOptions {
-  /** Bytes a client may have unsent (`bufferedAmount`) before it is closed with 1013. */
+  /** Bytes a client may have unsent (its `bufferedAmount` plus frames waiting for the next flush) before it is closed with 1013. */
   maxBufferedBytes: number;
+  /**
+   * Shortest time between two flushes to the sockets. A result that arrives when the last flush is
+   * older than this goes out in the same event-loop turn; under load, each client's frames of this
+   * many milliseconds go out in one write. 0 flushes once per event-loop turn. @defaultValue 20
+   */
+  flushIntervalMs?: number;
   /** How long a closed slow client gets to take its close frame before it is terminated. @defaultValue 5000 */
   terminateAfterMs?: number;
   log: Logger;
@@ -28,27 +43,90 @@ export interface WsHubOptions {
 
 interface Client {
   socket: HubSocket;
+  /** The stream under the socket, when frames can be written to it directly (see {@link byteStreamOf}). */
+  stream: ByteStream | null;
   symbols: ReadonlySet<string>;
   stats: boolean;
+  /** Frames waiting for the next flush, in order. */
+  pending: Buffer[];
+  pendingBytes: number;
 }
 
 /**
- * Fans results out to WebSocket clients by symbol. Sending never waits for a client: each result is
- * handed to every subscribed socket at once (`socket.send`, which only queues); a socket whose queue
- * (`bufferedAmount`) would pass the bound is closed with 1013 and terminated shortly after, so a
- * stalled client costs at most its bound in memory and never delays anyone else or the pipeline.
- * Results reach this hub in `ts` order per symbol ({@link RecentResults}), so each client gets them
- * in that order. Emits nothing; counts what it does.
+ * One WebSocket text frame (RFC 6455 section 5.2: FIN, opcode 1, unmasked as every server frame
+ * is) holding `payload`. The same bytes are valid on every connection, so a result is framed once
+ * for all its subscribers.
+ */
+export function textFrame(payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x81;
+  if (n < 126) {
+    frame[1] = n;
+  } else if (n < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    frame.writeUInt32BE(n >>> 0, 6);
+  }
+  payload.copy(frame, head);
+  return frame;
+}
+
+/** The payload of a frame made by {@link textFrame} (a view, no copy). */
+function payloadOf(frame: Buffer): Buffer {
+  const len = frame[1]! & 0x7f;
+  return frame.subarray(len === 127 ? 10 : len === 126 ? 4 : 2);
+}
+
+/**
+ * The stream under a `ws` socket, when the hub may write whole frames to it: ws has no call to send
+ * a frame built in advance, and `send` would frame the same bytes again for every client and make
+ * one write (one system call) per frame. Writing to the stream is what `send` itself does when no
+ * extension is negotiated (the server does not offer permessage-deflate); with an extension, or a
+ * socket that is not ws's, the hub falls back to `send`.
+ */
+function byteStreamOf(socket: HubSocket): ByteStream | null {
+  const ws = socket as HubSocket & { extensions?: unknown; _socket?: Partial<ByteStream> | null };
+  const stream = ws._socket;
+  if (ws.extensions !== '' || stream === null || typeof stream !== 'object') return null;
+  if (typeof stream.write !== 'function' || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return null;
+  return stream as ByteStream;
+}
+
+/**
+ * Fans results out to WebSocket clients by symbol. Each result is encoded and framed once, and the
+ * same frame is queued for every subscribed client; queued frames go out per client in one write at
+ * the next flush (at most one flush per `flushIntervalMs`, so under load a client's frames are
+ * batched, and when idle a result leaves in the turn it arrived). Sending never waits for a client: a
+ * client whose unsent bytes (`bufferedAmount` plus its queued frames) would pass the bound is closed
+ * with 1013 and terminated shortly after, so a stalled client costs at most its bound in memory and
+ * never delays anyone else or the pipeline. Results reach this hub in `ts` order per symbol
+ * ({@link RecentResults}) and each client's queue keeps that order. Emits nothing; counts what it does.
  */
 export class WsHub {
   private readonly bySymbol = new Map<string, Set<Client>>();
   private readonly clients = new Set<Client>();
-  /** Results frames sent. */
+  private readonly dirty = new Set<Client>();
+  private readonly flushIntervalMs: number;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushImmediate: NodeJS.Immediate | null = null;
+  private lastFlushAt = -Infinity;
+  /** Result frames sent. */
   sent = 0;
+  /** Writes to the clients' streams (each carries one or more frames). */
+  writes = 0;
   /** Clients closed for being too slow. */
   closedSlow = 0;
 
-  constructor(private readonly options: WsHubOptions) {}
+  constructor(private readonly options: WsHubOptions) {
+    const ms = options.flushIntervalMs ?? 20;
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`flushIntervalMs must be a finite number >= 0, got ${String(ms)}`);
+    this.flushIntervalMs = ms;
+  }
 
   get clientCount(): number {
     return this.clients.size;
@@ -56,21 +134,14 @@ export class WsHub {
 
   /** Subscribes a socket to `symbols`; it is removed when it closes. */
   add(socket: HubSocket, symbols: readonly string[], stats = false): void {
-    const client: Client = { socket, symbols: new Set(symbols), stats };
+    const client: Client = { socket, stream: byteStreamOf(socket), symbols: new Set(symbols), stats, pending: [], pendingBytes: 0 };
     this.clients.add(client);
     for (const s of client.symbols) {
       let set = this.bySymbol.get(s);
       if (set === undefined) this.bySymbol.set(s, (set = new Set()));
       set.add(client);
     }
-    const remove = (): void => {
-      this.clients.delete(client);
-      for (const s of client.symbols) {
-        const set = this.bySymbol.get(s);
-        set?.delete(client);
-        if (set?.size === 0) this.bySymbol.delete(s);
-      }
-    };
+    const remove = (): void => this.forget(client);
     socket.on('close', remove);
     socket.on('error', (err) => {
       this.options.log.debug({ err: err.message }, 'websocket client error');
@@ -78,46 +149,96 @@ export class WsHub {
     });
   }
 
-  /** Sends one result to every client subscribed to its symbol. */
+  /** Queues one result for every client subscribed to its symbol. */
   publish(stored: StoredResult): void {
     const set = this.bySymbol.get(stored.result.symbol);
     if (set === undefined || set.size === 0) return;
-    // Encoded once for every client (a text frame all the same).
-    const bytes = Buffer.from(stored.text, 'utf8');
-    for (const client of set) this.send(client, bytes);
+    const frame = textFrame(Buffer.from(stored.text, 'utf8'));
+    for (const client of set) this.enqueue(client, frame);
   }
 
-  /** Sends a stats frame to the clients that asked for them (`?stats=1`). */
+  /** Queues a stats frame for the clients that asked for them (`?stats=1`). */
   broadcastStats(text: string): void {
-    const bytes = Buffer.from(text, 'utf8');
-    for (const client of this.clients) if (client.stats) this.send(client, bytes);
+    const frame = textFrame(Buffer.from(text, 'utf8'));
+    for (const client of this.clients) if (client.stats) this.enqueue(client, frame);
   }
 
-  private send(client: Client, bytes: Buffer): void {
+  /** Writes every queued frame now (called by the flush timer, and before closing). */
+  flush(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    if (this.flushImmediate !== null) clearImmediate(this.flushImmediate);
+    this.flushTimer = null;
+    this.flushImmediate = null;
+    this.lastFlushAt = performance.now();
+    for (const client of this.dirty) this.write(client);
+    this.dirty.clear();
+  }
+
+  private enqueue(client: Client, frame: Buffer): void {
     const { socket } = client;
     if (socket.readyState !== socket.OPEN) return;
-    if (socket.bufferedAmount + bytes.length > this.options.maxBufferedBytes) {
+    if (socket.bufferedAmount + client.pendingBytes + frame.length > this.options.maxBufferedBytes) {
       this.closeSlow(client);
       return;
     }
-    socket.send(bytes, { binary: false });
-    this.sent++;
+    client.pending.push(frame);
+    client.pendingBytes += frame.length;
+    this.dirty.add(client);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null || this.flushImmediate !== null) return;
+    const waitMs = this.lastFlushAt + this.flushIntervalMs - performance.now();
+    if (waitMs <= 0) this.flushImmediate = setImmediate(() => this.flush()).unref();
+    else this.flushTimer = setTimeout(() => this.flush(), waitMs).unref();
+  }
+
+  private write(client: Client): void {
+    const { socket, stream, pending } = client;
+    client.pending = [];
+    client.pendingBytes = 0;
+    if (pending.length === 0 || socket.readyState !== socket.OPEN) return;
+    if (stream !== null) {
+      if (stream.destroyed) return;
+      // Corked, the frames leave in one writev.
+      stream.cork();
+      for (const frame of pending) stream.write(frame);
+      stream.uncork();
+      this.writes++;
+    } else {
+      for (const frame of pending) socket.send(payloadOf(frame), { binary: false });
+      this.writes += pending.length;
+    }
+    this.sent += pending.length;
+  }
+
+  private forget(client: Client): void {
+    this.clients.delete(client);
+    this.dirty.delete(client);
+    client.pending = [];
+    client.pendingBytes = 0;
+    for (const s of client.symbols) {
+      const set = this.bySymbol.get(s);
+      set?.delete(client);
+      if (set?.size === 0) this.bySymbol.delete(s);
+    }
   }
 
   private closeSlow(client: Client): void {
     this.closedSlow++;
-    this.options.log.warn({ bufferedBytes: client.socket.bufferedAmount }, 'websocket client too slow; closing with 1013');
-    // Stop sending to it at once; the close frame follows what is already queued.
-    this.clients.delete(client);
-    for (const s of client.symbols) this.bySymbol.get(s)?.delete(client);
+    this.options.log.warn({ bufferedBytes: client.socket.bufferedAmount + client.pendingBytes }, 'websocket client too slow; closing with 1013');
+    // Stop sending to it at once (its queued frames are dropped); the close frame follows what the stream already holds.
+    this.forget(client);
     client.socket.close(WS_CLOSE_TOO_SLOW, 'client too slow: results were not read fast enough');
     const timer = setTimeout(() => client.socket.terminate(), this.options.terminateAfterMs ?? 5000);
     timer.unref();
     client.socket.once('close', () => clearTimeout(timer));
   }
 
-  /** Closes every client (gateway shutdown). */
+  /** Sends what is queued, then closes every client (gateway shutdown). */
   closeAll(): void {
+    this.flush();
     for (const client of this.clients) client.socket.close(1001, 'gateway stopping');
     this.clients.clear();
     this.bySymbol.clear();

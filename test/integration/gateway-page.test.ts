@@ -87,7 +87,7 @@ describe('live page', () => {
     await waitFor(async () => (await page.textContent('#s-rate')) !== '-', 10_000, 'stats');
 
     // The chart drew something: its canvases hold many colours, not a blank background.
-    const colours = (await page.evaluate(`(() => {
+    const colours = await page.evaluate<number>(`(() => {
       const seen = new Set();
       for (const c of document.querySelectorAll('[data-symbol="PAGE"] canvas')) {
         const ctx = c.getContext('2d');
@@ -96,7 +96,7 @@ describe('live page', () => {
         for (let i = 0; i < data.length; i += 16) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
       }
       return seen.size;
-    })()`)) as number;
+    })()`);
     expect(colours).toBeGreaterThan(20);
     expect(await page.textContent('[data-symbol="PAGE"] .f-close')).toBe(String(market[399]!.close));
 

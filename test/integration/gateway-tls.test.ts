@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GatewayErrorSchema } from '../../schemas/gateway.schema';
 import { createVhost, waitFor, type TestVhost } from '../fixtures/broker';
 import { freePort, testKeys } from '../fixtures/gateway';
 import { spawnProcess, type Spawned } from '../fixtures/processes';
@@ -30,14 +31,14 @@ describe('gateway over TLS, run on its own', () => {
   let cert: Buffer;
   const keys = testKeys();
 
-  const call = (method: string, path: string, key: string | null, body?: string): Promise<{ status: number; headers: Record<string, unknown>; json: any }> =>
+  const call = (method: string, path: string, key: string | null, body?: string): Promise<{ status: number; headers: Record<string, unknown>; json: unknown }> =>
     new Promise((resolve, reject) => {
       const req = request(
         { host: '127.0.0.1', port, path, method, ca: cert, servername: 'localhost', headers: { ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) } },
         (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text === '' ? null : JSON.parse(text) }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text === '' ? null : (JSON.parse(text) as unknown) }));
         },
       );
       req.on('error', reject);
@@ -78,7 +79,7 @@ describe('gateway over TLS, run on its own', () => {
   it('serves HTTPS and WSS only, with the given certificate', async () => {
     const res = await call('GET', '/api/openapi.json', keys.viewer);
     expect(res.status).toBe(200);
-    expect(res.json.openapi).toBe('3.1.0');
+    expect((res.json as { openapi?: unknown }).openapi).toBe('3.1.0');
     await expect(fetch(`http://127.0.0.1:${port}/api/health`)).rejects.toThrow();
     const opened = await new Promise<boolean>((resolve) => {
       const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=TLS&token=${keys.viewer}`, { ca: cert });
@@ -94,8 +95,9 @@ describe('gateway over TLS, run on its own', () => {
   it('answers 413 for a body over GATEWAY_BODY_LIMIT_BYTES', async () => {
     const res = await call('POST', '/api/tactical/process', keys.admin, JSON.stringify({ symbol: 'X', bars: [], pad: 'x'.repeat(4096) }));
     expect(res.status).toBe(413);
-    expect(res.json.error).toBe('too_large');
-    expect(res.json.message).toMatch(/GATEWAY_BODY_LIMIT_BYTES/);
+    const body = GatewayErrorSchema.parse(res.json);
+    expect(body.error).toBe('too_large');
+    expect(body.message).toMatch(/GATEWAY_BODY_LIMIT_BYTES/);
   });
 
   it('answers 429 with Retry-After past the per-key rate limit, other keys unaffected', async () => {

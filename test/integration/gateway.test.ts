@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { EXCHANGE_INTERNAL, routingKeys } from '../../src/broker/topology';
 import { readFileSync, existsSync } from 'node:fs';
-import type { Bar, Bar30m } from '../../schemas/bar.schema';
+import type { Bar30m } from '../../schemas/bar.schema';
+import type { z } from 'zod';
+import {
+  BarsRejectedSchema,
+  GatewayErrorSchema,
+  GatewayHealthSchema,
+  StageHealthSchema,
+  StrategicProcessResponseSchema,
+  type StageHealth,
+} from '../../schemas/gateway.schema';
+import { AdminModelResponseSchema } from '../../src/gateway/routes';
 import type { IntegratedResult } from '../../schemas/integrated-result.schema';
 import { resampleStep, type ResampleState } from '../../src/flows/resample-flow';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
@@ -11,6 +21,13 @@ import { freePort, openWs, testKeys, type WsClient } from '../fixtures/gateway';
 import { clearRedis, startPipeline, waitHealthy, type TestPipeline } from '../fixtures/pipeline';
 
 jest.setTimeout(300_000);
+
+/** The parts of the OpenAPI document the test reads. */
+interface OpenApiDoc {
+  openapi: string;
+  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } } | undefined> }; 'x-required-role'?: string } | undefined> | undefined>;
+  components: { schemas: Record<string, { properties?: Record<string, { minItems?: number } | undefined>; required?: string[] } | undefined> };
+}
 
 describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
   let vhost: TestVhost;
@@ -21,7 +38,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
   const keys = testKeys();
   const sockets: WsClient[] = [];
 
-  const call = async (method: string, path: string, key: string | null, body?: unknown): Promise<{ status: number; json: any; text: string; headers: Headers }> => {
+  const call = async (method: string, path: string, key: string | null, body?: unknown): Promise<{ status: number; json: unknown; text: string; headers: Headers }> => {
     const headers: Record<string, string> = {};
     if (key !== null) headers.authorization = `Bearer ${key}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -35,6 +52,9 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     }
     return { status: res.status, json, text, headers: res.headers };
   };
+  /** A response body read through its contract schema (a body that does not fit fails the test). */
+  const body = <T>(schema: z.ZodType<T>, res: { json: unknown }): T => schema.parse(res.json);
+  const error = (res: { json: unknown }): z.infer<typeof GatewayErrorSchema> => body(GatewayErrorSchema, res);
   const results = async (symbol: string, limit = 1000): Promise<IntegratedResult[]> => (await call('GET', `/api/results/${encodeURIComponent(symbol)}?limit=${limit}`, keys.viewer)).json as IntegratedResult[];
   const auditLines = (): Record<string, unknown>[] =>
     existsSync(auditFile) ? readFileSync(auditFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
@@ -77,16 +97,17 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
   it('answers /api/health without a key with the supervisor health, and 401 on every other route without a key', async () => {
     const health = await call('GET', '/api/health', null);
     expect(health.status).toBe(200);
-    expect(health.json.status).toBe('ok');
-    expect(Object.keys(health.json.workers)).toEqual(expect.arrayContaining(['strategic', 'tactical', 'gateway']));
+    const healthBody = body(GatewayHealthSchema, health);
+    expect(healthBody.status).toBe('ok');
+    expect(Object.keys(healthBody.workers as Record<string, unknown>)).toEqual(expect.arrayContaining(['strategic', 'tactical', 'gateway']));
     for (const [method, path, body] of ROUTES) {
       const res = await call(method, path, null, body);
-      expect([path, res.status, res.json.error]).toEqual([path, 401, 'unauthorized']);
-      expect(res.json.message).toMatch(/Authorization: Bearer/);
+      expect([path, res.status, error(res).error]).toEqual([path, 401, 'unauthorized']);
+      expect(error(res).message).toMatch(/Authorization: Bearer/);
     }
     // An unknown key is 401 too.
     const unknown = await call('GET', '/api/tactical/health', 'not-a-configured-key-0000');
-    expect([unknown.status, unknown.json.error]).toEqual([401, 'unauthorized']);
+    expect([unknown.status, error(unknown).error]).toEqual([401, 'unauthorized']);
     // The WebSocket refuses the upgrade without a key.
     const status = await new Promise<number>((resolve) => {
       const ws = openWs(`${wsBase}/ws?symbols=A`);
@@ -110,41 +131,42 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     ];
     for (const [key, method, path, body] of cases) {
       const res = await call(method, path, key, body);
-      expect([path, res.status, res.json.error]).toEqual([path, 403, 'forbidden']);
-      expect(res.json.message).toMatch(/needs the (operator|admin) role/);
+      expect([path, res.status, error(res).error]).toEqual([path, 403, 'forbidden']);
+      expect(error(res).message).toMatch(/needs the (operator|admin) role/);
     }
   });
 
   it('answers 400 with the reason for bad bodies and queries', async () => {
     const bar = { symbol: 'BAD', timeframe: '30m', ts: 1_800_000, open: 1, high: 2, low: 0.5, close: 1.5, volume: 1 };
     const few = await call('POST', '/api/strategic/process', keys.viewer, { symbol: 'BAD', bars: [bar] });
-    expect([few.status, few.json.error]).toEqual([400, 'bad_request']);
-    expect(few.json.message).toMatch(/at least 49/);
+    expect([few.status, error(few).error]).toEqual([400, 'bad_request']);
+    expect(error(few).message).toMatch(/at least 49/);
     const wrongBar = await call('POST', '/api/tactical/process', keys.viewer, { symbol: 'BAD', bars: [{ ...bar, timeframe: '5m', high: 0.1 }] });
     expect(wrongBar.status).toBe(400);
-    expect(wrongBar.json.issues).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'bars[0].high' })]));
+    expect(error(wrongBar).issues).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'bars[0].high' })]));
     const unordered = await call('POST', '/api/tactical/process', keys.viewer, {
       symbol: 'BAD',
       bars: [{ ...bar, timeframe: '5m', ts: 600_000 }, { ...bar, timeframe: '5m', ts: 300_000 }],
     });
     expect(unordered.status).toBe(400);
-    expect(unordered.json.message).toMatch(/oldest first/);
+    expect(error(unordered).message).toMatch(/oldest first/);
     const limit = await call('GET', '/api/results/BAD?limit=5000', keys.viewer);
     expect(limit.status).toBe(400);
-    expect(limit.json.message).toMatch(/limit must be an integer from 1 to 1000/);
+    expect(error(limit).message).toMatch(/limit must be an integer from 1 to 1000/);
     const notJson = await call('POST', '/api/bars', keys.operator, '{"symbol":');
-    expect([notJson.status, notJson.json.error]).toEqual([400, 'bad_request']);
+    expect([notJson.status, error(notJson).error]).toEqual([400, 'bad_request']);
     const promote = await call('POST', '/api/models/promote', keys.admin, {});
     expect(promote.status).toBe(400);
-    expect(promote.json.issues[0].path).toBe('version');
+    expect(error(promote).issues?.[0]?.path).toBe('version');
   });
 
   it('rejects a batch of bars with any invalid bar, listing each, and publishes none of it', async () => {
     const good = generateSyntheticMarket({ seed: 3, symbol: 'REJECTED', bars: 3 }).bars;
     const res = await call('POST', '/api/bars', keys.operator, [good[0], { ...good[1], low: -1 }, good[2], { symbol: 'REJECTED' }]);
     expect(res.status).toBe(400);
-    expect(res.json.invalid.map((i: { index: number }) => i.index)).toEqual([1, 3]);
-    expect(res.json.invalid[0].reasons.join(' ')).toMatch(/low/);
+    const rejected = body(BarsRejectedSchema, res);
+    expect(rejected.invalid.map((i) => i.index)).toEqual([1, 3]);
+    expect(rejected.invalid[0]?.reasons.join(' ')).toMatch(/low/);
     // A later valid bar of another symbol comes through the same single queue: once its result is
     // there, a published REJECTED bar would have produced its result before it.
     const marker = generateSyntheticMarket({ seed: 4, symbol: 'MARKER', bars: 1 }).bars;
@@ -201,7 +223,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
       await channel.consume(queue, (m) => m !== null && seen.push(m.properties.messageId as string), { noAck: true });
       // A fresh pipeline's registry holds the shipped model as v0001, promoted.
       const res = await call('POST', '/api/models/promote', keys.admin, { version: 'v0001' });
-      expect([res.status, res.json.promoted]).toEqual([200, 'v0001']);
+      expect([res.status, body(AdminModelResponseSchema, res).promoted]).toEqual([200, 'v0001']);
       await waitFor(() => seen.includes('model:v0001'), 10_000, 'the model announcement');
     } finally {
       await connection.close();
@@ -229,7 +251,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     ]);
     for (const l of lines) {
       expect(typeof l.time).toBe('string');
-      expect(l.key_id === null || /^[0-9a-f]{12}$/.test(String(l.key_id))).toBe(true);
+      expect(l.key_id === null || (typeof l.key_id === 'string' && /^[0-9a-f]{12}$/.test(l.key_id))).toBe(true);
     }
     const text = readFileSync(auditFile, 'utf8');
     for (const k of [keys.viewer, keys.operator, keys.admin]) expect(text).not.toContain(k);
@@ -244,7 +266,8 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
       const res = await call('POST', '/api/tactical/process', keys.viewer, { symbol: 'PROC', bars: bars.slice(0, n) });
       expect(res.status).toBe(200);
       const worker = published[n - 1]!;
-      const { processing_time_ms: time, ...rest } = res.json;
+      // Compared whole (not through the schema, which would drop a field the workers do not send).
+      const { processing_time_ms: time, ...rest } = res.json as Record<string, unknown>;
       expect(time).toBeGreaterThan(0);
       expect(rest).toEqual({
         symbol: 'PROC',
@@ -261,7 +284,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     // Strategic: the 30m bars the tactical worker built, from these bars alone.
     let open: ResampleState | null = null;
     const bars30: Bar30m[] = [];
-    for (const b of bars as Bar[]) {
+    for (const b of bars) {
       const r = resampleStep(open, b);
       open = r.state;
       bars30.push(...r.emitted);
@@ -271,42 +294,46 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     expect(res.status).toBe(200);
     const closeTs = bars30[bars30.length - 1]!.ts + 1_800_000;
     const worker = published.find((r) => r.strategic.bar_close_ts === closeTs && r.close_ts === closeTs)!;
-    expect(res.json.bar_close_ts).toBe(closeTs);
-    expect(res.json.features).toHaveLength(13);
-    expect(res.json.matrix).toHaveLength(48);
-    expect(res.json.matrix.every((row: unknown[]) => row.length === 13 && row.every((v) => typeof v === 'number'))).toBe(true);
-    expect(res.json.similar_patterns).not.toBeNull();
+    const analysis = body(StrategicProcessResponseSchema, res);
+    expect(analysis.bar_close_ts).toBe(closeTs);
+    expect(analysis.features).toHaveLength(13);
+    expect(analysis.matrix).toHaveLength(48);
+    expect(analysis.matrix.every((row) => row.length === 13 && row.every((v) => typeof v === 'number'))).toBe(true);
+    expect(analysis.similar_patterns).not.toBeNull();
     // Regime and neighbours do not depend on the tactical feedback the worker also had.
-    expect(res.json.regime).toBe(worker.strategic.regime);
-    expect(res.json.regime_probabilities).toEqual(worker.strategic.regime_probabilities);
-    expect(res.json.similar_patterns).toEqual(worker.strategic.similar_patterns);
+    expect(analysis.regime).toBe(worker.strategic.regime);
+    expect(analysis.regime_probabilities).toEqual(worker.strategic.regime_probabilities);
+    expect(analysis.similar_patterns).toEqual(worker.strategic.similar_patterns);
   });
 
   it('serves an OpenAPI document listing every route with its schemas', async () => {
     const res = await call('GET', '/api/openapi.json', keys.viewer);
     expect(res.status).toBe(200);
-    expect(res.json.openapi).toBe('3.1.0');
-    expect(Object.keys(res.json.paths).sort()).toEqual(
+    const doc = res.json as OpenApiDoc;
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(
       ['/api/bars', '/api/dead-letters/replay', '/api/health', '/api/models/promote', '/api/models/rollback', '/api/openapi.json', '/api/results/{symbol}', '/api/strategic/health', '/api/strategic/process', '/api/tactical/health', '/api/tactical/process', '/ws'].sort(),
     );
-    const ref = res.json.paths['/api/strategic/process'].post.requestBody.content['application/json'].schema.$ref;
+    const ref = doc.paths['/api/strategic/process']?.post?.requestBody?.content['application/json']?.schema.$ref;
     expect(ref).toBe('#/components/schemas/StrategicProcessRequest');
-    expect(res.json.components.schemas.StrategicProcessRequest.properties.bars.minItems).toBe(49);
-    expect(res.json.components.schemas.TacticalProcessResponse.required).toEqual(expect.arrayContaining(['indicators', 'actions', 'model_version', 'processing_time_ms']));
-    expect(res.json.paths['/api/bars'].post['x-required-role']).toBe('operator');
+    expect(doc.components.schemas.StrategicProcessRequest?.properties?.bars?.minItems).toBe(49);
+    expect(doc.components.schemas.TacticalProcessResponse?.required).toEqual(expect.arrayContaining(['indicators', 'actions', 'model_version', 'processing_time_ms']));
+    expect(doc.paths['/api/bars']?.post?.['x-required-role']).toBe('operator');
   });
 
   it('reports tactical and strategic figures measured over the last minute', async () => {
-    const tactical = await call('GET', '/api/tactical/health', keys.viewer);
-    expect(tactical.status).toBe(200);
-    expect(tactical.json.stage).toBe('tactical');
-    expect(tactical.json.status).toBe('ok');
-    expect(tactical.json.bars_per_second).toBeGreaterThan(0);
-    expect(tactical.json.latency_ms_p99).toBeGreaterThanOrEqual(tactical.json.latency_ms_p50);
-    expect(tactical.json.model_version).toMatch(/^(v\d{4}|initial-\d+)$/);
-    expect(tactical.json.dead_letters).toBe(0);
-    await waitFor(async () => (await call('GET', '/api/strategic/health', keys.viewer)).json.bars_per_second > 0, 20_000, 'strategic figures');
-    const strategic = (await call('GET', '/api/strategic/health', keys.viewer)).json;
+    const res = await call('GET', '/api/tactical/health', keys.viewer);
+    expect(res.status).toBe(200);
+    const tactical = body(StageHealthSchema, res);
+    expect(tactical.stage).toBe('tactical');
+    expect(tactical.status).toBe('ok');
+    expect(tactical.bars_per_second).toBeGreaterThan(0);
+    expect(tactical.latency_ms_p99).toBeGreaterThanOrEqual(tactical.latency_ms_p50 ?? Infinity);
+    expect(tactical.model_version).toMatch(/^(v\d{4}|initial-\d+)$/);
+    expect(tactical.dead_letters).toBe(0);
+    const strategicHealth = async (): Promise<StageHealth> => body(StageHealthSchema, await call('GET', '/api/strategic/health', keys.viewer));
+    await waitFor(async () => ((await strategicHealth()).bars_per_second ?? 0) > 0, 20_000, 'strategic figures');
+    const strategic = await strategicHealth();
     expect(strategic.latency_ms_p50).toBeGreaterThan(0);
     expect(Object.keys(strategic.breakers).length).toBeGreaterThan(0);
   });

@@ -5,6 +5,10 @@ import { loadConfig, hashApiKey } from '../../../src/config/config';
 import { openApiDocument } from '../../../src/gateway/routes';
 import { KeyStore, RateLimiter, roleAtLeast } from '../../../src/gateway/auth';
 import { RecentResults, type StoredResult } from '../../../src/gateway/recent-results';
+import { ResultsFeed } from '../../../src/gateway/results-feed';
+import type { BrokerConnection } from '../../../src/broker/broker-connection';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import { WsReceiverCtor } from '../../fixtures/gateway';
 import { WS_CLOSE_TOO_SLOW, WsHub, type HubSocket } from '../../../src/gateway/ws-hub';
 import { ResultWindow, parseScrape } from '../../../src/gateway/pipeline-stats';
 import { rolesFor } from '../../../src/supervisor/ipc';
@@ -38,7 +42,7 @@ class FakeSocket implements HubSocket {
     this.terminated = true;
   }
   on(event: string, listener: (...args: never[]) => void): this {
-    if (event === 'close') this.closeListeners.push(listener as () => void);
+    if (event === 'close') this.closeListeners.push(listener);
     return this;
   }
   once(event: string, listener: () => void): this {
@@ -64,13 +68,16 @@ describe('gateway configuration', () => {
   it('names the setting and never echoes a key in a configuration error', () => {
     const secret = 'short-secret';
     expect(() => loadConfig({ GATEWAY_API_KEYS: `viewer:${secret}` })).toThrow(/GATEWAY_API_KEYS: the key of entry 1 must be 16 to 256/);
-    try {
-      loadConfig({ GATEWAY_API_KEYS: `boss:${key}` });
-      throw new Error('no error');
-    } catch (err) {
-      expect((err as Error).message).toMatch(/GATEWAY_API_KEYS: entry 1 must be role:key with role viewer, operator or admin/);
-      expect((err as Error).message).not.toContain(key);
-    }
+    const message = ((): string => {
+      try {
+        loadConfig({ GATEWAY_API_KEYS: `boss:${key}` });
+        return 'no error';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toMatch(/GATEWAY_API_KEYS: entry 1 must be role:key with role viewer, operator or admin/);
+    expect(message).not.toContain(key);
     expect(() => loadConfig({ GATEWAY_TLS_CERT: '/nonexistent.pem' })).toThrow(/GATEWAY_TLS_CERT and GATEWAY_TLS_KEY must be set together/);
     expect(() => loadConfig({ GATEWAY_PORT: '70000' })).toThrow(/GATEWAY_PORT/);
     expect(() => loadConfig({ GATEWAY_PROT: '1' })).toThrow(/did you mean GATEWAY_PORT/);
@@ -146,6 +153,41 @@ describe('RecentResults', () => {
   });
 });
 
+/** A `ws` socket as the hub sees it when no extension is negotiated: frames go to its stream. */
+class FakeWsSocket extends FakeSocket {
+  readonly extensions = '';
+  readonly writes: Buffer[][] = [];
+  private corked: Buffer[] | null = null;
+  readonly _socket = {
+    destroyed: false,
+    cork: (): void => {
+      this.corked = [];
+    },
+    uncork: (): void => {
+      if (this.corked !== null) this.writes.push(this.corked);
+      this.corked = null;
+    },
+    write: (chunk: Buffer): boolean => {
+      if (this.corked !== null) this.corked.push(chunk);
+      else this.writes.push([chunk]);
+      return true;
+    },
+  };
+  override send(): void {
+    throw new Error('frames must go to the stream, not through send');
+  }
+  /** The text frames written, decoded by ws's own parser. */
+  frames(): Promise<string[]> {
+    const out: string[] = [];
+    const receiver = new WsReceiverCtor({ isServer: false });
+    receiver.on('message', (data, isBinary) => out.push(`${isBinary ? 'binary:' : ''}${data.toString('utf8')}`));
+    return new Promise((resolve, reject) => {
+      receiver.on('error', reject);
+      receiver.end(Buffer.concat(this.writes.flat()), () => resolve(out));
+    });
+  }
+}
+
 describe('WsHub', () => {
   it('sends each result to the clients of its symbol, in order', () => {
     const hub = new WsHub({ maxBufferedBytes: 10_000, log });
@@ -154,13 +196,65 @@ describe('WsHub', () => {
     hub.add(a, ['A']);
     hub.add(ab, ['A', 'B']);
     for (const [s, ts] of [['A', 1], ['B', 1], ['A', 2]] as const) hub.publish(stored(s, ts));
-    expect(a.sent.map((t) => JSON.parse(t).ts)).toEqual([1, 2]);
+    expect(a.sent).toHaveLength(0); // queued until the flush
+    hub.flush();
+    const parsed = (t: string): { symbol: string; ts: number } => JSON.parse(t) as { symbol: string; ts: number };
+    expect(a.sent.map((t) => parsed(t).ts)).toEqual([1, 2]);
     expect(a.binary).toEqual([false, false]); // text frames
-    expect(ab.sent.map((t) => JSON.parse(t).symbol + JSON.parse(t).ts)).toEqual(['A1', 'B1', 'A2']);
+    expect(ab.sent.map((t) => `${parsed(t).symbol}${parsed(t).ts}`)).toEqual(['A1', 'B1', 'A2']);
     ab.emitClose();
     hub.publish(stored('A', 3));
+    hub.flush();
     expect(ab.sent).toHaveLength(3);
+    expect(a.sent).toHaveLength(3);
     expect(hub.clientCount).toBe(1);
+  });
+
+  it('frames each result once and writes a client\'s queued frames to its stream in one corked write, readable by ws', async () => {
+    const hub = new WsHub({ maxBufferedBytes: 1_000_000, log });
+    const a = new FakeWsSocket();
+    const b = new FakeWsSocket();
+    hub.add(a, ['A']);
+    hub.add(b, ['A', 'B']);
+    const long = (n: number): StoredResult => ({ ...stored('B', n), text: JSON.stringify({ symbol: 'B', ts: n, pad: 'é'.repeat(n) }) });
+    // Payloads of 7-bit, 16-bit and 64-bit lengths (the three header forms), multi-byte UTF-8.
+    const published = [stored('A', 1), long(60), stored('A', 2), long(40_000), long(70_000)];
+    for (const s of published) hub.publish(s);
+    hub.flush();
+    expect(a.writes).toHaveLength(1);
+    expect(b.writes).toHaveLength(1);
+    expect(b.writes[0]).toHaveLength(5);
+    expect(a.writes[0]![0]).toBe(b.writes[0]![0]); // the same frame bytes for both clients
+    expect(await a.frames()).toEqual([published[0]!.text, published[2]!.text]);
+    expect(await b.frames()).toEqual(published.map((s) => s.text));
+    expect(hub.sent).toBe(7);
+    expect(hub.writes).toBe(2);
+  });
+
+  it('flushes in the turn a result arrives when idle, and at most once per flushIntervalMs under load', () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    try {
+      const hub = new WsHub({ maxBufferedBytes: 100_000, flushIntervalMs: 20, log });
+      const a = new FakeWsSocket();
+      hub.add(a, ['A']);
+      hub.publish(stored('A', 1));
+      jest.advanceTimersByTime(0); // the immediate
+      expect(a.writes).toHaveLength(1);
+      hub.publish(stored('A', 2));
+      hub.publish(stored('A', 3));
+      jest.advanceTimersByTime(19);
+      expect(a.writes).toHaveLength(1); // within 20 ms of the last flush: held
+      jest.advanceTimersByTime(1);
+      expect(a.writes).toHaveLength(2);
+      expect(a.writes[1]).toHaveLength(2); // both in one write
+      jest.advanceTimersByTime(100);
+      hub.publish(stored('A', 4));
+      jest.advanceTimersByTime(0);
+      expect(a.writes).toHaveLength(3); // idle again: at once
+      expect(() => new WsHub({ maxBufferedBytes: 1, flushIntervalMs: -1, log })).toThrow(RangeError);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('closes a client whose unsent bytes pass the bound with 1013, without waiting and without affecting others', () => {
@@ -174,13 +268,91 @@ describe('WsHub', () => {
       slow.bufferedAmount = 90; // its earlier frames are still queued
       hub.publish(stored('A', 1));
       expect(slow.closed).toEqual({ code: WS_CLOSE_TOO_SLOW });
+      hub.flush();
       expect(slow.sent).toHaveLength(0);
       expect(fast.sent).toHaveLength(1);
       hub.publish(stored('A', 2));
+      hub.flush();
       expect(fast.sent).toHaveLength(2);
       expect(hub.closedSlow).toBe(1);
       jest.advanceTimersByTime(1000);
       expect(slow.terminated).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('counts frames waiting for the flush against the bound', () => {
+    const hub = new WsHub({ maxBufferedBytes: 100, log });
+    const a = new FakeWsSocket();
+    hub.add(a, ['A']);
+    // Each frame is 2 + 20 bytes; the fifth would make 110 unsent bytes.
+    for (let ts = 1; ts <= 5; ts++) hub.publish({ ...stored('A', ts), text: `{"symbol":"A","ts":${ts}}`.padEnd(20) });
+    expect(a.closed).toEqual({ code: WS_CLOSE_TOO_SLOW });
+    hub.flush();
+    expect(a.writes).toHaveLength(0); // its queued frames are dropped with it
+  });
+});
+
+describe('ResultsFeed', () => {
+  /** A channel that records prefetch and acks, and hands its consumer over. */
+  class FeedChannel {
+    prefetchCount = 0;
+    noAck: boolean | undefined = undefined;
+    acks: { tag: number; allUpTo: boolean }[] = [];
+    consumer: ((msg: ConsumeMessage | null) => void) | null = null;
+    on(): this {
+      return this;
+    }
+    prefetch(n: number): Promise<void> {
+      this.prefetchCount = n;
+      return Promise.resolve();
+    }
+    assertQueue(): Promise<{ queue: string }> {
+      return Promise.resolve({ queue: 'amq.gen-test' });
+    }
+    bindQueue(): Promise<void> {
+      return Promise.resolve();
+    }
+    consume(_q: string, fn: (msg: ConsumeMessage | null) => void, options?: { noAck?: boolean }): Promise<void> {
+      this.consumer = fn;
+      this.noAck = options?.noAck;
+      return Promise.resolve();
+    }
+    ack(msg: ConsumeMessage, allUpTo?: boolean): void {
+      this.acks.push({ tag: msg.fields.deliveryTag, allUpTo: allUpTo === true });
+    }
+  }
+  const body = (symbol: string, ts: number): Buffer =>
+    Buffer.from(JSON.stringify({
+      v: 1, symbol, ts, close_ts: ts + 300_000, close: 100,
+      indicators: { sma20: null, ema12: null, ema26: null, rsi14: null, macd: null, macd_signal: null, macd_hist: null, bb_upper: null, bb_middle: null, bb_lower: null, atr14: null },
+      strategic: { bar_close_ts: null, regime: null, regime_probabilities: null, confidence: null, uncertainty: null, similar_patterns: null, stale: false },
+      actions: { tactical: 'FLAT', risk: 0, execution: 'WAIT' }, target_position: 0, combined_confidence: 0, model_version: null, degraded: [], latency_ms: 1,
+    }));
+
+  it('acknowledges in batches under a bounded prefetch, invalid bodies too, and the rest within ackAfterMs', async () => {
+    jest.useFakeTimers();
+    try {
+      const results = new RecentResults({ perSymbol: 10, maxSymbols: 10 });
+      const connection = { attach: () => undefined } as unknown as BrokerConnection;
+      const feed = new ResultsFeed(connection, results, { prefetchCount: 100, ackEvery: 40, ackAfterMs: 20, log });
+      const channel = new FeedChannel();
+      await feed.attach({ createChannel: () => Promise.resolve(channel) } as unknown as ChannelModel);
+      expect(channel.prefetchCount).toBe(100);
+      expect(channel.noAck).not.toBe(true);
+      const deliver = (tag: number, content: Buffer): void => channel.consumer!({ content, fields: { deliveryTag: tag }, properties: {} } as unknown as ConsumeMessage);
+      for (let tag = 1; tag <= 90; tag++) deliver(tag, tag === 5 ? Buffer.from('not json') : body('A', tag * 300_000));
+      expect(channel.acks).toEqual([{ tag: 40, allUpTo: true }, { tag: 80, allUpTo: true }]);
+      jest.advanceTimersByTime(19);
+      expect(channel.acks).toHaveLength(2);
+      jest.advanceTimersByTime(1);
+      expect(channel.acks[2]).toEqual({ tag: 90, allUpTo: true });
+      expect(feed.received).toBe(89);
+      expect(feed.invalid).toBe(1);
+      expect(results.latest('A', 10).map((r) => r.result.ts / 300_000)).toEqual([81, 82, 83, 84, 85, 86, 87, 88, 89, 90]);
+      jest.advanceTimersByTime(1000);
+      expect(channel.acks).toHaveLength(3); // nothing pending, no timer left acking
     } finally {
       jest.useRealTimers();
     }
