@@ -68,7 +68,13 @@ export class Publisher implements ConnectionAttachment {
       await channel.close().catch(() => undefined);
       return;
     }
-    channel.on('error', (err: Error) => this.options.log.warn({ err }, 'publisher channel error'));
+    // amqplib emits 'error' before 'close' only when the broker closed the channel; a channel closed
+    // with its connection gets 'close' alone (the connection's recovery attaches a new one then).
+    let closedByBroker = false;
+    channel.on('error', (err: Error) => {
+      closedByBroker = true;
+      this.options.log.warn({ err }, 'publisher channel error');
+    });
     channel.on('drain', () => {
       if (this.channel !== channel) return;
       this.needsDrain = false;
@@ -88,7 +94,7 @@ export class Publisher implements ConnectionAttachment {
     channel.on('close', () => {
       // Closed by the broker (a channel error) while the connection lives on: nothing else would
       // ever open a new one, so every later publish would wait for a channel in vain.
-      if (this.channel === channel) this.replaceChannel(channel, 'publisher channel closed by the broker');
+      if (closedByBroker && this.channel === channel) this.replaceChannel(channel, 'publisher channel closed by the broker');
     });
     this.channel = channel;
     this.channelsOpened++;

@@ -44,9 +44,10 @@ class FakeConfirmChannel extends EventEmitter {
     return true;
   }
 
-  /** The broker closes the channel (a channel error); unconfirmed publishes fail. */
+  /** The broker closes the channel (a channel error): amqplib emits 'error', then 'close'. */
   brokerClose(): void {
-    this.close();
+    this.emit('error', new Error('Channel closed by server: 541 (INTERNAL-ERROR)'));
+    void this.close();
   }
 
   close(): Promise<void> {
@@ -116,6 +117,20 @@ describe('Publisher: a confirm channel that stops working while the connection s
     // Before the fix the publisher waited for a channel that nothing would open, until its timeout.
     await expect(send(publisher, 'b')).resolves.toBeUndefined();
     expect(channels).toHaveLength(2);
+  });
+
+  it('leaves a channel closed with its connection to the reconnect: no replacement, no warning', async () => {
+    const lines: string[] = [];
+    const captured = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const publisher = new Publisher(connection, { maxInFlight: 64, publishTimeoutMs: 2000, log: captured });
+    publishers.push(publisher);
+    const { model, channels } = fakeModel(['ack']);
+    await publisher.attach(model);
+    void channels[0]!.close(); // 'close' without 'error': the connection went away; 'disconnect' follows
+    publisher.detach();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(channels).toHaveLength(1);
+    expect(lines.join('')).not.toContain('new confirm channel');
   });
 
   it('keeps trying with a growing pause while new channels still nack, and recovers when one works', async () => {

@@ -39,10 +39,10 @@ describe('topology', () => {
   });
 
   it('makes shard queues single-active-consumer with a backstop delivery limit', () => {
-    const shard = workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }, true).arguments!;
+    const shard = workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }, true).arguments as Record<string, unknown>;
     expect(shard['x-single-active-consumer']).toBe(true);
     expect(shard['x-delivery-limit']).toBe(40);
-    const results = workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }).arguments!;
+    const results = workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }).arguments as Record<string, unknown>;
     expect(results['x-single-active-consumer']).toBeUndefined();
     expect(results['x-delivery-limit']).toBe(10);
   });
