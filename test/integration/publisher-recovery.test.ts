@@ -64,6 +64,9 @@ describe('Publisher on the real broker', () => {
         'a confirmed publish after the connection was closed',
       );
       await waitFor(() => collector.messages.some((m) => m.messageId === 'r2'), 10_000, 'r2 in integrated_results');
+      // The connection really was closed: r2 went out on the channel of the new connection.
+      expect(publisher.channelsOpenedCount).toBe(2);
+      expect(collector.messages.map((m) => m.messageId)).toEqual(expect.arrayContaining(['r1', 'r2']));
     } finally {
       await collector.stop();
     }
