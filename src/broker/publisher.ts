@@ -112,7 +112,7 @@ export class Publisher implements ConnectionAttachment {
    * nacks a publish or closes the channel. A nack here is never flow control (the pipeline's queues
    * have no length limit): on RabbitMQ 3.10, a channel that first publishes to a quorum queue just
    * after the node of its leader died can stay stuck nacking every later publish to that queue, while
-   * a channel opened a moment later works (see docs/scaling.md, "Node loss"). Publishes still waiting
+   * a channel opened a moment later works (docs/scaling.md, "The stuck channel"). Publishes still waiting
    * on the old channel fail (the broker's close rejects their confirms) and their callers retry them.
    */
   private replaceChannel(channel: ConfirmChannel, why: string): void {
@@ -128,7 +128,7 @@ export class Publisher implements ConnectionAttachment {
     if (model === null || this.stopped) return;
     const delay = Math.min(5000, 100 * 2 ** this.reopenAttempts);
     this.reopenAttempts++;
-    this.options.log.warn({ delayMs: delay }, `${why}; opening a new confirm channel`);
+    this.options.log.warn({ reason: why, delayMs: delay }, 'opening a new confirm channel');
     const timer = setTimeout(() => {
       if (this.model !== model || this.stopped || this.channel !== null) return;
       this.openChannel(model).catch((err: unknown) => {
