@@ -142,9 +142,11 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     this.resetting = true;
     const delay = Math.min(30_000, this.options.retryDelayMs * 2 ** this.consecutiveFailures);
     this.consecutiveFailures++;
+    const model = this.model;
     const timer = setTimeout(() => {
       this.resetting = false;
-      if (this.stopping || this.model === null) return;
+      // A reconnect in between attached a new connection and consumes on it already.
+      if (this.stopping || this.model === null || this.model !== model || this.channel !== null) return;
       this.openAndConsume().catch((err: unknown) => {
         this.log.error({ err }, 'cannot consume again; retrying');
         this.scheduleResume();

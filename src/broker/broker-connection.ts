@@ -92,7 +92,16 @@ export class BrokerConnection {
         throw err;
       }
       await channel.close().catch(() => undefined);
-      for (const attachment of this.attachments) await attachment.attach(model);
+      try {
+        for (const attachment of this.attachments) await attachment.attach(model);
+      } catch (err) {
+        // amqplib closes this connection and tries again, but emits no 'disconnect' for a connection
+        // whose setup failed: forget it here, or the attachments that did attach would keep it (a
+        // consumer would schedule a resume on it and later consume twice).
+        log.warn({ err }, 'attaching to the new connection failed; reconnecting');
+        for (const attachment of this.attachments) attachment.detach();
+        throw err;
+      }
       if (this.connectedOnce) pipelineEvents.emit(PipelineEvent.Reconnect, { component: this.options.connectionName });
       this.connectedOnce = true;
       log.info('broker connected and topology declared');

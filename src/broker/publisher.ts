@@ -35,6 +35,9 @@ export class Publisher implements ConnectionAttachment {
   private drainWaiters: (() => void)[] = [];
   private readonly returnedIds = new Map<string, Pending>();
   private stopped = false;
+  private model: ChannelModel | null = null;
+  private reopenAttempts = 0;
+  private channelsOpened = 0;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -46,9 +49,34 @@ export class Publisher implements ConnectionAttachment {
   /** @internal */
   async attach(model: ChannelModel): Promise<void> {
     coalesceSocketWrites(model);
+    this.model = model;
+    this.reopenAttempts = 0;
+    await this.openChannel(model);
+  }
+
+  /** @internal */
+  detach(): void {
+    this.model = null;
+    this.channel = null;
+  }
+
+  /** Opens a confirm channel on `model` and makes it the one publishes go out on. */
+  private async openChannel(model: ChannelModel): Promise<void> {
     const channel = await model.createConfirmChannel();
-    channel.on('error', (err: Error) => this.options.log.warn({ err }, 'publisher channel error'));
+    if (this.model !== model || this.stopped) {
+      // The connection went away (or a newer one attached) while the channel opened.
+      await channel.close().catch(() => undefined);
+      return;
+    }
+    // amqplib emits 'error' before 'close' only when the broker closed the channel; a channel closed
+    // with its connection gets 'close' alone (the connection's recovery attaches a new one then).
+    let closedByBroker = false;
+    channel.on('error', (err: Error) => {
+      closedByBroker = true;
+      this.options.log.warn({ err }, 'publisher channel error');
+    });
     channel.on('drain', () => {
+      if (this.channel !== channel) return;
       this.needsDrain = false;
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -59,19 +87,61 @@ export class Publisher implements ConnectionAttachment {
       const pending = id === undefined ? undefined : this.returnedIds.get(id);
       if (pending !== undefined) pending.returned = true;
     });
+    channel.on('nack', () => {
+      // The broker refused a message while the channel stays open: replace the channel (see below).
+      if (this.channel === channel) this.replaceChannel(channel, 'broker nacked a publish');
+    });
     channel.on('close', () => {
-      if (this.channel === channel) this.channel = null;
+      // Closed by the broker (a channel error) while the connection lives on: nothing else would
+      // ever open a new one, so every later publish would wait for a channel in vain.
+      if (closedByBroker && this.channel === channel) this.replaceChannel(channel, 'publisher channel closed by the broker');
     });
     this.channel = channel;
+    this.channelsOpened++;
     this.needsDrain = false;
+    const drainWaiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of drainWaiters) w();
     const waiters = this.channelWaiters;
     this.channelWaiters = [];
     for (const w of waiters) w();
   }
 
-  /** @internal */
-  detach(): void {
+  /**
+   * Stops publishing on `channel` and opens a fresh one on the same connection. Used when the broker
+   * nacks a publish or closes the channel. A nack here is never flow control (the pipeline's queues
+   * have no length limit): on RabbitMQ 3.10, a channel that first publishes to a quorum queue just
+   * after the node of its leader died can stay stuck nacking every later publish to that queue, while
+   * a channel opened a moment later works (docs/scaling.md, "The stuck channel"). Publishes still waiting
+   * on the old channel fail (the broker's close rejects their confirms) and their callers retry them.
+   */
+  private replaceChannel(channel: ConfirmChannel, why: string): void {
+    if (this.channel !== channel) return;
     this.channel = null;
+    channel.close().catch(() => undefined);
+    this.scheduleReopen(why);
+  }
+
+  /** Opens a new channel on the current connection after a pause that doubles (100 ms to 5 s). */
+  private scheduleReopen(why: string): void {
+    const model = this.model;
+    if (model === null || this.stopped) return;
+    const delay = Math.min(5000, 100 * 2 ** this.reopenAttempts);
+    this.reopenAttempts++;
+    this.options.log.warn({ reason: why, delayMs: delay }, 'opening a new confirm channel');
+    const timer = setTimeout(() => {
+      if (this.model !== model || this.stopped || this.channel !== null) return;
+      this.openChannel(model).catch((err: unknown) => {
+        // A connection on its way out: its recovery attaches the next one (this.model changes).
+        if (this.model === model && this.channel === null) this.scheduleReopen(`cannot open a new channel (${describe(err)})`);
+      });
+    }, delay);
+    timer.unref();
+  }
+
+  /** Confirm channels opened so far (one per connect, plus one per replaced channel). */
+  get channelsOpenedCount(): number {
+    return this.channelsOpened;
   }
 
   /** Number of publishes awaiting their confirm. */
@@ -105,8 +175,11 @@ export class Publisher implements ConnectionAttachment {
     await this.acquireSlot(deadline);
     try {
       await this.connection.whenUnblocked();
-      const channel = await this.waitForChannel(deadline);
-      if (this.needsDrain) await this.waitFor(this.drainWaiters, deadline, 'drain');
+      let channel = await this.waitForChannel(deadline);
+      if (this.needsDrain) {
+        await this.waitFor(this.drainWaiters, deadline, 'drain');
+        channel = await this.waitForChannel(deadline); // the channel may have been replaced meanwhile
+      }
       await new Promise<void>((resolve, reject) => {
         const pending: Pending = { resolve, reject, returned: false };
         const mandatory = options.mandatory === true;
@@ -130,6 +203,7 @@ export class Publisher implements ConnectionAttachment {
               } else if (pending.returned) {
                 reject(new PublishError(`${options.messageId} is unroutable: no queue bound to ${exchange} ${routingKey}`));
               } else {
+                if (this.channel === channel) this.reopenAttempts = 0;
                 resolve();
               }
             },
@@ -196,6 +270,10 @@ export class Publisher implements ConnectionAttachment {
     if (channel !== null) await channel.close().catch(() => undefined);
     for (const w of this.channelWaiters.splice(0)) w();
   }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 const COALESCED = Symbol('coalescedSocketWrites');

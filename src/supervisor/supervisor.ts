@@ -20,6 +20,8 @@ export interface SupervisorOptions {
   restartDelayMs?: number;
   /** Grace period between SIGTERM and SIGKILL on stop. @defaultValue closeTimeoutMs + 5000 */
   killGraceMs?: number;
+  /** File descriptor the workers' stdout and stderr (their logs) go to. @defaultValue the supervisor's own */
+  workerOutputFd?: number;
 }
 
 interface Child {
@@ -119,7 +121,7 @@ export class Supervisor {
       // HEALTH_PORT as bound (it may be 0, "pick one"): the gateway relays this supervisor's /health.
       env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard), HEALTH_PORT: String(this.health.boundPort) },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', this.options.workerOutputFd ?? 'inherit', this.options.workerOutputFd ?? 'inherit', 'ipc'],
     });
     child.process = proc;
     child.startedAt = Date.now();

@@ -30,7 +30,7 @@ describe('coalesceSocketWrites', () => {
 
   it('uncorks when a write throws', () => {
     const { model, log, mux } = fakeModel();
-    (mux as { _readIncoming(): void })._readIncoming = () => {
+    mux._readIncoming = () => {
       throw new Error('boom');
     };
     coalesceSocketWrites(model);
