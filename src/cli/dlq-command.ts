@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import type { Channel, ConfirmChannel, GetMessage, Message } from 'amqplib';
 import { EXCHANGE_DLX, QUEUE_DEAD_LETTERS } from '../broker/topology';
 import {
@@ -163,7 +163,7 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
 }
 
 async function list(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     strict: true,
     options: { count: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
@@ -203,7 +203,7 @@ async function list(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function replay(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     strict: true,
     options: { count: { type: 'string' }, 'filter-reason': { type: 'string' }, verbose: { type: 'boolean' } },
@@ -292,7 +292,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function purge(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
+  const { values } = parseCommandLine({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
   if (values.yes !== true) throw new CliUsageError(`dlq purge deletes every message in ${QUEUE_DEAD_LETTERS}: add --yes`);
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.purgeQueue(QUEUE_DEAD_LETTERS);

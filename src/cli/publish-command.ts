@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
@@ -58,7 +58,7 @@ const MAX_PRINTED_INVALID = 20;
 export const publishCommand: Command = {
   usage: USAGE,
   async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseArgs({
+    const { values } = parseCommandLine({
       args,
       strict: true,
       allowPositionals: false,

@@ -1,5 +1,5 @@
-import type { Interval } from '../stats';
-import type { MarketEvaluation, MetricsWithIntervals, RuleName } from '../walk-forward';
+import type { Interval } from '../learning/stats';
+import type { MarketEvaluation, MetricsWithIntervals, RuleName } from '../learning/walk-forward';
 
 /**
  * The self-contained HTML report of `npm run eval`: inline SVG charts, no script, no network.

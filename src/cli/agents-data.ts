@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseBarsCsv } from '../evaluation';
-import type { EnvBar } from '../trading-env';
+import { StartupError } from '../errors';
+import { CliUsageError } from './common';
+import { parseBarsCsv } from '../learning/evaluation';
+import type { EnvBar } from '../learning/trading-env';
 
 /** Real 5m bars bundled with the repository (see data/README.md). */
 export const REAL_DATA_DIR = join('data', 'market', '5m');
@@ -13,7 +15,10 @@ export const TRAIN_FRACTION = 2 / 3;
 export const SYNTHETIC_TRAIN_SEEDS = [101, 102, 103] as const;
 export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
 
-/** `<SYMBOL>_5m.csv` files of a directory, symbol → bars (oldest first). Exits 2 when there are none. */
+/**
+ * `<SYMBOL>_5m.csv` files of a directory, symbol → bars (oldest first). Throws a StartupError
+ * naming `--data` (exit 2) when there are none.
+ */
 export function readRealBars(dir: string, only?: readonly string[]): Map<string, EnvBar[]> {
   let files: string[];
   try {
@@ -28,26 +33,20 @@ export function readRealBars(dir: string, only?: readonly string[]): Map<string,
     out.set(symbol, parseBarsCsv(readFileSync(join(dir, f), 'utf8')));
   }
   if (out.size === 0) {
-    process.stderr.write(`no <SYMBOL>_5m.csv files in ${dir}${only?.length ? ` for ${only.join(',')}` : ''}: pass --data <dir> (default ${REAL_DATA_DIR})\n`);
-    process.exit(2);
+    throw new StartupError(
+      '--data',
+      `no <SYMBOL>_5m.csv files in ${dir}${only?.length ? ` for ${only.join(',')}` : ''}: pass --data <dir> (default ${REAL_DATA_DIR})`,
+    );
   }
   return out;
 }
 
-/** Value of `--name <value>` (undefined when absent). */
-export function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? undefined : process.argv[i + 1];
-}
-
-/** A numeric option; exits 2 with the setting and the fix when it is not a number in range. */
-export function numberArg(name: string, fallback: number, min = -Infinity, max = Infinity): number {
-  const raw = arg(name);
+/** A numeric option in [min, max]; a CliUsageError (exit 64) with the fix otherwise. */
+export function numberOption(name: string, raw: string | undefined, fallback: number, min = -Infinity, max = Infinity): number {
   if (raw === undefined) return fallback;
   const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    process.stderr.write(`--${name} ${raw} is not a number in [${min}, ${max}]: pass e.g. --${name} ${fallback}\n`);
-    process.exit(2);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max) {
+    throw new CliUsageError(`--${name} ${raw} is not a number in [${min}, ${max}]: pass e.g. --${name} ${fallback}`);
   }
   return v;
 }
