@@ -9,6 +9,8 @@ import { Command as Commander, CommanderError } from 'commander';
 import { brokerPreflight, describeBrokerTarget } from '../broker/preflight';
 import { loadConfig, type PipelineConfig } from '../config/config';
 import { ConfigError, StartupError } from '../errors';
+import { rootLogger } from '../observability/logger';
+import { buildWasmCommand } from './build-dense-wasm';
 import { confidenceTradeoffCommand } from './confidence-tradeoff';
 import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from './common';
 import { dlqCommand } from './dlq-command';
@@ -51,6 +53,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'fit-models', summary: 'refit the regime and confidence models (prints the weights to paste)', command: fitModelsCommand, dev: true },
   { name: 'confidence-tradeoff', summary: 'compare re-weighted and recalibrated confidence models on held-out markets', command: confidenceTradeoffCommand, dev: true },
   { name: 'resample-csv', summary: 'turn a CSV of 5m bars into one of 30m bars', command: resampleCsvCommand, dev: true },
+  { name: 'build-wasm', summary: 'compile the dense-layer WebAssembly module from its .wat source', command: buildWasmCommand, dev: true },
 ];
 
 const HELP_AFTER = `
@@ -63,7 +66,7 @@ credentials or unreachable broker (one line names the setting and the fix); 64 b
 
 /** Where {@link runCli} reads its environment and writes its output. */
 export interface RunCliOptions {
-  /** @defaultValue process.env */
+  /** The settings; undefined: this process's environment (read by loadConfig). */
   env?: NodeJS.ProcessEnv;
   /** Command output. @defaultValue process.stdout */
   out?: NodeJS.WritableStream;
@@ -122,7 +125,7 @@ function buildProgram(
 
 /** Runs the CLI with `argv` (without node and the script) and returns the exit code. */
 export async function runCli(argv: string[], options: RunCliOptions = {}): Promise<number> {
-  const env = options.env ?? process.env;
+  const env = options.env;
   const out = options.out ?? process.stdout;
   const errOut = options.err ?? process.stderr;
   let code: number = ExitCode.Ok;
@@ -153,7 +156,7 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
 async function runCommand(
   entry: CommandEntry,
   args: string[],
-  env: NodeJS.ProcessEnv,
+  env: NodeJS.ProcessEnv | undefined,
   out: NodeJS.WritableStream,
   errOut: NodeJS.WritableStream,
 ): Promise<number> {
@@ -173,6 +176,7 @@ async function runCommand(
     }
     throw err;
   }
+  rootLogger(config.logLevel); // the level of any module logger, as LOG_LEVEL says
   const log = cliLogger(config, args.includes('--verbose'));
   if (command.offline !== true) {
     // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
