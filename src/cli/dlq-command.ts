@@ -222,7 +222,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
       channelFailure = err;
     });
     confirm.on('return', (msg: Message) => {
-      const id = (msg.properties.headers as Record<string, unknown> | undefined)?.[HEADERS.replayedAt];
+      const id: unknown = msg.properties.headers?.[HEADERS.replayedAt];
       const key = `${String(msg.properties.messageId)}|${String(id)}|${msg.fields.routingKey}`;
       returned.add(key);
     });
@@ -249,7 +249,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
           continue;
         }
         const { exchange, routingKey } = info;
-        const headers = replayHeaders(msg.properties.headers as Record<string, unknown> | undefined);
+        const headers = replayHeaders(msg.properties.headers);
         const key = `${String(msg.properties.messageId)}|${String(headers[HEADERS.replayedAt])}|${routingKey}`;
         confirms.push(
           new Promise<void>((resolve) => {

@@ -20,6 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StartupError } from '../errors';
 import { selectBackend } from '../learning/backend';
+import type { ModelMetrics } from '../learning/registry';
 import { TacticalPolicy } from '../learning/policy';
 import { DEFAULT_COSTS, type TradingCosts } from '../learning/trading-env';
 import { WARMUP_BARS } from '../learning/trading-agents';
@@ -74,6 +75,18 @@ function fail(setting: string, message: string): never {
   throw new StartupError(setting, message);
 }
 
+/** How `pipeline models train` made a version (its `metrics.offline`). */
+interface OfflineProvenance {
+  trainFraction?: number;
+  real?: Record<string, { lastTrainTs: string }>;
+  command?: string;
+}
+
+function offlineProvenance(metrics: ModelMetrics | null): OfflineProvenance | null {
+  const offline: unknown = metrics?.offline;
+  return typeof offline === 'object' && offline !== null ? offline : null;
+}
+
 /** Drops the equity paths (large) for the JSON summary. */
 function compact(m: MarketEvaluation): Omit<MarketEvaluation, 'equity'> {
   const { equity: _equity, ...rest } = m;
@@ -123,7 +136,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const version = await registry.latestPromoted();
   if (version === null) fail('--model', `no promoted model in ${modelDir}: run pipeline models train (or pass --model <registry dir>)`);
   const meta = await registry.meta(version);
-  const offline = (meta.metrics?.offline ?? null) as { trainFraction?: number; real?: Record<string, { lastTrainTs: string }>; command?: string } | null;
+  const offline = offlineProvenance(meta.metrics);
   if (offline === null || offline.trainFraction !== TRAIN_FRACTION || !offline.real) {
     fail('--model', `${modelDir} ${version} has no offline provenance with trainFraction ${TRAIN_FRACTION}: evaluate only models made by pipeline models train`);
   }

@@ -8,7 +8,7 @@ import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
 import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, intFlag, numberFlag, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
@@ -196,7 +196,7 @@ export const publishCommand: Command = {
       process.removeListener('SIGINT', onSigint);
       await producer.stop();
     }
-    if (failure !== null) throw failure;
+    if (failure !== null) throw failure instanceof Error ? failure : new Error(describeError(failure));
     const r = result as PublishBarsResult;
     const summary = {
       source: source.describe,

@@ -259,7 +259,7 @@ export async function* interleaveByTs(
   sources: readonly (AsyncIterable<Bar> | Iterable<Bar>)[],
 ): AsyncGenerator<Bar> {
   const iterators = sources.map((s) =>
-    Symbol.asyncIterator in s ? (s as AsyncIterable<Bar>)[Symbol.asyncIterator]() : toAsync(s as Iterable<Bar>),
+    Symbol.asyncIterator in s ? (s)[Symbol.asyncIterator]() : toAsync(s),
   );
   const heads: (Bar | null)[] = await Promise.all(iterators.map(async (it) => nextOf(it)));
   try {

@@ -121,7 +121,7 @@ describe('BarProducer', () => {
     expect(progress).toBe(800);
     expect(p.pendingConfirms).toBe(0);
     await waitFor(() => got.length === 800, 10_000);
-    expect(got.map((m) => m.properties.messageId)).toEqual(sent.map((b) => barId(b)));
+    expect(got.map((m) => m.properties.messageId as string)).toEqual(sent.map((b) => barId(b)));
     expect(sent.map((b) => b.ts)).toEqual([...sent.map((b) => b.ts)].sort((a, b) => a - b));
     const first = got[0] as ConsumeMessage;
     expect(first.fields.routingKey).toBe(routingKeys.bar('5m', 'AAA'));

@@ -118,7 +118,7 @@ const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|exp
 const TOPOLOGY = 'src/broker/topology.ts';
 
 /** Checks every rule on `files`; returns what breaks them. */
-export function checkLayout(files: readonly SourceFile[]): Violation[] {
+function checkLayout(files: readonly SourceFile[]): Violation[] {
   const violations: Violation[] = [];
   for (const file of files) {
     const sf = parse(file);
