@@ -563,13 +563,13 @@ async function main(out: (line: string) => void, dataDir: string): Promise<void>
   );
 }
 
-const DEFAULT_DATA_DIR = join('data', 'market', '30m');
+const DEFAULT_DATA_DIR = join(__dirname, '..', '..', 'data', 'market', '30m');
 
 const USAGE = `Usage:
   pipeline regime-report [<dir>]
 
 How the regime model and its confidence do on market families (fitted and held out) and on the
-real 30m bars of <dir> (<SYMBOL>_30m.csv files)                        [default: ${DEFAULT_DATA_DIR}]
+real 30m bars of <dir> (<SYMBOL>_30m.csv files)          [default: the repository's data/market/30m]
 Prints tables, and as its last line one JSON object. Every random draw is seeded: the output is
 deterministic. Takes minutes. Needs no broker. See docs/regime.md.
 
