@@ -33,20 +33,23 @@ export interface CommandEntry {
   command: Command;
   /** Listed under "Development tools" in `pipeline --help`. */
   dev?: boolean;
+  /** Its subcommands (`pipeline dlq list`): each runs the command with its name first. */
+  subcommands?: readonly string[];
 }
 
 /**
  * Every `pipeline` command. `shards` (resizing the sharded queues) joins this table as one more
- * entry when its command module lands.
+ * entry when its command module lands:
+ *   { name: 'shards', summary: '...', command: shardsCommand },
  */
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'publish', summary: 'publish bars from CSV files or a synthetic market, with confirms and a progress bar', command: publishCommand },
   { name: 'results', summary: 'follow the integrated results (consumes them unless --peek) as JSON lines or a table', command: resultsCommand },
   { name: 'replay', summary: 'push recorded CSV bars through the workers (own vhost, training off), results as JSON lines', command: replayCommand },
   { name: 'report', summary: 'write the self-contained HTML report of a results file (see docs/replay.md)', command: reportCommand },
-  { name: 'dlq', summary: 'list, replay or purge dead letters', command: dlqCommand },
-  { name: 'state', summary: 'check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)', command: stateCommand },
-  { name: 'models', summary: 'list, promote, roll back or train versions of the trading agents', command: modelsCommand },
+  { name: 'dlq', summary: 'list, replay or purge dead letters', command: dlqCommand, subcommands: ['list', 'replay', 'purge'] },
+  { name: 'state', summary: 'check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)', command: stateCommand, subcommands: ['check', 'accept-loss'] },
+  { name: 'models', summary: 'list, promote, roll back or train versions of the trading agents', command: modelsCommand, subcommands: ['list', 'promote', 'rollback', 'train'] },
   { name: 'eval', summary: 'evaluate a model version against baselines on held-out bars (HTML and JSON report)', command: evalCommand },
   { name: 'mappo-check', summary: 'proof of learning: MAPPO on the two-step game for several seeds', command: mappoCheckCommand, dev: true },
   { name: 'regime-report', summary: 'how the regime model and its confidence do on market families and real bars', command: regimeReportCommand, dev: true },
@@ -94,16 +97,18 @@ function buildProgram(
     .configureOutput({ writeOut: (s) => void out.write(s), writeErr: (s) => void errOut.write(s) })
     .configureHelp({ sortSubcommands: false, subcommandTerm: (c) => c.name() })
     .addHelpText('after', HELP_AFTER);
+  // Options are the command's own (parseCommandLine): commander passes them on untouched.
+  const passOn = (cmd: Commander): Commander =>
+    cmd.helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[arguments...]');
   for (const entry of COMMANDS) {
-    program
-      .command(entry.name, { hidden: entry.dev === true })
-      .description(entry.summary)
-      .helpOption(false)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .passThroughOptions()
-      .argument('[arguments...]')
-      .action(async (_args: unknown, _opts: unknown, sub: Commander) => run(entry, [...sub.args]));
+    const cmd = passOn(program.command(entry.name, { hidden: entry.dev === true }).description(entry.summary));
+    cmd.action(async (_args: unknown, _opts: unknown, self: Commander) => run(entry, [...self.args]));
+    if (entry.subcommands !== undefined) {
+      cmd.enablePositionalOptions();
+      for (const name of entry.subcommands) {
+        passOn(cmd.command(name)).action(async (_args: unknown, _opts: unknown, self: Commander) => run(entry, [name, ...self.args]));
+      }
+    }
   }
   program
     .command('help')
@@ -165,6 +170,13 @@ async function runCommand(
     // Help is printed before the settings are read or anything is connected, started or trained.
     out.write(`${command.usage}\n`);
     return ExitCode.Ok;
+  }
+  const [first] = args;
+  if (entry.subcommands !== undefined && (first === undefined || (!first.startsWith('-') && !entry.subcommands.includes(first)))) {
+    // Before any setting is read or the broker is checked: the command line cannot run.
+    const which = first === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(first)}`;
+    errOut.write(`pipeline ${name} ${which}: use ${entry.subcommands.join(', ')}\n\n${command.usage}\n`);
+    return ExitCode.Usage;
   }
   let config: PipelineConfig;
   try {

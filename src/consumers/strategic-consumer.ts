@@ -32,7 +32,7 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
   }
 
   protected override handle(msg: ConsumeMessage): Promise<HandleResult> {
-    if (msg.fields.routingKey.startsWith('feedback.')) {
+    if (msg.fields.routingKey.startsWith(routingKeys.feedback(''))) {
       const item = parseMessage(msg.content, FeedbackSchema);
       return Promise.resolve({ kind: 'commit', committed: this.feedback.put(item) });
     }

@@ -81,6 +81,15 @@ describe('pipeline (one command on commander)', () => {
     expect(option.code).toBe(64);
     expect(option.err).toContain("pipeline models: unknown option '--nope'");
     expect(option.err).toContain('Usage:\n  pipeline models list');
+    for (const [args, message] of [
+      [['dlq', 'lst'], 'pipeline dlq has no subcommand "lst": use list, replay, purge'],
+      [['state'], 'pipeline state needs a subcommand: use check, accept-loss'],
+    ] as const) {
+      const r = await cli([...args]);
+      expect(r.code).toBe(64);
+      expect(r.err).toContain(message);
+      expect(r.err).not.toContain('nothing accepts connections'); // refused before the broker check
+    }
     const help = await cli(['help', 'nope']);
     expect(help.code).toBe(64);
   });
