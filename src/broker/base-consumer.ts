@@ -380,7 +380,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
 
 /** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
 export function deliveryAttempt(msg: ConsumeMessage): number {
-  const count = msg.properties.headers?.[HEADERS.deliveryCount];
+  const count: unknown = msg.properties.headers?.[HEADERS.deliveryCount];
   if (typeof count === 'number') return count + 1;
   return msg.fields.redelivered ? 2 : 1;
 }

@@ -121,7 +121,7 @@ function buildProgram(
     });
   program.addHelpText(
     'afterAll',
-    `\nDevelopment tools (same options rule):\n${COMMANDS.filter((e) => e.dev === true)
+    `\nDevelopment tools (each with --help too):\n${COMMANDS.filter((e) => e.dev === true)
       .map((e) => `  ${e.name.padEnd(20)} ${e.summary}`)
       .join('\n')}\n`,
   );
