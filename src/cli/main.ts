@@ -62,7 +62,7 @@ export const COMMANDS: readonly CommandEntry[] = [
 const HELP_AFTER = `
 Run "pipeline <command> --help" for a command's options (it has no other effect). The demo is "npm run demo".
 Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672; a vhost in the path is honoured),
-LOG_LEVEL (with --verbose), PIPELINE_* (see docs/configuration.md). Every command that talks to the
+LOG_LEVEL (with --verbose), PIPELINE_* (see src/config/config.ts). Every command that talks to the
 broker prints the broker and vhost it uses to stderr.
 Exit status: 0 done; 1 the command failed; 2 bad or misspelt setting, unknown vhost, refused
 credentials or unreachable broker (one line names the setting and the fix); 64 bad arguments.`;

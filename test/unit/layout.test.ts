@@ -1,5 +1,5 @@
 /**
- * The layout rules of the code (docs/architecture.md, "Code layout"), checked on the syntax tree of
+ * The layout rules of the code (what each folder may import and where names are built), checked on the syntax tree of
  * every .ts file under src/ and schemas/ (TypeScript's own parser; comments never count):
  *
  * 1. Compute folders (src/indicators, src/strategic, src/learning) import no broker (amqplib,
