@@ -2,8 +2,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StartupError } from '../errors';
 import { CliUsageError } from './common';
-import { parseBarsCsv } from '../learning/evaluation';
 import type { EnvBar } from '../learning/trading-env';
+
+/**
+ * The learning code, loaded on the first call (see src/cli/agents-runtime.ts). A plain require:
+ * bin/pipeline.js runs the sources through tsx's CommonJS hook, which resolves require() of a
+ * TypeScript file but not import().
+ */
+export function agentsRuntime(): typeof import('./agents-runtime') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when a command runs, see above
+  return require('./agents-runtime') as typeof import('./agents-runtime');
+}
 
 /** Real 5m bars bundled with the repository (see data/README.md). */
 export const REAL_DATA_DIR = join('data', 'market', '5m');
@@ -20,6 +29,7 @@ export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
  * naming `--data` (exit 2) when there are none.
  */
 export function readRealBars(dir: string, only?: readonly string[]): Map<string, EnvBar[]> {
+  const { parseBarsCsv } = agentsRuntime();
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => /^[A-Z0-9]+_5m\.csv$/.test(f)).sort();

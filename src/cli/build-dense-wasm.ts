@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileDenseWat } from '../learning/wasm/compile-dense';
+import { agentsRuntime } from './agents-data';
 import { parseCommandLine } from './command-line';
 import { ExitCode, type Command, type CommandContext } from './common';
 
@@ -22,6 +22,7 @@ Options:
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   parseCommandLine({ args, options: { verbose: { type: 'boolean' } } });
+  const { compileDenseWat } = agentsRuntime();
   const base64 = await compileDenseWat(readFileSync(join(WASM_DIR, 'dense.wat'), 'utf8'));
   writeFileSync(
     join(WASM_DIR, 'dense-module.ts'),

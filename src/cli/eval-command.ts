@@ -19,24 +19,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StartupError } from '../errors';
-import { selectBackend } from '../learning/backend';
 import type { ModelMetrics } from '../learning/registry';
-import { TacticalPolicy } from '../learning/policy';
 import { DEFAULT_COSTS, type TradingCosts } from '../learning/trading-env';
-import { WARMUP_BARS } from '../learning/trading-agents';
-import {
-  BASELINES,
-  evaluateMarket,
-  rulesFor,
-  SYNTHETIC_FAMILIES,
-  syntheticMarket,
-  walkForwardSplit,
-  withStrategicView,
-  type MarketEvaluation,
-  type RuleName,
-} from '../learning/walk-forward';
-import { openModelRegistry } from '../state/model-files';
-import { numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
+import type { MarketEvaluation, RuleName } from '../learning/walk-forward';
+import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
 import { parseCommandLine } from './command-line';
 import { ExitCode, type Command, type CommandContext } from './common';
 import { renderReport, type ReportInput } from './eval-report-html';
@@ -130,6 +116,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     halfSpread: numberOption('half-spread', values['half-spread'], DEFAULT_COSTS.halfSpread, 0, 0.1),
   };
   const bootstrap = { samples, block: 48, seed: 1 };
+  const { selectBackend, TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+    agentsRuntime();
   await selectBackend();
 
   const registry = openModelRegistry(modelDir, { keepVersions: 0 });

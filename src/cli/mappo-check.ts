@@ -4,16 +4,14 @@
  * iteration budget. The last line is always one JSON object:
  *   {"optimum":8,"seeds":5,"reached":N,"iterations":[...]}
  */
-import { selectBackend } from '../learning/backend';
-import { runTwoStepGame, TWO_STEP_OPTIMUM } from '../learning/two-step-game';
-import { numberOption } from './agents-data';
+import { agentsRuntime, numberOption } from './agents-data';
 import { parseCommandLine } from './command-line';
 import { ExitCode, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline mappo-check [--seeds 5] [--first-seed 1] [--iterations 100] [--episodes 64] [--json]
 
-Proof of learning: trains MAPPO on the three-agent two-step game (optimum ${TWO_STEP_OPTIMUM}) once per seed and
+Proof of learning: trains MAPPO on the three-agent two-step game once per seed and
 reports how many seeds reach the optimum within the iteration budget. Prints a line per seed on
 stderr, then one JSON object {"optimum","seeds","reached","iterations"} as the last line of stdout.
 
@@ -47,6 +45,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const episodes = numberOption('episodes', values.episodes, 64, 1, 100_000);
   const firstSeed = numberOption('first-seed', values['first-seed'], 1, 0, 2 ** 31);
   const json = values.json === true;
+  const { selectBackend, runTwoStepGame, TWO_STEP_OPTIMUM } = agentsRuntime();
   const backend = await selectBackend();
   const results: (number | null)[] = [];
   const started = Date.now();

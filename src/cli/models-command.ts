@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { announcePromotion } from '../broker/model-announcement';
 import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
-import { ModelRegistry } from '../learning/registry';
-import { openModelRegistry } from '../state/model-files';
-import { SHIPPED_MODEL_DIR } from './agents-data';
+import type { ModelRegistry } from '../learning/registry';
+import { agentsRuntime, SHIPPED_MODEL_DIR } from './agents-data';
 import { parseCommandLine } from './command-line';
 import { CliUsageError, ExitCode, describeError, type Command, type CommandContext } from './common';
 import { trainAgents, TRAIN_OPTIONS } from './train-agents';
@@ -67,6 +66,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   if (trainOnly !== undefined) throw new CliUsageError(`--${trainOnly} is an option of models train`);
   if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
   const dir = values.dir ?? join(ctx.config.dataDir, 'models');
+  const { openModelRegistry } = agentsRuntime();
   const registry = openModelRegistry(dir);
   const listHint = `"pipeline models list${values.dir === undefined ? '' : ` --dir ${dir}`}" shows the versions`;
   let current: string | null;

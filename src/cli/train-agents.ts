@@ -10,14 +10,9 @@
  * parts and the best iterate is saved. Seeded: the same command gives the same weights.
  * The registry in `--out` gets one new version, promoted; `meta.json` records how it was made.
  */
-import { selectBackend } from '../learning/backend';
-import { trainOnSeries } from '../learning/evaluation';
-import { MappoTrainer } from '../learning/trainer';
 import { DEFAULT_COSTS } from '../learning/trading-env';
-import { SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView } from '../learning/walk-forward';
 import type { MarketSeries } from '../learning/trading-agents';
-import { openModelRegistry } from '../state/model-files';
-import { numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TRAIN_SEEDS, TRAIN_FRACTION } from './agents-data';
+import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TRAIN_SEEDS, TRAIN_FRACTION } from './agents-data';
 import { ExitCode, type CommandContext } from './common';
 
 const VALIDATION_FRACTION = 0.1;
@@ -40,6 +35,8 @@ export async function trainAgents(
   const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
   const dataDir = values.data ?? REAL_DATA_DIR;
   const log = (s: string): void => void ctx.err.write(s + '\n');
+  const { selectBackend, trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+    agentsRuntime();
   const started = Date.now();
   const backend = await selectBackend();
   const real = readRealBars(dataDir);
