@@ -78,7 +78,7 @@ function main(out: (line: string) => void, iterations: number, patterns: boolean
   // 3. Feedback penalty, on top of the deployed confidence model (neighbour weight 0): a
   // measurement of what simulated agents' feedback adds (see `feedbackPenalty`).
   out(
-    `FITTED_FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without).toPrecision(8)};`,
+    `FITTED_FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without, out).toPrecision(8)};`,
   );
 }
 

@@ -128,9 +128,9 @@ export function confidenceLogit(w: Float64Array, x: Float64Array): number {
 /**
  * Fits the feedback penalty `a` of `logit(pCorrect) = base − a·max(0, z)` (z of `feedbackZ`) by
  * Newton's method on the log loss, `base` being the confidence model's log-odds: one parameter,
- * fitted on bars with simulated feedback (see `simulateFeedback`).
+ * fitted on bars with simulated feedback (see `simulateFeedback`). `log` gets one line on what it was fitted on.
  */
-export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64Array): number {
+export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64Array, log: (line: string) => void = () => undefined): number {
   const feedback = simulateFeedback(rows);
   const x = new Float64Array(CONFIDENCE_INPUTS);
   const base: number[] = [];
@@ -157,8 +157,6 @@ export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64A
     a = Math.max(0, a - step);
     if (Math.abs(step) < 1e-9) break;
   }
-  console.log(
-    `feedback penalty fitted on ${zs.length} bars with simulated feedback below a coin's`,
-  );
+  log(`feedback penalty fitted on ${zs.length} bars with simulated feedback below a coin's`);
   return a;
 }

@@ -6,7 +6,8 @@
  *    src/broker), Redis (ioredis, src/state), filesystem (fs, fs/promises, node:fs...) or network
  *    module (net, http, https, fastify and @fastify/*, ws, src/gateway), nor the wiring folders
  *    (src/consumers, src/flows, src/supervisor, src/cli). Static imports, re-exports, `import()` and
- *    `require()` all count.
+ *    `require()` all count. Nor are they entry points: no `require.main`, `process.argv`,
+ *    `process.exit` or `console` (a script's output is the CLI's business).
  * 2. Consumers contain no maths, checked pragmatically: src/consumers imports no value from a compute
  *    folder (types are fine) and calls none of Math.exp/log/sqrt/pow/tanh/atan/sin/cos.
  * 3. schemas/ imports nothing from src/.
@@ -133,6 +134,13 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
           add('compute imports no broker, Redis, filesystem or network module', imp.line, imp.specifier);
         }
       }
+      walk(sf, (n) => {
+        if (!ts.isPropertyAccessExpression(n) || !ts.isIdentifier(n.expression)) return;
+        const what = `${n.expression.text}.${n.name.text}`;
+        if (['require.main', 'process.argv', 'process.exit'].includes(what) || n.expression.text === 'console') {
+          add('compute folders are no entry points', n, what);
+        }
+      });
     }
     // 2. Consumers.
     if (under(file.path, 'src/consumers')) {
@@ -217,6 +225,12 @@ describe('the layout check fails when a rule is broken', () => {
     expect(check('src/learning/x.ts', "export { a } from '../state/y';\nconst r = require('ioredis');")).toHaveLength(2);
     expect(check('src/indicators/x.ts', "async function f() { await import('fs/promises'); }")).toHaveLength(1);
     expect(check('src/learning/deep/x.ts', "import type { Channel } from 'amqplib';\nimport { declareTopology } from '../../broker/topology';")).toHaveLength(2);
+    expect(check('src/strategic/x.ts', "if (require.main === module) main(process.argv[2]);\nconsole.log(1);\nprocess.exit(1);")).toEqual([
+      'src/strategic/x.ts:1: compute folders are no entry points: require.main',
+      'src/strategic/x.ts:1: compute folders are no entry points: process.argv',
+      'src/strategic/x.ts:2: compute folders are no entry points: console.log',
+      'src/strategic/x.ts:3: compute folders are no entry points: process.exit',
+    ]);
     expect(check('src/learning/x.ts', "import { z } from 'zod';\nimport { a } from './y';\nimport { Bar } from '../../schemas/bar.schema';")).toEqual([]);
     // The same imports are fine outside the compute folders.
     expect(check('src/flows/x.ts', "import { readFileSync } from 'node:fs';")).toEqual([]);
