@@ -1,10 +1,4 @@
 import { z } from 'zod';
-import {
-  EXECUTION_OBS_DIM,
-  GLOBAL_STATE_DIM,
-  RISK_OBS_DIM,
-  TACTICAL_OBS_DIM,
-} from '../src/learning/features';
 import { SYMBOL_PATTERN } from './bar.schema';
 import { IndicatorsSchema } from './integrated-result.schema';
 import {
@@ -12,6 +6,12 @@ import {
   RegimeProbabilitiesSchema,
   SimilarPatternsSchema,
 } from './strategic-context.schema';
+
+/** Sizes of the agents' observations (the tactical, risk and execution actors) and of the critic's global state. */
+export const TACTICAL_OBS_DIM = 23;
+export const RISK_OBS_DIM = 10;
+export const EXECUTION_OBS_DIM = 10;
+export const GLOBAL_STATE_DIM = TACTICAL_OBS_DIM + RISK_OBS_DIM + EXECUTION_OBS_DIM;
 
 // zod 4 numbers are finite by construction (and JSON cannot carry Infinity or NaN).
 const vector = (name: string, length: number) =>

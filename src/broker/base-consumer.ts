@@ -4,7 +4,7 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
 import { coalesceSocketWrites, type Publisher } from './publisher';
-import { EXCHANGE_DLX } from './topology';
+import { EXCHANGE_DLX, headers as HEADERS, messageIds } from './topology';
 
 /** What a handler decided about one message. */
 export type HandleResult =
@@ -30,8 +30,8 @@ export interface BaseConsumerOptions {
   log: Logger;
 }
 
-const HEADER_REASON = 'x-rejection-reason';
-const HEADER_STAGE = 'x-rejected-by';
+const HEADER_REASON = HEADERS.rejectionReason;
+const HEADER_STAGE = HEADERS.rejectedBy;
 
 /**
  * Consumes one queue with manual acks. Each delivery goes to {@link handle}; the message is acked
@@ -315,10 +315,10 @@ export abstract class BaseConsumer implements ConnectionAttachment {
       ...(msg.properties.headers ?? {}),
       [HEADER_REASON]: reason,
       [HEADER_STAGE]: this.options.stage,
-      'x-original-exchange': msg.fields.exchange,
-      'x-original-routing-key': msg.fields.routingKey,
-      'x-original-queue': this.options.queue,
-      'x-rejected-at': new Date().toISOString(),
+      [HEADERS.originalExchange]: msg.fields.exchange,
+      [HEADERS.originalRoutingKey]: msg.fields.routingKey,
+      [HEADERS.originalQueue]: this.options.queue,
+      [HEADERS.rejectedAt]: new Date().toISOString(),
     };
     await this.publisher.publish(EXCHANGE_DLX, '', msg.content, {
       ...msg.properties,
@@ -326,7 +326,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
       messageId:
         typeof msg.properties.messageId === 'string'
           ? msg.properties.messageId
-          : `dlq:${this.options.queue}:${msg.fields.deliveryTag}:${Date.now()}`,
+          : messageIds.deadLetter(this.options.queue, msg.fields.deliveryTag, Date.now()),
     });
     this.log.warn({ reason, routingKey: msg.fields.routingKey }, 'message dead-lettered');
     pipelineEvents.emit(PipelineEvent.DeadLettered, {
@@ -382,7 +382,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
 
 /** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
 export function deliveryAttempt(msg: ConsumeMessage): number {
-  const count = msg.properties.headers?.['x-delivery-count'];
+  const count: unknown = msg.properties.headers?.[HEADERS.deliveryCount];
   if (typeof count === 'number') return count + 1;
   return msg.fields.redelivered ? 2 : 1;
 }

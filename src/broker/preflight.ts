@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { StartupError } from '../errors';
 import { brokerUrls, connectFirstLive, redact } from './broker-connection';
+import { RING_EXCHANGE_TYPE } from './topology';
 import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
 /** Options of {@link brokerPreflight}. */
@@ -108,7 +109,7 @@ export async function brokerPreflight(options: BrokerPreflightOptions): Promise<
 async function checkConsistentHash(channel: amqp.Channel, target: BrokerTarget): Promise<void> {
   const name = `pipeline.preflight.${randomUUID()}`;
   try {
-    await channel.assertExchange(name, 'x-consistent-hash', { durable: false, autoDelete: true });
+    await channel.assertExchange(name, RING_EXCHANGE_TYPE, { durable: false, autoDelete: true });
   } catch (err) {
     // 503 COMMAND_INVALID - unknown exchange type 'x-consistent-hash' (closes the connection)
     throw new StartupError(

@@ -72,6 +72,53 @@ export const routingKeys = {
   model: (): string => 'models.promoted',
 } as const;
 
+/**
+ * Message ids, built in one place (a consumer's dedupe and the dead-letter tools key on them):
+ * `<symbol>:<timeframe>:<ts>` for a bar (as `barId` of the bar schema), `<symbol>:context:<ts>`,
+ * `<symbol>:feedback:<ts>`, `<symbol>:experience:<ts>`, `experience-batch:<symbol>:<ts>:<n>`,
+ * `model:<version>`, and `dlq:<queue>:<tag>:<ms>` for a dead letter that arrived without one.
+ */
+export const messageIds = {
+  bar: (symbol: string, timeframe: string, ts: number): string => `${symbol}:${timeframe}:${ts}`,
+  context: (symbol: string, barCloseTs: number): string => `${symbol}:context:${barCloseTs}`,
+  feedback: (symbol: string, windowCloseTs: number): string => `${symbol}:feedback:${windowCloseTs}`,
+  experience: (symbol: string, ts: number): string => `${symbol}:experience:${ts}`,
+  experienceBatch: (symbol: string, firstTs: number, size: number): string => `experience-batch:${symbol}:${firstTs}:${size}`,
+  model: (version: string): string => `model:${version}`,
+  deadLetter: (queue: string, deliveryTag: number, atMs: number): string => `dlq:${queue}:${deliveryTag}:${atMs}`,
+} as const;
+
+/**
+ * Message headers the pipeline writes or reads, named in one place: the symbol a ring hashes on,
+ * the producer's publish time, what the dead-lettering records, and what `pipeline dlq replay` adds.
+ * The broker's own (`x-death`, `x-first-death-*`, `x-last-death-*`, `x-delivery-count`) are here too.
+ */
+export const headers = {
+  symbol: HEADER_SYMBOL,
+  publishedAt: 'x-published-at',
+  rejectionReason: 'x-rejection-reason',
+  rejectedBy: 'x-rejected-by',
+  rejectedAt: 'x-rejected-at',
+  originalExchange: 'x-original-exchange',
+  originalRoutingKey: 'x-original-routing-key',
+  originalQueue: 'x-original-queue',
+  replayCount: 'x-replay-count',
+  replayedAt: 'x-replayed-at',
+  death: 'x-death',
+  firstDeathExchange: 'x-first-death-exchange',
+  firstDeathQueue: 'x-first-death-queue',
+  firstDeathReason: 'x-first-death-reason',
+  lastDeathExchange: 'x-last-death-exchange',
+  lastDeathQueue: 'x-last-death-queue',
+  lastDeathReason: 'x-last-death-reason',
+  deliveryCount: 'x-delivery-count',
+} as const;
+
+/** Queue arguments of a bounded queue that drops its oldest messages (a live feed). */
+export function boundedQueueArguments(maxLength: number): Record<string, unknown> {
+  return { 'x-max-length': maxLength, 'x-overflow': 'drop-head' };
+}
+
 /** Options of {@link declareTopology}. */
 export interface TopologyOptions {
   /** `quorum` (default) or `classic` queues. */

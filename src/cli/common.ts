@@ -1,4 +1,5 @@
 import type { ChannelModel } from 'amqplib';
+import { inspect } from 'node:util';
 import pino from 'pino';
 import { connectFirstLive, redact } from '../broker/broker-connection';
 import type { PipelineConfig } from '../config/config';
@@ -97,7 +98,7 @@ export function describeError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
-    parts.push(current instanceof Error ? current.message : String(current));
+    parts.push(current instanceof Error ? current.message : typeof current === 'string' ? current : inspect(current));
     current = current instanceof Error ? current.cause : undefined;
   }
   return parts.join(': ');

@@ -12,7 +12,6 @@
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { MultiBar, Presets } from 'cli-progress';
 import { barId } from '../../schemas/bar.schema';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
@@ -23,7 +22,8 @@ import { rootLogger } from '../observability/logger';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
-import { ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, quantile } from './common';
+import { parseCommandLine } from './command-line';
+import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, quantile } from './common';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
@@ -60,9 +60,9 @@ function formatCounts(map: Map<string | null, number>): string {
     .join('  ');
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
+async function main(args: readonly string[]): Promise<number> {
+  const { values } = parseCommandLine({
+    args: [...args],
     strict: true,
     options: {
       rate: { type: 'string' },
@@ -306,12 +306,16 @@ async function* limit<T>(source: AsyncIterable<T>, max: number): AsyncGenerator<
   }
 }
 
-main().then(
+main(process.argv.slice(2)).then(
   (code) => {
     rootLogger().flush();
     process.exit(code);
   },
   (err: unknown) => {
+    if (err instanceof CliUsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}\n`);
+      process.exit(ExitCode.Usage);
+    }
     process.stderr.write(`demo failed: ${describeError(err)}\n`);
     process.exit(ExitCode.Failure);
   },

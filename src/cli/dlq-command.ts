@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import type { Channel, ConfirmChannel, GetMessage, Message } from 'amqplib';
-import { EXCHANGE_DLX, QUEUE_DEAD_LETTERS } from '../broker/topology';
+import { EXCHANGE_DLX, headers as HEADERS, QUEUE_DEAD_LETTERS } from '../broker/topology';
 import {
   CliUsageError,
   ExitCode,
@@ -51,20 +51,20 @@ export interface DeadLetterInfo {
 
 /** Headers the dead-lettering added; a replayed message goes out without them. */
 const DEAD_LETTER_HEADERS = [
-  'x-rejection-reason',
-  'x-rejected-by',
-  'x-rejected-at',
-  'x-original-exchange',
-  'x-original-routing-key',
-  'x-original-queue',
-  'x-death',
-  'x-first-death-exchange',
-  'x-first-death-queue',
-  'x-first-death-reason',
-  'x-last-death-exchange',
-  'x-last-death-queue',
-  'x-last-death-reason',
-  'x-delivery-count',
+  HEADERS.rejectionReason,
+  HEADERS.rejectedBy,
+  HEADERS.rejectedAt,
+  HEADERS.originalExchange,
+  HEADERS.originalRoutingKey,
+  HEADERS.originalQueue,
+  HEADERS.death,
+  HEADERS.firstDeathExchange,
+  HEADERS.firstDeathQueue,
+  HEADERS.firstDeathReason,
+  HEADERS.lastDeathExchange,
+  HEADERS.lastDeathQueue,
+  HEADERS.lastDeathReason,
+  HEADERS.deliveryCount,
 ];
 
 interface XDeath {
@@ -88,20 +88,20 @@ function str(value: unknown): string | null {
  */
 export function deadLetterInfo(msg: Pick<Message, 'properties'>): DeadLetterInfo {
   const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-  const deaths = Array.isArray(headers['x-death']) ? (headers['x-death'] as XDeath[]) : [];
+  const deaths = Array.isArray(headers[HEADERS.death]) ? (headers[HEADERS.death] as XDeath[]) : [];
   const origin = deaths[deaths.length - 1];
   const deathKeys = Array.isArray(origin?.['routing-keys']) ? (origin['routing-keys'] as unknown[]) : [];
-  const pipelineExchange = str(headers['x-original-exchange']);
-  const pipelineKey = str(headers['x-original-routing-key']);
+  const pipelineExchange = str(headers[HEADERS.originalExchange]);
+  const pipelineKey = str(headers[HEADERS.originalRoutingKey]);
   const hasPipelineOrigin = pipelineExchange !== null && pipelineKey !== null;
   const brokerReason = origin === undefined ? null : `broker dead-lettered: ${str(origin.reason) ?? 'unknown'}`;
   return {
-    reason: str(headers['x-rejection-reason']) ?? brokerReason ?? 'no reason recorded',
-    stage: str(headers['x-rejected-by']) ?? (origin !== undefined ? 'broker' : 'unknown'),
+    reason: str(headers[HEADERS.rejectionReason]) ?? brokerReason ?? 'no reason recorded',
+    stage: str(headers[HEADERS.rejectedBy]) ?? (origin !== undefined ? 'broker' : 'unknown'),
     exchange: hasPipelineOrigin ? pipelineExchange : str(origin?.exchange),
     routingKey: hasPipelineOrigin ? pipelineKey : str(deathKeys[0]),
-    queue: str(headers['x-original-queue']) ?? str(origin?.queue),
-    rejectedAt: str(headers['x-rejected-at']),
+    queue: str(headers[HEADERS.originalQueue]) ?? str(origin?.queue),
+    rejectedAt: str(headers[HEADERS.rejectedAt]),
     messageId: typeof msg.properties.messageId === 'string' ? msg.properties.messageId : null,
   };
 }
@@ -110,9 +110,10 @@ export function deadLetterInfo(msg: Pick<Message, 'properties'>): DeadLetterInfo
 export function replayHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = { ...(headers ?? {}) };
   for (const name of DEAD_LETTER_HEADERS) delete out[name];
-  const previous = typeof out['x-replay-count'] === 'number' ? out['x-replay-count'] : 0;
-  out['x-replay-count'] = previous + 1;
-  out['x-replayed-at'] = new Date().toISOString();
+  const count = out[HEADERS.replayCount];
+  const previous = typeof count === 'number' ? count : 0;
+  out[HEADERS.replayCount] = previous + 1;
+  out[HEADERS.replayedAt] = new Date().toISOString();
   return out;
 }
 
@@ -163,7 +164,7 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
 }
 
 async function list(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     strict: true,
     options: { count: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
@@ -203,7 +204,7 @@ async function list(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function replay(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     strict: true,
     options: { count: { type: 'string' }, 'filter-reason': { type: 'string' }, verbose: { type: 'boolean' } },
@@ -221,7 +222,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
       channelFailure = err;
     });
     confirm.on('return', (msg: Message) => {
-      const id = (msg.properties.headers as Record<string, unknown> | undefined)?.['x-replayed-at'];
+      const id: unknown = msg.properties.headers?.[HEADERS.replayedAt];
       const key = `${String(msg.properties.messageId)}|${String(id)}|${msg.fields.routingKey}`;
       returned.add(key);
     });
@@ -248,8 +249,8 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
           continue;
         }
         const { exchange, routingKey } = info;
-        const headers = replayHeaders(msg.properties.headers as Record<string, unknown> | undefined);
-        const key = `${String(msg.properties.messageId)}|${String(headers['x-replayed-at'])}|${routingKey}`;
+        const headers = replayHeaders(msg.properties.headers);
+        const key = `${String(msg.properties.messageId)}|${String(headers[HEADERS.replayedAt])}|${routingKey}`;
         confirms.push(
           new Promise<void>((resolve) => {
             confirm.publish(
@@ -292,7 +293,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function purge(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
+  const { values } = parseCommandLine({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
   if (values.yes !== true) throw new CliUsageError(`dlq purge deletes every message in ${QUEUE_DEAD_LETTERS}: add --yes`);
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.purgeQueue(QUEUE_DEAD_LETTERS);

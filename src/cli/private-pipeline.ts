@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Channel, ChannelModel } from 'amqplib';
 import { redact } from '../broker/broker-connection';
-import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS } from '../broker/topology';
-import { loadConfig, type PipelineConfig } from '../config/config';
+import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS, routingKeys } from '../broker/topology';
+import { inheritedEnv, loadConfig, type PipelineConfig } from '../config/config';
 import { PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { createRedis } from '../state/redis-client';
@@ -150,10 +150,10 @@ export async function startPrivatePipeline(
     });
   const redisPrefix = `${label}-${runId}:`;
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inheritedEnv(),
     LOG_LEVEL: 'warn',
     // Reproducible by default: the starting model, no trainer. PIPELINE_TRAINING=on overrides.
-    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING || 'off',
+    PIPELINE_TRAINING: inheritedEnv().PIPELINE_TRAINING || 'off',
     ...options.env,
     AMQP_URL: amqpUrl,
     PIPELINE_REDIS_PREFIX: redisPrefix,
@@ -271,7 +271,7 @@ export class ResultCollector {
     if (this.options.ownQueue) {
       await ch.assertExchange(EXCHANGE_RESULTS, 'topic', { durable: true });
       const q = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-      await ch.bindQueue(q.queue, EXCHANGE_RESULTS, 'results.#');
+      await ch.bindQueue(q.queue, EXCHANGE_RESULTS, routingKeys.result('#'));
       queue = q.queue;
     }
     await ch.consume(queue, (msg) => {

@@ -1,13 +1,14 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
 import { bindings, EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import { describeBrokerTarget } from '../broker/preflight';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
-import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
+import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
+import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, intFlag, numberFlag, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
@@ -22,8 +23,10 @@ Sources:
                          OPEN time, "2025-04-03 17:05:00+00:00" or epoch milliseconds. Repeat for
                          several files: their bars are interleaved in time order. Rows that fail the
                          bar schema are reported on stderr with their line number and skipped.
-  --symbol <S>           symbol of the bars (one --csv only); default: the file name up to the
-                         first "_" (BTCUSDT_5m.csv -> BTCUSDT)
+  --symbol <S>           symbol of the bars (one --csv only). Without it: the file's "symbol"
+                         column, else the file name when it is exactly a symbol, optionally with a
+                         timeframe (BTCUSDT.csv, BTCUSDT_5m.csv); any other name is refused
+                         (tail_BTCUSDT.csv: give --symbol or add a symbol column)
   --synthetic            generate a seeded regime-switching market instead
   --symbols <A,B,C>      synthetic symbols; their bars are interleaved bar by bar in ts order
   --count <N>            synthetic bars per symbol
@@ -58,7 +61,7 @@ const MAX_PRINTED_INVALID = 20;
 export const publishCommand: Command = {
   usage: USAGE,
   async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseArgs({
+    const { values } = parseCommandLine({
       args,
       strict: true,
       allowPositionals: false,
@@ -94,9 +97,18 @@ export const publishCommand: Command = {
     if (csvFiles.length > 0) {
       if (values.symbol !== undefined && csvFiles.length > 1) throw new CliUsageError('--symbol needs exactly one --csv');
       if (values.symbols !== undefined || values.count !== undefined) throw new CliUsageError('--symbols and --count are for --synthetic');
+      // Where each file's symbol comes from is settled before anything is published.
+      for (const file of csvFiles) {
+        try {
+          await csvSymbolSource(file, values.symbol);
+        } catch (err) {
+          if (err instanceof ValidationError) throw new CliUsageError(err.message);
+          throw err;
+        }
+      }
       const streams = csvFiles.map((file) =>
         readCsvBars(file, {
-          symbol: values.symbol ?? symbolFromCsvPath(file),
+          symbol: values.symbol,
           timeframe,
           onInvalidRow: (row) => {
             invalid.push({ ...row, file });
@@ -184,7 +196,7 @@ export const publishCommand: Command = {
       process.removeListener('SIGINT', onSigint);
       await producer.stop();
     }
-    if (failure !== null) throw failure;
+    if (failure !== null) throw failure instanceof Error ? failure : new Error(describeError(failure));
     const r = result as PublishBarsResult;
     const summary = {
       source: source.describe,

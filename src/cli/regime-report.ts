@@ -1,5 +1,5 @@
 /**
- * `npm run regime:report`: how the regime model and its confidence do on market families (fitted
+ * `pipeline regime-report [<dir of 30m CSVs>]` (and `npm run regime:report`): how the regime model and its confidence do on market families (fitted
  * and held out) and on the real 30m bars of `data/market/30m/`. Prints tables, and as its last
  * line one JSON object (see issue 10). Every random draw is seeded: the output is deterministic.
  */
@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
+import { parseCommandLine } from './command-line';
+import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
 import {
   MARKET_FAMILIES,
   WEAK_GAUSSIAN_FAMILY,
@@ -316,13 +318,12 @@ function halfRatio(
   return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
 }
 
-async function main(): Promise<void> {
-  const dataDir = process.argv[2] ?? join(__dirname, '..', '..', 'data', 'market', '30m');
+async function main(out: (line: string) => void, dataDir: string): Promise<void> {
   const t0 = Date.now();
-  console.log(
+  out(
     `# Regime report: ${REPORT_SEEDS.length} markets × ${REPORT_BARS} 30m bars per family (seeds ${REPORT_SEEDS.join(', ')})`,
   );
-  console.log(
+  out(
     'Targets are measured on settled bars: at least 48 bars after a switch, outside a VOLATILE first segment.\n',
   );
   const perFamily: {
@@ -344,12 +345,12 @@ async function main(): Promise<void> {
       rows,
     });
   }
-  console.log(
+  out(
     'family               held-out  92%-target   bars   accuracy  plain rule   HIGH right  MEDIUM right  LOW right   ECE    | all bars: acc   ECE',
   );
   for (const p of perFamily) {
     const f = p.f;
-    console.log(
+    out(
       `${p.name.padEnd(20)} ${String(p.heldOut).padEnd(9)} ${String(p.target).padEnd(10)} ${String(f.bars).padStart(6)}   ${pct(f.accuracy)}   ${pct(f.plainRuleAccuracy)}     ${pct(f.highAccuracy)}      ${pct(f.mediumAccuracy)}     ${pct(f.lowAccuracy)}  ${f.ece.toFixed(3)}  |  ${pct(p.all.accuracy)}  ${p.all.ece.toFixed(3)}`,
     );
   }
@@ -363,34 +364,34 @@ async function main(): Promise<void> {
       }),
     ),
   );
-  console.log(
+  out(
     `(${WEAK_GAUSSIAN_FAMILY.name}, confidence fit only: accuracy ${pct(weakFit.accuracy)}, plain rule ${pct(weakFit.plainRuleAccuracy)}, HIGH ${pct(weakFit.highAccuracy)}, MEDIUM ${pct(weakFit.mediumAccuracy)}, ECE ${weakFit.ece.toFixed(3)})`,
   );
-  console.log('\nshare of confidence levels (settled bars):');
+  out('\nshare of confidence levels (settled bars):');
   for (const p of perFamily)
-    console.log(
+    out(
       `  ${p.name.padEnd(20)} ${LEVELS.map((l) => `${l} ${pct(p.f.levelShare[l])}`).join('  ')}`,
     );
-  console.log('\nconfusion matrices (settled bars; rows truth, columns call):');
+  out('\nconfusion matrices (settled bars; rows truth, columns call):');
   for (const p of perFamily) {
-    console.log(`${p.name}`);
-    console.log(confusionTable('model', p.f.confusion));
-    console.log(confusionTable('plain rule', p.f.plainConfusion));
+    out(`${p.name}`);
+    out(confusionTable('model', p.f.confusion));
+    out(confusionTable('plain rule', p.f.plainConfusion));
   }
   // Where evidence is thin, the reported probability must fall.
-  console.log(
+  out(
     '\nmean reported probability that the call is right, and how often it was (all bars of held-out families):',
   );
   const held = perFamily.filter((p) => p.heldOut).flatMap((p) => p.rows);
   const heldStrong = perFamily.filter((p) => p.heldOut && p.target).flatMap((p) => p.rows);
   const weak = perFamily.filter((p) => p.heldOut && !p.target).flatMap((p) => p.rows);
-  console.log(
+  out(
     `  first windows (baseline samples < 4)   ${meanP(held.filter((r) => r.evidence.baselineSamples < 4))}`,
   );
-  console.log(
+  out(
     `  later windows                           ${meanP(held.filter((r) => r.evidence.baselineSamples >= 4))}`,
   );
-  console.log(
+  out(
     `  0-11 bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
   );
   for (const [lo, hi] of [
@@ -398,25 +399,25 @@ async function main(): Promise<void> {
     [4, 7],
     [8, 11],
   ] as const)
-    console.log(
+    out(
       `    ${lo}-${hi} bars after a switch                ${meanP(held.filter((r) => r.sinceSwitch >= lo && r.sinceSwitch <= hi && r.evidence.baselineSamples >= 4))}`,
     );
-  console.log(
+  out(
     `  12-47 bars after a switch               ${meanP(held.filter((r) => r.sinceSwitch >= 12 && r.sinceSwitch < 48 && r.evidence.baselineSamples >= 4))}`,
   );
-  console.log(
+  out(
     `  settled bars                            ${meanP(held.filter((r) => r.settled && r.evidence.baselineSamples >= 4))}`,
   );
-  console.log(
+  out(
     `  window with a jump (clipped return)     ${meanP(held.filter((r) => r.evidence.jumpInWindow && r.settled))}`,
   );
-  console.log(
+  out(
     `  settled window without                  ${meanP(held.filter((r) => !r.evidence.jumpInWindow && r.settled))}`,
   );
-  console.log(
+  out(
     `  weak trends (weak family, BULL/BEAR)    ${meanP(weak.filter((r) => r.settled && r.truth < 2))}`,
   );
-  console.log(
+  out(
     `  strong trends (other held-out, BULL/BEAR) ${meanP(heldStrong.filter((r) => r.settled && r.truth < 2))}`,
   );
 
@@ -439,7 +440,7 @@ async function main(): Promise<void> {
   };
   const lossWith = loss(withN);
   const lossWithout = loss(withoutN);
-  console.log(
+  out(
     `\npattern store (kNN) evidence: neighbour weight fitted ${withN[NEIGHBOUR_INPUT]!.toFixed(3)}; held-out log loss ${lossWith.toFixed(5)} with it, ` +
       `${lossWithout.toFixed(5)} without (${lossWith < lossWithout ? 'it adds' : 'it adds nothing'}: ${(lossWithout - lossWith).toFixed(5)} nats per bar); ` +
       `deployed log loss ${logLoss(held).toFixed(5)}`,
@@ -448,10 +449,10 @@ async function main(): Promise<void> {
   // Tactical feedback from simulated agents that trade the call (see simulateFeedback): a penalty
   // a·max(0, z) fitted on the fitted families' bars here, applied on every family's bars.
   const perZ = fitFeedbackPenalty(fittedRows, CONFIDENCE_MODEL_WEIGHTS);
-  console.log(
+  out(
     `\ntactical feedback from simulated agents trading the call (long after BULL, short after BEAR): penalty a·max(0, z) fitted on the fitted families, a = ${perZ.toFixed(4)}; bars with z > 0:`,
   );
-  console.log(
+  out(
     'family               bars   right   mean p without -> with   log loss without -> with   | wrong calls: mean p      | right calls: mean p    | deployed rule (z > 3) fires',
   );
   const withFeedback: ScoredBar[] = [];
@@ -474,13 +475,13 @@ async function main(): Promise<void> {
       rows.reduce((a, r) => a + r.pCorrect, 0) / Math.max(1, rows.length);
     const wrong = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call !== r.truth);
     const right = (rows: ScoredBar[]): ScoredBar[] => rows.filter((r) => r.call === r.truth);
-    console.log(
+    out(
       `${p.name.padEnd(20)} ${String(hit.length).padStart(5)}  ${pct(right(hit).length / Math.max(1, hit.length))}   ${m(hit).toFixed(3)} -> ${m(penalised).toFixed(3)}          ${logLoss(hit).toFixed(4)} -> ${logLoss(penalised).toFixed(4)}          | ${m(wrong(hit)).toFixed(3)} -> ${m(wrong(penalised)).toFixed(3)} (n ${wrong(hit).length}) | ${m(right(hit)).toFixed(3)} -> ${m(right(penalised)).toFixed(3)} | ${fires} bars`,
     );
   }
   const heldAll = figures(held);
   const heldFb = figures(withFeedback);
-  console.log(
+  out(
     `  held-out families, all bars: ECE ${heldAll.ece.toFixed(4)} -> ${heldFb.ece.toFixed(4)} with the fitted penalty, log loss ${logLoss(held).toFixed(5)} -> ${logLoss(withFeedback).toFixed(5)}; ` +
       `0-11 bars after a switch: ${meanP(withFeedback.filter((r) => r.sinceSwitch < 12 && r.evidence.baselineSamples >= 4))}`,
   );
@@ -492,16 +493,16 @@ async function main(): Promise<void> {
     .sort();
   const real: RealFigures[] = [];
   for (const f of files) real.push(await realSymbol(join(dataDir, f), rng));
-  console.log(
+  out(
     '\nreal 30m bars: share of calls and levels, and what the calls predict over the next 24 bars',
   );
-  console.log(
+  out(
     'symbol     bars   BULL    BEAR    SIDEW.  VOLAT.  |  HIGH    MEDIUM  LOW    | vol after VOLATILE / after SIDEWAYS (plain rule) [forecast at the same share]',
   );
   for (const r of real) {
     const s = r.regimeShare;
     const l = r.levelShare;
-    console.log(
+    out(
       `${r.symbol.padEnd(9)} ${String(r.bars).padStart(5)}  ${pct(s.BULL!)} ${pct(s.BEAR!)} ${pct(s.SIDEWAYS!)} ${pct(s.VOLATILE!)}  | ${pct(l.HIGH!)} ${pct(l.MEDIUM!)} ${pct(l.LOW!)} | ${r.volatileVsSidewaysVolRatio === null ? '-' : r.volatileVsSidewaysVolRatio.toFixed(2) + '×'} (${r.plainRatio === null ? '-' : r.plainRatio.toFixed(2) + '×'}) [${r.forecastRatio === null ? '-' : r.forecastRatio.toFixed(2) + '×'}]`,
     );
   }
@@ -517,17 +518,17 @@ async function main(): Promise<void> {
   const model = rules[0]!;
   const fmt = (x: number | null): string =>
     x === null ? '   -  ' : `${x.toFixed(2)}×`.padStart(6);
-  console.log(
+  out(
     `\nVOLATILE definitions on halves of each file (${rules.length} candidates; chosen on the first halves, ending 24 bars before the middle, by the largest smallest ratio over the symbols): ${chosen.rule.name}`,
   );
-  console.log('symbol     | first half: chosen  model  plain | second half: chosen  model  plain');
+  out('symbol     | first half: chosen  model  plain | second half: chosen  model  plain');
   real.forEach((r, k) => {
     const half = r.volBars.length >> 1;
-    console.log(
+    out(
       `${r.symbol.padEnd(10)} |             ${fmt(chosen.first[k]!)} ${fmt(volatileRatio(r.volBars, model, 0, Math.max(0, half - HORIZON)))} ${fmt(r.plainHalves[0])} |              ${fmt(chosen.second[k]!)} ${fmt(volatileRatio(r.volBars, model, half))} ${fmt(r.plainHalves[1])}`,
     );
   });
-  console.log(
+  out(
     '\nnext-24-bar log return after BULL and BEAR calls (mean, moving-block bootstrap 95% interval, blocks of 24):',
   );
   const ci = (x: RealFigures['bull']): string =>
@@ -535,15 +536,15 @@ async function main(): Promise<void> {
       ? 'no calls'
       : `n ${x.n}, ${(100 * x.mean).toFixed(2)}% [${(100 * x.lo).toFixed(2)}%, ${(100 * x.hi).toFixed(2)}%]`;
   for (const r of real)
-    console.log(`  ${r.symbol.padEnd(9)} BULL ${ci(r.bull).padEnd(36)} BEAR ${ci(r.bear)}`);
-  console.log('\ndays (48 bars) that moved 9% or more, and the call at their end:');
+    out(`  ${r.symbol.padEnd(9)} BULL ${ci(r.bull).padEnd(36)} BEAR ${ci(r.bear)}`);
+  out('\ndays (48 bars) that moved 9% or more, and the call at their end:');
   for (const r of real)
     for (const d of r.bigMoveDays)
-      console.log(
+      out(
         `  ${r.symbol.padEnd(9)} ${d.ts}  ${(100 * d.move).toFixed(1)}%  ${d.regime} ${d.confidence}`,
       );
-  console.log(`\n(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  console.log(
+  out(`\n(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  out(
     JSON.stringify({
       families: perFamily.map((p) => ({
         name: p.name,
@@ -562,7 +563,27 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+const DEFAULT_DATA_DIR = join(__dirname, '..', '..', 'data', 'market', '30m');
+
+const USAGE = `Usage:
+  pipeline regime-report [<dir>]
+
+How the regime model and its confidence do on market families (fitted and held out) and on the
+real 30m bars of <dir> (<SYMBOL>_30m.csv files)          [default: the repository's data/market/30m]
+Prints tables, and as its last line one JSON object. Every random draw is seeded: the output is
+deterministic. Takes minutes. Needs no broker. See docs/regime.md.
+
+Options:
+  -h, --help   this help (no other effect)`;
+
+/** `pipeline regime-report`. */
+export const regimeReportCommand: Command = {
+  usage: USAGE,
+  offline: true,
+  async run(args: string[], ctx: CommandContext): Promise<number> {
+    const { positionals } = parseCommandLine({ args, allowPositionals: true, options: { verbose: { type: 'boolean' } } });
+    if (positionals.length > 1) throw new CliUsageError('give at most one data directory');
+    await main((line) => void ctx.out.write(`${line}\n`), positionals[0] ?? DEFAULT_DATA_DIR);
+    return ExitCode.Ok;
+  },
+};

@@ -5,7 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
 import { barId } from '../../schemas/bar.schema';
 import {
@@ -140,7 +140,7 @@ class Progress {
 }
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine({
     args,
     strict: true,
     allowPositionals: true,

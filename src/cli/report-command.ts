@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import type { IntegratedResult } from '../../schemas/integrated-result.schema';
 import {
   DEFAULT_COSTS,
@@ -66,7 +66,7 @@ export const REPORT_FLAG_OPTIONS = {
 } as const;
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine({
     args,
     strict: true,
     allowPositionals: true,

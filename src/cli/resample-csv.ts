@@ -1,5 +1,5 @@
 /**
- * `npx tsx src/cli/resample-csv.ts <in_5m.csv> <out_30m.csv>`: turns a CSV of 5m bars into one of
+ * `pipeline resample-csv <in_5m.csv> <out_30m.csv>`: turns a CSV of 5m bars into one of
  * 30m bars with the repository's own resampler (`resampleTo30m`: complete, aligned groups of six
  * 5m bars only). Used to derive `data/market/30m/XRPUSDT_30m.csv`, whose source has 5m bars only.
  */
@@ -7,19 +7,33 @@ import { writeFileSync } from 'node:fs';
 import type { Bar } from '../../schemas/bar.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
 import { resampleTo30m } from '../strategic/resample';
+import { parseCommandLine } from './command-line';
+import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
 
 function iso(ts: number): string {
   return new Date(ts).toISOString().replace('T', ' ').replace('.000Z', '+00:00');
 }
 
-async function main(): Promise<void> {
-  const [input, output] = process.argv.slice(2);
-  if (input === undefined || output === undefined) {
-    console.error('usage: tsx src/cli/resample-csv.ts <in_5m.csv> <out_30m.csv>');
-    process.exit(2);
-  }
+const USAGE = `Usage:
+  pipeline resample-csv <in_5m.csv> <out_30m.csv> [--symbol S]
+
+Writes a CSV of 30m bars built from complete, aligned groups of six 5m bars of <in_5m.csv>, with the
+pipeline's own resampler. --symbol names the bars' symbol when the file name does not.
+
+Options:
+  --symbol <S>   symbol of the input bars      [default: a symbol column, else the file name]
+  -h, --help     this help (no other effect)`;
+
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseCommandLine({
+    args,
+    allowPositionals: true,
+    options: { symbol: { type: 'string' }, verbose: { type: 'boolean' } },
+  });
+  const [input, output] = positionals;
+  if (input === undefined || output === undefined || positionals.length > 2) throw new CliUsageError('give the input and the output file');
   const bars: Bar[] = [];
-  for await (const bar of readCsvBars(input, { symbol: symbolFromCsvPath(input), timeframe: '5m' }))
+  for await (const bar of readCsvBars(input, { symbol: values.symbol ?? symbolFromCsvPath(input), timeframe: '5m' }))
     bars.push(bar);
   const out = resampleTo30m(bars);
   const lines = ['timestamp,open,high,low,close,volume'];
@@ -28,10 +42,9 @@ async function main(): Promise<void> {
       [iso(b.ts), b.open, b.high, b.low, b.close, Number(b.volume.toPrecision(12))].join(','),
     );
   writeFileSync(output, lines.join('\n') + '\n');
-  console.log(`${bars.length} 5m bars -> ${out.length} 30m bars`);
+  ctx.out.write(`${bars.length} 5m bars -> ${out.length} 30m bars\n`);
+  return ExitCode.Ok;
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+/** `pipeline resample-csv`. */
+export const resampleCsvCommand: Command = { usage: USAGE, run, offline: true };

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
 import { EXCHANGE_RESULTS, QUEUE_RESULTS, routingKeys } from '../broker/topology';
@@ -65,7 +65,7 @@ export function formatResultRow(result: IntegratedResult | null): string {
 export const resultsCommand: Command = {
   usage: USAGE,
   async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseArgs({
+    const { values } = parseCommandLine({
       args,
       strict: true,
       allowPositionals: false,

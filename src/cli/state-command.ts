@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './command-line';
 import Redis from 'ioredis';
 import { createClusterClient, isClusterSetting } from '../state/redis-client';
 import { describeRedisTarget } from '../state/redis-preflight';
@@ -30,7 +30,7 @@ Common options: --verbose (log at LOG_LEVEL to stderr), -h/--help.
 Environment: REDIS_URL, PIPELINE_REDIS_PREFIX, PIPELINE_DATA_DIR (those of the pipeline).`;
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { positionals, values } = parseArgs({
+  const { positionals, values } = parseCommandLine({
     args,
     allowPositionals: true,
     options: {

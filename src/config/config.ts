@@ -128,6 +128,11 @@ export const EnvSchema = z.object({
     })
     .default('info'),
   /**
+   * Diagnostics: a directory where each worker writes a V8 CPU profile of its run,
+   * `<dir>/<role>-<pid>.cpuprofile`, on a graceful stop. @defaultValue unset (no profile)
+   */
+  CPU_PROFILE_DIR: z.string().optional(),
+  /**
    * Online training. With `on` (also `true`, `1`) the tactical actors **sample** their actions
    * (seeded by model version, symbol and ts) instead of taking the most likely one, each completed
    * transition is published to `tactical_experience`, the supervisor runs the `trainer` worker, and the
@@ -387,6 +392,8 @@ export interface PipelineConfig {
   readonly healthPort: number;
   readonly healthHost: string;
   readonly logLevel: string;
+  /** CPU_PROFILE_DIR: where workers write a CPU profile; null for none. */
+  readonly cpuProfileDir: string | null;
   readonly training: boolean;
   /** Inference backend of live decisions (PIPELINE_INFERENCE). */
   readonly inference: 'wasm' | 'onnx';
@@ -480,6 +487,14 @@ export function likelyMisspelling(name: string, known: ReadonlySet<string> = KNO
  * bad variable and what is allowed, every unknown `PIPELINE_*` variable, and every variable that
  * looks like a misspelt setting (`AMPQ_URL`: did you mean AMQP_URL?).
  */
+/**
+ * A copy of this process's environment, for the environment of child processes (workers inherit
+ * it, with their own settings on top). The one place outside `loadConfig` that reads process.env.
+ */
+export function inheritedEnv(): NodeJS.ProcessEnv {
+  return { ...process.env };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
@@ -545,6 +560,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
     healthPort: e.HEALTH_PORT,
     healthHost: e.HEALTH_HOST,
     logLevel: e.LOG_LEVEL,
+    cpuProfileDir: e.CPU_PROFILE_DIR === undefined || e.CPU_PROFILE_DIR === '' ? null : e.CPU_PROFILE_DIR,
     training: e.PIPELINE_TRAINING === 'on' || e.PIPELINE_TRAINING === 'true' || e.PIPELINE_TRAINING === '1',
     inference: e.PIPELINE_INFERENCE,
     redisPrefix: e.PIPELINE_REDIS_PREFIX,

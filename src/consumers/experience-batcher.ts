@@ -1,7 +1,7 @@
 import { deflateRaw } from 'node:zlib';
 import { EXPERIENCE_BATCH_CONTENT_TYPE, type ExperienceBatch } from '../../schemas/experience.schema';
 import type { Publisher } from '../broker/publisher';
-import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, messageIds, routingKeys } from '../broker/topology';
 import type { ExperienceTransition } from '../flows/agent-stage';
 
 /** Options of {@link ExperienceBatcher}. */
@@ -89,7 +89,7 @@ export class ExperienceBatcher {
       }
       this.publisher
         .publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), content, {
-          messageId: `experience-batch:${first.symbol}:${first.ts}:${batch.length}`,
+          messageId: messageIds.experienceBatch(first.symbol, first.ts, batch.length),
           contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
           contentEncoding: EXPERIENCE_BATCH_CONTENT_ENCODING,
           mandatory: true,

@@ -4,7 +4,7 @@ import { FeedbackSchema, type Feedback } from '../../schemas/feedback.schema';
 import type { HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { EXCHANGE_INTERNAL, isContextQueue, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, isContextQueue, messageIds, routingKeys } from '../broker/topology';
 import { ValidationError } from '../errors';
 import type { TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import type { StrategicFlow, StrategicState } from '../flows/strategic-flow';
@@ -32,7 +32,7 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
   }
 
   protected override handle(msg: ConsumeMessage): Promise<HandleResult> {
-    if (msg.fields.routingKey.startsWith('feedback.')) {
+    if (msg.fields.routingKey.startsWith(routingKeys.feedback(''))) {
       const item = parseMessage(msg.content, FeedbackSchema);
       return Promise.resolve({ kind: 'commit', committed: this.feedback.put(item) });
     }
@@ -60,7 +60,7 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
           exchange: EXCHANGE_INTERNAL,
           routingKey: routingKeys.reply(replyTo),
           body: context,
-          messageId: `${bar.symbol}:context:${context.bar_close_ts}`,
+          messageId: messageIds.context(bar.symbol, context.bar_close_ts),
           mandatory: true,
         },
       ],

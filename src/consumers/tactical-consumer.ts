@@ -1,6 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
 import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
-import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, messageIds, routingKeys } from '../broker/topology';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
@@ -69,7 +69,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         exchange: EXCHANGE_INTERNAL,
         routingKey: routingKeys.bar('30m', b.symbol),
         body: b,
-        messageId: `${b.symbol}:30m:${b.ts}`,
+        messageId: messageIds.bar(b.symbol, '30m', b.ts),
         mandatory: true,
         headers: { [HEADER_SYMBOL]: b.symbol },
         replyTo: this.tacticalOptions.contextQueue,
@@ -106,7 +106,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         exchange: EXCHANGE_INTERNAL,
         routingKey: routingKeys.feedback(f.symbol),
         body: f,
-        messageId: `${f.symbol}:feedback:${f.window_close_ts}`,
+        messageId: messageIds.feedback(f.symbol, f.window_close_ts),
         mandatory: true,
         headers: { [HEADER_SYMBOL]: f.symbol },
       });
@@ -119,7 +119,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         exchange: EXCHANGE_INTERNAL,
         routingKey: routingKeys.experience(bar.symbol),
         body: transition,
-        messageId: `${bar.symbol}:experience:${transition.ts}`,
+        messageId: messageIds.experience(bar.symbol, transition.ts),
         confirm,
         resend: () => batcher.add(transition),
       });

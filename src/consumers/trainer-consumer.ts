@@ -5,7 +5,7 @@ import type { ModelUpdate } from '../../schemas/model-update.schema';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import { EXCHANGE_INTERNAL, messageIds, routingKeys } from '../broker/topology';
 import { BrokerConnectionError, ValidationError } from '../errors';
 import type { ExperienceTransition } from '../flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../flows/trainer-flow';
@@ -227,7 +227,7 @@ export class TrainerConsumer extends BaseConsumer {
       metrics: { sharpe: outcome.candidate.sharpe, window: outcome.candidate.window, parent_sharpe: outcome.parentMetrics?.sharpe ?? null },
       promoted_at: new Date().toISOString(),
     };
-    await this.publisher.publish(EXCHANGE_INTERNAL, routingKeys.model(), Buffer.from(JSON.stringify(update)), { messageId: `model:${outcome.version}` });
+    await this.publisher.publish(EXCHANGE_INTERNAL, routingKeys.model(), Buffer.from(JSON.stringify(update)), { messageId: messageIds.model(outcome.version) });
     this.log.info({ version: outcome.version, parent: outcome.parent }, 'model update published');
   }
 

@@ -159,10 +159,10 @@ export class GatewayWorker {
 
   /** The policy a tactical worker would load now: the pinned version, else the latest promoted, else the seeded initial one. */
   private async currentPolicy(): Promise<TacticalPolicy> {
-    const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
+    const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
     const { TacticalPolicy } = await import('../learning/policy');
     const { INITIAL_POLICY_SEED } = await import('../supervisor/stages');
-    const registry = new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
+    const registry = openModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     const wanted = this.config.modelVersion ?? (await registry.latestPromoted().catch(() => null));
     if (this.policyCache !== null && this.policyCache.version === (wanted ?? `initial-${INITIAL_POLICY_SEED}`)) return this.policyCache;
     this.policyCache = wanted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : await TacticalPolicy.load(registry, wanted);
@@ -171,7 +171,7 @@ export class GatewayWorker {
 
   private async announce(registry: import('../learning/registry').ModelRegistry, version: string): Promise<void> {
     try {
-      const { announcePromotion } = await import('../learning/cli/models');
+      const { announcePromotion } = await import('../broker/model-announcement');
       await announcePromotion(this.config.amqpUrl, registry, version);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, version }, 'model change not announced; tactical workers load it when they next start');
@@ -180,8 +180,8 @@ export class GatewayWorker {
 
   private admin(): GatewayAdmin {
     const registry = async () => {
-      const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
-      return new ModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
+      const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
+      return openModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     };
     return {
       // As the CLI does: change the registry, then announce the now-current version so that running

@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { IntegratedResultSchema } from '../../schemas/integrated-result.schema';
 import type { BrokerConnection, ConnectionAttachment } from '../broker/broker-connection';
-import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, routingKeys } from '../broker/topology';
+import { boundedQueueArguments, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, routingKeys } from '../broker/topology';
 import type { Logger } from '../observability/logger';
 import type { RecentResults } from './recent-results';
 
@@ -67,7 +67,7 @@ export class ResultsFeed implements ConnectionAttachment {
       exclusive: true,
       autoDelete: true,
       durable: false,
-      arguments: { 'x-max-length': this.options.maxQueueLength ?? 100_000, 'x-overflow': 'drop-head' },
+      arguments: boundedQueueArguments(this.options.maxQueueLength ?? 100_000),
     });
     await channel.bindQueue(queue, EXCHANGE_RESULTS, routingKeys.result('#'));
     // Acknowledged in batches with a bounded prefetch: the broker then keeps what the gateway has not

@@ -35,10 +35,9 @@ export interface ObservedState {
   lastOrderUnfilled: boolean;
 }
 
-export const TACTICAL_OBS_DIM = 23;
-export const RISK_OBS_DIM = 10;
-export const EXECUTION_OBS_DIM = 10;
-export const GLOBAL_STATE_DIM = TACTICAL_OBS_DIM + RISK_OBS_DIM + EXECUTION_OBS_DIM;
+// The observation sizes are part of the experience message, so the schema owns them.
+import { EXECUTION_OBS_DIM, GLOBAL_STATE_DIM, RISK_OBS_DIM, TACTICAL_OBS_DIM } from '../../schemas/experience.schema';
+export { EXECUTION_OBS_DIM, GLOBAL_STATE_DIM, RISK_OBS_DIM, TACTICAL_OBS_DIM };
 
 /** Observations of one decision. */
 export interface Observations {

@@ -1,7 +1,3 @@
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../state/atomic-file';
 import type { MappoSnapshot, ValueNormState } from './mappo';
 import type { MlpWeights } from './network';
 import type { PolicySource, TacticalPolicy } from './policy';
@@ -112,34 +108,47 @@ export interface ModelRegistryOptions {
    * fresh pipeline starts with the trained model, not random weights; an existing registry (even
    * one rolled back to the initial policy) is never touched. @defaultValue none (no seeding)
    */
-  seedFrom?: string;
-}
-
-/** The model the repository ships (`models/agents`, made by `npm run train:agents`; see docs/agents.md). */
-export const BUNDLED_MODEL_DIR = bundledModelDir();
-
-/** `models/agents` at the repository root, from the TypeScript sources (src/learning) or the build (dist/src/learning). */
-function bundledModelDir(): string {
-  const candidates = [join(__dirname, '..', '..', 'models', 'agents'), join(__dirname, '..', '..', '..', 'models', 'agents')];
-  return candidates.find((dir) => existsSync(join(dir, 'promoted.json'))) ?? candidates[0]!;
+  seedFrom?: ModelFiles;
 }
 
 /**
- * Versioned models on disk:
- * `<dir>/versions/<version>/{meta.json, tactical.bin, risk.bin, execution.bin[, critic.bin]}` and
- * `<dir>/promoted.json` ({ current, history }). Versions are `v0001`, `v0002`, ... in save order.
- * A version directory is built under a temporary name, every file in it fsynced, and renamed into
- * place (then the parent directory fsynced); `promoted.json` is replaced atomically the same way, so
- * readers and a crash never see half a model or half a promotion. One writer at a time (the trainer
- * worker). Retention ({@link ModelRegistryOptions.keepVersions}) depends only on the registry's
+ * Where a registry keeps its files: what {@link ModelRegistry} needs of a store. The registry does no
+ * I/O of its own; `ModelDirectory` in src/state/model-files.ts keeps them in a directory.
+ */
+export interface ModelFiles {
+  /** Where the files are, for messages; two stores with the same location hold the same files. */
+  readonly location: string;
+  /** Names of the saved versions' entries, unsorted; [] when there are none. */
+  listVersions(): Promise<string[]>;
+  /** A file of a version; rejects (with code ENOENT) when it does not exist. */
+  readVersionFile(version: string, file: string): Promise<Uint8Array>;
+  /**
+   * Writes the files of `version` so that no reader and no crash sees half of it; false (and nothing
+   * written) when `version` already exists.
+   */
+  writeVersion(version: string, files: ReadonlyMap<string, string | Uint8Array>): Promise<boolean>;
+  /** Deletes versions; no reader finds half of one under its name. */
+  removeVersions(versions: readonly string[]): Promise<void>;
+  /** A top-level file of the registry (`promoted.json`, side files); null when absent. */
+  readFile(name: string): Promise<string | null>;
+  /** Replaces a top-level file atomically. */
+  writeFile(name: string, text: string): Promise<void>;
+}
+
+/**
+ * Versioned models in a {@link ModelFiles} store (open one on a directory with `openModelRegistry`
+ * of src/state/model-files.ts): versions `<version>/{meta.json, tactical.bin, risk.bin,
+ * execution.bin[, critic.bin], *.onnx}` and `promoted.json` ({ current, history }). Versions are
+ * `v0001`, `v0002`, ... in save order. The store writes a version and a promotion whole (see
+ * {@link ModelFiles}). One writer at a time (the trainer worker). Retention ({@link ModelRegistryOptions.keepVersions}) depends only on the registry's
  * contents, never on the clock.
  */
 export class ModelRegistry implements PolicySource {
   private readonly keepVersions: number;
-  private readonly seedFrom: string | null;
+  private readonly seedFrom: ModelFiles | null;
 
   constructor(
-    readonly dir: string,
+    readonly files: ModelFiles,
     options: ModelRegistryOptions = {},
   ) {
     this.keepVersions = options.keepVersions ?? 20;
@@ -149,13 +158,13 @@ export class ModelRegistry implements PolicySource {
     }
   }
 
-  private versionsDir(): string {
-    return join(this.dir, 'versions');
+  /** Where the registry's files are (for messages). */
+  get location(): string {
+    return this.files.location;
   }
 
   /** Saves the actors of a policy (or the whole team of a trainer, critic included); returns the new version. */
   async save(source: TacticalPolicy | MappoTrainer, meta: { parent: string | null; metrics?: ModelMetrics | null }): Promise<string> {
-    await mkdir(this.versionsDir(), { recursive: true });
     const existing = await this.list();
     const last = existing.length > 0 ? Number((existing[existing.length - 1] as string).slice(1)) : 0;
     const version = `v${String(last + 1).padStart(4, '0')}`;
@@ -168,14 +177,12 @@ export class ModelRegistry implements PolicySource {
       snapshot.actors.forEach((w, i) => nets.push({ name: (snapshot as MappoSnapshot).spec.agents[i]?.name ?? `actor${i}`, weights: w }));
       nets.push({ name: 'critic', weights: snapshot.critic });
     }
-    const tmp = join(this.versionsDir(), `.tmp-${version}-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp);
+    const files = new Map<string, string | Uint8Array>();
     for (const n of nets) {
       const d = n.weights.data;
-      await writeDurably(join(tmp, `${n.name}.bin`), Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      files.set(`${n.name}.bin`, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
       // Every actor is also exported to ONNX (logits; see onnx-export.ts).
-      if (n.name !== 'critic') await writeDurably(join(tmp, `${n.name}.onnx`), exportMlpToOnnx(n.weights, n.name));
+      if (n.name !== 'critic') files.set(`${n.name}.onnx`, exportMlpToOnnx(n.weights, n.name));
     }
     const m: ModelMeta = {
       version,
@@ -186,10 +193,8 @@ export class ModelRegistry implements PolicySource {
       valueNorm: snapshot?.valueNorm ?? null,
       options: snapshot?.options ?? null,
     };
-    await writeDurably(join(tmp, 'meta.json'), JSON.stringify(m, null, 2));
-    await fsyncDir(tmp);
-    await rename(tmp, join(this.versionsDir(), version));
-    await fsyncDir(this.versionsDir());
+    files.set('meta.json', JSON.stringify(m, null, 2));
+    if (!(await this.files.writeVersion(version, files))) throw new Error(`version ${version} already exists in ${this.location}: one writer at a time`);
     await this.prune();
     return version;
   }
@@ -215,35 +220,22 @@ export class ModelRegistry implements PolicySource {
       );
     }
     const dropped = all.filter((v) => !keep.has(v));
-    for (const v of dropped) {
-      // Renamed away first, so no reader ever finds half a version under its name.
-      const trash = join(this.versionsDir(), `.trash-${v}-${process.pid}`);
-      await rename(join(this.versionsDir(), v), trash);
-      await rm(trash, { recursive: true, force: true });
-    }
-    if (dropped.length > 0) await fsyncDir(this.versionsDir());
+    await this.files.removeVersions(dropped);
     return dropped;
   }
 
   /** Saved versions, oldest first (by number: v10000 comes after v9999). */
   async list(): Promise<string[]> {
-    try {
-      return (await readdir(this.versionsDir()))
-        .filter((v) => /^v\d{4,}$/.test(v))
-        .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    return (await this.files.listVersions()).filter((v) => /^v\d{4,}$/.test(v)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
   }
 
   async meta(version: string): Promise<ModelMeta> {
     if (!/^v\d{4,}$/.test(version)) throw new RangeError(`bad version ${version}`);
-    return JSON.parse(await readFile(join(this.versionsDir(), version, 'meta.json'), 'utf8')) as ModelMeta;
+    return JSON.parse(Buffer.from(await this.files.readVersionFile(version, 'meta.json')).toString('utf8')) as ModelMeta;
   }
 
   private async readNet(version: string, net: ModelMeta['networks'][number]): Promise<MlpWeights> {
-    const buf = await readFile(join(this.versionsDir(), version, net.file));
+    const buf = await this.files.readVersionFile(version, net.file);
     const data = new Float32Array(buf.byteLength / 4);
     new Uint8Array(data.buffer).set(buf);
     return { sizes: net.sizes, data };
@@ -281,35 +273,25 @@ export class ModelRegistry implements PolicySource {
   }
 
   private async readPromotion(): Promise<PromotionFile> {
-    try {
-      return JSON.parse(await readFile(join(this.dir, 'promoted.json'), 'utf8')) as PromotionFile;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { current: null, history: [] };
-      throw err;
-    }
+    const text = await this.files.readFile('promoted.json');
+    return text === null ? { current: null, history: [] } : (JSON.parse(text) as PromotionFile);
   }
 
   private async writePromotion(p: PromotionFile): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    await writeFileAtomic(join(this.dir, 'promoted.json'), JSON.stringify(p, null, 2));
+    await this.files.writeFile('promoted.json', JSON.stringify(p, null, 2));
   }
 
   /** A JSON side file of the registry (for example the trainer's held-out window); null when absent. */
   async readJson<T>(name: string): Promise<T | null> {
     if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
-    try {
-      return JSON.parse(await readFile(join(this.dir, name), 'utf8')) as T;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    const text = await this.files.readFile(name);
+    return text === null ? null : (JSON.parse(text) as T);
   }
 
   /** Replaces a JSON side file atomically. */
   async writeJson(name: string, value: unknown): Promise<void> {
     if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new RangeError(`bad side file name ${name}`);
-    await mkdir(this.dir, { recursive: true });
-    await writeFileAtomic(join(this.dir, name), JSON.stringify(value));
+    await this.files.writeFile(name, JSON.stringify(value));
   }
 
   /** The newest saved version whose metrics carry `batch_id` (a batch already trained), or null. */
@@ -327,10 +309,10 @@ export class ModelRegistry implements PolicySource {
     const p = await this.readPromotion();
     if (p.current === null && p.history.length === 0 && this.seedFrom !== null) {
       // One seeding per directory at a time in this process (other processes: see seed()).
-      let seeding = seedingDirs.get(this.dir);
+      let seeding = seedingDirs.get(this.location);
       if (seeding === undefined) {
-        seeding = this.seed(this.seedFrom).finally(() => seedingDirs.delete(this.dir));
-        seedingDirs.set(this.dir, seeding);
+        seeding = this.seed(this.seedFrom).finally(() => seedingDirs.delete(this.location));
+        seedingDirs.set(this.location, seeding);
       }
       return seeding;
     }
@@ -342,7 +324,7 @@ export class ModelRegistry implements PolicySource {
    * no versions (see {@link ModelRegistryOptions.seedFrom}). Safe when two processes seed at once:
    * the version directory is renamed into place once, and both write the same promotion.
    */
-  private async seed(from: string): Promise<string | null> {
+  private async seed(from: ModelFiles): Promise<string | null> {
     const existing = await this.list();
     if (existing.length > 0) {
       // Another process may have just renamed its seed into place but not promoted it yet.
@@ -353,26 +335,17 @@ export class ModelRegistry implements PolicySource {
     }
     const source = new ModelRegistry(from, { keepVersions: 0 });
     const version = await source.latestPromoted();
-    if (version === null) throw new RangeError(`seed registry ${from} has no promoted version`);
+    if (version === null) throw new RangeError(`seed registry ${from.location} has no promoted version`);
     const meta = await source.meta(version);
-    await mkdir(this.versionsDir(), { recursive: true });
-    const tmp = join(this.versionsDir(), `.tmp-seed-${process.pid}-${++seedAttempts}`);
-    await mkdir(tmp);
+    const files = new Map<string, string | Uint8Array>();
     for (const n of meta.networks) {
-      await writeDurably(join(tmp, n.file), await readFile(join(source.versionsDir(), version, n.file)));
-      if (n.onnx) await writeDurably(join(tmp, n.onnx), await readFile(join(source.versionsDir(), version, n.onnx)));
+      files.set(n.file, await from.readVersionFile(version, n.file));
+      if (n.onnx) files.set(n.onnx, await from.readVersionFile(version, n.onnx));
     }
     const seeded: ModelMeta = { ...meta, version: 'v0001', parent: null, metrics: { ...(meta.metrics ?? { sharpe: Number.NaN }), seeded_from: `bundled ${version}` } };
-    await writeDurably(join(tmp, 'meta.json'), JSON.stringify(seeded, null, 2));
-    await fsyncDir(tmp);
-    try {
-      await rename(tmp, join(this.versionsDir(), 'v0001'));
-      await fsyncDir(this.versionsDir());
-    } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-    }
+    files.set('meta.json', JSON.stringify(seeded, null, 2));
+    // false: another process renamed its seed into place first; both write the same promotion.
+    await this.files.writeVersion('v0001', files);
     const p = await this.readPromotion();
     if (p.current === null && p.history.length === 0) await this.writePromotion({ current: 'v0001', history: ['v0001'] });
     return (await this.readPromotion()).current;
@@ -405,17 +378,5 @@ export class ModelRegistry implements PolicySource {
   }
 }
 
-/** Distinguishes seeding attempts of one process. */
-let seedAttempts = 0;
 /** Registry directories being seeded by this process. */
 const seedingDirs = new Map<string, Promise<string | null>>();
-
-async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

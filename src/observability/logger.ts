@@ -2,8 +2,11 @@ import pino, { type Logger } from 'pino';
 
 let root: Logger | null = null;
 
-/** The process's root pino logger (JSON to stdout), created on first use. */
-export function rootLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
+/**
+ * The process's root pino logger (JSON to stdout), created on first use at `level`: entry points
+ * call it first with the configured level (`config.logLevel`, from LOG_LEVEL).
+ */
+export function rootLogger(level = 'info'): Logger {
   if (root === null) {
     root = pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
   }

@@ -1,12 +1,12 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { BarSchema, barId, type Bar } from '../../schemas/bar.schema';
 import { BrokerConnection, type ConnectionAttachment } from '../broker/broker-connection';
-import { EXCHANGE_BARS, routingKeys, type TopologyOptions } from '../broker/topology';
+import { EXCHANGE_BARS, headers, routingKeys, type TopologyOptions } from '../broker/topology';
 import { PublishError, ValidationError } from '../errors';
 import type { Logger } from '../observability/logger';
 
 /** Header carrying the epoch milliseconds at which the producer handed the bar to the socket. */
-export const HEADER_PUBLISHED_AT = 'x-published-at';
+export const HEADER_PUBLISHED_AT = headers.publishedAt;
 
 /** Options of {@link BarProducer}. */
 export interface BarProducerOptions extends TopologyOptions {

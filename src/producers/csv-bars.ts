@@ -7,6 +7,8 @@ import { ValidationError } from '../errors';
 
 /** The columns a bar CSV must have (in any order; extra columns are ignored). */
 export const CSV_BAR_COLUMNS = ['timestamp', 'open', 'high', 'low', 'close', 'volume'] as const;
+/** The optional column naming each row's symbol. */
+export const CSV_SYMBOL_COLUMN = 'symbol';
 
 /** A CSV row that could not be turned into a valid {@link Bar}. */
 export interface InvalidCsvRow {
@@ -20,8 +22,13 @@ export interface InvalidCsvRow {
 
 /** Options of {@link readCsvBars}. */
 export interface CsvBarsOptions {
-  /** Symbol written into every bar. */
-  symbol: string;
+  /**
+   * Symbol of every bar (a `--symbol` option). Without it the bars take the file's `symbol` column,
+   * else the symbol the file name unambiguously is ({@link csvFileNameSymbol}); otherwise reading
+   * throws a {@link ValidationError} naming the file and both fixes. With it, a row whose `symbol`
+   * column says otherwise is rejected.
+   */
+  symbol?: string;
   /** Timeframe of the rows. @defaultValue `'5m'` */
   timeframe?: Timeframe;
   /**
@@ -36,11 +43,59 @@ export interface CsvBarsOptions {
   requireIncreasingTs?: boolean;
 }
 
-/** `BTCUSDT_5m.csv` → `BTCUSDT`: the file name up to the first `_` (or `.`). */
+/**
+ * The symbol a CSV file's name states without doubt, or null: the name must be exactly a symbol in
+ * capitals and digits, optionally followed by `_<timeframe>` (`BTCUSDT.csv`, `BTCUSDT_5m.csv`,
+ * `ETH_30m.csv`). `tail_BTCUSDT.csv`, `btc.csv` or `BTCUSDT-2025.csv` state no symbol.
+ */
+export function csvFileNameSymbol(path: string): string | null {
+  const match = /^([A-Z0-9]{2,32})(?:_\d+[smhdw])?\.csv$/i.exec(basename(path));
+  if (match === null) return null;
+  const symbol = match[1] as string;
+  return symbol === symbol.toUpperCase() ? symbol : null;
+}
+
+/** The error for a CSV whose symbol cannot be told: names the file and the two ways to fix it. */
+export function noCsvSymbolError(file: string): ValidationError {
+  return new ValidationError(
+    `${file}: cannot tell the symbol of its bars: the file has no "${CSV_SYMBOL_COLUMN}" column and its name is not a symbol ` +
+      `(such as BTCUSDT.csv or BTCUSDT_5m.csv). Pass --symbol <SYMBOL>, or add a "${CSV_SYMBOL_COLUMN}" column to the file.`,
+  );
+}
+
+/**
+ * The symbol a CSV file's name states ({@link csvFileNameSymbol}); throws {@link noCsvSymbolError}
+ * when the name states none, rather than guessing (`tail_BTCUSDT.csv` is not symbol `tail`).
+ */
 export function symbolFromCsvPath(path: string): string {
-  const name = basename(path);
-  const match = /^([^_.]+)/.exec(name);
-  return match?.[1] ?? name;
+  const symbol = csvFileNameSymbol(path);
+  if (symbol === null) throw noCsvSymbolError(path);
+  return symbol;
+}
+
+/**
+ * Where the bars of the CSV file `path` take their symbol from, checked before reading it: `--symbol`
+ * (`explicit`), else the file's `symbol` column, else its name ({@link csvFileNameSymbol}). Throws
+ * {@link noCsvSymbolError} when none applies.
+ */
+export async function csvSymbolSource(path: string, explicit?: string): Promise<string> {
+  if (explicit !== undefined) return `${explicit} (--symbol)`;
+  const input = createReadStream(path, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let header = '';
+  try {
+    for await (const line of lines) {
+      header = line.replace(/^\uFEFF/, '');
+      if (header.trim() !== '') break;
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+  if (header.split(',').some((c) => c.trim().toLowerCase() === CSV_SYMBOL_COLUMN)) return `its ${CSV_SYMBOL_COLUMN} column`;
+  const symbol = csvFileNameSymbol(path);
+  if (symbol === null) throw noCsvSymbolError(path);
+  return `${symbol} (file name)`;
 }
 
 /**
@@ -106,6 +161,7 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
   };
   let lineNo = 0;
   let columns: Map<string, number> | null = null;
+  let fixedSymbol: string | null = options.symbol ?? null;
   let lastTs = -Infinity;
   let lastLine = 0;
   try {
@@ -122,6 +178,11 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
             `line ${lineNo}: header must have the columns ${CSV_BAR_COLUMNS.join(',')}; missing ${missing.join(', ')}`,
           );
         }
+        if (fixedSymbol === null && !columns.has(CSV_SYMBOL_COLUMN)) {
+          const name = typeof source === 'string' ? source : 'the CSV';
+          fixedSymbol = typeof source === 'string' ? csvFileNameSymbol(source) : null;
+          if (fixedSymbol === null) throw noCsvSymbolError(name);
+        }
         continue;
       }
       const cell = (name: (typeof CSV_BAR_COLUMNS)[number]): string | undefined =>
@@ -131,8 +192,13 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
         report({ line: lineNo, text, reason: ts });
         continue;
       }
+      const rowSymbol = columns.has(CSV_SYMBOL_COLUMN) ? (cells[columns.get(CSV_SYMBOL_COLUMN) ?? -1] ?? '').trim() : null;
+      if (options.symbol !== undefined && rowSymbol !== null && rowSymbol !== options.symbol) {
+        report({ line: lineNo, text, reason: `symbol column says ${JSON.stringify(rowSymbol)} but --symbol is ${options.symbol}` });
+        continue;
+      }
       const candidate = {
-        symbol: options.symbol,
+        symbol: fixedSymbol ?? rowSymbol ?? '',
         timeframe,
         ts,
         open: parseNumber(cell('open')),
@@ -193,7 +259,7 @@ export async function* interleaveByTs(
   sources: readonly (AsyncIterable<Bar> | Iterable<Bar>)[],
 ): AsyncGenerator<Bar> {
   const iterators = sources.map((s) =>
-    Symbol.asyncIterator in s ? (s as AsyncIterable<Bar>)[Symbol.asyncIterator]() : toAsync(s as Iterable<Bar>),
+    Symbol.asyncIterator in s ? (s)[Symbol.asyncIterator]() : toAsync(s),
   );
   const heads: (Bar | null)[] = await Promise.all(iterators.map(async (it) => nextOf(it)));
   try {

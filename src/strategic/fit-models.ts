@@ -1,6 +1,6 @@
 /**
- * Offline fitting of the regime model and of the confidence model: `npx tsx src/strategic/fit-models.ts`.
- * Prints the weights to paste into `regime-model-weights.ts`, and what the fit reaches.
+ * Offline fitting of the regime model and of the confidence model (run by `pipeline fit-models`,
+ * src/cli/fit-models.ts, which prints the weights to paste into `regime-model-weights.ts`).
  *
  * Fitted on the families of `MARKET_FAMILIES` marked `heldOut: false` (Gaussian and Student-t shocks,
  * constant volatility inside a regime, no jumps, no gaps), seeds {@link FIT_SEEDS}. The held-out
@@ -13,9 +13,8 @@
  *    also fitted without the neighbour input; the two are compared on held-out families by the
  *    regime report.
  */
-import { MARKET_FAMILIES, WEAK_GAUSSIAN_FAMILY } from '../producers/regime-families';
 import { REGIME_INPUTS, regimePosterior } from './regime';
-import { scoreFamily, simulateFeedback, type ScoredBar } from './regime-eval';
+import { simulateFeedback, type ScoredBar } from './regime-eval';
 import { CONFIDENCE_INPUTS, NEIGHBOUR_INPUT, confidenceInputs, feedbackZ } from './uncertainty';
 
 /** Fits every confidence input but the neighbour one (whose weight stays 0). */
@@ -37,7 +36,8 @@ export const CONFIDENCE_ONLY_SEEDS = 8;
 /** 30m bars per fitting market. */
 export const FIT_BARS = 4000;
 
-function fitSoftmax(xs: Float64Array[], labels: number[], iterations: number): Float64Array {
+/** Multinomial logistic regression of `labels` on `xs` (Adam, L2 1e-4); the regime softmax weights. */
+export function fitSoftmax(xs: Float64Array[], labels: number[], iterations: number): Float64Array {
   const d = REGIME_INPUTS;
   const w = new Float64Array(4 * d);
   const m = new Float64Array(4 * d);
@@ -128,9 +128,9 @@ export function confidenceLogit(w: Float64Array, x: Float64Array): number {
 /**
  * Fits the feedback penalty `a` of `logit(pCorrect) = base − a·max(0, z)` (z of `feedbackZ`) by
  * Newton's method on the log loss, `base` being the confidence model's log-odds: one parameter,
- * fitted on bars with simulated feedback (see `simulateFeedback`).
+ * fitted on bars with simulated feedback (see `simulateFeedback`). `log` gets one line on what it was fitted on.
  */
-export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64Array): number {
+export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64Array, log: (line: string) => void = () => undefined): number {
   const feedback = simulateFeedback(rows);
   const x = new Float64Array(CONFIDENCE_INPUTS);
   const base: number[] = [];
@@ -157,72 +157,6 @@ export function fitFeedbackPenalty(rows: readonly ScoredBar[], weights: Float64A
     a = Math.max(0, a - step);
     if (Math.abs(step) < 1e-9) break;
   }
-  console.log(
-    `feedback penalty fitted on ${zs.length} bars with simulated feedback below a coin's`,
-  );
+  log(`feedback penalty fitted on ${zs.length} bars with simulated feedback below a coin's`);
   return a;
 }
-
-function print(name: string, w: Float64Array, perRow: number): void {
-  const rows: string[] = [];
-  for (let c = 0; c < w.length / perRow; c++) {
-    rows.push(
-      '  ' +
-        Array.from(w.subarray(c * perRow, (c + 1) * perRow), (x) => x.toPrecision(8)).join(', ') +
-        ',',
-    );
-  }
-  console.log(`${name} = Float64Array.from([\n${rows.join('\n')}\n]);`);
-}
-
-function main(): void {
-  const fitted = MARKET_FAMILIES.filter((f) => !f.heldOut);
-  const iterations = Number(process.env.FIT_ITERATIONS ?? 500);
-  // 1. Regime softmax, from the detector's inputs (no pattern store needed).
-  const xs: Float64Array[] = [];
-  const labels: number[] = [];
-  for (const family of fitted) {
-    for (const r of scoreFamily(family, { seeds: FIT_SEEDS, bars: FIT_BARS, patterns: false })) {
-      // Settled windows only (the whole window inside one regime, the calm yardstick known): the
-      // regime of a window that straddles a switch is not defined, and how unsure the call is
-      // there is the confidence model's job (its switch inputs), not the softmax's.
-      if (!r.settled || r.volatileStart) continue;
-      xs.push(r.inputs);
-      labels.push(r.truth);
-    }
-  }
-  console.log(`regime samples ${xs.length}`);
-  const regimeWeights = fitSoftmax(xs, labels, iterations);
-  print('REGIME_MODEL_WEIGHTS', regimeWeights, REGIME_INPUTS);
-  // 2. Confidence model, on the analyzer's evidence with the new softmax and the pattern store.
-  const scored: ScoredBar[] = [];
-  // FIT_PATTERNS=0 skips the pattern store: the deployed model (neighbour weight 0) is then the
-  // same, only the "with neighbours" fit is meaningless.
-  const patterns = process.env.FIT_PATTERNS !== '0';
-  for (const family of [...fitted, WEAK_GAUSSIAN_FAMILY])
-    scored.push(
-      ...scoreFamily(family, {
-        seeds:
-          family === WEAK_GAUSSIAN_FAMILY
-            ? CONFIDENCE_FIT_SEEDS.slice(0, CONFIDENCE_ONLY_SEEDS)
-            : CONFIDENCE_FIT_SEEDS,
-        bars: FIT_BARS,
-        regimeWeights,
-        patterns,
-      }),
-    );
-  const { xs: cx, ys } = confidenceRows(scored);
-  const withNeighbours = patterns
-    ? fitLogistic(cx, ys, iterations * 2)
-    : new Float64Array(CONFIDENCE_INPUTS);
-  const without = fitLogistic(cx, ys, iterations * 2, NO_NEIGHBOUR_MASK);
-  print('CONFIDENCE_MODEL_WEIGHTS (with neighbours)', withNeighbours, CONFIDENCE_INPUTS);
-  print('CONFIDENCE_MODEL_WEIGHTS (neighbour weight 0)', without, CONFIDENCE_INPUTS);
-  // 3. Feedback penalty, on top of the deployed confidence model (neighbour weight 0): a
-  // measurement of what simulated agents' feedback adds (see `feedbackPenalty`).
-  console.log(
-    `FITTED_FEEDBACK_PENALTY_PER_Z = ${fitFeedbackPenalty(scored, without).toPrecision(8)};`,
-  );
-}
-
-if (require.main === module) main();

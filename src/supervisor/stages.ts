@@ -23,9 +23,9 @@ export const INITIAL_POLICY_SEED = 1;
  * latest promoted one in `<dataDir>/models`, else the seeded initial policy.
  */
 export async function loadStartingPolicy(config: PipelineConfig): Promise<TacticalPolicy> {
-  const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
+  const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
   const { TacticalPolicy } = await import('../learning/policy');
-  const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
+  const registry = openModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
   if (config.modelVersion !== null) return TacticalPolicy.load(registry, config.modelVersion);
   const promoted = await registry.latestPromoted().catch(() => null);
   return promoted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : TacticalPolicy.load(registry, promoted);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AggregatorRegistry, Counter, Registry } from 'prom-client';
 
 type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
-import type { PipelineConfig } from '../config/config';
+import { inheritedEnv, type PipelineConfig } from '../config/config';
 import { EXIT_STARTUP } from '../errors';
 import { componentLogger, type Logger } from '../observability/logger';
 import { HealthServer } from './health-server';
@@ -119,7 +119,7 @@ export class Supervisor {
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
       // HEALTH_PORT as bound (it may be 0, "pick one"): the gateway relays this supervisor's /health.
-      env: { ...(this.options.env ?? process.env), PIPELINE_SHARD_INDEX: String(child.shard), HEALTH_PORT: String(this.health.boundPort) },
+      env: { ...(this.options.env ?? inheritedEnv()), PIPELINE_SHARD_INDEX: String(child.shard), HEALTH_PORT: String(this.health.boundPort) },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', this.options.workerOutputFd ?? 'inherit', this.options.workerOutputFd ?? 'inherit', 'ipc'],
     });

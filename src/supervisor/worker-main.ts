@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const guard = role === 'trainer' || role === 'gateway' ? null : new StateGuard({ redisUrl: config.redisUrl, prefix: config.redisPrefix, dataDir: config.dataDir, name: workerName(role, isShardedRole(role) ? config.shardIndex : 0) });
   if (guard !== null && !(await guard.waitUntilIntact(onLost))) return;
   lost = null;
-  profile = await startCpuProfile(role);
+  profile = await startCpuProfile(role, config.cpuProfileDir);
   await worker.start();
   guard?.watch((d) => {
     onLost(d);
@@ -149,9 +149,8 @@ main().catch((err: unknown) => exitOnStartError(err, `worker.${process.argv[2] ?
  * Diagnostics: with CPU_PROFILE_DIR set, the worker records a V8 CPU profile from start to a
  * graceful stop and writes `<dir>/<role>-<pid>.cpuprofile` (open it in Chrome DevTools).
  */
-async function startCpuProfile(role: string): Promise<(() => Promise<void>) | null> {
-  const dir = process.env.CPU_PROFILE_DIR;
-  if (dir === undefined || dir === '') return null;
+async function startCpuProfile(role: string, dir: string | null): Promise<(() => Promise<void>) | null> {
+  if (dir === null) return null;
   const { Session } = await import('node:inspector');
   const { writeFileSync } = await import('node:fs');
   const session = new Session();

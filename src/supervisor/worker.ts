@@ -137,9 +137,9 @@ export class Worker {
       // Loaded here so that only the roles that need them pay for tfjs and the learning code.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
-      const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
+      const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
       const flow = await TrainerFlow.create({
-        registry: new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR }),
+        registry: openModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR }),
         batchSize: config.trainBatchSize,
         seed: INITIAL_POLICY_SEED,
         log: componentLogger('trainer'),
@@ -169,10 +169,10 @@ export class Worker {
       if (config.training && config.modelVersion === null && agents !== undefined) {
         // Swap to each newly promoted version between bars. With training off, or a pinned
         // PIPELINE_MODEL_VERSION, the worker keeps the version it started with.
-        const { ModelRegistry, BUNDLED_MODEL_DIR } = await import('../learning/registry');
+        const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
         const { TacticalPolicy } = await import('../learning/policy');
         const { ModelUpdateSubscriber } = await import('../consumers/model-update-subscriber');
-        const registry = new ModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
+        const registry = openModelRegistry(join(config.dataDir, 'models'), { keepVersions: config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
         const log = componentLogger('models', name);
         this.subscriber = new ModelUpdateSubscriber(connection, {
           onUpdate: async (version) => {

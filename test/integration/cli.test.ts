@@ -4,6 +4,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import * as amqp from 'amqplib';
@@ -121,7 +124,7 @@ describe('BarProducer', () => {
     expect(progress).toBe(800);
     expect(p.pendingConfirms).toBe(0);
     await waitFor(() => got.length === 800, 10_000);
-    expect(got.map((m) => m.properties.messageId)).toEqual(sent.map((b) => barId(b)));
+    expect(got.map((m) => m.properties.messageId as string)).toEqual(sent.map((b) => barId(b)));
     expect(sent.map((b) => b.ts)).toEqual([...sent.map((b) => b.ts)].sort((a, b) => a - b));
     const first = got[0] as ConsumeMessage;
     expect(first.fields.routingKey).toBe(routingKeys.bar('5m', 'AAA'));
@@ -204,6 +207,27 @@ describe('pipeline CLI', () => {
       routingKeys.bar('5m', 'SX'),
       routingKeys.bar('5m', 'SY'),
     ]);
+  });
+
+  it('publish --csv refuses a file whose name is not a symbol, naming it and both fixes, and publishes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-csv-'));
+    try {
+      const file = join(dir, 'tail_BTCUSDT.csv');
+      await writeFile(file, 'timestamp,open,high,low,close,volume\n2025-04-03 17:05:00+00:00,1,2,0.5,1.5,10\n');
+      const got = await tap(EXCHANGE_BARS, routingKeys.bar('5m', '#'));
+      const refused = await cli(['publish', '--csv', file, '--json']);
+      expect(refused.code).toBe(64);
+      expect(refused.err).toContain(`${file}: cannot tell the symbol of its bars`);
+      expect(refused.err).toContain('Pass --symbol <SYMBOL>, or add a "symbol" column');
+      expect(refused.out).toBe('');
+      const { code, out } = await cli(['publish', '--csv', file, '--symbol', 'BTCUSDT', '--json']);
+      expect(code).toBe(0);
+      expect(JSON.parse(out)).toMatchObject({ published: 1, confirmed: 1, symbols: { BTCUSDT: 1 } });
+      await waitFor(() => got.length === 1, 5000);
+      expect(got.map((m) => m.fields.routingKey)).toEqual([routingKeys.bar('5m', 'BTCUSDT')]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('results --count prints that many results in queue order and acknowledges them', async () => {

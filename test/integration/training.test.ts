@@ -16,10 +16,11 @@ import { ModelUpdateSubscriber } from '../../src/consumers/model-update-subscrib
 import { TrainerConsumer } from '../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../src/flows/agent-stage';
 import { TrainerFlow } from '../../src/flows/trainer-flow';
-import { MappoTrainer, ModelRegistry } from '../../src/learning';
-import { announcePromotion } from '../../src/learning/cli/models';
+import { MappoTrainer } from '../../src/learning';
+import { announcePromotion } from '../../src/broker/model-announcement';
 import { createVhost, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
 import { experience } from '../fixtures/experience';
+import { openModelRegistry } from '../../src/state/model-files';
 
 const run = promisify(execFile);
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -103,7 +104,7 @@ describe('online training', () => {
   const message = (t: ExperienceTransition) => ({ routingKey: routingKeys.experience(t.symbol), messageId: `${t.symbol}:experience:${t.ts}`, body: JSON.stringify(t) });
 
   it('dead-letters invalid experience, trains a batch, acks it only after the version is saved and announces the promotion', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minHeldOutBars: 0 }, log });
     promoteCandidates(flow);
     let unackedWhenTrained: number | null = null;
@@ -162,7 +163,7 @@ describe('online training', () => {
   }, 40_000);
 
   it('trains from experience batches as the tactical workers send them, acking each batch once its transitions are trained', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minHeldOutBars: 0 }, log });
     promoteCandidates(flow);
     const trained: number[] = [];
@@ -203,7 +204,7 @@ describe('online training', () => {
   }, 40_000);
 
   it('announces a promotion made from the CLI to running workers', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const saver = new MappoTrainer({ seed: 3 });
     const v1 = await registry.save(saver, { parent: null, metrics: { sharpe: 1.5, window: 'AAA:1-2' } });
     saver.dispose();
@@ -218,7 +219,7 @@ describe('online training', () => {
   }, 30_000);
 
   it('returns a partial batch to the queue at once when the trainer stops', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, log });
     await wire(flow, () => undefined);
     await publish(vhost.url, experience(['CCC'], 10, 11).map(message));

@@ -6,13 +6,13 @@ import { ExperienceSchema } from '../../../schemas/experience.schema';
 import { TrainerFlow } from '../../../src/flows/trainer-flow';
 import {
   MappoTrainer,
-  ModelRegistry,
   promotionVerdict,
   selectBackend,
   TacticalPolicy,
 } from '../../../src/learning';
 import { experience } from '../../fixtures/experience';
 import type { ExperienceTransition } from '../../../src/flows/agent-stage';
+import { openModelRegistry } from '../../../src/state/model-files';
 
 const log = pino({ level: 'silent' });
 /** The same experience `ms` later (the transition's ts and its market bar's). */
@@ -39,7 +39,7 @@ describe('TrainerFlow', () => {
   });
 
   it('holds out the latest bars of each symbol and names the window by symbols and ts ranges', async () => {
-    const flow = await TrainerFlow.create({ registry: new ModelRegistry(dir), batchSize: 80, seed: 1, log });
+    const flow = await TrainerFlow.create({ registry: openModelRegistry(dir), batchSize: 80, seed: 1, log });
     const shuffled = [...batch].reverse();
     const { training, window } = flow.split(shuffled);
     expect(training).toHaveLength(64); // 32 of each symbol's 40
@@ -59,7 +59,7 @@ describe('TrainerFlow', () => {
   });
 
   it('saves a candidate with parent null, evaluates the seeded initial team as its parent, and decides by promotionVerdict', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: 80, seed: 1, log });
     const out = await flow.train(batch);
     if (out.skipped) throw new Error('not trained');
@@ -84,7 +84,7 @@ describe('TrainerFlow', () => {
   }, 30_000);
 
   it('trains from the promoted version and records it as the parent', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const seedTrainer = new MappoTrainer({ seed: 3 });
     const v1 = await registry.save(seedTrainer, { parent: null });
     seedTrainer.dispose();
@@ -109,7 +109,7 @@ describe('TrainerFlow', () => {
   }, 30_000);
 
   it('saves but does not promote a candidate that does not beat its parent by a bootstrap margin; promotes one that does', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const permissive = { minHeldOutBars: 0 };
     const flow = await TrainerFlow.create({ registry, batchSize: 80, seed: 1, promotion: permissive, log });
     const real = flow.run.bind(flow);
@@ -153,7 +153,7 @@ describe('TrainerFlow', () => {
   }, 60_000);
 
   it('trains on experience of the current version only, counting the stale, and skips a batch with none', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: 80, seed: 1, log });
     // Half of AAA's training bars were made by an older version.
     const mixed = batch.map((t, i) => (t.symbol === 'AAA' && i % 2 === 0 ? { ...t, model_version: 'v0042' } : t));
@@ -168,7 +168,7 @@ describe('TrainerFlow', () => {
   }, 30_000);
 
   it('is idempotent across restarts: the same batch again gives the saved version, no new one', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const first = await (await TrainerFlow.create({ registry, batchSize: 80, seed: 1, log })).train(batch);
     // A restarted trainer receives the batch again, redelivered in another order.
     const again = await (await TrainerFlow.create({ registry, batchSize: 80, seed: 1, log })).train([...batch].reverse());
@@ -179,7 +179,7 @@ describe('TrainerFlow', () => {
   }, 30_000);
 
   it('keeps a rolling held-out window across batches in the registry, bounded by heldOutBars', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: 80, seed: 1, heldOutBars: 32, log });
     const second = experience(['AAA', 'BBB'], 40, 8).map((t) => later(t, 40 * 300_000));
     const a = await flow.train(batch);
@@ -204,7 +204,7 @@ describe('TrainerFlow', () => {
     const dir2 = await mkdtemp(join(tmpdir(), 'trainer-flow-'));
     try {
       const run = async (d: string) => {
-        const registry = new ModelRegistry(d);
+        const registry = openModelRegistry(d);
         const flow = await TrainerFlow.create({ registry, batchSize: 80, seed: 1, log });
         const out = await flow.train(batch);
         if (out.skipped) throw new Error('not trained');
@@ -221,7 +221,7 @@ describe('TrainerFlow', () => {
   }, 40_000);
 
   it('refuses a batch with nothing to train on, with a reason', async () => {
-    const flow = await TrainerFlow.create({ registry: new ModelRegistry(dir), batchSize: 80, seed: 1, log });
+    const flow = await TrainerFlow.create({ registry: openModelRegistry(dir), batchSize: 80, seed: 1, log });
     const one = ['A', 'B', 'C'].map((s) => ({ ...batch[0]!, symbol: s }));
     await expect(flow.train(one)).rejects.toThrow(/none to train on/);
   });

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TacticalPolicy } from '../../../src/learning/policy';
-import { BUNDLED_MODEL_DIR, ModelRegistry } from '../../../src/learning/registry';
+import { BUNDLED_MODEL_DIR, openModelRegistry } from '../../../src/state/model-files';
 
 describe('registry seeding', () => {
   let dir: string;
@@ -15,32 +15,32 @@ describe('registry seeding', () => {
   });
 
   it('a fresh registry starts with the seed registry’s promoted model, once, even with two seeders at once', async () => {
-    const source = new ModelRegistry(join(dir, 'source'));
+    const source = openModelRegistry(join(dir, 'source'));
     const trained = TacticalPolicy.initial(5);
     await source.save(TacticalPolicy.initial(4), { parent: null });
     const v = await source.save(trained, { parent: null, metrics: { sharpe: 1 } });
     await source.promote(v);
-    const a = new ModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'source') });
-    const b = new ModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'source') });
+    const a = openModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'source') });
+    const b = openModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'source') });
     expect(await Promise.all([a.latestPromoted(), b.latestPromoted()])).toEqual(['v0001', 'v0001']);
     expect(await a.list()).toEqual(['v0001']);
     const loaded = await TacticalPolicy.load(a);
     expect(Array.from(loaded.actorWeights()[0]!.data)).toEqual(Array.from(trained.actorWeights()[0]!.data));
     expect((await a.meta('v0001')).metrics?.seeded_from).toBe(`bundled ${v}`);
     // Without seedFrom nothing is seeded; a registry rolled back to the initial policy stays there.
-    expect(await new ModelRegistry(join(dir, 'plain')).latestPromoted()).toBeNull();
+    expect(await openModelRegistry(join(dir, 'plain')).latestPromoted()).toBeNull();
     expect(await a.rollback()).toBeNull();
     expect(await a.latestPromoted()).toBeNull();
   }, 30_000);
 
   it('fails clearly when the seed registry has no promoted version', async () => {
-    const r = new ModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'missing') });
+    const r = openModelRegistry(join(dir, 'fresh'), { seedFrom: join(dir, 'missing') });
     await expect(r.latestPromoted()).rejects.toThrow(/has no promoted version/);
   });
 
   it('the repository ships a promoted, offline-trained model with its provenance', async () => {
     expect(existsSync(BUNDLED_MODEL_DIR)).toBe(true);
-    const shipped = new ModelRegistry(BUNDLED_MODEL_DIR, { keepVersions: 0 });
+    const shipped = openModelRegistry(BUNDLED_MODEL_DIR, { keepVersions: 0 });
     const version = await shipped.latestPromoted();
     expect(version).not.toBeNull();
     const meta = await shipped.meta(version!);

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pino from 'pino';
 import { TrainerFlow } from '../../../src/flows/trainer-flow';
-import { MappoTrainer, ModelRegistry, selectBackend } from '../../../src/learning';
+import { MappoTrainer, selectBackend } from '../../../src/learning';
 import { Mlp } from '../../../src/learning/network';
 import { SeededRandom } from '../../../src/util/random';
 import { experience } from '../../fixtures/experience';
+import { openModelRegistry } from '../../../src/state/model-files';
 
 /**
  * The trainer worker builds a fresh team for every batch: anything a build, an update or a dispose
@@ -49,7 +50,7 @@ describe('no tfjs tensor outlives its network', () => {
   it('TrainerFlow: the tensor count and bytes are the same after every batch', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tensor-leaks-'));
     try {
-      const flow = await TrainerFlow.create({ registry: new ModelRegistry(dir), batchSize: 60, seed: 1, log: pino({ level: 'silent' }) });
+      const flow = await TrainerFlow.create({ registry: openModelRegistry(dir), batchSize: 60, seed: 1, log: pino({ level: 'silent' }) });
       const counts: number[] = [];
       const bytes: number[] = [];
       for (let i = 0; i < 4; i++) {

@@ -6,7 +6,8 @@ import { selectBackend } from '../../../src/learning/backend';
 import { syntheticSeries } from '../../../src/learning/evaluation';
 import { Mappo } from '../../../src/learning/mappo';
 import { TacticalPolicy, type DecisionInput } from '../../../src/learning/policy';
-import { ModelRegistry, promotionVerdict } from '../../../src/learning/registry';
+import { promotionVerdict } from '../../../src/learning/registry';
+import { openModelRegistry } from '../../../src/state/model-files';
 import { collectEpisodes, TRADING_TEAM_SPEC, tradingParameterCounts } from '../../../src/learning/trading-agents';
 import {
   act,
@@ -150,7 +151,7 @@ describe('ModelRegistry', () => {
   });
 
   it('saves and loads a policy that makes identical decisions', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     const mappo = new Mappo(TRADING_TEAM_SPEC, { seed: 4, policyHeadGain: 1 });
     const policy = new TacticalPolicy('x', mappo.actors.map((a) => a.getWeights()));
     const v = await registry.save(policy, { parent: null, metrics: { sharpe: 1.5 } });
@@ -167,7 +168,7 @@ describe('ModelRegistry', () => {
   });
 
   it('promotes, lists and rolls back versions', async () => {
-    const registry = new ModelRegistry(dir);
+    const registry = openModelRegistry(dir);
     expect(await registry.latestPromoted()).toBeNull();
     const v1 = await registry.save(TacticalPolicy.initial(1), { parent: null });
     const v2 = await registry.save(TacticalPolicy.initial(2), { parent: v1 });
@@ -241,7 +242,7 @@ describe('MappoTrainer', () => {
     expect(Array.from(a.weights)).not.toEqual(Array.from(TacticalPolicy.initial(2).actorWeights()[0]!.data));
     const dir = await mkdtemp(join(tmpdir(), 'registry-'));
     try {
-      const registry = new ModelRegistry(dir);
+      const registry = openModelRegistry(dir);
       const v = await registry.save(a.trainer, { parent: null });
       const snap = await registry.loadSnapshot(v);
       expect(Array.from(snap.critic.data)).toEqual(Array.from(a.trainer.snapshot().critic.data));

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BarSchema, type Bar } from '../../../schemas/bar.schema';
 import { ValidationError } from '../../../src/errors';
 import {
   countCsvRows,
+  csvFileNameSymbol,
+  csvSymbolSource,
   interleaveByTs,
   parseCsvTimestamp,
   readCsvBars,
@@ -105,10 +109,69 @@ describe('parseCsvTimestamp', () => {
   });
 });
 
-describe('symbolFromCsvPath', () => {
-  it('takes the file name up to the first underscore', () => {
+describe('the symbol of a CSV', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'csv-symbol-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, lines: string[]): string => {
+    const path = join(dir, name);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    return path;
+  };
+  const ROW = '2025-04-03 17:05:00+00:00,1,2,0.5,1.5,10';
+
+  it('comes from a file name that is exactly a symbol, optionally with a timeframe', () => {
     expect(symbolFromCsvPath('/a/b/BTCUSDT_5m.csv')).toBe('BTCUSDT');
     expect(symbolFromCsvPath('ETH.csv')).toBe('ETH');
+    expect(csvFileNameSymbol('XRPUSDT_30m.csv')).toBe('XRPUSDT');
+  });
+
+  it('is not guessed from any other file name', () => {
+    for (const name of ['tail_BTCUSDT.csv', 'btcusdt.csv', 'BTCUSDT-2025.csv', 'BTCUSDT_5m_part2.csv', 'BTCUSDT.txt']) {
+      expect(csvFileNameSymbol(name)).toBeNull();
+    }
+    expect(() => symbolFromCsvPath('/data/tail_BTCUSDT.csv')).toThrow(
+      /\/data\/tail_BTCUSDT\.csv: cannot tell the symbol.*--symbol <SYMBOL>.*"symbol" column/,
+    );
+  });
+
+  it('refuses to read an ambiguous file without --symbol or a symbol column, naming the file and both fixes', async () => {
+    const path = file('tail_BTCUSDT.csv', [HEADER, ROW]);
+    await expect(collect(readCsvBars(path, {}))).rejects.toThrow(ValidationError);
+    await expect(collect(readCsvBars(path, {}))).rejects.toThrow(/tail_BTCUSDT\.csv.*--symbol.*symbol" column/);
+    await expect(csvSymbolSource(path)).rejects.toThrow(/tail_BTCUSDT\.csv: cannot tell the symbol/);
+  });
+
+  it('takes --symbol over the file name', async () => {
+    const path = file('tail_BTCUSDT.csv', [HEADER, ROW]);
+    const bars = await collect(readCsvBars(path, { symbol: 'BTCUSDT' }));
+    expect(bars.map((b) => b.symbol)).toEqual(['BTCUSDT']);
+    await expect(csvSymbolSource(path, 'BTCUSDT')).resolves.toBe('BTCUSDT (--symbol)');
+  });
+
+  it('takes a symbol column row by row, before the file name', async () => {
+    const path = file('ETHUSDT_5m.csv', [`symbol,${HEADER}`, `SOLUSDT,${ROW}`, `SOLUSDT,2025-04-03 17:10:00+00:00,1,2,0.5,1.5,10`]);
+    const bars = await collect(readCsvBars(path, {}));
+    expect(bars.map((b) => b.symbol)).toEqual(['SOLUSDT', 'SOLUSDT']);
+    await expect(csvSymbolSource(path)).resolves.toBe('its symbol column');
+  });
+
+  it('rejects a row whose symbol column disagrees with --symbol', async () => {
+    const rejected: InvalidCsvRow[] = [];
+    const bars = await collect(
+      readCsvBars(csv([`${HEADER},symbol`, `${ROW},ETHUSDT`, `2025-04-03 17:10:00+00:00,1,2,0.5,1.5,10,BTCUSDT`]), {
+        symbol: 'BTCUSDT',
+        onInvalidRow: (row) => rejected.push(row),
+      }),
+    );
+    expect(bars.map((b) => b.ts)).toEqual([Date.UTC(2025, 3, 3, 17, 10)]);
+    expect(rejected).toEqual([expect.objectContaining({ line: 2, reason: expect.stringContaining('symbol column says "ETHUSDT" but --symbol is BTCUSDT') as string })]);
+  });
+
+  it('a stream without a symbol column and without --symbol is refused', async () => {
+    await expect(collect(readCsvBars(csv([HEADER, ROW]), {}))).rejects.toThrow(/the CSV: cannot tell the symbol/);
   });
 });
 
@@ -126,6 +189,7 @@ describe('interleaveByTs', () => {
 
   it('merges sources bar by bar in ts order, ties by symbol', async () => {
     const a = [bar('B', 0), bar('B', 300_000), bar('B', 900_000)];
+    // eslint-disable-next-line @typescript-eslint/require-await -- an async source that never waits is the case under test
     async function* b(): AsyncGenerator<Bar> {
       yield bar('A', 0);
       yield bar('A', 600_000);

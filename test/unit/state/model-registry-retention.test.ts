@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TacticalPolicy } from '../../../src/learning/policy';
 import { ModelRegistry } from '../../../src/learning/registry';
+import { openModelRegistry } from '../../../src/state/model-files';
 
 /**
  * What the trainer does, batch after batch: save a candidate whose parent is the promoted version,
@@ -42,7 +43,7 @@ describe('ModelRegistry retention', () => {
   });
 
   it('stops growing: keeps the newest K and the promoted lineage, deletes the rest', async () => {
-    const registry = new ModelRegistry(dir, { keepVersions: 5 });
+    const registry = openModelRegistry(dir, { keepVersions: 5 });
     const promotedAt = new Set([2, 9, 17]);
     const counts: number[] = [];
     const saved: string[] = [];
@@ -64,8 +65,8 @@ describe('ModelRegistry retention', () => {
   });
 
   it('prunes the same versions when the same saves and promotions happen again', async () => {
-    const a = new ModelRegistry(join(dir, 'a'), { keepVersions: 3 });
-    const b = new ModelRegistry(join(dir, 'b'), { keepVersions: 3 });
+    const a = openModelRegistry(join(dir, 'a'), { keepVersions: 3 });
+    const b = openModelRegistry(join(dir, 'b'), { keepVersions: 3 });
     const promote = (i: number): boolean => i % 7 === 3;
     await train(a, 20, promote);
     await train(b, 20, promote);
@@ -74,7 +75,7 @@ describe('ModelRegistry retention', () => {
   });
 
   it('numbers versions past v9999 in order', async () => {
-    const registry = new ModelRegistry(dir, { keepVersions: 0 });
+    const registry = openModelRegistry(dir, { keepVersions: 0 });
     const { mkdirSync } = await import('node:fs');
     for (const v of ['v9998', 'v9999', 'v10000'])
       mkdirSync(join(dir, 'versions', v), { recursive: true });

@@ -1,6 +1,7 @@
 /**
- * Honest evaluation of the shipped (or a given) model against baselines on the same bars and costs.
- *   npm run eval -- [--model models/agents] [--data data/market/5m] [--symbols BTCUSDT,ETHUSDT]
+ * `pipeline eval` (and `npm run eval`): honest evaluation of the shipped (or a given) model against
+ * baselines on the same bars and costs.
+ *   pipeline eval [--model models/agents] [--data data/market/5m] [--symbols BTCUSDT,ETHUSDT]
  *                   [--fee 0.0004] [--maker-fee 0.0001] [--half-spread 0.0002] [--samples 500]
  *                   [--synthetic-bars 8640] [--out reports/eval] [--json]
  *
@@ -17,30 +18,59 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { selectBackend } from '../backend';
-import { TacticalPolicy } from '../policy';
-import { ModelRegistry } from '../registry';
-import { DEFAULT_COSTS, type TradingCosts } from '../trading-env';
-import { WARMUP_BARS } from '../trading-agents';
-import {
-  BASELINES,
-  evaluateMarket,
-  rulesFor,
-  SYNTHETIC_FAMILIES,
-  syntheticMarket,
-  walkForwardSplit,
-  withStrategicView,
-  type MarketEvaluation,
-  type RuleName,
-} from '../walk-forward';
-import { arg, numberArg, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './common';
-import { renderReport, type ReportInput } from './report-html';
+import { StartupError } from '../errors';
+import type { ModelMetrics } from '../learning/registry';
+import { DEFAULT_COSTS, type TradingCosts } from '../learning/trading-env';
+import type { MarketEvaluation, RuleName } from '../learning/walk-forward';
+import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
+import { parseCommandLine } from './command-line';
+import { ExitCode, type Command, type CommandContext } from './common';
+import { renderReport, type ReportInput } from './eval-report-html';
 
 const WINDOW_BARS = 7 * 288;
 
-function fail(message: string): never {
-  process.stderr.write(message + '\n');
-  process.exit(2);
+const USAGE = `Usage:
+  pipeline eval [--model ${SHIPPED_MODEL_DIR}] [--data ${REAL_DATA_DIR}] [--symbols BTCUSDT,ETHUSDT]
+                [--fee 0.0004] [--maker-fee 0.0001] [--half-spread 0.0002] [--samples 500]
+                [--synthetic-bars 8640] [--out reports/eval] [--json]
+
+Evaluates the promoted version of a model registry against baselines (FLAT, buy-and-hold, EMA-26
+trend, MACD crossover, regime rule) on the same bars and costs, with 95 % block-bootstrap intervals:
+walk-forward on the last third of every real symbol (the model must not have trained on it), and
+held-out synthetic families (seeds ${SYNTHETIC_TEST_SEEDS.join(', ')}). Writes <out>/summary.json and
+<out>/report.html and prints the targets and findings. Seeded: same inputs, same numbers. Takes
+minutes on 2 cores. Needs no broker. See docs/agents.md.
+
+Options:
+  --model <registry>       registry whose promoted version is evaluated  [default: ${SHIPPED_MODEL_DIR}]
+  --data <dir>             directory of <SYMBOL>_5m.csv files              [default: ${REAL_DATA_DIR}]
+  --symbols <A,B>          only these real symbols                         [default: all in --data]
+  --fee <f>                taker fee per unit traded                       [default: ${DEFAULT_COSTS.takerFee}]
+  --maker-fee <f>          maker fee on LIMIT fills                        [default: ${DEFAULT_COSTS.makerFee}]
+  --half-spread <f>        half the bid-ask spread                         [default: ${DEFAULT_COSTS.halfSpread}]
+  --samples <N>            bootstrap samples (50..100000)                  [default: 500]
+  --synthetic-bars <N>     bars per synthetic market (1000..100000)        [default: 8640]
+  --out <dir>              where summary.json and report.html go           [default: reports/eval]
+  --json                   print the summary as one JSON object
+  -h, --help               this help (no other effect)
+
+Exit status: 0 written; 1 failed; 2 no promoted model, a model without training provenance, a model
+that trained on test bars, or no bars in --data (the line says which); 64 bad arguments.`;
+
+function fail(setting: string, message: string): never {
+  throw new StartupError(setting, message);
+}
+
+/** How `pipeline models train` made a version (its `metrics.offline`). */
+interface OfflineProvenance {
+  trainFraction?: number;
+  real?: Record<string, { lastTrainTs: string }>;
+  command?: string;
+}
+
+function offlineProvenance(metrics: ModelMetrics | null): OfflineProvenance | null {
+  const offline: unknown = metrics?.offline;
+  return typeof offline === 'object' && offline !== null ? offline : null;
 }
 
 /** Drops the equity paths (large) for the JSON summary. */
@@ -49,31 +79,54 @@ function compact(m: MarketEvaluation): Omit<MarketEvaluation, 'equity'> {
   return rest;
 }
 
-async function main(): Promise<void> {
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parseCommandLine({
+    args,
+    options: {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      symbols: { type: 'string' },
+      samples: { type: 'string' },
+      'synthetic-bars': { type: 'string' },
+      fee: { type: 'string' },
+      'maker-fee': { type: 'string' },
+      'half-spread': { type: 'string' },
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    ctx.out.write(`${USAGE}\n`);
+    return ExitCode.Ok;
+  }
   const started = Date.now();
-  const log = (s: string): void => void process.stderr.write(s + '\n');
-  const modelDir = arg('model') ?? SHIPPED_MODEL_DIR;
-  const dataDir = arg('data') ?? REAL_DATA_DIR;
-  const outDir = arg('out') ?? join('reports', 'eval');
-  const symbols = arg('symbols')?.split(',').filter((s) => s !== '');
-  const samples = numberArg('samples', 500, 50, 100_000);
-  const synBars = numberArg('synthetic-bars', 8640, 1000, 100_000);
+  const log = (s: string): void => void ctx.err.write(s + '\n');
+  const modelDir = values.model ?? SHIPPED_MODEL_DIR;
+  const dataDir = values.data ?? REAL_DATA_DIR;
+  const outDir = values.out ?? join('reports', 'eval');
+  const symbols = values.symbols?.split(',').filter((s) => s !== '');
+  const samples = numberOption('samples', values.samples, 500, 50, 100_000);
+  const synBars = numberOption('synthetic-bars', values['synthetic-bars'], 8640, 1000, 100_000);
   const costs: TradingCosts = {
     ...DEFAULT_COSTS,
-    takerFee: numberArg('fee', DEFAULT_COSTS.takerFee, 0, 0.1),
-    makerFee: numberArg('maker-fee', DEFAULT_COSTS.makerFee, 0, 0.1),
-    halfSpread: numberArg('half-spread', DEFAULT_COSTS.halfSpread, 0, 0.1),
+    takerFee: numberOption('fee', values.fee, DEFAULT_COSTS.takerFee, 0, 0.1),
+    makerFee: numberOption('maker-fee', values['maker-fee'], DEFAULT_COSTS.makerFee, 0, 0.1),
+    halfSpread: numberOption('half-spread', values['half-spread'], DEFAULT_COSTS.halfSpread, 0, 0.1),
   };
   const bootstrap = { samples, block: 48, seed: 1 };
+  const { selectBackend, TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+    agentsRuntime();
   await selectBackend();
 
-  const registry = new ModelRegistry(modelDir, { keepVersions: 0 });
+  const registry = openModelRegistry(modelDir, { keepVersions: 0 });
   const version = await registry.latestPromoted();
-  if (version === null) fail(`no promoted model in ${modelDir}: run npm run train:agents (or pass --model <registry dir>)`);
+  if (version === null) fail('--model', `no promoted model in ${modelDir}: run pipeline models train (or pass --model <registry dir>)`);
   const meta = await registry.meta(version);
-  const offline = (meta.metrics?.offline ?? null) as { trainFraction?: number; real?: Record<string, { lastTrainTs: string }>; command?: string } | null;
+  const offline = offlineProvenance(meta.metrics);
   if (offline === null || offline.trainFraction !== TRAIN_FRACTION || !offline.real) {
-    fail(`${modelDir} ${version} has no offline provenance with trainFraction ${TRAIN_FRACTION}: evaluate only models made by npm run train:agents`);
+    fail('--model', `${modelDir} ${version} has no offline provenance with trainFraction ${TRAIN_FRACTION}: evaluate only models made by pipeline models train`);
   }
   const policy = await TacticalPolicy.load(registry, version, costs);
   const rules = rulesFor(policy);
@@ -86,7 +139,7 @@ async function main(): Promise<void> {
     const { testFrom, testTo } = walkForwardSplit(bars.length, TRAIN_FRACTION);
     const trained = offline.real[symbol];
     const testStart = (bars[testFrom] as { ts: number }).ts;
-    if (trained && Date.parse(trained.lastTrainTs) >= testStart) fail(`the model trained on ${symbol} up to ${trained.lastTrainTs}, after the test start: retrain`);
+    if (trained && Date.parse(trained.lastTrainTs) >= testStart) fail('--model', `the model trained on ${symbol} up to ${trained.lastTrainTs}, after the test start: retrain`);
     const t0 = Date.now();
     const series = withStrategicView(symbol, bars);
     const m = evaluateMarket(symbol, series, rules, testFrom, testTo, costs, bootstrap, WINDOW_BARS);
@@ -196,10 +249,10 @@ async function main(): Promise<void> {
       sizeByConfidence: pooled,
     }),
   );
-  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(summary) + '\n');
+  if (values.json === true) ctx.out.write(JSON.stringify(summary) + '\n');
   else {
-    for (const t of targets) process.stdout.write(`${t.met ? 'MET   ' : 'MISSED'} ${t.name}: ${t.detail}\n`);
-    for (const f of findings) process.stdout.write(`${f}\n`);
+    for (const t of targets) ctx.out.write(`${t.met ? 'MET   ' : 'MISSED'} ${t.name}: ${t.detail}\n`);
+    for (const f of findings) ctx.out.write(`${f}\n`);
     const table = (m: MarketEvaluation): string =>
       (Object.keys(m.metrics) as RuleName[])
         .map((k) => {
@@ -207,12 +260,11 @@ async function main(): Promise<void> {
           return `  ${k.padEnd(17)} net ${(x.netReturn.estimate * 100).toFixed(1).padStart(6)}% [${(x.netReturn.lo * 100).toFixed(1)}, ${(x.netReturn.hi * 100).toFixed(1)}]  Sharpe ${x.sharpe.estimate.toFixed(2).padStart(7)} [${x.sharpe.lo.toFixed(2)}, ${x.sharpe.hi.toFixed(2)}]  maxDD ${(x.maxDrawdown.estimate * 100).toFixed(1).padStart(5)}%  turnover ${x.turnover.estimate.toFixed(0).padStart(5)}  in market ${(x.timeInMarket.estimate * 100).toFixed(0)}%`;
         })
         .join('\n');
-    for (const m of real) process.stdout.write(`${m.name} (test third, ${m.bars} bars)\n${table(m)}\n`);
-    process.stdout.write(`wrote ${join(outDir, 'summary.json')} and ${join(outDir, 'report.html')} (${Date.now() - started} ms)\n`);
+    for (const m of real) ctx.out.write(`${m.name} (test third, ${m.bars} bars)\n${table(m)}\n`);
+    ctx.out.write(`wrote ${join(outDir, 'summary.json')} and ${join(outDir, 'report.html')} (${Date.now() - started} ms)\n`);
   }
+  return ExitCode.Ok;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+/** `pipeline eval`. */
+export const evalCommand: Command = { usage: USAGE, run, offline: true };

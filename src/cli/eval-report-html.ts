@@ -1,5 +1,5 @@
-import type { Interval } from '../stats';
-import type { MarketEvaluation, MetricsWithIntervals, RuleName } from '../walk-forward';
+import type { Interval } from '../learning/stats';
+import type { MarketEvaluation, MetricsWithIntervals, RuleName } from '../learning/walk-forward';
 
 /**
  * The self-contained HTML report of `npm run eval`: inline SVG charts, no script, no network.
@@ -92,7 +92,7 @@ function metricsTable(m: MarketEvaluation): string {
   const rows = (Object.keys(m.metrics) as RuleName[])
     .map((k) => {
       const x: MetricsWithIntervals = m.metrics[k];
-      const gain = k === 'policy' ? '' : iv(m.policyGain[k as keyof MarketEvaluation['policyGain']], (v) => num(v, 1));
+      const gain = k === 'policy' ? '' : iv(m.policyGain[k], (v) => num(v, 1));
       return `<tr><td><span style="color:${COLORS[k]}">■</span> ${esc(LABELS[k])}</td><td>${iv(x.netReturn, pct)}</td><td>${iv(x.sharpe, (v) => num(v, 2))}</td><td>${iv(x.maxDrawdown, pct)}</td><td>${iv(x.turnover, (v) => num(v, 1))}</td><td>${iv(x.timeInMarket, pct)}</td><td>${gain}</td></tr>`;
     })
     .join('');

@@ -1,7 +1,8 @@
 /**
- * Trains the three trading agents offline, with the strategic view, and saves the team as a model
- * version (the shipped model is made with exactly the defaults):
- *   npm run train:agents -- [--out models/agents] [--iterations 40] [--seed 1] [--data data/market/5m]
+ * `pipeline models train` (and `npm run train:agents`): trains the three trading agents offline,
+ * with the strategic view, and saves the team as a model version (the shipped model is made with
+ * exactly the defaults):
+ *   pipeline models train [--out models/agents] [--iterations 40] [--seed 1] [--data data/market/5m]
  *
  * Training data, never touching any evaluation bar: the first two thirds of every real symbol in
  * `--data` (minus its last 10 %, kept for checkpoint selection) and synthetic markets of every
@@ -9,23 +10,33 @@
  * parts and the best iterate is saved. Seeded: the same command gives the same weights.
  * The registry in `--out` gets one new version, promoted; `meta.json` records how it was made.
  */
-import { selectBackend } from '../backend';
-import { trainOnSeries } from '../evaluation';
-import { ModelRegistry } from '../registry';
-import { MappoTrainer } from '../trainer';
-import { DEFAULT_COSTS } from '../trading-env';
-import { SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView } from '../walk-forward';
-import { arg, numberArg, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TRAIN_SEEDS, TRAIN_FRACTION } from './common';
-import type { MarketSeries } from '../trading-agents';
+import { DEFAULT_COSTS } from '../learning/trading-env';
+import type { MarketSeries } from '../learning/trading-agents';
+import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TRAIN_SEEDS, TRAIN_FRACTION } from './agents-data';
+import { ExitCode, type CommandContext } from './common';
 
 const VALIDATION_FRACTION = 0.1;
 
-async function main(): Promise<void> {
-  const out = arg('out') ?? SHIPPED_MODEL_DIR;
-  const iterations = numberArg('iterations', 40, 1, 10_000);
-  const seed = numberArg('seed', 1, 0, 2 ** 31);
-  const dataDir = arg('data') ?? REAL_DATA_DIR;
-  const log = (s: string): void => void process.stderr.write(s + '\n');
+/** The options of `pipeline models train`, in the table shape of {@link parseCommandLine}. */
+export const TRAIN_OPTIONS = {
+  out: { type: 'string' },
+  iterations: { type: 'string' },
+  seed: { type: 'string' },
+  data: { type: 'string' },
+} as const;
+
+/** Trains and saves a promoted version; prints one JSON line (version, dir, chosen iteration). */
+export async function trainAgents(
+  values: { out?: string; iterations?: string; seed?: string; data?: string },
+  ctx: CommandContext,
+): Promise<number> {
+  const out = values.out ?? SHIPPED_MODEL_DIR;
+  const iterations = numberOption('iterations', values.iterations, 40, 1, 10_000);
+  const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
+  const dataDir = values.data ?? REAL_DATA_DIR;
+  const log = (s: string): void => void ctx.err.write(s + '\n');
+  const { selectBackend, trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+    agentsRuntime();
   const started = Date.now();
   const backend = await selectBackend();
   const real = readRealBars(dataDir);
@@ -61,7 +72,7 @@ async function main(): Promise<void> {
   });
   const trainer = new MappoTrainer({ snapshot: mappo.snapshot() });
   mappo.dispose();
-  const registry = new ModelRegistry(out, { keepVersions: 0 });
+  const registry = openModelRegistry(out, { keepVersions: 0 });
   const parent = await registry.latestPromoted();
   const version = await registry.save(trainer, {
     parent,
@@ -69,7 +80,7 @@ async function main(): Promise<void> {
       sharpe: Number.isFinite(best.sharpe) ? best.sharpe : Number.NaN,
       window: 'offline validation: last 10% of each real symbol’s training part',
       offline: {
-        command: `npm run train:agents -- --iterations ${iterations} --seed ${seed}`,
+        command: `pipeline models train --iterations ${iterations} --seed ${seed}`,
         seed,
         iterations,
         chosenIteration: best.it,
@@ -85,10 +96,6 @@ async function main(): Promise<void> {
   });
   trainer.dispose();
   await registry.promote(version);
-  process.stdout.write(`${JSON.stringify({ version, dir: out, chosenIteration: best.it, validationSharpe: best.sharpe, elapsedMs: Date.now() - started })}\n`);
+  ctx.out.write(`${JSON.stringify({ version, dir: out, chosenIteration: best.it, validationSharpe: best.sharpe, elapsedMs: Date.now() - started })}\n`);
+  return ExitCode.Ok;
 }
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});

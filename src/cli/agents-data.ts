@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StartupError } from '../errors';
+import { CliUsageError } from './common';
+import type { EnvBar } from '../learning/trading-env';
+
+/**
+ * The learning code, loaded on the first call (see src/cli/agents-runtime.ts). A plain require:
+ * bin/pipeline.js runs the sources through tsx's CommonJS hook, which resolves require() of a
+ * TypeScript file but not import().
+ */
+export function agentsRuntime(): typeof import('./agents-runtime') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when a command runs, see above
+  return require('./agents-runtime') as typeof import('./agents-runtime');
+}
+
+/** Real 5m bars bundled with the repository (see data/README.md). */
+export const REAL_DATA_DIR = join('data', 'market', '5m');
+/** The shipped model registry (see docs/agents.md). */
+export const SHIPPED_MODEL_DIR = join('models', 'agents');
+/** Fraction of each real symbol's bars used for training; evaluation tests on the rest. */
+export const TRAIN_FRACTION = 2 / 3;
+/** Seeds of the synthetic training markets (evaluation uses 201–203 per family: disjoint). */
+export const SYNTHETIC_TRAIN_SEEDS = [101, 102, 103] as const;
+export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
+
+/**
+ * `<SYMBOL>_5m.csv` files of a directory, symbol → bars (oldest first). Throws a StartupError
+ * naming `--data` (exit 2) when there are none.
+ */
+export function readRealBars(dir: string, only?: readonly string[]): Map<string, EnvBar[]> {
+  const { parseBarsCsv } = agentsRuntime();
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /^[A-Z0-9]+_5m\.csv$/.test(f)).sort();
+  } catch {
+    files = [];
+  }
+  const out = new Map<string, EnvBar[]>();
+  for (const f of files) {
+    const symbol = f.split('_')[0] as string;
+    if (only && only.length > 0 && !only.includes(symbol)) continue;
+    out.set(symbol, parseBarsCsv(readFileSync(join(dir, f), 'utf8')));
+  }
+  if (out.size === 0) {
+    throw new StartupError(
+      '--data',
+      `no <SYMBOL>_5m.csv files in ${dir}${only?.length ? ` for ${only.join(',')}` : ''}: pass --data <dir> (default ${REAL_DATA_DIR})`,
+    );
+  }
+  return out;
+}
+
+/** A numeric option in [min, max]; a CliUsageError (exit 64) with the fix otherwise. */
+export function numberOption(name: string, raw: string | undefined, fallback: number, min = -Infinity, max = Infinity): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max) {
+    throw new CliUsageError(`--${name} ${raw} is not a number in [${min}, ${max}]: pass e.g. --${name} ${fallback}`);
+  }
+  return v;
+}

@@ -1,0 +1,50 @@
+/**
+ * Option parsing of every `pipeline` command, on commander. Commands declare their options in the
+ * `node:util` `parseArgs` table shape (name → `{ type, short?, multiple?, default? }`) and get back the
+ * same `{ values, positionals }` result, keyed by the option's own name (`'max-unconfirmed'`, not
+ * commander's camel case). A command line commander refuses (unknown option, missing value, extra
+ * argument) becomes a {@link CliUsageError}: the CLI prints it with the command's usage and exits 64.
+ */
+import { Command as Commander, CommanderError, Option } from 'commander';
+import type { parseArgs } from 'node:util';
+import { CliUsageError } from './common';
+
+/** The option table and flags {@link parseCommandLine} accepts (those of `parseArgs`). */
+export type CommandLineConfig = NonNullable<Parameters<typeof parseArgs>[0]>;
+
+/** What {@link parseCommandLine} returns: the type `parseArgs` would give for the same table. */
+export type ParsedCommandLine<T extends CommandLineConfig> = ReturnType<typeof parseArgs<T>>;
+
+/** Parses `config.args` with commander; see the module comment. */
+export function parseCommandLine<T extends CommandLineConfig>(config: T): ParsedCommandLine<T> {
+  const cmd = new Commander()
+    .exitOverride()
+    .helpOption(false)
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined, outputError: () => undefined })
+    .allowExcessArguments(false);
+  if (config.allowPositionals === true) cmd.argument('[arguments...]');
+  const declared: { name: string; option: Option; negated: boolean; hasDefault: boolean }[] = [];
+  for (const [name, spec] of Object.entries(config.options ?? {})) {
+    const flags = `${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+    const option = new Option(flags);
+    if (spec.multiple === true) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    if (spec.default !== undefined) option.default(spec.default);
+    cmd.addOption(option);
+    // commander reads a boolean "--no-x" as x = false (default true); parseArgs as "no-x" = true.
+    declared.push({ name, option, negated: option.negate, hasDefault: spec.default !== undefined });
+  }
+  try {
+    cmd.parse(config.args ?? [], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) throw new CliUsageError(err.message.replace(/^error: /, ''));
+    throw err;
+  }
+  const values: Record<string, unknown> = {};
+  for (const { name, option, negated, hasDefault } of declared) {
+    const key = option.attributeName();
+    const source = cmd.getOptionValueSource(key);
+    if (source === 'cli') values[name] = negated ? cmd.getOptionValue(key) !== true : cmd.getOptionValue(key);
+    else if (hasDefault) values[name] = cmd.getOptionValue(key);
+  }
+  return { values, positionals: [...cmd.args], tokens: undefined } as unknown as ParsedCommandLine<T>;
+}

@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { announcePromotion } from '../broker/model-announcement';
+import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import type { ModelRegistry } from '../learning/registry';
+import { agentsRuntime, SHIPPED_MODEL_DIR } from './agents-data';
+import { parseCommandLine } from './command-line';
+import { CliUsageError, ExitCode, describeError, type Command, type CommandContext } from './common';
+import { trainAgents, TRAIN_OPTIONS } from './train-agents';
+
+const USAGE = `Usage:
+  pipeline models list [--dir <registry>]
+  pipeline models promote <version> [--dir <registry>] [--no-announce]
+  pipeline models rollback [<version>] [--dir <registry>] [--no-announce]
+  pipeline models train [--out ${SHIPPED_MODEL_DIR}] [--iterations 40] [--seed 1] [--data data/market/5m]
+
+Versions of the trading agents in a model registry (a directory: versions/<version>/ and promoted.json).
+--dir defaults to the running pipeline's registry, <PIPELINE_DATA_DIR>/models.
+
+  list      every version, oldest first; '*' marks the current (promoted) one
+  promote   makes <version> current, then announces it on ${EXCHANGE_INTERNAL} ${routingKeys.model()}
+            (AMQP_URL) so that running tactical workers swap to it between bars
+  rollback  goes back to <version>, or without one to the version promoted before the current one,
+            and announces it like promote (the seeded initial policy cannot be announced: workers
+            take it when they restart)
+  train     trains the three agents offline (about a minute per 10 iterations on 2 cores) and saves
+            the team as a new promoted version in --out; the shipped model is made with the defaults.
+            Training data: the first two thirds of every real symbol in --data (minus its last 10 %,
+            kept for checkpoint selection) and seeded synthetic markets. Same command, same weights.
+
+Options:
+  --dir <registry>       model registry                     [default: <PIPELINE_DATA_DIR>/models]
+  --no-announce          change the registry only: workers take the version when they restart
+  --out <registry>       (train) registry the new version is saved to      [default: ${SHIPPED_MODEL_DIR}]
+  --iterations <N>       (train) training iterations                       [default: 40]
+  --seed <n>             (train) seed                                      [default: 1]
+  --data <dir>           (train) directory of <SYMBOL>_5m.csv files         [default: data/market/5m]
+  -h, --help             this help (no other effect)
+
+Exit status: 0 done; 1 failed (e.g. an unknown version: "pipeline models list" shows them);
+2 a bad setting; 3 the registry changed but the announcement failed (workers swap on restart);
+64 bad arguments.`;
+
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseCommandLine({
+    args,
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string' },
+      'no-announce': { type: 'boolean' },
+      ...TRAIN_OPTIONS,
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    ctx.out.write(`${USAGE}\n`);
+    return ExitCode.Ok;
+  }
+  const [sub, version, ...rest] = positionals;
+  if (sub === 'train') {
+    if (positionals.length > 1) throw new CliUsageError(`models train takes no arguments, got ${JSON.stringify(version)}`);
+    if (values.dir !== undefined) throw new CliUsageError('models train saves to --out <registry>, not --dir');
+    return trainAgents(values, ctx);
+  }
+  const trainOnly = (['out', 'iterations', 'seed', 'data'] as const).find((k) => values[k] !== undefined);
+  if (trainOnly !== undefined) throw new CliUsageError(`--${trainOnly} is an option of models train`);
+  if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  const dir = values.dir ?? join(ctx.config.dataDir, 'models');
+  const { openModelRegistry } = agentsRuntime();
+  const registry = openModelRegistry(dir);
+  const listHint = `"pipeline models list${values.dir === undefined ? '' : ` --dir ${dir}`}" shows the versions`;
+  let current: string | null;
+  switch (sub) {
+    case 'list': {
+      if (version !== undefined) throw new CliUsageError(`models list takes no version, got ${JSON.stringify(version)}`);
+      const versions = await registry.list();
+      if (versions.length === 0) {
+        ctx.err.write(`no model versions in ${dir} (pass --dir <registry>; the shipped one is ${SHIPPED_MODEL_DIR})\n`);
+        return ExitCode.Ok;
+      }
+      const promoted = await registry.latestPromoted();
+      for (const v of versions) {
+        const m = await registry.meta(v);
+        const verdict = (m.metrics?.verdict as { reason?: string } | undefined)?.reason;
+        ctx.out.write(
+          `${v === promoted ? '*' : ' '} ${v} parent=${m.parent ?? '-'} created=${m.created} sharpe=${String(m.metrics?.sharpe ?? '-')}${verdict ? ` (${verdict})` : ''}\n`,
+        );
+      }
+      return ExitCode.Ok;
+    }
+    case 'promote':
+      if (version === undefined) throw new CliUsageError(`models promote needs a version; ${listHint}`);
+      if (!(await exists(registry, version))) return unknownVersion(ctx, dir, version, listHint);
+      await registry.promote(version);
+      current = version;
+      ctx.out.write(`promoted ${version}\n`);
+      break;
+    case 'rollback':
+      if (version !== undefined && !(await exists(registry, version))) return unknownVersion(ctx, dir, version, listHint);
+      current = await registry.rollback(version);
+      ctx.out.write(`current ${current ?? 'none (seeded initial policy)'}\n`);
+      break;
+    default:
+      throw new CliUsageError(
+        sub === undefined ? 'models needs list, promote, rollback or train' : `unknown models command ${JSON.stringify(sub)}: use list, promote, rollback or train`,
+      );
+  }
+  if (values['no-announce'] === true) return ExitCode.Ok;
+  if (current === null) {
+    ctx.err.write('not announced: running workers keep their version until they restart (the seeded initial policy has no saved version)\n');
+    return ExitCode.Ok;
+  }
+  try {
+    await announcePromotion(ctx.config.amqpUrl, registry, current);
+    ctx.out.write(`announced ${current} on ${EXCHANGE_INTERNAL} ${routingKeys.model()}\n`);
+    return ExitCode.Ok;
+  } catch (err) {
+    ctx.err.write(
+      `warning: ${current} is current in the registry but the announcement failed (${describeError(err)}); running workers swap when they restart, or run this again with AMQP_URL set\n`,
+    );
+    return 3;
+  }
+}
+
+async function exists(registry: ModelRegistry, version: string): Promise<boolean> {
+  return (await registry.list()).includes(version);
+}
+
+function unknownVersion(ctx: CommandContext, dir: string, version: string, listHint: string): number {
+  ctx.err.write(`model version ${version} does not exist in ${dir}: ${listHint}\n`);
+  return ExitCode.Failure;
+}
+
+/** `pipeline models`: list, promote, roll back and train model versions. */
+export const modelsCommand: Command = { usage: USAGE, run, offline: true };

@@ -1,0 +1,272 @@
+/**
+ * The layout rules of the code (what each folder may import and where names are built), checked on the syntax tree of
+ * every .ts file under src/ and schemas/ (TypeScript's own parser; comments never count):
+ *
+ * 1. Compute folders (src/indicators, src/strategic, src/learning) import no broker (amqplib,
+ *    src/broker), Redis (ioredis, src/state), filesystem (fs, fs/promises, node:fs...) or network
+ *    module (net, http, https, fastify and @fastify/*, ws, src/gateway), nor the wiring folders
+ *    (src/consumers, src/flows, src/supervisor, src/cli). Static imports, re-exports, `import()` and
+ *    `require()` all count. Nor are they entry points: no `require.main`, `process.argv`,
+ *    `process.exit` or `console` (a script's output is the CLI's business).
+ * 2. Consumers contain no maths, checked pragmatically: src/consumers imports no value from a compute
+ *    folder (types are fine) and calls none of Math.exp/log/sqrt/pow/tanh/atan/sin/cos.
+ * 3. schemas/ imports nothing from src/.
+ * 4. Exchange names, routing keys, message ids and `x-` header/argument names are built in
+ *    src/broker/topology.ts only: outside it no string equal to an exchange name, no routing-key
+ *    literal (`bars.…`, `results.…`, `reply.…`, `feedback.…`, `experience.…`, `models.promoted`), no
+ *    `messageId:` spelt as a string or template literal, and, in files that use the broker (amqplib
+ *    or src/broker), no `'x-…'` string.
+ * 5. The environment (`process.env`) is read in src/config only.
+ *
+ * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import ts from 'typescript';
+import * as topology from '../../src/broker/topology';
+
+const ROOT = resolve(__dirname, '..', '..');
+
+interface SourceFile {
+  /** Path from the repository root, with `/`. */
+  path: string;
+  text: string;
+}
+
+interface Violation {
+  rule: string;
+  path: string;
+  line: number;
+  what: string;
+}
+
+function listTs(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...listTs(path));
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) out.push(path);
+  }
+  return out;
+}
+
+interface ImportRef {
+  specifier: string;
+  typeOnly: boolean;
+  line: number;
+}
+
+function parse(file: SourceFile): ts.SourceFile {
+  return ts.createSourceFile(file.path, file.text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+}
+
+function lineOf(sf: ts.SourceFile, node: ts.Node): number {
+  return sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+}
+
+function walk(node: ts.Node, visit: (n: ts.Node) => void): void {
+  visit(node);
+  node.forEachChild((child) => walk(child, visit));
+}
+
+/** Every module a file imports: import/export declarations, `import()` and `require()`. */
+function importsOf(sf: ts.SourceFile): ImportRef[] {
+  const out: ImportRef[] = [];
+  walk(sf, (n) => {
+    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier !== undefined && ts.isStringLiteral(n.moduleSpecifier)) {
+      const clause = ts.isImportDeclaration(n) ? n.importClause : undefined;
+      const typeOnly = ts.isImportDeclaration(n)
+        ? clause !== undefined &&
+          (clause.isTypeOnly ||
+            (clause.name === undefined &&
+              clause.namedBindings !== undefined &&
+              ts.isNamedImports(clause.namedBindings) &&
+              clause.namedBindings.elements.every((e) => e.isTypeOnly)))
+        : n.isTypeOnly;
+      out.push({ specifier: n.moduleSpecifier.text, typeOnly, line: lineOf(sf, n) });
+    } else if (ts.isCallExpression(n) && n.arguments.length > 0 && ts.isStringLiteral(n.arguments[0] as ts.Node)) {
+      const callee = n.expression;
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require')) {
+        out.push({ specifier: (n.arguments[0] as ts.StringLiteral).text, typeOnly: false, line: lineOf(sf, n) });
+      }
+    } else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) {
+      out.push({ specifier: n.argument.literal.text, typeOnly: true, line: lineOf(sf, n) });
+    }
+  });
+  return out;
+}
+
+/** The repository path a relative specifier points at (without extension), or null for a package. */
+function target(from: string, specifier: string): string | null {
+  if (!specifier.startsWith('.')) return null;
+  return relative(ROOT, resolve(ROOT, dirname(from), specifier)).split(sep).join('/');
+}
+
+const under = (path: string, folder: string): boolean => path === folder || path.startsWith(`${folder}/`);
+
+const COMPUTE = ['src/indicators', 'src/strategic', 'src/learning'];
+const FORBIDDEN_PACKAGES = /^(node:)?(fs|fs\/promises|net|http|https|http2|dgram|tls)$|^(amqplib|ioredis|fastify|ws)$|^@fastify\//;
+const FORBIDDEN_FOLDERS = ['src/broker', 'src/state', 'src/gateway', 'src/consumers', 'src/flows', 'src/supervisor', 'src/cli'];
+const MATH = new Set(['exp', 'log', 'sqrt', 'pow', 'tanh', 'atan', 'atan2', 'sin', 'cos']);
+
+const EXCHANGE_NAMES = new Set(
+  Object.entries(topology)
+    .filter(([k, v]) => k.startsWith('EXCHANGE_') && typeof v === 'string')
+    .map(([, v]) => v as string),
+);
+const ROUTING_KEY_TEMPLATE_HEADS = new Set(['bars.', 'results.', 'reply.', 'feedback.', 'experience.']);
+const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|experience)\.([A-Za-z0-9_*#-]+)(\.[A-Za-z0-9_*#-]+)*)$/;
+const TOPOLOGY = 'src/broker/topology.ts';
+
+/** Checks every rule on `files`; returns what breaks them. */
+function checkLayout(files: readonly SourceFile[]): Violation[] {
+  const violations: Violation[] = [];
+  for (const file of files) {
+    const sf = parse(file);
+    const add = (rule: string, node: ts.Node | number, what: string): void =>
+      void violations.push({ rule, path: file.path, line: typeof node === 'number' ? node : lineOf(sf, node), what });
+    const imports = importsOf(sf);
+    // 1. Compute folders.
+    if (COMPUTE.some((c) => under(file.path, c))) {
+      for (const imp of imports) {
+        const t = target(file.path, imp.specifier);
+        if (t === null ? FORBIDDEN_PACKAGES.test(imp.specifier) : FORBIDDEN_FOLDERS.some((f) => under(t, f))) {
+          add('compute imports no broker, Redis, filesystem or network module', imp.line, imp.specifier);
+        }
+      }
+      walk(sf, (n) => {
+        if (!ts.isPropertyAccessExpression(n) || !ts.isIdentifier(n.expression)) return;
+        const what = `${n.expression.text}.${n.name.text}`;
+        if (['require.main', 'process.argv', 'process.exit'].includes(what) || n.expression.text === 'console') {
+          add('compute folders are no entry points', n, what);
+        }
+      });
+    }
+    // 2. Consumers.
+    if (under(file.path, 'src/consumers')) {
+      for (const imp of imports) {
+        const t = target(file.path, imp.specifier);
+        if (!imp.typeOnly && t !== null && COMPUTE.some((c) => under(t, c))) add('consumers contain no maths', imp.line, imp.specifier);
+      }
+      walk(sf, (n) => {
+        if (ts.isPropertyAccessExpression(n) && ts.isIdentifier(n.expression) && n.expression.text === 'Math' && MATH.has(n.name.text)) {
+          add('consumers contain no maths', n, `Math.${n.name.text}`);
+        }
+      });
+    }
+    // 3. Schemas.
+    if (under(file.path, 'schemas')) {
+      for (const imp of imports) {
+        const t = target(file.path, imp.specifier);
+        if (t !== null && under(t, 'src')) add('schemas import nothing from src', imp.line, imp.specifier);
+      }
+    }
+    if (!under(file.path, 'src')) continue;
+    // 4. Names built in topology.ts only.
+    if (file.path !== TOPOLOGY) {
+      const usesBroker = imports.some((imp) => {
+        const t = target(file.path, imp.specifier);
+        return imp.specifier === 'amqplib' || (t !== null && under(t, 'src/broker'));
+      });
+      walk(sf, (n) => {
+        if (ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n)) {
+          if (ts.isImportDeclaration(n.parent) || ts.isExportDeclaration(n.parent) || ts.isLiteralTypeNode(n.parent)) return;
+          if (EXCHANGE_NAMES.has(n.text)) add('exchange names are built in topology.ts', n, n.text);
+          if (ROUTING_KEY_LITERAL.test(n.text) || ROUTING_KEY_TEMPLATE_HEADS.has(n.text)) add('routing keys are built in topology.ts', n, n.text);
+          if (usesBroker && /^x-[a-z]/.test(n.text)) add('x- names are built in topology.ts', n, n.text);
+        } else if (ts.isTemplateExpression(n) && ROUTING_KEY_TEMPLATE_HEADS.has(n.head.text)) {
+          add('routing keys are built in topology.ts', n, n.getText(sf));
+        } else if (ts.isPropertyAssignment(n) && n.name.getText(sf) === 'messageId') {
+          const spelt = (e: ts.Expression): boolean =>
+            ts.isStringLiteral(e) ||
+            ts.isTemplateExpression(e) ||
+            ts.isNoSubstitutionTemplateLiteral(e) ||
+            (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken) ||
+            (ts.isConditionalExpression(e) && (spelt(e.whenTrue) || spelt(e.whenFalse))) ||
+            (ts.isParenthesizedExpression(e) && spelt(e.expression));
+          if (spelt(n.initializer)) add('message ids are built in topology.ts', n, n.initializer.getText(sf));
+        }
+      });
+    }
+    // 5. Environment.
+    if (!under(file.path, 'src/config')) {
+      walk(sf, (n) => {
+        if (ts.isPropertyAccessExpression(n) && n.name.text === 'env' && ts.isIdentifier(n.expression) && n.expression.text === 'process') {
+          add('process.env is read in src/config only', n, n.getText(sf));
+        }
+      });
+    }
+  }
+  return violations;
+}
+
+const format = (v: readonly Violation[]): string[] => v.map((x) => `${x.path}:${x.line}: ${x.rule}: ${x.what}`);
+
+describe('layout rules', () => {
+  const files: SourceFile[] = [...listTs('src'), ...listTs('schemas')].map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }));
+
+  it('reads the whole tree', () => {
+    expect(files.length).toBeGreaterThan(100);
+    expect(files.some((f) => f.path === TOPOLOGY)).toBe(true);
+  });
+
+  it('holds for every file of src/ and schemas/', () => {
+    expect(format(checkLayout(files))).toEqual([]);
+  });
+});
+
+describe('the layout check fails when a rule is broken', () => {
+  const check = (path: string, text: string): string[] => format(checkLayout([{ path, text }]));
+
+  it('compute folders: broker, Redis, filesystem and network imports, however written', () => {
+    expect(check('src/strategic/x.ts', "import { readFileSync } from 'node:fs';")).toEqual([
+      'src/strategic/x.ts:1: compute imports no broker, Redis, filesystem or network module: node:fs',
+    ]);
+    expect(check('src/learning/x.ts', "export { a } from '../state/y';\nconst r = require('ioredis');")).toHaveLength(2);
+    expect(check('src/indicators/x.ts', "async function f() { await import('fs/promises'); }")).toHaveLength(1);
+    expect(check('src/learning/deep/x.ts', "import type { Channel } from 'amqplib';\nimport { declareTopology } from '../../broker/topology';")).toHaveLength(2);
+    expect(check('src/strategic/x.ts', "if (require.main === module) main(process.argv[2]);\nconsole.log(1);\nprocess.exit(1);")).toEqual([
+      'src/strategic/x.ts:1: compute folders are no entry points: require.main',
+      'src/strategic/x.ts:1: compute folders are no entry points: process.argv',
+      'src/strategic/x.ts:2: compute folders are no entry points: console.log',
+      'src/strategic/x.ts:3: compute folders are no entry points: process.exit',
+    ]);
+    expect(check('src/learning/x.ts', "import { z } from 'zod';\nimport { a } from './y';\nimport { Bar } from '../../schemas/bar.schema';")).toEqual([]);
+    // The same imports are fine outside the compute folders.
+    expect(check('src/flows/x.ts', "import { readFileSync } from 'node:fs';")).toEqual([]);
+  });
+
+  it('consumers: compute values and transcendental maths', () => {
+    expect(check('src/consumers/x.ts', "import { ema } from '../indicators/ema';\nconst y = Math.exp(2);")).toHaveLength(2);
+    expect(check('src/consumers/x.ts', "import type { Ema } from '../indicators/ema';\nconst y = Math.max(1, 2);")).toEqual([]);
+  });
+
+  it('schemas: nothing from src', () => {
+    expect(check('schemas/x.schema.ts', "import { A } from '../src/learning/features';")).toEqual([
+      'schemas/x.schema.ts:1: schemas import nothing from src: ../src/learning/features',
+    ]);
+    expect(check('schemas/x.schema.ts', "import { B } from './bar.schema';")).toEqual([]);
+  });
+
+  it('names: exchanges, routing keys, message ids and x- headers outside topology.ts', () => {
+    expect(check('src/flows/x.ts', "publish('pipeline.internal', `feedback.${s}`, body, { messageId: `${s}:feedback:${ts}` });")).toHaveLength(3);
+    expect(check('src/cli/x.ts', "bind(q, E, 'results.#');\nconst k = 'models.promoted';\nif (key.startsWith('feedback.')) f();")).toHaveLength(3);
+    expect(check('src/cli/x.ts', "const file = 'results.jsonl';")).toHaveLength(1); // reads as a routing key: say it another way
+    expect(check('src/broker/x.ts', "import type { Channel } from 'amqplib';\nconst h = { 'x-rejected-by': s };")).toHaveLength(1);
+    expect(check('src/consumers/x.ts', "const o = { messageId: typeof id === 'string' ? id : 'dlq:' + q };")).toHaveLength(1);
+    // Built by topology.ts, or passed on: fine. An `x-` name in a file that does not use the broker is not AMQP.
+    expect(
+      check(
+        'src/consumers/x.ts',
+        "import { messageIds, routingKeys, EXCHANGE_INTERNAL } from '../broker/topology';\npublish(EXCHANGE_INTERNAL, routingKeys.feedback(s), b, { messageId: messageIds.feedback(s, ts) });\nconst o = { messageId: e.messageId };",
+      ),
+    ).toEqual([]);
+    expect(check('src/gateway/routes.ts', "const spec = { 'x-audited': true };")).toEqual([]);
+    expect(check(TOPOLOGY, "export const EXCHANGE_BARS = 'market.bars';\nconst k = (s: string) => `bars.${s}`;")).toEqual([]);
+  });
+
+  it('environment: process.env outside src/config', () => {
+    expect(check('src/observability/logger.ts', "const l = process.env.LOG_LEVEL;\nconst e = { ...process.env };")).toHaveLength(2);
+    expect(check('src/config/config.ts', 'const l = process.env.LOG_LEVEL;')).toEqual([]);
+  });
+});
