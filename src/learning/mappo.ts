@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../util/random';
 import { Mlp, type MlpWeights } from './network';
+import { SimdMlp, trainModule } from './simd-mlp';
 
 /**
  * Multi-agent PPO with a centralised critic (MAPPO), following the on-policy reference of
@@ -279,15 +280,26 @@ export interface MappoSnapshot {
   valueNorm: ValueNormState;
 }
 
+/**
+ * Which implementation runs the PPO minibatch steps: `'simd'`, the forward pass, backward pass and
+ * Adam in WebAssembly SIMD ({@link SimdMlp}, the default where WebAssembly SIMD exists), or
+ * `'tfjs'` (tfjs gradients and optimiser). Both minimise the same losses; the unit tests hold their
+ * gradients and steps to 1e-5 of each other. The tfjs variables hold the weights in both cases.
+ */
+export type MappoEngine = 'simd' | 'tfjs';
+
 /** Actors, critic, optimisers and the PPO update. */
 export class Mappo {
   readonly options: ResolvedMappoOptions;
   readonly actors: Mlp[];
   readonly critic: Mlp;
   readonly valueNorm: ValueNorm;
+  /** See {@link MappoEngine}. Each engine keeps its own Adam moments: choose before the first update. */
+  engine: MappoEngine;
   private readonly actorOpt: tf.Optimizer[];
   private readonly criticOpt: tf.Optimizer;
   private readonly rng: SeededRandom;
+  private simd: { actors: SimdMlp[]; critic: SimdMlp } | null = null;
 
   constructor(readonly spec: TeamSpec, options: MappoOptions = {}, init?: MappoSnapshot) {
     this.options = { ...MAPPO_DEFAULTS, ...options };
@@ -305,6 +317,21 @@ export class Mappo {
     this.valueNorm = init ? ValueNorm.fromJSON(init.valueNorm, o.valueNormBeta) : new ValueNorm(o.valueNormBeta);
     this.actorOpt = spec.agents.map(() => tf.train.adam(o.actorLr, 0.9, 0.999, o.adamEps));
     this.criticOpt = tf.train.adam(o.criticLr, 0.9, 0.999, o.adamEps);
+    this.engine = trainModule() === null ? 'tfjs' : 'simd';
+  }
+
+  /** The SIMD training networks, loaded with the current weights of the tfjs variables. */
+  private simdNets(): { actors: SimdMlp[]; critic: SimdMlp } {
+    const module = trainModule();
+    if (module === null) throw new Error("WebAssembly SIMD is unavailable: use engine 'tfjs'");
+    const o = this.options;
+    this.simd ??= {
+      actors: this.actors.map((a) => new SimdMlp(a.sizes, { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps }, module)),
+      critic: new SimdMlp(this.critic.sizes, { learningRate: o.criticLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps }, module),
+    };
+    this.actors.forEach((a, i) => (this.simd?.actors[i] as SimdMlp).setWeights(a.getWeights().data));
+    this.simd.critic.setWeights(this.critic.getWeights().data);
+    return this.simd;
   }
 
   static fromSnapshot(snapshot: MappoSnapshot, options: MappoOptions = {}): Mappo {
@@ -391,8 +418,9 @@ export class Mappo {
     const states = new Float32Array(n * stateDim);
     steps.forEach((s, i) => states.set(Array.from(s.state), i * stateDim));
 
+    const simd = this.engine === 'simd' ? this.simdNets() : null;
     // Old (normalised) value predictions of the critic that acted, then GAE on denormalised values.
-    const oldValuesNorm = tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
+    const oldValuesNorm = simd ? simd.critic.forward(states, n) : tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
     const denorm = (v: number): number => (o.useValueNorm ? this.valueNorm.denormalize(v) : v);
     const advantages = new Float32Array(n);
     const returns = new Float32Array(n);
@@ -458,7 +486,7 @@ export class Mappo {
           const spec = this.spec.agents[a] as AgentSpec;
           const maskA = masks[a] as Float32Array;
           if (!idx.some((i) => (maskA[i] as number) > 0)) continue;
-          const r = this.actorStep(
+          const r = (simd ? this.actorStepSimd.bind(this, simd.actors[a] as SimdMlp) : this.actorStep.bind(this))(
             a,
             gather(obs[a] as Float32Array, idx, spec.obsDim),
             Int32Array.from(idx, (i) => (actions[a] as Int32Array)[i] as number),
@@ -475,7 +503,7 @@ export class Mappo {
             metrics.actorGradNorm[a] = r.gradNorm;
           }
         }
-        const c = this.criticStep(
+        const c = (simd ? this.criticStepSimd.bind(this, simd.critic) : this.criticStep.bind(this))(
           gather(states, idx, stateDim),
           Float32Array.from(idx, (i) => oldValuesNorm[i] as number),
           Float32Array.from(idx, (i) => targets[i] as number),
@@ -487,9 +515,121 @@ export class Mappo {
         }
       }
     }
-    for (const actor of this.actors) actor.syncJs();
-    this.critic.syncJs();
+    if (simd) {
+      this.actors.forEach((actor, a) => actor.setWeights({ sizes: [...actor.sizes], data: (simd.actors[a] as SimdMlp).getWeights() }));
+      this.critic.setWeights({ sizes: [...this.critic.sizes], data: simd.critic.getWeights() });
+    } else {
+      for (const actor of this.actors) actor.syncJs();
+      this.critic.syncJs();
+    }
     return metrics;
+  }
+
+  /**
+   * {@link actorStep} on the SIMD network: the same clipped surrogate and entropy bonus, their
+   * gradient with respect to the logits formed here (float64), then backpropagated in WebAssembly.
+   */
+  private actorStepSimd(
+    net: SimdMlp,
+    agent: number,
+    obs: Float32Array,
+    actions: Int32Array,
+    oldLogp: Float32Array,
+    adv: Float32Array,
+    mask: Float32Array,
+    m: number,
+  ): { policyLoss: number; entropy: number; approxKl: number; clipFraction: number; gradNorm: number } {
+    const o = this.options;
+    const k = (this.spec.agents[agent] as AgentSpec).nActions;
+    const logits = net.forward(obs, m);
+    const denom = Math.max(1, mask.reduce((s, v) => s + v, 0));
+    const dz = new Float32Array(m * k);
+    const logp = new Float64Array(k);
+    let pl = 0;
+    let en = 0;
+    let kl = 0;
+    let cf = 0;
+    for (let s = 0; s < m; s++) {
+      const w = mask[s] as number;
+      let max = -Infinity;
+      for (let j = 0; j < k; j++) max = Math.max(max, logits[s * k + j] as number);
+      let sum = 0;
+      for (let j = 0; j < k; j++) sum += Math.exp((logits[s * k + j] as number) - max);
+      const lse = max + Math.log(sum);
+      let h = 0;
+      for (let j = 0; j < k; j++) {
+        logp[j] = (logits[s * k + j] as number) - lse;
+        h -= Math.exp(logp[j] as number) * (logp[j] as number);
+      }
+      const act = actions[s] as number;
+      const lp = logp[act] as number;
+      const ratio = Math.exp(lp - (oldLogp[s] as number));
+      const A = adv[s] as number;
+      const clippedRatio = Math.min(Math.max(ratio, 1 - o.clipParam), 1 + o.clipParam);
+      const surr1 = ratio * A;
+      const surr2 = clippedRatio * A;
+      // d min(surr1, surr2)/d ratio: A where surr1 ≤ surr2 (tfjs's minimum passes the gradient to
+      // its first argument on ties; where the ratio is inside the clip range the two are equal).
+      const dRatio = surr1 <= surr2 ? A : ratio >= 1 - o.clipParam && ratio <= 1 + o.clipParam ? A : 0;
+      pl -= w * Math.min(surr1, surr2);
+      en += w * h;
+      kl += w * ((oldLogp[s] as number) - lp);
+      if (Math.abs(ratio - 1) > o.clipParam) cf += w;
+      if (w === 0) continue;
+      // loss = policyLoss − c·entropy; dlp/dz_j = 1[j = a] − p_j; dH/dz_j = −p_j (log p_j + H).
+      const gLp = (-w * dRatio * ratio) / denom;
+      const gH = (-o.entropyCoef * w) / denom;
+      for (let j = 0; j < k; j++) {
+        const p = Math.exp(logp[j] as number);
+        dz[s * k + j] = gLp * ((j === act ? 1 : 0) - p) + gH * (-p * ((logp[j] as number) + h));
+      }
+    }
+    net.backward(dz);
+    const norm = Math.sqrt(net.gradientSquaredNorm());
+    net.adamStep(Math.min(1, o.maxGradNorm / (norm + 1e-6)));
+    return { policyLoss: pl / denom, entropy: en / denom, approxKl: kl / denom, clipFraction: cf / denom, gradNorm: norm };
+  }
+
+  /** {@link criticStep} on the SIMD network: the same (clipped, Huber) value loss and its gradient. */
+  private criticStepSimd(net: SimdMlp, states: Float32Array, oldValues: Float32Array, targets: Float32Array, m: number): { valueLoss: number; gradNorm: number } {
+    const o = this.options;
+    const v = net.forward(states, m);
+    const loss = (err: number): number => {
+      if (!o.useHuberLoss) return (err * err) / 2;
+      const a = Math.abs(err);
+      const q = Math.min(a, o.huberDelta);
+      return (q * q) / 2 + o.huberDelta * (a - q);
+    };
+    // dloss/derr: err inside the Huber band, ±δ outside.
+    const dLoss = (err: number): number => (!o.useHuberLoss || Math.abs(err) <= o.huberDelta ? err : o.huberDelta * Math.sign(err));
+    const dv = new Float32Array(m);
+    let total = 0;
+    for (let s = 0; s < m; s++) {
+      const vs = v[s] as number;
+      const t = targets[s] as number;
+      const e1 = t - vs;
+      const l1 = loss(e1);
+      let l = l1;
+      let g = -dLoss(e1);
+      if (o.useClippedValueLoss) {
+        const old = oldValues[s] as number;
+        const d = vs - old;
+        const inside = d >= -o.valueClipParam && d <= o.valueClipParam;
+        const e2 = t - (old + Math.min(Math.max(d, -o.valueClipParam), o.valueClipParam));
+        const l2 = loss(e2);
+        // tfjs's maximum passes the gradient to its first argument when it is ≥ the second.
+        if (l1 < l2) {
+          l = l2;
+          g = inside ? -dLoss(e2) : 0;
+        }
+      }
+      total += l;
+      dv[s] = (g * o.valueLossCoef) / m;
+    }
+    net.backward(dv);
+    const norm = Math.sqrt(net.gradientSquaredNorm());
+    net.adamStep(Math.min(1, o.maxGradNorm / (norm + 1e-6)));
+    return { valueLoss: (total / m) * o.valueLossCoef, gradNorm: norm };
   }
 
   private actorStep(

@@ -1,0 +1,168 @@
+;; Kernels of the actors' and critic's training pass (see ../simd-mlp.ts): a batched dense layer
+;; that skips zero inputs, used for the forward pass and for both products of the backward pass,
+;; plus a ReLU-derivative mask and a transpose. All f32, row-major; widths a multiple of 8.
+;; Sums are taken in a fixed order (bias, then the inputs in index order; simd128 has no fused
+;; multiply-add), so results are the same on every machine and every run.
+(module
+  (memory (export "memory") 1)
+
+  ;; y[r, :] = act(bias + sum_k a[r, k] * m[k, :]) for r < rows, where a is [rows x kdim], m is
+  ;; [kdim x ncols], y is [rows x ncols] and ncols is a multiple of 8. bias < 0: no bias (zeros);
+  ;; relu != 0: max(., 0). Each row of a is first compacted into a list of (address of row k of m,
+  ;; a[r, k]) for its non-zero entries at nz (8 bytes per entry, room for kdim entries), so zero
+  ;; inputs (half of them after a ReLU, and in the backward pass) cost nothing. Columns are done 32
+  ;; at a time in eight f32x4 accumulators, then 8 at a time.
+  (func (export "spmm")
+    (param $a i32) (param $m i32) (param $y i32) (param $rows i32) (param $kdim i32) (param $ncols i32)
+    (param $bias i32) (param $relu i32) (param $nz i32)
+    (local $r i32) (local $k i32) (local $p i32) (local $v f32) (local $e i32) (local $end i32)
+    (local $c i32) (local $stride i32) (local $addr i32) (local $yrow i32) (local $s v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $stride (i32.shl (local.get $ncols) (i32.const 2)))
+    (local.set $r (i32.const 0))
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $p (i32.add (local.get $a) (i32.mul (local.get $r) (i32.shl (local.get $kdim) (i32.const 2)))))
+      (local.set $e (local.get $nz))
+      (local.set $addr (local.get $m))
+      (local.set $k (i32.const 0))
+      (block $compact_done (loop $compact
+        (br_if $compact_done (i32.ge_u (local.get $k) (local.get $kdim)))
+        (local.set $v (f32.load (i32.add (local.get $p) (i32.shl (local.get $k) (i32.const 2)))))
+        (i32.store (local.get $e) (local.get $addr))
+        (f32.store offset=4 (local.get $e) (local.get $v))
+        (local.set $e (i32.add (local.get $e) (i32.shl (f32.ne (local.get $v) (f32.const 0)) (i32.const 3))))
+        (local.set $addr (i32.add (local.get $addr) (local.get $stride)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $compact)))
+      (local.set $end (local.get $e))
+      (local.set $yrow (i32.add (local.get $y) (i32.mul (local.get $r) (local.get $stride))))
+      (local.set $c (i32.const 0))
+      (block $wide_done (loop $wide
+        (br_if $wide_done (i32.gt_u (i32.add (local.get $c) (i32.const 128)) (local.get $stride)))
+        (if (i32.ge_s (local.get $bias) (i32.const 0))
+          (then
+            (local.set $a0 (v128.load offset=0 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a1 (v128.load offset=16 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a2 (v128.load offset=32 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a3 (v128.load offset=48 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a4 (v128.load offset=64 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a5 (v128.load offset=80 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a6 (v128.load offset=96 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a7 (v128.load offset=112 (i32.add (local.get $bias) (local.get $c))))
+          )
+          (else
+            (local.set $a0 (v128.const f32x4 0 0 0 0))
+            (local.set $a1 (v128.const f32x4 0 0 0 0))
+            (local.set $a2 (v128.const f32x4 0 0 0 0))
+            (local.set $a3 (v128.const f32x4 0 0 0 0))
+            (local.set $a4 (v128.const f32x4 0 0 0 0))
+            (local.set $a5 (v128.const f32x4 0 0 0 0))
+            (local.set $a6 (v128.const f32x4 0 0 0 0))
+            (local.set $a7 (v128.const f32x4 0 0 0 0))
+          ))
+        (local.set $e (local.get $nz))
+        (block $wide_idone (loop $wide_inner
+          (br_if $wide_idone (i32.ge_u (local.get $e) (local.get $end)))
+          (local.set $addr (i32.add (i32.load (local.get $e)) (local.get $c)))
+          (local.set $s (f32x4.splat (f32.load offset=4 (local.get $e))))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (v128.load offset=0 (local.get $addr)))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $addr)))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (v128.load offset=32 (local.get $addr)))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (v128.load offset=48 (local.get $addr)))))
+          (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (v128.load offset=64 (local.get $addr)))))
+          (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (v128.load offset=80 (local.get $addr)))))
+          (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (v128.load offset=96 (local.get $addr)))))
+          (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (v128.load offset=112 (local.get $addr)))))
+          (local.set $e (i32.add (local.get $e) (i32.const 8)))
+          (br $wide_inner)))
+        (if (local.get $relu)
+          (then
+            (local.set $a0 (f32x4.max (local.get $a0) (v128.const f32x4 0 0 0 0)))
+            (local.set $a1 (f32x4.max (local.get $a1) (v128.const f32x4 0 0 0 0)))
+            (local.set $a2 (f32x4.max (local.get $a2) (v128.const f32x4 0 0 0 0)))
+            (local.set $a3 (f32x4.max (local.get $a3) (v128.const f32x4 0 0 0 0)))
+            (local.set $a4 (f32x4.max (local.get $a4) (v128.const f32x4 0 0 0 0)))
+            (local.set $a5 (f32x4.max (local.get $a5) (v128.const f32x4 0 0 0 0)))
+            (local.set $a6 (f32x4.max (local.get $a6) (v128.const f32x4 0 0 0 0)))
+            (local.set $a7 (f32x4.max (local.get $a7) (v128.const f32x4 0 0 0 0)))
+          ))
+        (local.set $addr (i32.add (local.get $yrow) (local.get $c)))
+        (v128.store offset=0 (local.get $addr) (local.get $a0))
+        (v128.store offset=16 (local.get $addr) (local.get $a1))
+        (v128.store offset=32 (local.get $addr) (local.get $a2))
+        (v128.store offset=48 (local.get $addr) (local.get $a3))
+        (v128.store offset=64 (local.get $addr) (local.get $a4))
+        (v128.store offset=80 (local.get $addr) (local.get $a5))
+        (v128.store offset=96 (local.get $addr) (local.get $a6))
+        (v128.store offset=112 (local.get $addr) (local.get $a7))
+        (local.set $c (i32.add (local.get $c) (i32.const 128)))
+        (br $wide)))
+      (block $narrow_done (loop $narrow
+        (br_if $narrow_done (i32.gt_u (i32.add (local.get $c) (i32.const 32)) (local.get $stride)))
+        (if (i32.ge_s (local.get $bias) (i32.const 0))
+          (then
+            (local.set $a0 (v128.load offset=0 (i32.add (local.get $bias) (local.get $c))))
+            (local.set $a1 (v128.load offset=16 (i32.add (local.get $bias) (local.get $c))))
+          )
+          (else
+            (local.set $a0 (v128.const f32x4 0 0 0 0))
+            (local.set $a1 (v128.const f32x4 0 0 0 0))
+          ))
+        (local.set $e (local.get $nz))
+        (block $narrow_idone (loop $narrow_inner
+          (br_if $narrow_idone (i32.ge_u (local.get $e) (local.get $end)))
+          (local.set $addr (i32.add (i32.load (local.get $e)) (local.get $c)))
+          (local.set $s (f32x4.splat (f32.load offset=4 (local.get $e))))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (v128.load offset=0 (local.get $addr)))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $addr)))))
+          (local.set $e (i32.add (local.get $e) (i32.const 8)))
+          (br $narrow_inner)))
+        (if (local.get $relu)
+          (then
+            (local.set $a0 (f32x4.max (local.get $a0) (v128.const f32x4 0 0 0 0)))
+            (local.set $a1 (f32x4.max (local.get $a1) (v128.const f32x4 0 0 0 0)))
+          ))
+        (local.set $addr (i32.add (local.get $yrow) (local.get $c)))
+        (v128.store offset=0 (local.get $addr) (local.get $a0))
+        (v128.store offset=16 (local.get $addr) (local.get $a1))
+        (local.set $c (i32.add (local.get $c) (i32.const 32)))
+        (br $narrow)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop)))
+  )
+
+  ;; dx[i] = h[i] > 0 ? dx[i] : 0 for i < n (n a multiple of 4): the ReLU derivative.
+  (func (export "relu_mask") (param $dx i32) (param $h i32) (param $n i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $dx) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $dx) (local.get $end)))
+      (v128.store (local.get $dx)
+        (v128.and (v128.load (local.get $dx)) (f32x4.gt (v128.load (local.get $h)) (v128.const f32x4 0 0 0 0))))
+      (local.set $dx (i32.add (local.get $dx) (i32.const 16)))
+      (local.set $h (i32.add (local.get $h) (i32.const 16)))
+      (br $l)))
+  )
+
+  ;; dst[c, r] = src[r, c]: src is [rows x cols], dst is [cols x rows].
+  (func (export "transpose") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $c i32) (local $sp i32) (local $dp i32) (local $dstride i32)
+    (local.set $dstride (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $sp (local.get $src))
+    (local.set $r (i32.const 0))
+    (block $rdone (loop $rl
+      (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $dp (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
+      (local.set $c (i32.const 0))
+      (block $cdone (loop $cl
+        (br_if $cdone (i32.ge_u (local.get $c) (local.get $cols)))
+        (f32.store (local.get $dp) (f32.load (local.get $sp)))
+        (local.set $sp (i32.add (local.get $sp) (i32.const 4)))
+        (local.set $dp (i32.add (local.get $dp) (local.get $dstride)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $cl)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rl)))
+  )
+)
