@@ -320,8 +320,13 @@ export class Mappo {
     this.engine = trainModule() === null ? 'tfjs' : 'simd';
   }
 
-  /** The SIMD training networks, loaded with the current weights of the tfjs variables. */
-  private simdNets(): { actors: SimdMlp[]; critic: SimdMlp } {
+  /**
+   * The SIMD networks, holding the current weights of the tfjs variables: reloaded from them when
+   * `reload` (every update starts so) or when never loaded; between updates they hold the weights
+   * the last update wrote back.
+   */
+  private simdNets(reload = true): { actors: SimdMlp[]; critic: SimdMlp } {
+    if (!reload && this.simd !== null) return this.simd;
     const module = trainModule();
     if (module === null) throw new Error("WebAssembly SIMD is unavailable: use engine 'tfjs'");
     const o = this.options;
@@ -372,17 +377,20 @@ export class Mappo {
   }
 
   /**
-   * Sampled actions of a batch of independent environments in one tfjs forward pass per actor
-   * (much faster than per-environment JS passes when many environments step together).
+   * Sampled actions of a batch of independent environments in one batched forward pass per actor
+   * (SIMD, or tfjs with the tfjs engine; much faster than per-environment passes).
    * `obs[agent][env]` is the observation of an agent in an environment.
    */
   actBatch(obs: ArrayLike<number>[][], rng: SeededRandom = this.rng): TeamAction[] {
     const nEnv = (obs[0] as ArrayLike<number>[]).length;
+    const simd = this.engine === 'simd' ? this.simdNets(false) : null;
     const probsPerAgent = this.actors.map((actor, a) => {
-      const dim = (this.spec.agents[a] as AgentSpec).obsDim;
+      const { obsDim: dim, nActions } = this.spec.agents[a] as AgentSpec;
       const flat = new Float32Array(nEnv * dim);
-      (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(Array.from(o), e * dim));
-      return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync() as number[][]);
+      (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(o, e * dim));
+      if (!simd) return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync() as number[][]);
+      const logits = (simd.actors[a] as SimdMlp).forward(flat, nEnv);
+      return Array.from({ length: nEnv }, (_, e) => softmax(logits.subarray(e * nActions, (e + 1) * nActions)));
     });
     const out: TeamAction[] = [];
     for (let e = 0; e < nEnv; e++) {

@@ -24,7 +24,7 @@ export function trainModule(): WebAssembly.Module | null {
 
 interface TrainExports {
   memory: WebAssembly.Memory;
-  spmm(a: number, m: number, y: number, rows: number, kdim: number, ncols: number, bias: number, relu: number, nz: number): void;
+  spmm(a: number, m: number, y: number, rows: number, kdim: number, ncols: number, bias: number, relu: number, nz: number, ends: number): void;
   relu_mask(dx: number, h: number, n: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
 }
@@ -61,6 +61,7 @@ export class SimdMlp {
   private acts: number[] = [];
   private ones = 0;
   private nz = 0;
+  private ends = 0;
   private bufA = 0;
   private bufB = 0;
   private xt = 0;
@@ -116,7 +117,9 @@ export class SimdMlp {
       return at;
     };
     this.ones = alloc(cap);
-    this.nz = alloc(2 * Math.max(cap, this.maxWidthP));
+    // Non-zero lists: a slot of kdim entries (8 bytes) per row; rows × kdim ≤ cap × widest layer.
+    this.nz = alloc(2 * cap * this.maxWidthP);
+    this.ends = alloc(Math.max(cap, this.maxWidthP));
     this.acts = this.sizes.map((n) => alloc(cap * pad8(n)));
     this.bufA = alloc(cap * this.maxWidthP);
     this.bufB = alloc(cap * this.maxWidthP);
@@ -193,7 +196,7 @@ export class SimdMlp {
     }
     const last = this.layers.length - 1;
     this.layers.forEach((p, l) => {
-      this.ex.spmm(this.acts[l] as number, p.w, this.acts[l + 1] as number, rows, p.inP, p.outP, p.b, l < last ? 1 : 0, this.nz);
+      this.ex.spmm(this.acts[l] as number, p.w, this.acts[l + 1] as number, rows, p.inP, p.outP, p.b, l < last ? 1 : 0, this.nz, this.ends);
     });
     this.lastBatch = rows;
     const top = this.layers[last] as LayerPlan;
@@ -221,10 +224,10 @@ export class SimdMlp {
       const p = this.layers[l] as LayerPlan;
       const x = this.acts[l] as number;
       this.ex.transpose(x, this.xt, rows, p.inP);
-      this.ex.spmm(this.xt, dy, p.dw, p.inP, rows, p.outP, -1, 0, this.nz);
-      this.ex.spmm(this.ones, dy, p.db, 1, rows, p.outP, -1, 0, this.nz);
+      this.ex.spmm(this.xt, dy, p.dw, p.inP, rows, p.outP, -1, 0, this.nz, this.ends);
+      this.ex.spmm(this.ones, dy, p.db, 1, rows, p.outP, -1, 0, this.nz, this.ends);
       if (l > 0) {
-        this.ex.spmm(dy, p.wt, dx, rows, p.outP, p.inP, -1, 0, this.nz);
+        this.ex.spmm(dy, p.wt, dx, rows, p.outP, p.inP, -1, 0, this.nz, this.ends);
         this.ex.relu_mask(dx, x, rows * p.inP);
         const t = dy;
         dy = dx;

@@ -94,10 +94,9 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
       const xt = tf.tensor2d(x, [rows, 6]);
       const upT = tf.tensor2d(up, [rows, 3]);
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(mlp.forward(xt), upT)) as tf.Scalar, mlp.variables);
-      const scaled: tf.NamedTensorMap = {};
-      for (const [k, g] of Object.entries(grads)) scaled[k] = tf.mul(g, scale);
+      const scaled = Object.entries(grads).map(([name, g]) => ({ name, tensor: tf.mul(g, scale) }));
       opt.applyGradients(scaled);
-      tf.dispose([xt, upT, value, ...Object.values(grads), ...Object.values(scaled)]);
+      tf.dispose([xt, upT, value, ...Object.values(grads), ...scaled.map((g) => g.tensor)]);
     }
     const moved = relativeError(mlp.getWeights().data, weights.data);
     expect(moved).toBeGreaterThan(1e-3); // the steps did move the weights
