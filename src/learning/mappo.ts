@@ -388,7 +388,7 @@ export class Mappo {
       const { obsDim: dim, nActions } = this.spec.agents[a] as AgentSpec;
       const flat = new Float32Array(nEnv * dim);
       (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(o, e * dim));
-      if (!simd) return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync() as number[][]);
+      if (!simd) return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync());
       const logits = (simd.actors[a] as SimdMlp).forward(flat, nEnv);
       return Array.from({ length: nEnv }, (_, e) => softmax(logits.subarray(e * nActions, (e + 1) * nActions)));
     });
@@ -413,8 +413,20 @@ export class Mappo {
     return this.options.useValueNorm ? this.valueNorm.denormalize(v) : v;
   }
 
-  /** One PPO update on a batch of trajectories collected with the current policy. */
-  async update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
+  /**
+   * One PPO update on a batch of trajectories collected with the current policy. The work is
+   * synchronous; the promise (rejected on bad input) keeps the interface open to an asynchronous
+   * engine.
+   */
+  update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
+    try {
+      return Promise.resolve(this.updateNow(trajectories));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private updateNow(trajectories: readonly Trajectory[]): MappoUpdateMetrics {
     const o = this.options;
     const nAgents = this.spec.agents.length;
     const steps: Step[] = [];
@@ -670,7 +682,7 @@ export class Mappo {
       const kl = tf.div(tf.sum(tf.mul(tf.sub(oldLp, lp), maskT)), denom);
       const clipped = tf.div(tf.sum(tf.mul(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), o.clipParam), 'float32'), maskT)), denom);
       aux = [tf.keep(policyLoss), tf.keep(ent), tf.keep(kl), tf.keep(clipped)];
-      return tf.sub(policyLoss, tf.mul(ent, o.entropyCoef)) as tf.Scalar;
+      return tf.sub<tf.Scalar>(policyLoss, tf.mul(ent, o.entropyCoef));
     }, actor.variables);
     const names = actor.variables.map((v) => v.name);
     const list = names.map((nm) => grads[nm] as tf.Tensor);
@@ -703,7 +715,7 @@ export class Mappo {
         const vClipped = tf.add(oldV, tf.clipByValue(tf.sub(v, oldV), -o.valueClipParam, o.valueClipParam));
         l = tf.maximum(errOrig, loss(tf.sub(target, vClipped)));
       }
-      return tf.mul(tf.mean(l), o.valueLossCoef) as tf.Scalar;
+      return tf.mul<tf.Scalar>(tf.mean(l), o.valueLossCoef);
     }, this.critic.variables);
     const names = this.critic.variables.map((v) => v.name);
     const list = names.map((nm) => grads[nm] as tf.Tensor);

@@ -60,7 +60,7 @@ export function macdWithPolicySizing(policy: TacticalPolicy): DecisionRule {
 export const regimeBaseline: DecisionRule = ({ strategic }) => {
   const p = strategic?.regime_probabilities;
   if (!p) return FLAT;
-  const best = (Object.entries(p) as [string, number][]).reduce((a, b) => (b[1] > a[1] ? b : a));
+  const best = Object.entries<number>(p).reduce((a, b) => (b[1] > a[1] ? b : a));
   return best[0] === 'BULL' ? full(1) : best[0] === 'BEAR' ? full(-1) : FLAT;
 };
 

@@ -60,7 +60,7 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
     const xt = tf.tensor2d(x, [rows, sizes[0]!]);
     const upT = tf.tensor2d(up, [rows, sizes[sizes.length - 1]!]);
     const ref = tf.tidy(() => mlp.forward(xt).dataSync());
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(mlp.forward(xt), upT)) as tf.Scalar, mlp.variables);
+    const { value, grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(tf.mul(mlp.forward(xt), upT)), mlp.variables);
     expect(relativeError(out, ref)).toBeLessThan(1e-5);
     let off = 0;
     for (const v of mlp.variables) {
@@ -93,7 +93,7 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
       net.adamStep(scale);
       const xt = tf.tensor2d(x, [rows, 6]);
       const upT = tf.tensor2d(up, [rows, 3]);
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(mlp.forward(xt), upT)) as tf.Scalar, mlp.variables);
+      const { value, grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(tf.mul(mlp.forward(xt), upT)), mlp.variables);
       const scaled = Object.entries(grads).map(([name, g]) => ({ name, tensor: tf.mul(g, scale) }));
       opt.applyGradients(scaled);
       tf.dispose([xt, upT, value, ...Object.values(grads), ...scaled.map((g) => g.tensor)]);
