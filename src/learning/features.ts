@@ -47,15 +47,14 @@ export interface Observations {
   execution: number[];
   /** The critic's global state: the three observations concatenated. */
   global: number[];
-  /** The position the decision may take at most, by the strategic confidence ({@link riskBudget}). */
+  /** The largest risk size the decision may take, by the strategic confidence ({@link riskBudget}). */
   riskBudget: number;
 }
 
 /**
- * The risk budget: a fixed rule, not learned. The strategic view's confidence tier sets the largest
- * position a decision may take: 1 (full size) at HIGH, 0.5 at MEDIUM, 0.25 at LOW and 0.25 when there
- * is no strategic context (before the analyzer has warmed up, or when it is down). The risk agent
- * chooses a fraction of that budget (its sizes 0, ¼, ½, 1 are multiplied by it). The budget is
+ * The risk budget: a fixed rule, not learned. The risk agent's size is capped by the strategic
+ * view's confidence tier: at most 1 (full size) at HIGH, 0.5 at MEDIUM, 0.25 at LOW and 0.25 when
+ * there is no strategic context (before the analyzer has warmed up, or when it is down). The cap is
  * carried in the observations, so training, evaluation and live decisions apply it alike.
  */
 export const RISK_BUDGET: Readonly<Record<ConfidenceLevel | 'none', number>> = Object.freeze({ HIGH: 1, MEDIUM: 0.5, LOW: 0.25, none: 0.25 });

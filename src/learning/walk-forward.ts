@@ -49,7 +49,7 @@ export function emaTrendBaseline(band = 0.5): DecisionRule {
 export function macdWithPolicySizing(policy: TacticalPolicy): DecisionRule {
   return ({ indicators, observations }) => {
     if (indicators.macd === null || indicators.macd_signal === null) return FLAT;
-    const size = (RISK_SIZES[policy.decideObservations(observations).actionIndices.risk] as number) * observations.riskBudget;
+    const size = Math.min(RISK_SIZES[policy.decideObservations(observations).actionIndices.risk] as number, observations.riskBudget);
     if (size === 0) return FLAT;
     const dir = indicators.macd > indicators.macd_signal ? 1 : -1;
     return { tactical: dir > 0 ? 'LONG' : 'SHORT', risk: size, execution: 'MARKET', target_position: dir * size };

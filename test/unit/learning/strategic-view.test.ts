@@ -47,19 +47,18 @@ describe('coherent decisions', () => {
   });
 });
 
-describe('risk budget (a rule: the strategic confidence tier sets the largest position)', () => {
+describe('risk budget (a rule: size capped by the strategic confidence tier)', () => {
   const context = (confidence: 'LOW' | 'MEDIUM' | 'HIGH' | null): StrategicInput => ({ regime_probabilities: null, uncertainty: null, confidence, similar_patterns: null });
 
-  it('is 1 / 0.5 / 0.25 for HIGH / MEDIUM / LOW and 0.25 without context; the risk agent picks a fraction of it', () => {
+  it('caps the size at 1 / 0.5 / 0.25 for HIGH / MEDIUM / LOW and at 0.25 without context', () => {
     expect(riskBudget(context('HIGH'))).toBe(1);
     expect(riskBudget(context('MEDIUM'))).toBe(0.5);
     expect(riskBudget(context('LOW'))).toBe(0.25);
     expect(riskBudget(context(null))).toBe(0.25);
     expect(riskBudget(null)).toBe(0.25);
     expect(decodeActions([0, 3, 0], 0.25)).toEqual({ tactical: 'LONG', risk: 0.25, execution: 'MARKET', target_position: 0.25 });
-    expect(decodeActions([2, 2, 1], 0.5)).toEqual({ tactical: 'SHORT', risk: 0.25, execution: 'LIMIT', target_position: -0.25 });
-    expect(decodeActions([2, 1, 1], 0.5).target_position).toBe(-0.125);
-    expect(decodeActions([2, 1, 1], 1).target_position).toBe(-0.25);
+    expect(decodeActions([2, 2, 1], 0.5)).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'LIMIT', target_position: -0.5 });
+    expect(decodeActions([2, 1, 1], 0.5).target_position).toBe(-0.25); // below the cap: unchanged
     expect(decodeActions([0, 0, 0], 0.25).tactical).toBe('FLAT');
   });
 
@@ -69,7 +68,7 @@ describe('risk budget (a rule: the strategic confidence tier sets the largest po
     const state = { position: 0, entryPrice: null, equity: 1, peakEquity: 1, rangeEma: 0.01, volumeEma: 10, lastOrderUnfilled: false };
     expect(buildObservations(indicators, context('LOW'), bar, state).riskBudget).toBe(0.25);
     expect(buildObservations(indicators, context('HIGH'), bar, state).riskBudget).toBe(1);
-    // A policy made to always choose LONG at full size (large output biases): held to the budget.
+    // A policy made to always choose LONG at full size (large output biases): capped by the tier.
     const weights = TacticalPolicy.initial(1).actorWeights();
     const bias = (actor: number, action: number): void => {
       const w = weights[actor]!;
