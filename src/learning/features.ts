@@ -53,11 +53,11 @@ export interface Observations {
 
 /**
  * The risk budget: a fixed rule, not learned. The risk agent's size is capped by the strategic
- * view's confidence tier: at most 1 (full size) at HIGH, 0.5 at MEDIUM, 0.25 at LOW and 0.25 when
+ * view's confidence tier: at most 1 (full size) at HIGH, 0.5 at MEDIUM, 0.1 at LOW and 0.1 when
  * there is no strategic context (before the analyzer has warmed up, or when it is down). The cap is
  * carried in the observations, so training, evaluation and live decisions apply it alike.
  */
-export const RISK_BUDGET: Readonly<Record<ConfidenceLevel | 'none', number>> = Object.freeze({ HIGH: 1, MEDIUM: 0.5, LOW: 0.25, none: 0.25 });
+export const RISK_BUDGET: Readonly<Record<ConfidenceLevel | 'none', number>> = Object.freeze({ HIGH: 1, MEDIUM: 0.5, LOW: 0.1, none: 0.1 });
 
 /** The risk budget of a decision under `strategic` (see {@link RISK_BUDGET}). */
 export function riskBudget(strategic: StrategicInput | null): number {

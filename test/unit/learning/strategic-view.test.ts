@@ -50,23 +50,23 @@ describe('coherent decisions', () => {
 describe('risk budget (a rule: size capped by the strategic confidence tier)', () => {
   const context = (confidence: 'LOW' | 'MEDIUM' | 'HIGH' | null): StrategicInput => ({ regime_probabilities: null, uncertainty: null, confidence, similar_patterns: null });
 
-  it('caps the size at 1 / 0.5 / 0.25 for HIGH / MEDIUM / LOW and at 0.25 without context', () => {
+  it('caps the size at 1 / 0.5 / 0.1 for HIGH / MEDIUM / LOW and at 0.1 without context', () => {
     expect(riskBudget(context('HIGH'))).toBe(1);
     expect(riskBudget(context('MEDIUM'))).toBe(0.5);
-    expect(riskBudget(context('LOW'))).toBe(0.25);
-    expect(riskBudget(context(null))).toBe(0.25);
-    expect(riskBudget(null)).toBe(0.25);
-    expect(decodeActions([0, 3, 0], 0.25)).toEqual({ tactical: 'LONG', risk: 0.25, execution: 'MARKET', target_position: 0.25 });
+    expect(riskBudget(context('LOW'))).toBe(0.1);
+    expect(riskBudget(context(null))).toBe(0.1);
+    expect(riskBudget(null)).toBe(0.1);
+    expect(decodeActions([0, 3, 0], 0.1)).toEqual({ tactical: 'LONG', risk: 0.1, execution: 'MARKET', target_position: 0.1 });
     expect(decodeActions([2, 2, 1], 0.5)).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'LIMIT', target_position: -0.5 });
     expect(decodeActions([2, 1, 1], 0.5).target_position).toBe(-0.25); // below the cap: unchanged
-    expect(decodeActions([0, 0, 0], 0.25).tactical).toBe('FLAT');
+    expect(decodeActions([0, 0, 0], 0.1).tactical).toBe('FLAT');
   });
 
   it('is applied in the observations, so live decisions and backtests take it alike', () => {
     const bar = { open: 100, high: 101, low: 99, close: 100, volume: 10 };
     const indicators = new SimpleIndicators().update(101, 99, 100);
     const state = { position: 0, entryPrice: null, equity: 1, peakEquity: 1, rangeEma: 0.01, volumeEma: 10, lastOrderUnfilled: false };
-    expect(buildObservations(indicators, context('LOW'), bar, state).riskBudget).toBe(0.25);
+    expect(buildObservations(indicators, context('LOW'), bar, state).riskBudget).toBe(0.1);
     expect(buildObservations(indicators, context('HIGH'), bar, state).riskBudget).toBe(1);
     // A policy made to always choose LONG at full size (large output biases): capped by the tier.
     const weights = TacticalPolicy.initial(1).actorWeights();
@@ -79,10 +79,10 @@ describe('risk budget (a rule: size capped by the strategic confidence tier)', (
     bias(1, 3); // risk: size 1
     const policy = new TacticalPolicy('test', weights);
     const low = policy.decideObservations(buildObservations(indicators, context('LOW'), bar, state));
-    expect(low).toMatchObject({ tactical: 'LONG', risk: 0.25, target_position: 0.25, actionIndices: { risk: 3 } });
+    expect(low).toMatchObject({ tactical: 'LONG', risk: 0.1, target_position: 0.1, actionIndices: { risk: 3 } });
     expect(policy.decideObservations(buildObservations(indicators, context('MEDIUM'), bar, state)).target_position).toBe(0.5);
     expect(policy.decideObservations(buildObservations(indicators, context('HIGH'), bar, state)).target_position).toBe(1);
     const live = policy.decide({ indicators, strategic: context('LOW'), bar, agentState: initialAgentState() });
-    expect(live.target_position).toBe(0.25);
+    expect(live.target_position).toBe(0.1);
   });
 });
