@@ -2,6 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../util/random';
 import { Mlp, type MlpWeights } from './network';
 import { SimdMlp, trainModule } from './simd-mlp';
+import { SimdWorker } from './simd-pool';
+import { simdActorStep, simdCriticStep, type ActorStepMetrics as ActorStepMetricsLike } from './simd-steps';
+
+/** The actor the training worker takes (the last one, execution), besides the critic. */
+const WORKER_ACTOR = 2;
 
 /**
  * Multi-agent PPO with a centralised critic (MAPPO), following the on-policy reference of
@@ -296,6 +301,14 @@ export class Mappo {
   readonly valueNorm: ValueNorm;
   /** See {@link MappoEngine}. Each engine keeps its own Adam moments: choose before the first update. */
   engine: MappoEngine;
+  /**
+   * With the SIMD engine, train the execution actor and the critic in a worker thread while the
+   * main thread trains the other two actors (same results to the bit). Where a second core or the
+   * worker is unavailable the main thread does all four. Choose before the first update.
+   * @defaultValue true
+   */
+  threads = true;
+  private worker: SimdWorker | null | undefined;
   private readonly actorOpt: tf.Optimizer[];
   private readonly criticOpt: tf.Optimizer;
   private readonly rng: SeededRandom;
@@ -318,6 +331,30 @@ export class Mappo {
     this.actorOpt = spec.agents.map(() => tf.train.adam(o.actorLr, 0.9, 0.999, o.adamEps));
     this.criticOpt = tf.train.adam(o.criticLr, 0.9, 0.999, o.adamEps);
     this.engine = trainModule() === null ? 'tfjs' : 'simd';
+  }
+
+  /** Threads the last update trained on: 2 with the worker, else 1. */
+  get trainingThreads(): number {
+    return this.worker ? 2 : 1;
+  }
+
+  /** The training worker, started and given its networks on first use (null: train in this thread). */
+  private async trainingWorker(): Promise<SimdWorker | null> {
+    if (!this.threads || this.actors.length <= WORKER_ACTOR) return null;
+    if (this.worker === undefined) {
+      const worker = SimdWorker.start();
+      const o = this.options;
+      if (worker) {
+        await worker.init(WORKER_ACTOR, (this.actors[WORKER_ACTOR] as Mlp).sizes, { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps });
+        await worker.init(this.actors.length, this.critic.sizes, { learningRate: o.criticLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps });
+      }
+      this.worker = worker;
+    }
+    if (this.worker) {
+      await this.worker.load(WORKER_ACTOR, (this.actors[WORKER_ACTOR] as Mlp).getWeights().data);
+      await this.worker.load(this.actors.length, this.critic.getWeights().data);
+    }
+    return this.worker;
   }
 
   /**
@@ -418,15 +455,7 @@ export class Mappo {
    * synchronous; the promise (rejected on bad input) keeps the interface open to an asynchronous
    * engine.
    */
-  update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
-    try {
-      return Promise.resolve(this.updateNow(trajectories));
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  }
-
-  private updateNow(trajectories: readonly Trajectory[]): MappoUpdateMetrics {
+  async update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
     const o = this.options;
     const nAgents = this.spec.agents.length;
     const steps: Step[] = [];
@@ -439,6 +468,7 @@ export class Mappo {
     steps.forEach((s, i) => states.set(Array.from(s.state), i * stateDim));
 
     const simd = this.engine === 'simd' ? this.simdNets() : null;
+    const worker = simd ? await this.trainingWorker() : null;
     // Old (normalised) value predictions of the critic that acted, then GAE on denormalised values.
     const oldValuesNorm = simd ? simd.critic.forward(states, n) : tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
     const denorm = (v: number): number => (o.useValueNorm ? this.valueNorm.denormalize(v) : v);
@@ -502,38 +532,47 @@ export class Mappo {
         if (idx.length === 0) continue;
         const m = idx.length;
         const last = epoch === o.ppoEpochs - 1 && mb === o.numMiniBatch - 1;
-        for (let a = 0; a < nAgents; a++) {
+        const record = (a: number, r: ActorStepMetricsLike): void => {
+          if (!last) return;
+          metrics.policyLoss[a] = r.policyLoss;
+          metrics.entropy[a] = r.entropy;
+          metrics.approxKl[a] = r.approxKl;
+          metrics.clipFraction[a] = r.clipFraction;
+          metrics.actorGradNorm[a] = r.gradNorm;
+        };
+        const recordCritic = (c: { valueLoss: number; gradNorm: number }): void => {
+          if (!last) return;
+          metrics.valueLoss = c.valueLoss;
+          metrics.criticGradNorm = c.gradNorm;
+        };
+        const criticArgs = [gather(states, idx, stateDim), Float32Array.from(idx, (i) => oldValuesNorm[i] as number), Float32Array.from(idx, (i) => targets[i] as number), m] as const;
+        // The worker's networks first, so that it computes while the main thread does the others.
+        const jobs: Promise<void>[] = [];
+        const order = worker ? [WORKER_ACTOR, ...this.actors.map((_, a) => a).filter((a) => a !== WORKER_ACTOR)] : this.actors.map((_, a) => a);
+        if (worker) jobs.push(worker.criticStep(this.actors.length, o, ...criticArgs).then(recordCritic));
+        for (const a of order) {
           const spec = this.spec.agents[a] as AgentSpec;
           const maskA = masks[a] as Float32Array;
           if (!idx.some((i) => (maskA[i] as number) > 0)) continue;
-          const r = (simd ? this.actorStepSimd.bind(this, simd.actors[a] as SimdMlp) : this.actorStep.bind(this))(
-            a,
+          const args = [
             gather(obs[a] as Float32Array, idx, spec.obsDim),
             Int32Array.from(idx, (i) => (actions[a] as Int32Array)[i] as number),
             Float32Array.from(idx, (i) => (oldLogp[a] as Float32Array)[i] as number),
             Float32Array.from(idx, (i) => (normAdv[a] as Float32Array)[i] as number),
             Float32Array.from(idx, (i) => maskA[i] as number),
             m,
-          );
-          if (last) {
-            metrics.policyLoss[a] = r.policyLoss;
-            metrics.entropy[a] = r.entropy;
-            metrics.approxKl[a] = r.approxKl;
-            metrics.clipFraction[a] = r.clipFraction;
-            metrics.actorGradNorm[a] = r.gradNorm;
-          }
+          ] as const;
+          if (worker && a === WORKER_ACTOR) jobs.push(worker.actorStep(a, o, spec.nActions, ...args).then((r) => record(a, r)));
+          else record(a, simd ? simdActorStep(simd.actors[a] as SimdMlp, o, spec.nActions, ...args) : this.actorStep(a, ...args));
         }
-        const c = (simd ? this.criticStepSimd.bind(this, simd.critic) : this.criticStep.bind(this))(
-          gather(states, idx, stateDim),
-          Float32Array.from(idx, (i) => oldValuesNorm[i] as number),
-          Float32Array.from(idx, (i) => targets[i] as number),
-          m,
-        );
-        if (last) {
-          metrics.valueLoss = c.valueLoss;
-          metrics.criticGradNorm = c.gradNorm;
-        }
+        if (!worker) recordCritic(simd ? simdCriticStep(simd.critic, o, ...criticArgs) : this.criticStep(...criticArgs));
+        await Promise.all(jobs);
       }
+    }
+    if (worker && simd) {
+      // The networks the worker trained: their weights back into the main thread's copies.
+      (simd.actors[WORKER_ACTOR] as SimdMlp).setWeights(await worker.weights(WORKER_ACTOR));
+      simd.critic.setWeights(await worker.weights(this.actors.length));
     }
     if (simd) {
       this.actors.forEach((actor, a) => actor.setWeights({ sizes: [...actor.sizes], data: (simd.actors[a] as SimdMlp).getWeights() }));
@@ -543,113 +582,6 @@ export class Mappo {
       this.critic.syncJs();
     }
     return metrics;
-  }
-
-  /**
-   * {@link actorStep} on the SIMD network: the same clipped surrogate and entropy bonus, their
-   * gradient with respect to the logits formed here (float64), then backpropagated in WebAssembly.
-   */
-  private actorStepSimd(
-    net: SimdMlp,
-    agent: number,
-    obs: Float32Array,
-    actions: Int32Array,
-    oldLogp: Float32Array,
-    adv: Float32Array,
-    mask: Float32Array,
-    m: number,
-  ): { policyLoss: number; entropy: number; approxKl: number; clipFraction: number; gradNorm: number } {
-    const o = this.options;
-    const k = (this.spec.agents[agent] as AgentSpec).nActions;
-    const logits = net.forward(obs, m);
-    const denom = Math.max(1, mask.reduce((s, v) => s + v, 0));
-    const dz = new Float32Array(m * k);
-    const logp = new Float64Array(k);
-    let pl = 0;
-    let en = 0;
-    let kl = 0;
-    let cf = 0;
-    for (let s = 0; s < m; s++) {
-      const w = mask[s] as number;
-      let max = -Infinity;
-      for (let j = 0; j < k; j++) max = Math.max(max, logits[s * k + j] as number);
-      let sum = 0;
-      for (let j = 0; j < k; j++) sum += Math.exp((logits[s * k + j] as number) - max);
-      const lse = max + Math.log(sum);
-      let h = 0;
-      for (let j = 0; j < k; j++) {
-        logp[j] = (logits[s * k + j] as number) - lse;
-        h -= Math.exp(logp[j] as number) * (logp[j] as number);
-      }
-      const act = actions[s] as number;
-      const lp = logp[act] as number;
-      const ratio = Math.exp(lp - (oldLogp[s] as number));
-      const A = adv[s] as number;
-      const clippedRatio = Math.min(Math.max(ratio, 1 - o.clipParam), 1 + o.clipParam);
-      const surr1 = ratio * A;
-      const surr2 = clippedRatio * A;
-      // d min(surr1, surr2)/d ratio: A where surr1 ≤ surr2 (tfjs's minimum passes the gradient to
-      // its first argument on ties; where the ratio is inside the clip range the two are equal).
-      const dRatio = surr1 <= surr2 ? A : ratio >= 1 - o.clipParam && ratio <= 1 + o.clipParam ? A : 0;
-      pl -= w * Math.min(surr1, surr2);
-      en += w * h;
-      kl += w * ((oldLogp[s] as number) - lp);
-      if (Math.abs(ratio - 1) > o.clipParam) cf += w;
-      if (w === 0) continue;
-      // loss = policyLoss − c·entropy; dlp/dz_j = 1[j = a] − p_j; dH/dz_j = −p_j (log p_j + H).
-      const gLp = (-w * dRatio * ratio) / denom;
-      const gH = (-o.entropyCoef * w) / denom;
-      for (let j = 0; j < k; j++) {
-        const p = Math.exp(logp[j] as number);
-        dz[s * k + j] = gLp * ((j === act ? 1 : 0) - p) + gH * (-p * ((logp[j] as number) + h));
-      }
-    }
-    net.backward(dz);
-    const norm = Math.sqrt(net.gradientSquaredNorm());
-    net.adamStep(Math.min(1, o.maxGradNorm / (norm + 1e-6)));
-    return { policyLoss: pl / denom, entropy: en / denom, approxKl: kl / denom, clipFraction: cf / denom, gradNorm: norm };
-  }
-
-  /** {@link criticStep} on the SIMD network: the same (clipped, Huber) value loss and its gradient. */
-  private criticStepSimd(net: SimdMlp, states: Float32Array, oldValues: Float32Array, targets: Float32Array, m: number): { valueLoss: number; gradNorm: number } {
-    const o = this.options;
-    const v = net.forward(states, m);
-    const loss = (err: number): number => {
-      if (!o.useHuberLoss) return (err * err) / 2;
-      const a = Math.abs(err);
-      const q = Math.min(a, o.huberDelta);
-      return (q * q) / 2 + o.huberDelta * (a - q);
-    };
-    // dloss/derr: err inside the Huber band, ±δ outside.
-    const dLoss = (err: number): number => (!o.useHuberLoss || Math.abs(err) <= o.huberDelta ? err : o.huberDelta * Math.sign(err));
-    const dv = new Float32Array(m);
-    let total = 0;
-    for (let s = 0; s < m; s++) {
-      const vs = v[s] as number;
-      const t = targets[s] as number;
-      const e1 = t - vs;
-      const l1 = loss(e1);
-      let l = l1;
-      let g = -dLoss(e1);
-      if (o.useClippedValueLoss) {
-        const old = oldValues[s] as number;
-        const d = vs - old;
-        const inside = d >= -o.valueClipParam && d <= o.valueClipParam;
-        const e2 = t - (old + Math.min(Math.max(d, -o.valueClipParam), o.valueClipParam));
-        const l2 = loss(e2);
-        // tfjs's maximum passes the gradient to its first argument when it is ≥ the second.
-        if (l1 < l2) {
-          l = l2;
-          g = inside ? -dLoss(e2) : 0;
-        }
-      }
-      total += l;
-      dv[s] = (g * o.valueLossCoef) / m;
-    }
-    net.backward(dv);
-    const norm = Math.sqrt(net.gradientSquaredNorm());
-    net.adamStep(Math.min(1, o.maxGradNorm / (norm + 1e-6)));
-    return { valueLoss: (total / m) * o.valueLossCoef, gradNorm: norm };
   }
 
   private actorStep(
@@ -730,6 +662,8 @@ export class Mappo {
   }
 
   dispose(): void {
+    this.worker?.terminate();
+    this.worker = null;
     for (const a of this.actors) a.dispose();
     this.critic.dispose();
     for (const opt of this.actorOpt) opt.dispose();

@@ -114,9 +114,10 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
 describe('Mappo.update with the SIMD engine', () => {
   const [series] = syntheticSeries({ seeds: [7], bars: 700 });
 
-  async function trained(engine: 'simd' | 'tfjs'): Promise<{ mappo: Mappo; metrics: Awaited<ReturnType<Mappo['update']>> }> {
+  async function trained(engine: 'simd' | 'tfjs', threads = true): Promise<{ mappo: Mappo; metrics: Awaited<ReturnType<Mappo['update']>> }> {
     const mappo = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 });
     mappo.engine = engine;
+    mappo.threads = threads;
     const { trajectories } = collectEpisodes(mappo, [series!], { rng: new SeededRandom(4), episodes: 3, steps: 120 });
     const metrics = await mappo.update(trajectories);
     return { mappo, metrics };
@@ -146,6 +147,20 @@ describe('Mappo.update with the SIMD engine', () => {
     expect(Array.from(s.mappo.actors[0]!.forwardJs(obs))).not.toEqual(Array.from(Mlp.fromWeights(initial.actors[0]!).forwardJs(obs)));
     s.mappo.dispose();
     t.mappo.dispose();
+  }, 60_000);
+
+  it('gives bit-identical weights with the training worker thread and without it', async () => {
+    const a = await trained('simd', true);
+    const b = await trained('simd', false);
+    expect(a.mappo.trainingThreads).toBe(2);
+    expect(b.mappo.trainingThreads).toBe(1);
+    const sa = a.mappo.snapshot();
+    const sb = b.mappo.snapshot();
+    sa.actors.forEach((w, i) => expect(Array.from(w.data)).toEqual(Array.from(sb.actors[i]!.data)));
+    expect(Array.from(sa.critic.data)).toEqual(Array.from(sb.critic.data));
+    expect(a.metrics).toEqual(b.metrics);
+    a.mappo.dispose();
+    b.mappo.dispose();
   }, 60_000);
 
   it('is deterministic: the same seed and data give bit-identical weights', async () => {
