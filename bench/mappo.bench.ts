@@ -1,8 +1,9 @@
 /**
  * MAPPO benchmark: batch-1 decision latency of the three trading actors (plain-JS TacticalPolicy,
  * the path the tactical worker uses; backend independent) and the time of one training iteration
- * (10 episodes of 288 bars collected + the PPO update) per available tfjs backend.
- *   npx tsx bench/mappo.bench.ts [--epochs N]
+ * (10 episodes of 288 bars collected + the PPO update) with the SIMD engine and, for comparison in
+ * the same run, the tfjs engine (wasm backend).
+ *   npx tsx bench/mappo.bench.ts [--epochs N] [--runs N]
  * Prints a table and, last, one JSON line.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -38,42 +39,77 @@ async function main(): Promise<void> {
   times.sort((a, b) => a - b);
   const latency = { p50Ms: pct(times, 0.5), p99Ms: pct(times, 0.99), samples: times.length };
 
-  const training: Record<string, { collectMs: number; updateMs: number; totalMs: number; ppoEpochs: number; numMiniBatch: number }[]> = {};
-  for (const backend of ['wasm', 'cpu']) {
-    if (!(await tf.setBackend(backend))) continue;
-    await tf.ready();
-    training[backend] = [];
-    const configs = epochsArg >= 0 ? [{ ppoEpochs: Number(process.argv[epochsArg + 1]), numMiniBatch: 1 }] : [TRADING_MAPPO_OPTIONS, { ppoEpochs: 1, numMiniBatch: 1 }];
-    for (const cfg of configs) {
-      if (backend === 'cpu' && cfg !== configs[0]) continue; // cpu is slow; one config is enough
-      const mappo = new Mappo(TRADING_TEAM_SPEC, { ...cfg, seed: 1 });
-      const rng = new SeededRandom(3);
-      const runs: { collectMs: number; updateMs: number }[] = [];
-      for (let k = 0; k < (backend === 'cpu' ? 1 : 3); k++) {
-        const t0 = performance.now();
-        const { trajectories } = collectEpisodes(mappo, [series], { rng, episodes: 10, steps: 288 });
-        const t1 = performance.now();
-        await mappo.update(trajectories);
-        runs.push({ collectMs: t1 - t0, updateMs: performance.now() - t1 });
-      }
-      const last = runs.slice(backend === 'cpu' ? 0 : 1); // first wasm run includes warm-up
-      const collectMs = last.reduce((a, r) => a + r.collectMs, 0) / last.length;
-      const updateMs = last.reduce((a, r) => a + r.updateMs, 0) / last.length;
-      training[backend]!.push({ collectMs, updateMs, totalMs: collectMs + updateMs, ppoEpochs: cfg.ppoEpochs ?? 15, numMiniBatch: cfg.numMiniBatch ?? 1 });
-      mappo.dispose();
+  // Training: the SIMD engine (WebAssembly forward, backward and Adam) against the tfjs engine on
+  // the wasm backend (the previous implementation), in the trading configuration (4 epochs x 2
+  // minibatches) and the 1 x 1 configuration. The machine is shared: runs of the configurations are
+  // interleaved, so load changes hit them alike, and the ratio to the tfjs engine is the figure to
+  // compare across runs.
+  await tf.setBackend('wasm');
+  await tf.ready();
+  const configs = epochsArg >= 0
+    ? [{ engine: 'simd' as const, threads: true, ppoEpochs: Number(process.argv[epochsArg + 1]), numMiniBatch: 1 }]
+    : [
+        { engine: 'simd' as const, threads: true, ...TRADING_MAPPO_OPTIONS },
+        { engine: 'simd' as const, threads: false, ...TRADING_MAPPO_OPTIONS },
+        { engine: 'tfjs' as const, threads: false, ...TRADING_MAPPO_OPTIONS },
+        { engine: 'simd' as const, threads: true, ppoEpochs: 1, numMiniBatch: 1 },
+      ];
+  const runsArg = process.argv.indexOf('--runs');
+  const runs = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 4;
+  const setups = configs.map((cfg) => {
+    const mappo = new Mappo(TRADING_TEAM_SPEC, { ppoEpochs: cfg.ppoEpochs, numMiniBatch: cfg.numMiniBatch, seed: 1 });
+    mappo.engine = cfg.engine;
+    mappo.threads = cfg.threads;
+    return { cfg, mappo, rng: new SeededRandom(3), times: [] as { collectMs: number; updateMs: number; cpuMs: number }[] };
+  });
+  for (let k = 0; k < runs; k++) {
+    for (const s of setups) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const { trajectories } = collectEpisodes(s.mappo, [series], { rng: s.rng, episodes: 10, steps: 288 });
+      const t1 = performance.now();
+      await s.mappo.update(trajectories);
+      const cpu = process.cpuUsage(c0);
+      s.times.push({ collectMs: t1 - t0, updateMs: performance.now() - t1, cpuMs: (cpu.user + cpu.system) / 1000 });
     }
   }
+  const median = (xs: number[]): number => {
+    const a = [...xs].sort((x, y) => x - y);
+    return a.length % 2 ? (a[(a.length - 1) / 2] as number) : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
+  };
+  const training = setups.map((s) => {
+    const t = s.times.slice(1); // the first run includes warm-up (compilation, allocation)
+    const collectMs = median(t.map((r) => r.collectMs));
+    const updateMs = median(t.map((r) => r.updateMs));
+    const totalMs = median(t.map((r) => r.collectMs + r.updateMs));
+    const cpuMs = median(t.map((r) => r.cpuMs));
+    const threads = s.mappo.trainingThreads;
+    s.mappo.dispose();
+    return { engine: s.cfg.engine, threads, ppoEpochs: s.cfg.ppoEpochs ?? 15, numMiniBatch: s.cfg.numMiniBatch ?? 1, collectMs, updateMs, totalMs, cpuMs, runs: t.length };
+  });
+  const tfjsTrading = training.find((r) => r.engine === 'tfjs');
+  const simdTrading = training[0] as (typeof training)[number];
 
   const params = tradingParameterCounts();
   process.stdout.write(`actor parameters: ${JSON.stringify(params)}\n`);
   process.stdout.write(`decision latency, 3 actors, batch 1 (TacticalPolicy, SIMD wasm forward pass): p50 ${latency.p50Ms.toFixed(3)} ms, p99 ${latency.p99Ms.toFixed(3)} ms (target p50 <= 0.2 ms)\n`);
-  process.stdout.write('backend  epochs x minibatches  collect ms  update ms  total ms (10 episodes x 288 steps; target <= 1000)\n');
-  for (const [b, rows] of Object.entries(training)) {
-    for (const r of rows) {
-      process.stdout.write(`${b.padEnd(8)} ${`${r.ppoEpochs} x ${r.numMiniBatch}`.padEnd(21)} ${r.collectMs.toFixed(0).padStart(10)} ${r.updateMs.toFixed(0).padStart(10)} ${r.totalMs.toFixed(0).padStart(9)}\n`);
-    }
+  process.stdout.write(
+    'engine     epochs x minibatches  collect ms  update ms  total ms  cpu ms (10 episodes x 288 steps, median of the runs after the first; target total <= 1000)\n',
+  );
+  for (const r of training) {
+    process.stdout.write(
+      `${`${r.engine}${r.engine === 'simd' ? ` ${r.threads}t` : ''}`.padEnd(10)} ${`${r.ppoEpochs} x ${r.numMiniBatch}`.padEnd(21)} ${r.collectMs.toFixed(0).padStart(10)} ${r.updateMs.toFixed(0).padStart(10)} ${r.totalMs.toFixed(0).padStart(9)} ${r.cpuMs.toFixed(0).padStart(7)}\n`,
+    );
   }
-  process.stdout.write(JSON.stringify({ params, latency, training }) + '\n');
+  // cpu ms is the process's CPU time (all threads): on a loaded machine it is closer to the work done
+  // than wall time; with the worker thread it counts both threads, so compare wall time there.
+  const ratio = tfjsTrading
+    ? { total: simdTrading.totalMs / tfjsTrading.totalMs, update: simdTrading.updateMs / tfjsTrading.updateMs, cpu: simdTrading.cpuMs / tfjsTrading.cpuMs }
+    : null;
+  if (ratio) process.stdout.write(`simd (worker thread) / tfjs engine, 4 x 2, same run: total ${ratio.total.toFixed(2)}, update ${ratio.update.toFixed(2)}, cpu ${ratio.cpu.toFixed(2)}\n`);
+  const oneThread = training.find((r) => r.engine === 'simd' && r.threads === 1 && r.ppoEpochs === simdTrading.ppoEpochs);
+  if (tfjsTrading && oneThread) process.stdout.write(`simd (one thread) / tfjs engine: total ${(oneThread.totalMs / tfjsTrading.totalMs).toFixed(2)}, cpu ${(oneThread.cpuMs / tfjsTrading.cpuMs).toFixed(2)}\n`);
+  process.stdout.write(JSON.stringify({ params, latency, training, ratio }) + '\n');
 }
 
 main().catch((err: unknown) => {

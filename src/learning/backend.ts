@@ -101,4 +101,4 @@ export const denseCustomGrad: Dense = tf.customGrad(((...args: (tf.Tensor | tf.G
       return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy2), tf.sum(dy2, 0)];
     },
   };
-}) as Parameters<typeof tf.customGrad>[0]) as unknown as Dense;
+})) as unknown as Dense;

@@ -11,7 +11,7 @@ import {
   type DecisionRule,
   type MarketSeries,
 } from './trading-agents';
-import { decodeActions, type EnvBar, type TradeDecision } from './trading-env';
+import { decodeActions, type EnvBar } from './trading-env';
 
 /**
  * Training on synthetic regime markets and walk-forward evaluation on unseen seeds, against
@@ -70,7 +70,7 @@ export function greedyRule(mappo: Mappo): DecisionRule {
   return ({ observations }) => {
     const obs = [observations.tactical, observations.risk, observations.execution];
     const actions = mappo.actors.map((a, i) => argmax(softmax(a.forwardJs(obs[i] as number[]))));
-    return decodeActions(actions) as TradeDecision;
+    return decodeActions(actions, observations.riskBudget);
   };
 }
 

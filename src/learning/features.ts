@@ -46,6 +46,21 @@ export interface Observations {
   execution: number[];
   /** The critic's global state: the three observations concatenated. */
   global: number[];
+  /** The largest risk size the decision may take, by the strategic confidence ({@link riskBudget}). */
+  riskBudget: number;
+}
+
+/**
+ * The risk budget: a fixed rule, not learned. The risk agent's size is capped by the strategic
+ * view's confidence tier: at most 1 (full size) at HIGH, 0.5 at MEDIUM, 0.1 at LOW and 0.1 when
+ * there is no strategic context (before the analyzer has warmed up, or when it is down). The cap is
+ * carried in the observations, so training, evaluation and live decisions apply it alike.
+ */
+export const RISK_BUDGET: Readonly<Record<ConfidenceLevel | 'none', number>> = Object.freeze({ HIGH: 1, MEDIUM: 0.5, LOW: 0.1, none: 0.1 });
+
+/** The risk budget of a decision under `strategic` (see {@link RISK_BUDGET}). */
+export function riskBudget(strategic: StrategicInput | null): number {
+  return RISK_BUDGET[strategic?.confidence ?? 'none'];
 }
 
 const clip = (x: number): number => (Number.isFinite(x) ? Math.max(-5, Math.min(5, x)) : 0);
@@ -149,7 +164,7 @@ export function buildObservations(
     trend,
     vsClose(ema26),
   ];
-  return { tactical, risk, execution, global: [...tactical, ...risk, ...execution] };
+  return { tactical, risk, execution, global: [...tactical, ...risk, ...execution], riskBudget: riskBudget(strategic) };
 }
 
 /**

@@ -1,6 +1,7 @@
 export * from './backend';
 export * from './network';
 export * from './mappo';
+export * from './simd-mlp';
 export * from './two-step-game';
 export * from './features';
 export * from './trading-env';

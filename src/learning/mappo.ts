@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../util/random';
 import { Mlp, type MlpWeights } from './network';
+import { SimdMlp, trainModule } from './simd-mlp';
+import { SimdWorker } from './simd-pool';
+import { simdActorStep, simdCriticStep, type ActorStepMetrics as ActorStepMetricsLike } from './simd-steps';
+
+/** The actor the training worker takes (the last one, execution), besides the critic. */
+const WORKER_ACTOR = 2;
 
 /**
  * Multi-agent PPO with a centralised critic (MAPPO), following the on-policy reference of
@@ -279,15 +285,34 @@ export interface MappoSnapshot {
   valueNorm: ValueNormState;
 }
 
+/**
+ * Which implementation runs the PPO minibatch steps: `'simd'`, the forward pass, backward pass and
+ * Adam in WebAssembly SIMD ({@link SimdMlp}, the default where WebAssembly SIMD exists), or
+ * `'tfjs'` (tfjs gradients and optimiser). Both minimise the same losses; the unit tests hold their
+ * gradients and steps to 1e-5 of each other. The tfjs variables hold the weights in both cases.
+ */
+export type MappoEngine = 'simd' | 'tfjs';
+
 /** Actors, critic, optimisers and the PPO update. */
 export class Mappo {
   readonly options: ResolvedMappoOptions;
   readonly actors: Mlp[];
   readonly critic: Mlp;
   readonly valueNorm: ValueNorm;
+  /** See {@link MappoEngine}. Each engine keeps its own Adam moments: choose before the first update. */
+  engine: MappoEngine;
+  /**
+   * With the SIMD engine, train the execution actor and the critic in a worker thread while the
+   * main thread trains the other two actors (same results to the bit). Where a second core or the
+   * worker is unavailable the main thread does all four. Choose before the first update.
+   * @defaultValue true
+   */
+  threads = true;
+  private worker: SimdWorker | null | undefined;
   private readonly actorOpt: tf.Optimizer[];
   private readonly criticOpt: tf.Optimizer;
   private readonly rng: SeededRandom;
+  private simd: { actors: SimdMlp[]; critic: SimdMlp } | null = null;
 
   constructor(readonly spec: TeamSpec, options: MappoOptions = {}, init?: MappoSnapshot) {
     this.options = { ...MAPPO_DEFAULTS, ...options };
@@ -305,6 +330,50 @@ export class Mappo {
     this.valueNorm = init ? ValueNorm.fromJSON(init.valueNorm, o.valueNormBeta) : new ValueNorm(o.valueNormBeta);
     this.actorOpt = spec.agents.map(() => tf.train.adam(o.actorLr, 0.9, 0.999, o.adamEps));
     this.criticOpt = tf.train.adam(o.criticLr, 0.9, 0.999, o.adamEps);
+    this.engine = trainModule() === null ? 'tfjs' : 'simd';
+  }
+
+  /** Threads the last update trained on: 2 with the worker, else 1. */
+  get trainingThreads(): number {
+    return this.worker ? 2 : 1;
+  }
+
+  /** The training worker, started and given its networks on first use (null: train in this thread). */
+  private async trainingWorker(): Promise<SimdWorker | null> {
+    if (!this.threads || this.actors.length <= WORKER_ACTOR) return null;
+    if (this.worker === undefined) {
+      const worker = SimdWorker.start();
+      const o = this.options;
+      if (worker) {
+        await worker.init(WORKER_ACTOR, (this.actors[WORKER_ACTOR] as Mlp).sizes, { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps });
+        await worker.init(this.actors.length, this.critic.sizes, { learningRate: o.criticLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps });
+      }
+      this.worker = worker;
+    }
+    if (this.worker) {
+      await this.worker.load(WORKER_ACTOR, (this.actors[WORKER_ACTOR] as Mlp).getWeights().data);
+      await this.worker.load(this.actors.length, this.critic.getWeights().data);
+    }
+    return this.worker;
+  }
+
+  /**
+   * The SIMD networks, holding the current weights of the tfjs variables: reloaded from them when
+   * `reload` (every update starts so) or when never loaded; between updates they hold the weights
+   * the last update wrote back.
+   */
+  private simdNets(reload = true): { actors: SimdMlp[]; critic: SimdMlp } {
+    if (!reload && this.simd !== null) return this.simd;
+    const module = trainModule();
+    if (module === null) throw new Error("WebAssembly SIMD is unavailable: use engine 'tfjs'");
+    const o = this.options;
+    this.simd ??= {
+      actors: this.actors.map((a) => new SimdMlp(a.sizes, { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps }, module)),
+      critic: new SimdMlp(this.critic.sizes, { learningRate: o.criticLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps }, module),
+    };
+    this.actors.forEach((a, i) => (this.simd?.actors[i] as SimdMlp).setWeights(a.getWeights().data));
+    this.simd.critic.setWeights(this.critic.getWeights().data);
+    return this.simd;
   }
 
   static fromSnapshot(snapshot: MappoSnapshot, options: MappoOptions = {}): Mappo {
@@ -345,17 +414,20 @@ export class Mappo {
   }
 
   /**
-   * Sampled actions of a batch of independent environments in one tfjs forward pass per actor
-   * (much faster than per-environment JS passes when many environments step together).
+   * Sampled actions of a batch of independent environments in one batched forward pass per actor
+   * (SIMD, or tfjs with the tfjs engine; much faster than per-environment passes).
    * `obs[agent][env]` is the observation of an agent in an environment.
    */
   actBatch(obs: ArrayLike<number>[][], rng: SeededRandom = this.rng): TeamAction[] {
     const nEnv = (obs[0] as ArrayLike<number>[]).length;
+    const simd = this.engine === 'simd' ? this.simdNets(false) : null;
     const probsPerAgent = this.actors.map((actor, a) => {
-      const dim = (this.spec.agents[a] as AgentSpec).obsDim;
+      const { obsDim: dim, nActions } = this.spec.agents[a] as AgentSpec;
       const flat = new Float32Array(nEnv * dim);
-      (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(Array.from(o), e * dim));
-      return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync() as number[][]);
+      (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(o, e * dim));
+      if (!simd) return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync());
+      const logits = (simd.actors[a] as SimdMlp).forward(flat, nEnv);
+      return Array.from({ length: nEnv }, (_, e) => softmax(logits.subarray(e * nActions, (e + 1) * nActions)));
     });
     const out: TeamAction[] = [];
     for (let e = 0; e < nEnv; e++) {
@@ -378,7 +450,11 @@ export class Mappo {
     return this.options.useValueNorm ? this.valueNorm.denormalize(v) : v;
   }
 
-  /** One PPO update on a batch of trajectories collected with the current policy. */
+  /**
+   * One PPO update on a batch of trajectories collected with the current policy. The work is
+   * synchronous; the promise (rejected on bad input) keeps the interface open to an asynchronous
+   * engine.
+   */
   async update(trajectories: readonly Trajectory[]): Promise<MappoUpdateMetrics> {
     const o = this.options;
     const nAgents = this.spec.agents.length;
@@ -391,8 +467,10 @@ export class Mappo {
     const states = new Float32Array(n * stateDim);
     steps.forEach((s, i) => states.set(Array.from(s.state), i * stateDim));
 
+    const simd = this.engine === 'simd' ? this.simdNets() : null;
+    const worker = simd ? await this.trainingWorker() : null;
     // Old (normalised) value predictions of the critic that acted, then GAE on denormalised values.
-    const oldValuesNorm = tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
+    const oldValuesNorm = simd ? simd.critic.forward(states, n) : tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
     const denorm = (v: number): number => (o.useValueNorm ? this.valueNorm.denormalize(v) : v);
     const advantages = new Float32Array(n);
     const returns = new Float32Array(n);
@@ -454,41 +532,55 @@ export class Mappo {
         if (idx.length === 0) continue;
         const m = idx.length;
         const last = epoch === o.ppoEpochs - 1 && mb === o.numMiniBatch - 1;
-        for (let a = 0; a < nAgents; a++) {
+        const record = (a: number, r: ActorStepMetricsLike): void => {
+          if (!last) return;
+          metrics.policyLoss[a] = r.policyLoss;
+          metrics.entropy[a] = r.entropy;
+          metrics.approxKl[a] = r.approxKl;
+          metrics.clipFraction[a] = r.clipFraction;
+          metrics.actorGradNorm[a] = r.gradNorm;
+        };
+        const recordCritic = (c: { valueLoss: number; gradNorm: number }): void => {
+          if (!last) return;
+          metrics.valueLoss = c.valueLoss;
+          metrics.criticGradNorm = c.gradNorm;
+        };
+        const criticArgs = [gather(states, idx, stateDim), Float32Array.from(idx, (i) => oldValuesNorm[i] as number), Float32Array.from(idx, (i) => targets[i] as number), m] as const;
+        // The worker's networks first, so that it computes while the main thread does the others.
+        const jobs: Promise<void>[] = [];
+        const order = worker ? [WORKER_ACTOR, ...this.actors.map((_, a) => a).filter((a) => a !== WORKER_ACTOR)] : this.actors.map((_, a) => a);
+        if (worker) jobs.push(worker.criticStep(this.actors.length, o, ...criticArgs).then(recordCritic));
+        for (const a of order) {
           const spec = this.spec.agents[a] as AgentSpec;
           const maskA = masks[a] as Float32Array;
           if (!idx.some((i) => (maskA[i] as number) > 0)) continue;
-          const r = this.actorStep(
-            a,
+          const args = [
             gather(obs[a] as Float32Array, idx, spec.obsDim),
             Int32Array.from(idx, (i) => (actions[a] as Int32Array)[i] as number),
             Float32Array.from(idx, (i) => (oldLogp[a] as Float32Array)[i] as number),
             Float32Array.from(idx, (i) => (normAdv[a] as Float32Array)[i] as number),
             Float32Array.from(idx, (i) => maskA[i] as number),
             m,
-          );
-          if (last) {
-            metrics.policyLoss[a] = r.policyLoss;
-            metrics.entropy[a] = r.entropy;
-            metrics.approxKl[a] = r.approxKl;
-            metrics.clipFraction[a] = r.clipFraction;
-            metrics.actorGradNorm[a] = r.gradNorm;
-          }
+          ] as const;
+          if (worker && a === WORKER_ACTOR) jobs.push(worker.actorStep(a, o, spec.nActions, ...args).then((r) => record(a, r)));
+          else record(a, simd ? simdActorStep(simd.actors[a] as SimdMlp, o, spec.nActions, ...args) : this.actorStep(a, ...args));
         }
-        const c = this.criticStep(
-          gather(states, idx, stateDim),
-          Float32Array.from(idx, (i) => oldValuesNorm[i] as number),
-          Float32Array.from(idx, (i) => targets[i] as number),
-          m,
-        );
-        if (last) {
-          metrics.valueLoss = c.valueLoss;
-          metrics.criticGradNorm = c.gradNorm;
-        }
+        if (!worker) recordCritic(simd ? simdCriticStep(simd.critic, o, ...criticArgs) : this.criticStep(...criticArgs));
+        await Promise.all(jobs);
       }
     }
-    for (const actor of this.actors) actor.syncJs();
-    this.critic.syncJs();
+    if (worker && simd) {
+      // The networks the worker trained: their weights back into the main thread's copies.
+      (simd.actors[WORKER_ACTOR] as SimdMlp).setWeights(await worker.weights(WORKER_ACTOR));
+      simd.critic.setWeights(await worker.weights(this.actors.length));
+    }
+    if (simd) {
+      this.actors.forEach((actor, a) => actor.setWeights({ sizes: [...actor.sizes], data: (simd.actors[a] as SimdMlp).getWeights() }));
+      this.critic.setWeights({ sizes: [...this.critic.sizes], data: simd.critic.getWeights() });
+    } else {
+      for (const actor of this.actors) actor.syncJs();
+      this.critic.syncJs();
+    }
     return metrics;
   }
 
@@ -522,7 +614,7 @@ export class Mappo {
       const kl = tf.div(tf.sum(tf.mul(tf.sub(oldLp, lp), maskT)), denom);
       const clipped = tf.div(tf.sum(tf.mul(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), o.clipParam), 'float32'), maskT)), denom);
       aux = [tf.keep(policyLoss), tf.keep(ent), tf.keep(kl), tf.keep(clipped)];
-      return tf.sub(policyLoss, tf.mul(ent, o.entropyCoef)) as tf.Scalar;
+      return tf.sub<tf.Scalar>(policyLoss, tf.mul(ent, o.entropyCoef));
     }, actor.variables);
     const names = actor.variables.map((v) => v.name);
     const list = names.map((nm) => grads[nm] as tf.Tensor);
@@ -555,7 +647,7 @@ export class Mappo {
         const vClipped = tf.add(oldV, tf.clipByValue(tf.sub(v, oldV), -o.valueClipParam, o.valueClipParam));
         l = tf.maximum(errOrig, loss(tf.sub(target, vClipped)));
       }
-      return tf.mul(tf.mean(l), o.valueLossCoef) as tf.Scalar;
+      return tf.mul<tf.Scalar>(tf.mean(l), o.valueLossCoef);
     }, this.critic.variables);
     const names = this.critic.variables.map((v) => v.name);
     const list = names.map((nm) => grads[nm] as tf.Tensor);
@@ -570,6 +662,8 @@ export class Mappo {
   }
 
   dispose(): void {
+    this.worker?.terminate();
+    this.worker = null;
     for (const a of this.actors) a.dispose();
     this.critic.dispose();
     for (const opt of this.actorOpt) opt.dispose();

@@ -72,9 +72,9 @@ export class SimdDenseNet {
       this.layers.push({ w: p.w, b: p.b, x: acts[l] as number, out: acts[l + 1] as number, nInPadded: p.nInPadded, nOut: p.nOut });
     });
     this.nIn = sizes[0] as number;
-    this.inputView = new Float32Array(this.memory.buffer, acts[0] as number, this.nIn);
+    this.inputView = new Float32Array(this.memory.buffer, acts[0], this.nIn);
     const last = sizes[sizes.length - 1] as number;
-    this.outputView = new Float32Array(this.memory.buffer, acts[acts.length - 1] as number, last);
+    this.outputView = new Float32Array(this.memory.buffer, acts[acts.length - 1], last);
   }
 
   get inputSize(): number {

@@ -34,14 +34,16 @@ export interface TradeDecision {
 }
 
 /**
- * Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}.
- * Decisions are coherent: a direction with risk size 0 is FLAT, and FLAT carries risk 0, so a
- * result never says LONG or SHORT with nothing at stake. The action indices themselves are not
- * changed (the trainer needs what each actor chose).
+ * Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}, the
+ * risk size capped at `budget` (the observations' `riskBudget`: the risk budget by strategic
+ * confidence, see `RISK_BUDGET` in features.ts). Decisions are coherent: a direction with risk size
+ * 0 is FLAT, and FLAT carries risk 0, so a result never says LONG or SHORT with nothing at stake.
+ * The action indices themselves are not changed (the trainer needs what each actor chose).
  */
-export function decodeActions(actions: readonly number[]): TradeDecision {
+export function decodeActions(actions: readonly number[], budget: number): TradeDecision {
   const chosen = TACTICAL_ACTIONS[actions[0] as number];
-  const size = RISK_SIZES[actions[1] as number];
+  const raw = RISK_SIZES[actions[1] as number];
+  const size = raw === undefined ? undefined : Math.min(raw, Math.max(0, budget));
   const execution = EXECUTION_ACTIONS[actions[2] as number];
   if (chosen === undefined || size === undefined || execution === undefined) throw new RangeError(`bad actions ${actions.join(',')}`);
   const direction = chosen === 'LONG' ? 1 : chosen === 'SHORT' ? -1 : 0;

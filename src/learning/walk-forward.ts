@@ -45,11 +45,11 @@ export function emaTrendBaseline(band = 0.5): DecisionRule {
   };
 }
 
-/** MACD crossover for the direction, the policy's risk actor for the size, MARKET orders. */
+/** MACD crossover for the direction, the policy's risk actor for the size (within the risk budget), MARKET orders. */
 export function macdWithPolicySizing(policy: TacticalPolicy): DecisionRule {
   return ({ indicators, observations }) => {
     if (indicators.macd === null || indicators.macd_signal === null) return FLAT;
-    const size = RISK_SIZES[policy.decideObservations(observations).actionIndices.risk] as number;
+    const size = Math.min(RISK_SIZES[policy.decideObservations(observations).actionIndices.risk] as number, observations.riskBudget);
     if (size === 0) return FLAT;
     const dir = indicators.macd > indicators.macd_signal ? 1 : -1;
     return { tactical: dir > 0 ? 'LONG' : 'SHORT', risk: size, execution: 'MARKET', target_position: dir * size };
@@ -60,7 +60,7 @@ export function macdWithPolicySizing(policy: TacticalPolicy): DecisionRule {
 export const regimeBaseline: DecisionRule = ({ strategic }) => {
   const p = strategic?.regime_probabilities;
   if (!p) return FLAT;
-  const best = (Object.entries(p) as [string, number][]).reduce((a, b) => (b[1] > a[1] ? b : a));
+  const best = Object.entries<number>(p).reduce((a, b) => (b[1] > a[1] ? b : a));
   return best[0] === 'BULL' ? full(1) : best[0] === 'BEAR' ? full(-1) : FLAT;
 };
 

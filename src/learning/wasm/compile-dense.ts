@@ -1,5 +1,5 @@
-/** Compiles the dense-layer WAT to a base64 wasm binary with wabt (a devDependency). */
-export async function compileDenseWat(wat: string): Promise<string> {
+/** Compiles a WebAssembly text module (SIMD enabled) to a base64 wasm binary with wabt (a devDependency). */
+export async function compileDenseWat(wat: string, name = 'dense.wat'): Promise<string> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const wabtFactory = require('wabt') as () => Promise<{
     parseWat(name: string, text: string, features?: Record<string, boolean>): {
@@ -8,7 +8,7 @@ export async function compileDenseWat(wat: string): Promise<string> {
     };
   }>;
   const wabt = await wabtFactory();
-  const module = wabt.parseWat('dense.wat', wat, { simd: true });
+  const module = wabt.parseWat(name, wat, { simd: true });
   try {
     return Buffer.from(module.toBinary({}).buffer).toString('base64');
   } finally {

@@ -45,7 +45,7 @@ describe('denseCustomGrad', () => {
   it('passes gradients to tf.variables used as its inputs (as the actors use it)', () => {
     const net = Mlp.create([3, 8, 2], new SeededRandom(1), { outputGain: 1 });
     const x = tf.tensor2d([[0.5, -1, 2]]);
-    const { grads } = tf.variableGrads(() => tf.sum(net.forward(x)) as tf.Scalar, net.variables);
+    const { grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(net.forward(x)), net.variables);
     expect(Object.keys(grads)).toHaveLength(4);
     for (const g of Object.values(grads)) expect(g.dataSync().some((v) => v !== 0)).toBe(true);
     net.dispose();

@@ -38,7 +38,7 @@ describe('SIMD dense network', () => {
     expect(Array.from(b.forward(x))).toEqual(first);
   });
 
-  it('ships the module compiled from dense.wat (run src/learning/wasm/build-dense.ts after editing it)', async () => {
+  it('ships the module compiled from dense.wat (run pipeline build-wasm after editing it)', async () => {
     const wat = readFileSync(join(__dirname, '../../../src/learning/wasm/dense.wat'), 'utf8');
     expect(await compileDenseWat(wat)).toBe(DENSE_WASM_BASE64);
   });

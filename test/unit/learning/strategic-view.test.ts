@@ -1,6 +1,8 @@
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
 import { strategicInputs } from '../../../src/learning/strategic-series';
-import { decodeActions, RISK_SIZES, TACTICAL_ACTIONS, EXECUTION_ACTIONS } from '../../../src/learning/trading-env';
+import { decodeActions, initialAgentState, RISK_SIZES, TACTICAL_ACTIONS, EXECUTION_ACTIONS } from '../../../src/learning/trading-env';
+import { buildObservations, riskBudget, SimpleIndicators, type StrategicInput } from '../../../src/learning/features';
+import { TacticalPolicy } from '../../../src/learning/policy';
 
 const market = generateSyntheticMarket({ seed: 7, bars: 2400, regimeSequence: ['BULL', 'BEAR'], segmentBars: [576, 864] });
 const bars = market.bars.map(({ ts, open, high, low, close, volume }) => ({ ts, open, high, low, close, volume }));
@@ -23,9 +25,10 @@ describe('strategic view of a 5m series', () => {
   });
 
   it('changes only on the 5m bar that closes a 30m bar (ts ≡ 25 min mod 30)', () => {
-    for (let i = 1; i < full.length; i++) {
-      if (full[i] !== full[i - 1]) expect(((bars[i] as { ts: number }).ts % 1_800_000) / 60_000).toBe(25);
-    }
+    const minutes: number[] = [];
+    for (let i = 1; i < full.length; i++) if (full[i] !== full[i - 1]) minutes.push(((bars[i] as { ts: number }).ts % 1_800_000) / 60_000);
+    expect(minutes.length).toBeGreaterThan(0);
+    expect(new Set(minutes)).toEqual(new Set([25]));
   });
 });
 
@@ -34,12 +37,52 @@ describe('coherent decisions', () => {
     for (let t = 0; t < TACTICAL_ACTIONS.length; t++)
       for (let r = 0; r < RISK_SIZES.length; r++)
         for (let e = 0; e < EXECUTION_ACTIONS.length; e++) {
-          const d = decodeActions([t, r, e]);
+          const d = decodeActions([t, r, e], 1);
           expect(d.tactical === 'FLAT').toBe(d.risk === 0);
           expect(d.target_position === 0).toBe(d.tactical === 'FLAT');
-          if (d.tactical !== 'FLAT') expect(Math.abs(d.target_position)).toBe(d.risk);
+          expect(Math.abs(d.target_position)).toBe(d.risk); // FLAT: both 0
         }
-    expect(decodeActions([0, 0, 0]).tactical).toBe('FLAT');
-    expect(decodeActions([2, 3, 1])).toEqual({ tactical: 'SHORT', risk: 1, execution: 'LIMIT', target_position: -1 });
+    expect(decodeActions([0, 0, 0], 1).tactical).toBe('FLAT');
+    expect(decodeActions([2, 3, 1], 1)).toEqual({ tactical: 'SHORT', risk: 1, execution: 'LIMIT', target_position: -1 });
+  });
+});
+
+describe('risk budget (a rule: size capped by the strategic confidence tier)', () => {
+  const context = (confidence: 'LOW' | 'MEDIUM' | 'HIGH' | null): StrategicInput => ({ regime_probabilities: null, uncertainty: null, confidence, similar_patterns: null });
+
+  it('caps the size at 1 / 0.5 / 0.1 for HIGH / MEDIUM / LOW and at 0.1 without context', () => {
+    expect(riskBudget(context('HIGH'))).toBe(1);
+    expect(riskBudget(context('MEDIUM'))).toBe(0.5);
+    expect(riskBudget(context('LOW'))).toBe(0.1);
+    expect(riskBudget(context(null))).toBe(0.1);
+    expect(riskBudget(null)).toBe(0.1);
+    expect(decodeActions([0, 3, 0], 0.1)).toEqual({ tactical: 'LONG', risk: 0.1, execution: 'MARKET', target_position: 0.1 });
+    expect(decodeActions([2, 2, 1], 0.5)).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'LIMIT', target_position: -0.5 });
+    expect(decodeActions([2, 1, 1], 0.5).target_position).toBe(-0.25); // below the cap: unchanged
+    expect(decodeActions([0, 0, 0], 0.1).tactical).toBe('FLAT');
+  });
+
+  it('is applied in the observations, so live decisions and backtests take it alike', () => {
+    const bar = { open: 100, high: 101, low: 99, close: 100, volume: 10 };
+    const indicators = new SimpleIndicators().update(101, 99, 100);
+    const state = { position: 0, entryPrice: null, equity: 1, peakEquity: 1, rangeEma: 0.01, volumeEma: 10, lastOrderUnfilled: false };
+    expect(buildObservations(indicators, context('LOW'), bar, state).riskBudget).toBe(0.1);
+    expect(buildObservations(indicators, context('HIGH'), bar, state).riskBudget).toBe(1);
+    // A policy made to always choose LONG at full size (large output biases): capped by the tier.
+    const weights = TacticalPolicy.initial(1).actorWeights();
+    const bias = (actor: number, action: number): void => {
+      const w = weights[actor]!;
+      const outputs = w.sizes[w.sizes.length - 1]!;
+      w.data[w.data.length - outputs + action] = 100;
+    };
+    bias(0, 0); // tactical: LONG
+    bias(1, 3); // risk: size 1
+    const policy = new TacticalPolicy('test', weights);
+    const low = policy.decideObservations(buildObservations(indicators, context('LOW'), bar, state));
+    expect(low).toMatchObject({ tactical: 'LONG', risk: 0.1, target_position: 0.1, actionIndices: { risk: 3 } });
+    expect(policy.decideObservations(buildObservations(indicators, context('MEDIUM'), bar, state)).target_position).toBe(0.5);
+    expect(policy.decideObservations(buildObservations(indicators, context('HIGH'), bar, state)).target_position).toBe(1);
+    const live = policy.decide({ indicators, strategic: context('LOW'), bar, agentState: initialAgentState() });
+    expect(live.target_position).toBe(0.1);
   });
 });

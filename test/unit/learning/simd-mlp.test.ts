@@ -1,0 +1,174 @@
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectBackend } from '../../../src/learning/backend';
+import { syntheticSeries } from '../../../src/learning/evaluation';
+import { Mappo } from '../../../src/learning/mappo';
+import { initialWeights, Mlp } from '../../../src/learning/network';
+import { SimdMlp, trainModule } from '../../../src/learning/simd-mlp';
+import { collectEpisodes, TRADING_MAPPO_OPTIONS, TRADING_TEAM_SPEC } from '../../../src/learning/trading-agents';
+import { compileDenseWat } from '../../../src/learning/wasm/compile-dense';
+import { TRAIN_WASM_BASE64 } from '../../../src/learning/wasm/train-module';
+import { SeededRandom } from '../../../src/util/random';
+
+beforeAll(async () => {
+  await selectBackend();
+});
+
+/** ‖a − b‖ / ‖b‖. */
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    d += ((a[i] as number) - (b[i] as number)) ** 2;
+    n += (b[i] as number) ** 2;
+  }
+  return Math.sqrt(d / n);
+}
+
+/** Inputs with about a third exact zeros, so the kernel's zero skipping is exercised. */
+function inputs(rows: number, dim: number, rng: SeededRandom): Float32Array {
+  return Float32Array.from({ length: rows * dim }, () => (rng.next() < 0.33 ? 0 : rng.normal()));
+}
+
+function module(): WebAssembly.Module {
+  const m = trainModule();
+  if (m === null) throw new Error('WebAssembly SIMD unavailable');
+  return m;
+}
+
+describe('SimdMlp (WebAssembly SIMD training pass)', () => {
+  it.each([
+    [[23, 352, 264, 3]],
+    [[10, 312, 312, 4]],
+    [[43, 256, 256, 1]],
+    [[5, 7, 3]],
+  ])('matches tfjs outputs and gradients (to 1e-5 relative) for sizes %j', (sizes) => {
+    const rng = new SeededRandom(11);
+    const weights = initialWeights(sizes, rng, { outputGain: 1 });
+    const rows = 97;
+    const x = inputs(rows, sizes[0]!, rng);
+    const up = Float32Array.from({ length: rows * sizes[sizes.length - 1]! }, () => rng.normal());
+    const net = new SimdMlp(sizes, { learningRate: 1e-3 }, module());
+    net.setWeights(weights.data);
+    expect(Array.from(net.getWeights())).toEqual(Array.from(weights.data));
+    const out = net.forward(x, rows);
+    net.backward(up);
+    const simdGrads = net.getGradients();
+
+    const mlp = Mlp.fromWeights(weights);
+    const xt = tf.tensor2d(x, [rows, sizes[0]!]);
+    const upT = tf.tensor2d(up, [rows, sizes[sizes.length - 1]!]);
+    const ref = tf.tidy(() => mlp.forward(xt).dataSync());
+    const { value, grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(tf.mul(mlp.forward(xt), upT)), mlp.variables);
+    expect(relativeError(out, ref)).toBeLessThan(1e-5);
+    let off = 0;
+    for (const v of mlp.variables) {
+      const g = grads[v.name]!.dataSync();
+      const mine = simdGrads.subarray(off, off + g.length);
+      expect(Math.max(...Array.from(g, Math.abs))).toBeGreaterThan(1e-3); // a real gradient, not zeros
+      expect(relativeError(mine, g)).toBeLessThan(1e-5);
+      off += g.length;
+    }
+    expect(off).toBe(simdGrads.length);
+    tf.dispose([xt, upT, value, ...Object.values(grads)]);
+    mlp.dispose();
+  });
+
+  it('takes the same Adam steps as tf.train.adam, clipping scale included', () => {
+    const sizes = [6, 16, 3];
+    const rng = new SeededRandom(5);
+    const weights = initialWeights(sizes, rng, { outputGain: 1 });
+    const net = new SimdMlp(sizes, { learningRate: 1e-2, epsilon: 1e-5 }, module());
+    net.setWeights(weights.data);
+    const mlp = Mlp.fromWeights(weights);
+    const opt = tf.train.adam(1e-2, 0.9, 0.999, 1e-5);
+    for (let step = 0; step < 3; step++) {
+      const rows = 9;
+      const x = inputs(rows, 6, rng);
+      const up = Float32Array.from({ length: rows * 3 }, () => rng.normal());
+      const scale = step === 1 ? 0.25 : 1;
+      net.forward(x, rows);
+      net.backward(up);
+      net.adamStep(scale);
+      const xt = tf.tensor2d(x, [rows, 6]);
+      const upT = tf.tensor2d(up, [rows, 3]);
+      const { value, grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(tf.mul(mlp.forward(xt), upT)), mlp.variables);
+      const scaled = Object.entries(grads).map(([name, g]) => ({ name, tensor: tf.mul(g, scale) }));
+      opt.applyGradients(scaled);
+      tf.dispose([xt, upT, value, ...Object.values(grads), ...scaled.map((g) => g.tensor)]);
+    }
+    const moved = relativeError(mlp.getWeights().data, weights.data);
+    expect(moved).toBeGreaterThan(1e-3); // the steps did move the weights
+    expect(relativeError(net.getWeights(), mlp.getWeights().data)).toBeLessThan(1e-5);
+    mlp.dispose();
+    opt.dispose();
+  });
+
+  it('ships the module compiled from train.wat (run pipeline build-wasm after editing it)', async () => {
+    const wat = readFileSync(join(__dirname, '../../../src/learning/wasm/train.wat'), 'utf8');
+    expect(await compileDenseWat(wat, 'train.wat')).toBe(TRAIN_WASM_BASE64);
+  });
+});
+
+describe('Mappo.update with the SIMD engine', () => {
+  const [series] = syntheticSeries({ seeds: [7], bars: 700 });
+
+  async function trained(engine: 'simd' | 'tfjs', threads = true): Promise<{ mappo: Mappo; metrics: Awaited<ReturnType<Mappo['update']>> }> {
+    const mappo = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 });
+    mappo.engine = engine;
+    mappo.threads = threads;
+    const { trajectories } = collectEpisodes(mappo, [series!], { rng: new SeededRandom(4), episodes: 3, steps: 120 });
+    const metrics = await mappo.update(trajectories);
+    return { mappo, metrics };
+  }
+
+  it('computes the same losses and moves the weights like the tfjs engine', async () => {
+    const initial = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 }).snapshot();
+    const s = await trained('simd');
+    const t = await trained('tfjs');
+    expect(s.mappo.engine).toBe('simd');
+    for (const key of ['policyLoss', 'entropy', 'approxKl', 'actorGradNorm'] as const) {
+      s.metrics[key].forEach((v, a) => expect(Math.abs(v - t.metrics[key][a]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(t.metrics[key][a]!))));
+    }
+    expect(Math.abs(s.metrics.valueLoss - t.metrics.valueLoss)).toBeLessThan(1e-4 * Math.max(1, t.metrics.valueLoss));
+    expect(Math.abs(s.metrics.criticGradNorm - t.metrics.criticGradNorm)).toBeLessThan(1e-3 * t.metrics.criticGradNorm);
+    // Eight Adam steps of size ~lr: the weight changes agree to a small fraction of their size.
+    const a = s.mappo.snapshot();
+    const b = t.mappo.snapshot();
+    [...a.actors.map((w, i) => [w, b.actors[i]!, initial.actors[i]!] as const), [a.critic, b.critic, initial.critic] as const].forEach(([ws, wt, w0]) => {
+      const ds = ws.data.map((v, i) => v - w0.data[i]!);
+      const dt = wt.data.map((v, i) => v - w0.data[i]!);
+      expect(Math.max(...Array.from(dt, Math.abs))).toBeGreaterThan(1e-4);
+      expect(relativeError(ds, dt)).toBeLessThan(1e-2);
+    });
+    // The JS mirror used for acting was refreshed.
+    const obs = Array.from({ length: TRADING_TEAM_SPEC.agents[0]!.obsDim }, (_, i) => Math.cos(i));
+    expect(Array.from(s.mappo.actors[0]!.forwardJs(obs))).not.toEqual(Array.from(Mlp.fromWeights(initial.actors[0]!).forwardJs(obs)));
+    s.mappo.dispose();
+    t.mappo.dispose();
+  }, 60_000);
+
+  it('gives bit-identical weights with the training worker thread and without it', async () => {
+    const a = await trained('simd', true);
+    const b = await trained('simd', false);
+    expect(a.mappo.trainingThreads).toBe(2);
+    expect(b.mappo.trainingThreads).toBe(1);
+    const sa = a.mappo.snapshot();
+    const sb = b.mappo.snapshot();
+    sa.actors.forEach((w, i) => expect(Array.from(w.data)).toEqual(Array.from(sb.actors[i]!.data)));
+    expect(Array.from(sa.critic.data)).toEqual(Array.from(sb.critic.data));
+    expect(a.metrics).toEqual(b.metrics);
+    a.mappo.dispose();
+    b.mappo.dispose();
+  }, 60_000);
+
+  it('is deterministic: the same seed and data give bit-identical weights', async () => {
+    const a = await trained('simd');
+    const b = await trained('simd');
+    expect(Array.from(a.mappo.snapshot().actors[1]!.data)).toEqual(Array.from(b.mappo.snapshot().actors[1]!.data));
+    expect(Array.from(a.mappo.snapshot().critic.data)).toEqual(Array.from(b.mappo.snapshot().critic.data));
+    a.mappo.dispose();
+    b.mappo.dispose();
+  }, 60_000);
+});
