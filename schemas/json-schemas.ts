@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BarBatchSchema } from './bar-batch.schema';
 import { Bar30mSchema, BarSchema } from './bar.schema';
 import { DeadLetterHeadersSchema } from './dead-letter.schema';
 import { ExperienceBatchSchema, ExperienceSchema } from './experience.schema';
@@ -22,6 +23,7 @@ export function jsonSchemas(): Record<string, unknown> {
   const schemas: Record<string, z.ZodType> = {
     bar: BarSchema,
     'bar-30m': Bar30mSchema,
+    'bar-batch': BarBatchSchema,
     'integrated-result': IntegratedResultSchema,
     'strategic-context': StrategicContextSchema,
     'dead-letter-headers': DeadLetterHeadersSchema,

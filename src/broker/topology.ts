@@ -5,7 +5,9 @@ export const EXCHANGE_BARS = 'market.bars';
 /** Topic exchange of the integrated results, and of nothing else (users may bind `#`). */
 export const EXCHANGE_RESULTS = 'pipeline.results';
 /**
- * Topic exchange of the pipeline's own traffic: 30m bars on their way to the strategic workers
+ * Topic exchange of the pipeline's own traffic: batches of 5m bars from `pipeline replay`
+ * (`bars.5m.<symbol>`, content type `BAR_BATCH_CONTENT_TYPE`, to the tactical shards), 30m bars on
+ * their way to the strategic workers
  * (`bars.30m.<symbol>`, also forwarded to {@link EXCHANGE_BARS}), contexts (`reply.<queue>`),
  * feedback (`feedback.<symbol>`), experience batches (`experience.<symbol>`) and model
  * announcements (`models.promoted`).
@@ -126,11 +128,15 @@ export function bindings(shards: number): { destination: string; source: string;
   if (shards === 1) {
     // '#' rather than '*': symbols may contain '.', which splits topic words.
     out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_BARS, pattern: 'bars.5m.#' });
+    // Batches of 5m bars (replay) enter on the internal exchange, not visible to users of market.bars.
+    out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#' });
     out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#' });
     out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'feedback.#' });
     return out;
   }
   out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_BARS, pattern: 'bars.5m.#', exchangeToExchange: true });
+  // Same routing key as the symbol's single bars, so a batch reaches the same shard.
+  out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#', exchangeToExchange: true });
   out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true });
   out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'feedback.#', exchangeToExchange: true });
   for (let k = 0; k < shards; k++) {

@@ -1,6 +1,9 @@
 import type { ConsumeMessage } from 'amqplib';
+import { BAR_BATCH_CONTENT_TYPE, BarBatchSchema } from '../../schemas/bar-batch.schema';
 import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
+import type { HandleResult } from '../broker/base-consumer';
 import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, routingKeys } from '../broker/topology';
+import { ValidationError } from '../errors';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
@@ -11,6 +14,7 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
 import type { ExperienceBatcher } from './experience-batcher';
+import { parseMessage } from './parse-message';
 
 /** Options of {@link TacticalConsumer}. */
 export interface TacticalConsumerOptions extends BarStageConsumerOptions {
@@ -48,6 +52,19 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ) {
     super(connection, publisher, store, Bar5mSchema as never, tacticalOptions);
     this.faults = tacticalOptions.faults ?? NO_FAULTS;
+  }
+
+  /** A batch of bars (content type {@link BAR_BATCH_CONTENT_TYPE}) is taken as one delivery. */
+  protected override handle(msg: ConsumeMessage): Promise<HandleResult> {
+    if (msg.properties.contentType !== BAR_BATCH_CONTENT_TYPE) return super.handle(msg);
+    const batch = parseMessage(msg.content, BarBatchSchema);
+    const expectedKey = routingKeys.bar('5m', batch.symbol);
+    if (msg.fields.routingKey !== expectedKey) {
+      throw new ValidationError(
+        `routing key ${msg.fields.routingKey} does not match the batch (symbol ${batch.symbol}): publish it as ${expectedKey}`,
+      );
+    }
+    return this.handleBatch(msg, batch.bars);
   }
 
   protected override async process(
