@@ -172,8 +172,15 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         `routing key ${msg.fields.routingKey} does not match the body (symbol ${bar.symbol}): publish it as ${expectedKey}`,
       );
     }
+    this.onDelivered(bar, msg);
     return this.handleBar(bar, msg, receivedAt);
   }
+
+  /**
+   * Called for every bar that passed validation, in delivery order, before it joins its symbol's
+   * lane (a batch's bars one by one). The tactical worker uses it to look ahead at bars in hand.
+   */
+  protected onDelivered(_bar: B, _msg: ConsumeMessage): void {}
 
   /**
    * A batch of consecutive bars of one symbol in one delivery (`pipeline replay`): each bar runs
@@ -187,6 +194,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   protected handleBatch(msg: ConsumeMessage, bars: readonly B[]): Promise<HandleResult> {
     const receivedAt = performance.now();
     const generation = this.stateGeneration;
+    for (const bar of bars) this.onDelivered(bar, msg);
     const outcomes = bars.map((bar) =>
       this.handleBar(bar, msg, receivedAt).then(
         async (r) => {

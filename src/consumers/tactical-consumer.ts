@@ -1,6 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
 import { BAR_BATCH_CONTENT_TYPE, BarBatchSchema } from '../../schemas/bar-batch.schema';
-import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
+import { Bar5mSchema, type Bar, type Bar30m } from '../../schemas/bar.schema';
 import type { HandleResult } from '../broker/base-consumer';
 import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, routingKeys } from '../broker/topology';
 import { ValidationError } from '../errors';
@@ -8,7 +8,7 @@ import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { resampleStep, type ResampleState } from '../flows/resample-flow';
+import { periodCloseOf, resampleAhead, resampleStep, type ResampleState } from '../flows/resample-flow';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
@@ -29,6 +29,28 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
    * a symbol whose tactical state predates it. @defaultValue none
    */
   legacyResample?: (symbol: string) => Promise<ResampleState | null>;
+  /**
+   * 30m periods a symbol's 30m bars may be published ahead of the bar that completes them, when
+   * the bars are already in hand (delivered, not yet processed: a replay batch, a backlog): at most
+   * the strategic feedback lag − 1, so that the strategic worker finds every feedback window it
+   * needs already sent and computes the contexts before the bars that need them come up. 0: a 30m
+   * bar leaves when the bar completing it is processed. @defaultValue 0
+   */
+  lookaheadPeriods?: number;
+}
+
+const PERIOD_MS = 1_800_000;
+
+/** A symbol's bars delivered for the first time and not yet processed, in lane order. */
+interface BarsInHand {
+  bars: Bar[];
+  head: number;
+}
+
+/** A 30m bar published ahead of the bar that completes it. */
+interface SentAhead {
+  json: string;
+  confirm: Promise<void>;
 }
 
 /**
@@ -41,6 +63,11 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
  */
 export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   private readonly faults: FaultInjector;
+  private readonly lookaheadPeriods: number;
+  private inHand = new Map<string, BarsInHand>();
+  private sentAhead = new Map<string, Map<number, SentAhead>>();
+  /** Per symbol: the latest close time up to which 30m bars were looked ahead for. */
+  private aheadUntil = new Map<string, number>();
 
   constructor(
     connection: BrokerConnection,
@@ -52,6 +79,80 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ) {
     super(connection, publisher, store, Bar5mSchema as never, tacticalOptions);
     this.faults = tacticalOptions.faults ?? NO_FAULTS;
+    this.lookaheadPeriods = tacticalOptions.lookaheadPeriods ?? 0;
+  }
+
+  /**
+   * First deliveries are remembered per symbol until processed: the lane then knows the bars that
+   * follow the one it is processing. Redeliveries are not (after a crash a bar may yet be
+   * dead-lettered as poison, which would change the 30m bar it belongs to).
+   */
+  protected override onDelivered(bar: Bar, msg: ConsumeMessage): void {
+    if (this.lookaheadPeriods === 0 || msg.fields.redelivered) return;
+    let q = this.inHand.get(bar.symbol);
+    if (q === undefined) {
+      q = { bars: [], head: 0 };
+      this.inHand.set(bar.symbol, q);
+    }
+    q.bars.push(bar);
+  }
+
+  protected override onReset(): void {
+    this.inHand = new Map();
+    this.sentAhead = new Map();
+    this.aheadUntil = new Map();
+  }
+
+  /** Takes `bar` and the bars before it off the symbol's bars in hand; true when `bar` was among them. */
+  private takeInHand(bar: Bar): BarsInHand | null {
+    const q = this.inHand.get(bar.symbol);
+    if (q === undefined) return null;
+    let found = false;
+    while (q.head < q.bars.length && (q.bars[q.head] as Bar).ts <= bar.ts) {
+      if ((q.bars[q.head] as Bar).ts === bar.ts) found = true;
+      q.head++;
+    }
+    if (q.head === q.bars.length) this.inHand.delete(bar.symbol);
+    else if (q.head > 1024 && q.head * 2 > q.bars.length) {
+      q.bars = q.bars.slice(q.head);
+      q.head = 0;
+    }
+    return found ? q : null;
+  }
+
+  private emission30m(b: Bar30m): Emission {
+    return {
+      exchange: EXCHANGE_INTERNAL,
+      routingKey: routingKeys.bar('30m', b.symbol),
+      body: b,
+      messageId: `${b.symbol}:30m:${b.ts}`,
+      mandatory: true,
+      headers: { [HEADER_SYMBOL]: b.symbol },
+      replyTo: this.tacticalOptions.contextQueue,
+    };
+  }
+
+  /**
+   * Publishes the 30m bars that the bars in hand after `bar` complete, up to `lookaheadPeriods`
+   * periods past `bar`'s own: exactly those the lane will build (see {@link resampleAhead}).
+   */
+  private sendAhead(bar: Bar, resample: ResampleState | null, q: BarsInHand): void {
+    const horizon = periodCloseOf(bar.ts) + this.lookaheadPeriods * PERIOD_MS;
+    if ((this.aheadUntil.get(bar.symbol) ?? 0) >= horizon) return;
+    const ahead = resampleAhead(resample, bar.ts, q.bars.slice(q.head, q.head + 6 * (this.lookaheadPeriods + 1)), horizon);
+    if (ahead.length === 0) return;
+    let sent = this.sentAhead.get(bar.symbol);
+    if (sent === undefined) {
+      sent = new Map();
+      this.sentAhead.set(bar.symbol, sent);
+    }
+    for (const b of ahead) {
+      if (sent.has(b.ts)) continue;
+      const confirm = this.publishEmission(this.emission30m(b));
+      confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
+      sent.set(b.ts, { json: JSON.stringify(b), confirm });
+    }
+    this.aheadUntil.set(bar.symbol, (ahead[ahead.length - 1] as Bar30m).ts + PERIOD_MS);
   }
 
   /** A batch of bars (content type {@link BAR_BATCH_CONTENT_TYPE}) is taken as one delivery. */
@@ -81,20 +182,26 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       open = await this.tacticalOptions.legacyResample(bar.symbol);
     }
     const resampled = resampleStep(open, bar);
+    const sent = this.sentAhead.get(bar.symbol);
     const emissions: Emission[] = resampled.emitted.map((b) => {
-      const e: Emission = {
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: routingKeys.bar('30m', b.symbol),
-        body: b,
-        messageId: `${b.symbol}:30m:${b.ts}`,
-        mandatory: true,
-        headers: { [HEADER_SYMBOL]: b.symbol },
-        replyTo: this.tacticalOptions.contextQueue,
-      };
+      const e = this.emission30m(b);
+      const ahead = sent?.get(b.ts);
+      if (ahead !== undefined) {
+        sent?.delete(b.ts);
+        if (ahead.json === JSON.stringify(b)) {
+          e.confirm = ahead.confirm;
+          return e;
+        }
+        this.log.error({ symbol: b.symbol, ts: b.ts }, 'a 30m bar published ahead differs from the one the bars built (a bar in between was not accepted); the strategic worker keeps the first');
+      }
       e.confirm = this.publishEmission(e);
       e.confirm.catch(() => undefined); // awaited (and retried) by the commit
       return e;
     });
+    if (this.lookaheadPeriods > 0) {
+      const q = this.takeInHand(bar);
+      if (q !== null) this.sendAhead(bar, resampled.state, q);
+    }
     const required = this.flow.requiredContext(bar, state);
     // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
     const lookup = await this.contexts.lookup(bar.symbol, required, superseded);
