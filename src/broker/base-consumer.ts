@@ -380,7 +380,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
 
 /** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
 export function deliveryAttempt(msg: ConsumeMessage): number {
-  const count = msg.properties.headers?.['x-delivery-count'];
+  const count: unknown = msg.properties.headers?.['x-delivery-count'];
   if (typeof count === 'number') return count + 1;
   return msg.fields.redelivered ? 2 : 1;
 }

@@ -209,9 +209,10 @@ export async function startPrivatePipeline(
       startupFailed,
     ]);
     if (!healthy) {
-      throw cannotStart !== null
+      const failedRole = cannotStart as string | null; // set by the callback above
+      throw failedRole !== null
         ? new PrivatePipelineStartError(
-            `the ${cannotStart} worker cannot run as configured (see its line above); giving up`,
+            `the ${failedRole} worker cannot run as configured (see its line above); giving up`,
             true,
           )
         : new PrivatePipelineStartError(

@@ -51,7 +51,8 @@ in ts order, in batches of consecutive bars of one symbol (one message each, on 
 internal exchange, with publisher confirms); the tactical worker processes every bar of a batch as if
 it had come alone, so the results are those of one bar per message.
 
-Without --attach it starts the supervisor and every worker in this process on a vhost of its own
+Without --attach it starts the supervisor and the workers (all but the gateway, unless PIPELINE_ROLES
+says otherwise) in this process on a vhost of its own
 (made with rabbitmqctl; without it, the configured vhost, counting only its own bars' results), a
 private Redis key prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the
 environment sets it, and removes them at the end. With --attach it publishes to the pipeline at
@@ -101,7 +102,7 @@ class Progress {
     const tty = (err as { isTTY?: boolean }).isTTY === true;
     this.bar = tty
       ? new SingleBar({
-          stream: err as NodeJS.WriteStream,
+          stream: err,
           format:
             'replay |{bar}| {value}/{total} results | {speed} results/s | ETA {eta_formatted}',
           hideCursor: true,
@@ -232,6 +233,9 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           keep: values.keep === true,
           say,
           log: ctx.log,
+          // No gateway unless asked for: nobody reads a private pipeline's API, and its own results
+          // queue would double the broker's work per result.
+          env: { PIPELINE_ROLES: process.env.PIPELINE_ROLES ?? 'strategic,tactical,trainer' },
         });
       } catch (err) {
         if (err instanceof PrivatePipelineStartError) {

@@ -77,7 +77,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     private readonly contexts: ContextBufferFlow,
     private readonly tacticalOptions: TacticalConsumerOptions,
   ) {
-    super(connection, publisher, store, Bar5mSchema as never, tacticalOptions);
+    super(connection, publisher, store, Bar5mSchema, tacticalOptions);
     this.faults = tacticalOptions.faults ?? NO_FAULTS;
     this.lookaheadPeriods = tacticalOptions.lookaheadPeriods ?? 0;
   }

@@ -352,6 +352,7 @@ export class BarProducer implements ConnectionAttachment {
         'room to publish',
       );
       // The getter may have changed during the wait (TypeScript narrowed it above).
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- undoes TypeScript's narrowing from before the await
       const blocked = (connection as BrokerConnection | null)?.isBlocked === true;
       if (this.slot !== null && !blocked) return this.slot;
     }
