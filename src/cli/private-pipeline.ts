@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Channel, ChannelModel } from 'amqplib';
 import { redact } from '../broker/broker-connection';
-import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS } from '../broker/topology';
+import type { ResultBatch } from '../../schemas/result-batch.schema';
+import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS } from '../broker/topology';
 import { loadConfig, type PipelineConfig } from '../config/config';
 import { PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -260,6 +261,11 @@ export class ResultCollector {
       /** Keep a result only when this says so (e.g. bars this run published). */
       accept?: (id: string) => boolean;
       onResult?: (r: CollectedResult) => void;
+      /**
+       * Also take batched results (one message per bar batch, see `HEADER_RESULTS_TO`) from an
+       * exclusive queue bound to `pipeline.internal` with this routing key.
+       */
+      resultsKey?: string;
     },
   ) {}
 
@@ -278,18 +284,34 @@ export class ResultCollector {
     await ch.consume(queue, (msg) => {
       if (msg === null) return;
       ch.ack(msg);
-      const id = String(msg.properties.messageId);
-      if (this.options.accept !== undefined && !this.options.accept(id)) return;
-      if (this.results.has(id)) {
-        this.duplicates++;
-        return;
-      }
-      const r: CollectedResult = { id, body: msg.content.toString('utf8'), receivedAt: Date.now() };
-      this.results.set(id, r);
-      this.lastAt = r.receivedAt;
-      this.options.onResult?.(r);
-      for (const w of this.waiters.splice(0)) w();
+      this.take(String(msg.properties.messageId), msg.content.toString('utf8'));
     });
+    const resultsKey = this.options.resultsKey;
+    if (resultsKey !== undefined) {
+      await ch.assertExchange(EXCHANGE_INTERNAL, 'topic', { durable: true });
+      const q = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await ch.bindQueue(q.queue, EXCHANGE_INTERNAL, resultsKey);
+      await ch.consume(q.queue, (msg) => {
+        if (msg === null) return;
+        ch.ack(msg);
+        // Each result as it would have been published alone (same JSON, same messageId).
+        const batch = JSON.parse(msg.content.toString('utf8')) as ResultBatch;
+        for (const result of batch.results) this.take(`${result.symbol}:5m:${result.ts}`, JSON.stringify(result));
+      });
+    }
+  }
+
+  private take(id: string, body: string): void {
+    if (this.options.accept !== undefined && !this.options.accept(id)) return;
+    if (this.results.has(id)) {
+      this.duplicates++;
+      return;
+    }
+    const r: CollectedResult = { id, body, receivedAt: Date.now() };
+    this.results.set(id, r);
+    this.lastAt = r.receivedAt;
+    this.options.onResult?.(r);
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /**

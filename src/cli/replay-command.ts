@@ -249,7 +249,12 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const published = new Set<string>();
     const progress = new Progress(ctx.err, total);
     const mustFilter = attach || pipeline?.ownVhost !== true;
+    // A private pipeline sends the results of each batch as one message to this run's own queue;
+    // with --attach they go to pipeline.results, one per bar, as for any other publisher.
+    const resultsTo =
+      attach || batchBars === 1 ? undefined : `replay.results.${process.pid}-${Date.now()}`;
     const c = new ResultCollector(config, {
+      ...(resultsTo === undefined ? {} : { resultsKey: resultsTo }),
       connectionName: 'pipeline-replay-results',
       ownQueue: attach,
       accept: mustFilter ? (id) => published.has(id) : undefined,
@@ -271,6 +276,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     progress.begin();
     const sent = await sink.publish(source.bars(), {
       signal: abort.signal,
+      ...(resultsTo === undefined ? {} : { resultsTo }),
       onSent: (bar, at) => {
         if (firstSentAt === 0) firstSentAt = at;
         published.add(barId(bar));

@@ -8,6 +8,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
+import { HEADER_RESULTS_TO } from '../../schemas/result-batch.schema';
 import type { PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
 import { BarProducer } from '../producers/bar-producer';
@@ -43,6 +44,11 @@ export interface SinkPublishOptions {
   onSent?: (bar: Bar, atMs: number) => void;
   /** Called with the number of bars the broker confirmed so far. */
   onProgress?: (confirmed: number) => void;
+  /**
+   * Batched sinks: the routing key on `pipeline.internal` the results of each batch go to, as one
+   * message per batch (the collector's own queue), instead of one message each on `pipeline.results`.
+   */
+  resultsTo?: string;
 }
 
 /** How bars enter the pipeline. */
@@ -87,7 +93,8 @@ export class OneBarPerMessageSink implements BarSink {
   }
 
   async publish(bars: AsyncIterable<Bar>, options: SinkPublishOptions): Promise<SinkResult> {
-    const r = await this.producer.publish(bars, { ratePerSecond: 0, ...options });
+    const { resultsTo: _results, ...rest } = options; // results of single bars go to pipeline.results
+    const r = await this.producer.publish(bars, { ratePerSecond: 0, ...rest });
     return { published: r.published, confirmed: r.confirmed, aborted: r.aborted };
   }
 
@@ -133,7 +140,12 @@ export class BatchedBarSink implements BarSink {
   }
 
   async publish(bars: AsyncIterable<Bar>, options: SinkPublishOptions): Promise<SinkResult> {
-    const r = await this.producer.publishBatches(batchBySymbol(bars, this.batchBars), { ratePerSecond: 0, ...options });
+    const { resultsTo, ...rest } = options;
+    const r = await this.producer.publishBatches(batchBySymbol(bars, this.batchBars), {
+      ratePerSecond: 0,
+      ...rest,
+      ...(resultsTo === undefined ? {} : { headers: { [HEADER_RESULTS_TO]: resultsTo } }),
+    });
     return { published: r.published, confirmed: r.confirmed, aborted: r.aborted };
   }
 

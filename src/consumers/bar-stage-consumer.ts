@@ -189,14 +189,19 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
    * confirmed, state durable). A bar that must be dead-lettered (out of order, poison) is
    * dead-lettered alone, as a single-bar message, and the others go on; a failure that leaves a bar
    * unacknowledged (stopping, channel lost) leaves the whole batch to be delivered again, and its
-   * bars already committed are then dropped as duplicates.
+   * bars already committed are then dropped as duplicates. `whenProcessed` is called once every
+   * bar has been computed or has failed (before their commits).
    */
-  protected handleBatch(msg: ConsumeMessage, bars: readonly B[]): Promise<HandleResult> {
+  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: () => void): Promise<HandleResult> {
     const receivedAt = performance.now();
     const generation = this.stateGeneration;
     for (const bar of bars) this.onDelivered(bar, msg);
-    const outcomes = bars.map((bar) =>
-      this.handleBar(bar, msg, receivedAt).then(
+    const processed = bars.map((bar) => this.handleBar(bar, msg, receivedAt));
+    // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
+    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(whenProcessed);
+    const outcomes = processed.map((done, i) => {
+      const bar = bars[i] as B;
+      return done.then(
         async (r) => {
           if (r.kind === 'commit') await r.committed;
           else if (r.kind === 'reject') await this.deadLetterBar(msg, bar, r.reason, generation);
@@ -205,8 +210,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
           if (isRetriable(err) || err instanceof SupersededError) throw err;
           await this.deadLetterBar(msg, bar, err instanceof Error ? err.message : String(err), generation);
         },
-      ),
-    );
+      );
+    });
     const committed = Promise.all(outcomes).then(() => undefined);
     return Promise.resolve({ kind: 'commit', committed });
   }

@@ -1,5 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { BAR_BATCH_CONTENT_TYPE, BarBatchSchema } from '../../schemas/bar-batch.schema';
+import type { IntegratedResult } from '../../schemas/integrated-result.schema';
+import { HEADER_RESULTS_TO, RESULT_BATCH_CONTENT_TYPE, RESULTS_TO_PATTERN } from '../../schemas/result-batch.schema';
 import { Bar5mSchema, type Bar, type Bar30m } from '../../schemas/bar.schema';
 import type { HandleResult } from '../broker/base-consumer';
 import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, routingKeys } from '../broker/topology';
@@ -47,6 +49,39 @@ interface BarsInHand {
   head: number;
 }
 
+/**
+ * The results of one bar batch that asked for them batched ({@link HEADER_RESULTS_TO}): gathered as
+ * its bars are computed, sent as one message once all are, and confirmed once for all. Each bar's
+ * result emission waits for that confirm before its state is committed, as for a single result.
+ */
+class ResultGather {
+  private readonly results = new Map<number, IntegratedResult>();
+  private body: Buffer | null = null;
+  private release: (sent: Promise<void>) => void = () => undefined;
+  /** Resolves on the confirm of the first send, rejects if it fails (the bars then send again). */
+  readonly confirmed: Promise<void>;
+
+  constructor(private readonly publish: (body: Buffer) => Promise<void>) {
+    this.confirmed = new Promise<Promise<void>>((resolve) => (this.release = resolve)).then((sent) => sent);
+    this.confirmed.catch(() => undefined); // awaited by the bars' commits
+  }
+
+  add(result: IntegratedResult): void {
+    this.results.set(result.ts, result);
+  }
+
+  /** Sends the gathered results (once every bar of the batch was computed). */
+  send(): void {
+    this.body = Buffer.from(JSON.stringify({ v: 1, results: [...this.results.values()] }));
+    this.release(this.publish(this.body));
+  }
+
+  /** Sends the same message again (a bar's confirm failed); the receiver drops repeated results. */
+  resend(): Promise<void> {
+    return this.body === null ? this.confirmed : this.publish(this.body);
+  }
+}
+
 /** A 30m bar published ahead of the bar that completes it. */
 interface SentAhead {
   json: string;
@@ -68,6 +103,8 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   private sentAhead = new Map<string, Map<number, SentAhead>>();
   /** Per symbol: the latest close time up to which 30m bars were looked ahead for. */
   private aheadUntil = new Map<string, number>();
+  /** The result gathers of the batch deliveries that asked for batched results. */
+  private readonly gathers = new WeakMap<ConsumeMessage, ResultGather>();
 
   constructor(
     connection: BrokerConnection,
@@ -165,7 +202,19 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         `routing key ${msg.fields.routingKey} does not match the batch (symbol ${batch.symbol}): publish it as ${expectedKey}`,
       );
     }
-    return this.handleBatch(msg, batch.bars);
+    const resultsTo: unknown = msg.properties.headers?.[HEADER_RESULTS_TO];
+    if (resultsTo === undefined) return this.handleBatch(msg, batch.bars);
+    if (typeof resultsTo !== 'string' || !RESULTS_TO_PATTERN.test(resultsTo)) {
+      throw new ValidationError(
+        `header ${HEADER_RESULTS_TO} must be a routing key like replay.results.<name> (letters, digits, _ and -), got ${JSON.stringify(resultsTo)}`,
+      );
+    }
+    const id = `results:${batch.symbol}:5m:${batch.bars[0]?.ts ?? 0}..${batch.bars[batch.bars.length - 1]?.ts ?? 0}`;
+    const gather = new ResultGather((body) =>
+      this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
+    );
+    this.gathers.set(msg, gather);
+    return this.handleBatch(msg, batch.bars, () => gather.send());
   }
 
   protected override async process(
@@ -218,13 +267,27 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       stale: lookup.stale,
       regime: result.strategic.regime, confidence: result.strategic.confidence, tactical: result.actions.tactical, execution: result.actions.execution,
     });
-    emissions.push({
-      exchange: EXCHANGE_RESULTS,
-      routingKey: routingKeys.result(bar.symbol),
-      body: result,
-      messageId: id,
-      mandatory: true,
-    });
+    const gather = this.gathers.get(msg);
+    if (gather === undefined) {
+      emissions.push({
+        exchange: EXCHANGE_RESULTS,
+        routingKey: routingKeys.result(bar.symbol),
+        body: result,
+        messageId: id,
+        mandatory: true,
+      });
+    } else {
+      // Leaves with the batch's other results, in one message to the replay that asked for them.
+      gather.add(result);
+      emissions.push({
+        exchange: EXCHANGE_INTERNAL,
+        routingKey: String(msg.properties.headers?.[HEADER_RESULTS_TO]),
+        body: result,
+        messageId: id,
+        confirm: gather.confirmed,
+        resend: () => gather.resend(),
+      });
+    }
     for (const f of feedback) {
       emissions.push({
         exchange: EXCHANGE_INTERNAL,

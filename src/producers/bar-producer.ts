@@ -40,6 +40,8 @@ export interface PublishBarsOptions {
   onSent?: (bar: Bar, publishedAtMs: number) => void;
   /** Stops taking bars from the source; bars already sent are still confirmed. */
   signal?: AbortSignal;
+  /** Headers added to every message of the run (besides {@link HEADER_PUBLISHED_AT}). */
+  headers?: Record<string, unknown>;
 }
 
 /** What one {@link BarProducer.publish} run did. */
@@ -107,6 +109,7 @@ export class BarProducer implements ConnectionAttachment {
   private resent = 0;
   private onConfirmed: ((confirmed: number) => void) | undefined;
   private onSent: ((bar: Bar, publishedAtMs: number) => void) | undefined;
+  private headers: Record<string, unknown> = {};
 
   constructor(private readonly options: BarProducerOptions) {
     this.maxUnconfirmed = options.maxUnconfirmed ?? 1000;
@@ -211,6 +214,7 @@ export class BarProducer implements ConnectionAttachment {
     this.resent = 0;
     this.onConfirmed = options.onProgress;
     this.onSent = options.onSent;
+    this.headers = options.headers ?? {};
     const started = performance.now();
     const intervalMs = rate > 0 ? 1000 / rate : 0;
     let published = 0;
@@ -304,7 +308,7 @@ export class BarProducer implements ConnectionAttachment {
           messageId: entry.messageId,
           timestamp: Math.floor(entry.sentAt / 1000),
           mandatory: true,
-          headers: { [HEADER_PUBLISHED_AT]: entry.sentAt },
+          headers: { ...this.headers, [HEADER_PUBLISHED_AT]: entry.sentAt },
         },
         (err: unknown) => this.onConfirm(entry, slot, err),
       );
