@@ -161,7 +161,8 @@ export class BarProducer implements ConnectionAttachment {
     channel.on('return', (msg: Message) => {
       this.fail(
         new PublishError(
-          `${String(msg.properties.messageId)} is unroutable: no queue is bound to ${EXCHANGE_BARS} ${msg.fields.routingKey}`,
+          `${String(msg.properties.messageId)} is unroutable: no queue is bound to ${msg.fields.exchange} ${msg.fields.routingKey}` +
+            (msg.fields.exchange === EXCHANGE_INTERNAL ? ' (a pipeline that takes bar batches binds it; publish one bar per message to an older one)' : ''),
         ),
       );
     });
