@@ -2,9 +2,14 @@
  * `npm run bench -- replay`: `pipeline replay` of the bundled real bars (data/market, 3 symbols ×
  * 2,000 5m bars) through a private pipeline with training off, against a raw amqplib single hop of
  * the same bars in the same run (persistent, confirms in windows of 500, manual acks, one quorum
- * queue) and the issue's target of 12,604 bars/s. Repeats the replay BENCH_REPLAY_RUNS times (3).
+ * queue) and the issue's target of 12,604 bars/s. Runs the replay BENCH_REPLAY_RUNS times (3) with
+ * batches (the default) and as many times with `--batch-bars 1` (one bar per message, the public
+ * input), alternately. Also measures the broker's part of a strategic round trip (a ping-pong over
+ * two quorum queues, persistent, confirmed) and prints the structural ceiling it implies: per symbol
+ * one round trip per `PIPELINE_FEEDBACK_LAG` periods (6 bars each), all symbols in parallel.
  */
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import * as amqp from 'amqplib';
@@ -14,6 +19,9 @@ import { readCsvBars, symbolFromCsvPath } from '../src/producers/csv-bars';
 
 const TARGET = 12_604;
 const RUNS = Number(process.env.BENCH_REPLAY_RUNS ?? 3);
+const BATCH_BARS = Number(process.env.BENCH_REPLAY_BATCH_BARS ?? 256);
+/** The strategic feedback lag the replay's pipeline runs with (PIPELINE_FEEDBACK_LAG). */
+const LAG = Number(process.env.PIPELINE_FEEDBACK_LAG ?? 4);
 const DATA = join(__dirname, '..', 'data', 'market');
 const FILES = ['BTCUSDT_5m.csv', 'ETHUSDT_5m.csv', 'SOLUSDT_5m.csv'].map((f) => join(DATA, f));
 
@@ -60,12 +68,55 @@ async function rawHop(bars: Bar[]): Promise<number> {
   }
 }
 
-async function replayOnce(): Promise<{ bars: number; results: number; seconds: number }> {
+/** Median time (ms) of a round trip over two quorum queues: publish, confirm, consume, publish back. */
+async function pingPong(rounds: number): Promise<number> {
+  const name = `bench-replay-rtt-${process.pid}`;
+  execFileSync('rabbitmqctl', ['add_vhost', name], { stdio: 'ignore' });
+  execFileSync('rabbitmqctl', ['set_permissions', '-p', name, 'guest', '.*', '.*', '.*'], {
+    stdio: 'ignore',
+  });
+  const url = `amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(name)}`;
+  try {
+    const a = await amqp.connect(url, { noDelay: true });
+    const b = await amqp.connect(url, { noDelay: true });
+    const ach = await a.createConfirmChannel();
+    const bch = await b.createConfirmChannel();
+    for (const q of ['rtt_there', 'rtt_back'])
+      await ach.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    // The far side answers every message at once (as the strategic worker would, without its compute).
+    await bch.consume('rtt_there', (msg) => {
+      if (msg === null) return;
+      bch.publish('', 'rtt_back', msg.content, { persistent: true }, () => bch.ack(msg));
+    });
+    let answer: (() => void) | null = null;
+    await ach.consume('rtt_back', (msg) => {
+      if (msg === null) return;
+      ach.ack(msg);
+      answer?.();
+    });
+    const times: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      const back = new Promise<void>((resolve) => (answer = resolve));
+      ach.publish('', 'rtt_there', Buffer.from(String(i)), { persistent: true });
+      await back;
+      times.push(performance.now() - t0);
+    }
+    await a.close();
+    await b.close();
+    times.sort((x, y) => x - y);
+    return times[Math.floor(times.length / 2)] as number;
+  } finally {
+    execFileSync('rabbitmqctl', ['delete_vhost', name], { stdio: 'ignore' });
+  }
+}
+
+async function replayOnce(batchBars: number): Promise<{ bars: number; results: number; seconds: number }> {
   let stdout = '';
   let stderr = '';
   const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
   const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await runCli(['replay', ...FILES, '--out', '/dev/null'], {
+  const code = await runCli(['replay', ...FILES, '--out', '/dev/null', '--batch-bars', String(batchBars)], {
     env: { ...process.env, PIPELINE_TRAINING: 'off' },
     out,
     err,
@@ -83,24 +134,45 @@ async function main(): Promise<void> {
   const bars: Bar[] = [];
   for (const f of FILES)
     for await (const b of readCsvBars(f, { symbol: symbolFromCsvPath(f) })) bars.push(b);
+  const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' ');
+  process.stdout.write(`load average at start: ${load()}\n`);
   const raw = await rawHop(bars);
+  const rttMs = await pingPong(200);
   const rates: number[] = [];
+  const single: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const s = await replayOnce();
-    const rate = s.bars / s.seconds;
-    rates.push(rate);
-    process.stdout.write(
-      `replay run ${i + 1}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s\n`,
-    );
+    for (const [batchBars, into] of [
+      [BATCH_BARS, rates],
+      [1, single],
+    ] as const) {
+      const s = await replayOnce(batchBars);
+      const rate = s.bars / s.seconds;
+      into.push(rate);
+      process.stdout.write(
+        `replay run ${i + 1}, --batch-bars ${batchBars}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s\n`,
+      );
+    }
   }
-  const sorted = [...rates].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)] as number;
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const m = median(rates);
+  const m1 = median(single);
+  const symbols = FILES.length;
+  // Per symbol one strategic round trip per LAG periods of 6 bars; the symbols go in parallel.
+  const ceiling = (6 * LAG * symbols * 1000) / rttMs;
   process.stdout.write(`raw amqplib hop (quorum)  ${raw.toFixed(0)} msg/s\n`);
+  process.stdout.write(`broker round trip (two quorum hops, median)  ${rttMs.toFixed(2)} ms\n`);
   process.stdout.write(
-    `replay, median of ${RUNS}   ${median.toFixed(0)} bars/s = ${(median / raw).toFixed(3)} × raw hop = ${(median / TARGET).toFixed(3)} × target ${TARGET}\n`,
+    `structural ceiling: ${6 * LAG} bars × ${symbols} symbols per round trip / ${rttMs.toFixed(2)} ms = ${ceiling.toFixed(0)} bars/s (broker part only; add the strategic compute per 30m bar)\n`,
   );
   process.stdout.write(
-    `${JSON.stringify({ bench: 'replay', bars: bars.length, rawHopMsgPerS: Math.round(raw), replayBarsPerS: rates.map(Math.round), medianBarsPerS: Math.round(median), ratioToRaw: median / raw, ratioToTarget: median / TARGET, targetMet: median >= TARGET })}\n`,
+    `replay, batches of ${BATCH_BARS}, median of ${RUNS}   ${m.toFixed(0)} bars/s = ${(m / raw).toFixed(3)} × raw hop = ${(m / TARGET).toFixed(3)} × target ${TARGET}\n`,
+  );
+  process.stdout.write(
+    `replay, one bar per message, median of ${RUNS}   ${m1.toFixed(0)} bars/s = ${(m1 / raw).toFixed(3)} × raw hop; batches ${(m / m1).toFixed(2)}× that\n`,
+  );
+  process.stdout.write(`load average at end: ${load()}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'replay', bars: bars.length, batchBars: BATCH_BARS, rawHopMsgPerS: Math.round(raw), roundTripMs: rttMs, ceilingBarsPerS: Math.round(ceiling), replayBarsPerS: rates.map(Math.round), medianBarsPerS: Math.round(m), oneBarPerMessageBarsPerS: single.map(Math.round), oneBarPerMessageMedian: Math.round(m1), ratioToRaw: m / raw, ratioToTarget: m / TARGET, targetMet: m >= TARGET })}\n`,
   );
 }
 

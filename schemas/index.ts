@@ -1,4 +1,6 @@
 export * from './bar.schema';
+export * from './bar-batch.schema';
+export * from './result-batch.schema';
 export * from './strategic-context.schema';
 export * from './integrated-result.schema';
 export * from './dead-letter.schema';

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { BarBatchSchema } from './bar-batch.schema';
+import { ResultBatchSchema } from './result-batch.schema';
 import { Bar30mSchema, BarSchema } from './bar.schema';
 import { DeadLetterHeadersSchema } from './dead-letter.schema';
 import { ExperienceBatchSchema, ExperienceSchema } from './experience.schema';
@@ -22,7 +24,9 @@ export function jsonSchemas(): Record<string, unknown> {
   const schemas: Record<string, z.ZodType> = {
     bar: BarSchema,
     'bar-30m': Bar30mSchema,
+    'bar-batch': BarBatchSchema,
     'integrated-result': IntegratedResultSchema,
+    'result-batch': ResultBatchSchema,
     'strategic-context': StrategicContextSchema,
     'dead-letter-headers': DeadLetterHeadersSchema,
     experience: ExperienceSchema,

@@ -5,7 +5,9 @@ export const EXCHANGE_BARS = 'market.bars';
 /** Topic exchange of the integrated results, and of nothing else (users may bind `#`). */
 export const EXCHANGE_RESULTS = 'pipeline.results';
 /**
- * Topic exchange of the pipeline's own traffic: 30m bars on their way to the strategic workers
+ * Topic exchange of the pipeline's own traffic: batches of 5m bars from `pipeline replay`
+ * (`bars.5m.<symbol>`, content type `BAR_BATCH_CONTENT_TYPE`, to the tactical shards), 30m bars on
+ * their way to the strategic workers
  * (`bars.30m.<symbol>`, also forwarded to {@link EXCHANGE_BARS}), contexts (`reply.<queue>`),
  * feedback (`feedback.<symbol>`), experience batches (`experience.<symbol>`) and model
  * announcements (`models.promoted`).
@@ -84,6 +86,8 @@ export const messageIds = {
   feedback: (symbol: string, windowCloseTs: number): string => `${symbol}:feedback:${windowCloseTs}`,
   experience: (symbol: string, ts: number): string => `${symbol}:experience:${ts}`,
   experienceBatch: (symbol: string, firstTs: number, size: number): string => `experience-batch:${symbol}:${firstTs}:${size}`,
+  resultBatch: (symbol: string, firstTs: number, lastTs: number): string => `results:${symbol}:5m:${firstTs}..${lastTs}`,
+  barBatch: (symbol: string, timeframe: string, firstTs: number, lastTs: number): string => `${symbol}:${timeframe}:${firstTs}..${lastTs}`,
   model: (version: string): string => `model:${version}`,
   deadLetter: (queue: string, deliveryTag: number, atMs: number): string => `dlq:${queue}:${deliveryTag}:${atMs}`,
 } as const;
@@ -173,11 +177,15 @@ export function bindings(shards: number): { destination: string; source: string;
   if (shards === 1) {
     // '#' rather than '*': symbols may contain '.', which splits topic words.
     out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_BARS, pattern: 'bars.5m.#' });
+    // Batches of 5m bars (replay) enter on the internal exchange, not visible to users of market.bars.
+    out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#' });
     out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#' });
     out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'feedback.#' });
     return out;
   }
   out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_BARS, pattern: 'bars.5m.#', exchangeToExchange: true });
+  // Same routing key as the symbol's single bars, so a batch reaches the same shard.
+  out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#', exchangeToExchange: true });
   out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true });
   out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'feedback.#', exchangeToExchange: true });
   for (let k = 0; k < shards; k++) {

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Channel, ChannelModel } from 'amqplib';
 import { redact } from '../broker/broker-connection';
-import { EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS, routingKeys } from '../broker/topology';
+import type { ResultBatch } from '../../schemas/result-batch.schema';
+import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS, routingKeys } from '../broker/topology';
 import { inheritedEnv, loadConfig, type PipelineConfig } from '../config/config';
 import { PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -154,6 +155,8 @@ export async function startPrivatePipeline(
     LOG_LEVEL: 'warn',
     // Reproducible by default: the starting model, no trainer. PIPELINE_TRAINING=on overrides.
     PIPELINE_TRAINING: inheritedEnv().PIPELINE_TRAINING || 'off',
+    // Its own gateway port, so a pipeline already serving GATEWAY_PORT on this machine does not stop it.
+    GATEWAY_PORT: '0',
     ...options.env,
     AMQP_URL: amqpUrl,
     PIPELINE_REDIS_PREFIX: redisPrefix,
@@ -209,9 +212,10 @@ export async function startPrivatePipeline(
       startupFailed,
     ]);
     if (!healthy) {
-      throw cannotStart !== null
+      const failedRole = cannotStart as string | null; // set by the callback above
+      throw failedRole !== null
         ? new PrivatePipelineStartError(
-            `the ${cannotStart} worker cannot run as configured (see its line above); giving up`,
+            `the ${failedRole} worker cannot run as configured (see its line above); giving up`,
             true,
           )
         : new PrivatePipelineStartError(
@@ -259,6 +263,11 @@ export class ResultCollector {
       /** Keep a result only when this says so (e.g. bars this run published). */
       accept?: (id: string) => boolean;
       onResult?: (r: CollectedResult) => void;
+      /**
+       * Also take batched results (one message per bar batch, see `HEADER_RESULTS_TO`) from an
+       * exclusive queue bound to `pipeline.internal` with this routing key.
+       */
+      resultsKey?: string;
     },
   ) {}
 
@@ -277,18 +286,34 @@ export class ResultCollector {
     await ch.consume(queue, (msg) => {
       if (msg === null) return;
       ch.ack(msg);
-      const id = String(msg.properties.messageId);
-      if (this.options.accept !== undefined && !this.options.accept(id)) return;
-      if (this.results.has(id)) {
-        this.duplicates++;
-        return;
-      }
-      const r: CollectedResult = { id, body: msg.content.toString('utf8'), receivedAt: Date.now() };
-      this.results.set(id, r);
-      this.lastAt = r.receivedAt;
-      this.options.onResult?.(r);
-      for (const w of this.waiters.splice(0)) w();
+      this.take(String(msg.properties.messageId), msg.content.toString('utf8'));
     });
+    const resultsKey = this.options.resultsKey;
+    if (resultsKey !== undefined) {
+      await ch.assertExchange(EXCHANGE_INTERNAL, 'topic', { durable: true });
+      const q = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await ch.bindQueue(q.queue, EXCHANGE_INTERNAL, resultsKey);
+      await ch.consume(q.queue, (msg) => {
+        if (msg === null) return;
+        ch.ack(msg);
+        // Each result as it would have been published alone (same JSON, same messageId).
+        const batch = JSON.parse(msg.content.toString('utf8')) as ResultBatch;
+        for (const result of batch.results) this.take(`${result.symbol}:5m:${result.ts}`, JSON.stringify(result));
+      });
+    }
+  }
+
+  private take(id: string, body: string): void {
+    if (this.options.accept !== undefined && !this.options.accept(id)) return;
+    if (this.results.has(id)) {
+      this.duplicates++;
+      return;
+    }
+    const r: CollectedResult = { id, body, receivedAt: Date.now() };
+    this.results.set(id, r);
+    this.lastAt = r.receivedAt;
+    this.options.onResult?.(r);
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /**

@@ -7,11 +7,13 @@ import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
+import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
 import { barId } from '../../schemas/bar.schema';
 import {
   IntegratedResultSchema,
   type IntegratedResult,
 } from '../../schemas/integrated-result.schema';
+import { inheritedEnv } from '../config/config';
 import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildReportHtml } from '../report';
@@ -30,6 +32,7 @@ import {
   type PrivatePipeline,
 } from './private-pipeline';
 import {
+  BatchedBarSink,
   OneBarPerMessageSink,
   csvReplaySource,
   parseTimeFlag,
@@ -39,14 +42,18 @@ import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 
 const USAGE = `Usage:
   pipeline replay <csv or folder>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
-                  [--report report.html] [--attach] [--max-in-flight N] [--timeout-ms MS] [--keep]
+                  [--report report.html] [--attach] [--batch-bars N] [--max-in-flight N]
+                  [--timeout-ms MS] [--keep]
 
 Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
 integrated result as one JSON line (to --out, else to stdout). A file is one symbol (the name up to
 its first "_", e.g. BTCUSDT_5m.csv); a folder stands for its *_5m.csv files. Bars go out per symbol
-in ts order, interleaved across symbols by ts, one bar per message with publisher confirms.
+in ts order, in batches of consecutive bars of one symbol (one message each, on the pipeline's
+internal exchange, with publisher confirms); the tactical worker processes every bar of a batch as if
+it had come alone, so the results are those of one bar per message.
 
-Without --attach it starts the supervisor and every worker in this process on a vhost of its own
+Without --attach it starts the supervisor and the workers (all but the gateway, unless PIPELINE_ROLES
+says otherwise) in this process on a vhost of its own
 (made with rabbitmqctl; without it, the configured vhost, counting only its own bars' results), a
 private Redis key prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the
 environment sets it, and removes them at the end. With --attach it publishes to the pipeline at
@@ -64,7 +71,9 @@ Options:
   --report <file>        also write the HTML report (docs/replay.md)
   --fee-bps, --half-spread-bps, --horizon   report options (see "pipeline report --help")
   --attach               use the pipeline at AMQP_URL instead of a private one
-  --max-in-flight <N>    unconfirmed bars at most                                  [default: 1000]
+  --batch-bars <N>       bars per batch message; 1 publishes one bar per message to
+                         market.bars, the public input                            [default: 256]
+  --max-in-flight <N>    unconfirmed messages at most                              [default: 1000]
   --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
   --keep                 keep the private vhost, Redis keys and data directory
   --verbose              log at LOG_LEVEL to stderr
@@ -94,7 +103,7 @@ class Progress {
     const tty = (err as { isTTY?: boolean }).isTTY === true;
     this.bar = tty
       ? new SingleBar({
-          stream: err as NodeJS.WriteStream,
+          stream: err,
           format:
             'replay |{bar}| {value}/{total} results | {speed} results/s | ETA {eta_formatted}',
           hideCursor: true,
@@ -152,6 +161,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       report: { type: 'string' },
       attach: { type: 'boolean' },
       'max-in-flight': { type: 'string' },
+      'batch-bars': { type: 'string' },
       'timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
       ...REPORT_FLAG_OPTIONS,
@@ -165,6 +175,9 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   }
   const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
   if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
+  const batchBars = intFlag('batch-bars', values['batch-bars'], 256);
+  if (batchBars < 1 || batchBars > MAX_BATCH_BARS)
+    throw new CliUsageError(`--batch-bars must be between 1 and ${MAX_BATCH_BARS}`);
   const idleMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
   const attach = values.attach === true;
   const reportOptions = reportFlags(values);
@@ -221,6 +234,9 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           keep: values.keep === true,
           say,
           log: ctx.log,
+          // No gateway unless asked for: nobody reads a private pipeline's API, and its own results
+          // queue would double the broker's work per result.
+          env: { PIPELINE_ROLES: inheritedEnv().PIPELINE_ROLES ?? 'strategic,tactical,trainer' },
         });
       } catch (err) {
         if (err instanceof PrivatePipelineStartError) {
@@ -234,7 +250,12 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const published = new Set<string>();
     const progress = new Progress(ctx.err, total);
     const mustFilter = attach || pipeline?.ownVhost !== true;
+    // A private pipeline sends the results of each batch as one message to this run's own queue;
+    // with --attach they go to pipeline.results, one per bar, as for any other publisher.
+    const resultsTo =
+      attach || batchBars === 1 ? undefined : `replay.results.${process.pid}-${Date.now()}`;
     const c = new ResultCollector(config, {
+      ...(resultsTo === undefined ? {} : { resultsKey: resultsTo }),
       connectionName: 'pipeline-replay-results',
       ownQueue: attach,
       accept: mustFilter ? (id) => published.has(id) : undefined,
@@ -245,7 +266,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     });
     collector = c;
     await c.start();
-    sink = new OneBarPerMessageSink(config, ctx.log, maxInFlight);
+    sink =
+      batchBars === 1
+        ? new OneBarPerMessageSink(config, ctx.log, maxInFlight)
+        : new BatchedBarSink(config, ctx.log, batchBars, maxInFlight);
     await sink.start();
     say(`replaying ${total} bars of ${source.symbols.join(', ')}: ${sink.description}`);
 
@@ -253,6 +277,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     progress.begin();
     const sent = await sink.publish(source.bars(), {
       signal: abort.signal,
+      ...(resultsTo === undefined ? {} : { resultsTo }),
       onSent: (bar, at) => {
         if (firstSentAt === 0) firstSentAt = at;
         published.add(barId(bar));

@@ -8,6 +8,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
+import { HEADER_RESULTS_TO } from '../../schemas/result-batch.schema';
 import type { PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
 import { BarProducer } from '../producers/bar-producer';
@@ -43,6 +44,11 @@ export interface SinkPublishOptions {
   onSent?: (bar: Bar, atMs: number) => void;
   /** Called with the number of bars the broker confirmed so far. */
   onProgress?: (confirmed: number) => void;
+  /**
+   * Batched sinks: the routing key on `pipeline.internal` the results of each batch go to, as one
+   * message per batch (the collector's own queue), instead of one message each on `pipeline.results`.
+   */
+  resultsTo?: string;
 }
 
 /** How bars enter the pipeline. */
@@ -87,13 +93,86 @@ export class OneBarPerMessageSink implements BarSink {
   }
 
   async publish(bars: AsyncIterable<Bar>, options: SinkPublishOptions): Promise<SinkResult> {
-    const r = await this.producer.publish(bars, { ratePerSecond: 0, ...options });
+    const { resultsTo: _results, ...rest } = options; // results of single bars go to pipeline.results
+    const r = await this.producer.publish(bars, { ratePerSecond: 0, ...rest });
     return { published: r.published, confirmed: r.confirmed, aborted: r.aborted };
   }
 
   stop(): Promise<void> {
     return this.producer.stop();
   }
+}
+
+/**
+ * DESIGN.md "Replay": consecutive bars of one symbol travel as one message (content type
+ * `application/vnd.pipeline.bar-batch+json`) on `pipeline.internal` as `bars.5m.<symbol>`, which
+ * routes it to the symbol's tactical shard; the tactical worker takes it as one delivery and processes
+ * its bars exactly as if each had come alone. Bars are gathered per symbol from the interleaved
+ * source and a symbol's batch leaves when it holds `batchBars` bars (and at the end), so per symbol
+ * the order is the source's. The results are the pipeline's ordinary ones, one per bar.
+ */
+export class BatchedBarSink implements BarSink {
+  readonly description: string;
+  private readonly producer: BarProducer;
+
+  constructor(
+    config: PipelineConfig,
+    log: Logger,
+    private readonly batchBars: number,
+    maxInFlightMessages: number,
+    connectionName = 'pipeline-replay-producer',
+  ) {
+    if (!Number.isInteger(batchBars) || batchBars < 1) throw new RangeError(`batchBars must be a positive integer, got ${batchBars}`);
+    this.description = `batches of up to ${batchBars} bars of one symbol per message on pipeline.internal, confirms, at most ${maxInFlightMessages} messages in flight`;
+    this.producer = new BarProducer({
+      url: config.amqpUrl,
+      connectionName,
+      queueType: config.queueType,
+      maxAttempts: config.maxAttempts,
+      confirmTimeoutMs: config.publishTimeoutMs,
+      maxUnconfirmed: maxInFlightMessages,
+      log,
+    });
+  }
+
+  start(): Promise<void> {
+    return this.producer.start();
+  }
+
+  async publish(bars: AsyncIterable<Bar>, options: SinkPublishOptions): Promise<SinkResult> {
+    const { resultsTo, ...rest } = options;
+    const r = await this.producer.publishBatches(batchBySymbol(bars, this.batchBars), {
+      ratePerSecond: 0,
+      ...rest,
+      ...(resultsTo === undefined ? {} : { headers: { [HEADER_RESULTS_TO]: resultsTo } }),
+    });
+    return { published: r.published, confirmed: r.confirmed, aborted: r.aborted };
+  }
+
+  stop(): Promise<void> {
+    return this.producer.stop();
+  }
+}
+
+/**
+ * Groups an interleaved stream of bars into per-symbol batches of `size` bars, each batch in the
+ * source's order; a batch leaves as soon as it is full, the rest at the end (symbols sorted).
+ */
+export async function* batchBySymbol(bars: AsyncIterable<Bar> | Iterable<Bar>, size: number): AsyncGenerator<Bar[]> {
+  const open = new Map<string, Bar[]>();
+  for await (const bar of bars) {
+    let batch = open.get(bar.symbol);
+    if (batch === undefined) {
+      batch = [];
+      open.set(bar.symbol, batch);
+    }
+    batch.push(bar);
+    if (batch.length >= size) {
+      open.delete(bar.symbol);
+      yield batch;
+    }
+  }
+  for (const symbol of [...open.keys()].sort()) yield open.get(symbol) as Bar[];
 }
 
 /** Options of {@link csvReplaySource}. */

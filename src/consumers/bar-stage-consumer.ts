@@ -2,7 +2,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { setMaxListeners } from 'node:events';
 import type { ZodType } from 'zod';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
-import { EXCHANGE_BARS, EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
+import { EXCHANGE_BARS, EXCHANGE_INTERNAL, messageIds, routingKeys } from '../broker/topology';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
@@ -139,8 +139,10 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   /** Redeliveries are put back in `ts` order per symbol before processing (see BaseConsumer). */
   protected override redeliveryOrder(msg: ConsumeMessage): { group: string; order: number } | null {
     try {
-      const body = JSON.parse(msg.content.toString('utf8')) as { symbol?: unknown; ts?: unknown };
-      return typeof body.symbol === 'string' && typeof body.ts === 'number' ? { group: body.symbol, order: body.ts } : null;
+      const body = JSON.parse(msg.content.toString('utf8')) as { symbol?: unknown; ts?: unknown; bars?: { ts?: unknown }[] };
+      // A batch of bars is ordered by its first bar.
+      const ts = Array.isArray(body.bars) ? body.bars[0]?.ts : body.ts;
+      return typeof body.symbol === 'string' && typeof ts === 'number' ? { group: body.symbol, order: ts } : null;
     } catch {
       return null;
     }
@@ -170,6 +172,74 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         `routing key ${msg.fields.routingKey} does not match the body (symbol ${bar.symbol}): publish it as ${expectedKey}`,
       );
     }
+    this.onDelivered(bar, msg);
+    return this.handleBar(bar, msg, receivedAt);
+  }
+
+  /**
+   * Called for every bar that passed validation, in delivery order, before it joins its symbol's
+   * lane (a batch's bars one by one). The tactical worker uses it to look ahead at bars in hand.
+   */
+  protected onDelivered(_bar: B, _msg: ConsumeMessage): void {}
+
+  /**
+   * A batch of consecutive bars of one symbol in one delivery (`pipeline replay`): each bar runs
+   * exactly as if it had come alone, in its symbol's lane and in batch order, so the results are
+   * those of one bar per message. The batch is acknowledged once every bar is committed (outputs
+   * confirmed, state durable). A bar that must be dead-lettered (out of order, poison) is
+   * dead-lettered alone, as a single-bar message, and the others go on; a failure that leaves a bar
+   * unacknowledged (stopping, channel lost) leaves the whole batch to be delivered again, and its
+   * bars already committed are then dropped as duplicates. `whenProcessed` is called once every
+   * bar has been computed or has failed (before their commits).
+   */
+  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: () => void): Promise<HandleResult> {
+    const receivedAt = performance.now();
+    const generation = this.stateGeneration;
+    for (const bar of bars) this.onDelivered(bar, msg);
+    const processed = bars.map((bar) => this.handleBar(bar, msg, receivedAt));
+    // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
+    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(whenProcessed);
+    const outcomes = processed.map((done, i) => {
+      const bar = bars[i] as B;
+      return done.then(
+        async (r) => {
+          if (r.kind === 'commit') await r.committed;
+          else if (r.kind === 'reject') await this.deadLetterBar(msg, bar, r.reason, generation);
+        },
+        async (err: unknown) => {
+          if (isRetriable(err) || err instanceof SupersededError) throw err;
+          await this.deadLetterBar(msg, bar, err instanceof Error ? err.message : String(err), generation);
+        },
+      );
+    });
+    const committed = Promise.all(outcomes).then(() => undefined);
+    return Promise.resolve({ kind: 'commit', committed });
+  }
+
+  /** Dead-letters one bar of a batch as the single-bar message it stands for, until confirmed. */
+  private async deadLetterBar(batch: ConsumeMessage, bar: B, reason: string, generation: number): Promise<void> {
+    const single = {
+      content: Buffer.from(JSON.stringify(bar)),
+      fields: { ...batch.fields, exchange: EXCHANGE_BARS, routingKey: routingKeys.bar(this.options.timeframe, bar.symbol) },
+      properties: {
+        ...batch.properties,
+        contentType: 'application/json',
+        messageId: messageIds.bar(bar.symbol, this.options.timeframe, bar.ts),
+      },
+    } as ConsumeMessage;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deadLetter(single, reason);
+        return;
+      } catch (err) {
+        if (generation !== this.stateGeneration || this.isStopping) throw err;
+        await this.pause(this.retryDelay(attempt));
+      }
+    }
+  }
+
+  /** Runs one bar through its symbol's lane, retrying a retriable failure in place. */
+  private handleBar(bar: B, msg: ConsumeMessage, receivedAt: number): Promise<HandleResult> {
     const generation = this.stateGeneration;
     const superseded = this.generationEnded.signal;
     const held = this.heldBack;

@@ -79,7 +79,7 @@ export class ExperienceBatcher {
     const settled = (): void => {
       this.inFlight--;
     };
-    const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) as ExperienceBatch['transitions'] };
+    const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) };
     const first = batch[0]!.transition;
     deflateRaw(Buffer.from(JSON.stringify(body)), { level: 1 }, (zipErr, content) => {
       if (zipErr !== null) {

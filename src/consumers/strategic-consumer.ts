@@ -28,7 +28,7 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
     private readonly feedback: TimeKeyedBufferFlow<Feedback>,
     options: BarStageConsumerOptions,
   ) {
-    super(connection, publisher, store, Bar30mSchema as never, options);
+    super(connection, publisher, store, Bar30mSchema, options);
   }
 
   protected override handle(msg: ConsumeMessage): Promise<HandleResult> {

@@ -1,16 +1,22 @@
 import type { ConsumeMessage } from 'amqplib';
-import { Bar5mSchema, type Bar } from '../../schemas/bar.schema';
+import { BAR_BATCH_CONTENT_TYPE, BarBatchSchema } from '../../schemas/bar-batch.schema';
+import type { IntegratedResult } from '../../schemas/integrated-result.schema';
+import { HEADER_RESULTS_TO, RESULT_BATCH_CONTENT_TYPE, RESULTS_TO_PATTERN } from '../../schemas/result-batch.schema';
+import { Bar5mSchema, type Bar, type Bar30m } from '../../schemas/bar.schema';
+import type { HandleResult } from '../broker/base-consumer';
 import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, messageIds, routingKeys } from '../broker/topology';
+import { ValidationError } from '../errors';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { resampleStep, type ResampleState } from '../flows/resample-flow';
+import { periodCloseOf, resampleAhead, resampleStep, type ResampleState } from '../flows/resample-flow';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
 import type { ExperienceBatcher } from './experience-batcher';
+import { parseMessage } from './parse-message';
 
 /** Options of {@link TacticalConsumer}. */
 export interface TacticalConsumerOptions extends BarStageConsumerOptions {
@@ -25,6 +31,61 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
    * a symbol whose tactical state predates it. @defaultValue none
    */
   legacyResample?: (symbol: string) => Promise<ResampleState | null>;
+  /**
+   * 30m periods a symbol's 30m bars may be published ahead of the bar that completes them, when
+   * the bars are already in hand (delivered, not yet processed: a replay batch, a backlog): at most
+   * the strategic feedback lag − 1, so that the strategic worker finds every feedback window it
+   * needs already sent and computes the contexts before the bars that need them come up. 0: a 30m
+   * bar leaves when the bar completing it is processed. @defaultValue 0
+   */
+  lookaheadPeriods?: number;
+}
+
+const PERIOD_MS = 1_800_000;
+
+/** A symbol's bars delivered for the first time and not yet processed, in lane order. */
+interface BarsInHand {
+  bars: Bar[];
+  head: number;
+}
+
+/**
+ * The results of one bar batch that asked for them batched ({@link HEADER_RESULTS_TO}): gathered as
+ * its bars are computed, sent as one message once all are, and confirmed once for all. Each bar's
+ * result emission waits for that confirm before its state is committed, as for a single result.
+ */
+class ResultGather {
+  private readonly results = new Map<number, IntegratedResult>();
+  private body: Buffer | null = null;
+  private release: (sent: Promise<void>) => void = () => undefined;
+  /** Resolves on the confirm of the first send, rejects if it fails (the bars then send again). */
+  readonly confirmed: Promise<void>;
+
+  constructor(private readonly publish: (body: Buffer) => Promise<void>) {
+    this.confirmed = new Promise<Promise<void>>((resolve) => (this.release = resolve)).then((sent) => sent);
+    this.confirmed.catch(() => undefined); // awaited by the bars' commits
+  }
+
+  add(result: IntegratedResult): void {
+    this.results.set(result.ts, result);
+  }
+
+  /** Sends the gathered results (once every bar of the batch was computed). */
+  send(): void {
+    this.body = Buffer.from(JSON.stringify({ v: 1, results: [...this.results.values()] }));
+    this.release(this.publish(this.body));
+  }
+
+  /** Sends the same message again (a bar's confirm failed); the receiver drops repeated results. */
+  resend(): Promise<void> {
+    return this.body === null ? this.confirmed : this.publish(this.body);
+  }
+}
+
+/** A 30m bar published ahead of the bar that completes it. */
+interface SentAhead {
+  json: string;
+  confirm: Promise<void>;
 }
 
 /**
@@ -37,6 +98,13 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
  */
 export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   private readonly faults: FaultInjector;
+  private readonly lookaheadPeriods: number;
+  private inHand = new Map<string, BarsInHand>();
+  private sentAhead = new Map<string, Map<number, SentAhead>>();
+  /** Per symbol: the latest close time up to which 30m bars were looked ahead for. */
+  private aheadUntil = new Map<string, number>();
+  /** The result gathers of the batch deliveries that asked for batched results. */
+  private readonly gathers = new WeakMap<ConsumeMessage, ResultGather>();
 
   constructor(
     connection: BrokerConnection,
@@ -46,8 +114,107 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     private readonly contexts: ContextBufferFlow,
     private readonly tacticalOptions: TacticalConsumerOptions,
   ) {
-    super(connection, publisher, store, Bar5mSchema as never, tacticalOptions);
+    super(connection, publisher, store, Bar5mSchema, tacticalOptions);
     this.faults = tacticalOptions.faults ?? NO_FAULTS;
+    this.lookaheadPeriods = tacticalOptions.lookaheadPeriods ?? 0;
+  }
+
+  /**
+   * First deliveries are remembered per symbol until processed: the lane then knows the bars that
+   * follow the one it is processing. Redeliveries are not (after a crash a bar may yet be
+   * dead-lettered as poison, which would change the 30m bar it belongs to).
+   */
+  protected override onDelivered(bar: Bar, msg: ConsumeMessage): void {
+    if (this.lookaheadPeriods === 0 || msg.fields.redelivered) return;
+    let q = this.inHand.get(bar.symbol);
+    if (q === undefined) {
+      q = { bars: [], head: 0 };
+      this.inHand.set(bar.symbol, q);
+    }
+    q.bars.push(bar);
+  }
+
+  protected override onReset(): void {
+    this.inHand = new Map();
+    this.sentAhead = new Map();
+    this.aheadUntil = new Map();
+  }
+
+  /** Takes `bar` and the bars before it off the symbol's bars in hand; true when `bar` was among them. */
+  private takeInHand(bar: Bar): BarsInHand | null {
+    const q = this.inHand.get(bar.symbol);
+    if (q === undefined) return null;
+    let found = false;
+    while (q.head < q.bars.length && (q.bars[q.head] as Bar).ts <= bar.ts) {
+      if ((q.bars[q.head] as Bar).ts === bar.ts) found = true;
+      q.head++;
+    }
+    if (q.head === q.bars.length) this.inHand.delete(bar.symbol);
+    else if (q.head > 1024 && q.head * 2 > q.bars.length) {
+      q.bars = q.bars.slice(q.head);
+      q.head = 0;
+    }
+    return found ? q : null;
+  }
+
+  private emission30m(b: Bar30m): Emission {
+    return {
+      exchange: EXCHANGE_INTERNAL,
+      routingKey: routingKeys.bar('30m', b.symbol),
+      body: b,
+      messageId: messageIds.bar(b.symbol, '30m', b.ts),
+      mandatory: true,
+      headers: { [HEADER_SYMBOL]: b.symbol },
+      replyTo: this.tacticalOptions.contextQueue,
+    };
+  }
+
+  /**
+   * Publishes the 30m bars that the bars in hand after `bar` complete, up to `lookaheadPeriods`
+   * periods past `bar`'s own: exactly those the lane will build (see {@link resampleAhead}).
+   */
+  private sendAhead(bar: Bar, resample: ResampleState | null, q: BarsInHand): void {
+    const horizon = periodCloseOf(bar.ts) + this.lookaheadPeriods * PERIOD_MS;
+    if ((this.aheadUntil.get(bar.symbol) ?? 0) >= horizon) return;
+    const ahead = resampleAhead(resample, bar.ts, q.bars.slice(q.head, q.head + 6 * (this.lookaheadPeriods + 1)), horizon);
+    if (ahead.length === 0) return;
+    let sent = this.sentAhead.get(bar.symbol);
+    if (sent === undefined) {
+      sent = new Map();
+      this.sentAhead.set(bar.symbol, sent);
+    }
+    for (const b of ahead) {
+      if (sent.has(b.ts)) continue;
+      const confirm = this.publishEmission(this.emission30m(b));
+      confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
+      sent.set(b.ts, { json: JSON.stringify(b), confirm });
+    }
+    this.aheadUntil.set(bar.symbol, (ahead[ahead.length - 1] as Bar30m).ts + PERIOD_MS);
+  }
+
+  /** A batch of bars (content type {@link BAR_BATCH_CONTENT_TYPE}) is taken as one delivery. */
+  protected override handle(msg: ConsumeMessage): Promise<HandleResult> {
+    if (msg.properties.contentType !== BAR_BATCH_CONTENT_TYPE) return super.handle(msg);
+    const batch = parseMessage(msg.content, BarBatchSchema);
+    const expectedKey = routingKeys.bar('5m', batch.symbol);
+    if (msg.fields.routingKey !== expectedKey) {
+      throw new ValidationError(
+        `routing key ${msg.fields.routingKey} does not match the batch (symbol ${batch.symbol}): publish it as ${expectedKey}`,
+      );
+    }
+    const resultsTo: unknown = msg.properties.headers?.[HEADER_RESULTS_TO];
+    if (resultsTo === undefined) return this.handleBatch(msg, batch.bars);
+    if (typeof resultsTo !== 'string' || !RESULTS_TO_PATTERN.test(resultsTo)) {
+      throw new ValidationError(
+        `header ${HEADER_RESULTS_TO} must be a routing key like replay.results.<name> (letters, digits, _ and -), got ${JSON.stringify(resultsTo)}`,
+      );
+    }
+    const id = messageIds.resultBatch(batch.symbol, batch.bars[0]?.ts ?? 0, batch.bars[batch.bars.length - 1]?.ts ?? 0);
+    const gather = new ResultGather((body) =>
+      this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
+    );
+    this.gathers.set(msg, gather);
+    return this.handleBatch(msg, batch.bars, () => gather.send());
   }
 
   protected override async process(
@@ -64,20 +231,26 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       open = await this.tacticalOptions.legacyResample(bar.symbol);
     }
     const resampled = resampleStep(open, bar);
+    const sent = this.sentAhead.get(bar.symbol);
     const emissions: Emission[] = resampled.emitted.map((b) => {
-      const e: Emission = {
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: routingKeys.bar('30m', b.symbol),
-        body: b,
-        messageId: messageIds.bar(b.symbol, '30m', b.ts),
-        mandatory: true,
-        headers: { [HEADER_SYMBOL]: b.symbol },
-        replyTo: this.tacticalOptions.contextQueue,
-      };
+      const e = this.emission30m(b);
+      const ahead = sent?.get(b.ts);
+      if (ahead !== undefined) {
+        sent?.delete(b.ts);
+        if (ahead.json === JSON.stringify(b)) {
+          e.confirm = ahead.confirm;
+          return e;
+        }
+        this.log.error({ symbol: b.symbol, ts: b.ts }, 'a 30m bar published ahead differs from the one the bars built (a bar in between was not accepted); the strategic worker keeps the first');
+      }
       e.confirm = this.publishEmission(e);
       e.confirm.catch(() => undefined); // awaited (and retried) by the commit
       return e;
     });
+    if (this.lookaheadPeriods > 0) {
+      const q = this.takeInHand(bar);
+      if (q !== null) this.sendAhead(bar, resampled.state, q);
+    }
     const required = this.flow.requiredContext(bar, state);
     // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
     const lookup = await this.contexts.lookup(bar.symbol, required, superseded);
@@ -94,13 +267,27 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       stale: lookup.stale,
       regime: result.strategic.regime, confidence: result.strategic.confidence, tactical: result.actions.tactical, execution: result.actions.execution,
     });
-    emissions.push({
-      exchange: EXCHANGE_RESULTS,
-      routingKey: routingKeys.result(bar.symbol),
-      body: result,
-      messageId: id,
-      mandatory: true,
-    });
+    const gather = this.gathers.get(msg);
+    if (gather === undefined) {
+      emissions.push({
+        exchange: EXCHANGE_RESULTS,
+        routingKey: routingKeys.result(bar.symbol),
+        body: result,
+        messageId: id,
+        mandatory: true,
+      });
+    } else {
+      // Leaves with the batch's other results, in one message to the replay that asked for them.
+      gather.add(result);
+      emissions.push({
+        exchange: EXCHANGE_INTERNAL,
+        routingKey: String(msg.properties.headers?.[HEADER_RESULTS_TO]),
+        body: result,
+        messageId: id,
+        confirm: gather.confirmed,
+        resend: () => gather.resend(),
+      });
+    }
     for (const f of feedback) {
       emissions.push({
         exchange: EXCHANGE_INTERNAL,

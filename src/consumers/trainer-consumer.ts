@@ -113,7 +113,7 @@ export class TrainerConsumer extends BaseConsumer {
       try {
         return Promise.resolve(this.take(msg));
       } catch (err) {
-        return Promise.reject(err);
+        return Promise.reject(asError(err));
       }
     }
     return new Promise<HandleResult>((resolve, reject) =>
@@ -122,7 +122,7 @@ export class TrainerConsumer extends BaseConsumer {
           try {
             resolve(this.take(msg));
           } catch (err) {
-            reject(err);
+            reject(asError(err));
           }
         },
         reject,
@@ -145,12 +145,12 @@ export class TrainerConsumer extends BaseConsumer {
   private take(msg: ConsumeMessage): HandleResult {
     let transitions: ExperienceTransition[];
     if (msg.properties.contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
-      transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions as ExperienceTransition[];
+      transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions;
     } else {
       const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
       transitions = [experience];
     }
-    const single = transitions.length === 1 && typeof msg.properties.messageId === 'string' ? (msg.properties.messageId as string) : null;
+    const single = transitions.length === 1 && typeof msg.properties.messageId === 'string' ? (msg.properties.messageId) : null;
     const waits: Promise<void>[] = [];
     for (const experience of transitions) {
       const id = single ?? `${experience.symbol}:experience:${experience.ts}`;
@@ -168,7 +168,7 @@ export class TrainerConsumer extends BaseConsumer {
       this.buffer = [];
       let finish: (err?: unknown) => void = () => undefined;
       const done = new Promise<void>((resolve, reject) => {
-        finish = (err) => (err === undefined ? resolve() : reject(err));
+        finish = (err) => (err === undefined ? resolve() : reject(asError(err)));
       });
       done.catch(() => undefined); // awaited only by redeliveries of the batch's messages
       for (const b of batch) this.inTraining.set(b.id, done);
@@ -274,4 +274,9 @@ function inflated(msg: ConsumeMessage): Buffer {
   } catch (err) {
     throw new ValidationError(`body is not valid DEFLATE data (content-encoding deflate): ${(err as Error).message}`);
   }
+}
+
+/** What was thrown, as an Error (a promise rejects with errors only). */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

@@ -39,6 +39,9 @@ export interface AnalyticsStageOptions {
   log: Logger;
 }
 
+/** Initial capacity of a symbol's new pattern store (vectors and HNSW graph). */
+const PATTERN_STORE_INITIAL_CAPACITY = 64;
+
 /**
  * The strategic analytics (feature matrix, regime, uncertainty, pattern store) as a stage of the
  * strategic flow. Each symbol has its own analyzer and pattern store: a store shared across symbols
@@ -82,7 +85,10 @@ export class AnalyticsStage implements StrategicStage {
       if (state === null) await rm(dir, { recursive: true, force: true });
       files = await PatternStoreFiles.open({
         dir,
-        store: { dim: EMBEDDING_DIM },
+        // Small at first, doubling as patterns come (one per 30m bar): with 1,000 symbols the
+        // default 1,024 slots per symbol's vectors and graph held ~0.3 MB each before any pattern.
+        // A store read back keeps the capacity it was written with.
+        store: { dim: EMBEDDING_DIM, initialCapacity: PATTERN_STORE_INITIAL_CAPACITY },
         ...(this.options.retention ? { retention: this.options.retention } : {}),
       });
       if (files.loadReport.patterns > 0) this.options.log.info({ symbol, ...files.loadReport }, 'pattern store loaded');

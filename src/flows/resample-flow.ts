@@ -82,3 +82,33 @@ function toBar(symbol: string, s: ResampleState): Bar30m {
 export function periodCloseOf(ts: number): number {
   return Math.floor(ts / STEP_30M) * STEP_30M + STEP_30M;
 }
+
+/**
+ * The 30m bars that `ahead` (the symbol's next bars in processing order, after the bar that left
+ * `state`, whose open time is `lastTs`) will complete, up to those closing at `untilClose`: exactly
+ * what {@link resampleStep} emits when the same bars come one by one, as long as each of them is
+ * accepted. Stops early, conservatively, at a bar that is not after the previous one (a duplicate
+ * or an out-of-order bar, which the worker would not accept) and at the first bar at or past
+ * `untilClose` (a gap's period emitted by a later bar is then left to the worker itself).
+ */
+export function resampleAhead(
+  state: ResampleState | null,
+  lastTs: number,
+  ahead: Iterable<Bar>,
+  untilClose: number,
+): Bar30m[] {
+  const out: Bar30m[] = [];
+  let s = state;
+  let last = lastTs;
+  for (const bar of ahead) {
+    if (bar.ts <= last || bar.ts >= untilClose) break;
+    const r = resampleStep(s, bar);
+    s = r.state;
+    last = bar.ts;
+    for (const e of r.emitted) {
+      if (e.ts + STEP_30M > untilClose) return out;
+      out.push(e);
+    }
+  }
+  return out;
+}

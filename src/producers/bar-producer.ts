@@ -1,7 +1,8 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
+import { BAR_BATCH_CONTENT_TYPE, MAX_BATCH_BARS, type BarBatch } from '../../schemas/bar-batch.schema';
 import { BarSchema, barId, type Bar } from '../../schemas/bar.schema';
 import { BrokerConnection, type ConnectionAttachment } from '../broker/broker-connection';
-import { EXCHANGE_BARS, headers, routingKeys, type TopologyOptions } from '../broker/topology';
+import { EXCHANGE_BARS, EXCHANGE_INTERNAL, headers, messageIds, routingKeys, type TopologyOptions } from '../broker/topology';
 import { PublishError, ValidationError } from '../errors';
 import type { Logger } from '../observability/logger';
 
@@ -39,6 +40,8 @@ export interface PublishBarsOptions {
   onSent?: (bar: Bar, publishedAtMs: number) => void;
   /** Stops taking bars from the source; bars already sent are still confirmed. */
   signal?: AbortSignal;
+  /** Headers added to every message of the run (besides {@link HEADER_PUBLISHED_AT}). */
+  headers?: Record<string, unknown>;
 }
 
 /** What one {@link BarProducer.publish} run did. */
@@ -61,7 +64,10 @@ interface Slot {
 
 interface Entry {
   seq: number;
-  bar: Bar;
+  /** One bar, or the bars of a batch (oldest first). */
+  bars: readonly Bar[];
+  exchange: string;
+  contentType: string;
   messageId: string;
   routingKey: string;
   content: Buffer;
@@ -103,6 +109,7 @@ export class BarProducer implements ConnectionAttachment {
   private resent = 0;
   private onConfirmed: ((confirmed: number) => void) | undefined;
   private onSent: ((bar: Bar, publishedAtMs: number) => void) | undefined;
+  private headers: Record<string, unknown> = {};
 
   constructor(private readonly options: BarProducerOptions) {
     this.maxUnconfirmed = options.maxUnconfirmed ?? 1000;
@@ -154,7 +161,8 @@ export class BarProducer implements ConnectionAttachment {
     channel.on('return', (msg: Message) => {
       this.fail(
         new PublishError(
-          `${String(msg.properties.messageId)} is unroutable: no queue is bound to ${EXCHANGE_BARS} ${msg.fields.routingKey}`,
+          `${String(msg.properties.messageId)} is unroutable: no queue is bound to ${msg.fields.exchange} ${msg.fields.routingKey}` +
+            (msg.fields.exchange === EXCHANGE_INTERNAL ? ' (a pipeline that takes bar batches binds it; publish one bar per message to an older one)' : ''),
         ),
       );
     });
@@ -181,7 +189,21 @@ export class BarProducer implements ConnectionAttachment {
    * {@link PublishError} on a nack, an unroutable bar, a fatal channel error or a confirm timeout;
    * after such a failure the producer stays failed (stop it and make a new one). One run at a time.
    */
-  async publish(bars: AsyncIterable<Bar> | Iterable<Bar>, options: PublishBarsOptions = {}): Promise<PublishBarsResult> {
+  publish(bars: AsyncIterable<Bar> | Iterable<Bar>, options: PublishBarsOptions = {}): Promise<PublishBarsResult> {
+    return this.run(bars, options);
+  }
+
+  /**
+   * Like {@link publish}, but each item is a batch of consecutive bars of one symbol, sent as one
+   * message (content type {@link BAR_BATCH_CONTENT_TYPE}) to `pipeline.internal` as
+   * `bars.5m.<symbol>`, which routes it to the symbol's tactical shard like its single bars. The
+   * counts of the result, `onSent` and `onProgress` are in bars; `maxUnconfirmed` counts messages.
+   */
+  publishBatches(batches: AsyncIterable<readonly Bar[]> | Iterable<readonly Bar[]>, options: PublishBarsOptions = {}): Promise<PublishBarsResult> {
+    return this.run(batches, options);
+  }
+
+  private async run(items: AsyncIterable<Bar | readonly Bar[]> | Iterable<Bar | readonly Bar[]>, options: PublishBarsOptions): Promise<PublishBarsResult> {
     if (this.running) throw new PublishError('a publish run is already in progress');
     if (this.stopping) throw new PublishError('bar producer is stopped');
     if (this.connection === null) throw new PublishError('call start() before publish()');
@@ -193,26 +215,35 @@ export class BarProducer implements ConnectionAttachment {
     this.resent = 0;
     this.onConfirmed = options.onProgress;
     this.onSent = options.onSent;
+    this.headers = options.headers ?? {};
     const started = performance.now();
     const intervalMs = rate > 0 ? 1000 / rate : 0;
     let published = 0;
+    let seq = 0;
     let aborted = false;
     const halted = (): boolean => this.stopping || options.signal?.aborted === true;
     const onAbort = (): void => this.wake();
     options.signal?.addEventListener('abort', onAbort);
     try {
       try {
-        for await (const bar of bars) {
+        for await (const item of items) {
           if (halted()) {
             aborted = true;
             break;
           }
-          const parsed = BarSchema.safeParse(bar);
-          if (!parsed.success) {
-            throw new ValidationError(
-              `bar ${barId(bar)} is invalid: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
-            );
+          const batch: readonly Bar[] | null = isBatch(item) ? item : null;
+          const group = batch ?? [item as Bar];
+          for (const bar of group) {
+            const parsed = BarSchema.safeParse(bar);
+            if (!parsed.success) {
+              throw new ValidationError(
+                `bar ${barId(bar)} is invalid: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+              );
+            }
           }
+          const first = group[0];
+          if (first === undefined) continue;
+          if (batch !== null) checkBatch(batch);
           if (intervalMs > 0) {
             // Due time from the start of the run, not from the previous bar: a late bar does not
             // push every later one back, so the average rate holds.
@@ -224,18 +255,22 @@ export class BarProducer implements ConnectionAttachment {
             }
           }
           const slot = await this.readyToSend();
+          const last = group[group.length - 1] as Bar;
+          const body: Bar | BarBatch = batch === null ? first : { v: 1, symbol: first.symbol, bars: [...batch] };
           const entry: Entry = {
-            seq: published,
-            bar,
-            messageId: barId(bar),
-            routingKey: routingKeys.bar(bar.timeframe, bar.symbol),
-            content: Buffer.from(JSON.stringify(bar)),
+            seq: seq++,
+            bars: group,
+            exchange: batch === null ? EXCHANGE_BARS : EXCHANGE_INTERNAL,
+            contentType: batch === null ? 'application/json' : BAR_BATCH_CONTENT_TYPE,
+            messageId: batch === null ? barId(first) : messageIds.barBatch(first.symbol, first.timeframe, first.ts, last.ts),
+            routingKey: routingKeys.bar(first.timeframe, first.symbol),
+            content: Buffer.from(JSON.stringify(body)),
             slot: null,
             sentAt: 0,
             sends: 0,
           };
-          this.unconfirmed.set(published, entry);
-          published++;
+          this.unconfirmed.set(entry.seq, entry);
+          published += group.length;
           this.send(entry, slot);
         }
       } finally {
@@ -265,16 +300,16 @@ export class BarProducer implements ConnectionAttachment {
     let ok: boolean;
     try {
       ok = slot.channel.publish(
-        EXCHANGE_BARS,
+        entry.exchange,
         entry.routingKey,
         entry.content,
         {
           persistent: true,
-          contentType: 'application/json',
+          contentType: entry.contentType,
           messageId: entry.messageId,
           timestamp: Math.floor(entry.sentAt / 1000),
           mandatory: true,
-          headers: { [HEADER_PUBLISHED_AT]: entry.sentAt },
+          headers: { ...this.headers, [HEADER_PUBLISHED_AT]: entry.sentAt },
         },
         (err: unknown) => this.onConfirm(entry, slot, err),
       );
@@ -284,14 +319,14 @@ export class BarProducer implements ConnectionAttachment {
       return;
     }
     if (!ok) this.needsDrain = true;
-    this.onSent?.(entry.bar, entry.sentAt);
+    if (this.onSent !== undefined) for (const bar of entry.bars) this.onSent(bar, entry.sentAt);
   }
 
   private onConfirm(entry: Entry, slot: Slot, err: unknown): void {
     if (err === null || err === undefined) {
       if (entry.slot === slot && this.unconfirmed.get(entry.seq) === entry) {
         this.unconfirmed.delete(entry.seq);
-        this.confirmed++;
+        this.confirmed += entry.bars.length;
         this.onConfirmed?.(this.confirmed);
       }
       this.wake();
@@ -322,6 +357,7 @@ export class BarProducer implements ConnectionAttachment {
         'room to publish',
       );
       // The getter may have changed during the wait (TypeScript narrowed it above).
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- undoes TypeScript's narrowing from before the await
       const blocked = (connection as BrokerConnection | null)?.isBlocked === true;
       if (this.slot !== null && !blocked) return this.slot;
     }
@@ -424,4 +460,20 @@ export class BarProducer implements ConnectionAttachment {
     }
     return this.stopPromise;
   }
+}
+
+function isBatch(item: Bar | readonly Bar[]): item is readonly Bar[] {
+  return Array.isArray(item);
+}
+
+/** A batch must be what the tactical worker accepts: one symbol, 5m, oldest first, not too many. */
+function checkBatch(batch: readonly Bar[]): void {
+  const first = batch[0] as Bar;
+  if (batch.length > MAX_BATCH_BARS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_BARS} bars, got ${batch.length}`);
+  batch.forEach((bar, i) => {
+    if (bar.timeframe !== '5m') throw new ValidationError(`bar ${barId(bar)}: only 5m bars travel in batches`);
+    if (bar.symbol !== first.symbol) throw new ValidationError(`bar ${barId(bar)}: a batch holds one symbol (${first.symbol})`);
+    const prev = batch[i - 1];
+    if (prev !== undefined && bar.ts <= prev.ts) throw new ValidationError(`bar ${barId(bar)}: bars of a batch go oldest first`);
+  });
 }

@@ -236,7 +236,7 @@ export class PatternStoreFiles {
     for (const pairs of outcomes) {
       for (let i = 0; i + 1 < pairs.length; i += 2) {
         const at = (pairs[i] as number) - manifest.firstId;
-        if (at >= 0 && at < records.ts.length && Number.isNaN(records.outcomes[at] as number))
+        if (at >= 0 && at < records.ts.length && Number.isNaN(records.outcomes[at]))
           records.outcomes[at] = pairs[i + 1] as number;
       }
     }

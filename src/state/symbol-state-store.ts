@@ -240,7 +240,7 @@ export class SymbolStateStore<S> {
       for (const [symbol, entry] of batch) {
         const slot = keySlot(this.stateKey(symbol));
         let group = bySlot.get(slot);
-        if (group === undefined) bySlot.set(slot, (group = new Map()));
+        if (group === undefined) bySlot.set(slot, (group = new Map<string, Dirty>()));
         group.set(symbol, entry);
       }
       groups.push(...bySlot.values());

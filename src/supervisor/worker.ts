@@ -199,6 +199,8 @@ export class Worker {
           timeframe: '5m',
           crashAttempts: config.crashAttempts,
           contextQueue,
+          // 30m bars of bars in hand leave ahead, as far as the strategic feedback lag allows.
+          lookaheadPeriods: config.feedbackLag - 1,
           faults,
           legacyResample: async (symbol) => {
             const raw = await this.redis!.get(`${prefix}resampler:state:${symbolKeyPart(this.redis!, symbol)}`);

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Bar } from '../../schemas/bar.schema';
 import { IntegratedResultSchema } from '../../schemas/integrated-result.schema';
-import { QUEUE_RESULTS } from '../../src/broker/topology';
+import * as amqp from 'amqplib';
+import { BAR_BATCH_CONTENT_TYPE } from '../../schemas/bar-batch.schema';
+import { EXCHANGE_INTERNAL, QUEUE_DEAD_LETTERS, QUEUE_RESULTS, routingKeys } from '../../src/broker/topology';
 import { runCli } from '../../src/cli/main';
 import { readCsvBars, symbolFromCsvPath } from '../../src/producers/csv-bars';
 import {
@@ -46,6 +48,7 @@ describe('pipeline replay', () => {
   let vhost: TestVhost;
   let pipeline: TestPipeline;
   let results: QueueCollector;
+  let deadLetters: QueueCollector | undefined;
   let dir: string;
 
   beforeAll(async () => {
@@ -58,6 +61,7 @@ describe('pipeline replay', () => {
   });
 
   afterAll(async () => {
+    await deadLetters?.stop();
     await results?.stop();
     await pipeline?.stop();
     if (pipeline !== undefined) await clearRedis(pipeline.prefix);
@@ -177,5 +181,46 @@ describe('pipeline replay', () => {
         .map((m) => m.messageId)
         .sort(),
     ).toEqual([...ids].sort());
+  });
+
+  it('takes a batch as one delivery: a bar out of order is dead-lettered alone, a malformed batch whole', async () => {
+    deadLetters = new QueueCollector(vhost.url, QUEUE_DEAD_LETTERS);
+    await deadLetters.start();
+    const T0 = Date.UTC(2025, 0, 1);
+    const bar = (symbol: string, slot: number): Bar => ({
+      symbol, timeframe: '5m', ts: T0 + slot * 300_000, open: 100 + slot, high: 102 + slot, low: 99 + slot, close: 101 + slot, volume: 10,
+    });
+    const connection = await amqp.connect(vhost.url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const send = (symbol: string, bars: Bar[]): void => {
+        channel.publish(EXCHANGE_INTERNAL, routingKeys.bar('5m', symbol), Buffer.from(JSON.stringify({ v: 1, symbol, bars })), {
+          persistent: true,
+          contentType: BAR_BATCH_CONTENT_TYPE,
+        });
+      };
+      // Slot 3 comes after slot 4 was accepted: out of order. Its neighbours in the batch go on.
+      send('BATCHX', [0, 1, 2, 4].map((i) => bar('BATCHX', i)));
+      send('BATCHX', [3, 5, 6].map((i) => bar('BATCHX', i)));
+      // Two symbols in one batch: the schema refuses the whole message.
+      send('BATCHY', [bar('BATCHY', 0), bar('BATCHZ', 1)]);
+      await channel.waitForConfirms();
+    } finally {
+      await connection.close();
+    }
+    const ids = (): string[] =>
+      results.messages.map((m) => String(m.messageId)).filter((id) => id.startsWith('BATCH'));
+    await waitFor(() => ids().length >= 6 && deadLetters!.messages.length >= 2, 60_000, 'six results and two dead letters');
+    expect(ids()).toEqual([0, 1, 2, 4, 5, 6].map((i) => `BATCHX:5m:${T0 + i * 300_000}`));
+    const dead = deadLetters.messages;
+    expect(dead).toHaveLength(2);
+    const single = dead.find((m) => m.messageId === `BATCHX:5m:${T0 + 3 * 300_000}`);
+    // As the single-bar message it stands for: `pipeline dlq replay` sends it through the public input.
+    expect(single?.headers['x-original-exchange']).toBe('market.bars');
+    expect(single?.headers['x-original-routing-key']).toBe('bars.5m.BATCHX');
+    expect(JSON.parse(single!.body)).toEqual(bar('BATCHX', 3));
+    expect(String(single!.headers['x-rejection-reason'])).toContain('out of order');
+    const whole = dead.find((m) => m.messageId !== single!.messageId);
+    expect(String(whole!.headers['x-rejection-reason'])).toContain('one symbol per batch');
   });
 });

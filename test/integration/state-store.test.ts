@@ -32,7 +32,7 @@ describe('SymbolStateStore group commits', () => {
     jest.spyOn(redis, 'multi').mockImplementation(((...args: Parameters<typeof redis.multi>) => {
       execs++;
       return multi(...args);
-    }) as typeof redis.multi);
+    }));
     const commits: Promise<void>[] = [];
     for (let i = 0; i < 50; i++) {
       for (const symbol of ['A', 'B.C', 'D']) {

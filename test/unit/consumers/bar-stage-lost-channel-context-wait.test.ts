@@ -67,7 +67,7 @@ class WaitingStage extends BarStageConsumer<StageState, Bar> {
         countAttempt: () => Promise.resolve(1),
         clearAttempts: () => Promise.resolve(),
       } as unknown as SymbolStateStore<StageState>,
-      Bar5mSchema as never,
+      Bar5mSchema,
       {
         queue: 'q',
         stage: 'tactical',

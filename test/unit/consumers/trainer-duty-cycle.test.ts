@@ -5,7 +5,6 @@ import type { HandleResult } from '../../../src/broker/base-consumer';
 import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import { TrainerConsumer } from '../../../src/consumers/trainer-consumer';
-import type { ExperienceTransition } from '../../../src/flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../../../src/flows/trainer-flow';
 import { experience } from '../../fixtures/experience';
 
@@ -62,7 +61,7 @@ describe('TrainerConsumer duty cycle', () => {
             transitions: transitions.slice(
               i * PER_MESSAGE,
               (i + 1) * PER_MESSAGE,
-            ) as ExperienceTransition[],
+            ),
           }),
         ),
         properties: { contentType: EXPERIENCE_BATCH_CONTENT_TYPE, messageId: `m${i}` },

@@ -1,5 +1,5 @@
 import type { Bar } from '../../../schemas/bar.schema';
-import { resampleStep, type ResampleState } from '../../../src/flows/resample-flow';
+import { resampleAhead, resampleStep, type ResampleState } from '../../../src/flows/resample-flow';
 
 const T0 = Date.UTC(2024, 0, 1);
 const M5 = 300_000;
@@ -47,5 +47,55 @@ describe('resampleStep', () => {
   it('emits the completing bar alone when the period had only its last slot', () => {
     const { emitted } = run([5]);
     expect(emitted).toEqual([expect.objectContaining({ ts: T0, bars: 1, open: 104, close: 105 })]);
+  });
+});
+
+describe('resampleAhead', () => {
+  const P = 6 * M5; // one 30m period
+
+  /** The 30m bars resampleStep emits, with the open time of the 5m bar that emitted each. */
+  function emittedBy(slots: number[]): { by: number; bar: ReturnType<typeof resampleStep>['emitted'][number] }[] {
+    let state: ResampleState | null = null;
+    const out: { by: number; bar: ReturnType<typeof resampleStep>['emitted'][number] }[] = [];
+    for (const s of slots) {
+      const b = bar(s, 100 + s, s + 1);
+      const r = resampleStep(state, b);
+      state = r.state;
+      for (const e of r.emitted) out.push({ by: b.ts, bar: e });
+    }
+    return out;
+  }
+
+  it('gives exactly the 30m bars resampleStep emits for the same bars, up to the horizon', () => {
+    // Gaps included: slots 9 and 20..23 are missing, so two periods are emitted partial.
+    const slots = [...Array(40).keys()].filter((s) => s !== 9 && (s < 20 || s > 23));
+    const from = 3; // the lane has processed slots 0..3
+    const before = run(slots.slice(0, from + 1));
+    const ahead = slots.slice(from + 1).map((s) => bar(s, 100 + s, s + 1));
+    for (const periods of [1, 2, 3, 4, 6]) {
+      const horizon = T0 + periods * P;
+      const got = resampleAhead(before.state, bar(slots[from]!, 0).ts, ahead, horizon);
+      // Up to the horizon, except a gap's period that only a bar past it emits (left to the lane).
+      const all = emittedBy(slots)
+        .filter((e) => e.bar.ts + P <= horizon && e.by < horizon && e.by > bar(slots[from]!, 0).ts)
+        .map((e) => e.bar);
+      expect(got).toEqual(all);
+      expect(got.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('stops at a bar that is not after the previous one (the lane would not accept it)', () => {
+    const before = run([0, 1]);
+    const ahead = [2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((s) => bar(s, 100 + s));
+    expect(resampleAhead(before.state, bar(1, 0).ts, ahead, T0 + 4 * P)).toEqual([]);
+    const clean = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((s) => bar(s, 100 + s));
+    expect(resampleAhead(before.state, bar(1, 0).ts, clean, T0 + 4 * P).map((b) => b.ts)).toEqual([T0, T0 + P]);
+  });
+
+  it('leaves a gap period that only a bar past the horizon would close to the lane', () => {
+    const before = run([0]);
+    const ahead = [1, 2, 13].map((s) => bar(s, 100 + s)); // period 0 ends without slot 5
+    expect(resampleAhead(before.state, bar(0, 0).ts, ahead, T0 + 2 * P)).toEqual([]);
+    expect(resampleAhead(before.state, bar(0, 0).ts, ahead, T0 + 3 * P)).toHaveLength(1);
   });
 });

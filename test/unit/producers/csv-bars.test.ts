@@ -189,8 +189,8 @@ describe('interleaveByTs', () => {
 
   it('merges sources bar by bar in ts order, ties by symbol', async () => {
     const a = [bar('B', 0), bar('B', 300_000), bar('B', 900_000)];
-    // eslint-disable-next-line @typescript-eslint/require-await -- an async source that never waits is the case under test
     async function* b(): AsyncGenerator<Bar> {
+      await Promise.resolve(); // a source that really is asynchronous
       yield bar('A', 0);
       yield bar('A', 600_000);
     }

@@ -217,6 +217,7 @@ describe('readCsvBars under fuzzed files', () => {
         ),
         async (bytes) => {
           const invalid: InvalidCsvRow[] = [];
+          let failure: unknown = null;
           try {
             for await (const bar of readCsvBars(Readable.from([Buffer.from(bytes)]), {
               symbol: 'FUZZ',
@@ -225,9 +226,10 @@ describe('readCsvBars under fuzzed files', () => {
               expect(bar.symbol).toBe('FUZZ');
             }
           } catch (err) {
-            expect(err).toBeInstanceOf(ValidationError);
-            expect((err as Error).message).toMatch(/header|empty/);
+            failure = err;
           }
+          // Either it reads, or it refuses the whole file for its header or emptiness.
+          expect(failure === null || (failure instanceof ValidationError && /header|empty/.test(failure.message))).toBe(true);
           for (const r of invalid) expect(r.reason.trim().length).toBeGreaterThan(10);
         },
       ),

@@ -90,7 +90,7 @@ describe('PatternStoreFiles', () => {
     expect(answers(reloaded.store, 8, 1000 * HOUR)).toBe(answers(files.store, 8, 1000 * HOUR));
     // Not a trivially equal comparison: the answers hold neighbours with known outcomes.
     expect(before).toContain('"outcome"');
-    expect(new Set(JSON.parse(before).map((a: { id: number }[]) => a[0]?.id)).size).toBeGreaterThan(
+    expect(new Set((JSON.parse(before) as { id: number }[][]).map((a) => a[0]?.id)).size).toBeGreaterThan(
       10,
     );
 

@@ -10,39 +10,39 @@ class FakeCluster {
   readonly isCluster = true;
   readonly data = new Map<string, string>();
 
-  async get(key: string): Promise<string | null> {
-    return this.data.get(key) ?? null;
+  get(key: string): Promise<string | null> {
+    return Promise.resolve(this.data.get(key) ?? null);
   }
 
-  async mget(...keys: string[]): Promise<(string | null)[]> {
-    if (new Set(keys.map(keySlot)).size > 1) throw new Error("CROSSSLOT Keys in request don't hash to the same slot");
-    return keys.map((k) => this.data.get(k) ?? null);
+  mget(...keys: string[]): Promise<(string | null)[]> {
+    if (new Set(keys.map(keySlot)).size > 1) return Promise.reject(new Error("CROSSSLOT Keys in request don't hash to the same slot"));
+    return Promise.resolve(keys.map((k) => this.data.get(k) ?? null));
   }
 
-  async set(key: string, value: string, nx?: 'NX'): Promise<'OK' | null> {
-    if (nx === 'NX' && this.data.has(key)) return null;
+  set(key: string, value: string, nx?: 'NX'): Promise<'OK' | null> {
+    if (nx === 'NX' && this.data.has(key)) return Promise.resolve(null);
     this.data.set(key, value);
-    return 'OK';
+    return Promise.resolve('OK');
   }
 
-  async incr(key: string): Promise<number> {
+  incr(key: string): Promise<number> {
     const next = Number(this.data.get(key) ?? 0) + 1;
     this.data.set(key, String(next));
-    return next;
+    return Promise.resolve(next);
   }
 
   nodes(): FakeCluster[] {
     return [this];
   }
 
-  async scan(_cursor: string, _match: 'MATCH', pattern: string): Promise<[string, string[]]> {
+  scan(_cursor: string, _match: 'MATCH', pattern: string): Promise<[string, string[]]> {
     const prefix = pattern.replace(/\*$/, '');
-    return ['0', [...this.data.keys()].filter((k) => k.startsWith(prefix))];
+    return Promise.resolve(['0', [...this.data.keys()].filter((k) => k.startsWith(prefix))]);
   }
 
-  async unlink(...keys: string[]): Promise<number> {
-    if (new Set(keys.map(keySlot)).size > 1) throw new Error('CROSSSLOT');
-    return keys.filter((k) => this.data.delete(k)).length;
+  unlink(...keys: string[]): Promise<number> {
+    if (new Set(keys.map(keySlot)).size > 1) return Promise.reject(new Error('CROSSSLOT'));
+    return Promise.resolve(keys.filter((k) => this.data.delete(k)).length);
   }
 }
 
@@ -61,7 +61,7 @@ describe('StateEpochStore on a Redis Cluster', () => {
     const status = await store().verify(true);
     expect(status).toMatchObject({ kind: 'intact', how: 'created' });
     const epoch = (status as { epoch: string }).epoch;
-    for (const tag of CLUSTER_MARKER_TAGS) expect(JSON.parse(redis.data.get(`p:epoch:{${tag}}`)!).id).toBe(epoch);
+    for (const tag of CLUSTER_MARKER_TAGS) expect((JSON.parse(redis.data.get(`p:epoch:{${tag}}`)!) as { id: string }).id).toBe(epoch);
     expect(await store().advance(epoch)).toBe(1);
     for (const tag of CLUSTER_MARKER_TAGS) expect(redis.data.get(`p:epoch:seq:{${tag}}`)).toBe('1');
     expect(await store().verify(true)).toMatchObject({ kind: 'intact', how: 'existing', seq: 1 });
@@ -91,7 +91,7 @@ describe('StateEpochStore on a Redis Cluster', () => {
 
     // accept-loss deletes every key one by one and writes the new epoch to every copy.
     const { epoch: fresh } = await store().acceptLoss();
-    for (const tag of CLUSTER_MARKER_TAGS) expect(JSON.parse(redis.data.get(`p:epoch:{${tag}}`)!).id).toBe(fresh);
+    for (const tag of CLUSTER_MARKER_TAGS) expect((JSON.parse(redis.data.get(`p:epoch:{${tag}}`)!) as { id: string }).id).toBe(fresh);
     expect(await store().verify(true)).toMatchObject({ kind: 'intact', epoch: fresh });
   });
 });

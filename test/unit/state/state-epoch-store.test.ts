@@ -8,29 +8,29 @@ import { StateEpochStore } from '../../../src/state/state-epoch-store';
 class FakeRedis {
   readonly data = new Map<string, string>();
 
-  async mget(...keys: string[]): Promise<(string | null)[]> {
-    return keys.map((k) => this.data.get(k) ?? null);
+  mget(...keys: string[]): Promise<(string | null)[]> {
+    return Promise.resolve(keys.map((k) => this.data.get(k) ?? null));
   }
 
-  async set(key: string, value: string, nx?: 'NX'): Promise<'OK' | null> {
-    if (nx === 'NX' && this.data.has(key)) return null;
+  set(key: string, value: string, nx?: 'NX'): Promise<'OK' | null> {
+    if (nx === 'NX' && this.data.has(key)) return Promise.resolve(null);
     this.data.set(key, value);
-    return 'OK';
+    return Promise.resolve('OK');
   }
 
-  async incr(key: string): Promise<number> {
+  incr(key: string): Promise<number> {
     const next = Number(this.data.get(key) ?? 0) + 1;
     this.data.set(key, String(next));
-    return next;
+    return Promise.resolve(next);
   }
 
-  async scan(_cursor: string, _match: 'MATCH', pattern: string): Promise<[string, string[]]> {
+  scan(_cursor: string, _match: 'MATCH', pattern: string): Promise<[string, string[]]> {
     const prefix = pattern.replace(/\*$/, '');
-    return ['0', [...this.data.keys()].filter((k) => k.startsWith(prefix))];
+    return Promise.resolve(['0', [...this.data.keys()].filter((k) => k.startsWith(prefix))]);
   }
 
-  async unlink(...keys: string[]): Promise<number> {
-    return keys.filter((k) => this.data.delete(k)).length;
+  unlink(...keys: string[]): Promise<number> {
+    return Promise.resolve(keys.filter((k) => this.data.delete(k)).length);
   }
 
   flushall(): void {

@@ -18,11 +18,11 @@ class FakeMulti {
     this.ops.push(() => this.owner.bits.add(`${key}#${bit}#${v}`));
     return this;
   }
-  async exec(): Promise<[Error | null, unknown][]> {
+  exec(): Promise<[Error | null, unknown][]> {
     this.owner.transactions.push(this.keys);
-    if (this.owner.isCluster && new Set(this.keys.map(keySlot)).size > 1) throw new Error("CROSSSLOT Keys in request don't hash to the same slot");
+    if (this.owner.isCluster && new Set(this.keys.map(keySlot)).size > 1) return Promise.reject(new Error("CROSSSLOT Keys in request don't hash to the same slot"));
     for (const op of this.ops) op();
-    return this.ops.map(() => [null, 'OK']);
+    return Promise.resolve(this.ops.map(() => [null, 'OK']));
   }
 }
 
@@ -34,8 +34,8 @@ class FakeRedis {
   multi(): FakeMulti {
     return new FakeMulti(this);
   }
-  async getBuffer(key: string): Promise<Buffer | null> {
-    return this.data.get(key) ?? null;
+  getBuffer(key: string): Promise<Buffer | null> {
+    return Promise.resolve(this.data.get(key) ?? null);
   }
 }
 
