@@ -3,13 +3,12 @@ import type { Channel, ChannelModel } from 'amqplib';
 import {
   contextShards,
   generationsOf,
-  readLayout,
-  writeLayout,
   type ShardGeneration,
   type ShardLayout,
 } from '../broker/shard-generation';
 import { declareTopology, ringExchange, shardQueue, sourceBindings, type TopologyBinding } from '../broker/topology';
 import { createRedis, type Redis } from '../state/redis-client';
+import { recordLayout, restoredLayout } from '../supervisor/shard-layout';
 import { CliUsageError, ExitCode, connectBroker, isNotFound, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
@@ -31,7 +30,8 @@ this command runs; it refuses while any worker consumes. A resize takes three ru
   3rd run  checks they are empty, deletes the old queues and rings; the new shards are current.
            Start the pipeline: it works through the bars held in the new queues.
 
-The first run records the layout in Redis (<prefix>shards:layout); run it with the PIPELINE_SHARDS the
+The first run records the layout in Redis (<prefix>shards:layout) and in PIPELINE_DATA_DIR
+(shard-layout.json, written back to Redis when Redis lost it); run it with the PIPELINE_SHARDS the
 pipeline has run with until now. See docs/scaling.md, "Changing the number of shards".
 
   status   the recorded layout and the message and consumer counts of its queues.
@@ -104,7 +104,7 @@ interface Session {
 }
 
 async function status(s: Session, json: boolean): Promise<number> {
-  const layout = await readLayout(s.redis, s.ctx.config.redisPrefix, s.ctx.config.shards);
+  const layout = await restoredLayout(s.redis, s.ctx.config);
   const counts: QueueCount[] = [];
   for (const queue of layoutQueues(layout)) counts.push(await countQueue(s.model, queue));
   if (json) {
@@ -129,7 +129,7 @@ async function nonEmpty(model: ChannelModel, queues: string[]): Promise<string[]
 async function resize(s: Session, shards: number): Promise<number> {
   const { ctx, redis, model } = s;
   const { config } = ctx;
-  const layout = await readLayout(redis, config.redisPrefix, config.shards);
+  const layout = await restoredLayout(redis, config);
   if (layout.next !== null && layout.next.shards !== shards) {
     ctx.err.write(`pipeline shards: ${describeLayout(layout)}; finish it with "pipeline shards resize ${layout.next.shards}" first\n`);
     return ExitCode.Failure;
@@ -157,7 +157,7 @@ async function resize(s: Session, shards: number): Promise<number> {
       // both generations, and the new shard skips it later (re-sending a bar is harmless).
       await declareTopology(channel, { ...topology, layout: next });
       await unbind(channel, sourceBindings('tactical', current));
-      await writeLayout(redis, config.redisPrefix, next);
+      await recordLayout(redis, config, next);
       ctx.out.write(
         `step 1 of 3 done: 5m bars now go to the ${shards} new tactical queues (${describeLayout(next)}).\n` +
           `Start the pipeline with PIPELINE_SHARDS=${shards}; stop it (SIGTERM) once "pipeline shards status" shows ` +
@@ -175,7 +175,7 @@ async function resize(s: Session, shards: number): Promise<number> {
       await declareTopology(channel, { ...topology, layout: next });
       await unbind(channel, sourceBindings('strategic', current));
       await deleteRole(channel, current, 'tactical');
-      await writeLayout(redis, config.redisPrefix, next);
+      await recordLayout(redis, config, next);
       ctx.out.write(
         `step 2 of 3 done: 30m bars and feedback now go to the new strategic queues.\n` +
           `Start the pipeline (only the old strategic workers and the context consumers run); stop it once ` +
@@ -195,7 +195,7 @@ async function resize(s: Session, shards: number): Promise<number> {
     await declareTopology(channel, { ...topology, layout: done });
     await deleteRole(channel, current, 'strategic');
     for (const queue of contextQueues(layout.next.shards, contextShards(layout))) await channel.deleteQueue(queue);
-    await writeLayout(redis, config.redisPrefix, done);
+    await recordLayout(redis, config, done);
     ctx.out.write(`step 3 of 3 done: ${describeLayout(done)}. Start the pipeline with PIPELINE_SHARDS=${shards}.\n`);
     return ExitCode.Ok;
   } finally {

@@ -1,7 +1,8 @@
 import { PassThrough } from 'node:stream';
 import * as amqp from 'amqplib';
 import type { Bar } from '../../schemas/bar.schema';
-import type { ShardLayout } from '../../src/broker/shard-generation';
+import Redis from 'ioredis';
+import { LAYOUT_KEY, type ShardLayout } from '../../src/broker/shard-generation';
 import { EXCHANGE_BARS, QUEUE_DEAD_LETTERS, QUEUE_RESULTS, routingKeys, shardQueue } from '../../src/broker/topology';
 import { runCli } from '../../src/cli/main';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
@@ -176,6 +177,10 @@ describe('pipeline shards resize', () => {
     /** One resize, following the procedure of `pipeline shards resize --help` with the producer going on. */
     const resize = async (from: number, to: number): Promise<void> => {
       await stop();
+      // A backlog in the old queues while the rings switch: the bars the old shards still have to
+      // work through are what the order of the steps protects.
+      fraction = Math.min(0.9, fraction + 0.08);
+      await producer.allow(fraction, fraction);
       const step1 = await cli(env(from), ['shards', 'resize', String(to)]);
       expect({ code: step1.code, err: step1.err }).toEqual({ code: 0, err: expect.any(String) as string });
       steps.push(step1.out.trim());
@@ -225,5 +230,15 @@ describe('pipeline shards resize', () => {
     expect(await queueMessages(vhost.url, QUEUE_DEAD_LETTERS)).toBe(0);
     // The generation-0 and generation-1 queues are gone; generation 2 serves 2 shards.
     expect(await layoutOf()).toEqual({ current: { generation: 2, shards: 2 }, next: null, phase: null });
+    // Redis losing the record (say, `pipeline state accept-loss`) does not send the pipeline back to
+    // generation 0: the copy in the data directory is written back.
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      expect(await redis.del(`${pipeline.prefix}${LAYOUT_KEY}`)).toBe(1);
+      expect(await layoutOf()).toEqual({ current: { generation: 2, shards: 2 }, next: null, phase: null });
+      expect(await redis.get(`${pipeline.prefix}${LAYOUT_KEY}`)).not.toBeNull();
+    } finally {
+      redis.disconnect();
+    }
   });
 });
