@@ -47,8 +47,10 @@ let vhosts: TestVhost[] = [];
 let pipelines: TestPipeline[] = [];
 let collectors: QueueCollector[] = [];
 let prefixes: string[] = [];
+let producers: Producer[] = [];
 
 afterEach(async () => {
+  for (const p of producers) await p.stop();
   for (const p of pipelines) await p.stop();
   for (const c of collectors) await c.stop();
   for (const prefix of prefixes) await clearRedis(prefix);
@@ -57,22 +59,32 @@ afterEach(async () => {
   pipelines = [];
   collectors = [];
   prefixes = [];
+  producers = [];
 });
 
 /** Publishes the bars in order, a few at a time, never past `allowed` (raised by the test step by step). */
 class Producer {
   published = 0;
   allowed = 0;
+  private stopped = false;
   private done: Promise<void> | null = null;
 
-  constructor(private readonly url: string) {}
+  constructor(private readonly url: string) {
+    producers.push(this);
+  }
+
+  /** Ends the publishing loop (a failed test leaves it waiting for a higher `allowed`). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done?.catch(() => undefined);
+  }
 
   start(): void {
     this.done = (async () => {
       const connection = await amqp.connect(this.url);
       try {
         const channel = await connection.createConfirmChannel();
-        while (this.published < bars.length) {
+        while (this.published < bars.length && !this.stopped) {
           const upTo = Math.min(this.allowed, this.published + symbols.length, bars.length);
           for (; this.published < upTo; this.published++) {
             const b = bars[this.published]!;
