@@ -179,6 +179,10 @@ describe('pipeline shards resize', () => {
     };
 
     pipeline = await start(2);
+    // While workers consume, counts are not exact and a worker could bind its sources again: refused.
+    const refused = await cli(env(2), ['shards', 'resize', '3']);
+    expect({ code: refused.code, err: refused.err }).toEqual({ code: 1, err: expect.stringMatching(/consumer\(s\); stop the pipeline/) as string });
+    expect(await layoutOf()).toEqual({ current: { generation: 0, shards: 2 }, next: null, phase: null });
     await results.start();
     const producer = new Producer(vhost.url);
     producer.start();
