@@ -1,4 +1,5 @@
 import type { Channel, Options } from 'amqplib';
+import { contextShards, generationsOf, sourceGeneration, steadyLayout, type ShardGeneration, type ShardLayout } from './shard-generation';
 
 /** Topic exchange users publish bars to; the tactical workers publish the 30m bars they build to it. */
 export const EXCHANGE_BARS = 'market.bars';
@@ -51,11 +52,20 @@ const SHARD_QUEUE_BASE: Record<ShardedQueueKind, string> = {
 
 /**
  * The one place a shard's queue name is built: `tactical_processing.<k>`,
- * `strategic_processing.<k>`, `tactical_context.<k>`, k from 0 to shards − 1.
+ * `strategic_processing.<k>`, `tactical_context.<k>`, k from 0 to shards − 1. Generations above 0
+ * (after `pipeline shards resize`) insert `g<generation>`: `tactical_processing.g1.<k>`; context
+ * queues have no generation.
  */
-export function shardQueue(kind: ShardedQueueKind, shard: number): string {
+export function shardQueue(kind: ShardedQueueKind, shard: number, generation = 0): string {
   if (!Number.isInteger(shard) || shard < 0) throw new RangeError(`shard must be a non-negative integer, got ${shard}`);
-  return `${SHARD_QUEUE_BASE[kind]}.${shard}`;
+  if (!Number.isInteger(generation) || generation < 0) throw new RangeError(`generation must be a non-negative integer, got ${generation}`);
+  return kind === 'context' || generation === 0 ? `${SHARD_QUEUE_BASE[kind]}.${shard}` : `${SHARD_QUEUE_BASE[kind]}.g${generation}.${shard}`;
+}
+
+/** The ring of a role in a generation: today's names for generation 0, `<ring>.g<generation>` above. */
+export function ringExchange(kind: 'tactical' | 'strategic', generation = 0): string {
+  const base = kind === 'tactical' ? EXCHANGE_TACTICAL_RING : EXCHANGE_STRATEGIC_RING;
+  return generation === 0 ? base : `${base}.g${generation}`;
 }
 
 /** True when `name` is a context queue a strategic worker may answer to (a 30m bar's reply-to). */
@@ -131,6 +141,13 @@ export interface TopologyOptions {
   maxAttempts: number;
   /** Shards of the tactical and strategic roles (PIPELINE_SHARDS). @defaultValue 1 */
   shards?: number;
+  /**
+   * The recorded shard layout (see shard-generation.ts); when given it decides the queues, rings
+   * and bindings, and `shards` is ignored. A function is called on every declaration (every
+   * reconnect), so that a process that outlived a resize binds the layout's generation, not the
+   * one it started with. @defaultValue generation 0 with `shards` shards
+   */
+  layout?: ShardLayout | (() => Promise<ShardLayout>);
 }
 
 /** The broker's delivery limit of a shard queue, in units of `maxAttempts` (a backstop, see below). */
@@ -162,37 +179,69 @@ export function workQueueOptions(options: TopologyOptions, sharded = false): Opt
 /** Ring binding weight: points on the hash ring per queue (more points, more even spread). */
 const RING_WEIGHT = '32';
 
-/** Bindings of the pipeline for `shards` shards, as [destination, source exchange, pattern, kind]. */
-export function bindings(shards: number): { destination: string; source: string; pattern: string; exchangeToExchange?: boolean }[] {
-  const out: { destination: string; source: string; pattern: string; exchangeToExchange?: boolean }[] = [
+/** One binding of the topology: a queue (or an exchange) bound to a source exchange. */
+export interface TopologyBinding {
+  destination: string;
+  source: string;
+  pattern: string;
+  exchangeToExchange?: boolean;
+}
+
+/**
+ * The bindings that feed a generation's queues of one role from the pipeline's exchanges (5m bars
+ * from {@link EXCHANGE_BARS}; 30m bars and feedback from {@link EXCHANGE_INTERNAL}): straight to the
+ * queue with one shard, through the generation's ring with more. `pipeline shards resize` moves
+ * these and only these.
+ */
+export function sourceBindings(role: 'tactical' | 'strategic', generation: ShardGeneration): TopologyBinding[] {
+  const single = generation.shards === 1;
+  const destination = single ? shardQueue(role, 0, generation.generation) : ringExchange(role, generation.generation);
+  // '#' rather than '*': symbols may contain '.', which splits topic words. Batches of 5m bars (replay)
+  // enter on the internal exchange with the routing key of the symbol's single bars, so a batch
+  // reaches the same shard, and users of market.bars never see them.
+  const sources: [string, string][] =
+    role === 'tactical'
+      ? [[EXCHANGE_BARS, 'bars.5m.#'], [EXCHANGE_INTERNAL, 'bars.5m.#']]
+      : [[EXCHANGE_INTERNAL, 'bars.30m.#'], [EXCHANGE_INTERNAL, 'feedback.#']];
+  return sources.map(([source, pattern]) => (single ? { destination, source, pattern } : { destination, source, pattern, exchangeToExchange: true }));
+}
+
+/**
+ * Bindings of the pipeline for `shards` shards (or for a recorded layout), as [destination, source
+ * exchange, pattern, kind]. Only the source generation of each role is bound to the pipeline's
+ * exchanges (see {@link sourceGeneration}); the other generation's ring keeps its queues only.
+ */
+export function bindings(shards: number, layout: ShardLayout = steadyLayout(shards)): TopologyBinding[] {
+  const out: TopologyBinding[] = [
     { destination: QUEUE_RESULTS, source: EXCHANGE_RESULTS, pattern: 'results.#' },
     { destination: QUEUE_EXPERIENCE, source: EXCHANGE_INTERNAL, pattern: 'experience.#' },
     // The 30m bars the pipeline builds are public: forwarded to market.bars for anyone bound there.
     { destination: EXCHANGE_BARS, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true },
   ];
-  for (let k = 0; k < shards; k++) {
+  for (let k = 0; k < contextShards(layout); k++) {
     const context = shardQueue('context', k);
     out.push({ destination: context, source: EXCHANGE_INTERNAL, pattern: routingKeys.reply(context) });
   }
-  if (shards === 1) {
-    // '#' rather than '*': symbols may contain '.', which splits topic words.
-    out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_BARS, pattern: 'bars.5m.#' });
-    // Batches of 5m bars (replay) enter on the internal exchange, not visible to users of market.bars.
-    out.push({ destination: shardQueue('tactical', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#' });
-    out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#' });
-    out.push({ destination: shardQueue('strategic', 0), source: EXCHANGE_INTERNAL, pattern: 'feedback.#' });
-    return out;
-  }
-  out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_BARS, pattern: 'bars.5m.#', exchangeToExchange: true });
-  // Same routing key as the symbol's single bars, so a batch reaches the same shard.
-  out.push({ destination: EXCHANGE_TACTICAL_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.5m.#', exchangeToExchange: true });
-  out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'bars.30m.#', exchangeToExchange: true });
-  out.push({ destination: EXCHANGE_STRATEGIC_RING, source: EXCHANGE_INTERNAL, pattern: 'feedback.#', exchangeToExchange: true });
-  for (let k = 0; k < shards; k++) {
-    out.push({ destination: shardQueue('tactical', k), source: EXCHANGE_TACTICAL_RING, pattern: RING_WEIGHT });
-    out.push({ destination: shardQueue('strategic', k), source: EXCHANGE_STRATEGIC_RING, pattern: RING_WEIGHT });
+  out.push(...sourceBindings('tactical', sourceGeneration(layout, 'tactical')));
+  out.push(...sourceBindings('strategic', sourceGeneration(layout, 'strategic')));
+  for (const g of generationsOf(layout)) {
+    if (g.shards === 1) continue;
+    for (let k = 0; k < g.shards; k++) {
+      out.push({ destination: shardQueue('tactical', k, g.generation), source: ringExchange('tactical', g.generation), pattern: RING_WEIGHT });
+      out.push({ destination: shardQueue('strategic', k, g.generation), source: ringExchange('strategic', g.generation), pattern: RING_WEIGHT });
+    }
   }
   return out;
+}
+
+/** Declares the rings of a generation with more than one shard (idempotent). */
+export async function declareRings(channel: Channel, generation: ShardGeneration): Promise<void> {
+  if (generation.shards <= 1) return;
+  await channel.assertExchange(ringExchange('tactical', generation.generation), RING_EXCHANGE_TYPE, { durable: true });
+  await channel.assertExchange(ringExchange('strategic', generation.generation), RING_EXCHANGE_TYPE, {
+    durable: true,
+    arguments: { 'hash-header': HEADER_SYMBOL },
+  });
 }
 
 /**
@@ -207,30 +256,27 @@ export function bindings(shards: number): { destination: string; source: string;
  * {@link HEADER_SYMBOL}, which the tactical workers set on every 30m bar and feedback they publish.
  */
 export async function declareTopology(channel: Channel, options: TopologyOptions): Promise<void> {
-  const shards = options.shards ?? 1;
+  const layout = typeof options.layout === 'function' ? await options.layout() : (options.layout ?? steadyLayout(options.shards ?? 1));
   await channel.assertExchange(EXCHANGE_BARS, 'topic', { durable: true });
   await channel.assertExchange(EXCHANGE_RESULTS, 'topic', { durable: true });
   await channel.assertExchange(EXCHANGE_INTERNAL, 'topic', { durable: true });
   await channel.assertExchange(EXCHANGE_DLX, 'fanout', { durable: true });
-  if (shards > 1) {
-    await channel.assertExchange(EXCHANGE_TACTICAL_RING, RING_EXCHANGE_TYPE, { durable: true });
-    await channel.assertExchange(EXCHANGE_STRATEGIC_RING, RING_EXCHANGE_TYPE, {
-      durable: true,
-      arguments: { 'hash-header': HEADER_SYMBOL },
-    });
-  }
+  for (const g of generationsOf(layout)) await declareRings(channel, g);
   const dlqArgs: Record<string, unknown> =
     options.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
   await channel.assertQueue(QUEUE_DEAD_LETTERS, { durable: true, arguments: dlqArgs });
   await channel.bindQueue(QUEUE_DEAD_LETTERS, EXCHANGE_DLX, '');
   await channel.assertQueue(QUEUE_RESULTS, workQueueOptions(options));
   await channel.assertQueue(QUEUE_EXPERIENCE, workQueueOptions(options));
-  for (let k = 0; k < shards; k++) {
-    for (const kind of ['tactical', 'strategic', 'context'] as const) {
-      await channel.assertQueue(shardQueue(kind, k), workQueueOptions(options, true));
+  for (let k = 0; k < contextShards(layout); k++) await channel.assertQueue(shardQueue('context', k), workQueueOptions(options, true));
+  for (const g of generationsOf(layout)) {
+    for (let k = 0; k < g.shards; k++) {
+      for (const kind of ['tactical', 'strategic'] as const) {
+        await channel.assertQueue(shardQueue(kind, k, g.generation), workQueueOptions(options, true));
+      }
     }
   }
-  for (const b of bindings(shards)) {
+  for (const b of bindings(layout.current.shards, layout)) {
     if (b.exchangeToExchange === true) await channel.bindExchange(b.destination, b.source, b.pattern);
     else await channel.bindQueue(b.destination, b.source, b.pattern);
   }

@@ -2,9 +2,11 @@ import type { ChannelModel } from 'amqplib';
 import { inspect } from 'node:util';
 import pino from 'pino';
 import { connectFirstLive, redact } from '../broker/broker-connection';
+import type { TopologyOptions } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
 import { BrokerConnectionError, PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
+import { loadShardLayout } from '../supervisor/shard-layout';
 
 /** Exit codes of the CLI (sysexits-style where one fits). */
 export const ExitCode = {
@@ -113,4 +115,12 @@ export function ms(value: number | null): string {
 /** True when the broker reports the queue does not exist (reply 404 on a passive declare). */
 export function isNotFound(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 404;
+}
+
+/**
+ * The shard count and recorded shard layout a producer declares the topology with, so that the
+ * queues and bindings it declares are the running pipeline's (read again on every reconnect).
+ */
+export function producerTopology(config: PipelineConfig, log: Logger): Pick<TopologyOptions, 'shards' | 'layout'> {
+  return { shards: config.shards, layout: () => loadShardLayout(config, log) };
 }

@@ -23,7 +23,7 @@ import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
 import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, quantile } from './common';
+import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, producerTopology, quantile } from './common';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
@@ -116,6 +116,7 @@ async function main(args: readonly string[]): Promise<number> {
     connectionName: 'pipeline-demo-producer',
     queueType: config.queueType,
     maxAttempts: config.maxAttempts,
+    ...producerTopology(config, log),
     confirmTimeoutMs: config.publishTimeoutMs,
     log,
   });

@@ -24,6 +24,7 @@ import { replayCommand } from './replay-command';
 import { reportCommand } from './report-command';
 import { resampleCsvCommand } from './resample-csv';
 import { resultsCommand } from './results-command';
+import { shardsCommand } from './shards-command';
 import { stateCommand } from './state-command';
 
 /** A command of the tree: its name, the line `pipeline --help` shows, and the command itself. */
@@ -37,11 +38,7 @@ export interface CommandEntry {
   subcommands?: readonly string[];
 }
 
-/**
- * Every `pipeline` command. `shards` (resizing the sharded queues) joins this table as one more
- * entry when its command module lands:
- *   { name: 'shards', summary: '...', command: shardsCommand },
- */
+/** Every `pipeline` command. */
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'publish', summary: 'publish bars from CSV files or a synthetic market, with confirms and a progress bar', command: publishCommand },
   { name: 'results', summary: 'follow the integrated results (consumes them unless --peek) as JSON lines or a table', command: resultsCommand },
@@ -49,6 +46,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'report', summary: 'write the self-contained HTML report of a results file (see docs/replay.md)', command: reportCommand },
   { name: 'dlq', summary: 'list, replay or purge dead letters', command: dlqCommand, subcommands: ['list', 'replay', 'purge'] },
   { name: 'state', summary: 'check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)', command: stateCommand, subcommands: ['check', 'accept-loss'] },
+  { name: 'shards', summary: 'change the number of shards with bars flowing (see docs/scaling.md)', command: shardsCommand, subcommands: ['status', 'resize'] },
   { name: 'models', summary: 'list, promote, roll back or train versions of the trading agents', command: modelsCommand, subcommands: ['list', 'promote', 'rollback', 'train'] },
   { name: 'eval', summary: 'evaluate a model version against baselines on held-out bars (HTML and JSON report)', command: evalCommand },
   { name: 'mappo-check', summary: 'proof of learning: MAPPO on the two-step game for several seeds', command: mappoCheckCommand, dev: true },

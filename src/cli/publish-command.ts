@@ -3,12 +3,14 @@ import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
 import { bindings, EXCHANGE_BARS, routingKeys } from '../broker/topology';
+import type { ShardLayout } from '../broker/shard-generation';
+import { loadShardLayout } from '../supervisor/shard-layout';
 import { describeBrokerTarget } from '../broker/preflight';
 import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
 import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, producerTopology, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
@@ -148,6 +150,7 @@ export const publishCommand: Command = {
       connectionName: 'pipeline-cli-publish',
       queueType: ctx.config.queueType,
       maxAttempts: ctx.config.maxAttempts,
+      ...producerTopology(ctx.config, ctx.log),
       maxUnconfirmed,
       confirmTimeoutMs: ctx.config.publishTimeoutMs,
       closeTimeoutMs: ctx.config.closeTimeoutMs,
@@ -238,8 +241,8 @@ export const publishCommand: Command = {
  * bindings for `shards` shards through exchange-to-exchange hops (a consistent-hash ring sends each
  * symbol to one of its queues, so every queue bound to a ring counts).
  */
-export function barQueues(timeframe: string, shards: number): string[] {
-  const all = bindings(shards);
+export function barQueues(timeframe: string, shards: number, layout?: ShardLayout): string[] {
+  const all = bindings(shards, layout);
   const key = routingKeys.bar(timeframe, 'X');
   const queues = new Set<string>();
   const visit = (exchange: string, matchAll: boolean, seen: Set<string>): void => {
@@ -273,10 +276,11 @@ function topicMatches(pattern: string, key: string): boolean {
  * pipeline is not running). Null when some queue has a consumer; never throws.
  */
 export async function unconsumedWarning(ctx: CommandContext, timeframe: string): Promise<string | null> {
-  const queues = barQueues(timeframe, ctx.config.shards);
-  if (queues.length === 0) return null;
   let model: Awaited<ReturnType<typeof connectBroker>> | null = null;
   try {
+    // The recorded shard layout: after `pipeline shards resize` the queues have other names.
+    const queues = barQueues(timeframe, ctx.config.shards, await loadShardLayout(ctx.config, ctx.log));
+    if (queues.length === 0) return null;
     model = await connectBroker(ctx.config, 'pipeline-cli-publish-check');
     const counts: string[] = [];
     let consumers = 0;

@@ -18,7 +18,7 @@ import {
   readCsvBars,
   symbolFromCsvPath,
 } from '../producers/csv-bars';
-import { CliUsageError } from './common';
+import { CliUsageError, producerTopology } from './common';
 
 /** Recorded bars to replay: per symbol in `ts` order, interleaved across symbols by `ts`. */
 export interface ReplaySource {
@@ -82,6 +82,7 @@ export class OneBarPerMessageSink implements BarSink {
       connectionName,
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
+      ...producerTopology(config, log),
       confirmTimeoutMs: config.publishTimeoutMs,
       maxUnconfirmed: maxInFlight,
       log,
@@ -129,6 +130,7 @@ export class BatchedBarSink implements BarSink {
       connectionName,
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
+      ...producerTopology(config, log),
       confirmTimeoutMs: config.publishTimeoutMs,
       maxUnconfirmed: maxInFlightMessages,
       log,

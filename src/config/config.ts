@@ -288,8 +288,9 @@ export const EnvSchema = z.object({
    * Tactical and strategic shards: the supervisor runs N tactical and N strategic workers, on
    * queues `tactical_processing.<k>` and `strategic_processing.<k>`, routed by symbol. Above 1 the
    * broker needs the plugin `rabbitmq_consistent_hash_exchange` (without it the workers exit 2 naming
-   * it). Fixed per vhost, like the queue arguments: drain and delete the shard queues, or use a new
-   * vhost, before changing it (docs/scaling.md). @defaultValue 1
+   * it). Change it on a running vhost with `pipeline shards resize N` (docs/scaling.md): once a
+   * resize recorded the shard layout in Redis, a process whose PIPELINE_SHARDS contradicts it exits 2.
+   * @defaultValue 1
    */
   PIPELINE_SHARDS: int('PIPELINE_SHARDS', 1, 256).default(1),
   /**

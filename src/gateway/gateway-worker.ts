@@ -79,6 +79,8 @@ export class GatewayWorker {
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
       shards: config.shards,
+      // The recorded shard layout, read on every (re)connect: no other generation's queues are bound (docs/scaling.md).
+      layout: async () => (await import('../supervisor/shard-layout')).loadShardLayout(config, this.log),
       log: componentLogger('broker', 'gateway'),
     });
     connection.onFatal = (err) => this.onFatal(err);

@@ -129,6 +129,10 @@ export class BarProducer implements ConnectionAttachment {
       connectionName: this.options.connectionName ?? 'bar-producer',
       queueType: this.options.queueType,
       maxAttempts: this.options.maxAttempts,
+      // The pipeline's shard count and recorded layout: declaring one shard on a sharded pipeline
+      // would bind tactical_processing.0 to market.bars next to the ring, so shard 0 got every bar.
+      ...(this.options.shards === undefined ? {} : { shards: this.options.shards }),
+      ...(this.options.layout === undefined ? {} : { layout: this.options.layout }),
       initialMaxRetries: this.options.initialMaxRetries ?? 3,
       onFatalReconnect: (err) => this.fail(new PublishError('gave up reconnecting to the broker', { cause: err })),
       log: this.options.log,

@@ -6,7 +6,9 @@ type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 import { inheritedEnv, type PipelineConfig } from '../config/config';
 import { EXIT_STARTUP } from '../errors';
 import { componentLogger, type Logger } from '../observability/logger';
+import { consumedBy, contextShards, type ShardLayout } from '../broker/shard-generation';
 import { HealthServer } from './health-server';
+import { loadShardLayout } from './shard-layout';
 import { isShardedRole, workerName, type SupervisorToWorker, type WorkerRole, type WorkerToSupervisor } from './ipc';
 
 /** Options of {@link Supervisor}. */
@@ -22,6 +24,8 @@ export interface SupervisorOptions {
   killGraceMs?: number;
   /** File descriptor the workers' stdout and stderr (their logs) go to. @defaultValue the supervisor's own */
   workerOutputFd?: number;
+  /** The shard layout. @defaultValue the one recorded in Redis (see shard-generation.ts) */
+  layout?: ShardLayout;
 }
 
 interface Child {
@@ -53,6 +57,8 @@ export class Supervisor {
   private stopping = false;
   private stopPromise: Promise<void> | null = null;
   private metricsRequest = 0;
+  /** PIPELINE_SHARDS of the workers: the widest generation's count while a resize is under way. */
+  private workerShards: number;
   private readonly metricsWaiters = new Map<number, (m: metric[]) => void>();
   /** Called when a worker crash-loops and the supervisor gives up. */
   onGiveUp: (role: WorkerRole) => void = () => undefined;
@@ -63,6 +69,7 @@ export class Supervisor {
   onStartupError: (role: WorkerRole) => void = () => undefined;
 
   constructor(private readonly options: SupervisorOptions) {
+    this.workerShards = options.config.shards;
     this.health = new HealthServer(
       { health: () => this.healthStatus(), metrics: () => this.collectMetrics() },
       options.config.healthPort,
@@ -89,11 +96,17 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
+    // The layout decides how many workers of each sharded role run (a resize changes it between
+    // restarts); a PIPELINE_SHARDS that contradicts it stops the start with exit code 2.
+    const layout = this.options.layout ?? (await loadShardLayout(this.options.config, this.log));
+    if (layout.phase !== null) {
+      this.workerShards = contextShards(layout);
+      this.log.info({ layout }, 'shard resize under way');
+    }
     await this.health.start();
     if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
-    const slots = this.options.roles.flatMap((role) =>
-      Array.from({ length: isShardedRole(role) ? this.options.config.shards : 1 }, (_, shard) => ({ role, shard })),
-    );
+    const count = (role: WorkerRole): number => (role === 'tactical' || role === 'strategic' ? consumedBy(layout, role).workers : 1);
+    const slots = this.options.roles.flatMap((role) => Array.from({ length: isShardedRole(role) ? count(role) : 1 }, (_, shard) => ({ role, shard })));
     for (const { role, shard } of slots) {
       const name = workerName(role, shard);
       const child: Child = {
@@ -119,7 +132,12 @@ export class Supervisor {
     const entry = join(__dirname, isTs ? 'worker-main.ts' : 'worker-main.js');
     const proc = fork(entry, [child.role], {
       // HEALTH_PORT as bound (it may be 0, "pick one"): the gateway relays this supervisor's /health.
-      env: { ...(this.options.env ?? inheritedEnv()), PIPELINE_SHARD_INDEX: String(child.shard), HEALTH_PORT: String(this.health.boundPort) },
+      env: {
+        ...(this.options.env ?? inheritedEnv()),
+        PIPELINE_SHARDS: String(this.workerShards),
+        PIPELINE_SHARD_INDEX: String(child.shard),
+        HEALTH_PORT: String(this.health.boundPort),
+      },
       execArgv: [...(isTs ? ['--import', 'tsx'] : []), `--max-old-space-size=${this.options.config.workerHeapMb}`],
       stdio: ['ignore', this.options.workerOutputFd ?? 'inherit', this.options.workerOutputFd ?? 'inherit', 'ipc'],
     });

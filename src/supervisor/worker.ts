@@ -8,7 +8,9 @@ import { StrategicContextSchema } from '../../schemas/strategic-context.schema';
 import { BrokerConnection } from '../broker/broker-connection';
 import type { BaseConsumer } from '../broker/base-consumer';
 import { Publisher } from '../broker/publisher';
+import { consumedBy } from '../broker/shard-generation';
 import { QUEUE_EXPERIENCE, shardQueue } from '../broker/topology';
+import { StartupError } from '../errors';
 import type { ModelUpdateSubscriber } from '../consumers/model-update-subscriber';
 import type { PipelineConfig } from '../config/config';
 import { BufferConsumer } from '../consumers/buffer-consumer';
@@ -25,7 +27,8 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import { componentLogger, type Logger } from '../observability/logger';
 import { createRedis, type Redis } from '../state/redis-client';
 import { SymbolStateStore } from '../state/symbol-state-store';
-import { workerName, type WorkerRole } from './ipc';
+import { isShardedRole, workerName, type WorkerRole } from './ipc';
+import { checkedLayout } from './shard-layout';
 import { buildStages, INITIAL_POLICY_SEED } from './stages';
 
 /** Nice value of the trainer: the live path always goes first on a busy machine. */
@@ -74,12 +77,31 @@ export class Worker {
     const name = workerName(role, shard);
     this.redis = createRedis({ url: config.redisUrl, connectionName: `pipeline-${name}`, log: this.log });
     await this.redis.connect();
+    // Which generation's queues this worker consumes, and what its reconnects bind (shard-generation.ts).
+    const layout = await checkedLayout(this.redis, config);
+    const consumes = role === 'tactical' || role === 'strategic' ? consumedBy(layout, role) : null;
+    if (consumes !== null && shard >= consumes.workers) {
+      throw new StartupError('PIPELINE_SHARD_INDEX', `PIPELINE_SHARD_INDEX=${shard}: the ${role} role has ${consumes.workers} shard(s) in the current shard layout; run shards 0 to ${consumes.workers - 1}`);
+    }
+    const generation = consumes?.generation?.generation ?? 0;
+    if (isShardedRole(role) && layout.phase !== null) this.log.info({ layout, generation: consumes?.generation ?? null }, 'shard resize under way');
     const connection = new BrokerConnection({
       url: config.amqpUrl,
       connectionName: `pipeline-${name}-${process.pid}`,
       queueType: config.queueType,
       maxAttempts: config.maxAttempts,
       shards: config.shards,
+      // Read again on every reconnect: after a resize the sources are bound to the recorded layout's
+      // generation, never to the one this worker started with; a layout that contradicts
+      // PIPELINE_SHARDS stops the worker.
+      layout: async () => {
+        try {
+          return await checkedLayout(this.redis!, config);
+        } catch (err) {
+          if (err instanceof StartupError) this.onFatal(err);
+          throw err;
+        }
+      },
       log: componentLogger('broker', name),
     });
     connection.onFatal = (err) => this.onFatal(err);
@@ -128,7 +150,7 @@ export class Worker {
       this.waitBuffer = feedback;
       this.consumers = [
         new StrategicConsumer(connection, publisher, store, new StrategicFlow(stages.strategic ?? null, feedback, config.feedbackLag), feedback, {
-          ...base(shardQueue('strategic', shard)),
+          ...base(shardQueue('strategic', shard, generation)),
           timeframe: '30m',
           crashAttempts: config.crashAttempts,
         }),
@@ -193,9 +215,12 @@ export class Worker {
       this.waitBuffer = contexts;
       const flow = new TacticalFlow(stages.tactical ?? {});
       const contextQueue = shardQueue('context', shard);
-      this.consumers = [
+      const contextConsumer = new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(contextQueue));
+      // While a resize drains the old strategic queues, the tactical workers only store the contexts
+      // those send (every context queue must be empty before the new tactical queues are consumed).
+      this.consumers = consumes?.generation === null ? [contextConsumer] : [
         new TacticalConsumer(connection, publisher, store, flow, contexts, {
-          ...base(shardQueue('tactical', shard)),
+          ...base(shardQueue('tactical', shard, generation)),
           timeframe: '5m',
           crashAttempts: config.crashAttempts,
           contextQueue,
@@ -208,7 +233,7 @@ export class Worker {
           },
           ...(config.training ? { experience: new ExperienceBatcher(publisher) } : {}),
         }),
-        new BufferConsumer(connection, publisher, contexts, StrategicContextSchema, base(contextQueue)),
+        contextConsumer,
       ];
     }
     await connection.start();

@@ -209,6 +209,27 @@ describe('pipeline CLI', () => {
     ]);
   });
 
+  it('publish declares the pipeline\'s shards: with PIPELINE_SHARDS=2 bars go through the ring, never straight to shard 0', async () => {
+    const sharded = await createVhost({ baseUrl: 'amqp://guest:guest@127.0.0.1:5672', vhost: `test-cli-shards-${randomUUID()}` });
+    try {
+      const out = capture();
+      const err = capture();
+      const env = { AMQP_URL: sharded.url, PIPELINE_SHARDS: '2', PIPELINE_REDIS_PREFIX: `test-cli-shards-${randomUUID()}:` };
+      const code = await runCli(['publish', '--synthetic', '--symbols', 'SX,SY', '--count', '3'], { env, out: out.stream, err: err.stream });
+      expect({ code, err: err.text() }).toMatchObject({ code: 0 });
+      const { stdout } = await execFileAsync('rabbitmqctl', ['list_bindings', '-q', '--no-table-headers', '-p', sharded.vhost, 'source_name', 'destination_name']);
+      const fromBars = stdout
+        .split('\n')
+        .map((line) => line.split('\t'))
+        .filter(([source]) => source === EXCHANGE_BARS)
+        .map(([, destination]) => destination);
+      expect(fromBars).toContain('pipeline.tactical.ring');
+      expect(fromBars).not.toContain('tactical_processing.0');
+    } finally {
+      await sharded.remove();
+    }
+  });
+
   it('publish --csv refuses a file whose name is not a symbol, naming it and both fixes, and publishes nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-csv-'));
     try {
