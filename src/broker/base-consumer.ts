@@ -368,14 +368,14 @@ export abstract class BaseConsumer implements ConnectionAttachment {
       await channel.cancel(consumerTag);
     })();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
+    const timeout = new Promise<void>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
     try {
       await Promise.race([barrier, timeout]);
     } catch (err) {
-      this.log.warn({ err: describe(err) }, 'could not confirm that the broker applied the last acks; closing anyway');
+      this.log.warn({ err: describe(err) }, 'could not confirm that the broker applied the last acks; closing anyway (acked messages may come back as redeliveries)');
     } finally {
       clearTimeout(timer);
     }
@@ -410,7 +410,9 @@ export abstract class BaseConsumer implements ConnectionAttachment {
         this.channel = null;
         this.generation++; // no ack goes out after the barrier below
         if (channel !== null) {
-          await this.settleBarrier(channel, closeTimeoutMs);
+          // Bounded apart from the wait above: a broker that answers nothing must not hold the stop
+          // past the supervisor's grace period (close timeout + 5 s).
+          await this.settleBarrier(channel, Math.min(closeTimeoutMs, 3000));
           await channel.close().catch(() => undefined);
         }
       })();

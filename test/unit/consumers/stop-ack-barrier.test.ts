@@ -17,7 +17,7 @@ class ControlledConsumer extends BaseConsumer {
 }
 
 /** Records, in order, what the consumer asks of its channel. */
-function recordingModel(calls: string[]): { model: ChannelModel; deliver: (tag: number) => void } {
+function recordingModel(calls: string[], barrierAnswers = true): { model: ChannelModel; deliver: (tag: number) => void } {
   let onMessage: ((msg: ConsumeMessage | null) => void) | null = null;
   let tags = 0;
   const channel = {
@@ -30,6 +30,7 @@ function recordingModel(calls: string[]): { model: ChannelModel; deliver: (tag: 
       const credit = options?.arguments?.['x-credit'];
       calls.push(credit === undefined ? `consume ${queue}` : `consume ${queue} x-credit ${JSON.stringify(credit)}`);
       if (onMessage === null) onMessage = cb;
+      else if (!barrierAnswers) return new Promise<never>(() => undefined);
       return Promise.resolve({ consumerTag: `tag${++tags}` });
     },
     cancel: (tag: string) => {
@@ -54,19 +55,23 @@ function recordingModel(calls: string[]): { model: ChannelModel; deliver: (tag: 
  * come back. The graceful stop must put a synchronous command through the queue after its last
  * acks (a zero-credit consumer, registered and cancelled) and close the channel only after it.
  */
+function consumerOn(model: ChannelModel): Promise<ControlledConsumer> {
+  const consumer = new ControlledConsumer({ attach: () => undefined } as unknown as BrokerConnection, {} as Publisher, {
+    queue: 'q',
+    stage: 'tactical',
+    prefetchCount: 10,
+    maxAttempts: 3,
+    retryDelayMs: 10,
+    log: pino({ level: 'silent' }),
+  });
+  return consumer.attach(model).then(() => consumer);
+}
+
 describe('BaseConsumer.stop', () => {
   it('registers a zero-credit consumer after the last ack and before closing the channel', async () => {
     const calls: string[] = [];
     const { model, deliver } = recordingModel(calls);
-    const consumer = new ControlledConsumer({ attach: () => undefined } as unknown as BrokerConnection, {} as Publisher, {
-      queue: 'q',
-      stage: 'tactical',
-      prefetchCount: 10,
-      maxAttempts: 3,
-      retryDelayMs: 10,
-      log: pino({ level: 'silent' }),
-    });
-    await consumer.attach(model);
+    const consumer = await consumerOn(model);
     for (const tag of [1, 2, 3]) deliver(tag);
     await new Promise((r) => setImmediate(r));
     expect(consumer.inFlight).toBe(3);
@@ -89,5 +94,17 @@ describe('BaseConsumer.stop', () => {
       'cancel tag2',
       'close',
     ]);
+  });
+
+  it('closes the channel anyway when the broker does not answer the barrier (bounded)', async () => {
+    const calls: string[] = [];
+    const { model, deliver } = recordingModel(calls, false);
+    const consumer = await consumerOn(model);
+    deliver(1);
+    await new Promise((r) => setImmediate(r));
+    const stopped = consumer.stop(200);
+    consumer.commits[0]!();
+    await stopped; // without the bound this never resolves and the test times out
+    expect(calls.slice(-4)).toEqual(['ack 1', 'prefetch 1', 'consume q x-credit {"credit":{"!":"long","value":0},"drain":false}', 'close']);
   });
 });
