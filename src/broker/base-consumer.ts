@@ -346,9 +346,45 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   async start(): Promise<void> {}
 
   /**
+   * Resolves once the broker has applied every ack sent on `channel` (bounded by `timeoutMs`).
+   *
+   * Acks are fire-and-forget, and on a quorum queue (RabbitMQ 3.10) the channel sends at most 32
+   * settlements to the queue before hearing that they were applied; later ones wait inside the
+   * channel and are sent when those answers come. Closing the channel drops the waiting ones: their
+   * messages, processed and acked, return to the queue as redeliveries. A burst of acks just before
+   * the close (the last group commit of a graceful stop) loses all but about 32 that way. Registering
+   * a consumer is a synchronous command that the queue applies after the settlements sent before it,
+   * and the broker answers it only after the channel has taken in their confirmations, which sends
+   * the waiting ones ahead of anything that follows (the close). The consumer has zero credit
+   * (`x-credit`), so nothing is delivered to it; prefetch 1 bounds what a broker that ignores that
+   * argument could deliver (it would go back to the queue with the close).
+   */
+  private async settleBarrier(channel: Channel, timeoutMs: number): Promise<void> {
+    const barrier = (async () => {
+      await channel.prefetch(1);
+      const { consumerTag } = await channel.consume(this.options.queue, () => undefined, {
+        arguments: { 'x-credit': { credit: { '!': 'long', value: 0 }, drain: false } },
+      });
+      await channel.cancel(consumerTag);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([barrier, timeout]);
+    } catch (err) {
+      this.log.warn({ err: describe(err) }, 'could not confirm that the broker applied the last acks; closing anyway (acked messages may come back as redeliveries)');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Cancels the consumer, calls `afterCancel`, waits (bounded) until every delivered message is
-   * acknowledged or has failed (failed ones stay unacknowledged), then closes the channel, which
-   * requeues what is left. Idempotent.
+   * acknowledged or has failed (failed ones stay unacknowledged), makes sure the broker applied the
+   * acks ({@link settleBarrier}), then closes the channel, which requeues what is left. Idempotent.
    */
   stop(closeTimeoutMs: number, afterCancel?: () => void): Promise<void> {
     if (this.stopPromise === null) {
@@ -372,8 +408,13 @@ export abstract class BaseConsumer implements ConnectionAttachment {
         }
         if (this.unacked > 0) this.log.warn({ unacked: this.unacked }, 'closing with unacknowledged messages; the broker redelivers them');
         this.channel = null;
-        this.generation++;
-        if (channel !== null) await channel.close().catch(() => undefined);
+        this.generation++; // no ack goes out after the barrier below
+        if (channel !== null) {
+          // Bounded apart from the wait above: a broker that answers nothing must not hold the stop
+          // past the supervisor's grace period (close timeout + 5 s).
+          await this.settleBarrier(channel, Math.min(closeTimeoutMs, 3000));
+          await channel.close().catch(() => undefined);
+        }
       })();
     }
     return this.stopPromise;
