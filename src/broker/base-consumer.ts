@@ -4,7 +4,7 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
 import { coalesceSocketWrites, type Publisher } from './publisher';
-import { EXCHANGE_DLX, headers as HEADERS, messageIds } from './topology';
+import { EXCHANGE_DLX, headers as HEADERS, messageIds, zeroCreditConsumerArguments } from './topology';
 
 /** What a handler decided about one message. */
 export type HandleResult =
@@ -363,7 +363,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     const barrier = (async () => {
       await channel.prefetch(1);
       const { consumerTag } = await channel.consume(this.options.queue, () => undefined, {
-        arguments: { 'x-credit': { credit: { '!': 'long', value: 0 }, drain: false } },
+        arguments: zeroCreditConsumerArguments(),
       });
       await channel.cancel(consumerTag);
     })();

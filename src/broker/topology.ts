@@ -128,6 +128,14 @@ export const headers = {
   deliveryCount: 'x-delivery-count',
 } as const;
 
+/**
+ * Consumer arguments of a consumer that gets no message (zero credit, RabbitMQ's `x-credit`): the
+ * graceful stop registers one as a barrier that makes the broker apply the acks sent before it.
+ */
+export function zeroCreditConsumerArguments(): Record<string, unknown> {
+  return { 'x-credit': { credit: { '!': 'long', value: 0 }, drain: false } };
+}
+
 /** Queue arguments of a bounded queue that drops its oldest messages (a live feed). */
 export function boundedQueueArguments(maxLength: number): Record<string, unknown> {
   return { 'x-max-length': maxLength, 'x-overflow': 'drop-head' };
