@@ -84,6 +84,9 @@ export class ResultsFeed implements ConnectionAttachment {
     });
     this.channel = channel;
     this.options.log.info('results feed consuming');
+    // Read the dead-letter depth now rather than at the first stats tick, so /api/*/health reports it
+    // from the moment the gateway consumes.
+    await this.refreshDeadLetters();
   }
 
   /** @internal */
