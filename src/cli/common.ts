@@ -2,10 +2,10 @@ import type { ChannelModel } from 'amqplib';
 import { inspect } from 'node:util';
 import pino from 'pino';
 import { connectFirstLive, redact } from '../broker/broker-connection';
-import type { TopologyOptions } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
 import { BrokerConnectionError, PipelineError } from '../errors';
 import type { Logger } from '../observability/logger';
+import { BarProducer, type BarProducerOptions } from '../producers/bar-producer';
 import { loadShardLayout } from '../supervisor/shard-layout';
 
 /** Exit codes of the CLI (sysexits-style where one fits). */
@@ -118,9 +118,23 @@ export function isNotFound(err: unknown): boolean {
 }
 
 /**
- * The shard count and recorded shard layout a producer declares the topology with, so that the
- * queues and bindings it declares are the running pipeline's (read again on every reconnect).
+ * A bar producer on the pipeline's broker, settings and topology: it declares the pipeline's shard
+ * count and recorded shard layout (read again on every reconnect), so the queues and bindings it
+ * declares are the running pipeline's. The one place the CLI's producers are built.
  */
-export function producerTopology(config: PipelineConfig, log: Logger): Pick<TopologyOptions, 'shards' | 'layout'> {
-  return { shards: config.shards, layout: () => loadShardLayout(config, log) };
+export function pipelineProducer(
+  config: PipelineConfig,
+  log: Logger,
+  options: Pick<BarProducerOptions, 'connectionName'> & Partial<Pick<BarProducerOptions, 'maxUnconfirmed' | 'closeTimeoutMs'>>,
+): BarProducer {
+  return new BarProducer({
+    url: config.amqpUrl,
+    queueType: config.queueType,
+    maxAttempts: config.maxAttempts,
+    shards: config.shards,
+    layout: () => loadShardLayout(config, log),
+    confirmTimeoutMs: config.publishTimeoutMs,
+    log,
+    ...options,
+  });
 }

@@ -19,11 +19,11 @@ import { QUEUE_DEAD_LETTERS } from '../broker/topology';
 import { loadConfig, type PipelineConfig } from '../config/config';
 import { ConfigError, PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
-import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
+import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
 import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, producerTopology, quantile } from './common';
+import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer, quantile } from './common';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
@@ -111,15 +111,7 @@ async function main(args: readonly string[]): Promise<number> {
     throw err;
   }
   const config = pipeline.config;
-  const producer = new BarProducer({
-    url: config.amqpUrl,
-    connectionName: 'pipeline-demo-producer',
-    queueType: config.queueType,
-    maxAttempts: config.maxAttempts,
-    ...producerTopology(config, log),
-    confirmTimeoutMs: config.publishTimeoutMs,
-    log,
-  });
+  const producer = pipelineProducer(config, log, { connectionName: 'pipeline-demo-producer' });
   const publishedAt = new Map<string, number>();
   let onResult: () => void = () => undefined;
   // Results are followed from before the first publish, so none is missed.

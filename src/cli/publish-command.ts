@@ -6,11 +6,11 @@ import { bindings, EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import type { ShardLayout } from '../broker/shard-generation';
 import { loadShardLayout } from '../supervisor/shard-layout';
 import { describeBrokerTarget } from '../broker/preflight';
-import { BarProducer, type PublishBarsResult } from '../producers/bar-producer';
+import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
 import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, producerTopology, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, pipelineProducer, type Command, type CommandContext } from './common';
 
 const USAGE = `Usage:
   pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
@@ -145,16 +145,10 @@ export const publishCommand: Command = {
       throw new CliUsageError('give --csv <file> or --synthetic');
     }
 
-    const producer = new BarProducer({
-      url: ctx.config.amqpUrl,
+    const producer = pipelineProducer(ctx.config, ctx.log, {
       connectionName: 'pipeline-cli-publish',
-      queueType: ctx.config.queueType,
-      maxAttempts: ctx.config.maxAttempts,
-      ...producerTopology(ctx.config, ctx.log),
       maxUnconfirmed,
-      confirmTimeoutMs: ctx.config.publishTimeoutMs,
       closeTimeoutMs: ctx.config.closeTimeoutMs,
-      log: ctx.log,
     });
     const progress = new SingleBar(
       {

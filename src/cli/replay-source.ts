@@ -11,14 +11,14 @@ import type { Bar } from '../../schemas/bar.schema';
 import { HEADER_RESULTS_TO } from '../../schemas/result-batch.schema';
 import type { PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
-import { BarProducer } from '../producers/bar-producer';
+import type { BarProducer } from '../producers/bar-producer';
 import {
   interleaveByTs,
   parseCsvTimestamp,
   readCsvBars,
   symbolFromCsvPath,
 } from '../producers/csv-bars';
-import { CliUsageError, producerTopology } from './common';
+import { CliUsageError, pipelineProducer } from './common';
 
 /** Recorded bars to replay: per symbol in `ts` order, interleaved across symbols by `ts`. */
 export interface ReplaySource {
@@ -77,16 +77,7 @@ export class OneBarPerMessageSink implements BarSink {
     connectionName = 'pipeline-replay-producer',
   ) {
     this.description = `one bar per message to market.bars, confirms, at most ${maxInFlight} in flight`;
-    this.producer = new BarProducer({
-      url: config.amqpUrl,
-      connectionName,
-      queueType: config.queueType,
-      maxAttempts: config.maxAttempts,
-      ...producerTopology(config, log),
-      confirmTimeoutMs: config.publishTimeoutMs,
-      maxUnconfirmed: maxInFlight,
-      log,
-    });
+    this.producer = pipelineProducer(config, log, { connectionName, maxUnconfirmed: maxInFlight });
   }
 
   start(): Promise<void> {
@@ -125,16 +116,7 @@ export class BatchedBarSink implements BarSink {
   ) {
     if (!Number.isInteger(batchBars) || batchBars < 1) throw new RangeError(`batchBars must be a positive integer, got ${batchBars}`);
     this.description = `batches of up to ${batchBars} bars of one symbol per message on pipeline.internal, confirms, at most ${maxInFlightMessages} messages in flight`;
-    this.producer = new BarProducer({
-      url: config.amqpUrl,
-      connectionName,
-      queueType: config.queueType,
-      maxAttempts: config.maxAttempts,
-      ...producerTopology(config, log),
-      confirmTimeoutMs: config.publishTimeoutMs,
-      maxUnconfirmed: maxInFlightMessages,
-      log,
-    });
+    this.producer = pipelineProducer(config, log, { connectionName, maxUnconfirmed: maxInFlightMessages });
   }
 
   start(): Promise<void> {
