@@ -18,6 +18,7 @@ import { KeyStore } from './auth';
 import { PipelineStats } from './pipeline-stats';
 import { ProcessService } from './process-service';
 import { RecentResults } from './recent-results';
+import { loadShardLayout } from '../supervisor/shard-layout';
 import { ResultsFeed } from './results-feed';
 import { buildGatewayServer, type GatewayAdmin } from './server';
 import { WsHub } from './ws-hub';
@@ -80,7 +81,7 @@ export class GatewayWorker {
       maxAttempts: config.maxAttempts,
       shards: config.shards,
       // The recorded shard layout, read on every (re)connect: no other generation's queues are bound (docs/scaling.md).
-      layout: async () => (await import('../supervisor/shard-layout')).loadShardLayout(config, this.log),
+      layout: () => loadShardLayout(config, this.log),
       log: componentLogger('broker', 'gateway'),
     });
     connection.onFatal = (err) => this.onFatal(err);
