@@ -4,16 +4,26 @@
  * same `{ values, positionals }` result, keyed by the option's own name (`'max-unconfirmed'`, not
  * commander's camel case). A command line commander refuses (unknown option, missing value, extra
  * argument) becomes a {@link CliUsageError}: the CLI prints it with the command's usage and exits 64.
+ *
+ * Every command also takes the common options, which it need not declare: `--verbose` (returned as
+ * `values.verbose`) and `-h`/`--help`, which throws {@link HelpRequested} before anything else is
+ * checked, so no command runs its work when asked for help.
  */
 import { Command as Commander, CommanderError, Option } from 'commander';
 import type { parseArgs } from 'node:util';
-import { CliUsageError } from './common';
+import { CliUsageError, HelpRequested } from './common';
 
 /** The option table and flags {@link parseCommandLine} accepts (those of `parseArgs`). */
 export type CommandLineConfig = NonNullable<Parameters<typeof parseArgs>[0]>;
 
-/** What {@link parseCommandLine} returns: the type `parseArgs` would give for the same table. */
-export type ParsedCommandLine<T extends CommandLineConfig> = ReturnType<typeof parseArgs<T>>;
+/** The options every command takes without declaring them. */
+const COMMON_OPTIONS: NonNullable<CommandLineConfig['options']> = { verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+
+/**
+ * What {@link parseCommandLine} returns: the type `parseArgs` would give for the same table, plus
+ * the common `--verbose` flag.
+ */
+export type ParsedCommandLine<T extends CommandLineConfig> = ReturnType<typeof parseArgs<T>> & { values: { verbose?: boolean } };
 
 /** Parses `config.args` with commander; see the module comment. */
 export function parseCommandLine<T extends CommandLineConfig>(config: T): ParsedCommandLine<T> {
@@ -24,7 +34,7 @@ export function parseCommandLine<T extends CommandLineConfig>(config: T): Parsed
     .allowExcessArguments(false);
   if (config.allowPositionals === true) cmd.argument('[arguments...]');
   const declared: { name: string; option: Option; negated: boolean; hasDefault: boolean }[] = [];
-  for (const [name, spec] of Object.entries(config.options ?? {})) {
+  for (const [name, spec] of Object.entries({ ...COMMON_OPTIONS, ...config.options })) {
     const flags = `${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
     const option = new Option(flags);
     if (spec.multiple === true) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
@@ -39,6 +49,7 @@ export function parseCommandLine<T extends CommandLineConfig>(config: T): Parsed
     if (err instanceof CommanderError) throw new CliUsageError(err.message.replace(/^error: /, ''));
     throw err;
   }
+  if (cmd.getOptionValue('help') === true) throw new HelpRequested();
   const values: Record<string, unknown> = {};
   for (const { name, option, negated, hasDefault } of declared) {
     const key = option.attributeName();

@@ -31,6 +31,17 @@ export class CliUsageError extends PipelineError {
   }
 }
 
+/**
+ * `-h`/`--help` on a command line: {@link parseCommandLine} throws it, and whoever runs the command
+ * (the `pipeline` CLI, `npm run demo`) prints the command's usage and exits 0.
+ */
+export class HelpRequested extends Error {
+  constructor() {
+    super('help requested');
+    this.name = 'HelpRequested';
+  }
+}
+
 /** What every command receives. */
 export interface CommandContext {
   config: PipelineConfig;

@@ -23,7 +23,7 @@ import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
 import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer, quantile } from './common';
+import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer, quantile } from './common';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
@@ -70,13 +70,8 @@ async function main(args: readonly string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       report: { type: 'string' },
       keep: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   // Below what the workers sustain on a 2-core machine (~430 results/s), so latency is not queueing.
   const rate = numberFlag('rate', values.rate, 250);
   const barsPerSymbol = intFlag('bars', values.bars, 0);
@@ -305,6 +300,10 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (err: unknown) => {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(ExitCode.Ok);
+    }
     if (err instanceof CliUsageError) {
       process.stderr.write(`${err.message}\n\n${USAGE}\n`);
       process.exit(ExitCode.Usage);

@@ -12,7 +12,7 @@ import { ConfigError, StartupError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildWasmCommand } from './build-dense-wasm';
 import { confidenceTradeoffCommand } from './confidence-tradeoff';
-import { CliUsageError, ExitCode, cliLogger, describeError, type Command } from './common';
+import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, type Command } from './common';
 import { dlqCommand } from './dlq-command';
 import { evalCommand } from './eval-command';
 import { fitModelsCommand } from './fit-models';
@@ -205,6 +205,10 @@ async function runCommand(
   try {
     return await command.run(args, { config, log, out, err: errOut });
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      out.write(`${command.usage}\n`);
+      return ExitCode.Ok;
+    }
     if (err instanceof CliUsageError) {
       errOut.write(`pipeline ${name}: ${err.message}\n\n${command.usage}\n`);
       return ExitCode.Usage;

@@ -78,14 +78,8 @@ export const publishCommand: Command = {
         rate: { type: 'string' },
         'max-unconfirmed': { type: 'string' },
         json: { type: 'boolean' },
-        verbose: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
     });
-    if (values.help === true) {
-      ctx.out.write(`${USAGE}\n`);
-      return ExitCode.Ok;
-    }
     const timeframe = (values.timeframe ?? '5m') as Timeframe;
     if (!(timeframe in TIMEFRAME_MS)) throw new CliUsageError(`--timeframe must be one of ${Object.keys(TIMEFRAME_MS).join(', ')}`);
     const rate = numberFlag('rate', values.rate, 0);

@@ -74,14 +74,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       out: { type: 'string' },
       title: { type: 'string' },
       ...REPORT_FLAG_OPTIONS,
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   if (positionals.length !== 1)
     throw new CliUsageError('give exactly one results file (JSON lines)');
   if (values.out === undefined) throw new CliUsageError('--out <report.html> is required');

@@ -75,14 +75,8 @@ export const resultsCommand: Command = {
         queue: { type: 'string' },
         peek: { type: 'boolean' },
         'timeout-ms': { type: 'string' },
-        verbose: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
     });
-    if (values.help === true) {
-      ctx.out.write(`${USAGE}\n`);
-      return ExitCode.Ok;
-    }
     const format = values.format ?? 'json';
     if (format !== 'json' && format !== 'table') throw new CliUsageError('--format must be json or table');
     const count = intFlag('count', values.count, 0);

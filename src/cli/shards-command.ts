@@ -209,14 +209,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const [sub, ...rest] = positionals;
   if (sub !== 'status' && sub !== 'resize') throw new CliUsageError(`pipeline shards needs status or resize, got ${JSON.stringify(sub ?? '')}`);
   if (sub === 'status' && rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);

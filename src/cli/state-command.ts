@@ -37,14 +37,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       json: { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
       force: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const [sub, ...rest] = positionals;
   if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
   if (sub !== 'check' && sub !== 'accept-loss')

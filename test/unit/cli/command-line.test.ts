@@ -1,12 +1,12 @@
 import { parseCommandLine } from '../../../src/cli/command-line';
-import { CliUsageError } from '../../../src/cli/common';
+import { CliUsageError, HelpRequested } from '../../../src/cli/common';
 
 const OPTIONS = {
   csv: { type: 'string', multiple: true },
   'max-unconfirmed': { type: 'string' },
   json: { type: 'boolean' },
   'no-announce': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  port: { type: 'string', short: 'p' },
 } as const;
 
 describe('parseCommandLine (commander)', () => {
@@ -31,7 +31,14 @@ describe('parseCommandLine (commander)', () => {
   });
 
   it('knows short flags', () => {
-    expect(parseCommandLine({ args: ['-h'], options: OPTIONS }).values.help).toBe(true);
+    expect(parseCommandLine({ args: ['-p', '8080'], options: OPTIONS }).values.port).toBe('8080');
+  });
+
+  it('takes the common --verbose without a declaration, and answers -h/--help by throwing HelpRequested', () => {
+    expect(parseCommandLine({ args: ['--verbose'], options: OPTIONS }).values).toEqual({ verbose: true });
+    for (const args of [['-h'], ['--help'], ['--json', '--help']]) {
+      expect(() => parseCommandLine({ args, options: OPTIONS })).toThrow(HelpRequested);
+    }
   });
 
   it('refuses unknown options, missing values and unexpected arguments with a CliUsageError', () => {
