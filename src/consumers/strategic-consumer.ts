@@ -53,6 +53,10 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
       );
     }
     const { context, state: next, durable } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state, superseded));
+    if (context.degraded.includes('feedback')) {
+      // Rare and costly: the bar waited the whole PIPELINE_CONTEXT_WAIT_MS, and so did the tactical bar waiting for this context.
+      this.log.warn({ symbol: bar.symbol, ts: bar.ts }, 'feedback wait ran out: context computed without the lagged feedback window');
+    }
     const emission: Emission = {
       exchange: EXCHANGE_INTERNAL,
       routingKey: routingKeys.reply(replyTo),
