@@ -11,6 +11,7 @@ import { experience } from '../../fixtures/experience';
 const log = pino({ level: 'silent' });
 
 describe('TrainerFlow threads', () => {
+  jest.setTimeout(60_000);
   const dirs: string[] = [];
   const batch = experience(['AAA', 'BBB'], 60, 5);
 
