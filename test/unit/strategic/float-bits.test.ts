@@ -1,4 +1,4 @@
-import { encodeFloats } from '../../../src/indicators/float-codec';
+import { encodeFloat, encodeFloats } from '../../../src/indicators/float-codec';
 import { decodeFloat32Bits, decodeFloat64Bits, encodeFloat32Bits, encodeFloat64Bits } from '../../../src/strategic/float-bits';
 
 const bitsOf = (a: Float64Array | Float32Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
@@ -25,6 +25,12 @@ describe('float bits codec', () => {
     expect(bitsOf(decodeFloat64Bits(encodeFloats(a), a.length, 'x'))).toBe(bitsOf(a));
     const f = Float32Array.from([1.5, -0, 3]);
     expect(bitsOf(decodeFloat32Bits([1.5, '-0', 3], 3, 'v'))).toBe(bitsOf(f));
+  });
+
+  it('encodeFloats (the number-array codec of the other states) encodes each value as encodeFloat does', () => {
+    const a = Float64Array.from([...specials, 2, -3.5, 0]);
+    expect(encodeFloats(a)).toStrictEqual(Array.from(a, encodeFloat));
+    expect(encodeFloats(a).slice(0, 5)).toStrictEqual([0, '-0', 'NaN', 'Infinity', '-Infinity']);
   });
 
   it('rejects a wrong length or a string that is not base64', () => {
