@@ -65,6 +65,9 @@ async function withFlow<T>(fn: (flow: StrategicFlow, stage: AnalyticsStage) => P
   }
 }
 
+/** In `awaited` mode, how long each context waited for its bar's durable write (ms): what `overlapped` takes off the path. */
+const syncWaits: number[] = [];
+
 /** Runs `bar` in its lane; resolves with the ms from the call to its context being ready. */
 function step(lane: Lane, bar: Bar30m, mode: Mode, writes: Promise<void>[], contexts: string[]): Promise<number> {
   const started = performance.now();
@@ -73,8 +76,11 @@ function step(lane: Lane, bar: Bar30m, mode: Mode, writes: Promise<void>[], cont
     lane.state = out.state;
     JSON.stringify(out.state); // the checkpoint the commit writes
     if (out.durable !== null) {
-      if (mode === 'awaited') await out.durable.done;
-      else writes.push(out.durable.done);
+      if (mode === 'awaited') {
+        const waitStarted = performance.now();
+        await out.durable.done;
+        syncWaits.push(performance.now() - waitStarted);
+      } else writes.push(out.durable.done);
     }
     contexts.push(JSON.stringify(out.context));
     return performance.now() - started;
@@ -90,6 +96,7 @@ async function paced(mode: Mode, data: Bar30m[][], count: number): Promise<{ ms:
     const contexts: string[] = [];
     // Warm-up (not timed): the windows fill and the stores get patterns.
     for (let b = 0; b < WARM_BARS; b++) await Promise.all(lanes.map((lane, i) => step(lane, data[i]![b]!, mode, writes, contexts)));
+    syncWaits.length = 0;
     const ms: number[] = [];
     const timed: Promise<void>[] = [];
     const start = performance.now();
@@ -137,7 +144,9 @@ async function main(): Promise<void> {
       const r = await paced(mode, pacedData, count);
       rows.paced![mode].push(r.ms);
       seen[mode] = r.contexts;
-      console.log(`paced ${SYMBOLS} symbols at ${RATE}/s, ${mode.padEnd(10)} p50 ${percentile(r.ms, 50).toFixed(3)}  p99 ${percentile(r.ms, 99).toFixed(3)}  max ${r.ms[r.ms.length - 1]!.toFixed(2)}  (n ${r.ms.length}, load ${loadavg()[0]!.toFixed(2)})`);
+      const waits = [...syncWaits].sort((x, y) => x - y);
+      const held = mode === 'awaited' ? `; ${waits.length} contexts waited for a durable write: p50 ${percentile(waits, 50).toFixed(3)} p99 ${percentile(waits, 99).toFixed(3)} max ${(waits[waits.length - 1] ?? NaN).toFixed(2)} ms` : '';
+      console.log(`paced ${SYMBOLS} symbols at ${RATE}/s, ${mode.padEnd(10)} p50 ${percentile(r.ms, 50).toFixed(3)}  p99 ${percentile(r.ms, 99).toFixed(3)}  max ${r.ms[r.ms.length - 1]!.toFixed(2)}  (n ${r.ms.length}, load ${loadavg()[0]!.toFixed(2)})${held}`);
     }
     // Lanes interleave differently in the two modes: compare the contexts, not their order.
     if (JSON.stringify(seen.awaited?.sort()) !== JSON.stringify(seen.overlapped?.sort())) throw new Error('paced: contexts differ between the modes');
