@@ -56,7 +56,7 @@ class Lane {
 
 async function withFlow<T>(fn: (flow: StrategicFlow, stage: AnalyticsStage) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'strategic-step-'));
-  const stage = new AnalyticsStage({ dir, log, saveEveryBars: 3 });
+  const stage = new AnalyticsStage({ dir, log, saveEveryBars: 3, overlapSync: true });
   try {
     return await fn(new StrategicFlow(stage, null, 4), stage);
   } finally {

@@ -36,6 +36,13 @@ export interface AnalyticsStageOptions {
    * @defaultValue 3
    */
   saveEveryBars?: number;
+  /**
+   * Return each sync as the step's `durable` write instead of awaiting it (the strategic worker:
+   * its consumer publishes the context first and commits after the write). Off, the step awaits the
+   * sync as before, for callers that drop the stage's directory once done (the gateway's process
+   * routes). @defaultValue false
+   */
+  overlapSync?: boolean;
   /** Injected faults (resilience tests). @defaultValue none */
   faults?: FaultInjector;
   log: Logger;
@@ -53,8 +60,8 @@ const PATTERN_STORE_INITIAL_CAPACITY = 64;
  * `<dir>/<symbol>/` ({@link PatternStoreFiles}) every `saveEveryBars` bars, before the bar is
  * committed, so a restart reads the store back instead of rebuilding its graphs.
  *
- * The append (an fdatasync, 0.2 ms typically but 10-20 ms at the 99th percentile on these disks) is
- * started by the step and returned as its `durable` write, not awaited: the context, which the
+ * With `overlapSync`, the append (an fdatasync, 0.2 ms typically but 10-20 ms at the 99th percentile
+ * on these disks) is started by the step and returned as its `durable` write, not awaited: the context, which the
  * tactical bar completing the 30m period waits for, leaves at once, and the bar's commit waits for
  * the write instead. The symbol's next bar waits for that write before it touches the store, so
  * each sync still holds exactly the store as it was after its own bar (as when it was awaited here).
@@ -136,8 +143,12 @@ export class AnalyticsStage implements StrategicStage {
     live.barsSinceSave++;
     let durable: DurableWrite | null = null;
     if (live.barsSinceSave >= this.saveEvery) {
-      live.barsSinceSave = 0;
       durable = this.startSync(live);
+      if (this.options.overlapSync !== true) {
+        await durable.done;
+        durable = null;
+      }
+      live.barsSinceSave = 0;
     }
     const next = live.analyzer.toJSON(bar.symbol);
     if (next !== null) this.byState.set(next, live);

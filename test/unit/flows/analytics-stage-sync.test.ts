@@ -45,7 +45,7 @@ describe('AnalyticsStage pattern-store sync', () => {
       calls++;
       return gate.then(() => realSync.call(this));
     });
-    const flow = new StrategicFlow(new AnalyticsStage({ dir, log, saveEveryBars: 3 }), null, 4);
+    const flow = new StrategicFlow(new AnalyticsStage({ dir, log, saveEveryBars: 3, overlapSync: true }), null, 4);
     const bars = bars30m(4);
     let state: StrategicState | null = null;
     for (const bar of bars.slice(0, 2)) {
@@ -68,12 +68,31 @@ describe('AnalyticsStage pattern-store sync', () => {
     expect(next.durable).toBeNull();
   });
 
+  it('awaits each sync inside the step without overlapSync (the gateway drops the directory after)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sync-await-'));
+    dirs.push(dir);
+    const realSync: (this: PatternStoreFiles) => Promise<void> = Reflect.get(PatternStoreFiles.prototype, 'sync');
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    jest.spyOn(PatternStoreFiles.prototype, 'sync').mockImplementation(function (this: PatternStoreFiles) {
+      return gate.then(() => realSync.call(this));
+    });
+    const flow = new StrategicFlow(new AnalyticsStage({ dir, log, saveEveryBars: 3 }), null, 4);
+    const bars = bars30m(3);
+    let state: StrategicState | null = null;
+    for (const bar of bars.slice(0, 2)) state = (await flow.step(bar, state)).state;
+    const third = flow.step(bars[2]!, state);
+    expect(await settles(third)).toBe(false);
+    release();
+    expect((await third).durable).toBeNull();
+  });
+
   it('gives the same contexts as a run that waits for every sync', async () => {
     const bars = bars30m(140);
     const run = async (awaitEach: boolean): Promise<string[]> => {
       const dir = mkdtempSync(join(tmpdir(), 'sync-eq-'));
       dirs.push(dir);
-      const stage = new AnalyticsStage({ dir, log, saveEveryBars: 3 });
+      const stage = new AnalyticsStage({ dir, log, saveEveryBars: 3, overlapSync: true });
       const flow = new StrategicFlow(stage, null, 4);
       let state: StrategicState | null = null;
       const contexts: string[] = [];
