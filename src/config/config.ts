@@ -377,8 +377,9 @@ export const EnvSchema = z.object({
   /** Shortest time between two WebSocket flushes: under load each client's frames of this many ms leave in one write; 0 flushes every event-loop turn. @defaultValue 20 */
   GATEWAY_WS_FLUSH_MS: int('GATEWAY_WS_FLUSH_MS', 0, 1000).default(20),
   /**
-   * The trainer's CPU bound, in percent of one core: after a training batch that took C ms of CPU
-   * it rests C × (100 / this − 1) ms, so it averages at most this share of one core even when a core is
+   * The trainer's CPU bound, in percent of one core: after a training batch, C being the trainer's CPU
+   * (all threads) since the previous batch ended (the update, and decoding the experience that filled
+   * the batch), it rests C × (100 / this − 1) ms, so it averages at most this share of one core even when a core is
    * idle, on top of its lowest scheduling priority (nice 19, SCHED_IDLE where `chrt` exists). The
    * batch's messages are acknowledged before the rest; a backlog waits in the broker. 100 trains
    * without rests. @defaultValue 25

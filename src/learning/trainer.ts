@@ -14,6 +14,11 @@ export interface MappoTrainerOptions {
   mappo?: MappoOptions;
   /** Resume from a saved team (weights, critic, value normaliser). */
   snapshot?: MappoSnapshot;
+  /**
+   * Train part of the team in a worker thread ({@link Mappo.threads}; the same updates to the bit).
+   * @defaultValue true
+   */
+  threads?: boolean;
 }
 
 /** Metrics of one {@link MappoTrainer.update}. */
@@ -41,6 +46,7 @@ export class MappoTrainer {
   constructor(options: MappoTrainerOptions = {}) {
     const mappoOptions = { ...TRADING_MAPPO_OPTIONS, ...options.mappo, seed: options.seed ?? options.mappo?.seed ?? 1 };
     this.mappo = options.snapshot ? Mappo.fromSnapshot(options.snapshot, options.mappo ?? {}) : new Mappo(TRADING_TEAM_SPEC, mappoOptions);
+    this.mappo.threads = options.threads ?? true;
   }
 
   /** Splits transitions into trajectories (see the class comment). */

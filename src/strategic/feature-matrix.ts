@@ -17,7 +17,8 @@ import {
   type RsiState,
 } from '../indicators';
 // The barrel exports the EncodedFloat type but not the codec functions.
-import { decodeFloats, encodeFloats, type EncodedFloat } from '../indicators/float-codec';
+import type { EncodedFloat } from '../indicators/float-codec';
+import { decodeFloat64Bits, encodeFloat64Bits } from './float-bits';
 
 /** Rows of the strategic window (30m bars). */
 export const WINDOW_BARS = 48;
@@ -66,8 +67,9 @@ export interface FeatureBar {
 export interface FeatureMatrixState {
   v: 1;
   count: number;
-  rows: EncodedFloat[];
-  closes: EncodedFloat[];
+  /** The window, {@link encodeFloat64Bits} (number arrays in states saved before are read too). */
+  rows: string | EncodedFloat[];
+  closes: string | EncodedFloat[];
   volume: RollingStatsState;
   returns20: RollingStatsState;
   returns48: RollingStatsState;
@@ -274,8 +276,8 @@ export class FeatureMatrix {
     return {
       v: 1,
       count: this.count,
-      rows: encodeFloats(this.rows),
-      closes: encodeFloats(this.closes),
+      rows: encodeFloat64Bits(this.rows),
+      closes: encodeFloat64Bits(this.closes),
       volume: this.volume.toJSON(),
       returns20: this.returns20.toJSON(),
       returns48: this.returns48.toJSON(),
@@ -299,8 +301,8 @@ export class FeatureMatrix {
     if (!Number.isInteger(state.count) || state.count < 0) throw new TypeError('feature matrix count is invalid');
     const m = new FeatureMatrix();
     m.count = state.count;
-    m.rows.set(decodeFloats(state.rows, m.rows.length, 'rows'));
-    m.closes.set(decodeFloats(state.closes, m.closes.length, 'closes'));
+    m.rows.set(decodeFloat64Bits(state.rows, m.rows.length, 'rows'));
+    m.closes.set(decodeFloat64Bits(state.closes, m.closes.length, 'closes'));
     m.volume = RollingStats.fromJSON(state.volume);
     m.returns20 = RollingStats.fromJSON(state.returns20);
     m.returns48 = RollingStats.fromJSON(state.returns48);

@@ -8,6 +8,7 @@ import type {
 import { OutOfOrderError } from '../errors';
 import { decodeFloat, encodeFloat, type EncodedFloat } from '../indicators/float-codec';
 import { EMBEDDING_DIM, embedWindow } from './embedding';
+import { decodeFloat32Bits, encodeFloat32Bits } from './float-bits';
 import { FEATURE_COUNT, FeatureMatrix, WINDOW_BARS, type FeatureMatrixState } from './feature-matrix';
 import { PatternStore } from './pattern-store';
 import {
@@ -97,7 +98,8 @@ export interface StrategicSymbolState {
   baseline: VolatilityBaselineState;
   /** The regime detector; absent in states saved before it existed (then rebuilt on restore). */
   detector?: RegimeDetectorState;
-  pending: { ts: number; close: EncodedFloat; vector: EncodedFloat[] | null; regime: RegimeName | null }[];
+  /** `vector`: {@link encodeFloat32Bits} (number arrays in states saved before are read too). */
+  pending: { ts: number; close: EncodedFloat; vector: string | EncodedFloat[] | null; regime: RegimeName | null }[];
   /** The last outcomes written to the store (ts of the pattern, outcome), re-applied on restore. */
   settled?: { ts: number; outcome: EncodedFloat }[];
 }
@@ -323,7 +325,7 @@ export class StrategicAnalyzer {
       pending: s.pending.map((p) => ({
         ts: p.ts,
         close: encodeFloat(p.close),
-        vector: p.vector ? Array.from(p.vector, encodeFloat) : null,
+        vector: p.vector ? encodeFloat32Bits(p.vector) : null,
         regime: p.regime,
       })),
     };
@@ -345,7 +347,7 @@ export class StrategicAnalyzer {
     s.pending = state.pending.map((p) => ({
       ts: p.ts,
       close: decodeFloat(p.close, 'pending.close'),
-      vector: p.vector ? Float32Array.from(p.vector, (x) => decodeFloat(x, 'pending.vector')) : null,
+      vector: p.vector ? decodeFloat32Bits(p.vector, EMBEDDING_DIM, 'pending.vector') : null,
       regime: p.regime,
     }));
     s.settled = (state.settled ?? []).map((o) => ({ ts: o.ts, outcome: decodeFloat(o.outcome, 'settled.outcome') }));

@@ -70,6 +70,8 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
       strategic: new AnalyticsStage({
         dir: join(config.dataDir, 'patterns'),
         retention: { maxCount: config.patternMaxPerSymbol, maxAgeMs: config.patternMaxAgeDays * 86_400_000 },
+        // The context leaves before the store's fdatasync; the commit waits for it (StrategicConsumer).
+        overlapSync: true,
         faults: new FaultInjector(config.faultFile),
         log: componentLogger('analytics'),
       }),

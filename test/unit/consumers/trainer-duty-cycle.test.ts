@@ -19,8 +19,17 @@ describe('TrainerConsumer duty cycle', () => {
   const PER_MESSAGE = 10;
   const BUSY_MS = 60;
 
-  async function run(cpuShare: number): Promise<{ gapMs: number; ackedBeforeSecond: boolean }> {
-    const transitions = experience(['AAA'], 40, 9);
+  /** CPU burnt in the event loop between two batches (as parsing the next messages does). */
+  const burn = (ms: number): void => {
+    const cpu0 = process.cpuUsage();
+    for (;;) {
+      const d = process.cpuUsage(cpu0);
+      if ((d.user + d.system) / 1000 >= ms) return;
+    }
+  };
+
+  async function run(cpuShare: number, batches = 2, betweenMs = 0): Promise<{ gapMs: number; lastGapMs: number; ackedBeforeSecond: boolean }> {
+    const transitions = experience(['AAA'], 10 * batches * 2, 9);
     const starts: number[] = [];
     const ends: number[] = [];
     const flow = {
@@ -34,6 +43,7 @@ describe('TrainerConsumer duty cycle', () => {
         };
         while (cpuMs() < BUSY_MS); // BUSY_MS of CPU, as training takes
         ends.push(performance.now());
+        if (betweenMs > 0) setTimeout(() => burn(betweenMs), 5);
         return Promise.resolve({ promoted: false, version: `v${starts.length}` } as TrainOutcome);
       },
     } as unknown as TrainerFlow;
@@ -68,21 +78,27 @@ describe('TrainerConsumer duty cycle', () => {
         fields: { redelivered: false, routingKey: 'experience.batch', deliveryTag: i + 1 },
       }) as unknown as ConsumeMessage;
     const results: HandleResult[] = [];
-    for (let i = 0; i < 4; i++) results.push(await handle(message(i)));
+    for (let i = 0; i < 2 * batches; i++) results.push(await handle(message(i)));
     const first = results[1]!;
     let acked = false;
     if (first.kind === 'commit') void first.committed.then(() => (acked = true));
     await new Promise((r) => setTimeout(r, 5));
     const ackedBeforeSecond = acked && starts.length === 1;
-    const second = results[3]!;
-    if (second.kind === 'commit') await second.committed;
-    return { gapMs: starts[1]! - ends[0]!, ackedBeforeSecond };
+    const last = results[2 * batches - 1]!;
+    if (last.kind === 'commit') await last.committed;
+    return { gapMs: starts[1]! - ends[0]!, lastGapMs: starts[batches - 1]! - ends[batches - 2]!, ackedBeforeSecond };
   }
 
   it('rests three times the batch CPU at a 25% share, acking the batch first', async () => {
     const { gapMs, ackedBeforeSecond } = await run(0.25);
     expect(gapMs).toBeGreaterThanOrEqual(3 * BUSY_MS * 0.95);
     expect(ackedBeforeSecond).toBe(true);
+  });
+
+  it('counts the CPU spent between batches (parsing experience) in the next rest', async () => {
+    // Batch 2 took BUSY_MS, and BUSY_MS more went by in the event loop after batch 1: rest 3 × both.
+    const { lastGapMs } = await run(0.25, 3, BUSY_MS);
+    expect(lastGapMs).toBeGreaterThanOrEqual(3 * 2 * BUSY_MS * 0.95);
   });
 
   it('does not rest at a 100% share', async () => {

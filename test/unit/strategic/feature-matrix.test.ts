@@ -2,6 +2,8 @@ import type { Bar } from '../../../schemas/bar.schema';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
 import { FEATURE, FEATURE_COUNT, FeatureMatrix, WINDOW_BARS, resampleTo30m } from '../../../src/strategic';
 import { viaJson } from '../../fixtures/json';
+import { encodeFloats } from '../../../src/indicators/float-codec';
+import { decodeFloat64Bits } from '../../../src/strategic/float-bits';
 
 /**
  * A plain whole-history reimplementation of every feature for bar `t`, written from the formulas
@@ -170,6 +172,22 @@ describe('FeatureMatrix', () => {
       b.copyWindow(wb);
       expect(Buffer.from(wb.buffer).equals(Buffer.from(wa.buffer))).toBe(true);
     }
+  });
+
+  it('restores a state saved with number arrays (before the base64 encoding) to the same matrix', () => {
+    const bars = bars30m(13, 6 * 120);
+    const a = new FeatureMatrix();
+    for (let t = 0; t < 80; t++) a.update(bars[t] as Bar);
+    const state = a.toJSON();
+    expect(typeof state.rows).toBe('string');
+    const old = {
+      ...state,
+      rows: encodeFloats(decodeFloat64Bits(state.rows, WINDOW_BARS * FEATURE_COUNT, 'rows')),
+      closes: encodeFloats(decodeFloat64Bits(state.closes, WINDOW_BARS + 1, 'closes')),
+    };
+    expect(Array.isArray(old.rows)).toBe(true);
+    const b = FeatureMatrix.fromJSON(viaJson(old));
+    expect(b.toJSON()).toEqual(state);
   });
 
   it('rejects an output buffer too small for the window', () => {
