@@ -70,7 +70,7 @@ export function greedyRule(mappo: Mappo): DecisionRule {
   return ({ observations }) => {
     const obs = [observations.tactical, observations.risk, observations.execution];
     const actions = mappo.actors.map((a, i) => argmax(softmax(a.forwardJs(obs[i] as number[]))));
-    return decodeActions(actions, observations.riskBudget);
+    return decodeActions(actions, observations);
   };
 }
 

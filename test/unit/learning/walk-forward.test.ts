@@ -7,7 +7,7 @@ import type { Indicators } from '../../../schemas/integrated-result.schema';
 const ind = (ema26: number | null, atr14: number | null): Indicators =>
   ({ sma20: null, ema12: null, ema26, rsi14: null, macd: null, macd_signal: null, macd_hist: null, bb_upper: null, bb_middle: null, bb_lower: null, atr14 });
 const bar = (close: number) => ({ ts: 0, open: close, high: close, low: close, close, volume: 1 });
-const obs = { tactical: [], risk: [], execution: [], global: [], riskBudget: 1 };
+const obs = { tactical: [], risk: [], execution: [], global: [], riskBudget: 1, position: 0 };
 
 describe('walk-forward pieces', () => {
   it('splits without overlap: training part first, test part after it', () => {
