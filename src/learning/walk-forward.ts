@@ -221,6 +221,20 @@ export function withStrategicView(symbol: string, bars: readonly EnvBar[]): Mark
   return prepareSeries(bars, strategicInputs(symbol, bars));
 }
 
+/**
+ * The mirror image of a bar series: every log price negated around the first open, so that each
+ * up-move becomes the same down-move and the reverse (a BULL segment becomes a BEAR one). Price p
+ * becomes p₀²/p (p₀ the first open, which stays where it was); high and low swap roles, volume and
+ * times are unchanged. Training on a series and its mirror means the drift of a training period
+ * cannot become a standing bias: a policy must read the direction from the features (which the
+ * caller recomputes on the mirrored bars, as {@link mirroredWithStrategicView} does).
+ */
+export function mirrorBars(bars: readonly EnvBar[]): EnvBar[] {
+  if (bars.length === 0) return [];
+  const k = (bars[0] as EnvBar).open ** 2;
+  return bars.map((b) => ({ ts: b.ts, open: k / b.open, high: k / b.low, low: k / b.high, close: k / b.close, volume: b.volume }));
+}
+
 /** Where a real series is cut: the first `trainFraction` trains, the rest is the test part. */
 export function walkForwardSplit(n: number, trainFraction = 2 / 3): { trainEnd: number; testFrom: number; testTo: number } {
   const trainEnd = Math.floor(n * trainFraction);
