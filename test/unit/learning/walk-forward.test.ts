@@ -1,7 +1,7 @@
 import { annualisedSharpe, bootstrapInterval, maxDrawdown, netReturn, pairedSharpeGain } from '../../../src/learning/stats';
 import { initialAgentState } from '../../../src/learning/trading-env';
 import { validationScore } from '../../../src/learning/evaluation';
-import { emaTrendBaseline, mirrorBars, regimeBaseline, rollingWindows, walkForwardSplit } from '../../../src/learning/walk-forward';
+import { emaTrendBaseline, emaTrendBudgetBaseline, mirrorBars, regimeBaseline, rollingWindows, walkForwardSplit } from '../../../src/learning/walk-forward';
 import { generateSyntheticMarket } from '../../../src/producers/synthetic-market';
 import { SeededRandom } from '../../../src/util/random';
 import type { Indicators } from '../../../schemas/integrated-result.schema';
@@ -30,6 +30,16 @@ describe('walk-forward pieces', () => {
     expect(at(99.5, 1)).toBe(1); // inside the band, long stays long
     expect(at(100.5, -1)).toBe(-1);
     expect(rule({ indicators: ind(null, null), strategic: null, bar: bar(100), state: initialAgentState(), observations: obs }).target_position).toBe(0);
+  });
+
+  it('EMA trend rule under the risk budget: the same direction at the size of the budget, MARKET', () => {
+    const rule = emaTrendBudgetBaseline(0.5);
+    const at = (close: number, position: number, riskBudget: number) =>
+      rule({ indicators: ind(100, 2), strategic: null, bar: bar(close), state: { ...initialAgentState(), position }, observations: { ...obs, riskBudget, position } });
+    expect(at(101.5, 0, 0.1)).toEqual({ tactical: 'LONG', risk: 0.1, execution: 'MARKET', target_position: 0.1 });
+    expect(at(98.5, 0.1, 0.5)).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'MARKET', target_position: -0.5 });
+    expect(at(100.5, -0.5, 1).target_position).toBe(-1); // inside the band: the direction held, resized to the budget
+    expect(at(100.5, 0, 1).target_position).toBe(0);
   });
 
   it('regime rule: long in BULL, short in BEAR, flat otherwise or without context', () => {
