@@ -2,12 +2,15 @@
  * `pipeline models train` (and `npm run train:agents`): trains the three trading agents offline,
  * with the strategic view, and saves the team as a model version (the shipped model is made with
  * exactly the defaults):
- *   pipeline models train [--out models/agents] [--iterations 40] [--seed 1] [--data data/market/5m]
+ *   pipeline models train [--out models/agents] [--iterations 80] [--seed 1] [--data data/market/5m]
  *
  * Training data, never touching any evaluation bar: the first two thirds of every real symbol in
  * `--data` (minus its last 10 %, kept for checkpoint selection) and synthetic markets of every
- * family with seeds 101–103. Every 5 iterations the greedy policy is backtested on the validation
- * parts and the best iterate is saved. Seeded: the same command gives the same weights.
+ * family with seeds 101–103, each series also mirrored (`mirrorBars`: a rise becomes a fall).
+ * Every 5 iterations the greedy policy is backtested on the validation parts (the real ones and
+ * synthetic seed 151 of every family, each also mirrored) and the iterate with the best
+ * `validationScore` (mean minus one stratified standard error) is saved. Seeded: the same command
+ * gives the same weights.
  * The registry in `--out` gets one new version, promoted; `meta.json` records how it was made.
  */
 import { DEFAULT_COSTS } from '../learning/trading-env';
@@ -42,7 +45,7 @@ export async function trainAgents(
   ctx: CommandContext,
 ): Promise<number> {
   const out = values.out ?? SHIPPED_MODEL_DIR;
-  const iterations = numberOption('iterations', values.iterations, 40, 1, 10_000);
+  const iterations = numberOption('iterations', values.iterations, 80, 1, 10_000);
   const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
   const dataDir = values.data ?? REAL_DATA_DIR;
   const log = (s: string): void => void ctx.err.write(s + '\n');
