@@ -22,6 +22,8 @@ export const SHIPPED_MODEL_DIR = join('models', 'agents');
 export const TRAIN_FRACTION = 2 / 3;
 /** Seeds of the synthetic training markets (evaluation uses 201–203 per family: disjoint). */
 export const SYNTHETIC_TRAIN_SEEDS = [101, 102, 103] as const;
+/** Seed of the synthetic markets used to pick the checkpoint: neither trained nor tested on. */
+export const SYNTHETIC_VALIDATION_SEEDS = [151] as const;
 export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
 
 /**

@@ -9,6 +9,6 @@ export { TacticalPolicy } from '../learning/policy';
 export { WARMUP_BARS } from '../learning/trading-agents';
 export { MappoTrainer } from '../learning/trainer';
 export { runTwoStepGame, TWO_STEP_OPTIMUM } from '../learning/two-step-game';
-export { BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView } from '../learning/walk-forward';
+export { BASELINES, evaluateMarket, mirrorBars, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView } from '../learning/walk-forward';
 export { compileDenseWat } from '../learning/wasm/compile-dense';
 export { openModelRegistry } from '../state/model-files';

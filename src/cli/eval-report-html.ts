@@ -10,6 +10,7 @@ const COLORS: Record<RuleName, string> = {
   flat: '#7f7f7f',
   buyAndHold: '#1f77b4',
   emaTrend: '#2ca02c',
+  emaTrendBudget: '#98df8a',
   macdPolicySizing: '#9467bd',
   regime: '#ff7f0e',
 };
@@ -18,6 +19,7 @@ const LABELS: Record<RuleName, string> = {
   flat: 'FLAT',
   buyAndHold: 'buy-and-hold',
   emaTrend: 'EMA-26 trend, hysteresis',
+  emaTrendBudget: 'EMA-26 trend, sized by the risk budget',
   macdPolicySizing: 'MACD crossover, policy sizing',
   regime: 'regime rule (BULL long, BEAR short)',
 };

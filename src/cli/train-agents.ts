@@ -2,20 +2,34 @@
  * `pipeline models train` (and `npm run train:agents`): trains the three trading agents offline,
  * with the strategic view, and saves the team as a model version (the shipped model is made with
  * exactly the defaults):
- *   pipeline models train [--out models/agents] [--iterations 40] [--seed 1] [--data data/market/5m]
+ *   pipeline models train [--out models/agents] [--iterations 80] [--seed 1] [--data data/market/5m]
  *
  * Training data, never touching any evaluation bar: the first two thirds of every real symbol in
  * `--data` (minus its last 10 %, kept for checkpoint selection) and synthetic markets of every
- * family with seeds 101–103. Every 5 iterations the greedy policy is backtested on the validation
- * parts and the best iterate is saved. Seeded: the same command gives the same weights.
+ * family with seeds 101–103, each series also mirrored (`mirrorBars`: a rise becomes a fall).
+ * Every 5 iterations the greedy policy is backtested on the validation parts (the real ones and
+ * synthetic seed 151 of every family, each also mirrored) and the iterate with the best
+ * `validationScore` (mean minus one stratified standard error) is saved. Seeded: the same command
+ * gives the same weights.
  * The registry in `--out` gets one new version, promoted; `meta.json` records how it was made.
  */
 import { DEFAULT_COSTS } from '../learning/trading-env';
 import type { MarketSeries } from '../learning/trading-agents';
-import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TRAIN_SEEDS, TRAIN_FRACTION } from './agents-data';
+import {
+  agentsRuntime,
+  numberOption,
+  readRealBars,
+  REAL_DATA_DIR,
+  SHIPPED_MODEL_DIR,
+  SYNTHETIC_TRAIN_SEEDS,
+  SYNTHETIC_VALIDATION_SEEDS,
+  TRAIN_FRACTION,
+} from './agents-data';
 import { ExitCode, type CommandContext } from './common';
 
 const VALIDATION_FRACTION = 0.1;
+/** Bars of each synthetic validation market (15 days: two to five trend segments). */
+const SYNTHETIC_VALIDATION_BARS = 4320;
 
 /** The options of `pipeline models train`, in the table shape of {@link parseCommandLine}. */
 export const TRAIN_OPTIONS = {
@@ -31,43 +45,68 @@ export async function trainAgents(
   ctx: CommandContext,
 ): Promise<number> {
   const out = values.out ?? SHIPPED_MODEL_DIR;
-  const iterations = numberOption('iterations', values.iterations, 40, 1, 10_000);
+  const iterations = numberOption('iterations', values.iterations, 80, 1, 10_000);
   const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
   const dataDir = values.data ?? REAL_DATA_DIR;
   const log = (s: string): void => void ctx.err.write(s + '\n');
-  const { selectBackend, trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+  const { selectBackend, trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, mirrorBars, openModelRegistry, WARMUP_BARS } =
     agentsRuntime();
   const started = Date.now();
   const backend = await selectBackend();
   const real = readRealBars(dataDir);
   const train: MarketSeries[] = [];
-  const validation: { series: MarketSeries; from: number; to: number }[] = [];
+  const validation: { series: MarketSeries; from: number; to: number; stratum: string }[] = [];
   const provenance: Record<string, { trainBars: number; validationFrom: string; lastTrainTs: string }> = {};
   for (const [symbol, bars] of real) {
     const { trainEnd } = walkForwardSplit(bars.length, TRAIN_FRACTION);
     const valFrom = Math.floor(trainEnd * (1 - VALIDATION_FRACTION));
-    // One series of the training part: the strategic view is computed on it alone (no later bar).
-    const series = withStrategicView(symbol, bars.slice(0, trainEnd));
-    train.push({ bars: series.bars.slice(0, valFrom), indicators: series.indicators.slice(0, valFrom), strategic: series.strategic.slice(0, valFrom) });
-    validation.push({ series, from: valFrom, to: trainEnd - 1 });
+    // The training part and its mirror image (log prices negated: a rise becomes a fall), each with
+    // its own indicators and strategic view computed on it alone (no later bar). Training on both
+    // keeps the training period's drift from becoming a standing long or short bias.
+    const part = bars.slice(0, trainEnd);
+    for (const series of [withStrategicView(symbol, part), withStrategicView(`${symbol}-mirror`, mirrorBars(part))]) {
+      train.push({ bars: series.bars.slice(0, valFrom), indicators: series.indicators.slice(0, valFrom), strategic: series.strategic.slice(0, valFrom) });
+      validation.push({ series, from: valFrom, to: trainEnd - 1, stratum: 'real' });
+    }
     provenance[symbol] = {
       trainBars: valFrom,
       validationFrom: new Date((bars[valFrom] as { ts: number }).ts).toISOString(),
       lastTrainTs: new Date((bars[trainEnd - 1] as { ts: number }).ts).toISOString(),
     };
-    log(`${symbol}: ${valFrom} training bars, ${trainEnd - valFrom} validation bars, test from ${new Date((bars[trainEnd] as { ts: number }).ts).toISOString()}`);
+    log(`${symbol}: ${valFrom} training bars, ${trainEnd - valFrom} validation bars (each also mirrored), test from ${new Date((bars[trainEnd] as { ts: number }).ts).toISOString()}`);
   }
-  for (const family of SYNTHETIC_FAMILIES) for (const s of SYNTHETIC_TRAIN_SEEDS) train.push(syntheticMarket(family, s));
-  log(`${train.length} training series (${real.size} real, ${train.length - real.size} synthetic); backend ${backend}`);
-  let best = { it: 0, sharpe: -Infinity };
+  for (const family of SYNTHETIC_FAMILIES) {
+    for (const s of SYNTHETIC_TRAIN_SEEDS) {
+      const market = syntheticMarket(family, s);
+      train.push(market, withStrategicView(`SYN${s}-mirror`, mirrorBars(market.bars)));
+    }
+    // Checkpoint selection also sees each family on a seed of its own (neither trained nor tested on).
+    for (const s of SYNTHETIC_VALIDATION_SEEDS) {
+      const market = syntheticMarket(family, s, SYNTHETIC_VALIDATION_BARS);
+      for (const series of [market, withStrategicView(`SYN${s}-mirror`, mirrorBars(market.bars))]) {
+        validation.push({ series, from: WARMUP_BARS, to: series.bars.length - 1, stratum: family.name });
+      }
+    }
+  }
+  log(`${train.length} training series (${2 * real.size} real and mirrored, ${train.length - 2 * real.size} synthetic and mirrored); backend ${backend}`);
+  let best = { it: 0, sharpe: Number.NaN, score: -Infinity };
   const mappo = await trainOnSeries(train, {
     seed,
     iterations,
     validation,
     onIteration: (it, i) => log(`iteration ${it}: mean reward ${i.meanReward.toFixed(4)} (collect ${i.collectMs} ms, update ${i.updateMs} ms)`),
-    onValidation: (it, sharpe) => {
-      log(Number.isNaN(sharpe) ? '  validation: the policy does not trade (not eligible)' : `  validation Sharpe ${sharpe.toFixed(2)}`);
-      if (sharpe > best.sharpe) best = { it, sharpe };
+    onValidation: (it, sharpe, score, sharpes) => {
+      const strata = [...new Set(validation.map((v) => v.stratum))];
+      const byStratum = strata.map((g) => {
+        const xs = sharpes.filter((_, i) => validation[i]?.stratum === g);
+        return `${g} ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1)}`;
+      });
+      log(
+        Number.isNaN(score)
+          ? '  validation: the policy does not trade (not eligible)'
+          : `  validation Sharpe mean ${sharpe.toFixed(2)}, score ${score.toFixed(2)} (mean − 1 stratified s.e. over ${validation.length} parts; ${byStratum.join(', ')})`,
+      );
+      if (score > best.score) best = { it, sharpe, score };
     },
   });
   const trainer = new MappoTrainer({ snapshot: mappo.snapshot() });
@@ -78,12 +117,16 @@ export async function trainAgents(
     parent,
     metrics: {
       sharpe: Number.isFinite(best.sharpe) ? best.sharpe : Number.NaN,
-      window: 'offline validation: last 10% of each real symbol’s training part',
+      window: `offline validation: last 10% of each real symbol’s training part and synthetic seed ${SYNTHETIC_VALIDATION_SEEDS.join(', ')} of each family, each also mirrored`,
       offline: {
         command: `pipeline models train --iterations ${iterations} --seed ${seed}`,
         seed,
         iterations,
         chosenIteration: best.it,
+        selection: 'highest mean − 1 stratified standard error of the validation Sharpes (strata: real symbols, each synthetic family), every 5 iterations, among iterates that trade',
+        syntheticValidationSeeds: [...SYNTHETIC_VALIDATION_SEEDS],
+        validationScore: Number.isFinite(best.score) ? best.score : Number.NaN,
+        mirrored: true,
         trainFraction: TRAIN_FRACTION,
         real: provenance,
         syntheticFamilies: SYNTHETIC_FAMILIES.map((f) => f.name),
@@ -96,6 +139,6 @@ export async function trainAgents(
   });
   trainer.dispose();
   await registry.promote(version);
-  ctx.out.write(`${JSON.stringify({ version, dir: out, chosenIteration: best.it, validationSharpe: best.sharpe, elapsedMs: Date.now() - started })}\n`);
+  ctx.out.write(`${JSON.stringify({ version, dir: out, chosenIteration: best.it, validationSharpe: best.sharpe, validationScore: best.score, elapsedMs: Date.now() - started })}\n`);
   return ExitCode.Ok;
 }

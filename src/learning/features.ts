@@ -48,6 +48,8 @@ export interface Observations {
   global: number[];
   /** The largest risk size the decision may take, by the strategic confidence ({@link riskBudget}). */
   riskBudget: number;
+  /** The position held when the decision is made (the state's, after the bar is settled). */
+  position: number;
 }
 
 /**
@@ -164,7 +166,7 @@ export function buildObservations(
     trend,
     vsClose(ema26),
   ];
-  return { tactical, risk, execution, global: [...tactical, ...risk, ...execution], riskBudget: riskBudget(strategic) };
+  return { tactical, risk, execution, global: [...tactical, ...risk, ...execution], riskBudget: riskBudget(strategic), position: state.position };
 }
 
 /**

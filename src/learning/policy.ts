@@ -118,7 +118,7 @@ export class TacticalPolicy {
     const probs = logits.map((l) => softmax(l));
     const idx = probs.map((p) => (rng ? sampleCategorical(p, rng) : argmax(p))) as [number, number, number];
     const chosen = idx.map((a, i) => (probs[i] as number[])[a] as number);
-    const decision = decodeActions(idx, observations.riskBudget);
+    const decision = decodeActions(idx, observations);
     return {
       ...decision,
       combined_confidence: Math.min(1, Math.max(0, Math.cbrt(chosen[0]! * chosen[1]! * chosen[2]!))),
@@ -140,7 +140,7 @@ export class TacticalPolicy {
   decideObservations(observations: Observations): TradeDecision & { actionIndices: Decision['actionIndices'] } {
     const obs = [observations.tactical, observations.risk, observations.execution];
     const idx = this.nets.map((net, i) => argmax(softmax(net.forward(obs[i] as number[])))) as [number, number, number];
-    return { ...decodeActions(idx, observations.riskBudget), actionIndices: { tactical: idx[0], risk: idx[1], execution: idx[2] } };
+    return { ...decodeActions(idx, observations), actionIndices: { tactical: idx[0], risk: idx[1], execution: idx[2] } };
   }
 }
 

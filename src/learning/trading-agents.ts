@@ -131,7 +131,7 @@ export function collectEpisodes(mappo: Mappo, series: readonly MarketSeries[], o
     envs.forEach((env, e) => {
       const { observations, settled } = current[e] as (typeof current)[number];
       const team = teams[e] as (typeof teams)[number];
-      env.state = act(settled.state, decodeActions(team.actions, observations.riskBudget), costs);
+      env.state = act(settled.state, decodeActions(team.actions, observations), costs);
       env.out.push({
         obs: [observations.tactical, observations.risk, observations.execution],
         state: observations.global,

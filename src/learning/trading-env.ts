@@ -33,21 +33,38 @@ export interface TradeDecision {
   target_position: number;
 }
 
+/** What a decision is decoded against: the risk budget and the position held (see {@link decodeActions}). */
+export interface DecisionLimits {
+  /** The largest risk size the decision may take (the observations' `riskBudget`, see `RISK_BUDGET` in features.ts). */
+  riskBudget: number;
+  /** The position held when the decision is made (after the bar is settled), in [-1, 1]. */
+  position: number;
+}
+
 /**
- * Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}, the
- * risk size capped at `budget` (the observations' `riskBudget`: the risk budget by strategic
- * confidence, see `RISK_BUDGET` in features.ts). Decisions are coherent: a direction with risk size
- * 0 is FLAT, and FLAT carries risk 0, so a result never says LONG or SHORT with nothing at stake.
+ * Decodes the three action indices (tactical, risk, execution) into a {@link TradeDecision}
+ * against `limits` (the decision's observations carry both):
+ * - The risk size is capped at `limits.riskBudget` (the risk budget by strategic confidence).
+ * - Decisions are coherent: a direction with risk size 0 is FLAT, and FLAT carries risk 0, so a
+ *   result never says LONG or SHORT with nothing at stake.
+ * - The execution agent decides how a change of direction is traded, not whether: WAIT defers
+ *   only a resize within the direction held. A decision whose direction differs from the held
+ *   position's (opening from flat, closing to flat, reversing) with WAIT is traded as LIMIT. The
+ *   three agents act at the same time, so the execution agent cannot see what tactical chose; a
+ *   WAIT of its own would otherwise veto tactical's call (a trained team held longs through whole
+ *   falling trends that way).
  * The action indices themselves are not changed (the trainer needs what each actor chose).
  */
-export function decodeActions(actions: readonly number[], budget: number): TradeDecision {
+export function decodeActions(actions: readonly number[], limits: DecisionLimits): TradeDecision {
   const chosen = TACTICAL_ACTIONS[actions[0] as number];
   const raw = RISK_SIZES[actions[1] as number];
-  const size = raw === undefined ? undefined : Math.min(raw, Math.max(0, budget));
-  const execution = EXECUTION_ACTIONS[actions[2] as number];
-  if (chosen === undefined || size === undefined || execution === undefined) throw new RangeError(`bad actions ${actions.join(',')}`);
-  const direction = chosen === 'LONG' ? 1 : chosen === 'SHORT' ? -1 : 0;
-  if (direction === 0 || size === 0) return { tactical: 'FLAT', risk: 0, execution, target_position: 0 };
+  const size = raw === undefined ? undefined : Math.min(raw, Math.max(0, limits.riskBudget));
+  const picked = EXECUTION_ACTIONS[actions[2] as number];
+  if (chosen === undefined || size === undefined || picked === undefined) throw new RangeError(`bad actions ${actions.join(',')}`);
+  let direction = chosen === 'LONG' ? 1 : chosen === 'SHORT' ? -1 : 0;
+  if (size === 0) direction = 0;
+  const execution: ExecutionAction = picked === 'WAIT' && direction !== Math.sign(limits.position) ? 'LIMIT' : picked;
+  if (direction === 0) return { tactical: 'FLAT', risk: 0, execution, target_position: 0 };
   return { tactical: chosen, risk: size, execution, target_position: direction * size };
 }
 

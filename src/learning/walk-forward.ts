@@ -45,6 +45,21 @@ export function emaTrendBaseline(band = 0.5): DecisionRule {
   };
 }
 
+/**
+ * The EMA trend rule's direction ({@link emaTrendBaseline}) at the size the policy's risk budget
+ * allows (`RISK_BUDGET`: by the strategic confidence tier), MARKET orders: what the budget alone
+ * costs a trend rule, the reference for the policy, whose size the same budget caps.
+ */
+export function emaTrendBudgetBaseline(band = 0.5): DecisionRule {
+  const direction = emaTrendBaseline(band);
+  return (input) => {
+    const dir = Math.sign(direction(input).target_position);
+    const size = Math.max(0, input.observations.riskBudget);
+    if (dir === 0 || size === 0) return input.state.position === 0 ? FLAT : { ...FLAT, execution: 'MARKET' };
+    return { tactical: dir > 0 ? 'LONG' : 'SHORT', risk: size, execution: 'MARKET', target_position: dir * size };
+  };
+}
+
 /** MACD crossover for the direction, the policy's risk actor for the size (within the risk budget), MARKET orders. */
 export function macdWithPolicySizing(policy: TacticalPolicy): DecisionRule {
   return ({ indicators, observations }) => {
@@ -133,7 +148,7 @@ export function metricsWithIntervals(run: RuleRun, options: BootstrapOptions = {
   };
 }
 
-export const BASELINES = ['flat', 'buyAndHold', 'emaTrend', 'macdPolicySizing', 'regime'] as const;
+export const BASELINES = ['flat', 'buyAndHold', 'emaTrend', 'emaTrendBudget', 'macdPolicySizing', 'regime'] as const;
 export type RuleName = 'policy' | (typeof BASELINES)[number];
 
 /** The rules compared, by name. */
@@ -143,6 +158,7 @@ export function rulesFor(policy: TacticalPolicy, emaBand = 0.5): Record<RuleName
     flat: flatBaseline,
     buyAndHold: buyAndHoldBaseline,
     emaTrend: emaTrendBaseline(emaBand),
+    emaTrendBudget: emaTrendBudgetBaseline(emaBand),
     macdPolicySizing: macdWithPolicySizing(policy),
     regime: regimeBaseline,
   };
@@ -219,6 +235,20 @@ export function evaluateMarket(
 /** A 5m series with indicators and its strategic view (the analyzer over its 30m bars). */
 export function withStrategicView(symbol: string, bars: readonly EnvBar[]): MarketSeries {
   return prepareSeries(bars, strategicInputs(symbol, bars));
+}
+
+/**
+ * The mirror image of a bar series: every log price negated around the first open, so that each
+ * up-move becomes the same down-move and the reverse (a BULL segment becomes a BEAR one). Price p
+ * becomes p₀²/p (p₀ the first open, which stays where it was); high and low swap roles, volume and
+ * times are unchanged. Training on a series and its mirror means the drift of a training period
+ * cannot become a standing bias: a policy must read the direction from the features (which the
+ * caller recomputes on the mirrored bars, as {@link mirroredWithStrategicView} does).
+ */
+export function mirrorBars(bars: readonly EnvBar[]): EnvBar[] {
+  if (bars.length === 0) return [];
+  const k = (bars[0] as EnvBar).open ** 2;
+  return bars.map((b) => ({ ts: b.ts, open: k / b.open, high: k / b.low, low: k / b.high, close: k / b.close, volume: b.volume }));
 }
 
 /** Where a real series is cut: the first `trainFraction` trains, the rest is the test part. */

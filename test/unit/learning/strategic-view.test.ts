@@ -37,13 +37,30 @@ describe('coherent decisions', () => {
     for (let t = 0; t < TACTICAL_ACTIONS.length; t++)
       for (let r = 0; r < RISK_SIZES.length; r++)
         for (let e = 0; e < EXECUTION_ACTIONS.length; e++) {
-          const d = decodeActions([t, r, e], 1);
+          const d = decodeActions([t, r, e], { riskBudget: 1, position: 0 });
           expect(d.tactical === 'FLAT').toBe(d.risk === 0);
           expect(d.target_position === 0).toBe(d.tactical === 'FLAT');
           expect(Math.abs(d.target_position)).toBe(d.risk); // FLAT: both 0
         }
-    expect(decodeActions([0, 0, 0], 1).tactical).toBe('FLAT');
-    expect(decodeActions([2, 3, 1], 1)).toEqual({ tactical: 'SHORT', risk: 1, execution: 'LIMIT', target_position: -1 });
+    expect(decodeActions([0, 0, 0], { riskBudget: 1, position: 0 }).tactical).toBe('FLAT');
+    expect(decodeActions([2, 3, 1], { riskBudget: 1, position: 0 })).toEqual({ tactical: 'SHORT', risk: 1, execution: 'LIMIT', target_position: -1 });
+  });
+
+  it('WAIT defers only a resize in the direction held: a change of direction is traded as LIMIT', () => {
+    const WAIT = EXECUTION_ACTIONS.indexOf('WAIT');
+    const at = (tactical: 'LONG' | 'FLAT' | 'SHORT', risk: number, position: number) =>
+      decodeActions([TACTICAL_ACTIONS.indexOf(tactical), RISK_SIZES.indexOf(risk as 0), WAIT], { riskBudget: 1, position });
+    expect(at('LONG', 1, 0.25)).toEqual({ tactical: 'LONG', risk: 1, execution: 'WAIT', target_position: 1 }); // resize: deferred
+    expect(at('FLAT', 0, 0).execution).toBe('WAIT'); // nothing held, nothing wanted
+    expect(at('SHORT', 0.5, -1).execution).toBe('WAIT');
+    expect(at('LONG', 0.5, 0).execution).toBe('LIMIT'); // opening
+    expect(at('SHORT', 0.5, 1).execution).toBe('LIMIT'); // reversing
+    expect(at('FLAT', 0, -0.5).execution).toBe('LIMIT'); // closing
+    expect(at('LONG', 0, 0.5)).toEqual({ tactical: 'FLAT', risk: 0, execution: 'LIMIT', target_position: 0 }); // size 0 is FLAT: closing
+    // MARKET and LIMIT are never changed.
+    for (const position of [-1, 0, 0.5])
+      for (const e of ['MARKET', 'LIMIT'] as const)
+        expect(decodeActions([0, 3, EXECUTION_ACTIONS.indexOf(e)], { riskBudget: 1, position }).execution).toBe(e);
   });
 });
 
@@ -56,10 +73,10 @@ describe('risk budget (a rule: size capped by the strategic confidence tier)', (
     expect(riskBudget(context('LOW'))).toBe(0.1);
     expect(riskBudget(context(null))).toBe(0.1);
     expect(riskBudget(null)).toBe(0.1);
-    expect(decodeActions([0, 3, 0], 0.1)).toEqual({ tactical: 'LONG', risk: 0.1, execution: 'MARKET', target_position: 0.1 });
-    expect(decodeActions([2, 2, 1], 0.5)).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'LIMIT', target_position: -0.5 });
-    expect(decodeActions([2, 1, 1], 0.5).target_position).toBe(-0.25); // below the cap: unchanged
-    expect(decodeActions([0, 0, 0], 0.1).tactical).toBe('FLAT');
+    expect(decodeActions([0, 3, 0], { riskBudget: 0.1, position: 0 })).toEqual({ tactical: 'LONG', risk: 0.1, execution: 'MARKET', target_position: 0.1 });
+    expect(decodeActions([2, 2, 1], { riskBudget: 0.5, position: 0 })).toEqual({ tactical: 'SHORT', risk: 0.5, execution: 'LIMIT', target_position: -0.5 });
+    expect(decodeActions([2, 1, 1], { riskBudget: 0.5, position: 0 }).target_position).toBe(-0.25); // below the cap: unchanged
+    expect(decodeActions([0, 0, 0], { riskBudget: 0.1, position: 0 }).tactical).toBe('FLAT');
   });
 
   it('is applied in the observations, so live decisions and backtests take it alike', () => {
@@ -84,5 +101,17 @@ describe('risk budget (a rule: size capped by the strategic confidence tier)', (
     expect(policy.decideObservations(buildObservations(indicators, context('HIGH'), bar, state)).target_position).toBe(1);
     const live = policy.decide({ indicators, strategic: context('LOW'), bar, agentState: initialAgentState() });
     expect(live.target_position).toBe(0.1);
+    // The held position travels in the observations too: a WAIT that would keep a long open while
+    // tactical says SHORT is traded as LIMIT, in a backtest decision and a live one alike.
+    bias(0, 2); // tactical: SHORT beats LONG now
+    bias(2, 2); // execution: WAIT
+    weights[0]!.data[weights[0]!.data.length - 3] = 0;
+    const waiting = new TacticalPolicy('test', weights);
+    const held = { ...state, position: 0.5, entryPrice: 100 };
+    expect(buildObservations(indicators, context('HIGH'), bar, held).position).toBe(0.5);
+    expect(waiting.decideObservations(buildObservations(indicators, context('HIGH'), bar, held))).toMatchObject({ tactical: 'SHORT', execution: 'LIMIT', actionIndices: { execution: 2 } });
+    expect(waiting.decideObservations(buildObservations(indicators, context('HIGH'), bar, { ...state, position: -0.5, entryPrice: 100 })).execution).toBe('WAIT');
+    const longState = { ...initialAgentState(), position: 0.5, entryPrice: 100, lastClose: 100, rangeEma: 0.01 };
+    expect(waiting.decide({ indicators, strategic: context('HIGH'), bar, agentState: longState }).execution).toBe('LIMIT');
   });
 });
