@@ -94,14 +94,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       'maker-fee': { type: 'string' },
       'half-spread': { type: 'string' },
       json: { type: 'boolean' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const started = Date.now();
   const log = (s: string): void => void ctx.err.write(s + '\n');
   const modelDir = values.model ?? SHIPPED_MODEL_DIR;

@@ -32,14 +32,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       iterations: { type: 'string' },
       episodes: { type: 'string' },
       json: { type: 'boolean' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const seeds = numberOption('seeds', values.seeds, 5, 1, 1000);
   const iterations = numberOption('iterations', values.iterations, 100, 1, 100_000);
   const episodes = numberOption('episodes', values.episodes, 64, 1, 100_000);

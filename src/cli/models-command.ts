@@ -50,14 +50,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       dir: { type: 'string' },
       'no-announce': { type: 'boolean' },
       ...TRAIN_OPTIONS,
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const [sub, version, ...rest] = positionals;
   if (sub === 'train') {
     if (positionals.length > 1) throw new CliUsageError(`models train takes no arguments, got ${JSON.stringify(version)}`);
