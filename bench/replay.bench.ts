@@ -9,6 +9,7 @@
  * one round trip per `PIPELINE_FEEDBACK_LAG` periods (6 bars each), all symbols in parallel.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -111,7 +112,18 @@ async function pingPong(rounds: number): Promise<number> {
   }
 }
 
-async function replayOnce(batchBars: number): Promise<{ bars: number; results: number; seconds: number }> {
+/**
+ * CPU time (user + system, ms) of this process's children that have ended and been waited for:
+ * the private pipeline's workers once the replay stopped them (/proc/self/stat cutime + cstime).
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+async function replayOnce(batchBars: number): Promise<{ bars: number; results: number; seconds: number; workerCpuMsPerBar: number }> {
+  const cpuBefore = childrenCpuMs();
   let stdout = '';
   let stderr = '';
   const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
@@ -123,11 +135,13 @@ async function replayOnce(batchBars: number): Promise<{ bars: number; results: n
   });
   if (code !== 0) throw new Error(`replay exited ${code}: ${stderr}`);
   const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] as string) as {
+  const summary = JSON.parse(lines[lines.length - 1] as string) as {
     bars: number;
     results: number;
     seconds: number;
   };
+  // The workers' CPU from start to stop (start-up included) per bar: tactical and strategic.
+  return { ...summary, workerCpuMsPerBar: (childrenCpuMs() - cpuBefore) / summary.bars };
 }
 
 async function main(): Promise<void> {
@@ -140,6 +154,7 @@ async function main(): Promise<void> {
   const rttMs = await pingPong(200);
   const rates: number[] = [];
   const single: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     for (const [batchBars, into] of [
       [BATCH_BARS, rates],
@@ -148,8 +163,9 @@ async function main(): Promise<void> {
       const s = await replayOnce(batchBars);
       const rate = s.bars / s.seconds;
       into.push(rate);
+      if (batchBars === BATCH_BARS) cpu.push(s.workerCpuMsPerBar);
       process.stdout.write(
-        `replay run ${i + 1}, --batch-bars ${batchBars}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s\n`,
+        `replay run ${i + 1}, --batch-bars ${batchBars}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s, workers' CPU ${s.workerCpuMsPerBar.toFixed(3)} ms per bar\n`,
       );
     }
   }
@@ -170,9 +186,10 @@ async function main(): Promise<void> {
   process.stdout.write(
     `replay, one bar per message, median of ${RUNS}   ${m1.toFixed(0)} bars/s = ${(m1 / raw).toFixed(3)} × raw hop; batches ${(m / m1).toFixed(2)}× that\n`,
   );
+  process.stdout.write(`workers' CPU per bar (tactical + strategic, start-up included), batches, median of ${RUNS}   ${median(cpu).toFixed(3)} ms\n`);
   process.stdout.write(`load average at end: ${load()}\n`);
   process.stdout.write(
-    `${JSON.stringify({ bench: 'replay', bars: bars.length, batchBars: BATCH_BARS, rawHopMsgPerS: Math.round(raw), roundTripMs: rttMs, ceilingBarsPerS: Math.round(ceiling), replayBarsPerS: rates.map(Math.round), medianBarsPerS: Math.round(m), oneBarPerMessageBarsPerS: single.map(Math.round), oneBarPerMessageMedian: Math.round(m1), ratioToRaw: m / raw, ratioToTarget: m / TARGET, targetMet: m >= TARGET })}\n`,
+    `${JSON.stringify({ bench: 'replay', bars: bars.length, batchBars: BATCH_BARS, rawHopMsgPerS: Math.round(raw), roundTripMs: rttMs, ceilingBarsPerS: Math.round(ceiling), replayBarsPerS: rates.map(Math.round), workerCpuMsPerBar: cpu, medianBarsPerS: Math.round(m), oneBarPerMessageBarsPerS: single.map(Math.round), oneBarPerMessageMedian: Math.round(m1), ratioToRaw: m / raw, ratioToTarget: m / TARGET, targetMet: m >= TARGET })}\n`,
   );
 }
 
