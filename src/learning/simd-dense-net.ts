@@ -129,8 +129,6 @@ export class SimdDenseNet {
    * `forward(xs[k])`. Inputs beyond {@link MAX_FORWARD_BATCH} go through in further chunks.
    */
   forwardBatch(xs: readonly ArrayLike<number>[]): Float32Array[] {
-    // One input: the batch-1 kernel (the same bits, less set-up).
-    if (xs.length === 1) return [this.forward(xs[0] as ArrayLike<number>).slice()];
     for (const x of xs) if (x.length !== this.nIn) throw new RangeError(`expected ${this.nIn} inputs, got ${x.length}`);
     const out: Float32Array[] = [];
     const f32 = new Float32Array(this.memory.buffer);
