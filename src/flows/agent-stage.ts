@@ -130,6 +130,9 @@ class DecisionBatch {
  * The three MAPPO actors as a stage of the tactical flow. Inference goes through a circuit breaker
  * (`agents`); when the model throws or the breaker is open the decision is FLAT with size 0 and the
  * result names `agents` in `degraded`. The policy can be swapped between bars ({@link swap}).
+ * With WebAssembly inference, the decisions of one turn of the event loop (other symbols' bars)
+ * share one batched forward pass per actor ({@link DecisionBatch}); each call still goes through
+ * the breaker on its own, and each decision is the one it would be alone.
  */
 export class AgentStage {
   private readonly breaker: CircuitBreaker<[Parameters<TacticalPolicy['decide']>[0] & { symbol: string }], Decision>;
