@@ -46,8 +46,9 @@ type DenseBatchKernel = (
  * with inputs padded to a multiple of 8. The sums are taken in a fixed order, so results are
  * deterministic; they differ from {@link DenseNet}'s in the last bits of f32.
  *
- * {@link forwardBatch} runs several inputs together (each weight row loaded once for up to four
- * inputs): every output is bit-identical to {@link forward} of that input alone.
+ * {@link forwardBatch} runs several inputs together (`dense_batch`: two rows by two inputs per pass,
+ * so each weight vector read serves two inputs): every output is bit-identical to {@link forward}
+ * of that input alone, which keeps the one-row, one-input kernel as the reference.
  */
 export class SimdDenseNet {
   private readonly layers: Layer[] = [];
