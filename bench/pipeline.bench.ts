@@ -12,7 +12,9 @@
  * 3. the same throughput and latency with training off (training must not slow the live path).
  * 4. SIGKILL of the tactical worker halfway through a throughput run: identical re-sends counted.
  * 5. throughput with PIPELINE_SHARDS = 1, 2, 4 (training off), when the broker has the plugin.
- * Worker RSS is sampled throughout.
+ * Worker RSS is sampled throughout, and the tactical worker's CPU time (user + system, from
+ * /proc) is read around the throughput and latency runs: CPU ms per bar is the figure the live
+ * path's speed depends on, and it moves much less than bars/s when the machine is shared.
  *
  * Env: BENCH_BARS (20000), BENCH_SYMBOLS (5), BENCH_RATE (400), BENCH_LATENCY_SECONDS (20),
  * BENCH_BURST_SYMBOLS (1000), BENCH_SECTIONS (raw,default,off,kill,shards,burst: any subset),
@@ -114,6 +116,27 @@ function rssMb(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** User + system CPU time of a process so far, in ms (clock ticks of 10 ms), or NaN if gone. */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `fn` and returns its value with the tactical worker's CPU ms per bar over it. */
+async function withTacticalCpu<T>(b: Bench, bars: number, fn: () => Promise<T>): Promise<{ value: T; cpuMsPerBar: number }> {
+  const pid = b.supervisor.pids().tactical;
+  const before = cpuMs(pid);
+  const value = await fn();
+  return { value, cpuMsPerBar: (cpuMs(pid) - before) / bars };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -334,9 +357,13 @@ async function main(): Promise<void> {
     const result = await withPipeline(`pipeline-${section}`, { PIPELINE_TRAINING: training }, async (b) => {
       const r: Record<string, unknown> = {};
       if (SECTIONS.has(section)) {
-        r.throughput = await throughput(b, bars);
+        const t = await withTacticalCpu(b, bars.length, () => throughput(b, bars));
+        r.throughput = t.value;
+        r.tacticalCpuMsPerBarThroughput = t.cpuMsPerBar;
         r.rssDuringThroughput = { ...b.rss };
-        r.latency = await paced(b, latencyBars);
+        const l = await withTacticalCpu(b, latencyBars.length, () => paced(b, latencyBars));
+        r.latency = l.value;
+        r.tacticalCpuMsPerBarPaced = l.cpuMsPerBar;
       }
       if (section === 'default' && SECTIONS.has('burst')) r.burst = await burst(b, 8);
       r.rss = { ...b.rss };
@@ -346,6 +373,7 @@ async function main(): Promise<void> {
     if (result.throughput !== undefined) {
       lines.push(`pipeline, training ${training.padEnd(3)}        ${fmt(result.throughput as number)} bars/s   ${ratio(result.throughput as number)}  (target >= 0.25 with training on)`);
       lines.push(`  publish -> result at ${RATE}/s, training ${training}: ${latencyLine(result.latency as Record<string, number>)}  (target p50 <= 2, p99 <= 5 ms)`);
+      lines.push(`  tactical worker CPU per bar, training ${training}: ${(result.tacticalCpuMsPerBarThroughput as number).toFixed(3)} ms at full load, ${(result.tacticalCpuMsPerBarPaced as number).toFixed(3)} ms at ${RATE}/s`);
     }
     if (result.burst !== undefined) {
       const burstResult = result.burst as { ms: number[]; thirtyMinute: boolean[] };

@@ -7,8 +7,12 @@
  * input), alternately. Also measures the broker's part of a strategic round trip (a ping-pong over
  * two quorum queues, persistent, confirmed) and prints the structural ceiling it implies: per symbol
  * one round trip per `PIPELINE_FEEDBACK_LAG` periods (6 bars each), all symbols in parallel.
+ * The workers' CPU per bar (tactical and strategic, from the children's CPU time in /proc, their
+ * start-up taken out with a short replay of the first 60 bars of each symbol) follows the
+ * tactical worker's cost, which bounds the replay, and moves less than bars/s on a shared machine.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -20,6 +24,8 @@ import { readCsvBars, symbolFromCsvPath } from '../src/producers/csv-bars';
 const TARGET = 12_604;
 const RUNS = Number(process.env.BENCH_REPLAY_RUNS ?? 3);
 const BATCH_BARS = Number(process.env.BENCH_REPLAY_BATCH_BARS ?? 256);
+/** Bars per symbol of the short replay that measures the workers' start-up CPU. */
+const SHORT_BARS = 60;
 /** The strategic feedback lag the replay's pipeline runs with (PIPELINE_FEEDBACK_LAG). */
 const LAG = Number(process.env.PIPELINE_FEEDBACK_LAG ?? 4);
 const DATA = join(__dirname, '..', 'data', 'market');
@@ -111,23 +117,40 @@ async function pingPong(rounds: number): Promise<number> {
   }
 }
 
-async function replayOnce(batchBars: number): Promise<{ bars: number; results: number; seconds: number }> {
+/**
+ * CPU time (user + system, ms) of this process's children that have ended and been waited for:
+ * the private pipeline's workers once the replay stopped them (/proc/self/stat cutime + cstime).
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+async function replayOnce(
+  batchBars: number,
+  extraArgs: string[] = [],
+): Promise<{ bars: number; results: number; seconds: number; workerCpuMs: number; workerCpuMsPerBar: number }> {
+  const cpuBefore = childrenCpuMs();
   let stdout = '';
   let stderr = '';
   const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
   const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await runCli(['replay', ...FILES, '--out', '/dev/null', '--batch-bars', String(batchBars)], {
+  const code = await runCli(['replay', ...FILES, '--out', '/dev/null', '--batch-bars', String(batchBars), ...extraArgs], {
     env: { ...process.env, PIPELINE_TRAINING: 'off' },
     out,
     err,
   });
   if (code !== 0) throw new Error(`replay exited ${code}: ${stderr}`);
   const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] as string) as {
+  const summary = JSON.parse(lines[lines.length - 1] as string) as {
     bars: number;
     results: number;
     seconds: number;
   };
+  // The workers' CPU (tactical and strategic) from start to stop, start-up included.
+  const workerCpuMs = childrenCpuMs() - cpuBefore;
+  return { ...summary, workerCpuMs, workerCpuMsPerBar: workerCpuMs / summary.bars };
 }
 
 async function main(): Promise<void> {
@@ -138,8 +161,15 @@ async function main(): Promise<void> {
   process.stdout.write(`load average at start: ${load()}\n`);
   const raw = await rawHop(bars);
   const rttMs = await pingPong(200);
+  // The workers' start-up and stop cost some 3 s of CPU, half of a 6,000-bar replay's: a short
+  // replay (the first SHORT_BARS bars of each symbol) measures it, and the CPU per bar below is the
+  // difference of the two runs over the difference of their bars.
+  const firstTs = Math.min(...bars.map((b) => b.ts));
+  const short = await replayOnce(BATCH_BARS, ['--to', String(firstTs + SHORT_BARS * 300_000)]);
+  process.stdout.write(`short replay (start-up cost): ${short.bars} bars, workers' CPU ${(short.workerCpuMs / 1000).toFixed(2)} s\n`);
   const rates: number[] = [];
   const single: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     for (const [batchBars, into] of [
       [BATCH_BARS, rates],
@@ -148,8 +178,10 @@ async function main(): Promise<void> {
       const s = await replayOnce(batchBars);
       const rate = s.bars / s.seconds;
       into.push(rate);
+      const cpuPerBar = (s.workerCpuMs - short.workerCpuMs) / (s.bars - short.bars);
+      if (batchBars === BATCH_BARS) cpu.push(cpuPerBar);
       process.stdout.write(
-        `replay run ${i + 1}, --batch-bars ${batchBars}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s\n`,
+        `replay run ${i + 1}, --batch-bars ${batchBars}: ${s.bars} bars, ${s.results} results, ${s.seconds} s, ${rate.toFixed(0)} bars/s, workers' CPU ${cpuPerBar.toFixed(3)} ms per bar (start-up excluded)\n`,
       );
     }
   }
@@ -170,9 +202,10 @@ async function main(): Promise<void> {
   process.stdout.write(
     `replay, one bar per message, median of ${RUNS}   ${m1.toFixed(0)} bars/s = ${(m1 / raw).toFixed(3)} × raw hop; batches ${(m / m1).toFixed(2)}× that\n`,
   );
+  process.stdout.write(`workers' CPU per bar (tactical + strategic, start-up excluded), batches, median of ${RUNS}   ${median(cpu).toFixed(3)} ms\n`);
   process.stdout.write(`load average at end: ${load()}\n`);
   process.stdout.write(
-    `${JSON.stringify({ bench: 'replay', bars: bars.length, batchBars: BATCH_BARS, rawHopMsgPerS: Math.round(raw), roundTripMs: rttMs, ceilingBarsPerS: Math.round(ceiling), replayBarsPerS: rates.map(Math.round), medianBarsPerS: Math.round(m), oneBarPerMessageBarsPerS: single.map(Math.round), oneBarPerMessageMedian: Math.round(m1), ratioToRaw: m / raw, ratioToTarget: m / TARGET, targetMet: m >= TARGET })}\n`,
+    `${JSON.stringify({ bench: 'replay', bars: bars.length, batchBars: BATCH_BARS, rawHopMsgPerS: Math.round(raw), roundTripMs: rttMs, ceilingBarsPerS: Math.round(ceiling), replayBarsPerS: rates.map(Math.round), workerCpuMsPerBar: cpu, startupCpuMs: short.workerCpuMs, medianBarsPerS: Math.round(m), oneBarPerMessageBarsPerS: single.map(Math.round), oneBarPerMessageMedian: Math.round(m1), ratioToRaw: m / raw, ratioToTarget: m / TARGET, targetMet: m >= TARGET })}\n`,
   );
 }
 

@@ -3,6 +3,8 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators } from '../../schemas/integrated-result.schema';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
 import {
+  type DecideOptions,
+  type DecisionInput,
   advance,
   withInference,
   type InferenceBackend,
@@ -70,13 +72,71 @@ export function pendingExperience(
 /** The fallback when no model can decide: stay flat, trade nothing. */
 export const FALLBACK_DECISION: TradeDecision = { tactical: 'FLAT', risk: 0, execution: 'WAIT', target_position: 0 };
 
+interface DecisionRequest {
+  policy: TacticalPolicy;
+  input: DecisionInput;
+  options: DecideOptions;
+  resolve: (decision: Decision) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Gathers the decisions asked for in one turn of the event loop and runs them through
+ * {@link TacticalPolicy.decideBatch} together, once the turn's promise jobs have run (a
+ * `process.nextTick` queued from a promise job runs after the whole microtask queue): the bars of
+ * different symbols in hand share each actor's forward pass, and no bar waits for a timer. Every
+ * decision is bit-identical to deciding it alone; a symbol has one bar in its lane at a time, so
+ * one batch never holds two bars of a symbol.
+ */
+class DecisionBatch {
+  private queue: DecisionRequest[] = [];
+
+  decide(policy: TacticalPolicy, input: DecisionInput, options: DecideOptions): Promise<Decision> {
+    return new Promise<Decision>((resolve, reject) => {
+      if (this.queue.length === 0) process.nextTick(() => this.flush());
+      this.queue.push({ policy, input, options, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const queue = this.queue;
+    this.queue = [];
+    // Normally one policy; a swap in the middle of a turn splits the batch by version.
+    const byPolicy = new Map<TacticalPolicy, DecisionRequest[]>();
+    for (const r of queue) {
+      const group = byPolicy.get(r.policy);
+      if (group === undefined) byPolicy.set(r.policy, [r]);
+      else group.push(r);
+    }
+    for (const [policy, group] of byPolicy) {
+      let decisions: (Decision | Error)[];
+      try {
+        decisions = policy.decideBatch(group);
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        for (const r of group) r.reject(error);
+        continue;
+      }
+      group.forEach((r, k) => {
+        const d = decisions[k] as Decision | Error;
+        if (d instanceof Error) r.reject(d);
+        else r.resolve(d);
+      });
+    }
+  }
+}
+
 /**
  * The three MAPPO actors as a stage of the tactical flow. Inference goes through a circuit breaker
  * (`agents`); when the model throws or the breaker is open the decision is FLAT with size 0 and the
  * result names `agents` in `degraded`. The policy can be swapped between bars ({@link swap}).
+ * With WebAssembly inference, the decisions of one turn of the event loop (other symbols' bars)
+ * share one batched forward pass per actor ({@link DecisionBatch}); each call still goes through
+ * the breaker on its own, and each decision is the one it would be alone.
  */
 export class AgentStage {
   private readonly breaker: CircuitBreaker<[Parameters<TacticalPolicy['decide']>[0] & { symbol: string }], Decision>;
+  private readonly batch = new DecisionBatch();
 
   constructor(
     private policy: TacticalPolicy,
@@ -99,7 +159,10 @@ export class AgentStage {
       async (input) => {
         faults.check('agents');
         if (this.ready !== null) await this.ready;
-        return this.policy.decideAsync(input, this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {});
+        const options: DecideOptions = this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {};
+        // WebAssembly inference: decided with the other symbols' bars of this turn (see DecisionBatch).
+        if (this.inference === 'wasm') return this.batch.decide(this.policy, input, options);
+        return this.policy.decideAsync(input, options);
       },
       { stage: 'agents', log },
     );
