@@ -57,13 +57,25 @@ function context(b: Bar30m): StrategicContext {
   };
 }
 
-/** A tactical consumer on fakes; the "strategic side" answers every 30m bar with its context. */
-function setUp(lookaheadPeriods: number): { handle: (msg: ConsumeMessage) => Promise<HandleResult>; sent: Sent[] } {
+/**
+ * A tactical consumer on fakes; the "strategic side" answers every 30m bar with its context. With
+ * `failFirst30m`, the first publish of each 30m bar is refused (as a nack or an open publish
+ * breaker would) and reaches no one.
+ */
+function setUp(
+  lookaheadPeriods: number,
+  { failFirst30m = false, contextWaitMs = 5000 } = {},
+): { handle: (msg: ConsumeMessage) => Promise<HandleResult>; sent: Sent[] } {
   const sent: Sent[] = [];
-  const contexts = new ContextBufferFlow({ redis: new FakeHashRedis() as unknown as Redis, prefix: 't:', contextWaitMs: 5000 });
+  const refused = new Set<number>();
+  const contexts = new ContextBufferFlow({ redis: new FakeHashRedis() as unknown as Redis, prefix: 't:', contextWaitMs });
   const publisher = {
     publish: (_exchange: string, routingKey: string, content: Buffer): Promise<void> => {
       const body = JSON.parse(content.toString('utf8')) as unknown;
+      if (failFirst30m && routingKey.startsWith('bars.30m.') && !refused.has((body as Bar30m).ts)) {
+        refused.add((body as Bar30m).ts);
+        return Promise.reject(new Error('nacked by the broker'));
+      }
       sent.push({ routingKey, body });
       if (routingKey.startsWith('bars.30m.')) setImmediate(() => void contexts.put(context(body as Bar30m)));
       return Promise.resolve();
@@ -101,8 +113,8 @@ function batchMessage(bars: Bar[], redelivered = false): ConsumeMessage {
   } as unknown as ConsumeMessage;
 }
 
-async function run(lookaheadPeriods: number, bars: Bar[], redelivered = false): Promise<Sent[]> {
-  const { handle, sent } = setUp(lookaheadPeriods);
+async function run(lookaheadPeriods: number, bars: Bar[], redelivered = false, options: Parameters<typeof setUp>[1] = {}): Promise<Sent[]> {
+  const { handle, sent } = setUp(lookaheadPeriods, options);
   const r = await handle(batchMessage(bars, redelivered));
   expect(r.kind).toBe('commit');
   if (r.kind === 'commit') await r.committed;
@@ -145,6 +157,19 @@ describe('tactical 30m look-ahead', () => {
     for (const sent of [await run(0, bars), await run(3, bars, true)]) {
       expect(thirtyMinute(sent)).toEqual(built(bars));
       expect(barAt(sent, T0 + M30)).toBeGreaterThan(resultAt(sent, bar(5).ts));
+    }
+  });
+
+  it('sends a refused 30m bar again while its 5m bar waits, so that no bar is decided with a stale context', async () => {
+    const someBars = bars.slice(0, 24);
+    for (const lookahead of [0, 3]) {
+      // A wait short enough for this test to end either way: without the re-send, each bar
+      // completing a period would run it out and be published with `context_buffer` degraded.
+      const sent = await run(lookahead, someBars, false, { failFirst30m: true, contextWaitMs: 1000 });
+      expect(thirtyMinute(sent)).toEqual(built(someBars));
+      const results = sent.filter((s) => s.routingKey.startsWith('results.')).map((s) => s.body as { degraded: string[] });
+      expect(results).toHaveLength(someBars.length);
+      expect(results.filter((r) => r.degraded.includes('context_buffer'))).toEqual([]);
     }
   });
 });
