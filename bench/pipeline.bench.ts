@@ -166,6 +166,8 @@ async function withPipeline<T>(label: string, overrides: Record<string, string>,
     AMQP_URL: v.url,
     PIPELINE_REDIS_PREFIX: prefix,
     HEALTH_PORT: '0',
+    // Any free port: a second bench (or a pipeline) on the machine holding 8080 would stop the gateway, and the bench would wait for /health forever.
+    GATEWAY_PORT: process.env.GATEWAY_PORT ?? '0',
     LOG_LEVEL: 'warn',
     PIPELINE_DATA_DIR: `/tmp/${prefix.replace(/:/g, '_')}`,
     ...overrides,

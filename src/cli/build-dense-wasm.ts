@@ -1,7 +1,7 @@
 /**
  * `pipeline build-wasm`: compiles the WebAssembly text modules of src/learning/wasm to the base64
  * modules checked in next to them (run it after editing a .wat): dense.wat → dense-module.ts (the
- * actors' batch-1 forward pass) and train.wat → train-module.ts (the training pass). The compiled
+ * actors' forward pass, one input or a batch) and train.wat → train-module.ts (the training pass). The compiled
  * modules are checked in, so running the pipeline needs no WebAssembly toolchain; unit tests check
  * that each stays in step with its source.
  */

@@ -165,14 +165,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       'timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
       ...REPORT_FLAG_OPTIONS,
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help === true) {
-    ctx.out.write(`${USAGE}\n`);
-    return ExitCode.Ok;
-  }
   const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
   if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
   const batchBars = intFlag('batch-bars', values['batch-bars'], 256);
