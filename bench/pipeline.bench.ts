@@ -109,6 +109,61 @@ async function rawHop(bars: Bar[], queueType: 'quorum' | 'classic'): Promise<num
   }
 }
 
+/**
+ * The floor under the paced latency: the same bars, paced at RATE, through a relay that does no
+ * work between two quorum queues (persistent, the relay acks a bar once its copy is confirmed, as
+ * the tactical worker does), timed from publish to arrival at the client. The pipeline's
+ * publish -> result path has these two hops plus its work.
+ */
+async function rawRelayPaced(bars: Bar[]): Promise<{ p50: number; p95: number; p99: number }> {
+  const v = vhost('raw-relay');
+  try {
+    const pub = await amqp.connect(v.url, { noDelay: true });
+    const relay = await amqp.connect(v.url, { noDelay: true });
+    const sub = await amqp.connect(v.url, { noDelay: true });
+    const pch = await pub.createConfirmChannel();
+    const options = { ...workQueueOptions({ queueType: 'quorum', maxAttempts: 10 }), arguments: { 'x-queue-type': 'quorum' } };
+    await pch.assertQueue('relay_in', options);
+    await pch.assertQueue('relay_out', options);
+    const rch = await relay.createConfirmChannel();
+    await rch.prefetch(256);
+    await rch.consume('relay_in', (msg) => {
+      if (msg === null) return;
+      JSON.parse(msg.content.toString());
+      rch.publish('', 'relay_out', msg.content, { persistent: true, messageId: msg.properties.messageId as string }, (err) => {
+        if (err === null || err === undefined) rch.ack(msg);
+      });
+    });
+    const sch = await sub.createChannel();
+    await sch.prefetch(256);
+    const arrivals = new Map<string, number>();
+    const done = new Promise<void>((resolve) => {
+      void sch.consume('relay_out', (msg) => {
+        if (msg === null) return;
+        arrivals.set(msg.properties.messageId as string, performance.now());
+        sch.ack(msg);
+        if (arrivals.size === bars.length) resolve();
+      });
+    });
+    const sentAt = new Map<string, number>();
+    const start = performance.now();
+    for (let i = 0; i < bars.length; i++) {
+      const wait = start + (i * 1000) / RATE - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const bar = bars[i]!;
+      sentAt.set(idOf(bar), performance.now());
+      pch.publish('', 'relay_in', Buffer.from(JSON.stringify(bar)), { persistent: true, messageId: idOf(bar), contentType: 'application/json' });
+    }
+    await pch.waitForConfirms();
+    await done;
+    const latencies = [...sentAt].map(([id, t]) => arrivals.get(id)! - t).sort((x, y) => x - y);
+    await Promise.all([pub.close(), relay.close(), sub.close()]);
+    return { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) };
+  } finally {
+    v.dispose();
+  }
+}
+
 function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -350,6 +405,11 @@ async function main(): Promise<void> {
     const rawClassic = await rawHop(bars, 'classic');
     Object.assign(out, { rawQuorum, rawClassic });
     lines.push(`raw amqplib hop, quorum queue   ${fmt(rawQuorum)} msg/s`, `raw amqplib hop, classic queue  ${fmt(rawClassic)} msg/s`);
+    const relay = await rawRelayPaced(latencyBars);
+    Object.assign(out, { rawRelayPaced: relay });
+    lines.push(
+      `raw relay, two quorum hops at ${RATE}/s, publish -> arrival: p50 ${relay.p50.toFixed(2)} ms  p95 ${relay.p95.toFixed(2)} ms  p99 ${relay.p99.toFixed(2)} ms  (the floor under the pipeline's publish -> result latency)`,
+    );
   }
   const ratio = (x: number) => (Number.isNaN(rawQuorum) ? '' : `ratio to raw quorum hop ${(x / rawQuorum).toFixed(3)}`);
   const latencyLine = (l: Record<string, number>) =>
