@@ -348,7 +348,8 @@ function latencySection(h: ReturnType<typeof histogram>, n: number): string {
   const xt = [0, 0.25, 0.5, 0.75, 1]
     .map(
       (q) =>
-        `<text class="tick" x="${x(q * top).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="middle">${(q * top).toFixed(1)} ms</text>`,
+        // The last label ends at the axis's end, or the SVG would cut it.
+        `<text class="tick" x="${x(q * top).toFixed(1)}" y="${fr.bottom + 14}" text-anchor="${q === 1 ? 'end' : 'middle'}">${(q * top).toFixed(1)} ms</text>`,
     )
     .join('');
   return `<p><code>latency_ms</code> of every result: the pipeline's own measure, from the tactical worker's receipt of the bar to the moment the result is handed to the publisher (it includes the wait behind earlier bars of the symbol and for the strategic context, not the time the bar waited in the queue before the worker took it).
