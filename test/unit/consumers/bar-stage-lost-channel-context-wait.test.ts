@@ -1,10 +1,8 @@
 import type { ConsumeMessage } from 'amqplib';
 import type Redis from 'ioredis';
-import pino from 'pino';
 import { Bar5mSchema, type Bar } from '../../../schemas/bar.schema';
 import type { StrategicContext } from '../../../schemas/strategic-context.schema';
 import type { HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import {
   BarStageConsumer,
@@ -12,24 +10,8 @@ import {
   type StageState,
 } from '../../../src/consumers/bar-stage-consumer';
 import { ContextBufferFlow, type ContextLookup } from '../../../src/flows/context-buffer-flow';
-import type { SymbolStateStore } from '../../../src/state/symbol-state-store';
+import { acceptingStore, detachedConnection, FakeHashRedis, stageOptions } from '../../fixtures/consumers';
 
-/** The hash commands the buffer uses, in memory. */
-class FakeHashRedis {
-  readonly hashes = new Map<string, Map<string, string>>();
-  hset(key: string, field: string, value: string): Promise<number> {
-    const h = this.hashes.get(key) ?? new Map<string, string>();
-    this.hashes.set(key, h);
-    h.set(field, value);
-    return Promise.resolve(1);
-  }
-  hgetall(key: string): Promise<Record<string, string>> {
-    return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
-  }
-  hdel(): Promise<number> {
-    return Promise.resolve(0);
-  }
-}
 
 const WAIT_MS = 400;
 const M30 = 1_800_000;
@@ -58,25 +40,11 @@ class WaitingStage extends BarStageConsumer<StageState, Bar> {
 
   constructor(readonly contexts: ContextBufferFlow) {
     super(
-      { attach: () => undefined } as unknown as BrokerConnection,
+      detachedConnection(),
       { publish: () => Promise.resolve() } as unknown as Publisher,
-      {
-        load: () => Promise.resolve(null),
-        commit: () => Promise.resolve(),
-        discardPending: () => undefined,
-        countAttempt: () => Promise.resolve(1),
-        clearAttempts: () => Promise.resolve(),
-      } as unknown as SymbolStateStore<StageState>,
+      acceptingStore<StageState>(),
       Bar5mSchema,
-      {
-        queue: 'q',
-        stage: 'tactical',
-        prefetchCount: 10,
-        maxAttempts: 3,
-        retryDelayMs: 10,
-        log: pino({ level: 'silent' }),
-        timeframe: '5m',
-      },
+      stageOptions(),
     );
   }
 

@@ -1,8 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
-import pino from 'pino';
 import { Bar5mSchema, type Bar } from '../../../schemas/bar.schema';
 import type { HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import {
   BarStageConsumer,
@@ -10,7 +8,7 @@ import {
   type StageState,
 } from '../../../src/consumers/bar-stage-consumer';
 import { PublishError } from '../../../src/errors';
-import type { SymbolStateStore } from '../../../src/state/symbol-state-store';
+import { acceptingStore, detachedConnection, stageOptions } from '../../fixtures/consumers';
 
 class EchoStage extends BarStageConsumer<StageState, Bar> {
   protected override process(bar: Bar): Promise<StageOutput<StageState>> {
@@ -44,25 +42,13 @@ describe('BarStageConsumer when the channel is lost with confirms outstanding', 
       const publisher = {
         publish: () => new Promise<void>((_resolve, reject) => rejecters.push(reject)),
       } as unknown as Publisher;
-      const store = {
-        load: () => Promise.resolve(null),
-        commit: () => Promise.resolve(),
-        discardPending: () => undefined,
-      } as unknown as SymbolStateStore<StageState>;
+      const store = acceptingStore<StageState>();
       const consumer = new EchoStage(
-        { attach: () => undefined } as unknown as BrokerConnection,
+        detachedConnection(),
         publisher,
         store,
         Bar5mSchema,
-        {
-          queue: 'q',
-          stage: 'tactical',
-          prefetchCount: 10,
-          maxAttempts: 3,
-          retryDelayMs: 10,
-          log: pino({ level: 'silent' }),
-          timeframe: '5m',
-        },
+        stageOptions(),
       );
       const bar = (i: number): Bar => ({
         symbol: 'AAA',

@@ -1,8 +1,8 @@
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import pino from 'pino';
 import { BaseConsumer, type HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
+import { detachedConnection } from '../../fixtures/consumers';
 
 /** Each delivery is committed when the test says so. */
 class ControlledConsumer extends BaseConsumer {
@@ -56,7 +56,7 @@ function recordingModel(calls: string[], barrierAnswers = true): { model: Channe
  * acks (a zero-credit consumer, registered and cancelled) and close the channel only after it.
  */
 function consumerOn(model: ChannelModel): Promise<ControlledConsumer> {
-  const consumer = new ControlledConsumer({ attach: () => undefined } as unknown as BrokerConnection, {} as Publisher, {
+  const consumer = new ControlledConsumer(detachedConnection(), {} as Publisher, {
     queue: 'q',
     stage: 'tactical',
     prefetchCount: 10,

@@ -6,34 +6,17 @@
  */
 import type { ConsumeMessage } from 'amqplib';
 import type Redis from 'ioredis';
-import pino from 'pino';
 import { BAR_BATCH_CONTENT_TYPE } from '../../../schemas/bar-batch.schema';
 import type { Bar, Bar30m } from '../../../schemas/bar.schema';
 import type { StrategicContext } from '../../../schemas/strategic-context.schema';
 import type { HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import { TacticalConsumer } from '../../../src/consumers/tactical-consumer';
 import { ContextBufferFlow } from '../../../src/flows/context-buffer-flow';
 import { resampleStep, type ResampleState } from '../../../src/flows/resample-flow';
 import { TacticalFlow, type TacticalState } from '../../../src/flows/tactical-flow';
-import type { SymbolStateStore } from '../../../src/state/symbol-state-store';
+import { acceptingStore, detachedConnection, FakeHashRedis, stageOptions } from '../../fixtures/consumers';
 
-class FakeHashRedis {
-  readonly hashes = new Map<string, Map<string, string>>();
-  hset(key: string, field: string, value: string): Promise<number> {
-    const h = this.hashes.get(key) ?? new Map<string, string>();
-    this.hashes.set(key, h);
-    h.set(field, value);
-    return Promise.resolve(1);
-  }
-  hgetall(key: string): Promise<Record<string, string>> {
-    return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
-  }
-  hdel(): Promise<number> {
-    return Promise.resolve(0);
-  }
-}
 
 const T0 = Date.UTC(2025, 0, 1);
 const M5 = 300_000;
@@ -81,22 +64,8 @@ function setUp(
       return Promise.resolve();
     },
   } as unknown as Publisher;
-  const store = {
-    load: () => Promise.resolve(null),
-    commit: () => Promise.resolve(),
-    wasAccepted: () => Promise.resolve(false),
-    discardPending: () => undefined,
-    countAttempt: () => Promise.resolve(1),
-    clearAttempts: () => Promise.resolve(),
-  } as unknown as SymbolStateStore<TacticalState>;
-  const consumer = new TacticalConsumer({ attach: () => undefined } as unknown as BrokerConnection, publisher, store, new TacticalFlow({}), contexts, {
-    queue: 'tactical_processing.0',
-    stage: 'tactical',
-    prefetchCount: 10,
-    maxAttempts: 3,
-    retryDelayMs: 10,
-    log: pino({ level: 'silent' }),
-    timeframe: '5m',
+  const consumer = new TacticalConsumer(detachedConnection(), publisher, acceptingStore<TacticalState>(), new TacticalFlow({}), contexts, {
+    ...stageOptions({ queue: 'tactical_processing.0' }),
     contextQueue: 'tactical_context.0',
     lookaheadPeriods,
   });

@@ -2,12 +2,12 @@ import type { ConsumeMessage } from 'amqplib';
 import pino from 'pino';
 import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../../schemas/experience.schema';
 import type { HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import { TrainerConsumer } from '../../../src/consumers/trainer-consumer';
 import type { ExperienceTransition } from '../../../src/flows/agent-stage';
 import type { TrainerFlow, TrainOutcome } from '../../../src/flows/trainer-flow';
 import { experience } from '../../fixtures/experience';
+import { detachedConnection } from '../../fixtures/consumers';
 
 /**
  * The trainer's prefetch window counts messages, each up to 256 transitions: when training is
@@ -30,7 +30,7 @@ describe('TrainerConsumer holds at most two batches of parsed transitions', () =
         return new Promise<TrainOutcome>((resolve) => finishers.push(() => resolve({ promoted: false, version: `v${trainCalls.length}` } as TrainOutcome)));
       },
     } as unknown as TrainerFlow;
-    const connection = { attach: () => undefined } as unknown as BrokerConnection;
+    const connection = detachedConnection();
     const consumer = new TrainerConsumer(connection, {} as Publisher, flow, {
       queue: 'q',
       stage: 'trainer',

@@ -2,11 +2,11 @@ import type { ConsumeMessage } from 'amqplib';
 import pino from 'pino';
 import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../../schemas/experience.schema';
 import type { HandleResult } from '../../../src/broker/base-consumer';
-import type { BrokerConnection } from '../../../src/broker/broker-connection';
 import type { Publisher } from '../../../src/broker/publisher';
 import { TrainerConsumer } from '../../../src/consumers/trainer-consumer';
 import type { TrainerFlow, TrainOutcome } from '../../../src/flows/trainer-flow';
 import { experience } from '../../fixtures/experience';
+import { detachedConnection } from '../../fixtures/consumers';
 
 /**
  * Training on a 2-core machine took a whole core whenever one was idle (nice 19 does not bound
@@ -48,7 +48,7 @@ describe('TrainerConsumer duty cycle', () => {
       },
     } as unknown as TrainerFlow;
     const consumer = new TrainerConsumer(
-      { attach: () => undefined } as unknown as BrokerConnection,
+      detachedConnection(),
       {} as Publisher,
       flow,
       {
