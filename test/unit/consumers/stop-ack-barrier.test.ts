@@ -1,8 +1,7 @@
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
-import pino from 'pino';
 import { BaseConsumer, type HandleResult } from '../../../src/broker/base-consumer';
 import type { Publisher } from '../../../src/broker/publisher';
-import { detachedConnection } from '../../fixtures/consumers';
+import { detachedConnection, stageOptions } from '../../fixtures/consumers';
 
 /** Each delivery is committed when the test says so. */
 class ControlledConsumer extends BaseConsumer {
@@ -56,14 +55,7 @@ function recordingModel(calls: string[], barrierAnswers = true): { model: Channe
  * acks (a zero-credit consumer, registered and cancelled) and close the channel only after it.
  */
 function consumerOn(model: ChannelModel): Promise<ControlledConsumer> {
-  const consumer = new ControlledConsumer(detachedConnection(), {} as Publisher, {
-    queue: 'q',
-    stage: 'tactical',
-    prefetchCount: 10,
-    maxAttempts: 3,
-    retryDelayMs: 10,
-    log: pino({ level: 'silent' }),
-  });
+  const consumer = new ControlledConsumer(detachedConnection(), {} as Publisher, stageOptions());
   return consumer.attach(model).then(() => consumer);
 }
 

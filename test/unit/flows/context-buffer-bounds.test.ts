@@ -1,25 +1,8 @@
 import type Redis from 'ioredis';
 import type { StrategicContext } from '../../../schemas/strategic-context.schema';
 import { ContextBufferFlow } from '../../../src/flows/context-buffer-flow';
+import { FakeHashRedis } from '../../fixtures/consumers';
 
-/** The three hash commands the buffer uses, in memory. */
-class FakeHashRedis {
-  readonly hashes = new Map<string, Map<string, string>>();
-  hset(key: string, field: string, value: string): Promise<number> {
-    const h = this.hashes.get(key) ?? new Map<string, string>();
-    this.hashes.set(key, h);
-    h.set(field, value);
-    return Promise.resolve(1);
-  }
-  hgetall(key: string): Promise<Record<string, string>> {
-    return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
-  }
-  hdel(key: string, ...fields: string[]): Promise<number> {
-    const h = this.hashes.get(key);
-    for (const f of fields) h?.delete(f);
-    return Promise.resolve(fields.length);
-  }
-}
 
 const T0 = Date.UTC(2024, 0, 1);
 const M30 = 1_800_000;

@@ -12,6 +12,7 @@ import { resampleTo30m } from '../../../src/strategic/resample';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FakeHashRedis } from '../../fixtures/consumers';
 
 const T0 = Date.UTC(2024, 0, 1);
 const M5 = 300_000;
@@ -105,24 +106,6 @@ describe('feedback memory (strategic side)', () => {
 });
 
 describe('strategic flow applies feedback windows (issue 10)', () => {
-  /** The three hash commands the feedback buffer uses, in memory. */
-  class FakeHashRedis {
-    readonly hashes = new Map<string, Map<string, string>>();
-    hset(key: string, field: string, value: string): Promise<number> {
-      const h = this.hashes.get(key) ?? new Map<string, string>();
-      this.hashes.set(key, h);
-      h.set(field, value);
-      return Promise.resolve(1);
-    }
-    hgetall(key: string): Promise<Record<string, string>> {
-      return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
-    }
-    hdel(key: string, ...fields: string[]): Promise<number> {
-      const h = this.hashes.get(key);
-      for (const f of fields) h?.delete(f);
-      return Promise.resolve(fields.length);
-    }
-  }
   const fb = (close: number): Feedback => ({
     v: 1, symbol: 'X', window_close_ts: close, bars: 6, directional: 6, hits: 1, hit_rate: 1 / 6, realised_return: -0.01, slippage_bps: 6, regime: 'BULL', confidence: 'HIGH', model_version: null,
   });
