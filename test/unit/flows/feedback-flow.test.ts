@@ -171,7 +171,7 @@ describe('confidence follows tactical feedback through the strategic flow (issue
     const RIGHT_FROM = 450;
     const hitsOf = (i: number): number => (i >= WRONG_FROM && i < RIGHT_FROM ? 0 : 5);
     const run = async (withFeedback: boolean): Promise<{ regime: string | null; uncertainty: number | null }[]> => {
-      const redis = new FakeHashRedisForFlow();
+      const redis = new FakeHashRedis();
       const buffer = new TimeKeyedBufferFlow<Feedback>({ redis: redis as unknown as Redis, prefix: 'p:', contextWaitMs: 1, name: 'fb', keyOf: (f) => f.window_close_ts, symbolOf: (f) => f.symbol });
       const stage = new AnalyticsStage({ dir: mkdtempSync(join(tmpdir(), 'fbflow-')), log: componentLogger('test'), saveEveryBars: 1000 });
       const flow = new StrategicFlow(stage, withFeedback ? buffer : null, 4);
@@ -205,21 +205,3 @@ describe('confidence follows tactical feedback through the strategic flow (issue
   });
 });
 
-/** Hash commands of the feedback buffer, in memory. */
-class FakeHashRedisForFlow {
-  private readonly hashes = new Map<string, Map<string, string>>();
-  hset(key: string, field: string, value: string): Promise<number> {
-    const h = this.hashes.get(key) ?? new Map<string, string>();
-    this.hashes.set(key, h);
-    h.set(field, value);
-    return Promise.resolve(1);
-  }
-  hgetall(key: string): Promise<Record<string, string>> {
-    return Promise.resolve(Object.fromEntries(this.hashes.get(key) ?? new Map<string, string>()));
-  }
-  hdel(key: string, ...fields: string[]): Promise<number> {
-    const h = this.hashes.get(key);
-    for (const f of fields) h?.delete(f);
-    return Promise.resolve(fields.length);
-  }
-}
