@@ -344,7 +344,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     // Observed at once: when the previous bar's hand-over fails (state reset by a lost channel), the
     // wait below stops before reaching these confirms, and one failing later (its channel closed)
     // must not be an unhandled rejection, which ends the worker.
-    const confirms = Promise.all(output.emissions.map((e) => this.publishUntilConfirmed(e, generation)));
+    const confirms = Promise.all(output.emissions.map((e) => this.publishUntilConfirmed(e, superseded)));
     confirms.catch(() => undefined);
     const previous = this.handedOver.get(bar.symbol) ?? Promise.resolve();
     // Outputs first, then state: a crash in between re-sends identical outputs on redelivery, never
@@ -365,8 +365,12 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     return { kind: 'commit', committed };
   }
 
-  /** Publishes (or waits for the stage's own publish of) an emission, sending it again until confirmed. */
-  private async publishUntilConfirmed(e: Emission, generation: number): Promise<void> {
+  /**
+   * Publishes (or waits for the stage's own publish of) an emission, sending it again until
+   * confirmed. Ends with the failure once the delivery is gone (`superseded`: the state generation
+   * ended) or the worker stops: the redelivered bar sends it again.
+   */
+  protected async publishUntilConfirmed(e: Emission, superseded: AbortSignal): Promise<void> {
     let first = e.confirm;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -374,7 +378,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         return;
       } catch (err) {
         first = undefined;
-        if (generation !== this.stateGeneration || this.isStopping) throw err;
+        if (superseded.aborted || this.isStopping) throw err;
         const delayMs = this.retryDelay(attempt);
         this.log.warn({ err: (err as Error).message, messageId: e.messageId, attempt, delayMs }, 'publish failed; sending it again');
         await this.pause(delayMs);

@@ -157,29 +157,6 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     return found ? q : null;
   }
 
-  /**
-   * Publishes a 30m bar, sending it again (with the retry pause) until it is confirmed. The bar
-   * that completes it waits for the context the strategic worker computes from it, so a publish
-   * that fails (publish breaker open, channel replaced, a nack) must go again now: left to the
-   * commit's retry, which runs after the bar is computed, it would be sent only once the whole
-   * context wait had run out, and the bar would be decided with a stale context. Ends with the
-   * failure when the delivery is gone (`superseded`) or the worker stops: the redelivered bar sends
-   * it again.
-   */
-  private async publishWhileWaiting(e: Emission, superseded: AbortSignal): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.publishEmission(e);
-        return;
-      } catch (err) {
-        if (superseded.aborted || this.isStopping) throw err;
-        const delayMs = this.retryDelay(attempt);
-        this.log.warn({ err: (err as Error).message, messageId: e.messageId, attempt, delayMs }, '30m bar not confirmed; sending it again while its 5m bar waits for the context');
-        await this.pause(delayMs);
-      }
-    }
-  }
-
   private emission30m(b: Bar30m): Emission {
     return {
       exchange: EXCHANGE_INTERNAL,
@@ -262,13 +239,18 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         sent?.delete(b.ts);
         if (ahead.json === JSON.stringify(b)) {
           // A look-ahead publish that failed is sent again now, while this bar waits for the context.
-          e.confirm = ahead.confirm.catch(() => this.publishWhileWaiting(e, superseded));
+          const unsent = { ...e }; // without a confirm: publishUntilConfirmed would wait for its own
+          e.confirm = ahead.confirm.catch(() => this.publishUntilConfirmed(unsent, superseded));
           e.confirm.catch(() => undefined); // awaited (and retried) by the commit
           return e;
         }
         this.log.error({ symbol: b.symbol, ts: b.ts }, 'a 30m bar published ahead differs from the one the bars built (a bar in between was not accepted); the strategic worker keeps the first');
       }
-      e.confirm = this.publishWhileWaiting(e, superseded);
+      // Sent again until confirmed while this bar waits for the context the strategic worker
+      // computes from it: left to the commit's retry (after the bar is computed), a failed publish
+      // would go again only once the whole context wait had run out, and the bar would be decided
+      // with a stale context.
+      e.confirm = this.publishUntilConfirmed(e, superseded);
       e.confirm.catch(() => undefined); // awaited (and retried) by the commit
       return e;
     });
