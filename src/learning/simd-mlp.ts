@@ -152,27 +152,24 @@ export class SimdMlp {
 
   /** The weights in {@link MlpWeights} layout. */
   getWeights(): Float32Array {
-    const out = new Float32Array(mlpParameterCount(this.sizes));
-    const f = this.f32;
-    let dst = 0;
-    for (const p of this.layers) {
-      for (let i = 0; i < p.nIn; i++) out.set(f.subarray(p.w / 4 + i * p.outP, p.w / 4 + i * p.outP + p.nOut), dst + i * p.nOut);
-      dst += p.nIn * p.nOut;
-      out.set(f.subarray(p.b / 4, p.b / 4 + p.nOut), dst);
-      dst += p.nOut;
-    }
-    return out;
+    return this.gather('w', 'b');
   }
 
   /** Forms the weight and bias gradients in the {@link MlpWeights} layout (for tests). */
   getGradients(): Float32Array {
+    return this.gather('dw', 'db');
+  }
+
+  /** Copies one matrix and bias per layer (weights or their gradients) out in {@link MlpWeights} layout. */
+  private gather(matrix: 'w' | 'dw', bias: 'b' | 'db'): Float32Array {
     const out = new Float32Array(mlpParameterCount(this.sizes));
     const f = this.f32;
     let dst = 0;
     for (const p of this.layers) {
-      for (let i = 0; i < p.nIn; i++) out.set(f.subarray(p.dw / 4 + i * p.outP, p.dw / 4 + i * p.outP + p.nOut), dst + i * p.nOut);
+      const at = p[matrix] / 4;
+      for (let i = 0; i < p.nIn; i++) out.set(f.subarray(at + i * p.outP, at + i * p.outP + p.nOut), dst + i * p.nOut);
       dst += p.nIn * p.nOut;
-      out.set(f.subarray(p.db / 4, p.db / 4 + p.nOut), dst);
+      out.set(f.subarray(p[bias] / 4, p[bias] / 4 + p.nOut), dst);
       dst += p.nOut;
     }
     return out;
