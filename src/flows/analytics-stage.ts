@@ -168,14 +168,12 @@ export class AnalyticsStage implements StrategicStage {
 
   /** Starts a sync of the symbol's store; a failure is left to the caller's `retry` (the next sync also retries it). */
   private startSync(live: Live): DurableWrite {
-    const done = live.files.sync();
-    live.lastSync = done.catch(() => undefined);
-    const retry = (): Promise<void> => {
-      const again = live.files.sync();
-      live.lastSync = again.catch(() => undefined);
-      return again;
+    const sync = (): Promise<void> => {
+      const done = live.files.sync();
+      live.lastSync = done.catch(() => undefined);
+      return done;
     };
-    return { done, retry };
+    return { done: sync(), retry: sync };
   }
 
   /** Syncs every store to disk (on shutdown). */
