@@ -68,7 +68,7 @@ export class TrainerConsumer extends BaseConsumer {
 
   /** Rest owed after the batch just trained (duty cycle), in ms. */
   private restMs = 0;
-  /** Process CPU when the previous batch ended (or the consumer was built): the duty cycle counts from there. */
+  /** Process CPU when the previous batch ended: the duty cycle counts from there (null before the first batch, which counts from its own start). */
   private cpuMark: NodeJS.CpuUsage | null = null;
   private readonly cpuShare: number;
 
