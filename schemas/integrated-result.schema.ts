@@ -65,6 +65,11 @@ export const IntegratedResultSchema = z
     model_version: z.string().nullable(),
     degraded: z.array(z.string()),
     latency_ms: z.number().nonnegative(),
+    /**
+     * True when the decision was sampled for exploration (`PIPELINE_TRAINING=on`) rather than the
+     * greedy policy's; absent otherwise. Added to contract 1 (a field, not a new version).
+     */
+    exploring: z.boolean().optional(),
   });
 
 export type IntegratedResult = z.infer<typeof IntegratedResultSchema>;
