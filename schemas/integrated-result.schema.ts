@@ -61,6 +61,10 @@ export const IntegratedResultSchema = z
       }),
 
     target_position: z.number().min(-1).max(1).nullable(),
+    /**
+     * The geometric mean (cube root of the product) of the probabilities the three agents' policies
+     * gave to the actions they chose: how decided the policy was, not a probability of anything.
+     */
     combined_confidence: z.number().min(0).max(1).nullable(),
     model_version: z.string().nullable(),
     degraded: z.array(z.string()),

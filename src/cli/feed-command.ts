@@ -5,7 +5,8 @@ import type { PublishBarsResult } from '../producers/bar-producer';
 import type { BarSource } from '../producers/bar-source';
 import { BINANCE_REST_URL, BINANCE_WS_URL, BinanceKlineSource } from '../producers/binance-kline-source';
 import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, describeError, intFlag, pipelineProducer, type Command } from './common';
+import { CliUsageError, ExitCode, describeError, intFlag, pipelineProducer, type Command, type CommandContext } from './common';
+import { unconsumedWarning } from './publish-command';
 
 const EXCHANGES = ['binance'] as const;
 
@@ -94,7 +95,7 @@ export const feedCommand: Command = {
       maxUnconfirmed,
       closeTimeoutMs: ctx.config.closeTimeoutMs,
     });
-    const result = await runFeed(source, producer, ctx.err);
+    const result = await runFeed(source, producer, ctx);
     const c = source.counts;
     const summary = {
       exchange,
@@ -121,7 +122,8 @@ export const feedCommand: Command = {
  * Publishes what `source` yields through `producer` until SIGTERM or SIGINT, then lets the last
  * bars be confirmed and stops the producer. Rejects with the source's or the producer's failure.
  */
-async function runFeed(source: BarSource, producer: ReturnType<typeof pipelineProducer>, err: NodeJS.WritableStream): Promise<PublishBarsResult> {
+async function runFeed(source: BarSource, producer: ReturnType<typeof pipelineProducer>, ctx: CommandContext): Promise<PublishBarsResult> {
+  const err = ctx.err;
   const abort = new AbortController();
   const onSignal = (): void => {
     if (!abort.signal.aborted) err.write(`pipeline feed: stopping; waiting for the last confirms\n`);
@@ -133,6 +135,9 @@ async function runFeed(source: BarSource, producer: ReturnType<typeof pipelinePr
   let failure: unknown = null;
   try {
     await producer.start();
+    // Bars nobody consumes wait in the queues: say so at once (often a wrong vhost in AMQP_URL).
+    const warning = await unconsumedWarning(ctx, '5m');
+    if (warning !== null) err.write(`${warning}\n`);
     result = await producer.publish(source.bars(abort.signal), {
       signal: abort.signal,
       onSent: (bar: Bar) => err.write(`${bar.symbol} ${new Date(bar.ts).toISOString()} close ${bar.close}\n`),
