@@ -156,6 +156,18 @@ describe('pipeline feed binance', () => {
     }
   });
 
+  it('stops at start with exit code 2 naming --ws-url when the stream cannot be opened', async () => {
+    server = new FakeBinance(T0, { [BTC]: 3, [ETH]: 3 });
+    server.refuseUpgrades = true;
+    await server.start();
+    const f = startFeed(['--warmup-bars', '2']);
+    feed = f;
+    const exit = await f.exited;
+    expect(exit.code).toBe(2);
+    expect(f.stderr()).toMatch(/cannot open the kline stream at ws:\/\/127\.0\.0\.1:\d+ after 3 attempts; check --ws-url/);
+    expect(await queued()).toBe(0);
+  });
+
   it('stops at start with exit code 2 and a line naming the setting when the symbol is unknown', async () => {
     server = new FakeBinance(T0, { [BTC]: 3 });
     await server.start();
