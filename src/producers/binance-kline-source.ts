@@ -222,10 +222,13 @@ export class BinanceKlineSource implements BarSource {
 
   /** The last `warmupBars` closed candles of `symbol`, oldest first. */
   private async warmupCandles(symbol: string, signal: AbortSignal): Promise<Candle[]> {
+    // What the stream had shown BEFORE the request: a candle it had seen close was closed when REST
+    // answered; a moment seen only after the answer says nothing about the row REST sent.
+    const seen = this.latestSeen(symbol);
     // One more row than asked for: the last one may still be forming (then it is held back).
     let rows = await this.request(symbol, { limit: Math.min(this.warmupBars + 1, BINANCE_MAX_LIMIT) }, signal);
     if (this.warmupBars === 0) return [];
-    let closed = closedRows(rows, this.latestSeen(symbol));
+    let closed = closedRows(rows, seen);
     // More than one page: page back by candle time (endTime just before the oldest row so far).
     while (closed.length < this.warmupBars && rows.length > 0 && !signal.aborted) {
       const oldest = closed[0]?.openTime ?? rows[0]?.openTime;

@@ -140,8 +140,9 @@ export function barProblem(bar: Bar): string | null {
 /**
  * The warm-up rows of a `/api/v3/klines` answer without `startTime`: the last row may be the candle
  * still forming, and REST does not say. A row followed by another one is closed. The last row counts
- * as closed only when the source has already shown a later moment: a stream event whose event time
- * is past the row's close time, or a candle that opened after it (`latestSeen`, from the stream).
+ * as closed only when the source had already shown a later moment when the request was sent: a
+ * stream event whose event time is past the row's close time, or a candle that opened after it
+ * (`latestSeen`, from the stream, taken before the request).
  * Otherwise it is held back: the stream's close of that candle, or the gap fill before the next
  * closed candle, publishes it with its final values. Our own clock is never consulted.
  */
