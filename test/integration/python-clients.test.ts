@@ -23,7 +23,7 @@ const PYTHON = process.env.PIPELINE_TEST_PYTHON ?? '/usr/bin/python3';
 const EXAMPLES = join(ROOT, 'examples', 'python');
 
 function python(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  return spawnProcess(PYTHON, [join(EXAMPLES, script), ...args], { ...process.env, PYTHONUNBUFFERED: '1', ...env });
+  return spawnProcess(PYTHON, [join(EXAMPLES, script), ...args], { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...env });
 }
 
 function lines(text: string): string[] {
