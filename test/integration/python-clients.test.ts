@@ -7,9 +7,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import * as amqp from 'amqplib';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
 import { EXCHANGE_RESULTS } from '../../src/broker/topology';
 import { createVhost, waitFor, type TestVhost } from '../fixtures/broker';
@@ -123,6 +127,77 @@ describe('Python clients without a pipeline', () => {
     running.push(unroutable);
     expect((await unroutable.exited).code).toBe(1);
     expect(unroutable.stderr()).toMatch(/bar 1 is unroutable: no queue is bound to market\.bars/);
+  });
+});
+
+describe('stream_ws.py across a dropped connection', () => {
+  let server: Server | null = null;
+  let proc: Spawned | null = null;
+
+  afterEach(async () => {
+    if (proc !== null && proc.proc.exitCode === null && proc.proc.signalCode === null) proc.proc.kill('SIGKILL');
+    await proc?.exited;
+    proc = null;
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve())));
+    server = null;
+  });
+
+  it('reconnects, prints what it missed from /api/results, and prints nothing twice', async () => {
+    // A stand-in for the gateway's two routes the client uses, so the drop is under the test's control.
+    const key = 'k'.repeat(32);
+    const published: { v: number; symbol: string; ts: number }[] = [];
+    const publish = (ts: number): { v: number; symbol: string; ts: number } => {
+      const r = { v: 1, symbol: 'PYS', ts };
+      published.push(r);
+      return r;
+    };
+    const wss = new WebSocketServer({ noServer: true });
+    const sockets: WebSocket[] = [];
+    let upgrades = 0;
+    let catchUps = 0;
+    server = createServer((req, res) => {
+      const ok = req.headers.authorization === `Bearer ${key}`;
+      if (ok && req.method === 'GET' && req.url === '/api/results/PYS?limit=1000') {
+        catchUps++;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
+      } else {
+        res.writeHead(ok ? 404 : 401, { 'content-type': 'application/json' }).end('{"error":"not_found","message":"no such route"}');
+      }
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (req.headers.authorization !== `Bearer ${key}` || req.url !== '/ws?symbols=PYS') {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        upgrades++;
+        sockets.push(ws);
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const p = python('stream_ws.py', ['--url', `http://127.0.0.1:${port}`, '--symbols', 'PYS', '--count', '5'], { GATEWAY_API_KEY: key });
+    proc = p;
+    await waitFor(() => upgrades === 1 || p.proc.exitCode !== null, 60_000, 'the first connection');
+    sockets[0]!.send(JSON.stringify(publish(300_000)));
+    sockets[0]!.send(JSON.stringify(publish(600_000)));
+    await waitFor(() => lines(p.stdout()).length === 2 || p.proc.exitCode !== null, 60_000, 'two results');
+    // The connection drops; two results are published while the client is away.
+    sockets[0]!.terminate();
+    publish(900_000);
+    publish(1_200_000);
+    await waitFor(() => upgrades === 2 || p.proc.exitCode !== null, 60_000, 'the reconnect');
+    await waitFor(() => lines(p.stdout()).length === 4 || p.proc.exitCode !== null, 60_000, 'the missed results');
+    // The new connection repeats one it already printed, then a new one.
+    sockets[1]!.send(JSON.stringify({ v: 1, symbol: 'PYS', ts: 1_200_000 }));
+    sockets[1]!.send(JSON.stringify(publish(1_500_000)));
+    const exit = await p.exited;
+    expect({ code: exit.code, stderr: exit.code === 0 ? '' : p.stderr() }).toEqual({ code: 0, stderr: '' });
+    expect(lines(p.stdout()).map((l) => (JSON.parse(l) as { ts: number }).ts)).toEqual([300_000, 600_000, 900_000, 1_200_000, 1_500_000]);
+    expect(catchUps).toBe(1);
+    expect(p.stderr()).toContain('reconnected; fetching the results missed meanwhile');
+    wss.close();
   });
 });
 
