@@ -15,7 +15,7 @@ import {
   streamPath,
   type Candle,
   type KlineEvent,
-} from './binance-klines';
+} from './binance-kline-messages';
 
 /** Binance's public market-data stream (no key needed). */
 export const BINANCE_WS_URL = 'wss://stream.binance.com:9443';

@@ -6,7 +6,7 @@ import {
   parseStreamMessage,
   streamPath,
   type Candle,
-} from '../../../src/producers/binance-klines';
+} from '../../../src/producers/binance-kline-messages';
 import { ValidationError } from '../../../src/errors';
 
 const T = 1_744_299_600_000; // a multiple of 5 min
