@@ -190,6 +190,8 @@ async function main(): Promise<void> {
     PIPELINE_DATA_DIR: dataDir,
     HEALTH_PORT: '0',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // The soak measures the trainer too: on unless the environment says otherwise (the default is off).
+    PIPELINE_TRAINING: process.env.PIPELINE_TRAINING ?? 'on',
   };
   for (const k of Object.keys(env)) if (k.startsWith('SOAK_')) delete env[k];
   const config = loadConfig(env);

@@ -61,10 +61,19 @@ export const IntegratedResultSchema = z
       }),
 
     target_position: z.number().min(-1).max(1).nullable(),
+    /**
+     * The geometric mean (cube root of the product) of the probabilities the three agents' policies
+     * gave to the actions they chose: how decided the policy was, not a probability of anything.
+     */
     combined_confidence: z.number().min(0).max(1).nullable(),
     model_version: z.string().nullable(),
     degraded: z.array(z.string()),
     latency_ms: z.number().nonnegative(),
+    /**
+     * True when the decision was sampled for exploration (`PIPELINE_TRAINING=on`) rather than the
+     * greedy policy's; absent otherwise. Added to contract 1 (a field, not a new version).
+     */
+    exploring: z.boolean().optional(),
   });
 
 export type IntegratedResult = z.infer<typeof IntegratedResultSchema>;

@@ -15,6 +15,7 @@ import { confidenceTradeoffCommand } from './confidence-tradeoff';
 import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, type Command } from './common';
 import { dlqCommand } from './dlq-command';
 import { evalCommand } from './eval-command';
+import { feedCommand } from './feed-command';
 import { fitModelsCommand } from './fit-models';
 import { mappoCheckCommand } from './mappo-check';
 import { modelsCommand } from './models-command';
@@ -41,6 +42,7 @@ export interface CommandEntry {
 /** Every `pipeline` command. */
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'publish', summary: 'publish bars from CSV files or a synthetic market, with confirms and a progress bar', command: publishCommand },
+  { name: 'feed', summary: 'publish live 5m bars from an exchange (binance: closed candles, warm-up and gaps from REST) until SIGTERM', command: feedCommand, subcommands: ['binance'] },
   { name: 'results', summary: 'follow the integrated results (consumes them unless --peek) as JSON lines or a table', command: resultsCommand },
   { name: 'replay', summary: 'push recorded CSV bars through the workers (own vhost, training off), results as JSON lines', command: replayCommand },
   { name: 'report', summary: 'write the self-contained HTML report of a results file (see docs/replay.md)', command: reportCommand },

@@ -133,14 +133,15 @@ export const EnvSchema = z.object({
    */
   CPU_PROFILE_DIR: z.string().optional(),
   /**
-   * Online training. With `on` (also `true`, `1`) the tactical actors **sample** their actions
-   * (seeded by model version, symbol and ts) instead of taking the most likely one, each completed
-   * transition is published to `tactical_experience`, the supervisor runs the `trainer` worker, and the
-   * tactical workers swap in each version the trainer promotes. `off` gives greedy actions, no
-   * experience messages, no trainer and no swaps: the same bars then give the same results. The demo,
-   * `pipeline replay` and the tests default to `off`. @defaultValue on
+   * Online training. `off` (the default) gives the greedy policy of the model version the tactical
+   * workers start with, no experience messages, no trainer and no swaps: the same bars then give the
+   * same results, the decisions `npm run eval` measured. With `on` (also `true`, `1`) the tactical
+   * actors **sample** their actions for exploration (seeded by model version, symbol and ts) instead
+   * of taking the most likely one, and each such result carries `"exploring": true`; each completed
+   * transition is published to `tactical_experience`, the supervisor runs the `trainer` worker, and
+   * the tactical workers swap in each version the trainer promotes. @defaultValue off
    */
-  PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('on'),
+  PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('off'),
   /**
    * Inference backend of the tactical agents' live decisions: `wasm` (a WebAssembly SIMD kernel,
    * with a plain JavaScript fallback where SIMD is missing) or `onnx` (each version's ONNX export run by

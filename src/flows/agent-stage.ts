@@ -47,6 +47,8 @@ export interface AgentOutcome {
   modelVersion: string | null;
   /** True when the model failed or its breaker is open and the FLAT fallback decided. */
   degraded: boolean;
+  /** True when the decision was sampled for exploration (online training), not the greedy one. */
+  exploring: boolean;
   /** The previous decision's completed transition (for the trainer), if any. */
   transition: ExperienceTransition | null;
   state: AgentStageState;
@@ -221,6 +223,7 @@ export class AgentStage {
       combinedConfidence: decision?.combined_confidence ?? 0,
       modelVersion: decision?.model_version ?? null,
       degraded,
+      exploring: this.explore && decision !== null,
       transition,
       state: {
         env: advanced.state,

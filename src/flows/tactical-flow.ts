@@ -94,6 +94,7 @@ export class TacticalFlow {
     let targetPosition: number | null = null;
     let combinedConfidence: number | null = null;
     let modelVersion: string | null = null;
+    let exploring = false;
     let agentState: AgentStageState | null = null;
     let transition: ExperienceTransition | null = null;
     if (this.stages.agents !== undefined) {
@@ -102,6 +103,7 @@ export class TacticalFlow {
       targetPosition = out.decision.target_position === 0 ? 0 : out.decision.target_position;
       combinedConfidence = out.combinedConfidence;
       modelVersion = out.modelVersion;
+      exploring = out.exploring;
       agentState = out.state;
       transition = out.transition;
       if (out.degraded) degraded.push('agents');
@@ -130,6 +132,8 @@ export class TacticalFlow {
       model_version: modelVersion,
       degraded,
       latency_ms: 0,
+      // Only sampled decisions carry the field, so a greedy result's body is the contract-1 one.
+      ...(exploring ? { exploring: true } : {}),
     };
     const fb = feedbackStep(state?.feedback ?? null, {
       symbol: bar.symbol,

@@ -1,3 +1,6 @@
 export * from './synthetic-market';
 export * from './csv-bars';
 export * from './bar-producer';
+export * from './bar-source';
+export * from './binance-kline-messages';
+export * from './binance-kline-source';

@@ -8,7 +8,7 @@ describe('loadConfig', () => {
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
       redisUrl: 'redis://127.0.0.1:6379',
       healthPort: 9464,
-      training: true,
+      training: false,
       queueType: 'quorum',
       contextWaitMs: 30000,
     });
@@ -60,5 +60,9 @@ describe('loadConfig', () => {
   });
   it('switches training off', () => {
     expect(loadConfig({ PIPELINE_TRAINING: 'off' }).training).toBe(false);
+  });
+  it('leaves training off unless PIPELINE_TRAINING turns it on', () => {
+    expect(loadConfig({}).training).toBe(false);
+    expect(loadConfig({ PIPELINE_TRAINING: 'on' }).training).toBe(true);
   });
 });

@@ -97,8 +97,8 @@ describe('gateway configuration', () => {
   });
 
   it('runs the roles of PIPELINE_ROLES, all by default', () => {
-    expect(rolesFor(loadConfig({}))).toEqual(['strategic', 'tactical', 'trainer', 'gateway']);
-    expect(rolesFor(loadConfig({ PIPELINE_TRAINING: 'off' }))).toEqual(['strategic', 'tactical', 'gateway']);
+    expect(rolesFor(loadConfig({}))).toEqual(['strategic', 'tactical', 'gateway']);
+    expect(rolesFor(loadConfig({ PIPELINE_TRAINING: 'on' }))).toEqual(['strategic', 'tactical', 'trainer', 'gateway']);
     expect(rolesFor(loadConfig({ PIPELINE_ROLES: 'gateway' }))).toEqual(['gateway']);
     expect(rolesFor(loadConfig({ PIPELINE_ROLES: 'tactical,strategic' }))).toEqual(['strategic', 'tactical']);
     expect(() => loadConfig({ PIPELINE_ROLES: 'tactical,web' })).toThrow(/PIPELINE_ROLES must be a comma-separated subset of strategic,tactical,trainer,gateway/);
