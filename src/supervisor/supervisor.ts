@@ -26,6 +26,11 @@ export interface SupervisorOptions {
   workerOutputFd?: number;
   /** The shard layout. @defaultValue the one recorded in Redis (see shard-generation.ts) */
   layout?: ShardLayout;
+  /**
+   * Run only this shard of the sharded roles (tactical, strategic): one worker each, as a pod or
+   * container of one shard does (PIPELINE_SHARD_INDEX set). @defaultValue every shard of the layout
+   */
+  shard?: number;
 }
 
 interface Child {
@@ -106,7 +111,17 @@ export class Supervisor {
     await this.health.start();
     if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
     const count = (role: WorkerRole): number => (role === 'tactical' || role === 'strategic' ? consumedBy(layout, role).workers : 1);
-    const slots = this.options.roles.flatMap((role) => Array.from({ length: isShardedRole(role) ? count(role) : 1 }, (_, shard) => ({ role, shard })));
+    const only = this.options.shard;
+    const slots = this.options.roles.flatMap((role) =>
+      Array.from({ length: isShardedRole(role) ? count(role) : 1 }, (_, shard) => ({ role, shard })).filter(
+        (slot) => only === undefined || !isShardedRole(role) || slot.shard === only,
+      ),
+    );
+    if (only !== undefined) {
+      for (const role of this.options.roles.filter(isShardedRole)) {
+        if (only >= count(role)) this.log.warn({ role, shard: only, shards: count(role) }, 'this shard has no worker of this role in the current layout');
+      }
+    }
     for (const { role, shard } of slots) {
       const name = workerName(role, shard);
       const child: Child = {
