@@ -60,6 +60,8 @@ export class Supervisor {
   private readonly ownRegistry = new Registry();
   private readonly restartsTotal: Counter;
   private stopping = false;
+  /** start() has run to the end (every worker spawned). */
+  private started = false;
   private stopPromise: Promise<void> | null = null;
   private metricsRequest = 0;
   /** PIPELINE_SHARDS of the workers: the widest generation's count while a resize is under way. */
@@ -139,6 +141,8 @@ export class Supervisor {
       this.children.set(name, child);
       this.spawn(child);
     }
+    this.started = true;
+    if (this.options.roles.length === 0) this.log.warn('no worker role to run (the trainer runs only with PIPELINE_TRAINING=on): serving /health and /metrics only');
     this.log.info({ roles: this.options.roles, healthPort: this.health.boundPort }, 'supervisor started');
   }
 
@@ -216,10 +220,14 @@ export class Supervisor {
       if (!child.consuming) reasons.push(child.reason);
     }
     if (this.stopping) reasons.push('supervisor is stopping');
-    const ok = reasons.length === 0 && this.children.size > 0;
+    // No role to run by configuration (PIPELINE_ROLES=trainer with training off): healthy and idle,
+    // so that a container of that role is up and scraped rather than restarted in a loop.
+    const idle = this.started && this.options.roles.length === 0;
+    const ok = reasons.length === 0 && (this.children.size > 0 || idle);
     // Redis lost the state (docs/redis-loss.md): say which workers hold back, what is affected, the fix.
     const lost = [...this.children.values()].filter((c) => !c.consuming && c.details.stateLost === true);
     const stateLost = lost.length === 0 ? {} : { state_lost: { roles: [...new Set(lost.map((c) => c.role))], workers: lost.map((c) => c.name), affected: lost[0]!.details.affected, fix: lost[0]!.details.fix } };
+    if (ok && idle) return { ok, body: { workers, idle: 'no worker role to run in this configuration (the trainer runs only with PIPELINE_TRAINING=on)' } };
     return { ok, body: ok ? { workers } : { workers, reasons, ...stateLost } };
   }
 
