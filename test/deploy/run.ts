@@ -229,12 +229,15 @@ async function main(): Promise<void> {
   say('host build + production node_modules: scripts/deploy-prebuilt.sh');
   await shown('bash', [join(ROOT, 'scripts', 'deploy-prebuilt.sh')]);
   say(`podman build -f deploy/Dockerfile --build-arg APP_FROM=prebuilt -t ${IMAGE}`);
+  const previous = (await sh('podman', ['image', 'inspect', '-f', '{{.Id}}', IMAGE]).catch(() => '')).trim();
   await shown('podman', [
     'build', '--format', 'docker', '--network', 'none', '-q', '-f', 'deploy/Dockerfile',
     '--build-arg', 'APP_FROM=prebuilt', '--build-arg', `NODE_IMAGE=${NODE_IMAGE}`, '--build-arg', `NODE_RUNTIME_IMAGE=${NODE_IMAGE}`,
     '-t', IMAGE, '.',
   ]);
   figure('image build (prebuilt + podman build)', `${((Date.now() - t) / 1000).toFixed(0)} s`);
+  // The previous run's image, if this build replaced it (no dangling 900 MB copies piling up).
+  if (previous !== '' && previous !== (await inspect(IMAGE, '{{.Id}}'))) await sh('podman', ['rmi', previous]).catch(() => '');
   const size = Number(await inspect(IMAGE, '{{.Size}}'));
   figure('image size', `${(size / 1e6).toFixed(0)} MB (${IMAGE}, on the ${NODE_IMAGE} base of ${(Number(await inspect(NODE_IMAGE, '{{.Size}}')) / 1e6).toFixed(0)} MB)`);
   check((await inspect(IMAGE, '{{.Config.User}}')) === 'node', 'the image runs as user node');
