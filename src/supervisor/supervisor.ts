@@ -113,17 +113,16 @@ export class Supervisor {
     await this.health.start();
     if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
     const count = (role: WorkerRole): number => (role === 'tactical' || role === 'strategic' ? consumedBy(layout, role).workers : 1);
+    // With a shard given, one worker of it per sharded role (a shard the layout does not have makes
+    // that worker exit 2 naming PIPELINE_SHARD_INDEX, which stops this process the same way).
     const only = this.options.shard;
     const slots = this.options.roles.flatMap((role) =>
-      Array.from({ length: isShardedRole(role) ? count(role) : 1 }, (_, shard) => ({ role, shard })).filter(
-        (slot) => only === undefined || !isShardedRole(role) || slot.shard === only,
-      ),
+      !isShardedRole(role)
+        ? [{ role, shard: 0 }]
+        : only !== undefined
+          ? [{ role, shard: only }]
+          : Array.from({ length: count(role) }, (_, shard) => ({ role, shard })),
     );
-    if (only !== undefined) {
-      for (const role of this.options.roles.filter(isShardedRole)) {
-        if (only >= count(role)) this.log.warn({ role, shard: only, shards: count(role) }, 'this shard has no worker of this role in the current layout');
-      }
-    }
     for (const { role, shard } of slots) {
       const name = workerName(role, shard);
       const child: Child = {
