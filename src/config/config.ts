@@ -295,9 +295,10 @@ export const EnvSchema = z.object({
    */
   PIPELINE_SHARDS: int('PIPELINE_SHARDS', 1, 256).default(1),
   /**
-   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. The supervisor
-   * sets it for each worker it starts; set it yourself only to run single workers in their own
-   * containers. A second worker of the same shard waits as a hot standby (single active consumer).
+   * The shard a tactical or strategic worker serves, 0 to PIPELINE_SHARDS − 1. Unset, the supervisor
+   * runs a worker of every shard and sets it for each; set, the supervisor runs that shard only (one
+   * tactical and one strategic worker: a container or pod per shard). A second worker of the same
+   * shard waits as a hot standby (single active consumer).
    * @defaultValue 0
    */
   PIPELINE_SHARD_INDEX: int('PIPELINE_SHARD_INDEX', 0, 255).default(0),
@@ -485,6 +486,48 @@ export function likelyMisspelling(name: string, known: ReadonlySet<string> = KNO
   return upper.startsWith('PIPELINE_') ? '' : null;
 }
 
+/** An IPv4 or IPv6 address as the kubelet writes it into service-link variables; their protocols. */
+const LINK_IP = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9A-Fa-f:]+\]?)`;
+const LINK_PROTO = '(?:TCP|UDP|SCTP)';
+
+/**
+ * Kubernetes injects, for every Service with a cluster IP in a pod's namespace (unless the pod sets
+ * `enableServiceLinks: false`), Docker-link style variables named after the Service (upper-cased,
+ * `-` → `_`): `<NAME>_SERVICE_HOST=10.96.0.12`, `<NAME>_SERVICE_PORT[_<PORTNAME>]=8080`,
+ * `<NAME>_PORT=tcp://10.96.0.12:8080`, `<NAME>_PORT_8080_TCP=tcp://…`, `…_TCP_PROTO=tcp`,
+ * `…_TCP_PORT=8080`, `…_TCP_ADDR=10.96.0.12`. A Service named `gateway` thus sets GATEWAY_PORT, one
+ * named `pipeline-x` sets PIPELINE_X_SERVICE_HOST. Recognised by name and value together, so that a
+ * real setting keeps its checks (`GATEWAY_PORT=80x` is still an error; `GATEWAY_PORT=tcp://…` is a
+ * link variable, ignored).
+ */
+const SERVICE_LINK_PATTERNS: readonly [RegExp, RegExp][] = [
+  [/^[A-Z][A-Z0-9_]*_SERVICE_HOST$/, new RegExp(`^${LINK_IP}$`)],
+  [/^[A-Z][A-Z0-9_]*_SERVICE_PORT(?:_[A-Z0-9_]+)?$/, /^\d{1,5}$/],
+  [/^[A-Z][A-Z0-9_]*_PORT$/, new RegExp(`^(?:tcp|udp|sctp)://${LINK_IP}:\\d{1,5}$`)],
+  [new RegExp(`^[A-Z][A-Z0-9_]*_PORT_\\d{1,5}_${LINK_PROTO}$`), new RegExp(`^(?:tcp|udp|sctp)://${LINK_IP}:\\d{1,5}$`)],
+  [new RegExp(`^[A-Z][A-Z0-9_]*_PORT_\\d{1,5}_${LINK_PROTO}_PROTO$`), /^(?:tcp|udp|sctp)$/],
+  [new RegExp(`^[A-Z][A-Z0-9_]*_PORT_\\d{1,5}_${LINK_PROTO}_PORT$`), /^\d{1,5}$/],
+  [new RegExp(`^[A-Z][A-Z0-9_]*_PORT_\\d{1,5}_${LINK_PROTO}_ADDR$`), new RegExp(`^${LINK_IP}$`)],
+];
+
+/** Whether `name=value` is a Kubernetes service-link variable (see {@link SERVICE_LINK_PATTERNS}). */
+export function isServiceLinkVariable(name: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return SERVICE_LINK_PATTERNS.some(([n, v]) => n.test(name) && v.test(value));
+}
+
+/**
+ * The service-link variables of `env` that the configuration ignores and would otherwise have read
+ * or rejected (a setting's name, or a name that looks like one: PIPELINE_*, GATEWAY_*, ...), sorted.
+ * Link variables of other names (KUBERNETES_SERVICE_HOST, ...) are none of ours and not listed.
+ * The supervisor logs them in one warning at start.
+ */
+export function ignoredServiceLinks(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env)
+    .filter((key) => isServiceLinkVariable(key, env[key]) && (KNOWN.has(key) || likelyMisspelling(key) !== null))
+    .sort();
+}
+
 /**
  * Parses the environment once. Throws a {@link ConfigError} whose message is one line naming every
  * bad variable and what is allowed, every unknown `PIPELINE_*` variable, and every variable that
@@ -501,6 +544,7 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
+    if (isServiceLinkVariable(key, env[key])) continue;
     const meant = likelyMisspelling(key);
     if (meant === '') {
       problems.push(`${key} is not a setting (known: ${[...KNOWN].filter((k) => k.startsWith('PIPELINE_')).join(', ')}); remove or rename it`);
@@ -511,7 +555,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
   const picked: Record<string, string> = {};
   for (const key of KNOWN) {
     const value = env[key];
-    if (value !== undefined && value !== '') picked[key] = value;
+    if (value !== undefined && value !== '' && !isServiceLinkVariable(key, value)) picked[key] = value;
   }
   const parsed = EnvSchema.safeParse(picked);
   if (!parsed.success) {

@@ -8,7 +8,7 @@
  * 1 when a worker crash-loops or the supervisor fails otherwise.
  */
 import { describeBrokerTarget } from '../broker/preflight';
-import { loadConfigOrExit } from '../config/config';
+import { ignoredServiceLinks, inheritedEnv, loadConfigOrExit } from '../config/config';
 import { EXIT_STARTUP } from '../errors';
 import { componentLogger, rootLogger } from '../observability/logger';
 import { describeRedisTarget } from '../state/redis-preflight';
@@ -21,6 +21,17 @@ async function main(): Promise<void> {
   rootLogger(config.logLevel);
   const log = componentLogger('main');
   log.info({ broker: describeBrokerTarget(config.amqpUrl), redis: describeRedisTarget(config.redisUrl) }, 'starting');
+  const env = inheritedEnv();
+  const links = ignoredServiceLinks(env);
+  if (links.length > 0) {
+    log.warn(
+      { ignored: links },
+      `ignoring Kubernetes service-link variables (${links.join(', ')}): the kubelet sets them for Services of this namespace; set enableServiceLinks: false in the pod spec to drop them`,
+    );
+  }
+  // PIPELINE_SHARD_INDEX set: this process serves that shard only (one pod or container per shard);
+  // unset: it runs a worker for every shard.
+  const shard = env.PIPELINE_SHARD_INDEX === undefined || env.PIPELINE_SHARD_INDEX === '' ? undefined : config.shardIndex;
   let exitCode = 0;
   let supervisor: Supervisor | null = null;
   let stopping: Promise<void> | null = null;
@@ -43,7 +54,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   await preflight(config, 'pipeline-supervisor-preflight');
   if (stopping !== null) return;
-  supervisor = new Supervisor({ config, roles: rolesFor(config) });
+  supervisor = new Supervisor({ config, roles: rolesFor(config), shard });
   supervisor.onGiveUp = (role) => {
     log.fatal({ role }, 'a worker crash-loops; stopping the pipeline');
     exitCode = 1;

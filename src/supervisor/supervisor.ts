@@ -26,6 +26,11 @@ export interface SupervisorOptions {
   workerOutputFd?: number;
   /** The shard layout. @defaultValue the one recorded in Redis (see shard-generation.ts) */
   layout?: ShardLayout;
+  /**
+   * Run only this shard of the sharded roles (tactical, strategic): one worker each, as a pod or
+   * container of one shard does (PIPELINE_SHARD_INDEX set). @defaultValue every shard of the layout
+   */
+  shard?: number;
 }
 
 interface Child {
@@ -55,6 +60,8 @@ export class Supervisor {
   private readonly ownRegistry = new Registry();
   private readonly restartsTotal: Counter;
   private stopping = false;
+  /** start() has run to the end (every worker spawned). */
+  private started = false;
   private stopPromise: Promise<void> | null = null;
   private metricsRequest = 0;
   /** PIPELINE_SHARDS of the workers: the widest generation's count while a resize is under way. */
@@ -106,7 +113,16 @@ export class Supervisor {
     await this.health.start();
     if (this.stopping) return; // stopped (SIGTERM) while binding: start no worker
     const count = (role: WorkerRole): number => (role === 'tactical' || role === 'strategic' ? consumedBy(layout, role).workers : 1);
-    const slots = this.options.roles.flatMap((role) => Array.from({ length: isShardedRole(role) ? count(role) : 1 }, (_, shard) => ({ role, shard })));
+    // With a shard given, one worker of it per sharded role (a shard the layout does not have makes
+    // that worker exit 2 naming PIPELINE_SHARD_INDEX, which stops this process the same way).
+    const only = this.options.shard;
+    const slots = this.options.roles.flatMap((role) =>
+      !isShardedRole(role)
+        ? [{ role, shard: 0 }]
+        : only !== undefined
+          ? [{ role, shard: only }]
+          : Array.from({ length: count(role) }, (_, shard) => ({ role, shard })),
+    );
     for (const { role, shard } of slots) {
       const name = workerName(role, shard);
       const child: Child = {
@@ -124,6 +140,8 @@ export class Supervisor {
       this.children.set(name, child);
       this.spawn(child);
     }
+    this.started = true;
+    if (this.options.roles.length === 0) this.log.warn('no worker role to run (the trainer runs only with PIPELINE_TRAINING=on): serving /health and /metrics only');
     this.log.info({ roles: this.options.roles, healthPort: this.health.boundPort }, 'supervisor started');
   }
 
@@ -201,10 +219,14 @@ export class Supervisor {
       if (!child.consuming) reasons.push(child.reason);
     }
     if (this.stopping) reasons.push('supervisor is stopping');
-    const ok = reasons.length === 0 && this.children.size > 0;
+    // No role to run by configuration (PIPELINE_ROLES=trainer with training off): healthy and idle,
+    // so that a container of that role is up and scraped rather than restarted in a loop.
+    const idle = this.started && this.options.roles.length === 0;
+    const ok = reasons.length === 0 && (this.children.size > 0 || idle);
     // Redis lost the state (docs/redis-loss.md): say which workers hold back, what is affected, the fix.
     const lost = [...this.children.values()].filter((c) => !c.consuming && c.details.stateLost === true);
     const stateLost = lost.length === 0 ? {} : { state_lost: { roles: [...new Set(lost.map((c) => c.role))], workers: lost.map((c) => c.name), affected: lost[0]!.details.affected, fix: lost[0]!.details.fix } };
+    if (ok && idle) return { ok, body: { workers, idle: 'no worker role to run in this configuration (the trainer runs only with PIPELINE_TRAINING=on)' } };
     return { ok, body: ok ? { workers } : { workers, reasons, ...stateLost } };
   }
 

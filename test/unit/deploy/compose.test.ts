@@ -56,6 +56,19 @@ function validator(): (doc: unknown) => string[] {
     validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
+/** A pipeline container: the image `${PIPELINE_IMAGE:-bar-pipeline:latest}`. */
+const isPipeline = (s: Service): boolean => s.image === '${PIPELINE_IMAGE:-bar-pipeline:latest}';
+
+/** The environment as Compose gives it with no variable set: defaults taken, required ones a stand-in. */
+function interpolated(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [
+      k,
+      v.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1').replace(/\$\{[^}]*\}/g, 'secret'),
+    ]),
+  );
+}
+
 describe('deploy/compose.yml', () => {
   it('validates against the compose specification JSON schema', () => {
     const validate = validator();
@@ -117,12 +130,8 @@ describe('deploy/compose.yml', () => {
   it('every pipeline container has a valid configuration, and together they run every role once', () => {
     const { services } = compose();
     const roles: string[] = [];
-    for (const [name, s] of Object.entries(services).filter(
-      ([, s]) => s.image === 'bar-pipeline:latest',
-    )) {
-      const env = Object.fromEntries(
-        Object.entries(s.environment!).map(([k, v]) => [k, v.replace(/\$\{[^}]*\}/g, 'secret')]),
-      );
+    for (const [name, s] of Object.entries(services).filter(([, s]) => isPipeline(s))) {
+      const env = interpolated(s.environment!);
       const { problems, config, roles: r } = checkSettings(name, env);
       expect(problems).toEqual([]);
       expect(config!.healthHost).toBe('0.0.0.0');
@@ -140,7 +149,7 @@ describe('deploy/compose.yml', () => {
       .find((j) => j.job_name === 'pipeline')!
       .static_configs.flatMap((c) => c.targets);
     const pipelineServices = Object.entries(services)
-      .filter(([, s]) => s.image === 'bar-pipeline:latest')
+      .filter(([, s]) => isPipeline(s))
       .map(([n]) => `${n}:9464`);
     expect(targets.sort()).toEqual(pipelineServices.sort());
     expect(
@@ -158,5 +167,54 @@ describe('deploy/compose.yml', () => {
         './grafana/dashboards:/var/lib/grafana/dashboards:ro',
       ]),
     );
+  });
+
+  it('is safe by default: loopback-only ports, Redis as docs/redis-loss.md asks, training off', () => {
+    const { services } = compose() as unknown as { services: Record<string, Service & { ports?: string[] }> };
+    const published = Object.entries(services).flatMap(([n, s]) => (s.ports ?? []).map((p) => `${n} ${p}`));
+    expect(published.length).toBeGreaterThanOrEqual(5);
+    for (const p of published) expect(p).toMatch(/^\S+ '?127\.0\.0\.1:/);
+    // One truth: the flags docs/redis-loss.md gives for the compose file's Redis are all in its command.
+    const doc = readFileSync(join(DEPLOY, '../docs/redis-loss.md'), 'utf8');
+    const line = /```sh\n(redis-server [^\n]*)\n```/.exec(doc)![1]!;
+    const flags = line.split(/\s+/).slice(1);
+    const command = services.redis!.command!;
+    for (let i = 0; i < flags.length; i += 2) {
+      const at = command.indexOf(flags[i]!);
+      expect([flags[i], at >= 0 ? command[at + 1] : undefined]).toEqual([flags[i], flags[i + 1]]);
+    }
+    expect(command).not.toContain('everysec');
+    for (const [, s] of Object.entries(services).filter(([, s]) => isPipeline(s)))
+      expect(interpolated(s.environment!).PIPELINE_TRAINING).toBe('off');
+  });
+
+  it('the pipeline entrypoint builds AMQP_URL from parts, so any password works', () => {
+    const password = 'p@ss/w#rd:%41 ?&=';
+    const r = spawnSync(
+      'sh',
+      [join(DEPLOY, 'amqp-url-from-parts.sh'), 'node', '-e', 'process.stdout.write(process.env.AMQP_URL)'],
+      {
+        encoding: 'utf8',
+        env: {
+          PATH: process.env.PATH,
+          RABBITMQ_USER: 'pipe line',
+          RABBITMQ_PASSWORD: password,
+          RABBITMQ_HOST: 'rabbitmq',
+          RABBITMQ_VHOST: 'pipeline',
+        },
+      },
+    );
+    expect(r.stderr).toBe('');
+    const url = new URL(r.stdout);
+    expect([url.hostname, url.port, url.pathname]).toEqual(['rabbitmq', '5672', '/pipeline']);
+    expect(decodeURIComponent(url.username)).toBe('pipe line');
+    expect(decodeURIComponent(url.password)).toBe(password);
+    expect(checkSettings('entrypoint', { AMQP_URL: r.stdout }).problems).toEqual([]);
+    // A given AMQP_URL is left alone.
+    const given = spawnSync('sh', [join(DEPLOY, 'amqp-url-from-parts.sh'), 'sh', '-c', 'printf %s "$AMQP_URL"'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, AMQP_URL: 'amqp://u:p@h:5672/v', RABBITMQ_HOST: 'rabbitmq' },
+    });
+    expect(given.stdout).toBe('amqp://u:p@h:5672/v');
   });
 });

@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { DEPLOY } from './tools';
+import { DEPLOY, run } from './tools';
 import { checkSettings } from './settings';
 
 /*
@@ -39,14 +39,15 @@ interface Container {
 interface Volume {
   name: string;
   persistentVolumeClaim?: { claimName: string };
-  secret?: { items?: { key: string }[] };
+  secret?: { secretName?: string; items?: { key: string }[] };
+  configMap?: { name: string };
 }
 /** The fields of a Deployment's or StatefulSet's spec that the structural check reads. */
 interface WorkloadSpec {
   replicas?: number;
   serviceName?: string;
   selector?: { matchLabels?: Labels };
-  template: { metadata?: { labels?: Labels }; spec: { containers: Container[]; volumes?: Volume[] } };
+  template: { metadata?: { labels?: Labels }; spec: { containers: Container[]; volumes?: Volume[]; enableServiceLinks?: boolean } };
   volumeClaimTemplates?: { metadata: { name: string } }[];
 }
 interface ServiceSpec {
@@ -289,5 +290,61 @@ describe('deploy/k8s (kustomize)', () => {
     expect(problems.join('\n')).toMatch(/readinessProbe must GET \/health/);
     expect(problems.join('\n')).toMatch(/PIPELINE_SHARD_INDEX=5: must be below PIPELINE_SHARDS/);
     expect(problems.join('\n')).toMatch(/expected gateway, strategic\.0/);
+  });
+
+  it('every pod turns service links off, and every Secret, ConfigMap and claim it names is rendered or created by a command in docs/deploy.md', () => {
+    const objs = render();
+    const workloads = objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+    const rendered = new Set(objs.map((o) => `${o.kind}/${o.metadata.name}`));
+    const named: string[] = [];
+    for (const w of workloads) {
+      const spec = workloadSpec(w);
+      expect([w.metadata.name, spec.template.spec.enableServiceLinks]).toEqual([w.metadata.name, false]);
+      const claims = new Set((spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name));
+      for (const v of spec.template.spec.volumes ?? []) {
+        if (v.persistentVolumeClaim !== undefined) named.push(`PersistentVolumeClaim/${v.persistentVolumeClaim.claimName}`);
+        if (v.secret?.secretName !== undefined) named.push(`Secret/${v.secret.secretName}`);
+        if (v.configMap !== undefined) named.push(`ConfigMap/${v.configMap.name}`);
+      }
+      for (const c of spec.template.spec.containers) {
+        for (const f of c.envFrom ?? []) if (f.configMapRef !== undefined) named.push(`ConfigMap/${f.configMapRef.name}`);
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef !== undefined) named.push(`Secret/${e.valueFrom.secretKeyRef.name}`);
+        // Every mount is a volume of the pod or a volumeClaimTemplate (the StatefulSet's own claim).
+        const volumes = new Set([...(spec.template.spec.volumes ?? []).map((v) => v.name), ...claims]);
+        expect((c.volumeMounts ?? []).filter((m) => !volumes.has(m.name))).toEqual([]);
+      }
+    }
+    const docs = readFileSync(join(DEPLOY, '../docs/deploy.md'), 'utf8');
+    const userMade = (ref: string): boolean => {
+      const [kind, name] = ref.split('/') as [string, string];
+      const verb = kind === 'Secret' ? 'create secret generic' : kind === 'ConfigMap' ? 'create configmap' : 'apply';
+      return docs.includes(`kubectl -n bar-pipeline ${verb} ${name}`);
+    };
+    expect([...new Set(named)].filter((ref) => !rendered.has(ref) && !userMade(ref))).toEqual([]);
+    // The Secret alertmanager.yml reads its files from (no manifest of deploy/k8s mounts it).
+    expect(readFileSync(join(DEPLOY, 'alertmanager/alertmanager.yml'), 'utf8')).toContain('alertmanager-secrets');
+    expect(docs).toContain('kubectl -n monitoring create secret generic alertmanager-secrets');
+  });
+
+  it('prometheus-k8s.yml passes promtool and scrapes every pipeline pod through its headless Service', () => {
+    const r = run('promtool', ['check', 'config', 'prometheus-k8s.yml'], join(DEPLOY, 'prometheus'));
+    expect(r.out).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+    const prom = parse(readFileSync(join(DEPLOY, 'prometheus/prometheus-k8s.yml'), 'utf8')) as {
+      scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[] }[];
+    };
+    const job = prom.scrape_configs.find((j) => j.job_name === 'pipeline')!;
+    const names = job.dns_sd_configs!.flatMap((c) => c.names).sort();
+    const objs = render();
+    const headless = objs.filter(
+      (o) => o.kind === 'Service' && serviceSpec(o).clusterIP === 'None' && (o.spec as { ports: { port: number }[] }).ports.some((p) => p.port === 9464),
+    );
+    expect(names).toEqual(headless.map((s) => `${s.metadata.name}.bar-pipeline.svc`).sort());
+    // Each workload's pods are behind exactly one of them.
+    for (const w of objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')) {
+      const labels = workloadSpec(w).template.metadata!.labels!;
+      const selecting = headless.filter((s) => Object.entries(serviceSpec(s).selector).every(([k, v]) => labels[k] === v));
+      expect([w.metadata.name, selecting.length]).toEqual([w.metadata.name, 1]);
+    }
   });
 });
