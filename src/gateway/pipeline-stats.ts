@@ -2,6 +2,9 @@ import type { StageHealth } from '../../schemas/gateway.schema';
 import type { Logger } from '../observability/logger';
 import type { StoredResult } from './recent-results';
 
+/** How long one answer of the supervisor's /health is shared. */
+const HEALTH_CACHE_MS = 1000;
+
 /** Seconds over which figures are measured. */
 export const STATS_WINDOW_SECONDS = 60;
 
@@ -141,6 +144,10 @@ export class PipelineStats {
   private timer: NodeJS.Timeout | null = null;
   private lastHealth: { ok: boolean; body: Record<string, unknown> } | null = null;
   private scrapeError: string | null = null;
+  private healthFetch: Promise<{ status: number; body: Record<string, unknown> } | null> | null = null;
+  private healthFetchAtMs = 0;
+  /** Requests made to the supervisor's /health. */
+  healthFetches = 0;
 
   constructor(private readonly options: PipelineStatsOptions) {}
 
@@ -156,8 +163,21 @@ export class PipelineStats {
     this.timer = null;
   }
 
-  /** The supervisor's /health answer, fetched now: `null` when it cannot be reached. */
-  async supervisorHealth(): Promise<{ status: number; body: Record<string, unknown> } | null> {
+  /**
+   * The supervisor's /health answer: `null` when it cannot be reached. The supervisor is asked at
+   * most once a second whatever the request rate: answers are shared for a second, and callers
+   * arriving while a fetch is under way wait for that one.
+   */
+  supervisorHealth(): Promise<{ status: number; body: Record<string, unknown> } | null> {
+    const now = Date.now();
+    if (this.healthFetch !== null && now - this.healthFetchAtMs < HEALTH_CACHE_MS) return this.healthFetch;
+    this.healthFetchAtMs = now;
+    this.healthFetches++;
+    this.healthFetch = this.fetchHealth();
+    return this.healthFetch;
+  }
+
+  private async fetchHealth(): Promise<{ status: number; body: Record<string, unknown> } | null> {
     try {
       const res = await fetch(`${this.options.supervisorUrl}/health`, { signal: AbortSignal.timeout(2000) });
       const body = (await res.json()) as Record<string, unknown>;
