@@ -186,7 +186,12 @@ export class GatewayWorker {
       return openModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     };
     return {
-      versions: async () => (await registry()).list(),
+      versions: async () => {
+        const r = await registry();
+        // A registry nobody has opened yet holds the shipped model once seeded: seed it first.
+        await r.latestPromoted().catch(() => null);
+        return r.list();
+      },
       // As the CLI does: change the registry, then announce the now-current version so that running
       // tactical workers swap to it between bars (an announcement that fails is logged; the workers
       // then load the version when they next start).

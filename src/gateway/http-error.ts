@@ -20,6 +20,13 @@ export class GatewayHttpError extends PipelineError {
   }
 }
 
+/** A process call whose bars cannot be processed as given (order, symbol, timeframe): a 400. */
+export class ProcessInputError extends PipelineError {
+  constructor(message: string) {
+    super('PROCESS_INPUT_INVALID', message, false);
+  }
+}
+
 /** `text` cut to `max` characters, with an ellipsis when cut. */
 export function clip(text: string, max = MAX_ISSUE_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;

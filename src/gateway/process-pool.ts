@@ -4,8 +4,7 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { StrategicProcessResponse, TacticalProcessResponse } from '../../schemas/gateway.schema';
 import type { PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
-import { GatewayHttpError } from './http-error';
-import { ProcessInputError } from './process-service';
+import { GatewayHttpError, ProcessInputError } from './http-error';
 import type { ProcessTask, ProcessTaskResult } from './process-worker';
 
 /** Options of {@link ProcessPool}. */
@@ -55,6 +54,17 @@ export class ProcessPool {
     return this.pending;
   }
 
+  /**
+   * Refuses a call now (503 with Retry-After) when every slot and the queue are taken: the routes
+   * ask before the body is read, so a refused call costs no parsing.
+   */
+  checkCapacity(): void {
+    if (this.pending >= this.maxPending) {
+      this.refused++;
+      throw busy(this.options.config.gateway.processTimeoutMs);
+    }
+  }
+
   strategic(symbol: string, bars: Bar[]): Promise<StrategicProcessResponse> {
     return this.run({ kind: 'strategic', symbol, bars }) as Promise<StrategicProcessResponse>;
   }
@@ -65,10 +75,7 @@ export class ProcessPool {
 
   private async run(task: ProcessTask): Promise<StrategicProcessResponse | TacticalProcessResponse> {
     const g = this.options.config.gateway;
-    if (this.pending >= this.maxPending) {
-      this.refused++;
-      throw busy(g.processTimeoutMs);
-    }
+    this.checkCapacity();
     this.pending++;
     try {
       const result = (await this.pool.run(task, { signal: AbortSignal.timeout(g.processTimeoutMs) })) as ProcessTaskResult;

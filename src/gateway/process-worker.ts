@@ -9,7 +9,8 @@ import type { StrategicProcessResponse, TacticalProcessResponse } from '../../sc
 import type { PipelineConfig } from '../config/config';
 import { componentLogger } from '../observability/logger';
 import { currentPolicy } from './policy-source';
-import { ProcessInputError, ProcessService } from './process-service';
+import { ProcessInputError } from './http-error';
+import { ProcessService } from './process-service';
 
 /** One process call, as the pool sends it. */
 export interface ProcessTask {

@@ -26,10 +26,9 @@ import type { GatewayRole, PipelineConfig } from '../config/config';
 import type { Logger } from '../observability/logger';
 import type { AuditLog, AuditRecord } from './audit';
 import { roleAtLeast, type Caller, type KeyStore, type TicketStore } from './auth';
-import { GatewayHttpError, capIssues, clip, parseOr400, zodIssues } from './http-error';
+import { GatewayHttpError, ProcessInputError, capIssues, clip, parseOr400, zodIssues } from './http-error';
 import { PAGE_CSS, PAGE_HTML, PAGE_SCRIPT } from './page';
 import type { PipelineStats } from './pipeline-stats';
-import { ProcessInputError } from './process-service';
 import type { RecentResults } from './recent-results';
 import { AdminPromoteSchema, AdminRollbackSchema, DlqReplayRequestSchema, MODEL_VERSION_PATTERN, ROUTES, openApiDocument, type RouteSpec } from './routes';
 import type { HubSocket, WsHub } from './ws-hub';
@@ -70,6 +69,8 @@ export interface GatewayAdmin {
 export interface ProcessRunner {
   strategic(symbol: string, bars: Bar[]): Promise<StrategicProcessResponse>;
   tactical(symbol: string, bars: Bar[]): Promise<TacticalProcessResponse>;
+  /** Throws the 503 of a full pool and queue (asked before the body is read). */
+  checkCapacity(): void;
 }
 
 /** Everything the HTTP server uses; built and owned by {@link GatewayWorker}. */
@@ -88,16 +89,12 @@ export interface GatewayServerDeps {
   log: Logger;
 }
 
-/** The Content-Security-Policy of every response: the page's own scripts, styles and socket only. */
-export const CSP_DIRECTIVES = {
-  defaultSrc: ["'none'"],
-  scriptSrc: ["'self'"],
-  connectSrc: ["'self'"],
-  styleSrc: ["'self'"],
-  imgSrc: ["'self'", 'data:'],
-  frameAncestors: ["'none'"],
-  baseUri: ["'none'"],
-};
+/**
+ * The Content-Security-Policy of every response: the page's own scripts, styles and socket only.
+ * Sent as this exact text (helmet would join the directives without the spaces).
+ */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 /** Event-loop delay past which requests are shed with 503 (@fastify/under-pressure). */
 const MAX_EVENT_LOOP_DELAY_MS = 2000;
@@ -189,7 +186,7 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   // Its error (FST_UNDER_PRESSURE, with Retry-After set) is answered by the error handler below.
   await app.register(underPressure, { maxEventLoopDelay: MAX_EVENT_LOOP_DELAY_MS, retryAfter: 5 });
   await app.register(helmet, {
-    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+    contentSecurityPolicy: false, // set below, as one fixed text
     hsts: tls === null ? false : { maxAge: 31_536_000, includeSubDomains: true },
     referrerPolicy: { policy: 'no-referrer' },
     xContentTypeOptions: true,
@@ -246,6 +243,7 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
+    void reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
     void reply.header('x-request-id', request.id);
     if (request.url.startsWith('/api/')) void reply.header('cache-control', 'no-store');
     return payload;
@@ -341,12 +339,14 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
   app.get('/api/strategic/health', { config: { spec: spec('GET', '/api/strategic/health') } }, async () => deps.stats.stage('strategic'));
   app.get('/api/tactical/health', { config: { spec: spec('GET', '/api/tactical/health') } }, async () => deps.stats.stage('tactical'));
 
-  app.post('/api/strategic/process', { config: { spec: spec('POST', '/api/strategic/process') } }, async (request) => {
+  // A full pool refuses before the body is read (route preParsing runs after auth's).
+  const capacity = { preParsing: async (_request: FastifyRequest, _reply: FastifyReply, payload: unknown) => { deps.process.checkCapacity(); return payload; } };
+  app.post('/api/strategic/process', { ...capacity, config: { spec: spec('POST', '/api/strategic/process') } }, async (request) => {
     checkBarCount(request.body, MAX_STRATEGIC_PROCESS_BARS, '/api/strategic/process');
     const body = parseOr400(StrategicProcessRequestSchema, request.body, 'body');
     return deps.process.strategic(body.symbol, body.bars);
   });
-  app.post('/api/tactical/process', { config: { spec: spec('POST', '/api/tactical/process') } }, async (request) => {
+  app.post('/api/tactical/process', { ...capacity, config: { spec: spec('POST', '/api/tactical/process') } }, async (request) => {
     checkBarCount(request.body, MAX_TACTICAL_PROCESS_BARS, '/api/tactical/process');
     const body = parseOr400(TacticalProcessRequestSchema, request.body, 'body');
     return deps.process.tactical(body.symbol, body.bars);
