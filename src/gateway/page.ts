@@ -30,6 +30,7 @@ export const PAGE_HTML = `<!doctype html>
   <span>strategic 30m bars/s <b id="s-srate">-</b></span>
 </div>
 <div id="symbols"></div>
+<footer class="attribution">Charts by <a href="https://www.tradingview.com/lightweight-charts/" rel="noopener noreferrer">TradingView Lightweight Charts™</a></footer>
 <script src="/assets/lightweight-charts.js"></script>
 <script src="/assets/page.js"></script>
 </body>
@@ -56,6 +57,8 @@ button { background:#2b6cb0; color:white; border:0; border-radius:4px; padding:7
 .chart { height:320px; }
 .legend { color:var(--dim); font-size:12px; margin-top:4px; }
 .sw { display:inline-block; width:10px; height:10px; margin:0 3px 0 8px; border-radius:2px; }
+.attribution { color:var(--dim); font-size:12px; padding:4px 16px 12px; }
+.attribution a { color:var(--dim); }
 .sw-bull { background:#48bb78; } .sw-bear { background:#f56565; } .sw-sideways { background:#a0aec0; } .sw-volatile { background:#ecc94b; }
 `;
 
@@ -95,7 +98,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     $('symbols').appendChild(el);
     var chart = LWC.createChart(el.querySelector('.chart'), {
       autoSize: true,
-      layout: { background: { color: '#171d24' }, textColor: '#d6dde6' },
+      // The logo injects an inline <style> the Content-Security-Policy blocks: attribution is in the footer instead.
+      layout: { background: { color: '#171d24' }, textColor: '#d6dde6', attributionLogo: false },
       grid: { vertLines: { color: '#222a33' }, horzLines: { color: '#222a33' } },
       timeScale: { timeVisible: true, secondsVisible: false },
     });
