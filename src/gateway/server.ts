@@ -370,7 +370,8 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
     list.forEach((item, index) => {
       const parsed = BarSchema.safeParse(item);
       if (parsed.success) bars.push(parsed.data);
-      else invalid.push({ index, reasons: capIssues(zodIssues(parsed.error).map((i) => `${i.path}: ${i.message}`)).items });
+      // At most 10 reasons of at most 200 characters per bar, 20 bars: the answer stays far under 64 KiB.
+      else invalid.push({ index, reasons: zodIssues(parsed.error).slice(0, 10).map((i) => clip(`${i.path}: ${i.message}`)) });
     });
     if (invalid.length > 0) {
       const { items, truncated } = capIssues(invalid);

@@ -288,6 +288,11 @@ describe('gateway hardening (contract 2), from outside', () => {
       expect(body.invalid).toHaveLength(20);
       expect(body.truncated).toBe(true);
       expect(Buffer.byteLength(res.text)).toBeLessThan(65_536);
+      // Bars wrong in every field, with long unknown field names: still 20 listed, still small.
+      const worst = Array.from({ length: 3000 }, (_, i) => ({ [`${'x'.repeat(150)}${i}`]: 1, symbol: 5, timeframe: 'bad', ts: 'x', open: 'x', high: 'x', low: 'x', close: 'x', volume: 'x' }));
+      const bad = await call('POST', '/api/bars', { key: keys.operator, body: worst });
+      expect([bad.status, (bad.json as { invalid: unknown[] }).invalid.length, (bad.json as { truncated?: boolean }).truncated]).toEqual([400, 20, true]);
+      expect(Buffer.byteLength(bad.text)).toBeLessThan(65_536);
       // A field name of 30,000 characters is not echoed whole.
       const named = await call('POST', '/api/tactical/process', { key: keys.viewer, body: { symbol: 'X', bars: [], ['k'.repeat(30_000)]: 1 } });
       expect(named.status).toBe(400);
