@@ -17,7 +17,17 @@
  *    the gateway closes it with 1013 (read once it resumes), the others still get everything, and the
  *    round's rate is compared with the rounds without clients.
  *
- * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (4 groups of three rounds).
+ * 3. The process pool saturated (gateway contract 2): tactical process calls of 2,000 bars kept
+ *    past the pool and its queue (each call that got a slot is replaced by two, one of them refused
+ *    with 503) while `/api/health` is probed every 100 ms and one more round is published to 10
+ *    WebSocket clients: health latency p50/p99/max (target: within 250 ms), the calls refused, and
+ *    the round's delivery and rate.
+ *
+ * The clients authenticate with `Authorization` on the upgrade (contract 2 refuses `?token=`); all
+ * use one key, so the bench lifts GATEWAY_WS_MAX_PER_KEY.
+ *
+ * Env: GB_BARS (6000), GB_SYMBOLS (20), GB_CLIENTS (200), GB_ROUNDS (4 groups of three rounds),
+ * GB_SATURATION (1; 0 skips section 3).
  * Output: bars/s per round, the ratio with/without clients per group and its median for each client
  * priority, the CPU seconds of the gateway and of the clients per round, frames per socket write,
  * the delivery check of every loaded round, and the 1013 check.
@@ -41,6 +51,7 @@ const SYMBOLS = Number(process.env.GB_SYMBOLS ?? 20);
 const CLIENTS = Number(process.env.GB_CLIENTS ?? 200);
 const ROUNDS = Number(process.env.GB_ROUNDS ?? 4);
 const WINDOW = 500;
+const SATURATION = process.env.GB_SATURATION !== '0';
 
 interface WsClient {
   on(event: 'open', fn: () => void): void;
@@ -51,7 +62,7 @@ interface WsClient {
   _socket: { pause(): void; resume(): void };
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const WsCtor = require('ws') as new (url: string) => WsClient;
+const WsCtor = require('ws') as new (url: string, options?: { headers?: Record<string, string> }) => WsClient;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -74,9 +85,9 @@ class Client {
   readonly opened: Promise<void>;
 
   constructor(url: string, readonly symbols: string[]) {
-    // url carries the key: `ws://host:port?token=<key>`.
-    const [base, token] = url.split('?token=');
-    this.ws = new WsCtor(`${base}/ws?symbols=${symbols.join(',')}&token=${token}`);
+    // url carries the key as `ws://host:port#<key>`; it goes in the upgrade's Authorization header.
+    const [base, key] = url.split('#');
+    this.ws = new WsCtor(`${base}/ws?symbols=${symbols.join(',')}`, { headers: { authorization: `Bearer ${key}` } });
     this.opened = new Promise((resolve, reject) => {
       this.ws.on('open', () => resolve());
       this.ws.on('error', reject);
@@ -194,11 +205,13 @@ async function main(): Promise<void> {
     GATEWAY_PORT: String(port),
     GATEWAY_API_KEYS: `viewer:${key}`,
     GATEWAY_RATE_LIMIT_PER_MINUTE: '100000',
+    // Every client uses the one key: the per-key socket cap (16 by default) is lifted for them.
+    GATEWAY_WS_MAX_PER_KEY: '1000',
   };
   const config = loadConfig(env);
   const supervisor = new Supervisor({ config, roles: rolesFor(config), env });
-  const wsUrl = `ws://127.0.0.1:${port}?token=${key}`;
-  const rounds = 3 * ROUNDS + 1; // the last one for the stalled client
+  const wsUrl = `ws://127.0.0.1:${port}#${key}`;
+  const rounds = 3 * ROUNDS + 2; // then one for the stalled client, one for the saturated pool
   const perSymbol = Math.ceil(BARS / SYMBOLS);
   const markets = Array.from({ length: SYMBOLS }, (_, i) => generateSyntheticMarket({ seed: 900 + i, symbol: `GW${i}`, bars: perSymbol * rounds }).bars);
   const roundBars = (r: number): Bar[] =>
@@ -333,6 +346,64 @@ async function main(): Promise<void> {
     const normalOk = normal.every((c) => c.count === bars.filter((b) => b.symbol === c.symbols[0]).length && c.outOfOrder === 0);
     for (const c of [...normal, stalled]) c.ws.terminate();
 
+    // The process pool saturated: health and the stream meanwhile.
+    let saturation: string[] = [];
+    if (SATURATION) {
+      const base = `http://127.0.0.1:${port}`;
+      const heavy = JSON.stringify({ symbol: 'SAT', bars: generateSyntheticMarket({ seed: 77, symbol: 'SAT', bars: 2000 }).bars });
+      const statuses = new Map<number, number>();
+      let saturating = true;
+      const running = new Set<Promise<void>>();
+      const fire = (): void => {
+        const p: Promise<void> = (async () => {
+          const res = await fetch(`${base}/api/tactical/process`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: heavy }).catch(() => null);
+          await res?.text();
+          const status = res?.status ?? 0;
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          if (status !== 503 && saturating) {
+            fire();
+            fire();
+          }
+        })().finally(() => running.delete(p));
+        running.add(p);
+      };
+      for (let i = 0; i < 14; i++) fire();
+      while ((statuses.get(503) ?? 0) === 0) await new Promise((res) => setTimeout(res, 50));
+      const healthMs: number[] = [];
+      let probing = true;
+      const probes = (async () => {
+        while (probing) {
+          const t0 = performance.now();
+          const res = await fetch(`${base}/api/health`).catch(() => null);
+          await res?.text();
+          healthMs.push(performance.now() - t0);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      })();
+      const watchers = Array.from({ length: 10 }, (_, i) => new Client(wsUrl, [`GW${i % SYMBOLS}`]));
+      await Promise.all(watchers.map((c) => c.opened));
+      const sr = round;
+      const satRate = await runRound(round++);
+      const satBars = roundBars(sr);
+      const watchDeadline = Date.now() + 60_000;
+      const want = (c: Client): number => satBars.filter((b) => b.symbol === c.symbols[0]).length;
+      while (watchers.some((c) => c.count < want(c)) && Date.now() < watchDeadline) await new Promise((res) => setTimeout(res, 50));
+      const watchersOk = watchers.every((c) => c.count === want(c) && c.outOfOrder === 0);
+      probing = false;
+      await probes;
+      const refusedDuring = statuses.get(503) ?? 0;
+      saturating = false;
+      while (running.size > 0) await Promise.all([...running]);
+      for (const c of watchers) c.ws.terminate();
+      const sorted = [...healthMs].sort((a, b) => a - b);
+      const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+      saturation = [
+        `process pool saturated (GATEWAY_PROCESS_CONCURRENCY 2, queue 8; calls of 2,000 bars): answers ${[...statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k}×${v}`).join(', ')} (503s while the round ran: ${refusedDuring})`,
+        `  /api/health meanwhile: ${healthMs.length} probes, p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms (target: within 250 ms) ${sorted[sorted.length - 1]! <= 250 ? '✓' : '✗'}`,
+        `  a round published meanwhile: ${satRate.toFixed(0)} bars/s; 10 WebSocket clients complete and in order: ${watchersOk}`,
+      ];
+    }
+
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     const median = (xs: number[]): number => {
       const s = [...xs].sort((a, b) => a - b);
@@ -357,6 +428,7 @@ async function main(): Promise<void> {
     for (const d of delivery) out(`delivery: ${d}`);
     out(`delivery: ${deliveryFailures === 0 ? 'complete and in order in every loaded round' : `INCOMPLETE or out of order in ${deliveryFailures} round(s)`}`);
     out(`stalled client: closed by the gateway ${closedByGateway ? 'yes' : 'NO'}, close code seen by the client ${stalled.closeCode} (frames read before it: ${stalled.count}); 10 normal clients complete and in order: ${normalOk}; round rate ${fmt(stalledRate)} bars/s (${(stalledRate / mean(rates.without)).toFixed(3)} of the mean without clients)`);
+    for (const line of saturation) out(line);
     await sub.close();
     await conn.close();
   } finally {

@@ -4,12 +4,16 @@ import { IndicatorsSchema, IntegratedResultSchema, TacticalActionSchema, Executi
 import { ConfidenceSchema, RegimeProbabilitiesSchema, RegimeSchema, SimilarPatternsSchema } from './strategic-context.schema';
 
 /**
- * Request and response bodies of the gateway (DESIGN.md section 2, "Gateway", contract version 1).
+ * Request and response bodies of the gateway (gateway contract version 2, docs/gateway.md).
  * The gateway validates with these and builds its OpenAPI document from them.
  */
 
-/** Most bars one process call or one POST /api/bars may carry (the body size limit applies too). */
+/** Most bars one POST /api/bars may carry (the body size limit applies too). */
 export const MAX_BARS_PER_REQUEST = 10_000;
+/** Most 30m bars one POST /api/strategic/process may carry. */
+export const MAX_STRATEGIC_PROCESS_BARS = 500;
+/** Most 5m bars one POST /api/tactical/process may carry. */
+export const MAX_TACTICAL_PROCESS_BARS = 2000;
 
 /** Every error the gateway answers: a stable code and what to do. */
 export const GatewayErrorSchema = z
@@ -19,7 +23,8 @@ export const GatewayErrorSchema = z
     issues: z
       .array(z.object({ path: z.string(), message: z.string() }))
       .optional()
-      .describe('for bad_request: each invalid field, with its path'),
+      .describe('for bad_request: each invalid field, with its path (at most 20)'),
+    truncated: z.literal(true).optional().describe('present when more issues were found than listed'),
   })
   .meta({ id: 'GatewayError' });
 
@@ -32,7 +37,7 @@ export const StrategicProcessRequestSchema = z
     bars: z
       .array(BarSchema)
       .min(49, 'bars must hold at least 49 30m bars (48 returns for the 48-row matrix)')
-      .max(MAX_BARS_PER_REQUEST, `bars must hold at most ${MAX_BARS_PER_REQUEST} bars`),
+      .max(MAX_STRATEGIC_PROCESS_BARS, `bars must hold at most ${MAX_STRATEGIC_PROCESS_BARS} bars (the limit of /api/strategic/process)`),
   })
   .strict()
   .meta({ id: 'StrategicProcessRequest' });
@@ -60,7 +65,10 @@ export type StrategicProcessResponse = z.infer<typeof StrategicProcessResponseSc
 export const TacticalProcessRequestSchema = z
   .object({
     symbol,
-    bars: z.array(BarSchema).min(1, 'bars must hold at least one 5m bar').max(MAX_BARS_PER_REQUEST, `bars must hold at most ${MAX_BARS_PER_REQUEST} bars`),
+    bars: z
+      .array(BarSchema)
+      .min(1, 'bars must hold at least one 5m bar')
+      .max(MAX_TACTICAL_PROCESS_BARS, `bars must hold at most ${MAX_TACTICAL_PROCESS_BARS} bars (the limit of /api/tactical/process)`),
   })
   .strict()
   .meta({ id: 'TacticalProcessRequest' });
@@ -96,8 +104,19 @@ export const BarsAcceptedSchema = z.object({ accepted: z.number().int().nonnegat
 
 /** 400 of POST /api/bars: every invalid bar with its index and reasons; nothing was published. */
 export const BarsRejectedSchema = GatewayErrorSchema.extend({
-  invalid: z.array(z.object({ index: z.number().int().nonnegative(), reasons: z.array(z.string()) })),
+  invalid: z
+    .array(z.object({ index: z.number().int().nonnegative(), reasons: z.array(z.string()) }))
+    .describe('the first 20 invalid bars; `truncated: true` when there were more'),
 }).meta({ id: 'BarsRejected' });
+
+/** POST /api/ws-ticket: a single-use ticket for one `/ws?ticket=` upgrade. */
+export const WsTicketResponseSchema = z
+  .object({
+    ticket: z.string().describe('opens one WebSocket once: /ws?symbols=A,B&ticket=<ticket>'),
+    expires_in: z.number().int().positive().describe('seconds the ticket stays valid'),
+  })
+  .meta({ id: 'WsTicket' });
+export type WsTicketResponse = z.infer<typeof WsTicketResponseSchema>;
 
 /** GET /api/results/{symbol} path and query. */
 export const ResultsParamsSchema = z.object({ symbol }).strict();
@@ -120,7 +139,7 @@ export const WsQuerySchema = z
       .string({ error: 'symbols is required: /ws?symbols=A,B' })
       .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== ''))
       .pipe(z.array(symbol).min(1, 'symbols must name at least one symbol').max(100, 'symbols may name at most 100 symbols')),
-    token: z.string().optional(),
+    ticket: z.string().max(200).optional().describe('a ticket from POST /api/ws-ticket (browsers); other clients send Authorization instead'),
     stats: z.enum(['0', '1']).optional(),
   })
   .strict();
@@ -146,7 +165,7 @@ export const StageHealthSchema = z
   .meta({ id: 'StageHealth' });
 export type StageHealth = z.infer<typeof StageHealthSchema>;
 
-/** GET /api/health: the supervisor's /health body, relayed. */
+/** GET /api/health: `{status}` without a key; with a viewer key, the supervisor's /health body, relayed. */
 export const GatewayHealthSchema = z
   .object({ status: z.string() })
   .catchall(z.unknown())

@@ -31,6 +31,27 @@ export interface GatewayConfig {
   readonly maxSymbols: number;
   readonly wsBufferBytes: number;
   readonly wsFlushMs: number;
+  /** Requests a minute per client address without a valid key (checked before the key). */
+  readonly anonRateLimitPerMinute: number;
+  /** Proxy addresses whose X-Forwarded-For is believed (empty: none). */
+  readonly trustProxy: readonly string[];
+  /** Size at which the audit file is rotated. */
+  readonly auditMaxBytes: number;
+  /** Rotated audit files kept (`<file>.1` newest … `<file>.N`). */
+  readonly auditKeepFiles: number;
+  /** Process calls run at once in the worker-thread pool (the queue holds four times as many). */
+  readonly processConcurrency: number;
+  /** Deadline of one process call, queue time included. */
+  readonly processTimeoutMs: number;
+  /** WebSockets open at once per key, and in all. */
+  readonly wsMaxPerKey: number;
+  readonly wsMaxTotal: number;
+  /** Interval between WebSocket pings; a socket that has not answered the last one by the next is closed. */
+  readonly wsPingMs: number;
+  /** Lifetime of a WebSocket ticket. */
+  readonly wsTicketSeconds: number;
+  /** Longest time a client may take to send a whole request (headers and body). */
+  readonly requestTimeoutMs: number;
 }
 
 const bool = (name: string) =>
@@ -328,8 +349,9 @@ export const EnvSchema = z.object({
    */
   GATEWAY_PORT: int('GATEWAY_PORT', 0, 65535).default(8080),
   /**
-   * API keys and their roles, `role:key,role:key` (roles `viewer`, `operator`, `admin`; keys 16 to
-   * 256 characters of A-Z a-z 0-9 . _ ~ + / = -, e.g. `openssl rand -hex 24`). Only their SHA-256
+   * API keys and their roles, `role:key,role:key` (roles `viewer`, `operator`, `admin`; keys 24 to
+   * 256 characters of A-Z a-z 0-9 . _ ~ + / = - with at least 10 distinct ones, e.g.
+   * `openssl rand -hex 24`; a weaker key stops the start with exit 2). Only their SHA-256
    * hashes are kept; a key is never echoed in an error. Set this or GATEWAY_API_KEYS_FILE, not both.
    * See docs/gateway.md.
    */
@@ -378,6 +400,53 @@ export const EnvSchema = z.object({
   GATEWAY_WS_BUFFER_BYTES: int('GATEWAY_WS_BUFFER_BYTES', 1024, 1_073_741_824).default(1_048_576),
   /** Shortest time between two WebSocket flushes: under load each client's frames of this many ms leave in one write; 0 flushes every event-loop turn. @defaultValue 20 */
   GATEWAY_WS_FLUSH_MS: int('GATEWAY_WS_FLUSH_MS', 0, 1000).default(20),
+  /**
+   * Requests a minute per client address that carry no valid key, counted before the key is
+   * checked (past it: 429 with Retry-After). `GET /api/health` is not counted. @defaultValue 60
+   */
+  GATEWAY_ANON_RATE_LIMIT_PER_MINUTE: int('GATEWAY_ANON_RATE_LIMIT_PER_MINUTE', 1, 10_000_000).default(60),
+  /**
+   * Comma-separated addresses or CIDR ranges of the proxies in front of the gateway: the client
+   * address of a request from one of them is taken from `X-Forwarded-For`. Empty: the peer's
+   * address, and `X-Forwarded-For` is ignored.
+   */
+  GATEWAY_TRUST_PROXY: z
+    .string()
+    .refine((v) => v.split(',').map((x) => x.trim()).filter((x) => x !== '').every((x) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(x)), {
+      message: 'GATEWAY_TRUST_PROXY must be comma-separated IP addresses or CIDR ranges (for example 10.0.0.5,10.1.0.0/16)',
+    })
+    .default(''),
+  /**
+   * Size in bytes at which the audit file is rotated (`<file>` → `<file>.1` → …).
+   * @defaultValue 104857600
+   */
+  GATEWAY_AUDIT_MAX_BYTES: int('GATEWAY_AUDIT_MAX_BYTES', 1024, 1_073_741_824).default(104_857_600),
+  /** Rotated audit files kept besides the current one; older ones are deleted. @defaultValue 5 */
+  GATEWAY_AUDIT_KEEP_FILES: int('GATEWAY_AUDIT_KEEP_FILES', 1, 1000).default(5),
+  /**
+   * Process calls (`POST /api/strategic/process`, `/api/tactical/process`) run at once, in a pool of worker threads; up to four times as
+   * many wait in its queue, past that 503 with Retry-After. @defaultValue 2
+   */
+  GATEWAY_PROCESS_CONCURRENCY: int('GATEWAY_PROCESS_CONCURRENCY', 1, 64).default(2),
+  /** Deadline of one process call, queue time included; past it 504. @defaultValue 10000 */
+  GATEWAY_PROCESS_TIMEOUT_MS: int('GATEWAY_PROCESS_TIMEOUT_MS', 1, 600_000).default(10_000),
+  /** WebSockets open at once per key (a ticket counts for its key); past it the upgrade gets 429. @defaultValue 16 */
+  GATEWAY_WS_MAX_PER_KEY: int('GATEWAY_WS_MAX_PER_KEY', 1, 1_000_000).default(16),
+  /** WebSockets open at once in all; past it the upgrade gets 429. @defaultValue 1000 */
+  GATEWAY_WS_MAX_TOTAL: int('GATEWAY_WS_MAX_TOTAL', 1, 1_000_000).default(1000),
+  /**
+   * Milliseconds between two pings to each WebSocket; a socket that has not answered a ping by the
+   * next one is closed. @defaultValue 30000
+   */
+  GATEWAY_WS_PING_MS: int('GATEWAY_WS_PING_MS', 100, 3_600_000).default(30_000),
+  /** Seconds a WebSocket ticket (`POST /api/ws-ticket`) stays valid; it opens one socket once. @defaultValue 30 */
+  GATEWAY_WS_TICKET_SECONDS: int('GATEWAY_WS_TICKET_SECONDS', 1, 300).default(30),
+  /**
+   * Longest time a client may take to send a whole request, headers and body; past it the
+   * connection is closed. Headers must arrive within the smaller of this and 10 s; an idle
+   * keep-alive connection is closed after 5 s. @defaultValue 30000
+   */
+  GATEWAY_REQUEST_TIMEOUT_MS: int('GATEWAY_REQUEST_TIMEOUT_MS', 1000, 600_000).default(30_000),
   /**
    * The trainer's CPU bound, in percent of one core: after a training batch, C being the trainer's CPU
    * (all threads) since the previous batch ended (the update, and decoding the experience that filled
@@ -648,6 +717,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       maxSymbols: e.GATEWAY_MAX_SYMBOLS,
       wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
       wsFlushMs: e.GATEWAY_WS_FLUSH_MS,
+      anonRateLimitPerMinute: e.GATEWAY_ANON_RATE_LIMIT_PER_MINUTE,
+      trustProxy: Object.freeze(e.GATEWAY_TRUST_PROXY.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+      auditMaxBytes: e.GATEWAY_AUDIT_MAX_BYTES,
+      auditKeepFiles: e.GATEWAY_AUDIT_KEEP_FILES,
+      processConcurrency: e.GATEWAY_PROCESS_CONCURRENCY,
+      processTimeoutMs: e.GATEWAY_PROCESS_TIMEOUT_MS,
+      wsMaxPerKey: e.GATEWAY_WS_MAX_PER_KEY,
+      wsMaxTotal: e.GATEWAY_WS_MAX_TOTAL,
+      wsPingMs: e.GATEWAY_WS_PING_MS,
+      wsTicketSeconds: e.GATEWAY_WS_TICKET_SECONDS,
+      requestTimeoutMs: e.GATEWAY_REQUEST_TIMEOUT_MS,
     }),
     trainerCpuShare: e.PIPELINE_TRAINER_CPU_PERCENT / 100,
   });
@@ -658,7 +738,9 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{24,256}$/;
+/** Fewest distinct characters a key must hold (`aaaa…` or `abababab…` is not a key). */
+const KEY_MIN_DISTINCT = 10;
 
 /**
  * Parses `role:key` entries. Problems name the entry by position only: a key is never echoed, not
@@ -676,8 +758,10 @@ function parseKeys(entries: string[], setting: string, problems: string[]): Gate
       problems.push(`${setting}: entry ${i + 1} must be role:key with role viewer, operator or admin; fix that entry`);
       return;
     }
-    if (!KEY_PATTERN.test(key)) {
-      problems.push(`${setting}: the key of entry ${i + 1} must be 16 to 256 of A-Z a-z 0-9 . _ ~ + / = -; use a longer random key (openssl rand -hex 24)`);
+    if (!KEY_PATTERN.test(key) || new Set(key).size < KEY_MIN_DISTINCT) {
+      problems.push(
+        `${setting}: the key of entry ${i + 1} is too weak: a key must be 24 to 256 of A-Z a-z 0-9 . _ ~ + / = - with at least ${KEY_MIN_DISTINCT} distinct characters; use a random key (openssl rand -hex 24)`,
+      );
       return;
     }
     const hash = hashApiKey(key);

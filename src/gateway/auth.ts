@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { GATEWAY_ROLES, hashApiKey, type GatewayKey, type GatewayRole } from '../config/config';
 
 /** Who made a request: the key's id (a prefix of its hash, safe to log) and its role. */
@@ -35,33 +36,54 @@ export function roleAtLeast(role: GatewayRole, needed: GatewayRole): boolean {
   return GATEWAY_ROLES.indexOf(role) >= GATEWAY_ROLES.indexOf(needed);
 }
 
+/** A ticket's holder, and until when it may open a socket. */
+interface Ticket {
+  caller: Caller;
+  expiresAtMs: number;
+}
+
 /**
- * Per-key token buckets: `perMinute` requests a minute, bursts up to the same number. Memory is
- * bounded by the number of configured keys (only known keys are limited).
+ * Single-use WebSocket tickets (`POST /api/ws-ticket`): a browser cannot set `Authorization` on a
+ * WebSocket, and a key in the URL ends up in proxy logs, so it trades its key for a random ticket
+ * bound to the key's id and role, valid `ttlSeconds`, which opens one socket once. Only a hash of
+ * each ticket is kept. Memory is bounded by the ticket rate the per-key limit allows times the
+ * lifetime; expired tickets are dropped on every issue.
  */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
-  private readonly perMs: number;
+export class TicketStore {
+  private readonly byHash = new Map<string, Ticket>();
 
   constructor(
-    private readonly perMinute: number,
+    readonly ttlSeconds: number,
     private readonly now: () => number = Date.now,
   ) {
-    if (!Number.isInteger(perMinute) || perMinute < 1) throw new RangeError(`perMinute must be a positive integer, got ${perMinute}`);
-    this.perMs = perMinute / 60_000;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RangeError(`ttlSeconds must be a positive integer, got ${ttlSeconds}`);
   }
 
-  /** Takes one token for `keyId`: 0 when allowed, else the seconds until one is available. */
-  take(keyId: string): number {
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  /** A new ticket for `caller`. */
+  issue(caller: Caller): string {
     const now = this.now();
-    const b = this.buckets.get(keyId) ?? { tokens: this.perMinute, atMs: now };
-    b.tokens = Math.min(this.perMinute, b.tokens + (now - b.atMs) * this.perMs);
-    b.atMs = now;
-    this.buckets.set(keyId, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000));
+    for (const [hash, t] of this.byHash) if (t.expiresAtMs <= now) this.byHash.delete(hash);
+    const ticket = randomBytes(24).toString('base64url');
+    this.byHash.set(hashApiKey(ticket), { caller, expiresAtMs: now + this.ttlSeconds * 1000 });
+    return ticket;
+  }
+
+  /** The caller of a valid ticket, without using it (for the rate limit's key). */
+  peek(ticket: string): Caller | null {
+    const t = this.byHash.get(hashApiKey(ticket));
+    return t === undefined || t.expiresAtMs <= this.now() ? null : t.caller;
+  }
+
+  /** Uses a ticket: its caller once, then null (and null for an expired or unknown one). */
+  take(ticket: string): Caller | null {
+    const hash = hashApiKey(ticket);
+    const t = this.byHash.get(hash);
+    if (t === undefined) return null;
+    this.byHash.delete(hash);
+    return t.expiresAtMs <= this.now() ? null : t.caller;
   }
 }

@@ -9,14 +9,13 @@ import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
 import { StartupError } from '../errors';
 import { createGuard } from '../flows/breakers';
-import type { TacticalPolicy } from '../learning/policy';
 import { componentLogger, type Logger } from '../observability/logger';
 import { registry } from '../observability/metrics';
 import { Counter, Gauge } from 'prom-client';
 import { AuditLog } from './audit';
-import { KeyStore } from './auth';
+import { KeyStore, TicketStore } from './auth';
 import { PipelineStats } from './pipeline-stats';
-import { ProcessService } from './process-service';
+import { ProcessPool } from './process-pool';
 import { RecentResults } from './recent-results';
 import { loadShardLayout } from '../supervisor/shard-layout';
 import { ResultsFeed } from './results-feed';
@@ -42,7 +41,8 @@ export class GatewayWorker {
   private hub: WsHub | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private stopPromise: Promise<void> | null = null;
-  private policyCache: TacticalPolicy | null = null;
+  private audit: AuditLog | null = null;
+  private pool: ProcessPool | null = null;
   /** Called when the worker cannot go on (fatal broker error). */
   onFatal: (err: Error) => void = () => undefined;
 
@@ -68,12 +68,13 @@ export class GatewayWorker {
     const g = config.gateway;
     const keys = new KeyStore(g.keys);
     if (keys.size === 0) this.log.warn('no API keys configured (GATEWAY_API_KEYS or GATEWAY_API_KEYS_FILE): every authenticated route answers 401');
-    const audit = new AuditLog(g.auditFile);
+    const audit = new AuditLog({ path: g.auditFile, maxBytes: g.auditMaxBytes, keepFiles: g.auditKeepFiles, log: componentLogger('audit', 'gateway') });
     try {
       audit.open();
     } catch (err) {
-      throw new StartupError('GATEWAY_AUDIT_FILE', `GATEWAY_AUDIT_FILE: cannot append to ${g.auditFile} (${(err as Error).message}); set it to a writable path`, { cause: err });
+      throw new StartupError('GATEWAY_AUDIT_FILE', `GATEWAY_AUDIT_FILE: cannot append to ${g.auditFile} (${(err as NodeJS.ErrnoException).code ?? 'error'}); set it to a writable path`, { cause: err });
     }
+    this.audit = audit;
     const connection = new BrokerConnection({
       url: config.amqpUrl,
       connectionName: `pipeline-gateway-${process.pid}`,
@@ -96,7 +97,14 @@ export class GatewayWorker {
     const results = new RecentResults({ perSymbol: g.resultsPerSymbol, maxSymbols: g.maxSymbols });
     const feed = new ResultsFeed(connection, results, { log: componentLogger('results-feed', 'gateway') });
     this.feed = feed;
-    const hub = new WsHub({ maxBufferedBytes: g.wsBufferBytes, flushIntervalMs: g.wsFlushMs, log: componentLogger('ws', 'gateway') });
+    const hub = new WsHub({
+      maxBufferedBytes: g.wsBufferBytes,
+      flushIntervalMs: g.wsFlushMs,
+      maxPerKey: g.wsMaxPerKey,
+      maxTotal: g.wsMaxTotal,
+      pingMs: g.wsPingMs,
+      log: componentLogger('ws', 'gateway'),
+    });
     this.hub = hub;
     const healthHost = config.healthHost === '0.0.0.0' || config.healthHost === '::' ? '127.0.0.1' : config.healthHost;
     const stats = new PipelineStats({
@@ -109,16 +117,18 @@ export class GatewayWorker {
       stats.results.add(stored);
       hub.publish(stored);
     });
-    installGatewayMetrics(hub, results);
-    const processService = new ProcessService({ config, policy: () => this.currentPolicy(), log: componentLogger('process', 'gateway') });
+    const pool = new ProcessPool({ config, log: componentLogger('process', 'gateway') });
+    this.pool = pool;
+    installGatewayMetrics(hub, results, pool, audit);
     const server = await buildGatewayServer({
       config,
       keys,
+      tickets: new TicketStore(g.wsTicketSeconds),
       audit,
       results,
       hub,
       stats,
-      process: processService,
+      process: pool,
       publishBars: (bars) => this.publishBars(bars),
       admin: this.admin(),
       log: this.log,
@@ -132,6 +142,7 @@ export class GatewayWorker {
     }
     this.server = server;
     stats.start();
+    hub.start();
     this.statsTimer = setInterval(() => void this.sendStats(), STATS_EVERY_MS);
     this.statsTimer.unref();
     this.log.info({ host: g.host, port: this.port, tls: g.tls !== null, keys: keys.size }, 'gateway listening');
@@ -160,18 +171,6 @@ export class GatewayWorker {
     );
   }
 
-  /** The policy a tactical worker would load now: the pinned version, else the latest promoted, else the seeded initial one. */
-  private async currentPolicy(): Promise<TacticalPolicy> {
-    const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
-    const { TacticalPolicy } = await import('../learning/policy');
-    const { INITIAL_POLICY_SEED } = await import('../supervisor/stages');
-    const registry = openModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
-    const wanted = this.config.modelVersion ?? (await registry.latestPromoted().catch(() => null));
-    if (this.policyCache !== null && this.policyCache.version === (wanted ?? `initial-${INITIAL_POLICY_SEED}`)) return this.policyCache;
-    this.policyCache = wanted === null ? TacticalPolicy.initial(INITIAL_POLICY_SEED) : await TacticalPolicy.load(registry, wanted);
-    return this.policyCache;
-  }
-
   private async announce(registry: import('../learning/registry').ModelRegistry, version: string): Promise<void> {
     try {
       const { announcePromotion } = await import('../broker/model-announcement');
@@ -187,6 +186,12 @@ export class GatewayWorker {
       return openModelRegistry(join(this.config.dataDir, 'models'), { keepVersions: this.config.modelKeep, seedFrom: BUNDLED_MODEL_DIR });
     };
     return {
+      versions: async () => {
+        const r = await registry();
+        // A registry nobody has opened yet holds the shipped model once seeded: seed it first.
+        await r.latestPromoted().catch(() => null);
+        return r.list();
+      },
       // As the CLI does: change the registry, then announce the now-current version so that running
       // tactical workers swap to it between bars (an announcement that fails is logged; the workers
       // then load the version when they next start).
@@ -231,6 +236,8 @@ export class GatewayWorker {
           await new Promise((resolve) => setTimeout(resolve, 200)); // let the close frames go out
         });
         await step('server', () => this.server?.close());
+        await step('process pool', () => this.pool?.close());
+        await step('audit', () => this.audit?.close());
         await step('stats', () => this.stats?.stop());
         await step('publisher', () => this.publisher?.stop(this.config.closeTimeoutMs));
         await step('connection', () => this.connection?.stop());
@@ -244,13 +251,26 @@ export class GatewayWorker {
 let metricsInstalled = false;
 
 /** Gateway metrics, read from the hub and the results memory when scraped. */
-function installGatewayMetrics(hub: WsHub, results: RecentResults): void {
+function installGatewayMetrics(hub: WsHub, results: RecentResults, pool: ProcessPool, audit: AuditLog): void {
   if (metricsInstalled) return;
   metricsInstalled = true;
   new Gauge({ name: 'pipeline_gateway_ws_clients', help: 'WebSocket clients connected', registers: [registry], collect() { this.set(hub.clientCount); } });
   new Counter({ name: 'pipeline_gateway_ws_frames_total', help: 'Frames sent to WebSocket clients (results, and stats for the live page)', registers: [registry], collect() { this.reset(); this.inc(hub.sent); } });
   new Counter({ name: 'pipeline_gateway_ws_writes_total', help: 'Writes to WebSocket client sockets (each carries one or more frames)', registers: [registry], collect() { this.reset(); this.inc(hub.writes); } });
   new Counter({ name: 'pipeline_gateway_ws_slow_closed_total', help: 'WebSocket clients closed with 1013 (too slow)', registers: [registry], collect() { this.reset(); this.inc(hub.closedSlow); } });
+  new Counter({ name: 'pipeline_gateway_ws_closed_total', help: 'WebSocket clients closed by the gateway, by reason (dead: no pong; policy: sent a data frame)', labelNames: ['reason'], registers: [registry], collect() {
+    this.reset();
+    this.inc({ reason: 'dead' }, hub.closedDead);
+    this.inc({ reason: 'policy' }, hub.closedPolicy);
+  } });
+  new Counter({ name: 'pipeline_gateway_ws_refused_total', help: 'WebSocket upgrades refused by GATEWAY_WS_MAX_PER_KEY or GATEWAY_WS_MAX_TOTAL', registers: [registry], collect() { this.reset(); this.inc(hub.refused); } });
+  new Gauge({ name: 'pipeline_gateway_process_busy', help: 'Process calls running or waiting in the pool', registers: [registry], collect() { this.set(pool.busy); } });
+  new Counter({ name: 'pipeline_gateway_process_refused_total', help: 'Process calls refused, by reason (busy: 503, timeout: 504)', labelNames: ['reason'], registers: [registry], collect() {
+    this.reset();
+    this.inc({ reason: 'busy' }, pool.refused);
+    this.inc({ reason: 'timeout' }, pool.timedOut);
+  } });
+  new Counter({ name: 'pipeline_gateway_audit_failures_total', help: 'Audit lines that could not be written', registers: [registry], collect() { this.reset(); this.inc(audit.failures); } });
   new Counter({ name: 'pipeline_gateway_results_total', help: 'Results received by the gateway, by outcome', labelNames: ['outcome'], registers: [registry], collect() {
     this.reset();
     this.inc({ outcome: 'kept' }, results.accepted);

@@ -1,5 +1,6 @@
 /**
- * The live page at `/`: plain HTML and one script, no build step and nothing fetched from outside
+ * The live page at `/`: plain HTML, one style sheet and one script (no inline script or style, as
+ * the Content-Security-Policy requires), no build step and nothing fetched from outside
  * the gateway (lightweight-charts is served from node_modules by the gateway), so it works offline.
  * Kept as strings so that `npm run build` ships it inside dist/ with the code.
  */
@@ -10,27 +11,7 @@ export const PAGE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Bar pipeline: live</title>
-<style>
-  :root { color-scheme: dark; --bg:#0f1419; --panel:#171d24; --line:#2a323c; --text:#d6dde6; --dim:#8a96a3; }
-  * { box-sizing: border-box; }
-  body { margin:0; font: 14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
-  header { display:flex; gap:12px; align-items:center; padding:10px 16px; border-bottom:1px solid var(--line); flex-wrap:wrap; }
-  header h1 { font-size:16px; margin:0 12px 0 0; }
-  input { background:var(--panel); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:6px 8px; }
-  button { background:#2b6cb0; color:white; border:0; border-radius:4px; padding:7px 12px; cursor:pointer; }
-  #status { color:var(--dim); }
-  #stats { display:flex; gap:18px; padding:8px 16px; border-bottom:1px solid var(--line); flex-wrap:wrap; color:var(--dim); }
-  #stats b { color:var(--text); font-weight:600; }
-  .open { color:#f56565 !important; } .half_open { color:#ecc94b !important; } .closed { color:#48bb78 !important; }
-  #symbols { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; padding:12px 16px; }
-  .card { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px; }
-  .card h2 { margin:0 0 6px; font-size:15px; display:flex; gap:12px; align-items:baseline; }
-  .card .facts { color:var(--dim); font-size:13px; display:flex; gap:14px; flex-wrap:wrap; margin-bottom:6px; }
-  .card .facts b { color:var(--text); }
-  .chart { height:320px; }
-  .legend { color:var(--dim); font-size:12px; margin-top:4px; }
-  .sw { display:inline-block; width:10px; height:10px; margin:0 3px 0 8px; border-radius:2px; }
-</style>
+<link rel="stylesheet" href="/assets/page.css">
 </head>
 <body>
 <header>
@@ -49,10 +30,36 @@ export const PAGE_HTML = `<!doctype html>
   <span>strategic 30m bars/s <b id="s-srate">-</b></span>
 </div>
 <div id="symbols"></div>
+<footer class="attribution">Charts by <a href="https://www.tradingview.com/lightweight-charts/" rel="noopener noreferrer">TradingView Lightweight Charts™</a></footer>
 <script src="/assets/lightweight-charts.js"></script>
 <script src="/assets/page.js"></script>
 </body>
 </html>
+`;
+
+/** The page's styles, served as /assets/page.css (the Content-Security-Policy allows no inline style). */
+export const PAGE_CSS = `:root { color-scheme: dark; --bg:#0f1419; --panel:#171d24; --line:#2a323c; --text:#d6dde6; --dim:#8a96a3; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
+header { display:flex; gap:12px; align-items:center; padding:10px 16px; border-bottom:1px solid var(--line); flex-wrap:wrap; }
+header h1 { font-size:16px; margin:0 12px 0 0; }
+input { background:var(--panel); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:6px 8px; }
+button { background:#2b6cb0; color:white; border:0; border-radius:4px; padding:7px 12px; cursor:pointer; }
+#status { color:var(--dim); }
+#stats { display:flex; gap:18px; padding:8px 16px; border-bottom:1px solid var(--line); flex-wrap:wrap; color:var(--dim); }
+#stats b { color:var(--text); font-weight:600; }
+.open { color:#f56565 !important; } .half_open { color:#ecc94b !important; } .closed { color:#48bb78 !important; }
+#symbols { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:12px; padding:12px 16px; }
+.card { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px; }
+.card h2 { margin:0 0 6px; font-size:15px; display:flex; gap:12px; align-items:baseline; }
+.card .facts { color:var(--dim); font-size:13px; display:flex; gap:14px; flex-wrap:wrap; margin-bottom:6px; }
+.card .facts b { color:var(--text); }
+.chart { height:320px; }
+.legend { color:var(--dim); font-size:12px; margin-top:4px; }
+.sw { display:inline-block; width:10px; height:10px; margin:0 3px 0 8px; border-radius:2px; }
+.attribution { color:var(--dim); font-size:12px; padding:4px 16px 12px; }
+.attribution a { color:var(--dim); }
+.sw-bull { background:#48bb78; } .sw-bear { background:#f56565; } .sw-sideways { background:#a0aec0; } .sw-volatile { background:#ecc94b; }
 `;
 
 export const PAGE_SCRIPT = String.raw`'use strict';
@@ -85,13 +92,14 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       '<span>target <b class="f-target">-</b></span><span>combined <b class="f-comb">-</b></span>' +
       '<span>latency <b class="f-lat">-</b> ms</span><span>degraded <b class="f-deg">-</b></span></div>' +
       '<div class="chart"></div><div class="legend">candles from the results: close, opened at the previous close (results carry no high/low);' +
-      ' band = regime<span class="sw" style="background:#48bb78"></span>BULL<span class="sw" style="background:#f56565"></span>BEAR' +
-      '<span class="sw" style="background:#a0aec0"></span>SIDEWAYS<span class="sw" style="background:#ecc94b"></span>VOLATILE; arrows = LONG/SHORT decisions</div>';
+      ' band = regime<span class="sw sw-bull"></span>BULL<span class="sw sw-bear"></span>BEAR' +
+      '<span class="sw sw-sideways"></span>SIDEWAYS<span class="sw sw-volatile"></span>VOLATILE; arrows = LONG/SHORT decisions</div>';
     el.querySelector('.name').textContent = symbol;
     $('symbols').appendChild(el);
     var chart = LWC.createChart(el.querySelector('.chart'), {
       autoSize: true,
-      layout: { background: { color: '#171d24' }, textColor: '#d6dde6' },
+      // The logo injects an inline <style> the Content-Security-Policy blocks: attribution is in the footer instead.
+      layout: { background: { color: '#171d24' }, textColor: '#d6dde6', attributionLogo: false },
       grid: { vertLines: { color: '#222a33' }, horzLines: { color: '#222a33' } },
       timeScale: { timeVisible: true, secondsVisible: false },
     });
@@ -180,8 +188,15 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     try {
       for (var i = 0; i < symbols.length; i++) await loadHistory(symbols[i], key);
     } catch (err) { setStatus(String(err.message || err)); return; }
+    // The key never goes into a URL: it buys a single-use ticket (valid 30 s) for this one socket.
+    var ticket;
+    try {
+      var res = await fetch('/api/ws-ticket', { method: 'POST', headers: { Authorization: 'Bearer ' + key } });
+      if (!res.ok) throw new Error('ticket: HTTP ' + res.status);
+      ticket = (await res.json()).ticket;
+    } catch (err) { setStatus(String(err.message || err) + '; reconnecting'); setTimeout(connect, 5000); return; }
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    var url = proto + '//' + location.host + '/ws?stats=1&symbols=' + encodeURIComponent(symbols.join(',')) + '&token=' + encodeURIComponent(key);
+    var url = proto + '//' + location.host + '/ws?stats=1&symbols=' + encodeURIComponent(symbols.join(',')) + '&ticket=' + encodeURIComponent(ticket);
     var socket = new WebSocket(url);
     state.socket = socket;
     socket.onopen = function () { setStatus('live: ' + symbols.join(', ')); };

@@ -2,6 +2,14 @@ import type { StageHealth } from '../../schemas/gateway.schema';
 import type { Logger } from '../observability/logger';
 import type { StoredResult } from './recent-results';
 
+/** Shortest time between two requests to the supervisor's /health. */
+const HEALTH_CACHE_MS = 1000;
+/** Age up to which a supervisor /health answer is served without waiting for a newer one. */
+const HEALTH_STALE_MS = 5000;
+
+/** The supervisor's /health status and body, or null when it could not be reached. */
+export type HealthAnswer = { status: number; body: Record<string, unknown> } | null;
+
 /** Seconds over which figures are measured. */
 export const STATS_WINDOW_SECONDS = 60;
 
@@ -141,6 +149,11 @@ export class PipelineStats {
   private timer: NodeJS.Timeout | null = null;
   private lastHealth: { ok: boolean; body: Record<string, unknown> } | null = null;
   private scrapeError: string | null = null;
+  private healthFetch: Promise<HealthAnswer> | null = null;
+  private healthFetchAtMs = -Infinity;
+  private healthAnswer: { value: HealthAnswer; atMs: number } | null = null;
+  /** Requests made to the supervisor's /health. */
+  healthFetches = 0;
 
   constructor(private readonly options: PipelineStatsOptions) {}
 
@@ -156,8 +169,29 @@ export class PipelineStats {
     this.timer = null;
   }
 
-  /** The supervisor's /health answer, fetched now: `null` when it cannot be reached. */
-  async supervisorHealth(): Promise<{ status: number; body: Record<string, unknown> } | null> {
+  /**
+   * The supervisor's /health answer: `null` when it cannot be reached. The supervisor is asked at
+   * most once a second whatever the request rate, and callers do not wait for it while an answer
+   * younger than {@link HEALTH_STALE_MS} is at hand: they get that one and the next fetch runs in the
+   * background (a loaded supervisor must not make the gateway's own health slow). Only without such
+   * an answer (the first call, or a supervisor that stopped answering) do callers wait for the fetch.
+   */
+  supervisorHealth(): Promise<HealthAnswer> {
+    const now = Date.now();
+    if (this.healthFetch === null && now - this.healthFetchAtMs >= HEALTH_CACHE_MS) {
+      this.healthFetchAtMs = now;
+      this.healthFetches++;
+      this.healthFetch = this.fetchHealth().then((value) => {
+        this.healthAnswer = { value, atMs: Date.now() };
+        this.healthFetch = null;
+        return value;
+      });
+    }
+    if (this.healthAnswer !== null && now - this.healthAnswer.atMs < HEALTH_STALE_MS) return Promise.resolve(this.healthAnswer.value);
+    return this.healthFetch ?? Promise.resolve(this.healthAnswer?.value ?? null);
+  }
+
+  private async fetchHealth(): Promise<HealthAnswer> {
     try {
       const res = await fetch(`${this.options.supervisorUrl}/health`, { signal: AbortSignal.timeout(2000) });
       const body = (await res.json()) as Record<string, unknown>;

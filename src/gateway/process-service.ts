@@ -9,8 +9,8 @@ import type {
 } from '../../schemas/gateway.schema';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
 import type { PipelineConfig } from '../config/config';
-import { PipelineError } from '../errors';
-import type { AgentStage } from '../flows/agent-stage';
+import { ProcessInputError } from './http-error';
+import { AgentStage } from '../flows/agent-stage';
 import { AnalyticsStage } from '../flows/analytics-stage';
 import type { TimeKeyedBufferFlow, TimedLookup } from '../flows/context-buffer-flow';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
@@ -21,12 +21,6 @@ import type { TacticalPolicy } from '../learning/policy';
 import type { Logger } from '../observability/logger';
 import { FEATURE_COUNT, FEATURE_NAMES, FeatureMatrix, WINDOW_BARS } from '../strategic';
 
-/** A request whose bars cannot be processed as given (order, symbol, timeframe). */
-export class ProcessInputError extends PipelineError {
-  constructor(message: string) {
-    super('PROCESS_INPUT_INVALID', message, false);
-  }
-}
 
 /** Options of {@link ProcessService}. */
 export interface ProcessServiceOptions {
@@ -125,8 +119,7 @@ export class ProcessService {
     const started = performance.now();
     checkBars(symbol, bars, '5m');
     const policy = await this.options.policy();
-    const { AgentStage } = await import('../flows/agent-stage');
-    const agents: AgentStage = new AgentStage(policy, this.options.log, this.options.config.training);
+    const agents = new AgentStage(policy, this.options.log, this.options.config.training);
     return this.withStage(async (stage) => {
       const feedback = new MemoryBuffer<Feedback>();
       const contexts = new MemoryBuffer<StrategicContext>();

@@ -10,8 +10,11 @@ export interface HubSocket {
   send(data: string | Buffer, options?: { binary?: boolean }): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
+  ping(): void;
   on(event: 'close', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'pong', listener: () => void): unknown;
+  on(event: 'message', listener: () => void): unknown;
   once(event: 'close', listener: () => void): unknown;
 }
 
@@ -25,6 +28,8 @@ interface ByteStream {
 
 /** Close code for a client too slow to keep up (RFC 6455 "try again later"). */
 export const WS_CLOSE_TOO_SLOW = 1013;
+/** Close code for a client that sent a data frame: the socket is push-only (RFC 6455 "policy violation"). */
+export const WS_CLOSE_POLICY = 1008;
 
 /** Options of {@link WsHub}. */
 export interface WsHubOptions {
@@ -38,6 +43,12 @@ export interface WsHubOptions {
   flushIntervalMs?: number;
   /** How long a closed slow client gets to take its close frame before it is terminated. @defaultValue 5000 */
   terminateAfterMs?: number;
+  /** Sockets per key (GATEWAY_WS_MAX_PER_KEY). @defaultValue 16 */
+  maxPerKey?: number;
+  /** Sockets in all (GATEWAY_WS_MAX_TOTAL). @defaultValue 1000 */
+  maxTotal?: number;
+  /** Interval of the pings; a socket that has not answered one by the next is terminated (GATEWAY_WS_PING_MS). @defaultValue 30000 */
+  pingMs?: number;
   log: Logger;
 }
 
@@ -50,6 +61,10 @@ interface Client {
   /** Frames waiting for the next flush, in order. */
   pending: Buffer[];
   pendingBytes: number;
+  /** The key whose slot it holds. */
+  keyId: string;
+  /** A pong came since the last ping. */
+  alive: boolean;
 }
 
 /**
@@ -121,6 +136,15 @@ export class WsHub {
   writes = 0;
   /** Clients closed for being too slow. */
   closedSlow = 0;
+  /** Clients closed for not answering a ping, and for sending a data frame. */
+  closedDead = 0;
+  closedPolicy = 0;
+  /** Upgrades refused by the caps. */
+  refused = 0;
+  /** Sockets per key id, reserved at the upgrade and released when the socket closes. */
+  private readonly perKey = new Map<string, number>();
+  private reserved = 0;
+  private pingTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: WsHubOptions) {
     const ms = options.flushIntervalMs ?? 20;
@@ -132,9 +156,84 @@ export class WsHub {
     return this.clients.size;
   }
 
-  /** Subscribes a socket to `symbols`; it is removed when it closes. */
-  add(socket: HubSocket, symbols: readonly string[], stats = false): void {
-    const client: Client = { socket, stream: byteStreamOf(socket), symbols: new Set(symbols), stats, pending: [], pendingBytes: 0 };
+  /** Sockets reserved or open (what the caps count). */
+  get openCount(): number {
+    return this.reserved;
+  }
+
+  /**
+   * Takes a slot for one more socket of `keyId` before its upgrade: false when the key or the
+   * gateway is at its cap (the upgrade then gets 429). Every true must be matched by one
+   * {@link release}, which {@link add} does when the socket closes.
+   */
+  reserve(keyId: string): boolean {
+    const n = this.perKey.get(keyId) ?? 0;
+    if (n >= (this.options.maxPerKey ?? 16) || this.reserved >= (this.options.maxTotal ?? 1000)) {
+      this.refused++;
+      return false;
+    }
+    this.perKey.set(keyId, n + 1);
+    this.reserved++;
+    return true;
+  }
+
+  /** Gives back a slot taken by {@link reserve}. */
+  release(keyId: string): void {
+    const n = this.perKey.get(keyId) ?? 0;
+    if (n <= 0) return;
+    if (n === 1) this.perKey.delete(keyId);
+    else this.perKey.set(keyId, n - 1);
+    this.reserved--;
+  }
+
+  /** Starts the pings (every `pingMs`; a socket that did not answer the previous one is terminated). */
+  start(): void {
+    if (this.pingTimer !== null) return;
+    this.pingTimer = setInterval(() => this.pingAll(), this.options.pingMs ?? 30_000);
+    this.pingTimer.unref();
+  }
+
+  private pingAll(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.closedDead++;
+        this.options.log.debug({ keyId: client.keyId }, 'websocket client did not answer a ping; terminating');
+        this.forget(client);
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      try {
+        client.socket.ping();
+      } catch {
+        // A socket closing under us: its close event removes it.
+      }
+    }
+  }
+
+  /**
+   * Subscribes a socket to `symbols`, holding a slot of `keyId` taken by {@link reserve} (given
+   * back when it closes). The socket is push-only: a data frame from the client closes it with 1008.
+   */
+  add(socket: HubSocket, symbols: readonly string[], stats = false, keyId = ''): void {
+    const client: Client = { socket, stream: byteStreamOf(socket), symbols: new Set(symbols), stats, pending: [], pendingBytes: 0, keyId, alive: true };
+    let released = false;
+    socket.once('close', () => {
+      if (!released) this.release(keyId);
+      released = true;
+    });
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.on('message', () => {
+      if (!this.clients.has(client)) return;
+      this.closedPolicy++;
+      this.forget(client);
+      socket.close(WS_CLOSE_POLICY, 'push-only: send nothing on this socket');
+      const timer = setTimeout(() => socket.terminate(), this.options.terminateAfterMs ?? 5000);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
     this.clients.add(client);
     for (const s of client.symbols) {
       let set = this.bySymbol.get(s);
@@ -238,6 +337,8 @@ export class WsHub {
 
   /** Sends what is queued, then closes every client (gateway shutdown). */
   closeAll(): void {
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.pingTimer = null;
     this.flush();
     for (const client of this.clients) client.socket.close(1001, 'gateway stopping');
     this.clients.clear();

@@ -70,9 +70,12 @@ describe('live page', () => {
       if (msg.type() === 'error') errors.push(msg.text());
     });
     page.on('pageerror', (err) => errors.push(err.message));
+    const urls: string[] = [];
     page.on('request', (req) => {
+      urls.push(req.url());
       if (!req.url().startsWith(base)) outside.push(req.url());
     });
+    page.on('websocket', (ws) => urls.push(ws.url()));
     await page.goto(`${base}/?symbols=PAGE,PAGE.B`);
     await page.fill('#key', keys.viewer);
     await page.click('#connect');
@@ -104,5 +107,8 @@ describe('live page', () => {
     await page.screenshot({ path: join(OUTPUT_DIR, 'live-page.png'), fullPage: true });
     expect(errors).toEqual([]);
     expect(outside).toEqual([]);
+    // The socket was opened with a ticket; the key was never in a URL.
+    expect(urls.some((u) => u.includes('/ws?') && u.includes('ticket='))).toBe(true);
+    expect(urls.filter((u) => u.includes(keys.viewer))).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { spawnProcess, type Spawned } from '../fixtures/processes';
 jest.setTimeout(120_000);
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const WsCtor = require('ws') as new (url: string, options: { ca: string | Buffer }) => {
+const WsCtor = require('ws') as new (url: string, options: { ca: string | Buffer; headers?: Record<string, string> }) => {
   on(event: 'open', fn: () => void): void;
   on(event: 'message', fn: (data: Buffer) => void): void;
   on(event: 'error', fn: (err: Error) => void): void;
@@ -82,7 +82,7 @@ describe('gateway over TLS, run on its own', () => {
     expect((res.json as { openapi?: unknown }).openapi).toBe('3.1.0');
     await expect(fetch(`http://127.0.0.1:${port}/api/health`)).rejects.toThrow();
     const opened = await new Promise<boolean>((resolve) => {
-      const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=TLS&token=${keys.viewer}`, { ca: cert });
+      const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=TLS`, { ca: cert, headers: { authorization: `Bearer ${keys.viewer}` } });
       ws.on('open', () => {
         ws.close();
         resolve(true);
@@ -90,6 +90,19 @@ describe('gateway over TLS, run on its own', () => {
       ws.on('error', () => resolve(false));
     });
     expect(opened).toBe(true);
+  });
+
+  it('sends Strict-Transport-Security with TLS, besides the headers of every response, and refuses TLS 1.1', async () => {
+    const res = await call('GET', '/api/openapi.json', keys.admin);
+    expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['cache-control']).toBe('no-store');
+    const old = await new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/health', ca: cert, servername: 'localhost', maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => resolve('answered'));
+      req.on('error', (err) => resolve(err.message));
+      req.end();
+    });
+    expect(old).not.toBe('answered');
   });
 
   it('answers 413 for a body over GATEWAY_BODY_LIMIT_BYTES', async () => {
@@ -116,9 +129,19 @@ describe('gateway over TLS, run on its own', () => {
 
   it('never writes a key to its log, even at trace level and for refused keys', async () => {
     await call('GET', '/api/results/X', 'wrong-key-that-is-long-enough');
+    // A ticket is a credential too: it never reaches the log either.
+    const ticket = ((await call('POST', '/api/ws-ticket', keys.admin)).json as { ticket: string }).ticket;
+    await new Promise<void>((resolve) => {
+      const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=LOG&ticket=${ticket}`, { ca: cert });
+      ws.on('open', () => {
+        ws.close();
+        resolve();
+      });
+      ws.on('error', () => resolve());
+    });
     await call('POST', '/api/bars', keys.viewer, '[]');
     await new Promise<void>((resolve) => {
-      const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=LOG&token=${keys.operator}`, { ca: cert });
+      const ws = new WsCtor(`wss://localhost:${port}/ws?symbols=LOG`, { ca: cert, headers: { authorization: `Bearer ${keys.operator}` } });
       ws.on('open', () => {
         ws.close();
         resolve();
@@ -131,6 +154,6 @@ describe('gateway over TLS, run on its own', () => {
     const output = gateway.stdout() + gateway.stderr();
     expect(output).toContain('"level":20'); // debug lines (one per request) were written
     expect(output).toContain('worker stopped');
-    for (const k of [keys.viewer, keys.operator, keys.admin, 'wrong-key-that-is-long-enough']) expect(output).not.toContain(k);
+    for (const k of [keys.viewer, keys.operator, keys.admin, 'wrong-key-that-is-long-enough', ticket]) expect(output).not.toContain(k);
   });
 });

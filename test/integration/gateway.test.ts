@@ -91,11 +91,14 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     ['POST', '/api/models/promote', { version: 'v' }],
     ['POST', '/api/models/rollback', {}],
     ['POST', '/api/dead-letters/replay', {}],
+    ['POST', '/api/ws-ticket'],
     ['GET', '/api/openapi.json'],
   ];
 
-  it('answers /api/health without a key with the supervisor health, and 401 on every other route without a key', async () => {
-    const health = await call('GET', '/api/health', null);
+  it('answers /api/health with only the status without a key and the supervisor health with one, and 401 on every other route without a key', async () => {
+    const anonymous = await call('GET', '/api/health', null);
+    expect([anonymous.status, anonymous.json]).toEqual([200, { status: 'ok' }]);
+    const health = await call('GET', '/api/health', keys.viewer);
     expect(health.status).toBe(200);
     const healthBody = body(GatewayHealthSchema, health);
     expect(healthBody.status).toBe('ok');
@@ -180,10 +183,14 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     const other = generateSyntheticMarket({ seed: 12, symbol: 'WS-B', bars: 50 }).bars;
     const received: string[][] = [[], [], []];
     const opened: Promise<void>[] = [];
+    // A browser's way (a single-use ticket) and a program's (Authorization on the upgrade).
+    const ticket = async (key: string): Promise<{ ticket: string; expires_in: number }> => (await call('POST', '/api/ws-ticket', key)).json as { ticket: string; expires_in: number };
+    const tickets = [await ticket(keys.viewer), await ticket(keys.operator)];
+    expect(tickets.map((t) => t.expires_in)).toEqual([30, 30]);
     const clients = [
       openWs(`${wsBase}/ws?symbols=WS.A`, { authorization: `Bearer ${keys.viewer}` }),
-      openWs(`${wsBase}/ws?symbols=WS.A,WS-B&token=${keys.viewer}`),
-      openWs(`${wsBase}/ws?symbols=WS-B&token=${keys.operator}`),
+      openWs(`${wsBase}/ws?symbols=WS.A,WS-B&ticket=${tickets[0]!.ticket}`),
+      openWs(`${wsBase}/ws?symbols=WS-B&ticket=${tickets[1]!.ticket}`),
     ];
     clients.forEach((ws, i) => {
       sockets.push(ws);
@@ -230,31 +237,84 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     }
   });
 
-  it('writes one audit line per changing call, with key id, role, route and outcome, and no key', async () => {
-    const before = auditLines().length;
+  it('writes a started line before a change and an outcome line after it, with ip, request id and what changed, and no line per denied call', async () => {
     const bar = generateSyntheticMarket({ seed: 21, symbol: 'AUDIT', bars: 1 }).bars[0]!;
     await call('GET', '/api/results/AUDIT', keys.viewer); // reads are not audited
-    expect((await call('POST', '/api/bars', keys.operator, bar)).status).toBe(202);
-    expect((await call('POST', '/api/bars', keys.operator, [{ ...bar, close: -1 }])).status).toBe(400);
-    expect((await call('POST', '/api/bars', null, bar)).status).toBe(401);
-    expect((await call('POST', '/api/bars', keys.viewer, bar)).status).toBe(403);
-    expect((await call('POST', '/api/models/promote', keys.admin, { version: 'no-such-version' })).status).toBe(400);
-    await waitFor(() => auditLines().length >= before + 5, 5000, 'audit lines');
-    const lines = auditLines().slice(before);
-    expect(lines).toHaveLength(5);
-    expect(lines.map((l) => [l.route, l.outcome, l.role])).toEqual([
-      ['/api/bars', '202 ok', 'operator'],
-      ['/api/bars', '400 rejected', 'operator'],
-      ['/api/bars', '401 unauthorized', null],
-      ['/api/bars', '403 forbidden', 'viewer'],
-      ['/api/models/promote', '400 rejected', 'admin'],
+    const accepted = await call('POST', '/api/bars', keys.operator, bar);
+    const rejected = await call('POST', '/api/bars', keys.operator, [{ ...bar, close: -1 }]);
+    const anonymous = await call('POST', '/api/bars', null, bar);
+    const forbidden = await call('POST', '/api/bars', keys.viewer, bar);
+    const unknown = await call('POST', '/api/models/promote', keys.admin, { version: 'v9999' });
+    expect([accepted.status, rejected.status, anonymous.status, forbidden.status, unknown.status]).toEqual([202, 400, 401, 403, 400]);
+    const id = (res: { headers: Headers }): string => res.headers.get('x-request-id') ?? 'none';
+    const of = (res: { headers: Headers }): Record<string, unknown>[] => auditLines().filter((l) => l.request_id === id(res));
+    await waitFor(() => of(unknown).length === 1, 10_000, 'the last audit line');
+    expect(of(accepted).map((l) => [l.outcome, l.role, l.route, l.change])).toEqual([
+      ['started', 'operator', '/api/bars', { bars: 1, symbols: ['AUDIT'] }],
+      ['202 ok', 'operator', '/api/bars', { accepted: 1 }],
     ]);
-    for (const l of lines) {
+    expect(of(rejected).map((l) => l.outcome)).toEqual(['400 rejected']);
+    expect(of(unknown).map((l) => [l.outcome, l.role, l.route])).toEqual([['400 rejected', 'admin', '/api/models/promote']]);
+    // Denied calls are summed per address (one line a minute at most), never a line each.
+    expect([...of(anonymous), ...of(forbidden)]).toEqual([]);
+    for (const l of [...of(accepted), ...of(rejected), ...of(unknown)]) {
+      expect(l.ip).toBe('127.0.0.1');
       expect(typeof l.time).toBe('string');
-      expect(l.key_id === null || (typeof l.key_id === 'string' && /^[0-9a-f]{12}$/.test(l.key_id))).toBe(true);
+      expect(typeof l.key_id === 'string' && /^[0-9a-f]{12}$/.test(l.key_id)).toBe(true);
     }
     const text = readFileSync(auditFile, 'utf8');
     for (const k of [keys.viewer, keys.operator, keys.admin]) expect(text).not.toContain(k);
+  });
+
+  it('keeps /api/health and the WebSocket answering while the process pool is saturated, refusing calls past its queue with 503 and Retry-After', async () => {
+    const heavy = { symbol: 'SAT', bars: generateSyntheticMarket({ seed: 41, symbol: 'SAT', bars: 2000 }).bars };
+    const live = generateSyntheticMarket({ seed: 42, symbol: 'SATWS', bars: 30 }).bars;
+    const frames: string[] = [];
+    const ws = openWs(`${wsBase}/ws?symbols=SATWS`, { authorization: `Bearer ${keys.viewer}` });
+    sockets.push(ws);
+    ws.on('message', (data) => frames.push(data.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      ws.on('open', () => resolve());
+      ws.on('error', reject);
+    });
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    let saturating = true;
+    const running = new Set<Promise<void>>();
+    // Each call that got a slot (200, or 504 past its deadline) is replaced by two: one takes the
+    // slot it freed, the other finds the pool and its queue (2 + 8) full. So the pool stays
+    // saturated, and refused calls keep coming, until the stream has been checked.
+    const fire = (): void => {
+      const p: Promise<void> = (async () => {
+        const res = await fetch(`${base}/api/tactical/process`, { method: 'POST', headers: { authorization: `Bearer ${keys.viewer}`, 'content-type': 'application/json' }, body: JSON.stringify(heavy) });
+        await res.text();
+        statuses.push(res.status);
+        if (res.status === 503) retryAfter = res.headers.get('retry-after');
+        else if (saturating) {
+          fire();
+          fire();
+        }
+      })().finally(() => running.delete(p));
+      running.add(p);
+    };
+    for (let i = 0; i < 14; i++) fire();
+    try {
+      await waitFor(() => statuses.includes(503), 60_000, 'a call refused past the queue');
+      expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+      // Saturated now: health answers, bars are accepted and their results reach the socket.
+      const health = await call('GET', '/api/health', null);
+      expect(health.json).toEqual({ status: 'ok' });
+      expect((await call('POST', '/api/bars', keys.operator, live)).status).toBe(202);
+      await waitFor(() => frames.length === live.length, 120_000, 'results streamed while saturated');
+      expect(frames.map((f) => (JSON.parse(f) as IntegratedResult).ts)).toEqual(live.map((b) => b.ts));
+      // And the pool was still saturated after that: calls are still being refused.
+      const seen = statuses.length;
+      await waitFor(() => statuses.slice(seen).includes(503), 60_000, 'a refusal after the stream was checked');
+    } finally {
+      saturating = false;
+      while (running.size > 0) await Promise.all([...running]);
+    }
+    expect(statuses.filter((s) => ![200, 503, 504].includes(s))).toEqual([]);
   });
 
   it('process endpoints give the workers’ results for the same bars', async () => {
@@ -312,7 +372,7 @@ describe('gateway (HTTP and WebSocket) on a running pipeline', () => {
     const doc = res.json as OpenApiDoc;
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/bars', '/api/dead-letters/replay', '/api/health', '/api/models/promote', '/api/models/rollback', '/api/openapi.json', '/api/results/{symbol}', '/api/strategic/health', '/api/strategic/process', '/api/tactical/health', '/api/tactical/process', '/ws'].sort(),
+      ['/api/bars', '/api/dead-letters/replay', '/api/health', '/api/models/promote', '/api/models/rollback', '/api/openapi.json', '/api/results/{symbol}', '/api/strategic/health', '/api/strategic/process', '/api/tactical/health', '/api/tactical/process', '/api/ws-ticket', '/ws'].sort(),
     );
     const ref = doc.paths['/api/strategic/process']?.post?.requestBody?.content['application/json']?.schema.$ref;
     expect(ref).toBe('#/components/schemas/StrategicProcessRequest');

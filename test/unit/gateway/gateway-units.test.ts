@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, hashApiKey } from '../../../src/config/config';
 import { openApiDocument } from '../../../src/gateway/routes';
-import { KeyStore, RateLimiter, roleAtLeast } from '../../../src/gateway/auth';
+import { KeyStore, TicketStore, roleAtLeast } from '../../../src/gateway/auth';
+import { capIssues, parseOr400, GatewayHttpError } from '../../../src/gateway/http-error';
+import { AuditLog } from '../../../src/gateway/audit';
+import { z } from 'zod';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { RecentResults, type StoredResult } from '../../../src/gateway/recent-results';
 import { ResultsFeed } from '../../../src/gateway/results-feed';
 import type { BrokerConnection } from '../../../src/broker/broker-connection';
@@ -41,9 +45,18 @@ class FakeSocket implements HubSocket {
   terminate(): void {
     this.terminated = true;
   }
+  pings = 0;
+  ping(): void {
+    this.pings++;
+  }
+  readonly listeners = new Map<string, ((...args: never[]) => void)[]>();
   on(event: string, listener: (...args: never[]) => void): this {
     if (event === 'close') this.closeListeners.push(listener);
+    else this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener]);
     return this;
+  }
+  emit(event: 'message' | 'pong'): void {
+    for (const l of this.listeners.get(event) ?? []) (l)();
   }
   once(event: string, listener: () => void): this {
     return this.on(event, listener);
@@ -55,19 +68,33 @@ class FakeSocket implements HubSocket {
 }
 
 describe('gateway configuration', () => {
-  const key = 'k'.repeat(20);
+  const key = '0123456789abcdefghijklmn';
+  const key2 = 'ZYXWVUTSRQPONMLKJIHGFEDCBA';
   it('keeps only hashes of GATEWAY_API_KEYS and their roles', () => {
-    const config = loadConfig({ GATEWAY_API_KEYS: `viewer:${key},admin:${'a'.repeat(32)}` });
+    const config = loadConfig({ GATEWAY_API_KEYS: `viewer:${key},admin:${key2}` });
     expect(config.gateway.keys).toEqual([
       { role: 'viewer', hash: hashApiKey(key) },
-      { role: 'admin', hash: hashApiKey('a'.repeat(32)) },
+      { role: 'admin', hash: hashApiKey(key2) },
     ]);
     expect(JSON.stringify(config)).not.toContain(key);
   });
 
   it('names the setting and never echoes a key in a configuration error', () => {
     const secret = 'short-secret';
-    expect(() => loadConfig({ GATEWAY_API_KEYS: `viewer:${secret}` })).toThrow(/GATEWAY_API_KEYS: the key of entry 1 must be 16 to 256/);
+    expect(() => loadConfig({ GATEWAY_API_KEYS: `viewer:${secret}` })).toThrow(/GATEWAY_API_KEYS: the key of entry 1 is too weak: a key must be 24 to 256/);
+    // Long enough but too few distinct characters: refused too, named by position, never echoed.
+    for (const weak of ['a'.repeat(40), 'abababababababababababababab', '123451234512345123451234512345']) {
+      const text = ((): string => {
+        try {
+          loadConfig({ GATEWAY_API_KEYS: `viewer:${key},admin:${weak}` });
+          return 'no error';
+        } catch (err) {
+          return (err as Error).message;
+        }
+      })();
+      expect(text).toMatch(/the key of entry 2 is too weak.*at least 10 distinct characters/);
+      expect(text).not.toContain(weak);
+    }
     const message = ((): string => {
       try {
         loadConfig({ GATEWAY_API_KEYS: `boss:${key}` });
@@ -87,7 +114,7 @@ describe('gateway configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gateway-keys-'));
     try {
       const file = join(dir, 'keys');
-      writeFileSync(file, `# gateway keys\noperator:${key}\n\nadmin:${'b'.repeat(24)}\n`);
+      writeFileSync(file, `# gateway keys\noperator:${key}\n\nadmin:${key2}\n`);
       expect(loadConfig({ GATEWAY_API_KEYS_FILE: file }).gateway.keys.map((k) => k.role)).toEqual(['operator', 'admin']);
       expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: file, GATEWAY_API_KEYS: `viewer:${key}` })).toThrow(/set only one of them/);
       expect(() => loadConfig({ GATEWAY_API_KEYS_FILE: join(dir, 'missing') })).toThrow(/GATEWAY_API_KEYS_FILE=.*cannot read it \(ENOENT\)/);
@@ -115,16 +142,99 @@ describe('KeyStore and roles', () => {
   });
 });
 
-describe('RateLimiter', () => {
-  it('allows the per-minute budget, then answers the seconds to wait, and refills with time', () => {
+describe('TicketStore', () => {
+  const caller = { keyId: 'abc123abc123', role: 'viewer' as const };
+  it('gives a ticket that opens once, within its lifetime, bound to its caller', () => {
     let now = 0;
-    const limiter = new RateLimiter(3, () => now);
-    expect([limiter.take('a'), limiter.take('a'), limiter.take('a')]).toEqual([0, 0, 0]);
-    expect(limiter.take('a')).toBe(20); // one token every 20 s
-    expect(limiter.take('b')).toBe(0); // per key
-    now = 20_000;
-    expect(limiter.take('a')).toBe(0);
-    expect(limiter.take('a')).toBeGreaterThan(0);
+    const tickets = new TicketStore(30, () => now);
+    const t = tickets.issue(caller);
+    expect(t.length).toBeGreaterThanOrEqual(32);
+    expect(tickets.peek(t)).toEqual(caller);
+    expect(tickets.take(t)).toEqual(caller);
+    expect(tickets.take(t)).toBeNull();
+    const late = tickets.issue(caller);
+    now = 30_000;
+    expect(tickets.peek(late)).toBeNull();
+    expect(tickets.take(late)).toBeNull();
+    expect(tickets.take('made-up')).toBeNull();
+  });
+
+  it('drops expired tickets when it issues new ones', () => {
+    let now = 0;
+    const tickets = new TicketStore(1, () => now);
+    for (let i = 0; i < 100; i++) tickets.issue(caller);
+    now = 2000;
+    tickets.issue(caller);
+    expect(tickets.size).toBe(1);
+  });
+});
+
+describe('bounded 400s', () => {
+  it('lists at most 20 issues, then truncated, and clips client-chosen field names', () => {
+    expect(capIssues([1, 2, 3])).toEqual({ items: [1, 2, 3] });
+    expect(capIssues(Array.from({ length: 50 }, (_, i) => i))).toEqual({ items: Array.from({ length: 20 }, (_, i) => i), truncated: true });
+    const schema = z.object({ n: z.array(z.number()) }).strict();
+    const err = ((): GatewayHttpError => {
+      try {
+        parseOr400(schema, { n: Array.from({ length: 1000 }, () => 'x'), ['k'.repeat(50_000)]: 1 }, 'body');
+      } catch (e) {
+        return e as GatewayHttpError;
+      }
+      throw new Error('no error');
+    })();
+    expect(err.status).toBe(400);
+    expect((err.extra.issues as unknown[]).length).toBe(20);
+    expect(err.extra.truncated).toBe(true);
+    expect(JSON.stringify({ message: err.message, ...err.extra }).length).toBeLessThan(16_384);
+  });
+});
+
+describe('AuditLog', () => {
+  it('rotates by size, keeping the last files, and summarises denied calls per address', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gateway-audit-'));
+    const path = join(dir, 'audit.jsonl');
+    const audit = new AuditLog({ path, maxBytes: 1024, keepFiles: 2, log });
+    try {
+      audit.open();
+      const line = { time: 't', ip: '10.0.0.1', request_id: 'r', key_id: null, role: null, method: 'POST', route: '/api/bars', outcome: 'started' };
+      for (let i = 0; i < 40; i++) await audit.write({ ...line, request_id: `r${i}` });
+      expect(existsSync(`${path}.1`)).toBe(true);
+      expect(existsSync(`${path}.2`)).toBe(true);
+      expect(existsSync(`${path}.3`)).toBe(false);
+      for (const f of [path, `${path}.1`, `${path}.2`]) expect(statSync(f).size).toBeLessThanOrEqual(1024);
+      expect(readFileSync(path, 'utf8')).toContain('"request_id":"r39"');
+      for (let i = 0; i < 500; i++) audit.denied('10.0.0.9', i % 2 === 0 ? 401 : 429, `d${i}`);
+      audit.denied('10.0.0.8', 403, 'e1');
+      await audit.close();
+      const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.outcome === 'denied');
+      expect(lines.map((l) => [l.ip, l.count, l.statuses])).toEqual([
+        ['10.0.0.9', 500, { 401: 250, 429: 250 }],
+        ['10.0.0.8', 1, { 403: 1 }],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a write it could not make (the route then answers 503), and recovers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gateway-audit-'));
+    const path = join(dir, 'audit.jsonl');
+    const audit = new AuditLog({ path, maxBytes: 1 << 20, keepFiles: 2, log });
+    try {
+      audit.open();
+      rmSync(path);
+      const { symlinkSync } = await import('node:fs');
+      symlinkSync('/dev/full', path);
+      const line = { time: 't', ip: '1', request_id: 'r', key_id: null, role: null, method: 'POST', route: '/api/bars', outcome: 'started' };
+      await expect(audit.write(line)).rejects.toThrow(/audit file not writable \(ENOSPC\)/);
+      expect(audit.failures).toBe(1);
+      rmSync(path);
+      await audit.write(line);
+      expect(readFileSync(path, 'utf8')).toContain('"outcome":"started"');
+      await audit.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -291,6 +401,47 @@ describe('WsHub', () => {
     expect(a.closed).toEqual({ code: WS_CLOSE_TOO_SLOW });
     hub.flush();
     expect(a.writes).toHaveLength(0); // its queued frames are dropped with it
+  });
+});
+
+describe('WsHub caps, pings and push-only sockets', () => {
+  it('reserves at most maxPerKey sockets per key and maxTotal in all, and gives slots back on close', () => {
+    const hub = new WsHub({ maxBufferedBytes: 10_000, maxPerKey: 2, maxTotal: 3, log });
+    expect([hub.reserve('k1'), hub.reserve('k1'), hub.reserve('k1')]).toEqual([true, true, false]);
+    expect([hub.reserve('k2'), hub.reserve('k3')]).toEqual([true, false]);
+    const s = new FakeSocket();
+    hub.add(s, ['A'], false, 'k1');
+    s.emitClose();
+    expect(hub.reserve('k3')).toBe(true);
+    expect(hub.refused).toBe(2);
+  });
+
+  it('closes a socket that sends a data frame with 1008, and terminates one that missed a ping', () => {
+    jest.useFakeTimers();
+    try {
+      const hub = new WsHub({ maxBufferedBytes: 10_000, pingMs: 1000, log });
+      const talker = new FakeSocket();
+      const quiet = new FakeSocket();
+      const alive = new FakeSocket();
+      for (const [i, s] of [talker, quiet, alive].entries()) {
+        expect(hub.reserve(`k${i}`)).toBe(true);
+        hub.add(s, ['A'], false, `k${i}`);
+      }
+      hub.start();
+      talker.emit('message');
+      expect(talker.closed?.code).toBe(1008);
+      jest.advanceTimersByTime(1000);
+      expect([quiet.pings, alive.pings]).toEqual([1, 1]);
+      alive.emit('pong');
+      jest.advanceTimersByTime(1000);
+      expect(quiet.terminated).toBe(true);
+      expect(alive.terminated).toBe(false);
+      expect(alive.pings).toBe(2);
+      expect([hub.closedPolicy, hub.closedDead]).toEqual([1, 1]);
+      hub.closeAll();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 
