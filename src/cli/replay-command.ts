@@ -3,20 +3,17 @@
  * result written as a JSON line, optionally the HTML report. Without --attach it runs a private
  * pipeline (own vhost, Redis prefix and data directory, training off) and removes it at the end.
  */
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
 import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
-import { barId } from '../../schemas/bar.schema';
-import {
-  IntegratedResultSchema,
-  type IntegratedResult,
-} from '../../schemas/integrated-result.schema';
 import { inheritedEnv } from '../config/config';
 import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
-import { buildReportHtml } from '../report';
+import { BarKeySet, buildReportHtml, readReportData } from '../report';
 import {
   CliUsageError,
   ExitCode,
@@ -53,12 +50,17 @@ internal exchange, with publisher confirms); the tactical worker processes every
 it had come alone, so the results are those of one bar per message.
 
 Without --attach it starts the supervisor and the workers (all but the gateway, unless PIPELINE_ROLES
-says otherwise) in this process on a vhost of its own
-(made with rabbitmqctl; without it, the configured vhost, counting only its own bars' results), a
-private Redis key prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the
-environment sets it, and removes them at the end. With --attach it publishes to the pipeline at
-AMQP_URL and reads results through a temporary queue bound to pipeline.results (integrated_results
+says otherwise) in this process on a vhost of its own made with rabbitmqctl, a private Redis key
+prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the environment sets it and
+PIPELINE_CONTEXT_WAIT_MS=0 and PIPELINE_FEEDBACK_WAIT_MS=0 (results that do not depend on the
+machine's speed), and removes them at the end. When it cannot make that vhost (AMQP_URL not on this
+machine, rabbitmqctl missing or refused) or the vhost already has consumers, it refuses (exit 2)
+rather than put historic bars into a pipeline others use. With --attach it publishes to the pipeline
+at AMQP_URL and reads results through a temporary queue bound to pipeline.results (integrated_results
 is left to its users); bars that pipeline already accepted give no second result.
+
+Results are written as they arrive and not kept: memory stays flat however long the replay. The
+report (--report) is drawn afterwards from the results file, read line by line.
 
 The last line on stdout is {"bars":n,"results":n,"seconds":s}: seconds from the first bar
 published to the last result received. A progress bar with ETA goes to stderr.
@@ -211,12 +213,25 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   let collector: ResultCollector | null = null;
   let sink: BarSink | null = null;
   let outputError: Error | null = null;
-  const output = values.out !== undefined ? createWriteStream(values.out) : null;
+  // The report is drawn from a results file read back line by line, never from results kept in
+  // memory: with results on stdout they also go to a temporary file for it.
+  let tempDir: string | null = null;
+  let resultsFile = values.out;
+  if (resultsFile === undefined && values.report !== undefined) {
+    tempDir = await mkdtemp(join(tmpdir(), 'pipeline-replay-'));
+    resultsFile = join(tempDir, 'results.jsonl');
+  }
+  const output: WriteStream | null =
+    resultsFile !== undefined ? createWriteStream(resultsFile, { highWaterMark: 1 << 20 }) : null;
   output?.on('error', (e) => {
     outputError ??= e;
     abort.abort();
   });
-  const write = (line: string): void => void (output ?? ctx.out).write(`${line}\n`);
+  const toStdout = values.out === undefined;
+  const write = (line: string): void => {
+    output?.write(`${line}\n`);
+    if (toStdout) ctx.out.write(`${line}\n`);
+  };
   const onSigint = (): void => abort.abort();
   process.on('SIGINT', onSigint);
   try {
@@ -228,6 +243,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           keep: values.keep === true,
           say,
           log: ctx.log,
+          requireOwnVhost: true,
           // No gateway unless asked for: nobody reads a private pipeline's API, and its own results
           // queue would double the broker's work per result.
           env: { PIPELINE_ROLES: inheritedEnv().PIPELINE_ROLES ?? 'strategic,tactical,trainer' },
@@ -241,7 +257,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       }
       config = pipeline.config;
     }
-    const published = new Set<string>();
+    // A bit per bar, not a string: a year of 50 symbols is 5 million bars.
+    const published = new BarKeySet();
     const progress = new Progress(ctx.err, total);
     const mustFilter = attach || pipeline?.ownVhost !== true;
     // A private pipeline sends the results of each batch as one message to this run's own queue;
@@ -252,10 +269,11 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       ...(resultsTo === undefined ? {} : { resultsKey: resultsTo }),
       connectionName: 'pipeline-replay-results',
       ownQueue: attach,
-      accept: mustFilter ? (id) => published.has(id) : undefined,
+      keepBodies: false,
+      accept: mustFilter ? (_id, symbol, ts) => published.has(symbol, ts) : undefined,
       onResult: (r) => {
         write(r.body);
-        progress.update(c.results.size);
+        progress.update(c.count);
       },
     });
     collector = c;
@@ -274,13 +292,13 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       ...(resultsTo === undefined ? {} : { resultsTo }),
       onSent: (bar, at) => {
         if (firstSentAt === 0) firstSentAt = at;
-        published.add(barId(bar));
+        published.add(bar.symbol, bar.ts);
       },
     });
     const publishedAt = Date.now();
     const complete = await c.waitFor(() => sent.published, idleMs, publishedAt, abort.signal);
     progress.end();
-    const resultCount = c.results.size;
+    const resultCount = c.count;
     const seconds =
       resultCount > 0 && firstSentAt > 0 ? Math.round(c.lastAt - firstSentAt) / 1000 : 0;
     const deadLetters = attach ? null : await c.deadLetterCount();
@@ -294,14 +312,25 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     if (!complete && !abort.signal.aborted)
       say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
 
-    if (values.report !== undefined) {
-      const results: IntegratedResult[] = [];
-      for (const r of c.results.values()) {
-        const parsed = IntegratedResultSchema.safeParse(JSON.parse(r.body));
-        if (parsed.success) results.push(parsed.data);
-        else say(`replay: result ${r.id} fails the v1 schema and is left out of the report`);
+    if (output !== null && outputError === null)
+      await new Promise<void>((resolve, reject) =>
+        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
+    if (outputError !== null)
+      throw new PipelineError(
+        'REPLAY_OUTPUT',
+        `writing ${resultsFile}: ${(outputError as Error).message}`,
+        false,
+      );
+    if (values.report !== undefined && resultsFile !== undefined) {
+      let data;
+      try {
+        data = await readReportData(resultsFile);
+      } catch (err) {
+        say(`replay: no report: ${describeError(err)}`);
+        return ExitCode.Failure;
       }
-      const html = buildReportHtml(results, {
+      const html = buildReportHtml(data, {
         ...reportOptions,
         source: `pipeline replay ${positionals.join(' ')}`,
         deadLetters,
@@ -310,16 +339,6 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }
-    if (output !== null && outputError === null)
-      await new Promise<void>((resolve, reject) =>
-        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
-      );
-    if (outputError !== null)
-      throw new PipelineError(
-        'REPLAY_OUTPUT',
-        `writing ${values.out}: ${(outputError as Error).message}`,
-        false,
-      );
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;
@@ -338,6 +357,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       }
     }
     if (output !== null && !output.closed) output.end();
+    if (tempDir !== null) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

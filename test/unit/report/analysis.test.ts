@@ -142,7 +142,7 @@ describe('counts and parsing', () => {
   it('counts stale, degraded, warm-up and repeated results', () => {
     const rs = randomResults(['A', 'B'], 200, 7);
     const withRepeat = [...rs, rs[10]!];
-    const c = counts(withRepeat, bySymbol(withRepeat));
+    const c = counts(withRepeat);
     expect(c.results).toBe(400);
     expect(c.repeats).toBe(1);
     expect(c.noRegime).toBe(100);
