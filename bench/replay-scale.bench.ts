@@ -8,6 +8,9 @@
  * Prints wall time, bars/s, the peak RSS of every process, and a line every minute (bars done, rate,
  * RSS of each process), so that a run stopped early still says how far it got and how memory moved.
  * `--bars N` / `--symbols N` override the sizes (a smaller run first: `-- --bars 4032` is two weeks).
+ * `--report-lines N` measures the report on N lines when the replay gave fewer: the replay's results
+ * are repeated, each copy shifted in time past the one before (ts, close_ts, bar_close_ts), so a
+ * two-week replay gives the report a file of a year's length with real result bodies.
  * The files go to a temporary folder that is removed at the end (BENCH_SCALE_KEEP=1 keeps it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,7 +18,29 @@ import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
+
+/** Opens the report in headless Chromium: console errors and warnings, and the charts drawn. */
+async function openInChromium(file: string): Promise<string> {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const t0 = performance.now();
+    await page.goto(`file://${file}`, { waitUntil: 'load', timeout: 300_000 });
+    const charts = await page.$$eval('svg.chart', (svgs) => svgs.length);
+    const ms = performance.now() - t0;
+    return `${charts} charts, loaded in ${(ms / 1000).toFixed(1)} s, ${problems.length} console errors/warnings${problems.length > 0 ? `: ${problems.slice(0, 3).join(' | ')}` : ''}`;
+  } finally {
+    await browser.close();
+  }
+}
 
 function flag(name: string, env: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +52,7 @@ function flag(name: string, env: string, fallback: number): number {
 
 const SYMBOLS = flag('symbols', 'BENCH_SCALE_SYMBOLS', 50);
 const BARS = flag('bars', 'BENCH_SCALE_BARS', 105_120);
+const REPORT_LINES = process.argv.includes('--report-lines') ? flag('report-lines', 'BENCH_SCALE_REPORT_LINES', 1) : 0;
 const SAMPLE_MS = 2000;
 const LINE_MS = 60_000;
 const BIN = join(__dirname, '..', 'bin', 'pipeline.js');
@@ -182,13 +208,38 @@ async function main(): Promise<void> {
       process.stdout.write(`  peak RSS ${label}: ${mb(peak)}${peak >= GIB ? '  OVER 1 GiB' : ''}\n`);
     if (replay.code !== 0) process.stdout.write(`  stderr tail:\n    ${replay.stderrTail.join('\n    ')}\n`);
 
-    const report = await watch(['report', results, '--out', join(dir, 'report.html')], 'report');
+    let reportInput = results;
+    if (REPORT_LINES > total) {
+      reportInput = join(dir, 'results-extended.jsonl');
+      const tExt = performance.now();
+      const lines = readFileSync(results, 'utf8').split('\n').filter((l) => l.startsWith('{"v":'));
+      const spanMs = BARS * 300_000;
+      const out = createWriteStream(reportInput);
+      let written = 0;
+      for (let copy = 0; written < REPORT_LINES; copy++) {
+        const shift = copy * spanMs;
+        for (const line of lines) {
+          if (written === REPORT_LINES) break;
+          const shifted = line.replace(/"(ts|close_ts|bar_close_ts)":(\d+)/g, (_m, k: string, v: string) => `"${k}":${Number(v) + shift}`);
+          if (!out.write(`${shifted}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
+          written++;
+        }
+      }
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+      process.stdout.write(
+        `\nreport input: the ${lines.length} results repeated, shifted in time, to ${written} lines ` +
+          `(${(statSync(reportInput).size / 1024 ** 2).toFixed(0)} MB) in ${((performance.now() - tExt) / 1000).toFixed(0)} s\n`,
+      );
+    }
+    const report = await watch(['report', reportInput, '--out', join(dir, 'report.html')], 'report');
     const reportBytes = report.code === 0 ? statSync(join(dir, 'report.html')).size : 0;
     process.stdout.write(
-      `\nreport exit ${report.code}: ${report.seconds.toFixed(0)} s for ${total} lines, HTML ${(reportBytes / 1024 ** 2).toFixed(1)} MB\n`,
+      `\nreport exit ${report.code}: ${report.seconds.toFixed(0)} s for ${Math.max(total, REPORT_LINES)} lines, HTML ${(reportBytes / 1024 ** 2).toFixed(1)} MB\n`,
     );
     for (const [label, peak] of report.peaks)
       process.stdout.write(`  peak RSS ${label}: ${mb(peak)}${peak >= GIB ? '  OVER 1 GiB' : ''}\n`);
+    if (report.code === 0)
+      process.stdout.write(`  in headless Chromium: ${await openInChromium(join(dir, 'report.html')).catch((e: Error) => `could not open: ${e.message}`)}\n`);
     if (report.code !== 0) process.stdout.write(`  stderr tail:\n    ${report.stderrTail.join('\n    ')}\n`);
     if (replay.code !== 0 || report.code !== 0) process.exitCode = 1;
   } finally {

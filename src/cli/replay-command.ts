@@ -13,6 +13,7 @@ import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
 import { inheritedEnv } from '../config/config';
 import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
+import type { Bar } from '../../schemas/bar.schema';
 import { BarKeySet, buildReportHtml, readReportData } from '../report';
 import {
   CliUsageError,
@@ -40,6 +41,7 @@ import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 const USAGE = `Usage:
   pipeline replay <csv or folder>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
                   [--report report.html] [--attach] [--batch-bars N] [--max-in-flight N]
+                  [--max-ahead-bars N]
                   [--timeout-ms MS] [--keep]
 
 Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
@@ -76,6 +78,9 @@ Options:
   --batch-bars <N>       bars per batch message; 1 publishes one bar per message to
                          market.bars, the public input                            [default: 256]
   --max-in-flight <N>    unconfirmed messages at most                              [default: 1000]
+  --max-ahead-bars <N>   bars read but without a result yet, at most: the broker's queues and the
+                         workers' memory stay flat however long the replay
+                                            [default: 2 x batch bars x symbols, at least 10000]
   --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
   --keep                 keep the private vhost, Redis keys and data directory
   --verbose              log at LOG_LEVEL to stderr
@@ -150,6 +155,35 @@ class Progress {
   }
 }
 
+/**
+ * The source's bars, read no further than `maxAhead` bars past the results received, so that what
+ * waits in the broker and the workers stays bounded. Ends early (the summary then counts fewer bars
+ * published) when no result comes for `idleMs` while it waits.
+ */
+async function* aheadBounded(
+  bars: AsyncIterable<Bar>,
+  collector: ResultCollector,
+  maxAhead: number,
+  idleMs: number,
+  signal: AbortSignal,
+  say: (line: string) => void,
+): AsyncGenerator<Bar> {
+  let read = 0;
+  for await (const bar of bars) {
+    if (read - collector.count >= maxAhead) {
+      const target = read - maxAhead + 1;
+      const reached = await collector.waitFor(() => target, idleMs, Date.now(), signal);
+      if (!reached) {
+        if (!signal.aborted)
+          say(`replay: no result for ${idleMs} ms with ${read - collector.count} bars ahead; publishing no more`);
+        return;
+      }
+    }
+    read++;
+    yield bar;
+  }
+}
+
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseCommandLine({
     args,
@@ -163,6 +197,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       report: { type: 'string' },
       attach: { type: 'boolean' },
       'max-in-flight': { type: 'string' },
+      'max-ahead-bars': { type: 'string' },
       'batch-bars': { type: 'string' },
       'timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
@@ -287,7 +322,18 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 
     let firstSentAt = 0;
     progress.begin();
-    const sent = await sink.publish(source.bars(), {
+    // Without a bound every bar would be in the broker within seconds (1000 messages of 256 bars):
+    // at 200,000 bars its confirms to the tactical worker took over 10 s and the results came
+    // several times over. A batch of each symbol must be able to fill, hence the symbols in it.
+    const maxAhead =
+      values['max-ahead-bars'] !== undefined
+        ? intFlag('max-ahead-bars', values['max-ahead-bars'], 0)
+        : Math.max(10_000, 2 * batchBars * source.symbols.length);
+    if (maxAhead < batchBars * source.symbols.length)
+      throw new CliUsageError(
+        `--max-ahead-bars must be at least --batch-bars x symbols (${batchBars * source.symbols.length}), or batches never fill`,
+      );
+    const sent = await sink.publish(aheadBounded(source.bars(), c, maxAhead, idleMs, abort.signal, say), {
       signal: abort.signal,
       ...(resultsTo === undefined ? {} : { resultsTo }),
       onSent: (bar, at) => {
