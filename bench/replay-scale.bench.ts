@@ -100,7 +100,8 @@ function labelOf(pid: number, root: number): string {
     // The supervisor forks each worker with its role as the last argument.
     const last = argv[argv.length - 1] ?? '';
     if (/^[a-z]+$/.test(last)) return `${last} worker (pid ${pid})`;
-    return `${argv.map((a) => a.split('/').pop()).join(' ').slice(0, 60)} (pid ${pid})`;
+    // Short-lived helpers (rabbitmqctl and its Erlang VM, esbuild of tsx): one line per command.
+    return `helper: ${(argv[0] ?? '').split('/').pop() ?? ''}${argv.some((a) => a.includes('rabbitmqctl')) ? ' (rabbitmqctl)' : ''}`;
   } catch {
     return `pid ${pid}`;
   }

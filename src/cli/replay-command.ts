@@ -32,21 +32,28 @@ import {
 import {
   BatchedBarSink,
   OneBarPerMessageSink,
-  csvReplaySource,
+  barFileReplaySource,
+  type ReplaySource,
   parseTimeFlag,
   type BarSink,
+  type SymbolStats,
 } from './replay-source';
+import { RESULT_BYTES, lastReplayRate, recordReplayRate } from './replay-rate';
 import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 
 const USAGE = `Usage:
-  pipeline replay <csv or folder>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
+  pipeline replay <file, folder or glob>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
                   [--report report.html] [--attach] [--batch-bars N] [--max-in-flight N]
-                  [--max-ahead-bars N]
-                  [--timeout-ms MS] [--keep]
+                  [--max-ahead-bars N] [--timeout-ms MS] [--keep] [--dry-run]
 
 Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
-integrated result as one JSON line (to --out, else to stdout). A file is one symbol (the name up to
-its first "_", e.g. BTCUSDT_5m.csv); a folder stands for its *_5m.csv files. Bars go out per symbol
+integrated result as one JSON line (to --out, else to stdout). It reads our CSV (BTCUSDT_5m.csv: the
+symbol is the name up to its first "_") and Binance's kline archives as downloaded
+(BTCUSDT-5m-2024-01.zip or the CSV inside it: the symbol is the name up to its first "-"; open times
+in ms, or µs as in files from 2025 on). A folder stands for its *_5m.csv and SYMBOL-5m-*.zip|csv
+files; a quoted glob ('data/BTCUSDT-5m-2024-*.zip') for the files it matches. Several files of one
+symbol (months of an archive) are joined in time order: bars a file repeats are skipped and gaps
+counted, and both are reported, not fatal. Bars go out per symbol
 in ts order, in batches of consecutive bars of one symbol (one message each, on the pipeline's
 internal exchange, with publisher confirms); the tactical worker processes every bar of a batch as if
 it had come alone, so the results are those of one bar per message.
@@ -83,6 +90,9 @@ Options:
                                             [default: 2 x batch bars x symbols, at least 10000]
   --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
   --keep                 keep the private vhost, Redis keys and data directory
+  --dry-run              read the files and print, per symbol, the bars, their span, the files
+                         joined, overlaps and gaps; then the estimated time (from the last measured
+                         rate) and size of the results; publish nothing (needs no broker)
   --verbose              log at LOG_LEVEL to stderr
   -h, --help             this help
 
@@ -155,6 +165,47 @@ class Progress {
   }
 }
 
+/** One line on how a symbol's files were joined: overlapping bars skipped, gaps. */
+function joinNote(st: SymbolStats): string {
+  return `${st.symbol}: ${st.files.length} file${st.files.length === 1 ? '' : 's'} joined; ${st.overlapping} overlapping bars skipped, ${st.gaps} gaps (${st.missingBars} bars missing)`;
+}
+
+const iso = (ts: number | null): string => (ts === null ? '-' : new Date(ts).toISOString().replace(':00.000Z', 'Z'));
+
+/** `--dry-run`: what a replay of these files would do, without a broker. */
+async function dryRun(source: ReplaySource, ctx: CommandContext): Promise<void> {
+  const stats = await source.stats();
+  const w = (line: string): void => void ctx.out.write(`${line}\n`);
+  w('symbol      bars       first bar          last bar           files  overlapping  gaps (bars missing)');
+  let first: number | null = null;
+  let last: number | null = null;
+  let total = 0;
+  for (const st of stats) {
+    total += st.bars;
+    if (st.firstTs !== null) first = first === null ? st.firstTs : Math.min(first, st.firstTs);
+    if (st.lastTs !== null) last = last === null ? st.lastTs : Math.max(last, st.lastTs);
+    w(
+      `${st.symbol.padEnd(11)} ${String(st.bars).padStart(9)}  ${iso(st.firstTs).padEnd(17)}  ${iso(st.lastTs).padEnd(17)}  ${String(st.files.length).padStart(5)}  ${String(st.overlapping).padStart(11)}  ${st.gaps} (${st.missingBars})`,
+    );
+  }
+  const days = first !== null && last !== null ? (last - first) / 86_400_000 : 0;
+  w(`total: ${total} bars of ${stats.length} symbols, ${iso(first)} to ${iso(last)} (${days.toFixed(1)} days)`);
+  const rate = await lastReplayRate();
+  const seconds = total / rate.barsPerSecond;
+  w(
+    `estimated time: ${formatDuration(seconds)} at ${Math.round(rate.barsPerSecond)} bars/s (${rate.source}), plus about 10 s to start`,
+  );
+  w(
+    `estimated results: ${(total * RESULT_BYTES / 1024 ** 2).toFixed(0)} MB (${RESULT_BYTES} bytes a result) in --out; memory stays flat whatever the length`,
+  );
+}
+
+function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 /**
  * The source's bars, read no further than `maxAhead` bars past the results received, so that what
  * waits in the broker and the workers stays bounded. Ends early (the summary then counts fewer bars
@@ -201,6 +252,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       'batch-bars': { type: 'string' },
       'timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
       ...REPORT_FLAG_OPTIONS,
     },
   });
@@ -217,13 +269,21 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   const invalidRows: string[] = [];
-  const source = await csvReplaySource(positionals, {
+  const source = await barFileReplaySource(positionals, {
     symbols,
     from: parseTimeFlag('from', values.from),
     to: parseTimeFlag('to', values.to),
     onInvalidRow: (file, line, reason) => invalidRows.push(`${file}:${line}: ${reason}`),
   });
-  const total = await source.count();
+  const stats = await source.stats();
+  const total = stats.reduce((n, st) => n + st.bars, 0);
+  if (values['dry-run'] === true) {
+    await dryRun(source, ctx);
+    return ExitCode.Ok;
+  }
+  for (const st of stats)
+    if (st.overlapping > 0 || st.gaps > 0)
+      ctx.err.write(`${joinNote(st)}\n`);
   if (total === 0)
     throw new CliUsageError(
       `no bar of ${source.symbols.join(', ')} falls in the --from/--to range`,
@@ -350,6 +410,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const deadLetters = attach ? null : await c.deadLetterCount();
 
     const missing = sent.published - resultCount;
+    if (!attach && missing === 0 && seconds > 0 && sent.published >= 10_000)
+      await recordReplayRate({ barsPerSecond: sent.published / seconds, bars: sent.published, symbols: source.symbols.length });
     say(
       `replay: ${sent.published} bars published (${sent.confirmed} confirmed), ${resultCount} results${missing > 0 ? `, ${missing} MISSING` : ''}` +
         `${c.duplicates > 0 ? `, ${c.duplicates} repeated deliveries dropped` : ''}, dead letters ${deadLetters ?? 'not counted (--attach)'}` +

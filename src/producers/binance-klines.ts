@@ -12,13 +12,11 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BarSchema, type Bar } from '../../schemas/bar.schema';
 import { ValidationError } from '../errors';
-import type { InvalidCsvRow } from './csv-bars';
+import { parseCsvNumber, parseCsvTimestamp, type InvalidCsvRow } from './csv-bars';
 import { readZipEntries } from './zip-file';
 
 /** `SYMBOL-INTERVAL-YYYY-MM[-DD].zip|csv`, as Binance names its kline files. */
 const NAME = /^([A-Z0-9]{2,32})-(\d+[smhdwM])-\d{4}-\d{2}(?:-\d{2})?\.(zip|csv)$/;
-/** Open times above this are microseconds. */
-const MICROS_ABOVE = 1e14;
 
 /** Symbol and interval of a Binance kline file name, or null when the name is not one. */
 export function binanceKlineFile(path: string): { symbol: string; interval: string } | null {
@@ -30,20 +28,6 @@ export function binanceKlineFile(path: string): { symbol: string; interval: stri
 export interface BinanceKlinesOptions {
   /** Called for every row that is not a valid bar (skipped); without it the first one throws. */
   onInvalidRow?: (row: InvalidCsvRow) => void;
-}
-
-/** An open time in epoch ms from a cell of ms or µs; a string saying what is wrong otherwise. */
-export function klineOpenTime(cell: string): number | string {
-  const v = cell.trim();
-  if (!/^\d+$/.test(v)) return `open time ${JSON.stringify(v)} is not an integer`;
-  const n = Number(v);
-  if (n > MICROS_ABOVE) {
-    if (n % 1000 !== 0) return `open time ${v} µs is not a whole millisecond`;
-    return n / 1000;
-  }
-  // 1e11 ms is 1973: epoch seconds of a recent date would otherwise read as 1970.
-  if (n < 1e11) return `open time ${v} looks like epoch seconds, not ms or µs`;
-  return n;
 }
 
 async function* lines(path: string): AsyncGenerator<string> {
@@ -97,7 +81,8 @@ export async function* readBinanceKlines(path: string, options: BinanceKlinesOpt
     const first = (cells[0] ?? '').trim();
     // A header (newer files have one): the first line that does not start with a number.
     if (lineNo === 1 && !/^\d+$/.test(first)) continue;
-    const ts = klineOpenTime(first);
+    // Epoch ms, or µs in files from 2025 on: the project's one timestamp parser tells them apart.
+    const ts = parseCsvTimestamp(first);
     if (typeof ts === 'string') {
       report({ line: lineNo, text, reason: ts });
       continue;
@@ -106,11 +91,11 @@ export async function* readBinanceKlines(path: string, options: BinanceKlinesOpt
       symbol: file.symbol,
       timeframe: '5m',
       ts,
-      open: Number(cells[1]),
-      high: Number(cells[2]),
-      low: Number(cells[3]),
-      close: Number(cells[4]),
-      volume: Number(cells[5]),
+      open: parseCsvNumber(cells[1]),
+      high: parseCsvNumber(cells[2]),
+      low: parseCsvNumber(cells[3]),
+      close: parseCsvNumber(cells[4]),
+      volume: parseCsvNumber(cells[5]),
     });
     if (!parsed.success) {
       report({ line: lineNo, text, reason: parsed.error.issues.map((i) => i.message).join('; ') });

@@ -59,7 +59,12 @@ export async function readZipEntries(path: string): Promise<ZipEntry[]> {
         if (zip.readUInt32LE(localOffset) !== LOCAL) throw bad(`local header of ${name} damaged`);
         const start = localOffset + 30 + zip.readUInt16LE(localOffset + 26) + zip.readUInt16LE(localOffset + 28);
         const raw = zip.subarray(start, start + compressedSize);
-        const data = method === 0 ? Buffer.from(raw) : inflateRawSync(raw);
+        let data: Buffer;
+        try {
+          data = method === 0 ? Buffer.from(raw) : inflateRawSync(raw);
+        } catch (err) {
+          throw bad(`${name} does not inflate: ${(err as Error).message}`);
+        }
         if (data.length !== size || crc32(data) !== crc) throw bad(`${name} fails its CRC-32 check`);
         return data;
       },
