@@ -7,6 +7,7 @@ import {
   type IntegratedResult,
 } from '../../schemas/integrated-result.schema';
 import { PipelineError } from '../errors';
+import { DEFAULT_COSTS as AGENT_COSTS } from '../learning/trading-env';
 import { accumulate, type Counts } from './report-accumulator';
 import { REGIMES, SymbolSeries, type Regime } from './symbol-series';
 
@@ -15,13 +16,22 @@ export { ReportAccumulator, accumulate, type Counts, type ReportData } from './r
 
 /** Trading costs charged on every change of position, in basis points of the traded notional. */
 export interface CostModel {
-  /** Exchange fee per unit of notional traded. @defaultValue 10 bp (0.10 %) */
+  /** Exchange fee per unit of notional traded. @defaultValue 4 bp, the agents' taker fee */
   feeBps: number;
-  /** Half the bid-ask spread, paid on every trade. @defaultValue 1 bp */
+  /** Half the bid-ask spread, paid on every trade. @defaultValue 2 bp, the agents' half spread */
   halfSpreadBps: number;
 }
 
-export const DEFAULT_COSTS: CostModel = { feeBps: 10, halfSpreadBps: 1 };
+/**
+ * The report's default costs are the agents' own (src/learning/trading-env.ts, which `pipeline eval`
+ * and training use): the taker fee and half spread of a MARKET order, 4 + 2 bp. The report charges
+ * every change of `target_position` as a market order: it cannot tell the LIMIT fills (1 bp maker
+ * fee, no spread) the eval credits, so on the same decisions it charges at least as much.
+ */
+export const DEFAULT_COSTS: CostModel = {
+  feeBps: Math.round(AGENT_COSTS.takerFee * 1e6) / 100,
+  halfSpreadBps: Math.round(AGENT_COSTS.halfSpread * 1e6) / 100,
+};
 
 /** The rule that decides, after the fact, whether a regime call was borne out. */
 export interface OutcomeRule {
