@@ -242,6 +242,23 @@ async function main(): Promise<void> {
     if (report.code === 0)
       process.stdout.write(`  in headless Chromium: ${await openInChromium(join(dir, 'report.html')).catch((e: Error) => `could not open: ${e.message}`)}\n`);
     if (report.code !== 0) process.stdout.write(`  stderr tail:\n    ${report.stderrTail.join('\n    ')}\n`);
+    const peakOf = (w: Watched): Record<string, number> =>
+      Object.fromEntries([...w.peaks].filter(([l]) => !l.startsWith('helper')).map(([l, b]) => [l, Math.round(b / 1024 ** 2)]));
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'replay-scale',
+        symbols: SYMBOLS,
+        barsPerSymbol: BARS,
+        replayExit: replay.code,
+        replaySeconds: Math.round(replay.seconds),
+        barsPerSecondWall: Math.round(total / replay.seconds),
+        replayPeakRssMb: peakOf(replay),
+        reportLines: Math.max(total, REPORT_LINES),
+        reportExit: report.code,
+        reportSeconds: Math.round(report.seconds),
+        reportPeakRssMb: peakOf(report),
+      })}\n`,
+    );
     if (replay.code !== 0 || report.code !== 0) process.exitCode = 1;
   } finally {
     if (process.env.BENCH_SCALE_KEEP === '1') process.stdout.write(`kept ${dir}\n`);
