@@ -1,3 +1,5 @@
 export * from './synthetic-market';
 export * from './csv-bars';
 export * from './bar-producer';
+export * from './binance-klines';
+export * from './zip-file';
