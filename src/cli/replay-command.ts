@@ -268,12 +268,15 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ?.split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  const invalidRows: string[] = [];
+  // A count and the first one, not a list: a bad export can have millions of bad rows.
+  const invalidRows = { count: 0, first: '' };
   const source = await barFileReplaySource(positionals, {
     symbols,
     from: parseTimeFlag('from', values.from),
     to: parseTimeFlag('to', values.to),
-    onInvalidRow: (file, line, reason) => invalidRows.push(`${file}:${line}: ${reason}`),
+    onInvalidRow: (file, line, reason) => {
+      if (invalidRows.count++ === 0) invalidRows.first = `${file}:${line}: ${reason}`;
+    },
   });
   const stats = await source.stats();
   const total = stats.reduce((n, st) => n + st.bars, 0);
@@ -415,7 +418,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     say(
       `replay: ${sent.published} bars published (${sent.confirmed} confirmed), ${resultCount} results${missing > 0 ? `, ${missing} MISSING` : ''}` +
         `${c.duplicates > 0 ? `, ${c.duplicates} repeated deliveries dropped` : ''}, dead letters ${deadLetters ?? 'not counted (--attach)'}` +
-        `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.length > 0 ? `; ${invalidRows.length} CSV rows skipped, first: ${invalidRows[0]}` : ''}`,
+        `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.count > 0 ? `; ${invalidRows.count} rows skipped, first: ${invalidRows.first}` : ''}`,
     );
     if (!complete && !abort.signal.aborted)
       say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
@@ -450,7 +453,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;
-    return missing === 0 && invalidRows.length === 0 ? ExitCode.Ok : ExitCode.Failure;
+    return missing === 0 && invalidRows.count === 0 ? ExitCode.Ok : ExitCode.Failure;
   } finally {
     process.removeListener('SIGINT', onSigint);
     for (const [what, step] of [
