@@ -15,10 +15,16 @@ const args = process.argv.slice(2);
 const firstFlag = args.findIndex((a) => a.startsWith('--'));
 const filters = firstFlag < 0 ? args : args.slice(0, firstFlag);
 const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
+// The soak and the year-long replay run for many minutes (an hour for replay-scale): only when named
+// exactly (`npm run bench -- soak`, `npm run soak`, `npm run bench -- replay-scale`).
+const LONG = ['soak.bench.ts', 'replay-scale.bench.ts'];
 const files = readdirSync(__dirname)
   .filter((f) => f.endsWith('.bench.ts'))
-  // The soak runs for many minutes: only when named (`npm run bench -- soak`, or `npm run soak`).
-  .filter((f) => (filters.length === 0 ? f !== 'soak.bench.ts' : filters.some((name) => f.includes(name))))
+  .filter((f) =>
+    filters.length === 0
+      ? !LONG.includes(f)
+      : filters.some((name) => f === `${name}.bench.ts` || (f.includes(name) && !LONG.includes(f))),
+  )
   .sort();
 let failed = 0;
 for (const file of files) {

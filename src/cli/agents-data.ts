@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StartupError } from '../errors';
+import { StartupError, ValidationError } from '../errors';
+import { parseCsvBarsText } from '../producers/csv-bars';
 import { CliUsageError } from './common';
 import type { EnvBar } from '../learning/trading-env';
 
@@ -31,7 +32,6 @@ export const SYNTHETIC_TEST_SEEDS = [201, 202, 203] as const;
  * naming `--data` (exit 2) when there are none.
  */
 export function readRealBars(dir: string, only?: readonly string[]): Map<string, EnvBar[]> {
-  const { parseBarsCsv } = agentsRuntime();
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => /^[A-Z0-9]+_5m\.csv$/.test(f)).sort();
@@ -42,7 +42,19 @@ export function readRealBars(dir: string, only?: readonly string[]): Map<string,
   for (const f of files) {
     const symbol = f.split('_')[0] as string;
     if (only && only.length > 0 && !only.includes(symbol)) continue;
-    out.set(symbol, parseBarsCsv(readFileSync(join(dir, f), 'utf8')));
+    const path = join(dir, f);
+    // The project's one CSV reader (as publish and replay read): epoch ms/µs or ISO, UTC without a zone.
+    let bars;
+    try {
+      bars = parseCsvBarsText(readFileSync(path, 'utf8'), { symbol }, path);
+    } catch (err) {
+      if (err instanceof ValidationError) throw new StartupError('--data', `${path}: ${err.message}`);
+      throw err;
+    }
+    out.set(
+      symbol,
+      bars.map(({ ts, open, high, low, close, volume }) => ({ ts, open, high, low, close, volume })),
+    );
   }
   if (out.size === 0) {
     throw new StartupError(

@@ -4,7 +4,7 @@
  * command starts without it.
  */
 export { selectBackend } from '../learning/backend';
-export { parseBarsCsv, trainOnSeries } from '../learning/evaluation';
+export { trainOnSeries } from '../learning/evaluation';
 export { TacticalPolicy } from '../learning/policy';
 export { WARMUP_BARS } from '../learning/trading-agents';
 export { MappoTrainer } from '../learning/trainer';

@@ -49,6 +49,8 @@ Options:
   --fee <f>                taker fee per unit traded                       [default: ${DEFAULT_COSTS.takerFee}]
   --maker-fee <f>          maker fee on LIMIT fills                        [default: ${DEFAULT_COSTS.makerFee}]
   --half-spread <f>        half the bid-ask spread                         [default: ${DEFAULT_COSTS.halfSpread}]
+                           (the project's one set of default costs: "pipeline report" charges the
+                           same taker fee + half spread, in bp, on every change of position)
   --samples <N>            bootstrap samples (50..100000)                  [default: 500]
   --synthetic-bars <N>     bars per synthetic market (1000..100000)        [default: 8640]
   --out <dir>              where summary.json and report.html go           [default: reports/eval]

@@ -190,7 +190,8 @@ async function runCommand(
   }
   rootLogger(config.logLevel); // the level of any module logger, as LOG_LEVEL says
   const log = cliLogger(config, args.includes('--verbose'));
-  if (command.offline !== true) {
+  // `replay --dry-run` only reads files.
+  if (command.offline !== true && !(name === 'replay' && args.includes('--dry-run'))) {
     // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
     // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
     errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);

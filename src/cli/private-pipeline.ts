@@ -23,7 +23,8 @@ import { createRedis } from '../state/redis-client';
 import { rolesFor } from '../supervisor/ipc';
 import { Supervisor } from '../supervisor/supervisor';
 import { connectBroker, describeError } from './common';
-import { createVhost, isLocalBroker, type TemporaryVhost } from './vhost';
+import { BarKeySet } from '../report/bar-key-set';
+import { createVhost, isLocalBroker, vhostConsumerCount, type TemporaryVhost } from './vhost';
 
 /** Options of {@link startPrivatePipeline}. */
 export interface PrivatePipelineOptions {
@@ -38,6 +39,13 @@ export interface PrivatePipelineOptions {
   env?: NodeJS.ProcessEnv;
   /** @defaultValue 90_000 */
   healthTimeoutMs?: number;
+  /**
+   * Refuse to start (a {@link PrivatePipelineStartError} with `configError`) rather than fall back
+   * to the configured vhost when no vhost of its own can be made, or when that vhost already has
+   * consumers: a replay must never put historic bars into a live pipeline's queues.
+   * @defaultValue false
+   */
+  requireOwnVhost?: boolean;
 }
 
 /** A running private pipeline. */
@@ -124,18 +132,53 @@ export async function startPrivatePipeline(
   const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
   let vhost: TemporaryVhost | null = null;
   let amqpUrl = base.amqpUrl;
+  const refuse = (why: string): never => {
+    throw new PrivatePipelineStartError(
+      `${label}: ${why}; pass --attach to replay into the pipeline at AMQP_URL on purpose`,
+      true,
+    );
+  };
   if (isLocalBroker(base.amqpUrl)) {
     try {
       vhost = await createVhost({ baseUrl: base.amqpUrl, vhost: `pipeline-${label}-${runId}` });
-      amqpUrl = vhost.url;
-      const made = vhost;
-      if (!keep) cleanups.push({ what: `delete vhost ${made.vhost}`, run: () => made.remove() });
-      say(
-        `${label} vhost: ${made.vhost} (created with rabbitmqctl${keep ? ', kept' : ', deleted at the end'})`,
-      );
     } catch (err) {
-      say(`rabbitmqctl could not create a vhost (${describeError(err).split('\n')[0]}):`);
+      const reason = describeError(err).split('\n')[0] ?? '';
+      if (options.requireOwnVhost === true)
+        refuse(`rabbitmqctl could not make a private vhost (${reason}), so the run has nowhere safe to go`);
+      say(`rabbitmqctl could not create a vhost (${reason}):`);
     }
+  } else if (options.requireOwnVhost === true) {
+    refuse(
+      `AMQP_URL ${redact(base.amqpUrl)} is not a broker on this machine, so no private vhost can be made with rabbitmqctl`,
+    );
+  }
+  if (vhost !== null) {
+    const made = vhost;
+    amqpUrl = made.url;
+    if (!keep) cleanups.push({ what: `delete vhost ${made.vhost}`, run: () => made.remove() });
+    if (options.requireOwnVhost === true) {
+      let consumers: number;
+      try {
+        consumers = await vhostConsumerCount(made.vhost);
+      } catch (err) {
+        consumers = -1;
+        say(`rabbitmqctl list_consumers failed: ${describeError(err).split('\n')[0] ?? ''}`);
+      }
+      if (consumers !== 0) {
+        if (consumers > 0) {
+          // Someone else's vhost (add_vhost succeeds on an existing one): never delete it.
+          if (!keep) cleanups.pop();
+        } else await made.remove().catch(() => undefined);
+        refuse(
+          consumers > 0
+            ? `vhost ${made.vhost} already has ${consumers} consumer(s), so it is not private`
+            : `cannot tell whether vhost ${made.vhost} has consumers`,
+        );
+      }
+    }
+    say(
+      `${label} vhost: ${made.vhost} (created with rabbitmqctl${keep ? ', kept' : ', deleted at the end'})`,
+    );
   }
   if (vhost === null) {
     say(
@@ -158,6 +201,11 @@ export async function startPrivatePipeline(
     // Its own gateway port, so a pipeline already serving GATEWAY_PORT on this machine does not stop it.
     GATEWAY_PORT: '0',
     ...options.env,
+    // A replay's bars come faster than any wait would be useful for, and a wait that runs out
+    // gives a result that depends on the machine's speed (a stale context): wait as long as it
+    // takes (docs/architecture.md). Not overridable: that is what makes replays reproducible.
+    PIPELINE_CONTEXT_WAIT_MS: '0',
+    PIPELINE_FEEDBACK_WAIT_MS: '0',
     AMQP_URL: amqpUrl,
     PIPELINE_REDIS_PREFIX: redisPrefix,
     PIPELINE_DATA_DIR: dataDir,
@@ -241,35 +289,51 @@ export interface CollectedResult {
   receivedAt: number;
 }
 
+/** Options of {@link ResultCollector}. */
+export interface ResultCollectorOptions {
+  connectionName: string;
+  ownQueue: boolean;
+  /** Keep a result only when this says so (e.g. bars this run published). */
+  accept?: (id: string, symbol: string, ts: number) => boolean;
+  onResult?: (r: CollectedResult) => void;
+  /**
+   * Also take batched results (one message per bar batch, see `HEADER_RESULTS_TO`) from an
+   * exclusive queue bound to `pipeline.internal` with this routing key.
+   */
+  resultsKey?: string;
+  /**
+   * Keep every body in {@link ResultCollector.results}. Off, memory stays flat whatever the number
+   * of results: repeats are recognised by a bit per bar ({@link BarKeySet}) and the bodies go only
+   * to `onResult`. @defaultValue true
+   */
+  keepBodies?: boolean;
+}
+
 /**
  * Collects integrated results: from the queue `integrated_results` of a private vhost, or (when
  * `ownQueue`) from an exclusive queue of its own bound to `pipeline.results` with `results.#`, which
  * leaves the configured pipeline's `integrated_results` to its users. Only the first delivery of a
- * `messageId` is kept; repeats are counted in `duplicates`.
+ * `(symbol, ts)` is taken; repeats are counted in `duplicates`.
  */
 export class ResultCollector {
+  /** The results taken, by id; empty unless `keepBodies`. */
   readonly results = new Map<string, CollectedResult>();
   duplicates = 0;
   lastAt = 0;
+  private readonly seen = new BarKeySet();
   private model: ChannelModel | null = null;
   private channel: Channel | null = null;
   private waiters: (() => void)[] = [];
 
   constructor(
     private readonly config: PipelineConfig,
-    private readonly options: {
-      connectionName: string;
-      ownQueue: boolean;
-      /** Keep a result only when this says so (e.g. bars this run published). */
-      accept?: (id: string) => boolean;
-      onResult?: (r: CollectedResult) => void;
-      /**
-       * Also take batched results (one message per bar batch, see `HEADER_RESULTS_TO`) from an
-       * exclusive queue bound to `pipeline.internal` with this routing key.
-       */
-      resultsKey?: string;
-    },
+    private readonly options: ResultCollectorOptions,
   ) {}
+
+  /** The number of distinct results taken. */
+  get count(): number {
+    return this.seen.size;
+  }
 
   async start(): Promise<void> {
     this.model = await connectBroker(this.config, this.options.connectionName);
@@ -286,7 +350,10 @@ export class ResultCollector {
     await ch.consume(queue, (msg) => {
       if (msg === null) return;
       ch.ack(msg);
-      this.take(String(msg.properties.messageId), msg.content.toString('utf8'));
+      const id = String(msg.properties.messageId);
+      // messageId is `<symbol>:5m:<ts>` (wire contract); the symbol has no `:`.
+      const colon = id.lastIndexOf(':');
+      this.take(id.slice(0, id.indexOf(':')), Number(id.slice(colon + 1)), id, msg.content.toString('utf8'));
     });
     const resultsKey = this.options.resultsKey;
     if (resultsKey !== undefined) {
@@ -298,19 +365,20 @@ export class ResultCollector {
         ch.ack(msg);
         // Each result as it would have been published alone (same JSON, same messageId).
         const batch = JSON.parse(msg.content.toString('utf8')) as ResultBatch;
-        for (const result of batch.results) this.take(`${result.symbol}:5m:${result.ts}`, JSON.stringify(result));
+        for (const result of batch.results)
+          this.take(result.symbol, result.ts, `${result.symbol}:5m:${result.ts}`, JSON.stringify(result));
       });
     }
   }
 
-  private take(id: string, body: string): void {
-    if (this.options.accept !== undefined && !this.options.accept(id)) return;
-    if (this.results.has(id)) {
+  private take(symbol: string, ts: number, id: string, body: string): void {
+    if (this.options.accept !== undefined && !this.options.accept(id, symbol, ts)) return;
+    if (!this.seen.add(symbol, ts)) {
       this.duplicates++;
       return;
     }
     const r: CollectedResult = { id, body, receivedAt: Date.now() };
-    this.results.set(id, r);
+    if (this.options.keepBodies !== false) this.results.set(id, r);
     this.lastAt = r.receivedAt;
     this.options.onResult?.(r);
     for (const w of this.waiters.splice(0)) w();
@@ -327,7 +395,7 @@ export class ResultCollector {
     signal?: AbortSignal,
   ): Promise<boolean> {
     for (;;) {
-      if (this.results.size >= count()) return true;
+      if (this.count >= count()) return true;
       if (signal?.aborted === true) return false;
       if (Date.now() - Math.max(this.lastAt, notBefore) > idleMs) return false;
       await new Promise<void>((resolve) => {

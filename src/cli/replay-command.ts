@@ -3,20 +3,18 @@
  * result written as a JSON line, optionally the HTML report. Without --attach it runs a private
  * pipeline (own vhost, Redis prefix and data directory, training off) and removes it at the end.
  */
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
 import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
-import { barId } from '../../schemas/bar.schema';
-import {
-  IntegratedResultSchema,
-  type IntegratedResult,
-} from '../../schemas/integrated-result.schema';
 import { inheritedEnv } from '../config/config';
 import { PipelineError } from '../errors';
 import { rootLogger } from '../observability/logger';
-import { buildReportHtml } from '../report';
+import type { Bar } from '../../schemas/bar.schema';
+import { BarKeySet, buildReportHtml, readReportData } from '../report';
 import {
   CliUsageError,
   ExitCode,
@@ -34,31 +32,44 @@ import {
 import {
   BatchedBarSink,
   OneBarPerMessageSink,
-  csvReplaySource,
+  barFileReplaySource,
+  type ReplaySource,
   parseTimeFlag,
   type BarSink,
+  type SymbolStats,
 } from './replay-source';
+import { RESULT_BYTES, lastReplayRate, recordReplayRate } from './replay-rate';
 import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 
 const USAGE = `Usage:
-  pipeline replay <csv or folder>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
+  pipeline replay <file, folder or glob>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
                   [--report report.html] [--attach] [--batch-bars N] [--max-in-flight N]
-                  [--timeout-ms MS] [--keep]
+                  [--max-ahead-bars N] [--timeout-ms MS] [--keep] [--dry-run]
 
 Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
-integrated result as one JSON line (to --out, else to stdout). A file is one symbol (the name up to
-its first "_", e.g. BTCUSDT_5m.csv); a folder stands for its *_5m.csv files. Bars go out per symbol
+integrated result as one JSON line (to --out, else to stdout). It reads our CSV (BTCUSDT_5m.csv: the
+symbol is the name up to its first "_") and Binance's kline archives as downloaded
+(BTCUSDT-5m-2024-01.zip or the CSV inside it: the symbol is the name up to its first "-"; open times
+in ms, or µs as in files from 2025 on). A folder stands for its *_5m.csv and SYMBOL-5m-*.zip|csv
+files; a quoted glob ('data/BTCUSDT-5m-2024-*.zip') for the files it matches. Several files of one
+symbol (months of an archive) are joined in time order: bars a file repeats are skipped and gaps
+counted, and both are reported, not fatal. Bars go out per symbol
 in ts order, in batches of consecutive bars of one symbol (one message each, on the pipeline's
 internal exchange, with publisher confirms); the tactical worker processes every bar of a batch as if
 it had come alone, so the results are those of one bar per message.
 
 Without --attach it starts the supervisor and the workers (all but the gateway, unless PIPELINE_ROLES
-says otherwise) in this process on a vhost of its own
-(made with rabbitmqctl; without it, the configured vhost, counting only its own bars' results), a
-private Redis key prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the
-environment sets it, and removes them at the end. With --attach it publishes to the pipeline at
-AMQP_URL and reads results through a temporary queue bound to pipeline.results (integrated_results
+says otherwise) in this process on a vhost of its own made with rabbitmqctl, a private Redis key
+prefix and a temporary data directory, with PIPELINE_TRAINING=off unless the environment sets it and
+PIPELINE_CONTEXT_WAIT_MS=0 and PIPELINE_FEEDBACK_WAIT_MS=0 (results that do not depend on the
+machine's speed), and removes them at the end. When it cannot make that vhost (AMQP_URL not on this
+machine, rabbitmqctl missing or refused) or the vhost already has consumers, it refuses (exit 2)
+rather than put historic bars into a pipeline others use. With --attach it publishes to the pipeline
+at AMQP_URL and reads results through a temporary queue bound to pipeline.results (integrated_results
 is left to its users); bars that pipeline already accepted give no second result.
+
+Results are written as they arrive and not kept: memory stays flat however long the replay. The
+report (--report) is drawn afterwards from the results file, read line by line.
 
 The last line on stdout is {"bars":n,"results":n,"seconds":s}: seconds from the first bar
 published to the last result received. A progress bar with ETA goes to stderr.
@@ -74,8 +85,14 @@ Options:
   --batch-bars <N>       bars per batch message; 1 publishes one bar per message to
                          market.bars, the public input                            [default: 256]
   --max-in-flight <N>    unconfirmed messages at most                              [default: 1000]
+  --max-ahead-bars <N>   bars read but without a result yet, at most: the broker's queues and the
+                         workers' memory stay flat however long the replay
+                                            [default: 2 x batch bars x symbols, at least 10000]
   --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
   --keep                 keep the private vhost, Redis keys and data directory
+  --dry-run              read the files and print, per symbol, the bars, their span, the files
+                         joined, overlaps and gaps; then the estimated time (from the last measured
+                         rate) and size of the results; publish nothing (needs no broker)
   --verbose              log at LOG_LEVEL to stderr
   -h, --help             this help
 
@@ -148,6 +165,76 @@ class Progress {
   }
 }
 
+/** One line on how a symbol's files were joined: overlapping bars skipped, gaps. */
+function joinNote(st: SymbolStats): string {
+  return `${st.symbol}: ${st.files.length} file${st.files.length === 1 ? '' : 's'} joined; ${st.overlapping} overlapping bars skipped, ${st.gaps} gaps (${st.missingBars} bars missing)`;
+}
+
+const iso = (ts: number | null): string => (ts === null ? '-' : new Date(ts).toISOString().replace(':00.000Z', 'Z'));
+
+/** `--dry-run`: what a replay of these files would do, without a broker. */
+async function dryRun(source: ReplaySource, ctx: CommandContext): Promise<void> {
+  const stats = await source.stats();
+  const w = (line: string): void => void ctx.out.write(`${line}\n`);
+  w('symbol      bars       first bar          last bar           files  overlapping  gaps (bars missing)');
+  let first: number | null = null;
+  let last: number | null = null;
+  let total = 0;
+  for (const st of stats) {
+    total += st.bars;
+    if (st.firstTs !== null) first = first === null ? st.firstTs : Math.min(first, st.firstTs);
+    if (st.lastTs !== null) last = last === null ? st.lastTs : Math.max(last, st.lastTs);
+    w(
+      `${st.symbol.padEnd(11)} ${String(st.bars).padStart(9)}  ${iso(st.firstTs).padEnd(17)}  ${iso(st.lastTs).padEnd(17)}  ${String(st.files.length).padStart(5)}  ${String(st.overlapping).padStart(11)}  ${st.gaps} (${st.missingBars})`,
+    );
+  }
+  const days = first !== null && last !== null ? (last - first) / 86_400_000 : 0;
+  w(`total: ${total} bars of ${stats.length} symbols, ${iso(first)} to ${iso(last)} (${days.toFixed(1)} days)`);
+  const rate = await lastReplayRate();
+  const seconds = total / rate.barsPerSecond;
+  w(
+    `estimated time: ${formatDuration(seconds)} at ${Math.round(rate.barsPerSecond)} bars/s (${rate.source}), plus about 10 s to start`,
+  );
+  w(
+    `estimated results: ${(total * RESULT_BYTES / 1024 ** 2).toFixed(0)} MB (${RESULT_BYTES} bytes a result) in --out; memory stays flat whatever the length`,
+  );
+}
+
+function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/**
+ * The source's bars, read no further than `maxAhead` bars past the results received, so that what
+ * waits in the broker and the workers stays bounded. Ends early (the summary then counts fewer bars
+ * published) when no result comes for `idleMs` while it waits.
+ */
+async function* aheadBounded(
+  bars: AsyncIterable<Bar>,
+  collector: ResultCollector,
+  maxAhead: number,
+  idleMs: number,
+  signal: AbortSignal,
+  say: (line: string) => void,
+): AsyncGenerator<Bar> {
+  let read = 0;
+  for await (const bar of bars) {
+    if (read - collector.count >= maxAhead) {
+      const target = read - maxAhead + 1;
+      const reached = await collector.waitFor(() => target, idleMs, Date.now(), signal);
+      if (!reached) {
+        if (!signal.aborted)
+          say(`replay: no result for ${idleMs} ms with ${read - collector.count} bars ahead; publishing no more`);
+        return;
+      }
+    }
+    read++;
+    yield bar;
+  }
+}
+
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parseCommandLine({
     args,
@@ -161,9 +248,11 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       report: { type: 'string' },
       attach: { type: 'boolean' },
       'max-in-flight': { type: 'string' },
+      'max-ahead-bars': { type: 'string' },
       'batch-bars': { type: 'string' },
       'timeout-ms': { type: 'string' },
       keep: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
       ...REPORT_FLAG_OPTIONS,
     },
   });
@@ -179,14 +268,25 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ?.split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  const invalidRows: string[] = [];
-  const source = await csvReplaySource(positionals, {
+  // A count and the first one, not a list: a bad export can have millions of bad rows.
+  const invalidRows = { count: 0, first: '' };
+  const source = await barFileReplaySource(positionals, {
     symbols,
     from: parseTimeFlag('from', values.from),
     to: parseTimeFlag('to', values.to),
-    onInvalidRow: (file, line, reason) => invalidRows.push(`${file}:${line}: ${reason}`),
+    onInvalidRow: (file, line, reason) => {
+      if (invalidRows.count++ === 0) invalidRows.first = `${file}:${line}: ${reason}`;
+    },
   });
-  const total = await source.count();
+  const stats = await source.stats();
+  const total = stats.reduce((n, st) => n + st.bars, 0);
+  if (values['dry-run'] === true) {
+    await dryRun(source, ctx);
+    return ExitCode.Ok;
+  }
+  for (const st of stats)
+    if (st.overlapping > 0 || st.gaps > 0)
+      ctx.err.write(`${joinNote(st)}\n`);
   if (total === 0)
     throw new CliUsageError(
       `no bar of ${source.symbols.join(', ')} falls in the --from/--to range`,
@@ -211,12 +311,25 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   let collector: ResultCollector | null = null;
   let sink: BarSink | null = null;
   let outputError: Error | null = null;
-  const output = values.out !== undefined ? createWriteStream(values.out) : null;
+  // The report is drawn from a results file read back line by line, never from results kept in
+  // memory: with results on stdout they also go to a temporary file for it.
+  let tempDir: string | null = null;
+  let resultsFile = values.out;
+  if (resultsFile === undefined && values.report !== undefined) {
+    tempDir = await mkdtemp(join(tmpdir(), 'pipeline-replay-'));
+    resultsFile = join(tempDir, 'results.jsonl');
+  }
+  const output: WriteStream | null =
+    resultsFile !== undefined ? createWriteStream(resultsFile, { highWaterMark: 1 << 20 }) : null;
   output?.on('error', (e) => {
     outputError ??= e;
     abort.abort();
   });
-  const write = (line: string): void => void (output ?? ctx.out).write(`${line}\n`);
+  const toStdout = values.out === undefined;
+  const write = (line: string): void => {
+    output?.write(`${line}\n`);
+    if (toStdout) ctx.out.write(`${line}\n`);
+  };
   const onSigint = (): void => abort.abort();
   process.on('SIGINT', onSigint);
   try {
@@ -228,6 +341,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           keep: values.keep === true,
           say,
           log: ctx.log,
+          requireOwnVhost: true,
           // No gateway unless asked for: nobody reads a private pipeline's API, and its own results
           // queue would double the broker's work per result.
           env: { PIPELINE_ROLES: inheritedEnv().PIPELINE_ROLES ?? 'strategic,tactical,trainer' },
@@ -241,7 +355,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       }
       config = pipeline.config;
     }
-    const published = new Set<string>();
+    // A bit per bar, not a string: a year of 50 symbols is 5 million bars.
+    const published = new BarKeySet();
     const progress = new Progress(ctx.err, total);
     const mustFilter = attach || pipeline?.ownVhost !== true;
     // A private pipeline sends the results of each batch as one message to this run's own queue;
@@ -252,10 +367,11 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       ...(resultsTo === undefined ? {} : { resultsKey: resultsTo }),
       connectionName: 'pipeline-replay-results',
       ownQueue: attach,
-      accept: mustFilter ? (id) => published.has(id) : undefined,
+      keepBodies: false,
+      accept: mustFilter ? (_id, symbol, ts) => published.has(symbol, ts) : undefined,
       onResult: (r) => {
         write(r.body);
-        progress.update(c.results.size);
+        progress.update(c.count);
       },
     });
     collector = c;
@@ -269,39 +385,63 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 
     let firstSentAt = 0;
     progress.begin();
-    const sent = await sink.publish(source.bars(), {
+    // Without a bound every bar would be in the broker within seconds (1000 messages of 256 bars):
+    // at 200,000 bars its confirms to the tactical worker took over 10 s and the results came
+    // several times over. A batch of each symbol must be able to fill, hence the symbols in it.
+    const maxAhead =
+      values['max-ahead-bars'] !== undefined
+        ? intFlag('max-ahead-bars', values['max-ahead-bars'], 0)
+        : Math.max(10_000, 2 * batchBars * source.symbols.length);
+    if (maxAhead < batchBars * source.symbols.length)
+      throw new CliUsageError(
+        `--max-ahead-bars must be at least --batch-bars x symbols (${batchBars * source.symbols.length}), or batches never fill`,
+      );
+    const sent = await sink.publish(aheadBounded(source.bars(), c, maxAhead, idleMs, abort.signal, say), {
       signal: abort.signal,
       ...(resultsTo === undefined ? {} : { resultsTo }),
       onSent: (bar, at) => {
         if (firstSentAt === 0) firstSentAt = at;
-        published.add(barId(bar));
+        published.add(bar.symbol, bar.ts);
       },
     });
     const publishedAt = Date.now();
     const complete = await c.waitFor(() => sent.published, idleMs, publishedAt, abort.signal);
     progress.end();
-    const resultCount = c.results.size;
+    const resultCount = c.count;
     const seconds =
       resultCount > 0 && firstSentAt > 0 ? Math.round(c.lastAt - firstSentAt) / 1000 : 0;
     const deadLetters = attach ? null : await c.deadLetterCount();
 
     const missing = sent.published - resultCount;
+    if (!attach && missing === 0 && seconds > 0 && sent.published >= 10_000)
+      await recordReplayRate({ barsPerSecond: sent.published / seconds, bars: sent.published, symbols: source.symbols.length });
     say(
       `replay: ${sent.published} bars published (${sent.confirmed} confirmed), ${resultCount} results${missing > 0 ? `, ${missing} MISSING` : ''}` +
         `${c.duplicates > 0 ? `, ${c.duplicates} repeated deliveries dropped` : ''}, dead letters ${deadLetters ?? 'not counted (--attach)'}` +
-        `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.length > 0 ? `; ${invalidRows.length} CSV rows skipped, first: ${invalidRows[0]}` : ''}`,
+        `; ${seconds > 0 ? Math.round(sent.published / seconds) : 0} bars/s end to end${invalidRows.count > 0 ? `; ${invalidRows.count} rows skipped, first: ${invalidRows.first}` : ''}`,
     );
     if (!complete && !abort.signal.aborted)
       say(`replay: no new result for ${idleMs} ms; giving up on the missing ones`);
 
-    if (values.report !== undefined) {
-      const results: IntegratedResult[] = [];
-      for (const r of c.results.values()) {
-        const parsed = IntegratedResultSchema.safeParse(JSON.parse(r.body));
-        if (parsed.success) results.push(parsed.data);
-        else say(`replay: result ${r.id} fails the v1 schema and is left out of the report`);
+    if (output !== null && outputError === null)
+      await new Promise<void>((resolve, reject) =>
+        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
+    if (outputError !== null)
+      throw new PipelineError(
+        'REPLAY_OUTPUT',
+        `writing ${resultsFile}: ${(outputError as Error).message}`,
+        false,
+      );
+    if (values.report !== undefined && resultsFile !== undefined) {
+      let data;
+      try {
+        data = await readReportData(resultsFile);
+      } catch (err) {
+        say(`replay: no report: ${describeError(err)}`);
+        return ExitCode.Failure;
       }
-      const html = buildReportHtml(results, {
+      const html = buildReportHtml(data, {
         ...reportOptions,
         source: `pipeline replay ${positionals.join(' ')}`,
         deadLetters,
@@ -310,20 +450,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }
-    if (output !== null && outputError === null)
-      await new Promise<void>((resolve, reject) =>
-        output.end((e?: Error | null) => (e ? reject(e) : resolve())),
-      );
-    if (outputError !== null)
-      throw new PipelineError(
-        'REPLAY_OUTPUT',
-        `writing ${values.out}: ${(outputError as Error).message}`,
-        false,
-      );
     const summary: ReplaySummary = { bars: sent.published, results: resultCount, seconds };
     ctx.out.write(`${JSON.stringify(summary)}\n`);
     if (abort.signal.aborted) return ExitCode.Interrupted;
-    return missing === 0 && invalidRows.length === 0 ? ExitCode.Ok : ExitCode.Failure;
+    return missing === 0 && invalidRows.count === 0 ? ExitCode.Ok : ExitCode.Failure;
   } finally {
     process.removeListener('SIGINT', onSigint);
     for (const [what, step] of [
@@ -338,6 +468,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       }
     }
     if (output !== null && !output.closed) output.end();
+    if (tempDir !== null) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

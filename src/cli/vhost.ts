@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { inheritedEnv } from '../config/config';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+/** rabbitmqctl with this process's environment (its PATH decides which rabbitmqctl runs). */
+const run = (file: string, args: string[], options: { timeout: number }): Promise<{ stdout: string }> =>
+  execFileAsync(file, args, { ...options, env: inheritedEnv() });
 
 /** Options of {@link createVhost}. */
 export interface CreateVhostOptions {
@@ -60,4 +64,16 @@ export async function createVhost(options: CreateVhostOptions): Promise<Temporar
     throw err;
   }
   return { vhost: options.vhost, url: withVhost(options.baseUrl, options.vhost), remove };
+}
+
+/**
+ * The number of consumers on `vhost` (`rabbitmqctl list_consumers`). `rabbitmqctl add_vhost` succeeds
+ * on a vhost that already exists, so a private run checks this before it publishes: a consumer there
+ * means someone else's pipeline would take its bars.
+ */
+export async function vhostConsumerCount(vhost: string, rabbitmqctl = 'rabbitmqctl'): Promise<number> {
+  const { stdout } = await run(rabbitmqctl, ['list_consumers', '-p', vhost, '-q', '--no-table-headers'], {
+    timeout: 30_000,
+  });
+  return stdout.split('\n').filter((line) => line.trim() !== '').length;
 }

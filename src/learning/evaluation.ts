@@ -11,7 +11,7 @@ import {
   type DecisionRule,
   type MarketSeries,
 } from './trading-agents';
-import { decodeActions, type EnvBar } from './trading-env';
+import { decodeActions } from './trading-env';
 
 /**
  * Training on synthetic regime markets and walk-forward evaluation on unseen seeds, against
@@ -225,25 +225,4 @@ export function compare(series: MarketSeries, policy: DecisionRule): ComparisonR
 export function meanMetrics(rows: readonly PerformanceMetrics[]): PerformanceMetrics {
   const m = (k: keyof PerformanceMetrics): number => rows.reduce((a, r) => a + r[k], 0) / Math.max(1, rows.length);
   return { sharpe: m('sharpe'), maxDrawdown: m('maxDrawdown'), turnover: m('turnover'), netReturn: m('netReturn'), bars: m('bars') };
-}
-
-/** Parses `timestamp,open,high,low,close,volume` CSV (timestamp like `2025-04-03 17:05:00+00:00`). */
-export function parseBarsCsv(text: string): EnvBar[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = (lines.shift() ?? '').split(',').map((h) => h.trim().toLowerCase());
-  const col = (name: string): number => {
-    const i = header.indexOf(name);
-    if (i < 0) throw new TypeError(`CSV has no ${name} column`);
-    return i;
-  };
-  const [ts, o, h, l, c, v] = ['timestamp', 'open', 'high', 'low', 'close', 'volume'].map(col) as [number, number, number, number, number, number];
-  return lines.map((line, n) => {
-    const f = line.split(',');
-    const time = Date.parse((f[ts] ?? '').trim().replace(' ', 'T'));
-    const bar = { ts: time, open: Number(f[o]), high: Number(f[h]), low: Number(f[l]), close: Number(f[c]), volume: Number(f[v]) };
-    if (!Number.isFinite(time) || ![bar.open, bar.high, bar.low, bar.close, bar.volume].every(Number.isFinite)) {
-      throw new TypeError(`CSV line ${n + 2} is not a bar`);
-    }
-    return bar;
-  });
 }

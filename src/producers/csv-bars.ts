@@ -99,8 +99,11 @@ export async function csvSymbolSource(path: string, explicit?: string): Promise<
 }
 
 /**
- * Parses a CSV timestamp into epoch milliseconds (UTC):
- * - an integer of epoch milliseconds (`1743699900000`);
+ * Parses a CSV timestamp into epoch milliseconds (UTC). The one timestamp parser of every bar file
+ * the project reads (our CSV, Binance's klines, `--from`/`--to`):
+ * - an integer of epoch milliseconds (`1743699900000`), or of epoch microseconds (`1743699900000000`,
+ *   as Binance writes open times from 2025 on): told apart by magnitude, above 10^14 is µs (10^14 ms
+ *   would be the year 5138);
  * - an ISO-8601-like date-time, `2025-04-03 17:05:00+00:00` or `2025-04-03T17:05:00Z`. Without a
  *   zone designator the time is taken as UTC, never as the machine's local time.
  * Returns a string saying what is wrong when the value cannot be parsed.
@@ -112,6 +115,10 @@ export function parseCsvTimestamp(raw: string): number | string {
     const ms = Number(value);
     // 1e11 ms is 1973; epoch seconds of any recent date are below it and would otherwise be read as 1970.
     if (ms < 1e11) return `timestamp ${value} looks like epoch seconds; give epoch milliseconds`;
+    if (ms > 1e14) {
+      if (ms % 1000 !== 0) return `timestamp ${value} (epoch microseconds) is not a whole millisecond`;
+      return ms / 1000;
+    }
     return ms;
   }
   let iso = value.replace(' ', 'T');
@@ -134,7 +141,8 @@ export function parseCsvTimestamp(raw: string): number | string {
 /** A decimal number as CSV exports write it: `12`, `-0.5`, `.5`, `1e-3`. */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
-function parseNumber(raw: string | undefined): number {
+/** A CSV cell as a number: NaN for anything but a decimal number (an empty cell is not 0). */
+export function parseCsvNumber(raw: string | undefined): number {
   // Number('') is 0, which would hide an empty cell, and Number('0x10') is 16 (found by fuzzing):
   // anything but a decimal number is NaN, so the schema names the column.
   const cell = raw?.trim() ?? '';
@@ -142,17 +150,12 @@ function parseNumber(raw: string | undefined): number {
 }
 
 /**
- * Reads a CSV of bars (header `timestamp,open,high,low,close,volume`) line by line, without loading
- * the file, and yields one validated {@link Bar} per row in file order. `timestamp` is the bar's
- * OPEN time (checked on the sample data: a 30m row's open and high match the 5m rows stamped from
- * the same time onwards). Rows that fail {@link BarSchema} are reported with their line number
- * through `onInvalidRow`, or throw when there is no such callback; blank lines are skipped.
+ * The row logic of {@link readCsvBars} and {@link parseCsvBarsText}: takes the lines of one file in
+ * order and answers the bar of each (null for the header, a blank line or a rejected row).
  */
-export async function* readCsvBars(source: string | Readable, options: CsvBarsOptions): AsyncGenerator<Bar> {
+function csvLineParser(fileName: string | null, options: CsvBarsOptions): { take(rawLine: string): Bar | null; end(): void } {
   const timeframe = options.timeframe ?? '5m';
   const requireIncreasing = options.requireIncreasingTs ?? true;
-  const input = typeof source === 'string' ? createReadStream(source, { encoding: 'utf8' }) : source;
-  const lines = createInterface({ input, crlfDelay: Infinity });
   const report = (row: InvalidCsvRow): void => {
     if (options.onInvalidRow === undefined) {
       throw new ValidationError(`line ${row.line}: ${row.reason}: ${row.text}`);
@@ -164,11 +167,11 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
   let fixedSymbol: string | null = options.symbol ?? null;
   let lastTs = -Infinity;
   let lastLine = 0;
-  try {
-    for await (const rawLine of lines) {
+  return {
+    take(rawLine: string): Bar | null {
       lineNo++;
       const text = lineNo === 1 ? rawLine.replace(/^\uFEFF/, '') : rawLine;
-      if (text.trim() === '') continue;
+      if (text.trim() === '') return null;
       const cells = text.split(',');
       if (columns === null) {
         columns = new Map(cells.map((c, i) => [c.trim().toLowerCase(), i]));
@@ -179,38 +182,37 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
           );
         }
         if (fixedSymbol === null && !columns.has(CSV_SYMBOL_COLUMN)) {
-          const name = typeof source === 'string' ? source : 'the CSV';
-          fixedSymbol = typeof source === 'string' ? csvFileNameSymbol(source) : null;
-          if (fixedSymbol === null) throw noCsvSymbolError(name);
+          fixedSymbol = fileName !== null ? csvFileNameSymbol(fileName) : null;
+          if (fixedSymbol === null) throw noCsvSymbolError(fileName ?? 'the CSV');
         }
-        continue;
+        return null;
       }
-      const cell = (name: (typeof CSV_BAR_COLUMNS)[number]): string | undefined =>
-        cells[columns?.get(name) ?? -1];
+      const cols = columns;
+      const cell = (name: (typeof CSV_BAR_COLUMNS)[number]): string | undefined => cells[cols.get(name) ?? -1];
       const ts = parseCsvTimestamp(cell('timestamp') ?? '');
       if (typeof ts === 'string') {
         report({ line: lineNo, text, reason: ts });
-        continue;
+        return null;
       }
-      const rowSymbol = columns.has(CSV_SYMBOL_COLUMN) ? (cells[columns.get(CSV_SYMBOL_COLUMN) ?? -1] ?? '').trim() : null;
+      const rowSymbol = cols.has(CSV_SYMBOL_COLUMN) ? (cells[cols.get(CSV_SYMBOL_COLUMN) ?? -1] ?? '').trim() : null;
       if (options.symbol !== undefined && rowSymbol !== null && rowSymbol !== options.symbol) {
         report({ line: lineNo, text, reason: `symbol column says ${JSON.stringify(rowSymbol)} but --symbol is ${options.symbol}` });
-        continue;
+        return null;
       }
       const candidate = {
         symbol: fixedSymbol ?? rowSymbol ?? '',
         timeframe,
         ts,
-        open: parseNumber(cell('open')),
-        high: parseNumber(cell('high')),
-        low: parseNumber(cell('low')),
-        close: parseNumber(cell('close')),
-        volume: parseNumber(cell('volume')),
+        open: parseCsvNumber(cell('open')),
+        high: parseCsvNumber(cell('high')),
+        low: parseCsvNumber(cell('low')),
+        close: parseCsvNumber(cell('close')),
+        volume: parseCsvNumber(cell('volume')),
       };
       const parsed = BarSchema.safeParse(candidate);
       if (!parsed.success) {
         report({ line: lineNo, text, reason: parsed.error.issues.map((i) => i.message).join('; ') });
-        continue;
+        return null;
       }
       if (requireIncreasing && parsed.data.ts <= lastTs) {
         const what = parsed.data.ts === lastTs ? 'repeats the time of' : 'is older than';
@@ -219,17 +221,56 @@ export async function* readCsvBars(source: string | Readable, options: CsvBarsOp
           text,
           reason: `ts ${new Date(parsed.data.ts).toISOString()} ${what} line ${lastLine}; rows must be in time order`,
         });
-        continue;
+        return null;
       }
       lastTs = parsed.data.ts;
       lastLine = lineNo;
-      yield parsed.data;
+      return parsed.data;
+    },
+    end(): void {
+      if (columns === null) throw new ValidationError('the CSV is empty: expected a header line');
+    },
+  };
+}
+
+/**
+ * Reads a CSV of bars (header `timestamp,open,high,low,close,volume`) line by line, without loading
+ * the file, and yields one validated {@link Bar} per row in file order. `timestamp` is the bar's
+ * OPEN time (checked on the sample data: a 30m row's open and high match the 5m rows stamped from
+ * the same time onwards), as epoch ms or µs or an ISO date-time, UTC without a zone
+ * ({@link parseCsvTimestamp}). Rows that fail {@link BarSchema} are reported with their line number
+ * through `onInvalidRow`, or throw when there is no such callback; blank lines are skipped.
+ */
+export async function* readCsvBars(source: string | Readable, options: CsvBarsOptions): AsyncGenerator<Bar> {
+  const input = typeof source === 'string' ? createReadStream(source, { encoding: 'utf8' }) : source;
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  const parser = csvLineParser(typeof source === 'string' ? source : null, options);
+  try {
+    for await (const rawLine of lines) {
+      const bar = parser.take(rawLine);
+      if (bar !== null) yield bar;
     }
-    if (columns === null) throw new ValidationError('the CSV is empty: expected a header line');
+    parser.end();
   } finally {
     lines.close();
     if (typeof source === 'string') input.destroy();
   }
+}
+
+/**
+ * The bars of a whole CSV text, by the same rules as {@link readCsvBars}: for callers that hold the
+ * file in memory and need the bars at once (the agents' training and evaluation data).
+ * `fileName` gives the symbol when the text has no symbol column and `options.symbol` is unset.
+ */
+export function parseCsvBarsText(text: string, options: CsvBarsOptions, fileName: string | null = null): Bar[] {
+  const parser = csvLineParser(fileName, options);
+  const out: Bar[] = [];
+  for (const line of text.split('\n')) {
+    const bar = parser.take(line.endsWith('\r') ? line.slice(0, -1) : line);
+    if (bar !== null) out.push(bar);
+  }
+  parser.end();
+  return out;
 }
 
 /** Number of data rows in a CSV file (lines after the header that are not blank), read in chunks. */

@@ -7,16 +7,31 @@ import {
   type IntegratedResult,
 } from '../../schemas/integrated-result.schema';
 import { PipelineError } from '../errors';
+import { DEFAULT_COSTS as AGENT_COSTS } from '../learning/trading-env';
+import { accumulate, type Counts } from './report-accumulator';
+import { REGIMES, SymbolSeries, type Regime } from './symbol-series';
+
+export { REGIMES, SymbolSeries, type Regime } from './symbol-series';
+export { ReportAccumulator, accumulate, type Counts, type ReportData } from './report-accumulator';
 
 /** Trading costs charged on every change of position, in basis points of the traded notional. */
 export interface CostModel {
-  /** Exchange fee per unit of notional traded. @defaultValue 10 bp (0.10 %) */
+  /** Exchange fee per unit of notional traded. @defaultValue 4 bp, the agents' taker fee */
   feeBps: number;
-  /** Half the bid-ask spread, paid on every trade. @defaultValue 1 bp */
+  /** Half the bid-ask spread, paid on every trade. @defaultValue 2 bp, the agents' half spread */
   halfSpreadBps: number;
 }
 
-export const DEFAULT_COSTS: CostModel = { feeBps: 10, halfSpreadBps: 1 };
+/**
+ * The report's default costs are the agents' own (src/learning/trading-env.ts, which `pipeline eval`
+ * and training use): the taker fee and half spread of a MARKET order, 4 + 2 bp. The report charges
+ * every change of `target_position` as a market order: it cannot tell the LIMIT fills (1 bp maker
+ * fee, no spread) the eval credits, so on the same decisions it charges at least as much.
+ */
+export const DEFAULT_COSTS: CostModel = {
+  feeBps: Math.round(AGENT_COSTS.takerFee * 1e6) / 100,
+  halfSpreadBps: Math.round(AGENT_COSTS.halfSpread * 1e6) / 100,
+};
 
 /** The rule that decides, after the fact, whether a regime call was borne out. */
 export interface OutcomeRule {
@@ -35,8 +50,13 @@ export const DEFAULT_OUTCOME_RULE: OutcomeRule = {
 };
 
 const BAR_MS = 5 * 60_000;
-export const REGIMES = ['BULL', 'BEAR', 'SIDEWAYS', 'VOLATILE'] as const;
-export type Regime = (typeof REGIMES)[number];
+
+/** A series as the analysis takes it: compact, or (small inputs, tests) results in ts order. */
+export type SeriesInput = SymbolSeries | readonly IntegratedResult[];
+
+function asSeries(input: SeriesInput): SymbolSeries {
+  return input instanceof SymbolSeries ? input : SymbolSeries.of(input);
+}
 
 /** A results file that is not JSON lines of v1 results. */
 export class ResultsParseError extends PipelineError {
@@ -45,29 +65,38 @@ export class ResultsParseError extends PipelineError {
   }
 }
 
+/**
+ * One line of a results file: the result, or null for a blank line or a replay's summary line.
+ * Throws a {@link ResultsParseError} naming `lineNo` when it is neither.
+ */
+export function parseResultLine(raw: string, lineNo: number): IntegratedResult | null {
+  const line = raw.trim();
+  if (line === '') return null;
+  let body: unknown;
+  try {
+    body = JSON.parse(line);
+  } catch {
+    throw new ResultsParseError(`line ${lineNo}: not JSON (${line.slice(0, 60)})`);
+  }
+  // A replay's summary line, `{"bars":..,"results":..,"seconds":..}`, may close the file.
+  if (isReplaySummary(body)) return null;
+  const parsed = IntegratedResultSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ResultsParseError(
+      `line ${lineNo}: not an integrated result (v1): ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+    );
+  }
+  return parsed.data;
+}
+
 /** Parses JSON lines of integrated results (blank lines allowed); throws naming the first bad line. */
 export function parseResultsJsonl(text: string): IntegratedResult[] {
   const out: IntegratedResult[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line === '') continue;
-    let body: unknown;
-    try {
-      body = JSON.parse(line);
-    } catch {
-      throw new ResultsParseError(`line ${i + 1}: not JSON (${line.slice(0, 60)})`);
-    }
-    // A replay's summary line, `{"bars":..,"results":..,"seconds":..}`, may close the file.
-    if (isReplaySummary(body)) continue;
-    const parsed = IntegratedResultSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new ResultsParseError(
-        `line ${i + 1}: not an integrated result (v1): ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
-      );
-    }
-    out.push(parsed.data);
+    const r = parseResultLine(lines[i] as string, i + 1);
+    if (r !== null) out.push(r);
   }
   return out;
 }
@@ -83,24 +112,9 @@ function isReplaySummary(body: unknown): boolean {
   );
 }
 
-/** Results grouped by symbol, each in `ts` order with one result per `ts` (repeats dropped). */
-export function bySymbol(results: readonly IntegratedResult[]): Map<string, IntegratedResult[]> {
-  const groups = new Map<string, Map<number, IntegratedResult>>();
-  for (const r of results) {
-    let g = groups.get(r.symbol);
-    if (g === undefined) groups.set(r.symbol, (g = new Map<number, IntegratedResult>()));
-    if (!g.has(r.ts)) g.set(r.ts, r);
-  }
-  const out = new Map<string, IntegratedResult[]>();
-  for (const symbol of [...groups.keys()].sort()) {
-    out.set(
-      symbol,
-      [...(groups.get(symbol) as Map<number, IntegratedResult>).values()].sort(
-        (a, b) => a.ts - b.ts,
-      ),
-    );
-  }
-  return out;
+/** Results grouped by symbol (sorted), each in `ts` order with one result per `ts` (repeats dropped). */
+export function bySymbol(results: readonly IntegratedResult[]): Map<string, SymbolSeries> {
+  return accumulate(results).groups;
 }
 
 /** Equity curves of one symbol, each starting at 1. */
@@ -128,9 +142,10 @@ export interface EquityCurves {
  * Every change of position pays `|change| × (fee + half-spread)`, including the first one from 0.
  */
 export function equityCurves(
-  series: readonly IntegratedResult[],
+  input: SeriesInput,
   costs: CostModel = DEFAULT_COSTS,
 ): EquityCurves {
+  const series = asSeries(input);
   const c = (costs.feeBps + costs.halfSpreadBps) / 10_000;
   const ts: number[] = [];
   const agents: number[] = [];
@@ -142,22 +157,21 @@ export function equityCurves(
   let turnover = 0;
   let nullPositions = 0;
   for (let i = 0; i < series.length; i++) {
-    const r = series[i] as IntegratedResult;
     if (i > 0) {
-      const ret = r.close / (series[i - 1] as IntegratedResult).close - 1;
+      const ret = series.close(i) / series.close(i - 1) - 1;
       eqA *= 1 + pos * ret;
       eqB *= 1 + ret;
     } else {
       eqB *= 1 - c;
     }
-    const target = r.target_position;
+    const target = series.position(i);
     if (target === null) nullPositions++;
     const next = target ?? 0;
     const change = Math.abs(next - pos);
     turnover += change;
     eqA *= 1 - change * c;
     pos = next;
-    ts.push(r.close_ts);
+    ts.push(series.closeTs(i));
     agents.push(eqA);
     buyHold.push(eqB);
     flat.push(1);
@@ -199,23 +213,26 @@ export interface Outcome {
  * (missing bars) get no outcome.
  */
 export function outcomes(
-  series: readonly IntegratedResult[],
+  input: SeriesInput,
   rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
 ): Outcome[] {
+  const series = asSeries(input);
   const h = rule.horizonBars;
   const rows: { index: number; ret: number; vol: number }[] = [];
+  const logs = new Float64Array(h);
   for (let i = 0; i + h < series.length; i++) {
-    const a = series[i] as IntegratedResult;
-    const b = series[i + h] as IntegratedResult;
-    if (b.ts - a.ts !== h * BAR_MS) continue;
-    const logs: number[] = [];
-    for (let j = i + 1; j <= i + h; j++)
-      logs.push(
-        Math.log((series[j] as IntegratedResult).close / (series[j - 1] as IntegratedResult).close),
-      );
-    const mean = logs.reduce((s, x) => s + x, 0) / h;
-    const vol = Math.sqrt(logs.reduce((s, x) => s + (x - mean) ** 2, 0) / h);
-    rows.push({ index: i, ret: b.close / a.close - 1, vol });
+    if (series.ts(i + h) - series.ts(i) !== h * BAR_MS) continue;
+    let mean = 0;
+    for (let j = i + 1; j <= i + h; j++) {
+      const l = Math.log(series.close(j) / series.close(j - 1));
+      logs[j - i - 1] = l;
+      mean += l;
+    }
+    mean /= h;
+    let sq = 0;
+    for (const x of logs) sq += (x - mean) ** 2;
+    const vol = Math.sqrt(sq / h);
+    rows.push({ index: i, ret: series.close(i + h) / series.close(i) - 1, vol });
   }
   if (rows.length === 0) return [];
   const mR = median(rows.map((r) => Math.abs(r.ret)));
@@ -267,7 +284,7 @@ export interface Reliability {
  * to the following bars.
  */
 export function reliability(
-  groups: Map<string, IntegratedResult[]>,
+  groups: ReadonlyMap<string, SeriesInput>,
   rule: OutcomeRule = DEFAULT_OUTCOME_RULE,
   binCount = 10,
 ): Reliability {
@@ -280,14 +297,15 @@ export function reliability(
   let n = 0;
   let hits = 0;
   let outcomeCount = 0;
-  for (const series of groups.values()) {
+  for (const input of groups.values()) {
+    const series = asSeries(input);
     for (const { index, actual } of outcomes(series, rule)) {
       base[actual]++;
       outcomeCount++;
-      const s = (series[index] as IntegratedResult).strategic;
-      if (s.regime === null || s.regime_probabilities === null) continue;
-      const p = s.regime_probabilities[s.regime];
-      const hit = s.regime === actual ? 1 : 0;
+      const regime = series.regime(index);
+      const p = series.regimeP(index);
+      if (regime === null || p === null) continue;
+      const hit = regime === actual ? 1 : 0;
       const b = bins[Math.min(binCount - 1, Math.floor(p * binCount))] as {
         n: number;
         sumP: number;
@@ -298,7 +316,7 @@ export function reliability(
       b.hits += hit;
       n++;
       hits += hit;
-      const level = s.confidence ?? 'null';
+      const level = series.confidence(index) ?? 'null';
       const c = conf.get(level) ?? { n: 0, hits: 0 };
       c.n++;
       c.hits += hit;
@@ -341,9 +359,12 @@ export interface Histogram {
   max: number | null;
 }
 
-/** A histogram of `values` over [0, p99.5] in `binCount` equal bins, the rest counted as overflow. */
-export function histogram(values: readonly number[], binCount = 30): Histogram {
-  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+/**
+ * A histogram of `values` over [0, p99.5] in `binCount` equal bins, the rest counted as overflow.
+ * Percentiles are nearest-rank, exact (the values are sorted, 8 bytes each, not sampled).
+ */
+export function histogram(values: ArrayLike<number>, binCount = 30): Histogram {
+  const s = Float64Array.from(values).filter(Number.isFinite).sort();
   const q = (p: number): number | null =>
     s.length === 0
       ? null
@@ -371,58 +392,7 @@ export function histogram(values: readonly number[], binCount = 30): Histogram {
   };
 }
 
-/** The counts of the report's last section. */
-export interface Counts {
-  results: number;
-  symbols: number;
-  /** Deliveries of a `(symbol, ts)` already seen. */
-  repeats: number;
-  stale: number;
-  /** Results without a regime (strategic warm-up or fallback). */
-  noRegime: number;
-  degraded: Map<string, number>;
-  /** Results with at least one degraded stage. */
-  degradedResults: number;
-  modelVersions: Map<string, number>;
-  firstTs: number | null;
-  lastTs: number | null;
-}
-
-export function counts(
-  results: readonly IntegratedResult[],
-  groups: Map<string, IntegratedResult[]>,
-): Counts {
-  const degraded = new Map<string, number>();
-  const modelVersions = new Map<string, number>();
-  let stale = 0;
-  let noRegime = 0;
-  let degradedResults = 0;
-  let unique = 0;
-  let firstTs: number | null = null;
-  let lastTs: number | null = null;
-  for (const series of groups.values()) {
-    unique += series.length;
-    for (const r of series) {
-      if (r.strategic.stale) stale++;
-      if (r.strategic.regime === null) noRegime++;
-      if (r.degraded.length > 0) degradedResults++;
-      for (const d of r.degraded) degraded.set(d, (degraded.get(d) ?? 0) + 1);
-      const mv = r.model_version ?? 'null';
-      modelVersions.set(mv, (modelVersions.get(mv) ?? 0) + 1);
-      firstTs = firstTs === null ? r.ts : Math.min(firstTs, r.ts);
-      lastTs = lastTs === null ? r.ts : Math.max(lastTs, r.ts);
-    }
-  }
-  return {
-    results: unique,
-    symbols: groups.size,
-    repeats: results.length - unique,
-    stale,
-    noRegime,
-    degraded,
-    degradedResults,
-    modelVersions,
-    firstTs,
-    lastTs,
-  };
+/** The counts of the report's last section, of results in memory (repeats counted, not used). */
+export function counts(results: readonly IntegratedResult[]): Counts {
+  return accumulate(results).counts;
 }

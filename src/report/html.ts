@@ -7,14 +7,15 @@ import {
   DEFAULT_COSTS,
   DEFAULT_OUTCOME_RULE,
   REGIMES,
-  bySymbol,
-  counts,
+  accumulate,
   equityCurves,
   histogram,
   reliability,
   type CostModel,
   type EquityCurves,
   type OutcomeRule,
+  type ReportData,
+  type SymbolSeries,
 } from './analysis';
 import {
   REGIME_COLOURS,
@@ -52,17 +53,21 @@ const pct = (v: number | null, digits = 1): string =>
 const num = (v: number | null, digits = 1): string =>
   v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
 
-/** The whole report page. */
+/**
+ * The whole report page, of results in memory or of the compact data a {@link ReportAccumulator}
+ * gathered from a results file of any length.
+ */
 export function buildReportHtml(
-  results: readonly IntegratedResult[],
+  input: readonly IntegratedResult[] | ReportData,
   options: ReportOptions = {},
 ): string {
   const costs = options.costs ?? DEFAULT_COSTS;
   const rule = options.rule ?? DEFAULT_OUTCOME_RULE;
-  const groups = bySymbol(results);
-  const c = counts(results, groups);
+  const data = Array.isArray(input) ? accumulate(input as readonly IntegratedResult[]) : (input as ReportData);
+  const groups = data.groups;
+  const c = data.counts;
   const rel = reliability(groups, rule);
-  const lat = histogram(results.map((r) => r.latency_ms));
+  const lat = histogram(data.latencies);
   const title = options.title ?? 'Replay report';
   const generatedAt = options.generatedAt ?? Date.now();
 
@@ -113,7 +118,7 @@ ${symbolSections}
 <h2>Reliability of the regime confidence</h2>
 ${reliabilitySection(rel, rule)}
 <h2>Latency</h2>
-${latencySection(lat, results.length)}
+${latencySection(lat, data.latencies.length)}
 <h2>Counts</h2>
 <table>
 <tr><td>results (one per symbol and bar)</td><td>${c.results}</td></tr>
@@ -130,11 +135,7 @@ ${[...c.modelVersions.entries()].map(([v, n]) => `<tr><td>model version <code>${
 `;
 }
 
-function symbolSection(
-  symbol: string,
-  series: readonly IntegratedResult[],
-  costs: CostModel,
-): string {
+function symbolSection(symbol: string, series: SymbolSeries, costs: CostModel): string {
   const eq = equityCurves(series, costs);
   const last = (a: number[]): number | null => (a.length > 0 ? (a[a.length - 1] as number) : null);
   return `<section class="symbol" data-symbol="${esc(symbol)}">
@@ -151,14 +152,23 @@ ${equityChart(symbol, eq)}
 </section>`;
 }
 
-function priceChart(symbol: string, series: readonly IntegratedResult[]): string {
+function priceChart(symbol: string, series: SymbolSeries): string {
   const fr = frame(WIDTH, 250);
-  if (series.length === 0) return '';
-  const t0 = (series[0] as IntegratedResult).close_ts;
-  const t1 = (series[series.length - 1] as IntegratedResult).close_ts;
-  const closes = series.map((r) => r.close);
-  let lo = Math.min(...closes);
-  let hi = Math.max(...closes);
+  const n = series.length;
+  if (n === 0) return '';
+  const t0 = series.closeTs(0);
+  const t1 = series.closeTs(n - 1);
+  const closeTs = new Float64Array(n);
+  const closes = new Float64Array(n);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    closeTs[i] = series.closeTs(i);
+    const c = series.close(i);
+    closes[i] = c;
+    if (c < lo) lo = c;
+    if (c > hi) hi = c;
+  }
   const pad = (hi - lo) * 0.05 || hi * 0.01;
   lo -= pad;
   hi += pad;
@@ -167,9 +177,9 @@ function priceChart(symbol: string, series: readonly IntegratedResult[]): string
 
   // Regime bands: one colour per pixel column (the regime of the column's last result), merged.
   const cols: (string | null)[] = [];
-  for (const r of series) {
-    const c = Math.min(fr.right - fr.left - 1, Math.max(0, Math.floor(x(r.close_ts) - fr.left)));
-    cols[c] = r.strategic.regime;
+  for (let i = 0; i < n; i++) {
+    const c = Math.min(fr.right - fr.left - 1, Math.max(0, Math.floor(x(closeTs[i] as number) - fr.left)));
+    cols[c] = series.regime(i);
   }
   let current: string | null = null;
   const bands: string[] = [];
@@ -190,59 +200,63 @@ function priceChart(symbol: string, series: readonly IntegratedResult[]): string
   }
 
   const line = pathD(
-    downsample(
-      series.map((r) => r.close_ts),
-      closes,
-      x,
-    ).map(([px, v]) => [px, y(v)] as [number, number]),
+    downsample(closeTs, closes, x).map(([px, v]) => [px, y(v)] as [number, number]),
   );
-  const changes: { r: IntegratedResult; action: string }[] = [];
+  const changes: { i: number; action: string }[] = [];
   let prev: string | null = null;
-  for (const r of series) {
-    const a = r.actions.tactical;
-    if (a !== null && a !== prev) changes.push({ r, action: a });
+  let changeCount = 0;
+  for (let i = 0; i < n; i++) {
+    const a = series.action(i);
+    if (a !== null && a !== prev) {
+      changeCount++;
+      // Only as many as can be drawn are kept: a year of bars can change action every other bar.
+      if (changes.length <= MAX_MARKERS) changes.push({ i, action: a });
+    }
     prev = a;
   }
   let markers = '';
   let note = '';
-  if (changes.length <= MAX_MARKERS) {
+  if (changeCount <= MAX_MARKERS) {
     markers = changes
-      .map(({ r, action }) => {
-        const px = x(r.close_ts).toFixed(1);
-        const py = y(r.close);
+      .map(({ i, action }) => {
+        const t = series.closeTs(i);
+        const px = x(t).toFixed(1);
+        const py = y(series.close(i));
         if (action === 'LONG')
-          return `<path class="mk" d="M${px} ${(py + 4).toFixed(1)}l-4 8h8z" fill="#2e7d32"><title>${fmtTime(r.close_ts)} LONG</title></path>`;
+          return `<path class="mk" d="M${px} ${(py + 4).toFixed(1)}l-4 8h8z" fill="#2e7d32"><title>${fmtTime(t)} LONG</title></path>`;
         if (action === 'SHORT')
-          return `<path class="mk" d="M${px} ${(py - 4).toFixed(1)}l-4 -8h8z" fill="#c62828"><title>${fmtTime(r.close_ts)} SHORT</title></path>`;
-        return `<circle class="mk" cx="${px}" cy="${py.toFixed(1)}" r="2.5" fill="#777"><title>${fmtTime(r.close_ts)} FLAT</title></circle>`;
+          return `<path class="mk" d="M${px} ${(py - 4).toFixed(1)}l-4 -8h8z" fill="#c62828"><title>${fmtTime(t)} SHORT</title></path>`;
+        return `<circle class="mk" cx="${px}" cy="${py.toFixed(1)}" r="2.5" fill="#777"><title>${fmtTime(t)} FLAT</title></circle>`;
       })
       .join('');
   } else {
-    note = `<p class="muted">${changes.length} changes of the tactical action, too many to mark; the strip below shows the position.</p>`;
+    note = `<p class="muted">${changeCount} changes of the tactical action, too many to mark; the strip below shows the position.</p>`;
   }
   return `${svgOpen(fr, `${symbol} close price with regime bands`, 'price-chart')}
 ${bands.join('')}${yAxis(fr, lo, hi, y)}${timeAxis(fr, t0, t1, x)}
 <path class="price" d="${line}"/>${markers}</svg>${note}`;
 }
 
-function positionChart(symbol: string, series: readonly IntegratedResult[]): string {
+function positionChart(symbol: string, series: SymbolSeries): string {
   const fr = frame(WIDTH, 100, { left: 64, right: 12, top: 10, bottom: 10 });
-  if (series.length === 0) return '';
-  const t0 = (series[0] as IntegratedResult).close_ts;
-  const t1 = (series[series.length - 1] as IntegratedResult).close_ts;
+  const n = series.length;
+  if (n === 0) return '';
+  const t0 = series.closeTs(0);
+  const t1 = series.closeTs(n - 1);
   const x = linear(t0, t1, fr.left, fr.right);
   const y = linear(-1, 1, fr.bottom, fr.top);
   // A step line: the position holds until the next result.
   const xs: number[] = [];
   const ys: number[] = [];
   let prev: number | null = null;
-  for (const r of series) {
-    const p = r.target_position ?? 0;
+  for (let i = 0; i < n; i++) {
+    const t = series.closeTs(i);
+    const p = series.position(i) ?? 0;
     if (prev !== null) {
-      xs.push(r.close_ts);
+      xs.push(t);
       ys.push(prev);
     }
-    xs.push(r.close_ts);
+    xs.push(t);
     ys.push(p);
     prev = p;
   }
@@ -254,9 +268,13 @@ ${[-1, 0, 1].map((v) => `<line class="grid" x1="${fr.left}" x2="${fr.right}" y1=
 function equityChart(symbol: string, eq: EquityCurves): string {
   const fr = frame(WIDTH, 220);
   if (eq.ts.length === 0) return '';
-  const all = [...eq.agents, ...eq.buyHold, 1];
-  let lo = Math.min(...all);
-  let hi = Math.max(...all);
+  let lo = 1;
+  let hi = 1;
+  for (const curve of [eq.agents, eq.buyHold])
+    for (const v of curve) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   const pad = (hi - lo) * 0.05 || 0.01;
   lo -= pad;
   hi += pad;

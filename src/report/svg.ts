@@ -34,8 +34,8 @@ export function pathD(points: readonly (readonly [number, number])[]): string {
  * their order, so a long series draws the same envelope with a bounded path.
  */
 export function downsample(
-  xs: readonly number[],
-  ys: readonly number[],
+  xs: ArrayLike<number>,
+  ys: ArrayLike<number>,
   x: (v: number) => number,
 ): [number, number][] {
   const out: [number, number][] = [];

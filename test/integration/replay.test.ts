@@ -1,9 +1,11 @@
 /**
  * Parity: `pipeline replay` of real bars (3 symbols, 450 bars each) gives the same results, apart
  * from latency_ms, as the same bars published one per message to a pipeline started by the test
- * fixtures with training off.
+ * fixtures with training off; so does a replay of the same bars as Binance kline archives (zip, ms
+ * and µs open times, two files joined over an overlap). Without --attach the replay refuses a vhost
+ * that has consumers (exit 2).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -23,6 +25,7 @@ import {
   type TestVhost,
 } from '../fixtures/broker';
 import { clearRedis, startPipeline, waitHealthy, type TestPipeline } from '../fixtures/pipeline';
+import { zipOf } from '../fixtures/zip-writer';
 
 jest.setTimeout(300_000);
 
@@ -50,6 +53,8 @@ describe('pipeline replay', () => {
   let results: QueueCollector;
   let deadLetters: QueueCollector | undefined;
   let dir: string;
+  /** The first test's replayed results, by id, without latency_ms. */
+  let replayedById: Map<string, unknown> | undefined;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'replay-test-'));
@@ -134,6 +139,7 @@ describe('pipeline replay', () => {
         return [`${r.symbol}:5m:${r.ts}`, withoutLatency(line)];
       }),
     );
+    replayedById = got;
     expect([...got.keys()].sort()).toEqual([...reference.keys()].sort());
     for (const [id, body] of reference) expect({ id, body: got.get(id) }).toEqual({ id, body });
 
@@ -143,6 +149,71 @@ describe('pipeline replay', () => {
     );
     expect(withRegime.length).toBeGreaterThan(300);
     expect(readFileSync(reportFile, 'utf8')).toContain('<svg class="chart price-chart');
+  });
+
+  it('replays Binance kline archives as downloaded (ms and µs, two months overlapping) to the same results', async () => {
+    expect(replayedById).toBeDefined();
+    const btc = await readBars(FILES[0] as string);
+    const row = (b: Bar, micros: boolean): string =>
+      `${b.ts}${micros ? '000' : ''},${b.open},${b.high},${b.low},${b.close},${b.volume},${b.ts + 299_999},0,0,0,0,0`;
+    // "March" in ms, "April" in µs (as Binance writes from 2025 on), repeating March's last 10 bars.
+    writeFileSync(
+      join(dir, 'BTCUSDT-5m-2025-03.zip'),
+      zipOf({ 'BTCUSDT-5m-2025-03.csv': btc.slice(0, 200).map((b) => row(b, false)).join('\n') }),
+    );
+    writeFileSync(
+      join(dir, 'BTCUSDT-5m-2025-04.zip'),
+      zipOf({ 'BTCUSDT-5m-2025-04.csv': btc.slice(190).map((b) => row(b, true)).join('\n') }),
+    );
+    const outFile = join(dir, 'binance.jsonl');
+    let stdout = '';
+    let stderr = '';
+    const out = new PassThrough().on('data', (d: Buffer) => (stdout += d.toString()));
+    const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await runCli(['replay', join(dir, 'BTCUSDT-5m-2025-*.zip'), '--out', outFile], {
+      env: { ...process.env, AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672', PIPELINE_TRAINING: 'off' },
+      out,
+      err,
+    });
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stderr).toContain('BTCUSDT: 2 files joined; 10 overlapping bars skipped, 0 gaps');
+    expect(JSON.parse(stdout.trim())).toMatchObject({ bars: 450, results: 450 });
+    const lines = readFileSync(outFile, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(450);
+    for (const line of lines) {
+      const r = JSON.parse(line) as { symbol: string; ts: number };
+      const id = `${r.symbol}:5m:${r.ts}`;
+      expect({ id, body: withoutLatency(line) }).toEqual({ id, body: replayedById?.get(id) });
+    }
+  });
+
+  it('without --attach refuses, exit 2, a vhost that already has consumers', async () => {
+    // rabbitmqctl answers list_consumers with one consumer, as for a vhost that is someone else's.
+    const bin = mkdtempSync(join(tmpdir(), 'replay-ctl-'));
+    const savedPath = process.env.PATH;
+    try {
+      writeFileSync(
+        join(bin, 'rabbitmqctl'),
+        '#!/bin/sh\nif [ "$1" = list_consumers ]; then echo "q\tctag\ttrue\t0\t[]"; fi\nexit 0\n',
+      );
+      chmodSync(join(bin, 'rabbitmqctl'), 0o755);
+      process.env.PATH = `${bin}:${savedPath ?? ''}`;
+      let stderr = '';
+      const err = new PassThrough().on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await runCli(['replay', FILES[0] as string, '--to', '2025-04-03T18:00:00Z'], {
+        env: { ...process.env, AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672' },
+        out: new PassThrough(),
+        err,
+      });
+      expect(code).toBe(2);
+      // The broker line every command prints, then the one line of the refusal.
+      const lines = stderr.trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[1]).toMatch(/already has 1 consumer\(s\), so it is not private; pass --attach/);
+    } finally {
+      process.env.PATH = savedPath;
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('with --attach publishes to the running pipeline and leaves integrated_results to its users', async () => {

@@ -61,7 +61,7 @@ const badCell = fc
   .filter(({ column, value }) => !(column === 'volume' && value === '0')); // a volume of 0 is valid
 const badTimestamp = fc.constantFrom(
   '1500000000', // epoch seconds
-  '1500000000000000', // microseconds
+  '1500000000000001', // microseconds that are not a whole millisecond (whole µs are read, as Binance writes them)
   '1500000000000000000', // nanoseconds
   '1500000000001', // not a multiple of 5 minutes
   '2025-13-01 00:00:00',

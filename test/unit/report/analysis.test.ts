@@ -20,7 +20,7 @@ describe('equityCurves', () => {
       result('X', 2, closes[2] as number, { target_position: -0.5 }),
       result('X', 3, closes[3] as number, { target_position: null }),
     ];
-    const c = 0.0011; // 10 bp + 1 bp
+    const c = 0.0011; // 10 bp + 1 bp (not the defaults: any costs)
     const eq = equityCurves(series, { feeBps: 10, halfSpreadBps: 1 });
     let e = 1 - 1 * c; // buy 1 at the first close
     expect(eq.agents[0]).toBeCloseTo(e, 12);
@@ -142,7 +142,7 @@ describe('counts and parsing', () => {
   it('counts stale, degraded, warm-up and repeated results', () => {
     const rs = randomResults(['A', 'B'], 200, 7);
     const withRepeat = [...rs, rs[10]!];
-    const c = counts(withRepeat, bySymbol(withRepeat));
+    const c = counts(withRepeat);
     expect(c.results).toBe(400);
     expect(c.repeats).toBe(1);
     expect(c.noRegime).toBe(100);
