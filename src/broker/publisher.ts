@@ -33,7 +33,13 @@ export class Publisher implements ConnectionAttachment {
   private slotWaiters: (() => void)[] = [];
   private needsDrain = false;
   private drainWaiters: (() => void)[] = [];
-  private readonly returnedIds = new Map<string, Pending>();
+  /**
+   * Per channel, the mandatory publishes awaiting their confirm, by messageId in publish order. A
+   * channel's returns and confirms come in publish order, and the broker returns a message before
+   * it confirms it, so a return belongs to the oldest publish of its messageId not yet returned,
+   * even when several publishes of one messageId are in flight at once (a re-send).
+   */
+  private readonly awaitingReturn = new WeakMap<ConfirmChannel, Map<string, Pending[]>>();
   private stopped = false;
   private model: ChannelModel | null = null;
   private reopenAttempts = 0;
@@ -82,9 +88,11 @@ export class Publisher implements ConnectionAttachment {
       this.drainWaiters = [];
       for (const w of waiters) w();
     });
+    const awaiting = new Map<string, Pending[]>();
+    this.awaitingReturn.set(channel, awaiting);
     channel.on('return', (msg: Message) => {
       const id = msg.properties.messageId as string | undefined;
-      const pending = id === undefined ? undefined : this.returnedIds.get(id);
+      const pending = id === undefined ? undefined : awaiting.get(id)?.find((p) => !p.returned);
       if (pending !== undefined) pending.returned = true;
     });
     channel.on('nack', () => {
@@ -183,9 +191,22 @@ export class Publisher implements ConnectionAttachment {
       await new Promise<void>((resolve, reject) => {
         const pending: Pending = { resolve, reject, returned: false };
         const mandatory = options.mandatory === true;
-        if (mandatory) this.returnedIds.set(options.messageId, pending);
+        const awaiting = this.awaitingReturn.get(channel);
+        // Kept until the broker confirms (or the channel fails) it, even past the timeout: a late
+        // return must not be booked to a later publish of the same messageId.
+        const forget = (): void => {
+          const queue = awaiting?.get(options.messageId);
+          const i = queue?.indexOf(pending) ?? -1;
+          if (queue === undefined || i < 0) return;
+          queue.splice(i, 1);
+          if (queue.length === 0) awaiting?.delete(options.messageId);
+        };
+        if (mandatory && awaiting !== undefined) {
+          const queue = awaiting.get(options.messageId);
+          if (queue === undefined) awaiting.set(options.messageId, [pending]);
+          else queue.push(pending);
+        }
         const timer = setTimeout(() => {
-          this.returnedIds.delete(options.messageId);
           reject(new PublishError(`no confirm for ${options.messageId} within ${this.options.publishTimeoutMs} ms`));
         }, Math.max(1, deadline - Date.now()));
         timer.unref();
@@ -197,7 +218,7 @@ export class Publisher implements ConnectionAttachment {
             { persistent: true, contentType: 'application/json', ...options },
             (err: unknown) => {
               clearTimeout(timer);
-              if (mandatory) this.returnedIds.delete(options.messageId);
+              forget();
               if (err !== null && err !== undefined) {
                 reject(new PublishError(`broker did not confirm ${options.messageId}`, { cause: err }));
               } else if (pending.returned) {
@@ -211,7 +232,7 @@ export class Publisher implements ConnectionAttachment {
           if (!ok) this.needsDrain = true;
         } catch (err) {
           clearTimeout(timer);
-          if (mandatory) this.returnedIds.delete(options.messageId);
+          forget();
           reject(new PublishError(`publish of ${options.messageId} failed`, { cause: err }));
         }
       });

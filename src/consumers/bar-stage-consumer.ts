@@ -190,15 +190,16 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
    * dead-lettered alone, as a single-bar message, and the others go on; a failure that leaves a bar
    * unacknowledged (stopping, channel lost) leaves the whole batch to be delivered again, and its
    * bars already committed are then dropped as duplicates. `whenProcessed` is called once every
-   * bar has been computed or has failed (before their commits).
+   * bar has been computed or has failed (before their commits), with the delivery's superseded signal.
    */
-  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: () => void): Promise<HandleResult> {
+  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: (superseded: AbortSignal) => void): Promise<HandleResult> {
     const receivedAt = performance.now();
     const generation = this.stateGeneration;
+    const superseded = this.generationEnded.signal;
     for (const bar of bars) this.onDelivered(bar, msg);
     const processed = bars.map((bar) => this.handleBar(bar, msg, receivedAt));
     // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
-    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(whenProcessed);
+    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(() => whenProcessed(superseded));
     const outcomes = processed.map((done, i) => {
       const bar = bars[i] as B;
       return done.then(
@@ -370,17 +371,26 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
    * confirmed. Ends with the failure once the delivery is gone (`superseded`: the state generation
    * ended) or the worker stops: the redelivered bar sends it again.
    */
-  protected async publishUntilConfirmed(e: Emission, superseded: AbortSignal): Promise<void> {
-    let first = e.confirm;
+  protected publishUntilConfirmed(e: Emission, superseded: AbortSignal): Promise<void> {
+    return this.sendUntilConfirmed(e.messageId, () => (e.resend !== undefined ? e.resend() : this.publishEmission(e)), superseded, e.confirm);
+  }
+
+  /**
+   * Calls `send` (after `first`, a send already under way, when given) until one is confirmed,
+   * pausing between tries. Ends with the failure once the delivery is gone (`superseded`) or the
+   * worker stops.
+   */
+  protected async sendUntilConfirmed(messageId: string, send: () => Promise<void>, superseded: AbortSignal, first?: Promise<void>): Promise<void> {
+    let pending = first;
     for (let attempt = 1; ; attempt++) {
       try {
-        await (first ?? (e.resend !== undefined ? e.resend() : this.publishEmission(e)));
+        await (pending ?? send());
         return;
       } catch (err) {
-        first = undefined;
+        pending = undefined;
         if (superseded.aborted || this.isStopping) throw err;
         const delayMs = this.retryDelay(attempt);
-        this.log.warn({ err: (err as Error).message, messageId: e.messageId, attempt, delayMs }, 'publish failed; sending it again');
+        this.log.warn({ err: (err as Error).message, messageId, attempt, delayMs }, 'publish failed; sending it again');
         await this.pause(delayMs);
       }
     }

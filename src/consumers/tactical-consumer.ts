@@ -51,17 +51,18 @@ interface BarsInHand {
 
 /**
  * The results of one bar batch that asked for them batched ({@link HEADER_RESULTS_TO}): gathered as
- * its bars are computed, sent as one message once all are, and confirmed once for all. Each bar's
- * result emission waits for that confirm before its state is committed, as for a single result.
+ * its bars are computed, then sent as one message once all are, and sent again (by one retry loop
+ * for the whole batch) until confirmed. Each bar's result waits for {@link confirmed} before its
+ * state is committed; none of them sends anything itself, so a failed publish goes out again once,
+ * not once per bar, and only one publish of the batch's messageId is ever in flight.
  */
 class ResultGather {
   private readonly results = new Map<number, IntegratedResult>();
-  private body: Buffer | null = null;
   private release: (sent: Promise<void>) => void = () => undefined;
-  /** Resolves on the confirm of the first send, rejects if it fails (the bars then send again). */
+  /** Resolves once the batch is confirmed; rejects once its delivery is gone or the worker stops. */
   readonly confirmed: Promise<void>;
 
-  constructor(private readonly publish: (body: Buffer) => Promise<void>) {
+  constructor() {
     this.confirmed = new Promise<Promise<void>>((resolve) => (this.release = resolve)).then((sent) => sent);
     this.confirmed.catch(() => undefined); // awaited by the bars' commits
   }
@@ -70,15 +71,12 @@ class ResultGather {
     this.results.set(result.ts, result);
   }
 
-  /** Sends the gathered results (once every bar of the batch was computed). */
-  send(): void {
-    this.body = Buffer.from(JSON.stringify({ v: 1, results: [...this.results.values()] }));
-    this.release(this.publish(this.body));
-  }
-
-  /** Sends the same message again (a bar's confirm failed); the receiver drops repeated results. */
-  resend(): Promise<void> {
-    return this.body === null ? this.confirmed : this.publish(this.body);
+  /**
+   * Once every bar of the batch was computed: `sendUntilConfirmed` gets the body and must send it
+   * until confirmed (or give up).
+   */
+  send(sendUntilConfirmed: (body: Buffer) => Promise<void>): void {
+    this.release(sendUntilConfirmed(Buffer.from(JSON.stringify({ v: 1, results: [...this.results.values()] }))));
   }
 }
 
@@ -210,11 +208,17 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       );
     }
     const id = messageIds.resultBatch(batch.symbol, batch.bars[0]?.ts ?? 0, batch.bars[batch.bars.length - 1]?.ts ?? 0);
-    const gather = new ResultGather((body) =>
-      this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
-    );
+    const gather = new ResultGather();
     this.gathers.set(msg, gather);
-    return this.handleBatch(msg, batch.bars, () => gather.send());
+    return this.handleBatch(msg, batch.bars, (superseded) =>
+      gather.send((body) =>
+        this.sendUntilConfirmed(
+          id,
+          () => this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
+          superseded,
+        ),
+      ),
+    );
   }
 
   protected override async process(
@@ -291,8 +295,9 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         routingKey: String(msg.properties.headers?.[HEADER_RESULTS_TO]),
         body: result,
         messageId: id,
+        // The gather sends (and re-sends) the batch's message: a bar only waits for its confirm.
         confirm: gather.confirmed,
-        resend: () => gather.resend(),
+        resend: () => gather.confirmed,
       });
     }
     for (const f of feedback) {
