@@ -10,7 +10,8 @@ import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { periodCloseOf, resampleAhead, resampleStep, type ResampleState } from '../flows/resample-flow';
+import { resampleAhead, resampleStep, type ResampleState } from '../flows/resample-flow';
+import { periodCloseOf, periodsAfter } from '../util/periods';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
@@ -40,8 +41,6 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
    */
   lookaheadPeriods?: number;
 }
-
-const PERIOD_MS = 1_800_000;
 
 /** A symbol's bars delivered for the first time and not yet processed, in lane order. */
 interface BarsInHand {
@@ -172,7 +171,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
    * periods past `bar`'s own: exactly those the lane will build (see {@link resampleAhead}).
    */
   private sendAhead(bar: Bar, resample: ResampleState | null, q: BarsInHand): void {
-    const horizon = periodCloseOf(bar.ts) + this.lookaheadPeriods * PERIOD_MS;
+    const horizon = periodsAfter(periodCloseOf(bar.ts), this.lookaheadPeriods);
     if ((this.aheadUntil.get(bar.symbol) ?? 0) >= horizon) return;
     const ahead = resampleAhead(resample, bar.ts, q.bars.slice(q.head, q.head + 6 * (this.lookaheadPeriods + 1)), horizon);
     if (ahead.length === 0) return;
@@ -187,7 +186,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
       sent.set(b.ts, { json: JSON.stringify(b), confirm });
     }
-    this.aheadUntil.set(bar.symbol, (ahead[ahead.length - 1] as Bar30m).ts + PERIOD_MS);
+    this.aheadUntil.set(bar.symbol, periodCloseOf((ahead[ahead.length - 1] as Bar30m).ts));
   }
 
   /** A batch of bars (content type {@link BAR_BATCH_CONTENT_TYPE}) is taken as one delivery. */

@@ -1,7 +1,5 @@
-import { TIMEFRAME_MS, type Bar, type Bar30m } from '../../schemas/bar.schema';
-
-const STEP_5M = TIMEFRAME_MS['5m'];
-const STEP_30M = TIMEFRAME_MS['30m'];
+import type { Bar, Bar30m } from '../../schemas/bar.schema';
+import { completesPeriod, periodCloseOf, periodOpenOf } from '../util/periods';
 
 /** The resampler's state for one symbol: the 30m bar being built. Plain data. */
 export interface ResampleState {
@@ -29,7 +27,7 @@ export function resampleStep(
   state: ResampleState | null,
   bar: Bar,
 ): { state: ResampleState | null; emitted: Bar30m[] } {
-  const periodTs = Math.floor(bar.ts / STEP_30M) * STEP_30M;
+  const periodTs = periodOpenOf(bar.ts);
   const emitted: Bar30m[] = [];
   let current = state;
   if (current !== null && current.periodTs !== periodTs) {
@@ -57,7 +55,7 @@ export function resampleStep(
       count: current.count + 1,
     };
   }
-  if (bar.ts === periodTs + STEP_30M - STEP_5M) {
+  if (completesPeriod(bar.ts)) {
     emitted.push(toBar(bar.symbol, current));
     current = null;
   }
@@ -76,11 +74,6 @@ function toBar(symbol: string, s: ResampleState): Bar30m {
     volume: s.volume,
     bars: s.count,
   };
-}
-
-/** Close time of the 30m period that contains the 5m bar opening at `ts`. */
-export function periodCloseOf(ts: number): number {
-  return Math.floor(ts / STEP_30M) * STEP_30M + STEP_30M;
 }
 
 /**
@@ -106,7 +99,7 @@ export function resampleAhead(
     s = r.state;
     last = bar.ts;
     for (const e of r.emitted) {
-      if (e.ts + STEP_30M > untilClose) return out;
+      if (periodCloseOf(e.ts) > untilClose) return out;
       out.push(e);
     }
   }
