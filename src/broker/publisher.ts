@@ -1,5 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { PublishError } from '../errors';
+import { Backoff } from '../util/backoff';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
 
@@ -43,6 +44,7 @@ export class Publisher implements ConnectionAttachment {
   private stopped = false;
   private model: ChannelModel | null = null;
   private reopenAttempts = 0;
+  private readonly reopenBackoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 5000 });
   private channelsOpened = 0;
 
   constructor(
@@ -130,12 +132,12 @@ export class Publisher implements ConnectionAttachment {
     this.scheduleReopen(why);
   }
 
-  /** Opens a new channel on the current connection after a pause that doubles (100 ms to 5 s). */
+  /** Opens a new channel on the current connection after a pause that doubles (100 ms to 5 s, with jitter). */
   private scheduleReopen(why: string): void {
     const model = this.model;
     if (model === null || this.stopped) return;
-    const delay = Math.min(5000, 100 * 2 ** this.reopenAttempts);
     this.reopenAttempts++;
+    const delay = this.reopenBackoff.delayMs(this.reopenAttempts);
     this.options.log.warn({ reason: why, delayMs: delay }, 'opening a new confirm channel');
     const timer = setTimeout(() => {
       if (this.model !== model || this.stopped || this.channel !== null) return;

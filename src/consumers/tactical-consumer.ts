@@ -14,7 +14,8 @@ import { ResultGather } from '../flows/result-gather';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
-import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
+import type { Confirmation, Emission, StageOutput } from './bar-commits';
+import { BarStageConsumer, type BarStageConsumerOptions } from './bar-stage-consumer';
 import type { ExperienceBatcher } from './experience-batcher';
 import { parseMessage } from './parse-message';
 
@@ -132,14 +133,13 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     const id = `${bar.symbol}:5m:${bar.ts}`;
     // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
     const resampled = await this.resample.step(bar, state);
-    const emissions: Emission[] = resampled.completed.map(({ bar: b, sentAhead, differsFromSentAhead }) => {
+    const confirmations: Confirmation[] = resampled.completed.map(({ bar: b, sentAhead, differsFromSentAhead }) => {
       const e = this.emission30m(b);
       if (sentAhead !== undefined) {
         // A look-ahead publish that failed is sent again now, while this bar waits for the context.
-        const unsent = { ...e }; // without a confirm: publishUntilConfirmed would wait for its own
-        e.confirm = sentAhead.catch(() => this.publishUntilConfirmed(unsent, superseded));
-        e.confirm.catch(() => undefined); // awaited (and retried) by the commit
-        return e;
+        const confirmed = sentAhead.catch(() => this.publishUntilConfirmed(e, superseded));
+        confirmed.catch(() => undefined); // awaited by the commit
+        return { what: e.messageId, confirmed };
       }
       if (differsFromSentAhead === true) {
         this.log.error({ symbol: b.symbol, ts: b.ts }, 'a 30m bar published ahead differs from the one the bars built (a bar in between was not accepted); the strategic worker keeps the first');
@@ -148,10 +148,11 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       // computes from it: left to the commit's retry (after the bar is computed), a failed publish
       // would go again only once the whole context wait had run out, and the bar would be decided
       // with a stale context.
-      e.confirm = this.publishUntilConfirmed(e, superseded);
-      e.confirm.catch(() => undefined); // awaited (and retried) by the commit
-      return e;
+      const confirmed = this.publishUntilConfirmed(e, superseded);
+      confirmed.catch(() => undefined); // awaited by the commit
+      return { what: e.messageId, confirmed };
     });
+    const emissions: Emission[] = [];
     // The 30m bars the bars in hand complete next leave now (look-ahead), each once.
     for (const b of this.resample.ahead(bar, resampled.state)) {
       const confirm = this.publishEmission(this.emission30m(b));
@@ -184,17 +185,10 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         mandatory: true,
       });
     } else {
-      // Leaves with the batch's other results, in one message to the replay that asked for them.
+      // Leaves with the batch's other results, in one message to the replay that asked for them:
+      // the gather sends (and re-sends) it, a bar only waits for its confirm.
       gather.add(result);
-      emissions.push({
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: String(msg.properties.headers?.[HEADER_RESULTS_TO]),
-        body: result,
-        messageId: id,
-        // The gather sends (and re-sends) the batch's message: a bar only waits for its confirm.
-        confirm: gather.confirmed,
-        resend: () => gather.confirmed,
-      });
+      confirmations.push({ what: id, confirmed: gather.confirmed });
     }
     for (const f of feedback) {
       emissions.push({
@@ -208,17 +202,11 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     }
     if (this.tacticalOptions.experience !== undefined && transition !== null) {
       const batcher = this.tacticalOptions.experience;
-      const confirm = batcher.add(transition);
-      confirm.catch(() => undefined); // awaited (and retried) by the commit
-      emissions.push({
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: routingKeys.experience(bar.symbol),
-        body: transition,
-        messageId: messageIds.experience(bar.symbol, transition.ts),
-        confirm,
-        resend: () => batcher.add(transition),
-      });
+      // Published with the batcher's next batch; a failed batch is added again by the commit.
+      const confirmed = batcher.add(transition);
+      confirmed.catch(() => undefined); // awaited (and retried) by the commit
+      confirmations.push({ what: messageIds.experience(bar.symbol, transition.ts), confirmed, again: () => batcher.add(transition) });
     }
-    return { state: next, emissions };
+    return { state: next, emissions, confirmations };
   }
 }
