@@ -46,6 +46,7 @@ export class Publisher implements ConnectionAttachment {
   private reopenAttempts = 0;
   private readonly reopenBackoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 5000 });
   private channelsOpened = 0;
+  private warnedUncoalesced = false;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -56,7 +57,10 @@ export class Publisher implements ConnectionAttachment {
 
   /** @internal */
   async attach(model: ChannelModel): Promise<void> {
-    coalesceSocketWrites(model);
+    if (!coalesceSocketWrites(model) && !this.warnedUncoalesced) {
+      this.warnedUncoalesced = true;
+      this.options.log.warn('amqplib internals differ from what write coalescing expects: frames are written one by one (slower, still correct)');
+    }
     this.model = model;
     this.reopenAttempts = 0;
     await this.openChannel(model);
@@ -313,13 +317,19 @@ interface AmqpMux {
  * Its multiplexer writes whatever the channels hold in one pass; corking the socket around that
  * pass sends the pass as one `writev`. Order, backpressure (`write()` returning false, `drain`) and
  * timing are unchanged: the pass ends with the uncork, in the same turn of the event loop.
- * Idempotent; does nothing if amqplib's internals differ from what is expected.
+ * Idempotent. Falls back safely: when amqplib's internals differ from what is expected (an
+ * upgrade renamed them), it changes nothing and returns false, and frames are written one by one
+ * as amqplib does by itself (slower, equally correct). test/integration/amqplib-internals.test.ts
+ * fails when the installed amqplib no longer matches.
+ * @returns true when the patch is in place (now or from an earlier call)
  */
-export function coalesceSocketWrites(model: ChannelModel): void {
+export function coalesceSocketWrites(model: ChannelModel): boolean {
   const mux = (model as unknown as { connection?: { muxer?: AmqpMux } }).connection?.muxer;
-  if (mux === undefined || mux[COALESCED] === true || typeof mux._readIncoming !== 'function') return;
+  if (mux === undefined || typeof mux !== 'object') return false;
+  if (mux[COALESCED] === true) return true;
+  if (typeof mux._readIncoming !== 'function') return false;
   const out = mux.out;
-  if (typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return;
+  if (typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return false;
   const readIncoming = mux._readIncoming.bind(mux);
   mux._readIncoming = () => {
     out.cork();
@@ -330,4 +340,5 @@ export function coalesceSocketWrites(model: ChannelModel): void {
     }
   };
   mux[COALESCED] = true;
+  return true;
 }
