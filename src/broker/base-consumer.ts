@@ -3,6 +3,7 @@ import { isRetriable } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
+import { Backoff, retry } from '../util/backoff';
 import { coalesceSocketWrites, type Publisher } from './publisher';
 import { EXCHANGE_DLX, headers as HEADERS, messageIds, zeroCreditConsumerArguments } from './topology';
 
@@ -25,7 +26,7 @@ export interface BaseConsumerOptions {
   prefetchCount: number;
   /** Deliveries of a message before a retriable failure dead-letters it. */
   maxAttempts: number;
-  /** First pause before consuming again after a retriable failure; doubles up to 30 s. */
+  /** First pause before trying again after a retriable failure; doubles up to 30 s (with jitter). */
   retryDelayMs: number;
   log: Logger;
 }
@@ -56,6 +57,8 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   private stopPromise: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
   private consumerTag: string | null = null;
+  /** The pauses between tries: of a message, a dead letter, a publish, a re-consume. */
+  protected readonly backoff: Backoff;
 
   constructor(
     connection: BrokerConnection,
@@ -63,6 +66,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     protected readonly options: BaseConsumerOptions,
   ) {
     this.log = options.log;
+    this.backoff = new Backoff({ initialDelayMs: options.retryDelayMs, maxDelayMs: Math.max(options.retryDelayMs, 30_000) });
     connection.attach(this);
   }
 
@@ -140,8 +144,8 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   private scheduleResume(): void {
     if (this.resetting) return;
     this.resetting = true;
-    const delay = Math.min(30_000, this.options.retryDelayMs * 2 ** this.consecutiveFailures);
     this.consecutiveFailures++;
+    const delay = this.backoff.delayMs(this.consecutiveFailures);
     const model = this.model;
     const timer = setTimeout(() => {
       this.resetting = false;
@@ -204,47 +208,46 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     try {
       // Retriable failures are tried again here, with this message alone held back: the channel
       // stays open, so no other message is returned to the queue or counts a delivery.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const result = await this.handle(msg);
-          if (result.kind === 'commit') {
-            await result.committed;
-          } else if (result.kind === 'reject') {
-            outcome = 'dead_lettered';
-            await this.deadLetter(msg, result.reason);
-          } else {
-            outcome = 'duplicate';
-          }
-          this.ack(msg, channel, generation);
-          this.consecutiveFailures = 0;
-          return;
-        } catch (err) {
-          if (generation !== this.generation) return; // channel already gone: the broker redelivers
-          if (this.stopping) {
-            // Leave it unacknowledged: closing the channel at the end of stop() requeues it, while the
-            // other in-flight messages still finish and are acked.
-            outcome = 'retried';
-            this.settleWithoutAck();
-            return;
-          }
-          if (!isRetriable(err) || attempt >= this.options.maxAttempts) {
-            outcome = 'dead_lettered';
-            const reason = isRetriable(err) ? `gave up after ${attempt} attempts: ${describe(err)}` : describe(err);
-            try {
-              await this.deadLetterUntilConfirmed(msg, reason, generation);
-            } catch {
-              if (generation === this.generation) this.settleWithoutAck();
-              return;
-            }
-            this.ack(msg, channel, generation);
-            return;
-          }
+      let attempts = 0;
+      try {
+        const result = await retry(
+          (attempt) => {
+            attempts = attempt;
+            if (generation !== this.generation) throw new ChannelGoneError();
+            return this.settle(msg);
+          },
+          {
+            backoff: this.backoff,
+            shouldRetry: (err, attempt) =>
+              generation === this.generation && !this.stopping && isRetriable(err) && attempt < this.options.maxAttempts,
+            onRetry: (err, attempt, delayMs) => {
+              outcome = 'retried';
+              this.log.warn({ err: describe(err), attempt, delayMs, routingKey: msg.fields.routingKey }, 'retriable failure; trying this message again');
+            },
+            pause: (ms) => this.pause(ms),
+          },
+        );
+        if (result !== 'ok') outcome = result; // a retried message that then went through stays 'retried'
+        this.ack(msg, channel, generation);
+        this.consecutiveFailures = 0;
+      } catch (err) {
+        if (generation !== this.generation) return; // channel already gone: the broker redelivers
+        if (this.stopping) {
+          // Leave it unacknowledged: closing the channel at the end of stop() requeues it, while the
+          // other in-flight messages still finish and are acked.
           outcome = 'retried';
-          const delayMs = this.retryDelay(attempt);
-          this.log.warn({ err: describe(err), attempt, delayMs, routingKey: msg.fields.routingKey }, 'retriable failure; trying this message again');
-          await this.pause(delayMs);
-          if (generation !== this.generation) return;
+          this.settleWithoutAck();
+          return;
         }
+        outcome = 'dead_lettered';
+        const reason = isRetriable(err) ? `gave up after ${attempts} attempts: ${describe(err)}` : describe(err);
+        try {
+          await this.deadLetterUntilConfirmed(msg, reason, generation);
+        } catch {
+          if (generation === this.generation) this.settleWithoutAck();
+          return;
+        }
+        this.ack(msg, channel, generation);
       }
     } finally {
       pipelineEvents.emit(PipelineEvent.MessageHandled, {
@@ -255,9 +258,21 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     }
   }
 
-  /** The pause before attempt `attempt + 1`: `retryDelayMs`, doubling, at most 30 s. */
-  protected retryDelay(attempt: number): number {
-    return Math.min(30_000, this.options.retryDelayMs * 2 ** (attempt - 1));
+  /**
+   * Runs the handler's decision for one try of `msg` to its end (commit awaited, dead letter
+   * confirmed) and says what it was.
+   */
+  private async settle(msg: ConsumeMessage): Promise<'ok' | 'duplicate' | 'dead_lettered'> {
+    const result = await this.handle(msg);
+    if (result.kind === 'commit') {
+      await result.committed;
+      return 'ok';
+    }
+    if (result.kind === 'reject') {
+      await this.deadLetter(msg, result.reason);
+      return 'dead_lettered';
+    }
+    return 'duplicate';
   }
 
   /** Resolves after `ms`, or at once when the consumer stops or loses its channel. */
@@ -284,17 +299,13 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   }
 
   /** Dead-letters `msg`, trying again (with delays) until the dead letter is confirmed. */
-  private async deadLetterUntilConfirmed(msg: ConsumeMessage, reason: string, generation: number): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.deadLetter(msg, reason);
-        return;
-      } catch (dlqErr) {
-        if (this.stopping || generation !== this.generation) throw dlqErr;
-        this.log.error({ err: dlqErr }, 'dead-lettering failed; retrying');
-        await this.pause(this.retryDelay(attempt));
-      }
-    }
+  private deadLetterUntilConfirmed(msg: ConsumeMessage, reason: string, generation: number): Promise<void> {
+    return retry(() => this.deadLetter(msg, reason), {
+      backoff: this.backoff,
+      shouldRetry: () => !this.stopping && generation === this.generation,
+      onRetry: (err) => this.log.error({ err }, 'dead-lettering failed; retrying'),
+      pause: (ms) => this.pause(ms),
+    });
   }
 
   private settleWithoutAck(): void {
@@ -431,4 +442,12 @@ export function deliveryAttempt(msg: ConsumeMessage): number {
 function describe(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** A try found the channel of its delivery gone (the broker redelivers the message). */
+class ChannelGoneError extends Error {
+  constructor() {
+    super('the channel of this delivery is gone');
+    this.name = 'ChannelGoneError';
+  }
 }

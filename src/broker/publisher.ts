@@ -1,5 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { PublishError } from '../errors';
+import { Backoff } from '../util/backoff';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
 
@@ -33,11 +34,19 @@ export class Publisher implements ConnectionAttachment {
   private slotWaiters: (() => void)[] = [];
   private needsDrain = false;
   private drainWaiters: (() => void)[] = [];
-  private readonly returnedIds = new Map<string, Pending>();
+  /**
+   * Per channel, the mandatory publishes awaiting their confirm, by messageId in publish order. A
+   * channel's returns and confirms come in publish order, and the broker returns a message before
+   * it confirms it, so a return belongs to the oldest publish of its messageId not yet returned,
+   * even when several publishes of one messageId are in flight at once (a re-send).
+   */
+  private readonly awaitingReturn = new WeakMap<ConfirmChannel, Map<string, Pending[]>>();
   private stopped = false;
   private model: ChannelModel | null = null;
   private reopenAttempts = 0;
+  private readonly reopenBackoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 5000 });
   private channelsOpened = 0;
+  private warnedUncoalesced = false;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -48,7 +57,10 @@ export class Publisher implements ConnectionAttachment {
 
   /** @internal */
   async attach(model: ChannelModel): Promise<void> {
-    coalesceSocketWrites(model);
+    if (!coalesceSocketWrites(model) && !this.warnedUncoalesced) {
+      this.warnedUncoalesced = true;
+      this.options.log.warn('amqplib internals differ from what write coalescing expects: frames are written one by one (slower, still correct)');
+    }
     this.model = model;
     this.reopenAttempts = 0;
     await this.openChannel(model);
@@ -82,9 +94,11 @@ export class Publisher implements ConnectionAttachment {
       this.drainWaiters = [];
       for (const w of waiters) w();
     });
+    const awaiting = new Map<string, Pending[]>();
+    this.awaitingReturn.set(channel, awaiting);
     channel.on('return', (msg: Message) => {
       const id = msg.properties.messageId as string | undefined;
-      const pending = id === undefined ? undefined : this.returnedIds.get(id);
+      const pending = id === undefined ? undefined : awaiting.get(id)?.find((p) => !p.returned);
       if (pending !== undefined) pending.returned = true;
     });
     channel.on('nack', () => {
@@ -122,12 +136,12 @@ export class Publisher implements ConnectionAttachment {
     this.scheduleReopen(why);
   }
 
-  /** Opens a new channel on the current connection after a pause that doubles (100 ms to 5 s). */
+  /** Opens a new channel on the current connection after a pause that doubles (100 ms to 5 s, with jitter). */
   private scheduleReopen(why: string): void {
     const model = this.model;
     if (model === null || this.stopped) return;
-    const delay = Math.min(5000, 100 * 2 ** this.reopenAttempts);
     this.reopenAttempts++;
+    const delay = this.reopenBackoff.delayMs(this.reopenAttempts);
     this.options.log.warn({ reason: why, delayMs: delay }, 'opening a new confirm channel');
     const timer = setTimeout(() => {
       if (this.model !== model || this.stopped || this.channel !== null) return;
@@ -183,9 +197,22 @@ export class Publisher implements ConnectionAttachment {
       await new Promise<void>((resolve, reject) => {
         const pending: Pending = { resolve, reject, returned: false };
         const mandatory = options.mandatory === true;
-        if (mandatory) this.returnedIds.set(options.messageId, pending);
+        const awaiting = this.awaitingReturn.get(channel);
+        // Kept until the broker confirms (or the channel fails) it, even past the timeout: a late
+        // return must not be booked to a later publish of the same messageId.
+        const forget = (): void => {
+          const queue = awaiting?.get(options.messageId);
+          const i = queue?.indexOf(pending) ?? -1;
+          if (queue === undefined || i < 0) return;
+          queue.splice(i, 1);
+          if (queue.length === 0) awaiting?.delete(options.messageId);
+        };
+        if (mandatory && awaiting !== undefined) {
+          const queue = awaiting.get(options.messageId);
+          if (queue === undefined) awaiting.set(options.messageId, [pending]);
+          else queue.push(pending);
+        }
         const timer = setTimeout(() => {
-          this.returnedIds.delete(options.messageId);
           reject(new PublishError(`no confirm for ${options.messageId} within ${this.options.publishTimeoutMs} ms`));
         }, Math.max(1, deadline - Date.now()));
         timer.unref();
@@ -197,7 +224,7 @@ export class Publisher implements ConnectionAttachment {
             { persistent: true, contentType: 'application/json', ...options },
             (err: unknown) => {
               clearTimeout(timer);
-              if (mandatory) this.returnedIds.delete(options.messageId);
+              forget();
               if (err !== null && err !== undefined) {
                 reject(new PublishError(`broker did not confirm ${options.messageId}`, { cause: err }));
               } else if (pending.returned) {
@@ -211,7 +238,7 @@ export class Publisher implements ConnectionAttachment {
           if (!ok) this.needsDrain = true;
         } catch (err) {
           clearTimeout(timer);
-          if (mandatory) this.returnedIds.delete(options.messageId);
+          forget();
           reject(new PublishError(`publish of ${options.messageId} failed`, { cause: err }));
         }
       });
@@ -290,13 +317,19 @@ interface AmqpMux {
  * Its multiplexer writes whatever the channels hold in one pass; corking the socket around that
  * pass sends the pass as one `writev`. Order, backpressure (`write()` returning false, `drain`) and
  * timing are unchanged: the pass ends with the uncork, in the same turn of the event loop.
- * Idempotent; does nothing if amqplib's internals differ from what is expected.
+ * Idempotent. Falls back safely: when amqplib's internals differ from what is expected (an
+ * upgrade renamed them), it changes nothing and returns false, and frames are written one by one
+ * as amqplib does by itself (slower, equally correct). test/integration/amqplib-internals.test.ts
+ * fails when the installed amqplib no longer matches.
+ * @returns true when the patch is in place (now or from an earlier call)
  */
-export function coalesceSocketWrites(model: ChannelModel): void {
+export function coalesceSocketWrites(model: ChannelModel): boolean {
   const mux = (model as unknown as { connection?: { muxer?: AmqpMux } }).connection?.muxer;
-  if (mux === undefined || mux[COALESCED] === true || typeof mux._readIncoming !== 'function') return;
+  if (mux === undefined || typeof mux !== 'object') return false;
+  if (mux[COALESCED] === true) return true;
+  if (typeof mux._readIncoming !== 'function') return false;
   const out = mux.out;
-  if (typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return;
+  if (typeof out?.cork !== 'function' || typeof out.uncork !== 'function') return false;
   const readIncoming = mux._readIncoming.bind(mux);
   mux._readIncoming = () => {
     out.cork();
@@ -307,4 +340,5 @@ export function coalesceSocketWrites(model: ChannelModel): void {
     }
   };
   mux[COALESCED] = true;
+  return true;
 }

@@ -164,11 +164,16 @@ export const EnvSchema = z.object({
    */
   PIPELINE_TRAINING: bool('PIPELINE_TRAINING').default('off'),
   /**
-   * Inference backend of the tactical agents' live decisions: `wasm` (a WebAssembly SIMD kernel,
-   * with a plain JavaScript fallback where SIMD is missing) or `onnx` (each version's ONNX export run by
-   * onnxruntime-node). Both give the same decisions. @defaultValue wasm
+   * Inference backend of the tactical agents' live decisions. Only `wasm` remains: the WebAssembly
+   * SIMD network decides live, and each saved model version still carries its ONNX export for use
+   * elsewhere. `onnx` was removed and stops the process at start. @defaultValue wasm
    */
-  PIPELINE_INFERENCE: z.enum(['wasm', 'onnx']).default('wasm'),
+  PIPELINE_INFERENCE: z
+    .enum(['wasm'], {
+      message:
+        'PIPELINE_INFERENCE accepts only wasm: live ONNX inference was removed (the WebAssembly SIMD network decides; ONNX files are still exported with each model version); unset PIPELINE_INFERENCE or set it to wasm',
+    })
+    .default('wasm'),
   /**
    * Prefix of every Redis key, so that several pipelines can share one Redis. A replay of history
    * needs a fresh prefix (and vhost): a pipeline that already accepted the bars treats them as
@@ -468,8 +473,8 @@ export interface PipelineConfig {
   /** CPU_PROFILE_DIR: where workers write a CPU profile; null for none. */
   readonly cpuProfileDir: string | null;
   readonly training: boolean;
-  /** Inference backend of live decisions (PIPELINE_INFERENCE). */
-  readonly inference: 'wasm' | 'onnx';
+  /** Inference backend of live decisions (PIPELINE_INFERENCE): always the WebAssembly SIMD network. */
+  readonly inference: 'wasm';
   readonly redisPrefix: string;
   readonly prefetchCount: number;
   readonly maxInFlight: number;

@@ -9,31 +9,12 @@ import type { Publisher } from '../broker/publisher';
 import { isRetriable, OutOfOrderError, PipelineError, ValidationError } from '../errors';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
+import { retry } from '../util/backoff';
 import { KeyedSerialQueue } from '../util/keyed-serial-queue';
+import { BarCommits, type Confirmation, type Emission, type StageOutput } from './bar-commits';
 import { parseMessage } from './parse-message';
 
-/** A message a stage emits for one input. */
-export interface Emission {
-  exchange: string;
-  routingKey: string;
-  body: unknown;
-  messageId: string;
-  /** Reject the publish when no queue is bound. */
-  mandatory?: boolean;
-  headers?: Record<string, unknown>;
-  /** The queue an answer to this message must go to. */
-  replyTo?: string;
-  /** Set when the stage published it already (its confirm); the commit waits for it. */
-  confirm?: Promise<void>;
-  /** How to send it again when `confirm` fails. @defaultValue publish it as described */
-  resend?: () => Promise<void>;
-}
-
-/** What a stage computed for one bar. */
-export interface StageOutput<S> {
-  state: S;
-  emissions: Emission[];
-}
+export type { Confirmation, Emission, StageOutput } from './bar-commits';
 
 /** Per-symbol state every bar stage keeps: the open time of the last accepted bar. */
 export interface StageState {
@@ -93,10 +74,8 @@ export class PoisonMessageError extends PipelineError {
 export abstract class BarStageConsumer<S extends StageState, B extends { symbol: string; ts: number }> extends BaseConsumer {
   private readonly serial = new KeyedSerialQueue();
   private cache = new Map<string, S | null>();
-  /** Bars processed but not yet committed, per symbol (a duplicate may arrive before the commit). */
-  private pending = new Map<string, Set<number>>();
-  /** Per symbol: resolves when the previous bar's state has been handed to the store, rejects if it never will be. */
-  private handedOver = new Map<string, Promise<void>>();
+  /** The commits of this state generation (see {@link BarCommits}: the commit protocol). */
+  private commits: BarCommits<S>;
   /**
    * Symbols with a bar left unacknowledged for redelivery (stopping, channel lost): their later
    * bars must not be processed or committed without it, or the redelivered bar would be out of order.
@@ -121,6 +100,20 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     this.timeframeMs = TIMEFRAME_MS[options.timeframe];
     this.crashAttempts = options.crashAttempts ?? 3;
     this.options = options;
+    this.commits = this.newCommits();
+  }
+
+  /** The commits of the current state generation: they end with it. */
+  private newCommits(): BarCommits<S> {
+    const generation = this.stateGeneration;
+    const held = this.heldBack;
+    return new BarCommits(
+      this.store,
+      this.timeframeMs,
+      () => generation === this.stateGeneration,
+      () => new SupersededError(),
+      (symbol) => held.add(symbol),
+    );
   }
 
   /**
@@ -156,9 +149,8 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     this.generationEnded.abort();
     this.generationEnded = generationSignal();
     this.cache = new Map();
-    this.pending = new Map();
-    this.handedOver = new Map();
     this.heldBack = new Set();
+    this.commits = this.newCommits();
     this.store.discardPending();
     this.onReset();
   }
@@ -190,15 +182,16 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
    * dead-lettered alone, as a single-bar message, and the others go on; a failure that leaves a bar
    * unacknowledged (stopping, channel lost) leaves the whole batch to be delivered again, and its
    * bars already committed are then dropped as duplicates. `whenProcessed` is called once every
-   * bar has been computed or has failed (before their commits).
+   * bar has been computed or has failed (before their commits), with the delivery's superseded signal.
    */
-  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: () => void): Promise<HandleResult> {
+  protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: (superseded: AbortSignal) => void): Promise<HandleResult> {
     const receivedAt = performance.now();
     const generation = this.stateGeneration;
+    const superseded = this.generationEnded.signal;
     for (const bar of bars) this.onDelivered(bar, msg);
     const processed = bars.map((bar) => this.handleBar(bar, msg, receivedAt));
     // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
-    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(whenProcessed);
+    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(() => whenProcessed(superseded));
     const outcomes = processed.map((done, i) => {
       const bar = bars[i] as B;
       return done.then(
@@ -227,15 +220,11 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
         messageId: messageIds.bar(bar.symbol, this.options.timeframe, bar.ts),
       },
     } as ConsumeMessage;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.deadLetter(single, reason);
-        return;
-      } catch (err) {
-        if (generation !== this.stateGeneration || this.isStopping) throw err;
-        await this.pause(this.retryDelay(attempt));
-      }
-    }
+    await retry(() => this.deadLetter(single, reason), {
+      backoff: this.backoff,
+      shouldRetry: () => generation === this.stateGeneration && !this.isStopping,
+      pause: (ms) => this.pause(ms),
+    });
   }
 
   /** Runs one bar through its symbol's lane, retrying a retriable failure in place. */
@@ -244,24 +233,34 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     const superseded = this.generationEnded.signal;
     const held = this.heldBack;
     return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
-      for (let attempt = 1; ; attempt++) {
-        // Stopping: bars not started yet stay unacknowledged and are redelivered on the next start.
-        if (generation !== this.stateGeneration || this.isStopping || held.has(bar.symbol)) throw new SupersededError();
-        try {
-          return await this.processInOrder(bar, msg, receivedAt, generation, superseded);
-        } catch (err) {
-          if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
-            // A retriable error here leaves the message unacknowledged: hold the symbol back.
-            if (isRetriable(err)) held.add(bar.symbol);
-            throw err;
-          }
-          if (attempt >= this.options.maxAttempts) {
-            throw new PoisonMessageError(`gave up after ${attempt} attempts: ${(err as Error).message}`);
-          }
-          const delayMs = this.retryDelay(attempt);
-          this.log.warn({ err: (err as Error).message, symbol: bar.symbol, ts: bar.ts, attempt, delayMs }, 'retriable failure; trying the bar again (its symbol waits)');
-          await this.pause(delayMs);
+      let attempts = 0;
+      let notStarted = false;
+      try {
+        return await retry(
+          (attempt) => {
+            attempts = attempt;
+            // Stopping: bars not started yet stay unacknowledged and are redelivered on the next start.
+            notStarted = generation !== this.stateGeneration || this.isStopping || held.has(bar.symbol);
+            if (notStarted) throw new SupersededError();
+            return this.processInOrder(bar, msg, receivedAt, generation, superseded);
+          },
+          {
+            backoff: this.backoff,
+            shouldRetry: (err, attempt) =>
+              !(err instanceof SupersededError) && isRetriable(err) && !this.isStopping && attempt < this.options.maxAttempts,
+            onRetry: (err, attempt, delayMs) =>
+              this.log.warn({ err: (err as Error).message, symbol: bar.symbol, ts: bar.ts, attempt, delayMs }, 'retriable failure; trying the bar again (its symbol waits)'),
+            pause: (ms) => this.pause(ms),
+          },
+        );
+      } catch (err) {
+        if (notStarted) throw err;
+        if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
+          // A retriable error here leaves the message unacknowledged: hold the symbol back.
+          if (isRetriable(err)) held.add(bar.symbol);
+          throw err;
         }
+        throw new PoisonMessageError(`gave up after ${attempts} attempts: ${(err as Error).message}`);
       }
     });
   }
@@ -315,7 +314,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       this.cache.set(bar.symbol, state);
     }
     if (state !== null && bar.ts <= state.lastTs) {
-      if (bar.ts === state.lastTs || this.pending.get(bar.symbol)?.has(bar.ts) === true) return { kind: 'done' };
+      if (bar.ts === state.lastTs || this.commits.isPending(bar.symbol, bar.ts)) return { kind: 'done' };
       if (await this.store.wasAccepted(bar.symbol, this.timeframeMs, bar.ts)) return { kind: 'done' };
       throw new OutOfOrderError(
         `out of order: ${bar.symbol} bar ts ${bar.ts} (${new Date(bar.ts).toISOString()}) is older than the last accepted bar ${state.lastTs} (${new Date(state.lastTs).toISOString()}); publish bars of a symbol in ts order`,
@@ -331,59 +330,49 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     }
     if (generation !== this.stateGeneration) throw new SupersededError();
     this.cache.set(bar.symbol, output.state);
-    let pendingSet = this.pending.get(bar.symbol);
-    if (pendingSet === undefined) {
-      pendingSet = new Set();
-      this.pending.set(bar.symbol, pendingSet);
-    }
-    pendingSet.add(bar.ts);
-    if (msg.fields.redelivered && output.emissions.length > 0) {
+    const confirmations = output.confirmations ?? [];
+    if (msg.fields.redelivered && output.emissions.length + confirmations.length > 0) {
       // Possibly a re-send: the first delivery may have published these outputs before it died.
       pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
     }
-    // Observed at once: when the previous bar's hand-over fails (state reset by a lost channel), the
-    // wait below stops before reaching these confirms, and one failing later (its channel closed)
-    // must not be an unhandled rejection, which ends the worker.
-    const confirms = Promise.all(output.emissions.map((e) => this.publishUntilConfirmed(e, superseded)));
-    confirms.catch(() => undefined);
-    const previous = this.handedOver.get(bar.symbol) ?? Promise.resolve();
-    // Outputs first, then state: a crash in between re-sends identical outputs on redelivery, never
-    // loses one. A symbol's states reach the store in bar order.
-    const handedOver = (async () => {
-      await previous;
-      await confirms;
-      if (generation !== this.stateGeneration) throw new SupersededError();
-    })();
-    const committed = handedOver.then(async () => {
-      await this.store.commit(bar.symbol, output.state, { timeframeMs: this.timeframeMs, ts: bar.ts });
-      pendingSet.delete(bar.ts);
-    });
-    handedOver.catch(() => undefined); // the next bar of the symbol and `committed` observe it
-    this.handedOver.set(bar.symbol, handedOver);
-    const held = this.heldBack;
-    committed.catch(() => held.add(bar.symbol));
+    // Step 2 of the commit protocol. Observed at once: when the previous bar's hand-over fails
+    // (state reset by a lost channel), the commit stops before reaching these confirms, and one
+    // failing later (its channel closed) must not be an unhandled rejection, which ends the worker.
+    const confirmed = Promise.all([
+      ...output.emissions.map((e) => this.publishUntilConfirmed(e, superseded)),
+      ...confirmations.map((c) => this.confirmUntilDone(c, superseded)),
+    ]).then(() => undefined);
+    confirmed.catch(() => undefined);
+    const committed = this.commits.commit(bar.symbol, bar.ts, output.state, confirmed);
     return { kind: 'commit', committed };
   }
 
   /**
-   * Publishes (or waits for the stage's own publish of) an emission, sending it again until
-   * confirmed. Ends with the failure once the delivery is gone (`superseded`: the state generation
+   * Publishes an emission, sending it again until confirmed. Ends with the failure once the delivery is gone (`superseded`: the state generation
    * ended) or the worker stops: the redelivered bar sends it again.
    */
-  protected async publishUntilConfirmed(e: Emission, superseded: AbortSignal): Promise<void> {
-    let first = e.confirm;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await (first ?? (e.resend !== undefined ? e.resend() : this.publishEmission(e)));
-        return;
-      } catch (err) {
-        first = undefined;
-        if (superseded.aborted || this.isStopping) throw err;
-        const delayMs = this.retryDelay(attempt);
-        this.log.warn({ err: (err as Error).message, messageId: e.messageId, attempt, delayMs }, 'publish failed; sending it again');
-        await this.pause(delayMs);
-      }
-    }
+  protected publishUntilConfirmed(e: Emission, superseded: AbortSignal): Promise<void> {
+    return this.sendUntilConfirmed(e.messageId, () => this.publishEmission(e), superseded);
+  }
+
+  /** Waits for a {@link Confirmation}, trying it `again` until confirmed (see {@link sendUntilConfirmed}). */
+  private confirmUntilDone(c: Confirmation, superseded: AbortSignal): Promise<void> {
+    const again = c.again;
+    return again === undefined ? c.confirmed : this.sendUntilConfirmed(c.what, again, superseded, c.confirmed);
+  }
+
+  /**
+   * Calls `send` (after `first`, a send already under way, when given) until one is confirmed,
+   * pausing between tries. Ends with the failure once the delivery is gone (`superseded`) or the
+   * worker stops.
+   */
+  protected sendUntilConfirmed(messageId: string, send: () => Promise<void>, superseded: AbortSignal, first?: Promise<void>): Promise<void> {
+    return retry((attempt) => (attempt === 1 && first !== undefined ? first : send()), {
+      backoff: this.backoff,
+      shouldRetry: () => !superseded.aborted && !this.isStopping,
+      onRetry: (err, attempt, delayMs) => this.log.warn({ err: (err as Error).message, messageId, attempt, delayMs }, 'publish failed; sending it again'),
+      pause: (ms) => this.pause(ms),
+    });
   }
 
   /** Publishes one emission and resolves on its confirm. */

@@ -6,3 +6,4 @@ export * from './buffer-consumer';
 export * from './trainer-consumer';
 export * from './experience-batcher';
 export * from './model-update-subscriber';
+export * from './bar-commits';

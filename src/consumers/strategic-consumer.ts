@@ -9,7 +9,8 @@ import { ValidationError } from '../errors';
 import type { TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import type { DurableWrite, StrategicFlow, StrategicState } from '../flows/strategic-flow';
 import type { SymbolStateStore } from '../state/symbol-state-store';
-import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
+import type { Confirmation, Emission, StageOutput } from './bar-commits';
+import { BarStageConsumer, type BarStageConsumerOptions } from './bar-stage-consumer';
 import { parseMessage } from './parse-message';
 
 /**
@@ -64,23 +65,24 @@ export class StrategicConsumer extends BarStageConsumer<StrategicState, Bar30m> 
       messageId: messageIds.context(bar.symbol, context.bar_close_ts),
       mandatory: true,
     };
-    if (durable !== null) this.publishBeforeDurable(emission, durable);
-    return { state: next, emissions: [emission] };
+    if (durable === null) return { state: next, emissions: [emission] };
+    return { state: next, emissions: [], confirmations: [this.publishBeforeDurable(emission, durable)] };
   }
 
   /**
    * The context leaves now; the pattern store's write of the same bar goes on meanwhile, and the
-   * commit waits for both (the emission's confirm). A failure of either is retried alone: a context
-   * already confirmed is not sent again for a failed disk write.
+   * commit waits for both. A failure of either is retried alone: a context already confirmed is
+   * not sent again for a failed disk write.
    */
-  private publishBeforeDurable(emission: Emission, durable: DurableWrite): void {
+  private publishBeforeDurable(emission: Emission, durable: DurableWrite): Confirmation {
     let publish = this.publishEmission(emission);
-    emission.confirm = Promise.all([publish, durable.done]).then(() => undefined);
-    emission.confirm.catch(() => undefined); // awaited (and retried) by the commit
-    emission.resend = async () => {
+    const confirmed = Promise.all([publish, durable.done]).then(() => undefined);
+    confirmed.catch(() => undefined); // awaited (and retried) by the commit
+    const again = async (): Promise<void> => {
       // Only a publish that failed goes again (one still in flight is waited for).
       publish = publish.catch(() => this.publishEmission(emission));
       await Promise.all([durable.retry(), publish]);
     };
+    return { what: emission.messageId, confirmed, again };
   }
 }

@@ -1,6 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
 import { BAR_BATCH_CONTENT_TYPE, BarBatchSchema } from '../../schemas/bar-batch.schema';
-import type { IntegratedResult } from '../../schemas/integrated-result.schema';
 import { HEADER_RESULTS_TO, RESULT_BATCH_CONTENT_TYPE, RESULTS_TO_PATTERN } from '../../schemas/result-batch.schema';
 import { Bar5mSchema, type Bar, type Bar30m } from '../../schemas/bar.schema';
 import type { HandleResult } from '../broker/base-consumer';
@@ -10,11 +9,13 @@ import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
 import type { ContextBufferFlow } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { periodCloseOf, resampleAhead, resampleStep, type ResampleState } from '../flows/resample-flow';
+import { ResampleFlow, type ResampleState } from '../flows/resample-flow';
+import { ResultGather } from '../flows/result-gather';
 import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
-import { BarStageConsumer, type BarStageConsumerOptions, type Emission, type StageOutput } from './bar-stage-consumer';
+import type { Confirmation, Emission, StageOutput } from './bar-commits';
+import { BarStageConsumer, type BarStageConsumerOptions } from './bar-stage-consumer';
 import type { ExperienceBatcher } from './experience-batcher';
 import { parseMessage } from './parse-message';
 
@@ -41,53 +42,6 @@ export interface TacticalConsumerOptions extends BarStageConsumerOptions {
   lookaheadPeriods?: number;
 }
 
-const PERIOD_MS = 1_800_000;
-
-/** A symbol's bars delivered for the first time and not yet processed, in lane order. */
-interface BarsInHand {
-  bars: Bar[];
-  head: number;
-}
-
-/**
- * The results of one bar batch that asked for them batched ({@link HEADER_RESULTS_TO}): gathered as
- * its bars are computed, sent as one message once all are, and confirmed once for all. Each bar's
- * result emission waits for that confirm before its state is committed, as for a single result.
- */
-class ResultGather {
-  private readonly results = new Map<number, IntegratedResult>();
-  private body: Buffer | null = null;
-  private release: (sent: Promise<void>) => void = () => undefined;
-  /** Resolves on the confirm of the first send, rejects if it fails (the bars then send again). */
-  readonly confirmed: Promise<void>;
-
-  constructor(private readonly publish: (body: Buffer) => Promise<void>) {
-    this.confirmed = new Promise<Promise<void>>((resolve) => (this.release = resolve)).then((sent) => sent);
-    this.confirmed.catch(() => undefined); // awaited by the bars' commits
-  }
-
-  add(result: IntegratedResult): void {
-    this.results.set(result.ts, result);
-  }
-
-  /** Sends the gathered results (once every bar of the batch was computed). */
-  send(): void {
-    this.body = Buffer.from(JSON.stringify({ v: 1, results: [...this.results.values()] }));
-    this.release(this.publish(this.body));
-  }
-
-  /** Sends the same message again (a bar's confirm failed); the receiver drops repeated results. */
-  resend(): Promise<void> {
-    return this.body === null ? this.confirmed : this.publish(this.body);
-  }
-}
-
-/** A 30m bar published ahead of the bar that completes it. */
-interface SentAhead {
-  json: string;
-  confirm: Promise<void>;
-}
-
 /**
  * Consumes 5m bars and publishes one integrated result per accepted bar to `results.<symbol>`.
  * It also builds the symbol's 30m bars: a completed one is published at once on `pipeline.internal`
@@ -98,11 +52,7 @@ interface SentAhead {
  */
 export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   private readonly faults: FaultInjector;
-  private readonly lookaheadPeriods: number;
-  private inHand = new Map<string, BarsInHand>();
-  private sentAhead = new Map<string, Map<number, SentAhead>>();
-  /** Per symbol: the latest close time up to which 30m bars were looked ahead for. */
-  private aheadUntil = new Map<string, number>();
+  private readonly resample: ResampleFlow;
   /** The result gathers of the batch deliveries that asked for batched results. */
   private readonly gathers = new WeakMap<ConsumeMessage, ResultGather>();
 
@@ -116,45 +66,18 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ) {
     super(connection, publisher, store, Bar5mSchema, tacticalOptions);
     this.faults = tacticalOptions.faults ?? NO_FAULTS;
-    this.lookaheadPeriods = tacticalOptions.lookaheadPeriods ?? 0;
+    this.resample = new ResampleFlow({
+      lookaheadPeriods: tacticalOptions.lookaheadPeriods ?? 0,
+      ...(tacticalOptions.legacyResample === undefined ? {} : { legacyResample: tacticalOptions.legacyResample }),
+    });
   }
 
-  /**
-   * First deliveries are remembered per symbol until processed: the lane then knows the bars that
-   * follow the one it is processing. Redeliveries are not (after a crash a bar may yet be
-   * dead-lettered as poison, which would change the 30m bar it belongs to).
-   */
   protected override onDelivered(bar: Bar, msg: ConsumeMessage): void {
-    if (this.lookaheadPeriods === 0 || msg.fields.redelivered) return;
-    let q = this.inHand.get(bar.symbol);
-    if (q === undefined) {
-      q = { bars: [], head: 0 };
-      this.inHand.set(bar.symbol, q);
-    }
-    q.bars.push(bar);
+    this.resample.delivered(bar, msg.fields.redelivered);
   }
 
   protected override onReset(): void {
-    this.inHand = new Map();
-    this.sentAhead = new Map();
-    this.aheadUntil = new Map();
-  }
-
-  /** Takes `bar` and the bars before it off the symbol's bars in hand; true when `bar` was among them. */
-  private takeInHand(bar: Bar): BarsInHand | null {
-    const q = this.inHand.get(bar.symbol);
-    if (q === undefined) return null;
-    let found = false;
-    while (q.head < q.bars.length && (q.bars[q.head] as Bar).ts <= bar.ts) {
-      if ((q.bars[q.head] as Bar).ts === bar.ts) found = true;
-      q.head++;
-    }
-    if (q.head === q.bars.length) this.inHand.delete(bar.symbol);
-    else if (q.head > 1024 && q.head * 2 > q.bars.length) {
-      q.bars = q.bars.slice(q.head);
-      q.head = 0;
-    }
-    return found ? q : null;
+    this.resample.reset();
   }
 
   private emission30m(b: Bar30m): Emission {
@@ -167,29 +90,6 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       headers: { [HEADER_SYMBOL]: b.symbol },
       replyTo: this.tacticalOptions.contextQueue,
     };
-  }
-
-  /**
-   * Publishes the 30m bars that the bars in hand after `bar` complete, up to `lookaheadPeriods`
-   * periods past `bar`'s own: exactly those the lane will build (see {@link resampleAhead}).
-   */
-  private sendAhead(bar: Bar, resample: ResampleState | null, q: BarsInHand): void {
-    const horizon = periodCloseOf(bar.ts) + this.lookaheadPeriods * PERIOD_MS;
-    if ((this.aheadUntil.get(bar.symbol) ?? 0) >= horizon) return;
-    const ahead = resampleAhead(resample, bar.ts, q.bars.slice(q.head, q.head + 6 * (this.lookaheadPeriods + 1)), horizon);
-    if (ahead.length === 0) return;
-    let sent = this.sentAhead.get(bar.symbol);
-    if (sent === undefined) {
-      sent = new Map();
-      this.sentAhead.set(bar.symbol, sent);
-    }
-    for (const b of ahead) {
-      if (sent.has(b.ts)) continue;
-      const confirm = this.publishEmission(this.emission30m(b));
-      confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
-      sent.set(b.ts, { json: JSON.stringify(b), confirm });
-    }
-    this.aheadUntil.set(bar.symbol, (ahead[ahead.length - 1] as Bar30m).ts + PERIOD_MS);
   }
 
   /** A batch of bars (content type {@link BAR_BATCH_CONTENT_TYPE}) is taken as one delivery. */
@@ -210,11 +110,17 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       );
     }
     const id = messageIds.resultBatch(batch.symbol, batch.bars[0]?.ts ?? 0, batch.bars[batch.bars.length - 1]?.ts ?? 0);
-    const gather = new ResultGather((body) =>
-      this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
-    );
+    const gather = new ResultGather();
     this.gathers.set(msg, gather);
-    return this.handleBatch(msg, batch.bars, () => gather.send());
+    return this.handleBatch(msg, batch.bars, (superseded) =>
+      gather.send((body) =>
+        this.sendUntilConfirmed(
+          id,
+          () => this.publisher.publish(EXCHANGE_INTERNAL, resultsTo, body, { messageId: id, mandatory: true, contentType: RESULT_BATCH_CONTENT_TYPE }),
+          superseded,
+        ),
+      ),
+    );
   }
 
   protected override async process(
@@ -226,37 +132,32 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   ): Promise<StageOutput<TacticalState>> {
     const id = `${bar.symbol}:5m:${bar.ts}`;
     // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
-    let open = state?.resample ?? null;
-    if (state !== null && state.resample === undefined && this.tacticalOptions.legacyResample !== undefined) {
-      open = await this.tacticalOptions.legacyResample(bar.symbol);
-    }
-    const resampled = resampleStep(open, bar);
-    const sent = this.sentAhead.get(bar.symbol);
-    const emissions: Emission[] = resampled.emitted.map((b) => {
+    const resampled = await this.resample.step(bar, state);
+    const confirmations: Confirmation[] = resampled.completed.map(({ bar: b, sentAhead, differsFromSentAhead }) => {
       const e = this.emission30m(b);
-      const ahead = sent?.get(b.ts);
-      if (ahead !== undefined) {
-        sent?.delete(b.ts);
-        if (ahead.json === JSON.stringify(b)) {
-          // A look-ahead publish that failed is sent again now, while this bar waits for the context.
-          const unsent = { ...e }; // without a confirm: publishUntilConfirmed would wait for its own
-          e.confirm = ahead.confirm.catch(() => this.publishUntilConfirmed(unsent, superseded));
-          e.confirm.catch(() => undefined); // awaited (and retried) by the commit
-          return e;
-        }
+      if (sentAhead !== undefined) {
+        // A look-ahead publish that failed is sent again now, while this bar waits for the context.
+        const confirmed = sentAhead.catch(() => this.publishUntilConfirmed(e, superseded));
+        confirmed.catch(() => undefined); // awaited by the commit
+        return { what: e.messageId, confirmed };
+      }
+      if (differsFromSentAhead === true) {
         this.log.error({ symbol: b.symbol, ts: b.ts }, 'a 30m bar published ahead differs from the one the bars built (a bar in between was not accepted); the strategic worker keeps the first');
       }
       // Sent again until confirmed while this bar waits for the context the strategic worker
       // computes from it: left to the commit's retry (after the bar is computed), a failed publish
       // would go again only once the whole context wait had run out, and the bar would be decided
       // with a stale context.
-      e.confirm = this.publishUntilConfirmed(e, superseded);
-      e.confirm.catch(() => undefined); // awaited (and retried) by the commit
-      return e;
+      const confirmed = this.publishUntilConfirmed(e, superseded);
+      confirmed.catch(() => undefined); // awaited by the commit
+      return { what: e.messageId, confirmed };
     });
-    if (this.lookaheadPeriods > 0) {
-      const q = this.takeInHand(bar);
-      if (q !== null) this.sendAhead(bar, resampled.state, q);
+    const emissions: Emission[] = [];
+    // The 30m bars the bars in hand complete next leave now (look-ahead), each once.
+    for (const b of this.resample.ahead(bar, resampled.state)) {
+      const confirm = this.publishEmission(this.emission30m(b));
+      confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
+      this.resample.recordSentAhead(b, confirm);
     }
     const required = this.flow.requiredContext(bar, state);
     // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
@@ -284,16 +185,10 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         mandatory: true,
       });
     } else {
-      // Leaves with the batch's other results, in one message to the replay that asked for them.
+      // Leaves with the batch's other results, in one message to the replay that asked for them:
+      // the gather sends (and re-sends) it, a bar only waits for its confirm.
       gather.add(result);
-      emissions.push({
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: String(msg.properties.headers?.[HEADER_RESULTS_TO]),
-        body: result,
-        messageId: id,
-        confirm: gather.confirmed,
-        resend: () => gather.resend(),
-      });
+      confirmations.push({ what: id, confirmed: gather.confirmed });
     }
     for (const f of feedback) {
       emissions.push({
@@ -307,17 +202,11 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     }
     if (this.tacticalOptions.experience !== undefined && transition !== null) {
       const batcher = this.tacticalOptions.experience;
-      const confirm = batcher.add(transition);
-      confirm.catch(() => undefined); // awaited (and retried) by the commit
-      emissions.push({
-        exchange: EXCHANGE_INTERNAL,
-        routingKey: routingKeys.experience(bar.symbol),
-        body: transition,
-        messageId: messageIds.experience(bar.symbol, transition.ts),
-        confirm,
-        resend: () => batcher.add(transition),
-      });
+      // Published with the batcher's next batch; a failed batch is added again by the commit.
+      const confirmed = batcher.add(transition);
+      confirmed.catch(() => undefined); // awaited (and retried) by the commit
+      confirmations.push({ what: messageIds.experience(bar.symbol, transition.ts), confirmed, again: () => batcher.add(transition) });
     }
-    return { state: next, emissions };
+    return { state: next, emissions, confirmations };
   }
 }

@@ -6,8 +6,6 @@ import {
   type DecideOptions,
   type DecisionInput,
   advance,
-  withInference,
-  type InferenceBackend,
   initialAgentState,
   makeTransition,
   type AgentState,
@@ -132,7 +130,7 @@ class DecisionBatch {
  * The three MAPPO actors as a stage of the tactical flow. Inference goes through a circuit breaker
  * (`agents`); when the model throws or the breaker is open the decision is FLAT with size 0 and the
  * result names `agents` in `degraded`. The policy can be swapped between bars ({@link swap}).
- * With WebAssembly inference, the decisions of one turn of the event loop (other symbols' bars)
+ * The decisions of one turn of the event loop (other symbols' bars)
  * share one batched forward pass per actor ({@link DecisionBatch}); each call still goes through
  * the breaker on its own, and each decision is the one it would be alone.
  */
@@ -150,45 +148,31 @@ export class AgentStage {
     private readonly explore = false,
     faults: FaultInjector = NO_FAULTS,
     /**
-     * Inference backend of live decisions (`PIPELINE_INFERENCE`): `wasm` (WebAssembly SIMD, the
-     * default) or `onnx` (the ONNX export run by onnxruntime-node; sessions are built before the
-     * first decision and on every swap).
+     * `PIPELINE_INFERENCE`, which accepts only `wasm` (the WebAssembly SIMD net decides; ONNX is
+     * an export only): kept so that callers passing the setting still compile.
      */
-    private readonly inference: InferenceBackend = 'wasm',
+    _inference: 'wasm' = 'wasm',
   ) {
-    this.ready = inference === 'wasm' ? null : withInference(policy, inference).then((p) => void (this.policy = p));
     this.breaker = createBreaker(
       async (input) => {
         faults.check('agents');
-        if (this.ready !== null) await this.ready;
         const options: DecideOptions = this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {};
-        // WebAssembly inference: decided with the other symbols' bars of this turn (see DecisionBatch).
-        if (this.inference === 'wasm') return this.batch.decide(this.policy, input, options);
-        return this.policy.decideAsync(input, options);
+        // Decided with the other symbols' bars of this turn (see DecisionBatch).
+        return this.batch.decide(this.policy, input, options);
       },
       { stage: 'agents', log },
     );
   }
-
-  private ready: Promise<void> | null;
 
   /** The version deciding now. */
   get version(): string {
     return this.policy.version;
   }
 
-  /**
-   * Replaces the policy; the next bar uses the new one (with ONNX inference, the first bar after its
-   * sessions are built: the returned promise).
-   */
+  /** Replaces the policy; the next bar uses the new one. */
   swap(policy: TacticalPolicy): Promise<void> {
-    if (this.inference === 'wasm') {
-      this.policy = policy;
-      return Promise.resolve();
-    }
-    const ready = withInference(policy, this.inference).then((p) => void (this.policy = p));
-    this.ready = ready;
-    return ready;
+    this.policy = policy;
+    return Promise.resolve();
   }
 
   async step(

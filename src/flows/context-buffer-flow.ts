@@ -2,6 +2,7 @@ import { symbolKeyPart } from '../state/keys';
 import type Redis from 'ioredis';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
 import { PipelineError, StateStoreError } from '../errors';
+import { periodsAfter, staleContext } from '../util/periods';
 
 /** The buffer is closing: the bar is not decided now and the broker delivers it again later. */
 export class ContextBufferClosedError extends PipelineError {
@@ -76,8 +77,8 @@ interface SymbolContexts<T> {
  * the strategic worker. Described here for contexts: they arrive on their own queue and are stored in
  * Redis (hash `<prefix>ctx:<symbol>`, field = the 30m bar's close time) before they are acked, so a
  * restarted tactical worker finds them. A 5m bar asks for the context of the latest 30m bar that
- * closed at or before its own close ({@link requiredContextClose} decides which, from the bars alone)
- * and waits for it, up to `contextWaitMs`; past that it gets the newest older context, marked stale.
+ * closed at or before its own close (`requiredContextClose` in src/util/periods.ts decides which,
+ * from the bars alone) and waits for it, up to `contextWaitMs`; past that it gets the newest older context, marked stale.
  * Which context a bar uses therefore depends only on the bars, never on how the two queues
  * interleave, unless a wait runs out.
  */
@@ -177,15 +178,7 @@ export class TimeKeyedBufferFlow<T> {
       if (arrived && item !== undefined) return { item, stale: false };
       entry.timedOut.add(requiredCloseTs);
     }
-    let best: T | null = null;
-    let bestTs = -Infinity;
-    for (const [closeTs, item] of entry.byClose) {
-      if (closeTs < requiredCloseTs && closeTs > bestTs) {
-        best = item;
-        bestTs = closeTs;
-      }
-    }
-    return { item: best, stale: true };
+    return { item: staleContext(entry.byClose, requiredCloseTs), stale: true };
   }
 
   /**
@@ -195,7 +188,7 @@ export class TimeKeyedBufferFlow<T> {
    * again), so neither grows with time: at most `keep` + 32 periods of each per symbol.
    */
   private trim(symbol: string, entry: SymbolContexts<T>, requiredCloseTs: number): void {
-    const below = requiredCloseTs - this.keep * 1_800_000;
+    const below = periodsAfter(requiredCloseTs, -this.keep);
     if (entry.timedOut.size > 0) {
       const expired: number[] = [];
       for (const closeTs of entry.timedOut) if (closeTs < below) expired.push(closeTs);
@@ -261,27 +254,6 @@ export class TimeKeyedBufferFlow<T> {
       entry.waiters.clear();
     }
   }
-}
-
-/**
- * Which 30m context the 5m bar opening at `ts` must use: the latest 30m period with data that closes
- * at or before the bar's close. `previousTs` is the symbol's previous accepted 5m bar and
- * `previousRequired` what it used. Pure: it depends on the accepted bars only.
- */
-export function requiredContextClose(
-  ts: number,
-  previousTs: number | null,
-  previousRequired: number | null,
-): number | null {
-  const period = 1_800_000;
-  const barClose = ts + 300_000;
-  if (barClose % period === 0) return barClose; // this bar completes its 30m bar
-  if (previousTs === null) return null;
-  const previousPeriodClose = Math.floor(previousTs / period) * period + period;
-  if (previousPeriodClose <= barClose && previousPeriodClose !== Math.floor(ts / period) * period + period) {
-    return previousPeriodClose;
-  }
-  return previousRequired;
 }
 
 /** The strategic → tactical context buffer (see {@link TimeKeyedBufferFlow}). */

@@ -1,7 +1,7 @@
 import type { Feedback } from '../../schemas/feedback.schema';
 import type { ConfidenceLevel, RegimeName } from '../../schemas/strategic-context.schema';
 import type { AgentState } from '../learning/trading-env';
-import { periodCloseOf } from './resample-flow';
+import { completesPeriod, periodCloseOf } from '../util/periods';
 
 /** The tactical side's open feedback window for one symbol (plain data, checkpointed). */
 export interface FeedbackWindowState {
@@ -29,8 +29,6 @@ export interface FeedbackBarInput {
   confidence: ConfidenceLevel | null;
   modelVersion: string | null;
 }
-
-const M5 = 300_000;
 
 /**
  * Six-bar feedback, tactical side, as a pure step. Each 5m bar belongs to the window of its 30m
@@ -77,7 +75,7 @@ export function feedbackStep(
     }
     if (before.equity > 0 && after.equity > 0) next.logReturn += Math.log(after.equity / before.equity);
   }
-  if (input.ts + M5 === periodClose) {
+  if (completesPeriod(input.ts)) {
     emitted.push(toMessage(input.symbol, next, after));
     return { window: null, emitted };
   }

@@ -8,3 +8,4 @@ export * from './analytics-stage';
 export * from './feedback-flow';
 export * from './trainer-flow';
 export * from './fault-injection';
+export * from './result-gather';

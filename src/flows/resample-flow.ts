@@ -1,7 +1,5 @@
-import { TIMEFRAME_MS, type Bar, type Bar30m } from '../../schemas/bar.schema';
-
-const STEP_5M = TIMEFRAME_MS['5m'];
-const STEP_30M = TIMEFRAME_MS['30m'];
+import type { Bar, Bar30m } from '../../schemas/bar.schema';
+import { completesPeriod, periodCloseOf, periodOpenOf, periodsAfter } from '../util/periods';
 
 /** The resampler's state for one symbol: the 30m bar being built. Plain data. */
 export interface ResampleState {
@@ -29,7 +27,7 @@ export function resampleStep(
   state: ResampleState | null,
   bar: Bar,
 ): { state: ResampleState | null; emitted: Bar30m[] } {
-  const periodTs = Math.floor(bar.ts / STEP_30M) * STEP_30M;
+  const periodTs = periodOpenOf(bar.ts);
   const emitted: Bar30m[] = [];
   let current = state;
   if (current !== null && current.periodTs !== periodTs) {
@@ -57,7 +55,7 @@ export function resampleStep(
       count: current.count + 1,
     };
   }
-  if (bar.ts === periodTs + STEP_30M - STEP_5M) {
+  if (completesPeriod(bar.ts)) {
     emitted.push(toBar(bar.symbol, current));
     current = null;
   }
@@ -76,11 +74,6 @@ function toBar(symbol: string, s: ResampleState): Bar30m {
     volume: s.volume,
     bars: s.count,
   };
-}
-
-/** Close time of the 30m period that contains the 5m bar opening at `ts`. */
-export function periodCloseOf(ts: number): number {
-  return Math.floor(ts / STEP_30M) * STEP_30M + STEP_30M;
 }
 
 /**
@@ -106,9 +99,147 @@ export function resampleAhead(
     s = r.state;
     last = bar.ts;
     for (const e of r.emitted) {
-      if (e.ts + STEP_30M > untilClose) return out;
+      if (periodCloseOf(e.ts) > untilClose) return out;
       out.push(e);
     }
   }
   return out;
+}
+
+/** Options of {@link ResampleFlow}. */
+export interface ResampleFlowOptions {
+  /**
+   * Periods a symbol's 30m bars may be sent ahead of the bar that completes them, when the bars
+   * are already in hand (see the tactical consumer's option of the same name). @defaultValue 0
+   */
+  lookaheadPeriods?: number;
+  /** Upgrades: the 30m bar a separate resampler had open for a symbol. @defaultValue none */
+  legacyResample?: (symbol: string) => Promise<ResampleState | null>;
+}
+
+/** A 30m bar a 5m bar completed, and what became of its look-ahead send. */
+export interface Completed30m {
+  bar: Bar30m;
+  /** The confirm of the send of this same bar ahead of time, when it was sent ahead. */
+  sentAhead?: Promise<void>;
+  /** True when a different bar was sent ahead for this period (a bar in between was not accepted). */
+  differsFromSentAhead?: boolean;
+}
+
+/** A symbol's bars delivered for the first time and not yet processed, in lane order. */
+interface BarsInHand {
+  bars: Bar[];
+  head: number;
+}
+
+/** A 30m bar sent ahead of the bar that completes it. */
+interface SentAhead {
+  json: string;
+  confirm: Promise<void>;
+}
+
+/**
+ * The tactical worker's resampling, per worker: each 5m bar advances its symbol's open 30m bar
+ * ({@link resampleStep}), and, with look-ahead on, the bars already delivered but not yet processed
+ * tell which 30m bars the lane will build next, so those can be sent to the strategic side early
+ * ({@link resampleAhead}): exactly the bars the lane builds, each once. The consumer sends what this
+ * says and reports each send's confirm back ({@link recordSentAhead}); nothing here does I/O.
+ */
+export class ResampleFlow {
+  private readonly lookaheadPeriods: number;
+  private inHand = new Map<string, BarsInHand>();
+  private sent = new Map<string, Map<number, SentAhead>>();
+  /** Per symbol: the latest close time up to which 30m bars were looked ahead for. */
+  private aheadUntil = new Map<string, number>();
+
+  constructor(private readonly options: ResampleFlowOptions = {}) {
+    this.lookaheadPeriods = options.lookaheadPeriods ?? 0;
+  }
+
+  /**
+   * A bar was delivered. First deliveries are remembered per symbol until processed: the lane then
+   * knows the bars that follow the one it is processing. Redeliveries are not (after a crash a bar
+   * may yet be dead-lettered as poison, which would change the 30m bar it belongs to).
+   */
+  delivered(bar: Bar, redelivered: boolean): void {
+    if (this.lookaheadPeriods === 0 || redelivered) return;
+    let q = this.inHand.get(bar.symbol);
+    if (q === undefined) {
+      q = { bars: [], head: 0 };
+      this.inHand.set(bar.symbol, q);
+    }
+    q.bars.push(bar);
+  }
+
+  /** Forgets the bars in hand and what was sent ahead (the deliveries are gone). */
+  reset(): void {
+    this.inHand = new Map();
+    this.sent = new Map();
+    this.aheadUntil = new Map();
+  }
+
+  /**
+   * Advances the symbol's open 30m bar by `bar`. `previous` is the bar's stage state (its
+   * `resample` field; a state without one predates the tactical resampler: see `legacyResample`).
+   */
+  async step(bar: Bar, previous: { resample?: ResampleState | null } | null): Promise<{ state: ResampleState | null; completed: Completed30m[] }> {
+    let open = previous?.resample ?? null;
+    if (previous !== null && previous.resample === undefined && this.options.legacyResample !== undefined) {
+      open = await this.options.legacyResample(bar.symbol);
+    }
+    const resampled = resampleStep(open, bar);
+    const sent = this.sent.get(bar.symbol);
+    const completed = resampled.emitted.map((b): Completed30m => {
+      const ahead = sent?.get(b.ts);
+      if (ahead === undefined) return { bar: b };
+      sent?.delete(b.ts);
+      return ahead.json === JSON.stringify(b) ? { bar: b, sentAhead: ahead.confirm } : { bar: b, differsFromSentAhead: true };
+    });
+    return { state: resampled.state, completed };
+  }
+
+  /**
+   * The 30m bars to send ahead now, after `bar` (processed, leaving `state`): those the bars in hand
+   * after it complete, up to `lookaheadPeriods` periods past `bar`'s own, not sent before. Report
+   * each send with {@link recordSentAhead}.
+   */
+  ahead(bar: Bar, state: ResampleState | null): Bar30m[] {
+    if (this.lookaheadPeriods === 0) return [];
+    const q = this.takeInHand(bar);
+    if (q === null) return [];
+    const horizon = periodsAfter(periodCloseOf(bar.ts), this.lookaheadPeriods);
+    if ((this.aheadUntil.get(bar.symbol) ?? 0) >= horizon) return [];
+    const ahead = resampleAhead(state, bar.ts, q.bars.slice(q.head, q.head + 6 * (this.lookaheadPeriods + 1)), horizon);
+    if (ahead.length === 0) return [];
+    const sent = this.sent.get(bar.symbol);
+    this.aheadUntil.set(bar.symbol, periodCloseOf((ahead[ahead.length - 1] as Bar30m).ts));
+    return sent === undefined ? ahead : ahead.filter((b) => !sent.has(b.ts));
+  }
+
+  /** A 30m bar returned by {@link ahead} was sent; `confirm` is its send's confirm. */
+  recordSentAhead(b: Bar30m, confirm: Promise<void>): void {
+    let sent = this.sent.get(b.symbol);
+    if (sent === undefined) {
+      sent = new Map();
+      this.sent.set(b.symbol, sent);
+    }
+    sent.set(b.ts, { json: JSON.stringify(b), confirm });
+  }
+
+  /** Takes `bar` and the bars before it off the symbol's bars in hand; null unless `bar` was among them. */
+  private takeInHand(bar: Bar): BarsInHand | null {
+    const q = this.inHand.get(bar.symbol);
+    if (q === undefined) return null;
+    let found = false;
+    while (q.head < q.bars.length && (q.bars[q.head] as Bar).ts <= bar.ts) {
+      if ((q.bars[q.head] as Bar).ts === bar.ts) found = true;
+      q.head++;
+    }
+    if (q.head === q.bars.length) this.inHand.delete(bar.symbol);
+    else if (q.head > 1024 && q.head * 2 > q.bars.length) {
+      q.bars = q.bars.slice(q.head);
+      q.head = 0;
+    }
+    return found ? q : null;
+  }
 }

@@ -2,6 +2,7 @@ import type { Bar30m } from '../../schemas/bar.schema';
 import type { Feedback } from '../../schemas/feedback.schema';
 import type { RegimeName, StrategicContext } from '../../schemas/strategic-context.schema';
 import type { TacticalFeedback } from '../strategic/uncertainty';
+import { periodCloseOf } from '../util/periods';
 import type { TimeKeyedBufferFlow } from './context-buffer-flow';
 
 /** Feedback windows remembered per regime. */
@@ -107,7 +108,7 @@ export class StrategicFlow {
   ): Promise<{ context: StrategicContext; state: StrategicState; durable: DurableWrite | null }> {
     const degraded: string[] = [];
     let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
-    const recent = [...(state?.recentCloses ?? []), bar.ts + 1_800_000].slice(-(this.lag + 1));
+    const recent = [...(state?.recentCloses ?? []), periodCloseOf(bar.ts)].slice(-(this.lag + 1));
     if (this.feedbackBuffer !== null && recent.length === this.lag + 1) {
       const required = recent[0] as number;
       const lookup = await this.feedbackBuffer.lookupItem(bar.symbol, required, abandon);
@@ -135,7 +136,7 @@ export class StrategicFlow {
       v: 1,
       symbol: bar.symbol,
       ts: bar.ts,
-      bar_close_ts: bar.ts + 1_800_000,
+      bar_close_ts: periodCloseOf(bar.ts),
       close: bar.close,
       regime: analysis.regime,
       regime_probabilities: analysis.regime_probabilities,

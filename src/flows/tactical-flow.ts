@@ -2,7 +2,7 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators, IntegratedResult } from '../../schemas/integrated-result.schema';
 import type { ContextLookup } from './context-buffer-flow';
 import type { Feedback } from '../../schemas/feedback.schema';
-import { requiredContextClose } from './context-buffer-flow';
+import { requiredContextClose } from '../util/periods';
 import { feedbackStep, type FeedbackWindowState } from './feedback-flow';
 import type { ResampleState } from './resample-flow';
 import type { AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';

@@ -12,10 +12,10 @@ export interface MacdState {
  * Moving average convergence/divergence: `macd = EMA(fast) − EMA(slow)` of the close,
  * `signal = EMA(signal)` of `macd`, `histogram = macd − signal`.
  *
- * Every EMA is seeded independently with the simple mean of its own first values (DESIGN.md
- * section 2, and TTR's `MACD(percent = FALSE)`): EMA 12 from closes 0..11, EMA 26 from closes
- * 0..25, the signal from the first 9 MACD values. So `macd` appears on bar index `slow − 1` (25)
- * and `signal`/`histogram` on bar index `slow + signal − 2` (33).
+ * Every EMA is seeded independently with the simple mean of its own first values (as the wire
+ * contract, docs/wire-contract.md, specifies, and as TTR's `MACD(percent = FALSE)` does): EMA 12
+ * from closes 0..11, EMA 26 from closes 0..25, the signal from the first 9 MACD values. So `macd`
+ * appears on bar index `slow − 1` (25) and `signal`/`histogram` on bar index `slow + signal − 2` (33).
  *
  * TA-Lib's `MACD` differs: it starts the fast EMA at the slow EMA's first bar, seeding it with the
  * mean of closes 14..25 instead of 0..11. The two agree in where the nulls end, and their values

@@ -4,7 +4,7 @@ import { Macd, type MacdState } from './macd';
 import { Rsi, type RsiState } from './rsi';
 
 /**
- * The indicator block of an integrated result (DESIGN.md section 2): each value is a number, or
+ * The indicator block of an integrated result (`indicators` in docs/wire-contract.md): each value is a number, or
  * `null` while that indicator is still warming up.
  */
 export interface IndicatorValues {
@@ -125,7 +125,7 @@ export class TacticalIndicatorSet {
     return this.atr.value;
   }
 
-  /** The current values as the wire object of DESIGN.md section 2 (allocates one object). */
+  /** The current values as the result's `indicators` object (allocates one object). */
   snapshot(): IndicatorValues {
     const bb = this.bollinger;
     const m = this.macdIndicator;

@@ -3,8 +3,9 @@ import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm'
 import { availableParallelism } from 'node:os';
 
 /**
- * tfjs backend selection. The order is: `tensorflow` (only if `@tensorflow/tfjs-node` loads; it
- * cannot be installed on the development machines, see DESIGN.md section 4), then `wasm`, then
+ * tfjs backend selection. The order is: `tensorflow` (only if `@tensorflow/tfjs-node` loads; its
+ * install script downloads libtensorflow, so it cannot be installed where only the npm registry is
+ * reachable), then `wasm`, then
  * `cpu`. Each candidate must pass a tiny matMul whose result is checked before it is kept.
  */
 

@@ -1,6 +1,7 @@
 import { generateSyntheticMarket, type Regime } from '../producers/synthetic-market';
 import { SeededRandom } from '../util/random';
-import { Mappo, argmax, softmax, type MappoOptions, type MappoSnapshot } from './mappo';
+import { Mappo, type MappoOptions, type MappoSnapshot } from './mappo';
+import { TacticalPolicy } from './policy';
 import {
   backtest,
   collectEpisodes,
@@ -11,7 +12,6 @@ import {
   type DecisionRule,
   type MarketSeries,
 } from './trading-agents';
-import { decodeActions } from './trading-env';
 
 /**
  * Training on synthetic regime markets and walk-forward evaluation on unseen seeds, against
@@ -65,12 +65,15 @@ export const macdCrossoverRule: DecisionRule = ({ indicators }) => {
     : { tactical: 'SHORT', risk: 1, execution: 'MARKET', target_position: -1 };
 };
 
-/** The team's greedy policy as a decision rule. */
+/**
+ * The team's greedy policy as a decision rule, on the live network: the actors' current weights in
+ * a {@link TacticalPolicy}, so evaluation decides exactly as the workers would.
+ */
 export function greedyRule(mappo: Mappo): DecisionRule {
+  const policy = new TacticalPolicy('greedy', mappo.actors.map((a) => a.getWeights()));
   return ({ observations }) => {
-    const obs = [observations.tactical, observations.risk, observations.execution];
-    const actions = mappo.actors.map((a, i) => argmax(softmax(a.forwardJs(obs[i] as number[]))));
-    return decodeActions(actions, observations);
+    const { actionIndices: _, ...decision } = policy.decideObservations(observations);
+    return decision;
   };
 }
 

@@ -12,7 +12,6 @@ export * from './trainer';
 export * from './registry';
 export * from './stats';
 export * from './onnx-export';
-export * from './onnx-policy';
 export * from './walk-forward';
 export * from './evaluation';
 export * from './strategic-series';

@@ -53,8 +53,9 @@ export interface PolicySource {
 }
 
 /**
- * Inference of the three trading actors in plain JavaScript (no tfjs): greedy, deterministic for
- * a version, about 0.3 ms for all three at batch 1 on these machines.
+ * The live network: inference of the three trading actors on the WebAssembly SIMD kernel
+ * (`SimdDenseNet`, no tfjs): greedy, deterministic for a version. The decisions of the
+ * workers, `greedyRule` and the eval command all come from here.
  */
 export class TacticalPolicy {
   private readonly nets: InferenceNet[];
@@ -138,22 +139,14 @@ export class TacticalPolicy {
     return out;
   }
 
-  /**
-   * {@link decide} as a promise, so that an asynchronous inference backend (ONNX Runtime, see
-   * `OnnxTacticalPolicy`) can serve the same call; this class answers synchronously.
-   */
-  decideAsync(input: DecisionInput, options: DecideOptions = {}): Promise<Decision> {
-    return Promise.resolve(this.decide(input, options));
-  }
-
   /** The observations of a decision input (the bar settled internally). */
-  protected observe(input: DecisionInput): ReturnType<typeof observe> {
+  private observe(input: DecisionInput): ReturnType<typeof observe> {
     const bar = { ...input.bar, ts: input.bar.ts ?? 0 };
     return observe(input.agentState, bar, input.indicators, input.strategic, this.costs);
   }
 
   /** The decision from the three actors' logits (greedy, or sampled with the seeded generator). */
-  protected choose(logits: readonly ArrayLike<number>[], observations: Observations, previousReward: number | null, options: DecideOptions): Decision {
+  private choose(logits: readonly ArrayLike<number>[], observations: Observations, previousReward: number | null, options: DecideOptions): Decision {
     const rng = options.explore ? new SeededRandom(hashSeed(`${this.version}|${options.explore.symbol}|${options.explore.ts}`)) : null;
     const probs = logits.map((l) => softmax(l));
     const idx = probs.map((p) => (rng ? sampleCategorical(p, rng) : argmax(p))) as [number, number, number];

@@ -1,14 +1,12 @@
-import { DenseNet, mlpParameterCount, type MlpWeights } from './network';
+import { mlpParameterCount, type MlpWeights } from './network';
 import { DENSE_WASM_BASE64 } from './wasm/dense-module';
 
 const WASM_BYTES = Buffer.from(DENSE_WASM_BASE64, 'base64');
-let compiled: WebAssembly.Module | null | undefined;
+let compiled: WebAssembly.Module | undefined;
 
-/** The compiled SIMD dense-layer module, or null where WebAssembly SIMD is unavailable. */
-function denseModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    compiled = WebAssembly.validate(WASM_BYTES) ? new WebAssembly.Module(WASM_BYTES) : null;
-  }
+/** The compiled SIMD dense-layer module (Node ≥ 20 always has WebAssembly SIMD). */
+function denseModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(WASM_BYTES);
   return compiled;
 }
 
@@ -41,10 +39,10 @@ type DenseBatchKernel = (
 ) => void;
 
 /**
- * The actors' forward pass with WebAssembly SIMD (f32x4): same weights and ReLU MLP as
- * {@link DenseNet}, about 4× faster at batch 1. Weights are stored transposed (one row per output)
- * with inputs padded to a multiple of 8. The sums are taken in a fixed order, so results are
- * deterministic; they differ from {@link DenseNet}'s in the last bits of f32.
+ * The actors' forward pass with WebAssembly SIMD (f32x4), the one that decides live: weights
+ * [in, out] row-major then biases, ReLU hidden layers, linear output. Weights are stored
+ * transposed (one row per output) with inputs padded to a multiple of 8. The sums are taken in a
+ * fixed order, so results are deterministic.
  *
  * {@link forwardBatch} runs several inputs together (`dense_batch`: two rows by two inputs per pass,
  * so each weight vector read serves two inputs): every output is bit-identical to {@link forward}
@@ -172,13 +170,7 @@ export interface InferenceNet {
   forwardBatch(xs: readonly ArrayLike<number>[]): Float32Array[];
 }
 
-/** A forward-pass network for inference: SIMD WebAssembly where available, else plain JavaScript. */
+/** The live forward-pass network of some weights. */
 export function inferenceNet(weights: MlpWeights): InferenceNet {
-  const module = denseModule();
-  if (module !== null) return new SimdDenseNet(weights, module);
-  const net = new DenseNet(weights);
-  return {
-    forward: (x) => net.forward(x),
-    forwardBatch: (xs) => xs.map((x) => net.forward(x).slice()),
-  };
+  return new SimdDenseNet(weights, denseModule());
 }

@@ -1,5 +1,6 @@
 import { TIMEFRAME_MS, type Bar } from '../../schemas/bar.schema';
 import { resampleTo30m, StrategicAnalyzer, type StrategicAnalyzerOptions } from '../strategic';
+import { periodCloseOf } from '../util/periods';
 import type { StrategicInput } from './features';
 import type { EnvBar } from './trading-env';
 
@@ -23,7 +24,6 @@ export function strategicInputs(
   analyzer: StrategicAnalyzer = new StrategicAnalyzer(),
 ): (StrategicInput | null)[] {
   const step5 = TIMEFRAME_MS['5m'];
-  const step30 = TIMEFRAME_MS['30m'];
   const asBars: Bar[] = bars5m.map((b) => ({ symbol, timeframe: '5m', ts: b.ts, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }));
   const bars30 = resampleTo30m(asBars);
   const contexts: { closeTs: number; input: StrategicInput | null }[] = bars30.map((b) => {
@@ -37,7 +37,7 @@ export function strategicInputs(
             confidence: out.confidence,
             similar_patterns: out.similar_patterns,
           };
-    return { closeTs: b.ts + step30, input };
+    return { closeTs: periodCloseOf(b.ts), input };
   });
   const result: (StrategicInput | null)[] = [];
   let j = -1;

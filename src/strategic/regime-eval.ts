@@ -1,5 +1,6 @@
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { generateFamilyMarket, type MarketFamily } from '../producers/regime-families';
+import { periodsBetween } from '../util/periods';
 import { FeatureMatrix, WINDOW_BARS } from './feature-matrix';
 import { PatternStore } from './pattern-store';
 import { EMBEDDING_DIM } from './embedding';
@@ -66,7 +67,7 @@ export function scoreFamily(family: MarketFamily, options: ScoreFamilyOptions): 
     market.bars.forEach((bar, i) => {
       const o = analyzer.onBar(bar, null, { skipPatterns: options.patterns === false });
       // The same detector statistics, kept here to record the inputs the model saw.
-      const periods = lastTs === null ? 1 : Math.max(1, Math.round((bar.ts - lastTs) / 1_800_000));
+      const periods = lastTs === null ? 1 : Math.max(1, periodsBetween(lastTs, bar.ts));
       lastTs = bar.ts;
       fm.update(bar);
       if (fm.bars >= 2) detector.update(fm.logReturnOver(1), periods);

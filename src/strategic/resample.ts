@@ -1,4 +1,5 @@
 import { TIMEFRAME_MS, type Bar } from '../../schemas/bar.schema';
+import { periodOpenOf } from '../util/periods';
 
 /**
  * Aggregates 5m bars into 30m bars, for tests, benchmarks and offline fitting (the live resampler
@@ -9,12 +10,11 @@ import { TIMEFRAME_MS, type Bar } from '../../schemas/bar.schema';
  */
 export function resampleTo30m(bars5m: readonly Bar[]): Bar[] {
   const step = TIMEFRAME_MS['5m'];
-  const big = TIMEFRAME_MS['30m'];
   const out: Bar[] = [];
   let i = 0;
   while (i < bars5m.length) {
     const first = bars5m[i] as Bar;
-    const groupTs = first.ts - (first.ts % big);
+    const groupTs = periodOpenOf(first.ts);
     if (first.ts !== groupTs || i + 5 >= bars5m.length) {
       i++;
       continue;

@@ -6,6 +6,7 @@ import type {
   SimilarPatterns,
 } from '../../schemas/strategic-context.schema';
 import { OutOfOrderError } from '../errors';
+import { PERIOD_MS } from '../util/periods';
 import { decodeFloat, encodeFloat, type EncodedFloat } from '../indicators/float-codec';
 import { EMBEDDING_DIM, embedWindow } from './embedding';
 import { decodeFloat32Bits, encodeFloat32Bits } from './float-bits';
@@ -168,7 +169,7 @@ export class StrategicAnalyzer {
     }
     this.k = options.neighbours ?? 10;
     this.horizonBars = options.horizonBars ?? 6;
-    this.barMs = options.barMs ?? 1_800_000;
+    this.barMs = options.barMs ?? PERIOD_MS;
     this.mergePerBar = options.mergePerBar ?? 2;
     this.regimeWeights = options.regimeWeights;
     this.confidenceWeights = options.confidenceWeights;

@@ -1,6 +1,7 @@
 import type { Bar } from '../../schemas/bar.schema';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
 import { generateSyntheticMarket, type SyntheticMarketOptions } from '../producers/synthetic-market';
+import { periodsAfter } from '../util/periods';
 import { WINDOW_BARS } from './feature-matrix';
 import { resampleTo30m } from './resample';
 
@@ -29,7 +30,7 @@ export function labelled30mMarket(options: SyntheticMarketOptions): Labelled30mM
   const pure: boolean[] = [];
   let run = 0;
   for (let i = 0; i < bars.length; i++) {
-    const contiguous = i > 0 && (bars[i] as Bar).ts - (bars[i - 1] as Bar).ts === 1_800_000;
+    const contiguous = i > 0 && periodsAfter((bars[i - 1] as Bar).ts, 1) === (bars[i] as Bar).ts;
     run = i > 0 && contiguous && labels[i] === labels[i - 1] ? run + 1 : 1;
     pure.push(run >= WINDOW_BARS);
   }

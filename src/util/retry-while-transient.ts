@@ -1,3 +1,5 @@
+import { Backoff, retry } from './backoff';
+
 /** Socket error codes of a peer that is still starting or briefly unreachable: worth another try. */
 export const TRANSIENT_SOCKET_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
@@ -16,23 +18,14 @@ export function isTransientSocketError(err: unknown): boolean {
 
 /**
  * Runs `attempt` until it resolves. While it fails with an error `isTransient` accepts, it waits
- * (100 ms, doubling up to 1 s) and tries again, as long as the next try starts within `waitMs` of
- * the first; any other error, or the last one, is thrown as it is.
+ * (100 ms, doubling up to 1 s, with jitter) and tries again, as long as the next try would start
+ * within `waitMs` of the first; any other error, or the last one, is thrown as it is.
  */
-export async function retryWhileTransient<T>(
-  attempt: () => Promise<T>,
-  isTransient: (err: unknown) => boolean,
-  waitMs: number,
-): Promise<T> {
+export function retryWhileTransient<T>(attempt: () => Promise<T>, isTransient: (err: unknown) => boolean, waitMs: number): Promise<T> {
   const deadline = Date.now() + waitMs;
-  let delayMs = 100;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!isTransient(err) || Date.now() + delayMs >= deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      delayMs = Math.min(1000, delayMs * 2);
-    }
-  }
+  const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 1000 });
+  return retry(attempt, {
+    backoff,
+    shouldRetry: (err, n) => isTransient(err) && Date.now() + backoff.nominalDelayMs(n) < deadline,
+  });
 }

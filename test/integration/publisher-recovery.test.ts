@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { BrokerConnection } from '../../src/broker/broker-connection';
 import { Publisher } from '../../src/broker/publisher';
-import { EXCHANGE_RESULTS, routingKeys } from '../../src/broker/topology';
+import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, routingKeys } from '../../src/broker/topology';
 import { closeAllConnections, createVhost, QueueCollector, waitFor, type TestVhost } from '../fixtures/broker';
 
 jest.setTimeout(60_000);
@@ -70,5 +70,17 @@ describe('Publisher on the real broker', () => {
     } finally {
       await collector.stop();
     }
+  });
+
+  it('books a return to the publish it belongs to when publishes of one messageId are in flight together', async () => {
+    // The same messageId twice on the wire at once (a re-send before the first confirm): the first
+    // is unroutable (no queue bound to the key), the second is routable. The broker returns the
+    // first just before confirming it. Tracked by messageId alone, the return was booked to the
+    // second publish: the unroutable one resolved and the delivered one was refused.
+    const unroutable = publisher.publish(EXCHANGE_INTERNAL, 'nowhere.bound', Buffer.from('{}'), { messageId: 'same', mandatory: true });
+    const routable = result('same');
+    const outcomes = await Promise.allSettled([unroutable, routable]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled']);
+    expect(String((outcomes[0] as PromiseRejectedResult).reason)).toMatch(/unroutable/);
   });
 });

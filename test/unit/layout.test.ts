@@ -17,6 +17,9 @@
  *    `messageId:` spelt as a string or template literal, and, in files that use the broker (amqplib
  *    or src/broker), no `'x-…'` string.
  * 5. The environment (`process.env`) is read in src/config only.
+ * 6. 30m periods are computed in src/util/periods.ts only: outside it no number equal to 30 minutes
+ *    in ms (`1_800_000`, or a product of literals such as `30 * 60_000`) and no `TIMEFRAME_MS['30m']`.
+ *    {@link PERIOD_RULE_EXEMPT} lists the files still exempt, each with why.
  *
  * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
  */
@@ -117,6 +120,29 @@ const EXCHANGE_NAMES = new Set(
 const ROUTING_KEY_TEMPLATE_HEADS = new Set(['bars.', 'results.', 'reply.', 'feedback.', 'experience.']);
 const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|experience)\.([A-Za-z0-9_*#-]+)(\.[A-Za-z0-9_*#-]+)*)$/;
 const TOPOLOGY = 'src/broker/topology.ts';
+const PERIODS = 'src/util/periods.ts';
+const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
+/**
+ * Files still exempt from rule 6, with why. Each is owned by work in progress elsewhere; the
+ * exemption goes when the file uses src/util/periods.ts. (src/gateway/process-service.ts computes no
+ * period boundary itself, but still copies the stale-context rule: it should call `settledContext`.)
+ */
+const PERIOD_RULE_EXEMPT: Readonly<Record<string, string>> = {
+  'src/cli/regime-report.ts': 'CLI under rewrite: should use periodsBetween/periodOpenOf',
+  'src/producers/regime-families.ts': 'producers under rewrite: should use PERIOD_MS',
+};
+
+/** The value of a product of numeric literals (`30 * 60_000`), or null for anything else. */
+function literalProduct(e: ts.Expression): number | null {
+  if (ts.isNumericLiteral(e)) return Number(e.text.replace(/_/g, ''));
+  if (ts.isParenthesizedExpression(e)) return literalProduct(e.expression);
+  if (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.AsteriskToken) {
+    const l = literalProduct(e.left);
+    const r = literalProduct(e.right);
+    return l === null || r === null ? null : l * r;
+  }
+  return null;
+}
 
 /** Checks every rule on `files`; returns what breaks them. */
 function checkLayout(files: readonly SourceFile[]): Violation[] {
@@ -185,6 +211,26 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
             (ts.isConditionalExpression(e) && (spelt(e.whenTrue) || spelt(e.whenFalse))) ||
             (ts.isParenthesizedExpression(e) && spelt(e.expression));
           if (spelt(n.initializer)) add('message ids are built in topology.ts', n, n.initializer.getText(sf));
+        }
+      });
+    }
+    // 6. 30m periods.
+    if (file.path !== PERIODS && PERIOD_RULE_EXEMPT[file.path] === undefined) {
+      walk(sf, (n) => {
+        const isProductRoot =
+          ts.isBinaryExpression(n) &&
+          n.operatorToken.kind === ts.SyntaxKind.AsteriskToken &&
+          !(ts.isBinaryExpression(n.parent) && n.parent.operatorToken.kind === ts.SyntaxKind.AsteriskToken) &&
+          !ts.isParenthesizedExpression(n.parent);
+        if ((ts.isNumericLiteral(n) || isProductRoot) && literalProduct(n) === PERIOD_MS) {
+          add('30m periods are computed in src/util/periods.ts', n, n.getText(sf));
+        } else if (
+          ts.isElementAccessExpression(n) &&
+          n.expression.getText(sf) === 'TIMEFRAME_MS' &&
+          ts.isStringLiteralLike(n.argumentExpression) &&
+          n.argumentExpression.text === '30m'
+        ) {
+          add('30m periods are computed in src/util/periods.ts', n, n.getText(sf));
         }
       });
     }
@@ -263,6 +309,19 @@ describe('the layout check fails when a rule is broken', () => {
     ).toEqual([]);
     expect(check('src/gateway/routes.ts', "const spec = { 'x-audited': true };")).toEqual([]);
     expect(check(TOPOLOGY, "export const EXCHANGE_BARS = 'market.bars';\nconst k = (s: string) => `bars.${s}`;")).toEqual([]);
+  });
+
+  it('30m periods: the period length spelt outside src/util/periods.ts', () => {
+    expect(check('src/flows/x.ts', "const p = 1_800_000;\nconst q = 30 * 60_000;\nconst r = (30 * 60) * 1000;\nconst s = TIMEFRAME_MS['30m'];")).toEqual([
+      'src/flows/x.ts:1: 30m periods are computed in src/util/periods.ts: 1_800_000',
+      'src/flows/x.ts:2: 30m periods are computed in src/util/periods.ts: 30 * 60_000',
+      'src/flows/x.ts:3: 30m periods are computed in src/util/periods.ts: (30 * 60) * 1000',
+      'src/flows/x.ts:4: 30m periods are computed in src/util/periods.ts: TIMEFRAME_MS[\'30m\']',
+    ]);
+    expect(check('src/strategic/x.ts', "const m = 1800000 / 2;")).toHaveLength(1);
+    // The module itself, other numbers, and the 5m length are fine.
+    expect(check(PERIODS, "export const PERIOD_MS = TIMEFRAME_MS['30m'];\nconst p = 1_800_000;")).toEqual([]);
+    expect(check('src/flows/x.ts', "const a = 300_000;\nconst b = 6 * 60_000;\nconst c = TIMEFRAME_MS['5m'];")).toEqual([]);
   });
 
   it('environment: process.env outside src/config', () => {

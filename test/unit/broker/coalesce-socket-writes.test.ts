@@ -38,7 +38,16 @@ describe('coalesceSocketWrites', () => {
     expect(log).toEqual(['cork', 'uncork']);
   });
 
-  it('leaves a model without the expected internals alone', () => {
-    expect(() => coalesceSocketWrites({} as ChannelModel)).not.toThrow();
+  it('leaves a model without the expected internals alone, and says so', () => {
+    expect(coalesceSocketWrites({} as ChannelModel)).toBe(false);
+    const renamed = { connection: { muxer: { out: { cork: () => undefined, uncork: () => undefined }, readIncoming: () => undefined } } };
+    expect(coalesceSocketWrites(renamed as unknown as ChannelModel)).toBe(false);
+    expect(renamed.connection.muxer).not.toHaveProperty('_readIncoming');
+  });
+
+  it('says the patch is in place when applied', () => {
+    const { model } = fakeModel();
+    expect(coalesceSocketWrites(model)).toBe(true);
+    expect(coalesceSocketWrites(model)).toBe(true);
   });
 });

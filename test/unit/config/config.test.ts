@@ -58,6 +58,13 @@ describe('loadConfig', () => {
     expect(message).toContain('AMPQ_URL');
     expect(message).toContain('HEALTH_PORT');
   });
+  it('decides live only with the WebAssembly network: PIPELINE_INFERENCE=onnx stops with the fix', () => {
+    expect(loadConfig({}).inference).toBe('wasm');
+    expect(loadConfig({ PIPELINE_INFERENCE: 'wasm' }).inference).toBe('wasm');
+    expect(() => loadConfig({ PIPELINE_INFERENCE: 'onnx' })).toThrow(
+      /PIPELINE_INFERENCE="onnx": PIPELINE_INFERENCE accepts only wasm: live ONNX inference was removed.*unset PIPELINE_INFERENCE or set it to wasm/,
+    );
+  });
   it('switches training off', () => {
     expect(loadConfig({ PIPELINE_TRAINING: 'off' }).training).toBe(false);
   });

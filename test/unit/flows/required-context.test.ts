@@ -1,4 +1,4 @@
-import { requiredContextClose } from '../../../src/flows/context-buffer-flow';
+import { requiredContextClose } from '../../../src/util/periods';
 
 const T0 = Date.UTC(2024, 0, 1);
 const M5 = 300_000;

@@ -8,15 +8,9 @@ describe('ONNX export of the actors', () => {
     // onnxruntime-node cannot run inside jest's sandbox (its tensors are main-realm typed arrays).
     const tsx = join(__dirname, '..', '..', '..', 'node_modules', '.bin', 'tsx');
     const out = execFileSync(tsx, [join(__dirname, 'helpers', 'onnx-compare.ts'), '7'], { encoding: 'utf8', timeout: 120_000 });
-    const { actors: rows, decisions } = JSON.parse(out.trim().split('\n').pop()!) as {
+    const { actors: rows } = JSON.parse(out.trim().split('\n').pop()!) as {
       actors: { sizes: number[]; dims: number[]; maxDiff: Record<string, number>; spread: number }[];
-      decisions: { bars: number; same: number; maxProbDiff: number; onnxVersion: string };
     };
-    // PIPELINE_INFERENCE=onnx through the agent stage decides exactly as the WebAssembly path.
-    expect(decisions.bars).toBe(600);
-    expect(decisions.same).toBe(600);
-    expect(decisions.maxProbDiff).toBeLessThan(1e-5);
-    expect(decisions.onnxVersion).toBe('initial-7');
     expect(rows.map((r) => r.sizes)).toEqual(TRADING_TEAM_SPEC.agents.map((a) => [a.obsDim, ...a.hidden, a.nActions]));
     for (const r of rows) {
       expect(r.dims).toEqual([16, r.sizes[r.sizes.length - 1]]);

@@ -12,10 +12,6 @@ import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../../../../src/learni
 import { TacticalPolicy } from '../../../../src/learning/policy';
 import { inferenceNet } from '../../../../src/learning/simd-dense-net';
 import { SeededRandom } from '../../../../src/util/random';
-import pino from 'pino';
-import { AgentStage, type AgentStageState } from '../../../../src/flows/agent-stage';
-import { NO_FAULTS } from '../../../../src/flows/fault-injection';
-import { syntheticSeries } from '../../../../src/learning/evaluation';
 
 async function main(): Promise<void> {
   await selectBackend();
@@ -49,30 +45,7 @@ async function main(): Promise<void> {
     result.push({ sizes: weights.sizes, dims: [...out[ONNX_OUTPUT]!.dims], maxDiff, spread: Math.max(...onnx) - Math.min(...onnx) });
     await session.release();
   }
-  // Live decisions through the agent stage: PIPELINE_INFERENCE=onnx against the WebAssembly path,
-  // greedy and with seeded exploration, over a synthetic market.
-  const policy = TacticalPolicy.initial(Number(process.argv[2] ?? 7));
-  const log = pino({ level: 'silent' });
-  const decisions = { bars: 0, same: 0, maxProbDiff: 0, onnxVersion: '' };
-  for (const explore of [false, true]) {
-    const wasmStage = new AgentStage(policy, log, explore);
-    const onnxStage = new AgentStage(policy, log, explore, NO_FAULTS, 'onnx');
-    const [series] = syntheticSeries({ seeds: [5], bars: 300 });
-    let a: AgentStageState | null = null;
-    let b: AgentStageState | null = null;
-    for (let t = 0; t < series!.bars.length; t++) {
-      const bar = { symbol: 'SYN', timeframe: '5m' as const, ...series!.bars[t]! };
-      const x = await wasmStage.step(a, bar, series!.indicators[t]!, null);
-      const y = await onnxStage.step(b, bar, series!.indicators[t]!, null);
-      a = x.state;
-      b = y.state;
-      decisions.bars++;
-      if (JSON.stringify(x.decision) === JSON.stringify(y.decision) && !y.degraded) decisions.same++;
-      decisions.maxProbDiff = Math.max(decisions.maxProbDiff, Math.abs(x.combinedConfidence - y.combinedConfidence));
-      decisions.onnxVersion = y.modelVersion ?? '';
-    }
-  }
-  process.stdout.write(JSON.stringify({ actors: result, decisions }) + '\n');
+  process.stdout.write(JSON.stringify({ actors: result }) + '\n');
 }
 
 main().catch((err: unknown) => {
