@@ -317,7 +317,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   let resultsFile = values.out;
   if (resultsFile === undefined && values.report !== undefined) {
     tempDir = await mkdtemp(join(tmpdir(), 'pipeline-replay-'));
-    resultsFile = join(tempDir, 'results.jsonl');
+    resultsFile = join(tempDir, 'replay-output.jsonl');
   }
   const output: WriteStream | null =
     resultsFile !== undefined ? createWriteStream(resultsFile, { highWaterMark: 1 << 20 }) : null;
