@@ -51,7 +51,7 @@ class Ring {
  * The gateway's bounded memory of recent integrated results: a ring of `perSymbol` results per
  * symbol, at most `maxSymbols` symbols (least recently updated dropped first), so memory is bounded
  * whatever the feed. Results of a symbol are kept and announced in strictly increasing `ts`: a result
- * whose `ts` is not after the symbol's last one (a redelivered duplicate: DESIGN.md allows the same
+ * whose `ts` is not after the symbol's last one (a redelivered duplicate: the wire contract allows the same
  * result twice) is dropped. Emits nothing; listeners registered with {@link subscribe} are called
  * synchronously for each accepted result.
  */

@@ -64,7 +64,7 @@ const processLimits = {
   504: { description: 'the call passed its deadline (GATEWAY_PROCESS_TIMEOUT_MS) and was stopped', schema: GatewayErrorSchema },
 };
 
-/** Every route of the gateway contract (DESIGN.md section 2, "Gateway"). */
+/** Every route of the gateway contract (docs/gateway.md). */
 export const ROUTES: readonly RouteSpec[] = [
   {
     method: 'GET',

@@ -35,7 +35,8 @@ import { buildStages, INITIAL_POLICY_SEED } from './stages';
 const TRAINER_NICE = 19;
 
 /**
- * One worker process's components for a role, with start/stop in the order of STYLE.md:
+ * One worker process's components for a role, with start/stop in the graceful-shutdown
+ * order (docs/operations-lifecycle.md, "Stopping"):
  * stop taking work, cancel consumers (upstream queue first), wait for in-flight messages, flush
  * confirms, close channels and the connection, quit Redis.
  */
