@@ -20,6 +20,9 @@
  * 6. 30m periods are computed in src/util/periods.ts only: outside it no number equal to 30 minutes
  *    in ms (`1_800_000`, or a product of literals such as `30 * 60_000`) and no `TIMEFRAME_MS['30m']`.
  *    {@link PERIOD_RULE_EXEMPT} lists the files still exempt, each with why.
+ * 7. One module imports tfjs (`@tensorflow/…`): {@link TFJS_ORACLE}, the test oracle of the
+ *    WebAssembly training engine. The pipeline trains and decides without it. This rule is also
+ *    checked over test/, bench/ and scripts/.
  *
  * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
  */
@@ -120,6 +123,8 @@ const EXCHANGE_NAMES = new Set(
 const ROUTING_KEY_TEMPLATE_HEADS = new Set(['bars.', 'results.', 'reply.', 'feedback.', 'experience.']);
 const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|experience)\.([A-Za-z0-9_*#-]+)(\.[A-Za-z0-9_*#-]+)*)$/;
 const TOPOLOGY = 'src/broker/topology.ts';
+const TFJS_ORACLE = 'test/unit/learning/helpers/tfjs-oracle.ts';
+const TFJS_RULE = 'only the tfjs oracle imports tfjs';
 const PERIODS = 'src/util/periods.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
 /**
@@ -186,6 +191,10 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
         const t = target(file.path, imp.specifier);
         if (t !== null && under(t, 'src')) add('schemas import nothing from src', imp.line, imp.specifier);
       }
+    }
+    // 7. tfjs (every folder).
+    if (file.path !== TFJS_ORACLE) {
+      for (const imp of imports) if (imp.specifier.startsWith('@tensorflow/')) add(TFJS_RULE, imp.line, imp.specifier);
     }
     if (!under(file.path, 'src')) continue;
     // 4. Names built in topology.ts only.
@@ -259,6 +268,12 @@ describe('layout rules', () => {
   it('holds for every file of src/ and schemas/', () => {
     expect(format(checkLayout(files))).toEqual([]);
   });
+
+  it('tfjs is imported by the oracle only, in test/, bench/ and scripts/ too', () => {
+    const others = [...listTs('test'), ...listTs('bench'), ...listTs('scripts')].map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }));
+    expect(others.some((f) => f.path === TFJS_ORACLE)).toBe(true);
+    expect(format(checkLayout(others).filter((v) => v.rule === TFJS_RULE))).toEqual([]);
+  });
 });
 
 describe('the layout check fails when a rule is broken', () => {
@@ -322,6 +337,12 @@ describe('the layout check fails when a rule is broken', () => {
     // The module itself, other numbers, and the 5m length are fine.
     expect(check(PERIODS, "export const PERIOD_MS = TIMEFRAME_MS['30m'];\nconst p = 1_800_000;")).toEqual([]);
     expect(check('src/flows/x.ts', "const a = 300_000;\nconst b = 6 * 60_000;\nconst c = TIMEFRAME_MS['5m'];")).toEqual([]);
+  });
+
+  it('tfjs: imported anywhere but the oracle, however written', () => {
+    expect(check('src/learning/x.ts', "import * as tf from '@tensorflow/tfjs';\nconst w = require('@tensorflow/tfjs-backend-wasm');")).toHaveLength(2);
+    expect(check('test/unit/learning/x.test.ts', "async function f() { await import('@tensorflow/tfjs'); }")).toHaveLength(1);
+    expect(check(TFJS_ORACLE, "import * as tf from '@tensorflow/tfjs';")).toEqual([]);
   });
 
   it('environment: process.env outside src/config', () => {
