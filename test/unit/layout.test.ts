@@ -23,6 +23,9 @@
  * 7. One module imports tfjs (`@tensorflow/…`): {@link TFJS_ORACLE}, the test oracle of the
  *    WebAssembly training engine. The pipeline trains and decides without it. This rule is also
  *    checked over test/, bench/ and scripts/.
+ * 8. Files are replaced atomically by src/state/atomic-file.ts only (a temporary file with a unique
+ *    name, fsync, rename): outside it no `rename`/`renameSync` from fs, except
+ *    {@link RENAME_EXEMPT}'s whole-directory renames.
  *
  * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
  */
@@ -125,6 +128,11 @@ const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|exp
 const TOPOLOGY = 'src/broker/topology.ts';
 const TFJS_ORACLE = 'test/unit/learning/helpers/tfjs-oracle.ts';
 const TFJS_RULE = 'only the tfjs oracle imports tfjs';
+const ATOMIC_FILE = 'src/state/atomic-file.ts';
+/** Renames directories (a model version built under a temporary name, a version renamed away). */
+const RENAME_EXEMPT = new Set(['src/state/model-files.ts']);
+const RENAMES = new Set(['rename', 'renameSync']);
+const FS_MODULE = /^(node:)?fs(\/promises)?$/;
 const PERIODS = 'src/util/periods.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
 /**
@@ -243,6 +251,21 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
         }
       });
     }
+    // 8. Atomic writes.
+    if (file.path !== ATOMIC_FILE && !RENAME_EXEMPT.has(file.path)) {
+      walk(sf, (n) => {
+        if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier) && FS_MODULE.test(n.moduleSpecifier.text)) {
+          const bindings = n.importClause?.namedBindings;
+          if (bindings !== undefined && ts.isNamedImports(bindings)) {
+            for (const e of bindings.elements) {
+              if (RENAMES.has((e.propertyName ?? e.name).text)) add('files are replaced by src/state/atomic-file.ts', e, e.getText(sf));
+            }
+          }
+        } else if (ts.isPropertyAccessExpression(n) && RENAMES.has(n.name.text) && ts.isIdentifier(n.expression) && /^(fs|fsp|promises)$/.test(n.expression.text)) {
+          add('files are replaced by src/state/atomic-file.ts', n, n.getText(sf));
+        }
+      });
+    }
     // 5. Environment.
     if (!under(file.path, 'src/config')) {
       walk(sf, (n) => {
@@ -343,6 +366,11 @@ describe('the layout check fails when a rule is broken', () => {
     expect(check('src/learning/x.ts', "import * as tf from '@tensorflow/tfjs';\nconst w = require('@tensorflow/tfjs-backend-wasm');")).toHaveLength(2);
     expect(check('test/unit/learning/x.test.ts', "async function f() { await import('@tensorflow/tfjs'); }")).toHaveLength(1);
     expect(check(TFJS_ORACLE, "import * as tf from '@tensorflow/tfjs';")).toEqual([]);
+  });
+
+  it('atomic writes: rename from fs outside src/state/atomic-file.ts', () => {
+    expect(check('src/state/x.ts', "import { rename as mv, open } from 'node:fs/promises';\nimport * as fs from 'fs';\nfs.renameSync('a', 'b');")).toHaveLength(2);
+    expect(check(ATOMIC_FILE, "import { open, rename, rm } from 'node:fs/promises';")).toEqual([]);
   });
 
   it('environment: process.env outside src/config', () => {
