@@ -1,13 +1,11 @@
 /**
  * MAPPO benchmark: batch-1 decision latency of the three trading actors (plain-JS TacticalPolicy,
  * the path the tactical worker uses; backend independent) and the time of one training iteration
- * (10 episodes of 288 bars collected + the PPO update) with the SIMD engine and, for comparison in
- * the same run, the tfjs engine (wasm backend).
+ * (10 episodes of 288 bars collected + the PPO update) with the WebAssembly SIMD engine (the only
+ * training engine), with the training worker thread and, for comparison in the same run, without.
  *   npx tsx bench/mappo.bench.ts [--epochs N] [--runs N]
  * Prints a table and, last, one JSON line.
  */
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { syntheticSeries } from '../src/learning/evaluation';
 import { Mappo } from '../src/learning/mappo';
 import { TacticalPolicy } from '../src/learning/policy';
@@ -39,26 +37,20 @@ async function main(): Promise<void> {
   times.sort((a, b) => a - b);
   const latency = { p50Ms: pct(times, 0.5), p99Ms: pct(times, 0.99), samples: times.length };
 
-  // Training: the SIMD engine (WebAssembly forward, backward and Adam) against the tfjs engine on
-  // the wasm backend (the previous implementation), in the trading configuration (4 epochs x 2
-  // minibatches) and the 1 x 1 configuration. The machine is shared: runs of the configurations are
-  // interleaved, so load changes hit them alike, and the ratio to the tfjs engine is the figure to
-  // compare across runs.
-  await tf.setBackend('wasm');
-  await tf.ready();
+  // Training: the SIMD engine (WebAssembly forward, backward and Adam) with and without its worker
+  // thread, in the trading configuration (4 epochs x 2 minibatches) and the 1 x 1 configuration.
+  // The machine is shared: runs of the configurations are interleaved, so load changes hit them alike.
   const configs = epochsArg >= 0
     ? [{ engine: 'simd' as const, threads: true, ppoEpochs: Number(process.argv[epochsArg + 1]), numMiniBatch: 1 }]
     : [
         { engine: 'simd' as const, threads: true, ...TRADING_MAPPO_OPTIONS },
         { engine: 'simd' as const, threads: false, ...TRADING_MAPPO_OPTIONS },
-        { engine: 'tfjs' as const, threads: false, ...TRADING_MAPPO_OPTIONS },
         { engine: 'simd' as const, threads: true, ppoEpochs: 1, numMiniBatch: 1 },
       ];
   const runsArg = process.argv.indexOf('--runs');
   const runs = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 4;
   const setups = configs.map((cfg) => {
     const mappo = new Mappo(TRADING_TEAM_SPEC, { ppoEpochs: cfg.ppoEpochs, numMiniBatch: cfg.numMiniBatch, seed: 1 });
-    mappo.engine = cfg.engine;
     mappo.threads = cfg.threads;
     return { cfg, mappo, rng: new SeededRandom(3), times: [] as { collectMs: number; updateMs: number; cpuMs: number }[] };
   });
@@ -87,7 +79,6 @@ async function main(): Promise<void> {
     s.mappo.dispose();
     return { engine: s.cfg.engine, threads, ppoEpochs: s.cfg.ppoEpochs ?? 15, numMiniBatch: s.cfg.numMiniBatch ?? 1, collectMs, updateMs, totalMs, cpuMs, runs: t.length };
   });
-  const tfjsTrading = training.find((r) => r.engine === 'tfjs');
   const simdTrading = training[0] as (typeof training)[number];
 
   const params = tradingParameterCounts();
@@ -103,12 +94,9 @@ async function main(): Promise<void> {
   }
   // cpu ms is the process's CPU time (all threads): on a loaded machine it is closer to the work done
   // than wall time; with the worker thread it counts both threads, so compare wall time there.
-  const ratio = tfjsTrading
-    ? { total: simdTrading.totalMs / tfjsTrading.totalMs, update: simdTrading.updateMs / tfjsTrading.updateMs, cpu: simdTrading.cpuMs / tfjsTrading.cpuMs }
-    : null;
-  if (ratio) process.stdout.write(`simd (worker thread) / tfjs engine, 4 x 2, same run: total ${ratio.total.toFixed(2)}, update ${ratio.update.toFixed(2)}, cpu ${ratio.cpu.toFixed(2)}\n`);
-  const oneThread = training.find((r) => r.engine === 'simd' && r.threads === 1 && r.ppoEpochs === simdTrading.ppoEpochs);
-  if (tfjsTrading && oneThread) process.stdout.write(`simd (one thread) / tfjs engine: total ${(oneThread.totalMs / tfjsTrading.totalMs).toFixed(2)}, cpu ${(oneThread.cpuMs / tfjsTrading.cpuMs).toFixed(2)}\n`);
+  const oneThread = training.find((r) => r.threads === 1 && r.ppoEpochs === simdTrading.ppoEpochs);
+  const ratio = oneThread && oneThread !== simdTrading ? { total: simdTrading.totalMs / oneThread.totalMs, update: simdTrading.updateMs / oneThread.updateMs } : null;
+  if (ratio) process.stdout.write(`worker thread / one thread, 4 x 2, same run: total ${ratio.total.toFixed(2)}, update ${ratio.update.toFixed(2)}\n`);
   process.stdout.write(JSON.stringify({ params, latency, training, ratio }) + '\n');
 }
 

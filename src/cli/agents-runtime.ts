@@ -1,9 +1,8 @@
 /**
- * The learning code (and with it tfjs) that `models`, `eval`, `mappo-check` and `build-wasm` run on,
+ * The learning code that `models`, `eval`, `mappo-check` and `build-wasm` run on,
  * gathered so that those commands load it when they run ({@link agentsRuntime}) and every other
  * command starts without it.
  */
-export { selectBackend } from '../learning/backend';
 export { trainOnSeries } from '../learning/evaluation';
 export { TacticalPolicy } from '../learning/policy';
 export { WARMUP_BARS } from '../learning/trading-agents';

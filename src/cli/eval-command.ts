@@ -113,9 +113,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     halfSpread: numberOption('half-spread', values['half-spread'], DEFAULT_COSTS.halfSpread, 0, 0.1),
   };
   const bootstrap = { samples, block: 48, seed: 1 };
-  const { selectBackend, TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
+  const { TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
     agentsRuntime();
-  await selectBackend();
 
   const registry = openModelRegistry(modelDir, { keepVersions: 0 });
   const version = await registry.latestPromoted();

@@ -39,8 +39,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const episodes = numberOption('episodes', values.episodes, 64, 1, 100_000);
   const firstSeed = numberOption('first-seed', values['first-seed'], 1, 0, 2 ** 31);
   const json = values.json === true;
-  const { selectBackend, runTwoStepGame, TWO_STEP_OPTIMUM } = agentsRuntime();
-  const backend = await selectBackend();
+  const { runTwoStepGame, TWO_STEP_OPTIMUM } = agentsRuntime();
   const results: (number | null)[] = [];
   const started = Date.now();
   for (let s = 0; s < seeds; s++) {
@@ -54,7 +53,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     );
   }
   const reached = results.filter((r) => r !== null).length;
-  if (!json) ctx.out.write(`backend ${backend}, ${reached}/${seeds} seeds reached ${TWO_STEP_OPTIMUM} in ${Date.now() - started} ms\n`);
+  if (!json) ctx.out.write(`engine wasm, ${reached}/${seeds} seeds reached ${TWO_STEP_OPTIMUM} in ${Date.now() - started} ms\n`);
   ctx.out.write(JSON.stringify({ optimum: TWO_STEP_OPTIMUM, seeds, reached, iterations: results }) + '\n');
   return ExitCode.Ok;
 }

@@ -49,10 +49,11 @@ export async function trainAgents(
   const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
   const dataDir = values.data ?? REAL_DATA_DIR;
   const log = (s: string): void => void ctx.err.write(s + '\n');
-  const { selectBackend, trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, mirrorBars, openModelRegistry, WARMUP_BARS } =
+  const { trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, mirrorBars, openModelRegistry, WARMUP_BARS } =
     agentsRuntime();
   const started = Date.now();
-  const backend = await selectBackend();
+  // The training engine: WebAssembly SIMD kernels (the meta field keeps its name and value).
+  const backend = 'wasm';
   const real = readRealBars(dataDir);
   const train: MarketSeries[] = [];
   const validation: { series: MarketSeries; from: number; to: number; stratum: string }[] = [];

@@ -7,7 +7,6 @@ import {
   meanMetrics,
   performance,
   promotionVerdict,
-  selectBackend,
   TacticalPolicy,
   TRADING_MAPPO_OPTIONS,
   TRADING_TEAM_SPEC,
@@ -162,7 +161,6 @@ export class TrainerFlow {
     const keep = options.heldOutBars ?? 3000;
     if (!Number.isInteger(keep) || keep < 2) throw new RangeError(`heldOutBars must be an integer >= 2, got ${keep}`);
     if (!Number.isFinite(options.seed)) throw new RangeError(`seed must be finite, got ${options.seed}`);
-    await selectBackend();
     const version = await options.registry.latestPromoted();
     const snapshot = await loadParent(options.registry, version, options.seed);
     options.log.info({ parent: version ?? `initial-${options.seed}` }, 'trainer resumed');

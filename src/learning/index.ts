@@ -1,4 +1,3 @@
-export * from './backend';
 export * from './network';
 export * from './mappo';
 export * from './simd-mlp';

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../util/random';
 import { Mlp, type MlpWeights } from './network';
 import { SimdMlp, trainModule } from './simd-mlp';
@@ -215,14 +214,6 @@ export class ValueNorm {
   }
 }
 
-/** Scales gradients so that their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0] as number);
-  const scale = Math.min(1, maxNorm / (norm + 1e-6));
-  if (scale >= 1) return { grads, norm };
-  return { grads: grads.map((g) => tf.mul(g, scale)), norm };
-}
-
 /** Softmax of logits (numerically stable, float64). */
 export function softmax(logits: ArrayLike<number>): number[] {
   let max = -Infinity;
@@ -286,31 +277,23 @@ export interface MappoSnapshot {
 }
 
 /**
- * Which implementation runs the PPO minibatch steps: `'simd'`, the forward pass, backward pass and
- * Adam in WebAssembly SIMD ({@link SimdMlp}, the default where WebAssembly SIMD exists), or
- * `'tfjs'` (tfjs gradients and optimiser). Both minimise the same losses; the unit tests hold their
- * gradients and steps to 1e-5 of each other. The tfjs variables hold the weights in both cases.
+ * Actors, critic and the PPO update. The minibatch steps (forward pass, backward pass, Adam) run in
+ * WebAssembly SIMD ({@link SimdMlp}, simd-steps.ts); the unit tests hold them to tfjs's within 1e-5
+ * (test/unit/learning/helpers/tfjs-oracle.ts).
  */
-export type MappoEngine = 'simd' | 'tfjs';
-
-/** Actors, critic, optimisers and the PPO update. */
 export class Mappo {
   readonly options: ResolvedMappoOptions;
   readonly actors: Mlp[];
   readonly critic: Mlp;
   readonly valueNorm: ValueNorm;
-  /** See {@link MappoEngine}. Each engine keeps its own Adam moments: choose before the first update. */
-  engine: MappoEngine;
   /**
-   * With the SIMD engine, train the execution actor and the critic in a worker thread while the
+   * Train the execution actor and the critic in a worker thread while the
    * main thread trains the other two actors (same results to the bit). Where a second core or the
    * worker is unavailable the main thread does all four. Choose before the first update.
    * @defaultValue true
    */
   threads = true;
   private worker: SimdWorker | null | undefined;
-  private readonly actorOpt: tf.Optimizer[];
-  private readonly criticOpt: tf.Optimizer;
   private readonly rng: SeededRandom;
   private simd: { actors: SimdMlp[]; critic: SimdMlp } | null = null;
 
@@ -328,9 +311,6 @@ export class Mappo {
       ? Mlp.fromWeights(init.critic)
       : Mlp.create([spec.stateDim, ...spec.criticHidden, 1], initRng, { hiddenGain: o.hiddenGain, outputGain: 1 });
     this.valueNorm = init ? ValueNorm.fromJSON(init.valueNorm, o.valueNormBeta) : new ValueNorm(o.valueNormBeta);
-    this.actorOpt = spec.agents.map(() => tf.train.adam(o.actorLr, 0.9, 0.999, o.adamEps));
-    this.criticOpt = tf.train.adam(o.criticLr, 0.9, 0.999, o.adamEps);
-    this.engine = trainModule() === null ? 'tfjs' : 'simd';
   }
 
   /** Threads the last update trained on: 2 with the worker, else 1. */
@@ -358,14 +338,13 @@ export class Mappo {
   }
 
   /**
-   * The SIMD networks, holding the current weights of the tfjs variables: reloaded from them when
+   * The SIMD networks (they hold the Adam moments), given the current weights: reloaded when
    * `reload` (every update starts so) or when never loaded; between updates they hold the weights
    * the last update wrote back.
    */
   private simdNets(reload = true): { actors: SimdMlp[]; critic: SimdMlp } {
     if (!reload && this.simd !== null) return this.simd;
     const module = trainModule();
-    if (module === null) throw new Error("WebAssembly SIMD is unavailable: use engine 'tfjs'");
     const o = this.options;
     this.simd ??= {
       actors: this.actors.map((a) => new SimdMlp(a.sizes, { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps }, module)),
@@ -415,17 +394,16 @@ export class Mappo {
 
   /**
    * Sampled actions of a batch of independent environments in one batched forward pass per actor
-   * (SIMD, or tfjs with the tfjs engine; much faster than per-environment passes).
+   * (SIMD; much faster than per-environment passes).
    * `obs[agent][env]` is the observation of an agent in an environment.
    */
   actBatch(obs: ArrayLike<number>[][], rng: SeededRandom = this.rng): TeamAction[] {
     const nEnv = (obs[0] as ArrayLike<number>[]).length;
-    const simd = this.engine === 'simd' ? this.simdNets(false) : null;
-    const probsPerAgent = this.actors.map((actor, a) => {
+    const simd = this.simdNets(false);
+    const probsPerAgent = this.actors.map((_, a) => {
       const { obsDim: dim, nActions } = this.spec.agents[a] as AgentSpec;
       const flat = new Float32Array(nEnv * dim);
       (obs[a] as ArrayLike<number>[]).forEach((o, e) => flat.set(o, e * dim));
-      if (!simd) return tf.tidy(() => tf.softmax(actor.forward(tf.tensor2d(flat, [nEnv, dim]))).arraySync());
       const logits = (simd.actors[a] as SimdMlp).forward(flat, nEnv);
       return Array.from({ length: nEnv }, (_, e) => softmax(logits.subarray(e * nActions, (e + 1) * nActions)));
     });
@@ -467,10 +445,10 @@ export class Mappo {
     const states = new Float32Array(n * stateDim);
     steps.forEach((s, i) => states.set(Array.from(s.state), i * stateDim));
 
-    const simd = this.engine === 'simd' ? this.simdNets() : null;
-    const worker = simd ? await this.trainingWorker() : null;
+    const simd = this.simdNets();
+    const worker = await this.trainingWorker();
     // Old (normalised) value predictions of the critic that acted, then GAE on denormalised values.
-    const oldValuesNorm = simd ? simd.critic.forward(states, n) : tf.tidy(() => this.critic.forward(tf.tensor2d(states, [n, stateDim])).dataSync());
+    const oldValuesNorm = simd.critic.forward(states, n);
     const denorm = (v: number): number => (o.useValueNorm ? this.valueNorm.denormalize(v) : v);
     const advantages = new Float32Array(n);
     const returns = new Float32Array(n);
@@ -563,111 +541,25 @@ export class Mappo {
             m,
           ] as const;
           if (worker && a === WORKER_ACTOR) jobs.push(worker.actorStep(a, o, spec.nActions, ...args).then((r) => record(a, r)));
-          else record(a, simd ? simdActorStep(simd.actors[a] as SimdMlp, o, spec.nActions, ...args) : this.actorStep(a, ...args));
+          else record(a, simdActorStep(simd.actors[a] as SimdMlp, o, spec.nActions, ...args));
         }
-        if (!worker) recordCritic(simd ? simdCriticStep(simd.critic, o, ...criticArgs) : this.criticStep(...criticArgs));
+        if (!worker) recordCritic(simdCriticStep(simd.critic, o, ...criticArgs));
         await Promise.all(jobs);
       }
     }
-    if (worker && simd) {
+    if (worker) {
       // The networks the worker trained: their weights back into the main thread's copies.
       (simd.actors[WORKER_ACTOR] as SimdMlp).setWeights(await worker.weights(WORKER_ACTOR));
       simd.critic.setWeights(await worker.weights(this.actors.length));
     }
-    if (simd) {
-      this.actors.forEach((actor, a) => actor.setWeights({ sizes: [...actor.sizes], data: (simd.actors[a] as SimdMlp).getWeights() }));
-      this.critic.setWeights({ sizes: [...this.critic.sizes], data: simd.critic.getWeights() });
-    } else {
-      for (const actor of this.actors) actor.syncJs();
-      this.critic.syncJs();
-    }
+    this.actors.forEach((actor, a) => actor.setWeights({ sizes: [...actor.sizes], data: (simd.actors[a] as SimdMlp).getWeights() }));
+    this.critic.setWeights({ sizes: [...this.critic.sizes], data: simd.critic.getWeights() });
     return metrics;
-  }
-
-  private actorStep(
-    agent: number,
-    obs: Float32Array,
-    actions: Int32Array,
-    oldLogp: Float32Array,
-    adv: Float32Array,
-    mask: Float32Array,
-    m: number,
-  ): { policyLoss: number; entropy: number; approxKl: number; clipFraction: number; gradNorm: number } {
-    const o = this.options;
-    const actor = this.actors[agent] as Mlp;
-    const spec = this.spec.agents[agent] as AgentSpec;
-    const x = tf.tensor2d(obs, [m, spec.obsDim]);
-    const oneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(actions, 'int32'), spec.nActions)); // the indices tensor is freed
-    const oldLp = tf.tensor1d(oldLogp);
-    const advT = tf.tensor1d(adv);
-    const maskT = tf.tensor1d(mask);
-    const denom = Math.max(1, mask.reduce((s, v) => s + v, 0));
-    let aux: tf.Tensor[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const logp = tf.logSoftmax(actor.forward(x));
-      const lp = tf.sum(tf.mul(logp, oneHot), 1);
-      const ratio = tf.exp(tf.sub(lp, oldLp));
-      const surr1 = tf.mul(ratio, advT);
-      const surr2 = tf.mul(tf.clipByValue(ratio, 1 - o.clipParam, 1 + o.clipParam), advT);
-      const policyLoss = tf.div(tf.neg(tf.sum(tf.mul(tf.minimum(surr1, surr2), maskT))), denom);
-      const ent = tf.div(tf.sum(tf.mul(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), maskT)), denom);
-      const kl = tf.div(tf.sum(tf.mul(tf.sub(oldLp, lp), maskT)), denom);
-      const clipped = tf.div(tf.sum(tf.mul(tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), o.clipParam), 'float32'), maskT)), denom);
-      aux = [tf.keep(policyLoss), tf.keep(ent), tf.keep(kl), tf.keep(clipped)];
-      return tf.sub<tf.Scalar>(policyLoss, tf.mul(ent, o.entropyCoef));
-    }, actor.variables);
-    const names = actor.variables.map((v) => v.name);
-    const list = names.map((nm) => grads[nm] as tf.Tensor);
-    const clipped = clipByGlobalNorm(list, o.maxGradNorm);
-    const named: tf.NamedTensorMap = {};
-    names.forEach((nm, i) => (named[nm] = clipped.grads[i] as tf.Tensor));
-    (this.actorOpt[agent] as tf.Optimizer).applyGradients(named);
-    const [pl, en, kl, cf] = aux.map((t) => t.dataSync()[0] as number) as [number, number, number, number];
-    tf.dispose([x, oneHot, oldLp, advT, maskT, value, ...list, ...aux]);
-    if (clipped.grads !== list) tf.dispose(clipped.grads);
-    return { policyLoss: pl, entropy: en, approxKl: kl, clipFraction: cf, gradNorm: clipped.norm };
-  }
-
-  private criticStep(states: Float32Array, oldValues: Float32Array, targets: Float32Array, m: number): { valueLoss: number; gradNorm: number } {
-    const o = this.options;
-    const x = tf.tensor2d(states, [m, this.spec.stateDim]);
-    const oldV = tf.tensor1d(oldValues);
-    const target = tf.tensor1d(targets);
-    const loss = (err: tf.Tensor): tf.Tensor => {
-      if (!o.useHuberLoss) return tf.div(tf.square(err), 2);
-      const a = tf.abs(err);
-      const quad = tf.minimum(a, o.huberDelta);
-      return tf.add(tf.div(tf.square(quad), 2), tf.mul(o.huberDelta, tf.sub(a, quad)));
-    };
-    const { value, grads } = tf.variableGrads(() => {
-      const v = tf.reshape(this.critic.forward(x), [m]);
-      const errOrig = loss(tf.sub(target, v));
-      let l: tf.Tensor = errOrig;
-      if (o.useClippedValueLoss) {
-        const vClipped = tf.add(oldV, tf.clipByValue(tf.sub(v, oldV), -o.valueClipParam, o.valueClipParam));
-        l = tf.maximum(errOrig, loss(tf.sub(target, vClipped)));
-      }
-      return tf.mul<tf.Scalar>(tf.mean(l), o.valueLossCoef);
-    }, this.critic.variables);
-    const names = this.critic.variables.map((v) => v.name);
-    const list = names.map((nm) => grads[nm] as tf.Tensor);
-    const clipped = clipByGlobalNorm(list, o.maxGradNorm);
-    const named: tf.NamedTensorMap = {};
-    names.forEach((nm, i) => (named[nm] = clipped.grads[i] as tf.Tensor));
-    this.criticOpt.applyGradients(named);
-    const valueLoss = value.dataSync()[0] as number;
-    tf.dispose([x, oldV, target, value, ...list]);
-    if (clipped.grads !== list) tf.dispose(clipped.grads);
-    return { valueLoss, gradNorm: clipped.norm };
   }
 
   dispose(): void {
     this.worker?.terminate();
     this.worker = null;
-    for (const a of this.actors) a.dispose();
-    this.critic.dispose();
-    for (const opt of this.actorOpt) opt.dispose();
-    this.criticOpt.dispose();
   }
 }
 

@@ -1,11 +1,9 @@
-import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../util/random';
-import { denseCustomGrad } from './backend';
 
 /**
- * A multi-layer perceptron with ReLU hidden layers and a linear output, held as tfjs variables
- * (for training) and mirrored into plain Float32Arrays (for batch-1 inference without tfjs
- * dispatch overhead, see {@link Mlp.forwardJs}).
+ * A multi-layer perceptron with ReLU hidden layers and a linear output: its weights, their seeded
+ * initialisation and the batch-1 forward pass the trainer acts with. Training runs in WebAssembly
+ * (simd-mlp.ts), live decisions in simd-dense-net.ts.
  */
 
 /** Serialised weights: layer sizes and, per layer, W ([in, out], row-major) then b ([out]). */
@@ -26,7 +24,7 @@ export function mlpParameterCount(sizes: readonly number[]): number {
  * An orthogonal matrix of shape [rows, cols] (orthonormal columns when rows ≥ cols, orthonormal
  * rows otherwise) times `gain`, from Gaussian draws of `rng` and modified Gram–Schmidt. This is the
  * distribution of torch's `nn.init.orthogonal_` (Q of a Gaussian matrix with R's diagonal made
- * positive), drawn from our own seeded generator so that initial weights do not depend on tfjs.
+ * positive), drawn from our own seeded generator.
  */
 export function orthogonal(rows: number, cols: number, gain: number, rng: SeededRandom): Float32Array {
   const n = Math.max(rows, cols);
@@ -58,8 +56,8 @@ export function orthogonal(rows: number, cols: number, gain: number, rng: Seeded
 }
 
 /**
- * Initial weights of an MLP (orthogonal weights, zero biases), in pure JS and fully determined
- * by `rng`: the same draws {@link Mlp.create} makes, so an inference-only copy needs no tfjs.
+ * Initial weights of an MLP (orthogonal weights, zero biases), fully determined by `rng`: the
+ * same draws {@link Mlp.create} makes.
  */
 export function initialWeights(sizes: readonly number[], rng: SeededRandom, options: MlpOptions = {}): MlpWeights {
   const data = new Float32Array(mlpParameterCount(sizes));
@@ -84,10 +82,11 @@ export interface MlpOptions {
 }
 
 /**
- * Inference-only MLP in plain JavaScript (no tfjs): batch-1 forward passes without tfjs dispatch
- * overhead. Weights stay in tfjs's [in, out] row-major layout and each layer is computed as a sum
- * of input-scaled weight rows (axpy form), skipping inputs that are exactly 0, which after a ReLU
- * is about half of them. Measured faster than the dot-product form on these machines.
+ * The trainer's batch-1 forward pass in plain JavaScript (`Mappo.act` and `Mappo.value` while
+ * collecting and bootstrapping). Weights [in, out] row-major; each layer is computed as a sum of
+ * input-scaled weight rows (axpy form), skipping inputs that are exactly 0. It stays, rather than
+ * the WebAssembly nets, because the shipped model was trained with it: its sums in this order are
+ * what make `npm run train:agents` reproduce that model to the bit.
  */
 export class DenseNet {
   private readonly layers: { w: Float32Array; b: Float32Array; nIn: number; nOut: number; out: Float32Array }[] = [];
@@ -139,34 +138,14 @@ export class DenseNet {
   }
 }
 
-/** A trainable variable holding `initial`'s values; `initial` is disposed (the variable keeps the data). */
-function variableOf<R extends tf.Rank>(initial: tf.Tensor<R>): tf.Variable<R> {
-  try {
-    return tf.variable(initial, true);
-  } finally {
-    initial.dispose();
-  }
-}
-
+/** The weights of one network of the team, with the trainer's batch-1 forward pass. */
 export class Mlp {
-  /** W0, b0, W1, b1, ... as tfjs variables. */
-  readonly variables: tf.Variable[];
+  private data: Float32Array;
   private js: DenseNet;
 
   private constructor(readonly sizes: readonly number[], weights: Float32Array) {
-    this.variables = [];
-    let off = 0;
-    for (let l = 0; l + 1 < sizes.length; l++) {
-      const nIn = sizes[l] as number;
-      const nOut = sizes[l + 1] as number;
-      // tf.variable shares the initial tensor's data and takes a reference to it: the initial
-      // tensor must be disposed too, or its data (the whole weight matrix) outlives the variable.
-      this.variables.push(variableOf(tf.tensor2d(weights.subarray(off, off + nIn * nOut), [nIn, nOut])));
-      off += nIn * nOut;
-      this.variables.push(variableOf(tf.tensor1d(weights.subarray(off, off + nOut))));
-      off += nOut;
-    }
-    this.js = new DenseNet({ sizes: [...sizes], data: weights });
+    this.data = weights.slice();
+    this.js = new DenseNet({ sizes: [...sizes], data: this.data });
   }
 
   /** A freshly initialised network (orthogonal weights, zero biases), fully determined by `rng`. */
@@ -184,58 +163,20 @@ export class Mlp {
     return mlpParameterCount(this.sizes);
   }
 
-  /** Reads the tfjs variables into a flat copy. */
+  /** A copy of the weights. */
   getWeights(): MlpWeights {
-    const data = new Float32Array(this.parameterCount);
-    let off = 0;
-    for (const v of this.variables) {
-      const d = v.dataSync() as Float32Array;
-      data.set(d, off);
-      off += d.length;
-    }
-    return { sizes: [...this.sizes], data };
+    return { sizes: [...this.sizes], data: this.data.slice() };
   }
 
-  /** Overwrites the tfjs variables and the JS mirror. */
+  /** Overwrites the weights. */
   setWeights(weights: MlpWeights): void {
     if (weights.data.length !== this.parameterCount) throw new RangeError('weights do not match sizes');
-    let off = 0;
-    for (const v of this.variables) {
-      const n = v.size;
-      const t = tf.tensor(weights.data.subarray(off, off + n), v.shape);
-      v.assign(t);
-      t.dispose();
-      off += n;
-    }
-    this.setJs(weights.data);
-  }
-
-  /** Copies the tfjs variables into the JS mirror; call after every optimiser step that should show in {@link forwardJs}. */
-  syncJs(): void {
-    this.setJs(this.getWeights().data);
-  }
-
-  private setJs(data: Float32Array): void {
-    this.js = new DenseNet({ sizes: [...this.sizes], data });
-  }
-
-  /** tfjs forward pass on a batch [n, in] → [n, out], using the custom-gradient dense layer. */
-  forward(x: tf.Tensor2D): tf.Tensor2D {
-    let h = x;
-    const layers = this.variables.length / 2;
-    for (let l = 0; l < layers; l++) {
-      h = denseCustomGrad(h, this.variables[2 * l] as tf.Variable<tf.Rank.R2>, this.variables[2 * l + 1] as tf.Variable<tf.Rank.R1>);
-      if (l + 1 < layers) h = tf.relu(h);
-    }
-    return h;
+    this.data = weights.data.slice();
+    this.js = new DenseNet({ sizes: [...this.sizes], data: this.data });
   }
 
   /** Plain-JS forward pass of one input (batch 1); see {@link DenseNet.forward}. */
   forwardJs(x: ArrayLike<number>): Float32Array {
     return this.js.forward(x);
-  }
-
-  dispose(): void {
-    for (const v of this.variables) v.dispose();
   }
 }

@@ -3,22 +3,21 @@ import { TRAIN_WASM_BASE64 } from './wasm/train-module';
 
 /**
  * Training pass of a ReLU MLP in WebAssembly SIMD (../wasm/train.wat): the batched forward pass,
- * the backward pass (weight, bias and input gradients) and Adam, without tfjs. The same network as
- * {@link Mlp} (weights [in, out] row-major, then biases; ReLU hidden layers, linear output), so
- * tfjs stays the reference (unit tests compare gradients and steps with tfjs's) and the holder of
- * the weights for export; {@link Mappo.update} loads the weights here, runs its minibatch steps
- * and writes them back.
+ * the backward pass (weight, bias and input gradients) and Adam: the one training engine. The same
+ * network as {@link Mlp} (weights [in, out] row-major, then biases; ReLU hidden layers, linear
+ * output); the unit tests hold its gradients and Adam steps to tfjs's (the test oracle).
+ * {@link Mappo.update} loads the weights here, runs its minibatch steps and writes them back.
  *
  * Every width is padded to a multiple of 8 with zero weights; padded units output 0, get zero
  * gradients and so stay 0 under Adam. Sums run in a fixed order: same inputs, same bits.
  */
 
 const WASM_BYTES = Buffer.from(TRAIN_WASM_BASE64, 'base64');
-let compiled: WebAssembly.Module | null | undefined;
+let compiled: WebAssembly.Module | undefined;
 
-/** The compiled training module, or null where WebAssembly SIMD is unavailable. */
-export function trainModule(): WebAssembly.Module | null {
-  if (compiled === undefined) compiled = WebAssembly.validate(WASM_BYTES) ? new WebAssembly.Module(WASM_BYTES) : null;
+/** The compiled training module (Node ≥ 20 always has WebAssembly SIMD). */
+export function trainModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(WASM_BYTES);
   return compiled;
 }
 

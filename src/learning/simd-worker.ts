@@ -27,9 +27,7 @@ function net(id: number): SimdMlp {
 function handle(req: WorkerRequest): unknown {
   switch (req.op) {
     case 'init': {
-      const module = trainModule();
-      if (module === null) throw new Error('WebAssembly SIMD is unavailable in the worker');
-      nets.set(req.id, new SimdMlp(req.sizes, req.adam, module));
+      nets.set(req.id, new SimdMlp(req.sizes, req.adam, trainModule()));
       return null;
     }
     case 'load':

@@ -93,7 +93,7 @@ export interface CollectOptions {
 
 /**
  * Rollouts of the current (sampling) policy from random start points of random series. The
- * episodes step in lock-step so each actor runs one batched tfjs forward pass per bar.
+ * episodes step in lock-step so each actor runs one batched WebAssembly SIMD forward pass per bar.
  */
 export function collectEpisodes(mappo: Mappo, series: readonly MarketSeries[], options: CollectOptions): { trajectories: Trajectory[]; meanReward: number } {
   const episodes = options.episodes ?? 10;

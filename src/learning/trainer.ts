@@ -1,5 +1,4 @@
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
-import { selectBackend } from './backend';
 import { Mappo, type MappoOptions, type MappoSnapshot, type MappoUpdateMetrics, type Step, type Trajectory } from './mappo';
 import { TacticalPolicy } from './policy';
 import { TRADING_MAPPO_OPTIONS, TRADING_TEAM_SPEC } from './trading-agents';
@@ -86,7 +85,6 @@ export class MappoTrainer {
 
   /** One PPO update on a batch of transitions. */
   async update(transitions: readonly Transition[]): Promise<{ metrics: TrainerUpdateMetrics }> {
-    await selectBackend();
     const { trajectories, bootstrapOnly } = MappoTrainer.trajectories(transitions);
     if (trajectories.length === 0) throw new RangeError('no trainable transitions (need at least two consecutive per symbol, or done)');
     const m = await this.mappo.update(trajectories);

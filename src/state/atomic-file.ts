@@ -1,5 +1,23 @@
+import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+
+/**
+ * The one atomic writer of this code base: every file that readers or a crash must see whole (model
+ * registry files, the pattern store's manifest and indexes, the state epoch and sequence, the shard
+ * layout) is written by {@link writeFileAtomic} or {@link writeAtomicWith}.
+ */
+
+let temporaries = 0;
+
+/**
+ * A temporary name beside `path` (ending in `.tmp`), unique per process and per call: two writes of
+ * one path that overlap, in one process or in several, never share a temporary file, so neither
+ * can rename the other's half-written bytes into place.
+ */
+export function temporaryPath(path: string): string {
+  return `${path}.${process.pid}.${++temporaries}.${randomBytes(4).toString('hex')}.tmp`;
+}
 
 /**
  * Flushes a directory's entries (a created, renamed or removed name) to disk. Without it, a file
@@ -29,7 +47,7 @@ export async function fsyncFile(path: string): Promise<void> {
  * write a temporary file beside it, fsync it, rename it over `path`, fsync the directory.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = temporaryPath(path);
   const fh = await open(tmp, 'w');
   try {
     await fh.writeFile(data);
@@ -54,7 +72,7 @@ export async function writeAtomicWith(
   path: string,
   write: (tmpPath: string) => Promise<unknown>,
 ): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = temporaryPath(path);
   try {
     await write(tmp);
     await fsyncFile(tmp);

@@ -1,5 +1,13 @@
 import Redis, { Cluster } from 'ioredis';
 import type { Logger } from '../observability/logger';
+import { Backoff } from '../util/backoff';
+
+/**
+ * The pause before ioredis's reconnection try `times` (from 1): 100 ms doubling up to 2 s, with
+ * jitter so that the workers of a pipeline do not reconnect in step after Redis comes back.
+ */
+const RECONNECT = new Backoff({ initialDelayMs: 100, maxDelayMs: 2000 });
+export const reconnectDelay = (times: number): number => RECONNECT.delayMs(times);
 
 /** Options of {@link createRedis}. */
 export interface RedisClientOptions {
@@ -55,7 +63,7 @@ export function createClusterClient(setting: string, options: { connectionName: 
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,
     retryDelayOnTryAgain: 100,
-    clusterRetryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 10)),
+    clusterRetryStrategy: reconnectDelay,
     redisOptions: {
       connectionName: options.connectionName,
       maxRetriesPerRequest: options.maxRetriesPerRequest ?? 1,
@@ -86,7 +94,7 @@ export function createRedis(options: RedisClientOptions): Redis {
           commandTimeout: 2000,
           enableOfflineQueue: true,
           lazyConnect: true,
-          retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 10)),
+          retryStrategy: reconnectDelay,
         });
   let down = false;
   client.on('error', (err: Error) => {

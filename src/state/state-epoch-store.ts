@@ -21,16 +21,7 @@
  * sequence smaller than the smallest one recorded, is a loss, as on one Redis.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Redis from 'ioredis';
@@ -214,7 +205,7 @@ export class StateEpochStore {
       }
       // A cluster: every master gets its copy (of the one epoch the first copy holds).
       if (this.epochKeys.length > 1) await this.fillCopies(record, true);
-      this.writeDurableEpoch(record.id);
+      await this.writeDurableEpoch(record.id);
       return { kind: 'intact', epoch: record.id, seq, how };
     }
     if (record === null) {
@@ -244,7 +235,7 @@ export class StateEpochStore {
     if (record.id !== durable) {
       if (record.accepted.includes(durable) || record.accepted.includes(ANY_LOST_EPOCH)) {
         if (write) {
-          this.writeDurableEpoch(record.id);
+          await this.writeDurableEpoch(record.id);
           if (this.epochKeys.length > 1) await this.fillCopies(record, true);
         }
         return { kind: 'intact', epoch: record.id, seq, how: 'accepted' };
@@ -332,7 +323,7 @@ export class StateEpochStore {
       accepted: replaced,
     };
     await this.fillCopies(fresh, false);
-    if (durable !== null) this.writeDurableEpoch(fresh.id);
+    if (durable !== null) await this.writeDurableEpoch(fresh.id);
     return { epoch: fresh.id, deletedKeys, replaced };
   }
 
@@ -354,11 +345,9 @@ export class StateEpochStore {
     return max;
   }
 
-  private writeDurableEpoch(epoch: string): void {
-    writeAtomic(
-      this.epochFile,
-      `${JSON.stringify({ epoch, writtenAt: new Date().toISOString() })}\n`,
-    );
+  private async writeDurableEpoch(epoch: string): Promise<void> {
+    await mkdir(join(this.epochFile, '..'), { recursive: true });
+    await writeFileAtomic(this.epochFile, `${JSON.stringify({ epoch, writtenAt: new Date().toISOString() })}\n`);
   }
 }
 
@@ -390,27 +379,6 @@ function readOptional(path: string): string | null {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
-  }
-}
-
-/** Writes `text` to `path` atomically and durably: temporary file, fsync, rename, fsync the directory. */
-export function writeAtomic(path: string, text: string): void {
-  const dir = join(path, '..');
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
   }
 }
 

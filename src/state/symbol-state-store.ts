@@ -1,6 +1,7 @@
 import { deserialize, serialize } from 'node:v8';
 import type Redis from 'ioredis';
 import { PipelineError, StateStoreError } from '../errors';
+import { Backoff } from '../util/backoff';
 import type { Logger } from '../observability/logger';
 import { keySlot, symbolKeyPart } from './keys';
 
@@ -18,7 +19,7 @@ export interface SymbolStateStoreOptions {
    * @defaultValue none
    */
   faultCheck?: (stage: string) => void;
-  /** First pause before a failed commit is tried again; doubles up to 30 s. @defaultValue 200 */
+  /** First pause before a failed commit is tried again; doubles up to 30 s, with jitter. @defaultValue 200 */
   retryDelayMs?: number;
   log?: Logger;
 }
@@ -69,11 +70,15 @@ export class SymbolStateStore<S> {
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
 
+  private readonly retryBackoff: Backoff;
+
   constructor(
     private readonly redis: Redis,
     private readonly options: SymbolStateStoreOptions,
   ) {
     this.guard = options.guard ?? ((call) => call());
+    const initialDelayMs = options.retryDelayMs ?? 200;
+    this.retryBackoff = new Backoff({ initialDelayMs, maxDelayMs: Math.max(initialDelayMs, MAX_RETRY_DELAY_MS) });
   }
 
   /** `<prefix><stage>:state:<symbol>`; on a Redis Cluster the symbol is a hash tag (see keys.ts). */
@@ -272,7 +277,7 @@ export class SymbolStateStore<S> {
   /** A failed entry goes back to the dirty set (merged under any newer state) to be tried later. */
   private putBack(symbol: string, entry: Dirty, err: unknown): void {
     const failures = entry.failures + 1;
-    const delay = Math.min(MAX_RETRY_DELAY_MS, (this.options.retryDelayMs ?? 200) * 2 ** (failures - 1));
+    const delay = this.retryBackoff.delayMs(failures);
     if (failures === 1 || failures % 10 === 0) {
       this.options.log?.warn({ symbol, failures, delayMs: delay, err: (err as Error).message }, 'state commit failed; trying again');
     }

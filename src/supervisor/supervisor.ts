@@ -5,6 +5,7 @@ import { AggregatorRegistry, Counter, Registry } from 'prom-client';
 type metric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 import { inheritedEnv, type PipelineConfig } from '../config/config';
 import { EXIT_STARTUP } from '../errors';
+import { Backoff } from '../util/backoff';
 import { componentLogger, type Logger } from '../observability/logger';
 import { consumedBy, contextShards, type ShardLayout } from '../broker/shard-generation';
 import { HealthServer } from './health-server';
@@ -201,7 +202,10 @@ export class Supervisor {
         this.onGiveUp(child.role);
         return;
       }
-      const delay = Math.min(30_000, (this.options.restartDelayMs ?? 500) * 2 ** child.consecutiveCrashes);
+      // Doubling from restartDelayMs up to 30 s, with jitter so that workers that crashed together
+      // come back spread out.
+      const initialDelayMs = this.options.restartDelayMs ?? 500;
+      const delay = new Backoff({ initialDelayMs, maxDelayMs: Math.max(initialDelayMs, 30_000) }).delayMs(child.consecutiveCrashes + 1);
       child.consecutiveCrashes++;
       this.log.warn({ role: child.role, code, signal, delayMs: delay }, 'worker exited; restarting');
       this.restartsTotal.inc({ role: child.role });

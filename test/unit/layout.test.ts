@@ -20,6 +20,12 @@
  * 6. 30m periods are computed in src/util/periods.ts only: outside it no number equal to 30 minutes
  *    in ms (`1_800_000`, or a product of literals such as `30 * 60_000`) and no `TIMEFRAME_MS['30m']`.
  *    {@link PERIOD_RULE_EXEMPT} lists the files still exempt, each with why.
+ * 7. One module imports tfjs (`@tensorflow/…`): {@link TFJS_ORACLE}, the test oracle of the
+ *    WebAssembly training engine. The pipeline trains and decides without it. This rule is also
+ *    checked over test/, bench/ and scripts/.
+ * 8. Files are replaced atomically by src/state/atomic-file.ts only (a temporary file with a unique
+ *    name, fsync, rename): outside it no `rename`/`renameSync` from fs, except
+ *    {@link RENAME_EXEMPT}'s whole-directory renames.
  *
  * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
  */
@@ -120,6 +126,13 @@ const EXCHANGE_NAMES = new Set(
 const ROUTING_KEY_TEMPLATE_HEADS = new Set(['bars.', 'results.', 'reply.', 'feedback.', 'experience.']);
 const ROUTING_KEY_LITERAL = /^(models\.promoted|(bars|results|reply|feedback|experience)\.([A-Za-z0-9_*#-]+)(\.[A-Za-z0-9_*#-]+)*)$/;
 const TOPOLOGY = 'src/broker/topology.ts';
+const TFJS_ORACLE = 'test/unit/learning/helpers/tfjs-oracle.ts';
+const TFJS_RULE = 'only the tfjs oracle imports tfjs';
+const ATOMIC_FILE = 'src/state/atomic-file.ts';
+/** Renames directories (a model version built under a temporary name, a version renamed away). */
+const RENAME_EXEMPT = new Set(['src/state/model-files.ts']);
+const RENAMES = new Set(['rename', 'renameSync']);
+const FS_MODULE = /^(node:)?fs(\/promises)?$/;
 const PERIODS = 'src/util/periods.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
 /**
@@ -187,6 +200,10 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
         if (t !== null && under(t, 'src')) add('schemas import nothing from src', imp.line, imp.specifier);
       }
     }
+    // 7. tfjs (every folder).
+    if (file.path !== TFJS_ORACLE) {
+      for (const imp of imports) if (imp.specifier.startsWith('@tensorflow/')) add(TFJS_RULE, imp.line, imp.specifier);
+    }
     if (!under(file.path, 'src')) continue;
     // 4. Names built in topology.ts only.
     if (file.path !== TOPOLOGY) {
@@ -234,6 +251,21 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
         }
       });
     }
+    // 8. Atomic writes.
+    if (file.path !== ATOMIC_FILE && !RENAME_EXEMPT.has(file.path)) {
+      walk(sf, (n) => {
+        if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier) && FS_MODULE.test(n.moduleSpecifier.text)) {
+          const bindings = n.importClause?.namedBindings;
+          if (bindings !== undefined && ts.isNamedImports(bindings)) {
+            for (const e of bindings.elements) {
+              if (RENAMES.has((e.propertyName ?? e.name).text)) add('files are replaced by src/state/atomic-file.ts', e, e.getText(sf));
+            }
+          }
+        } else if (ts.isPropertyAccessExpression(n) && RENAMES.has(n.name.text) && ts.isIdentifier(n.expression) && /^(fs|fsp|promises)$/.test(n.expression.text)) {
+          add('files are replaced by src/state/atomic-file.ts', n, n.getText(sf));
+        }
+      });
+    }
     // 5. Environment.
     if (!under(file.path, 'src/config')) {
       walk(sf, (n) => {
@@ -258,6 +290,12 @@ describe('layout rules', () => {
 
   it('holds for every file of src/ and schemas/', () => {
     expect(format(checkLayout(files))).toEqual([]);
+  });
+
+  it('tfjs is imported by the oracle only, in test/, bench/ and scripts/ too', () => {
+    const others = [...listTs('test'), ...listTs('bench'), ...listTs('scripts')].map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }));
+    expect(others.some((f) => f.path === TFJS_ORACLE)).toBe(true);
+    expect(format(checkLayout(others).filter((v) => v.rule === TFJS_RULE))).toEqual([]);
   });
 });
 
@@ -322,6 +360,17 @@ describe('the layout check fails when a rule is broken', () => {
     // The module itself, other numbers, and the 5m length are fine.
     expect(check(PERIODS, "export const PERIOD_MS = TIMEFRAME_MS['30m'];\nconst p = 1_800_000;")).toEqual([]);
     expect(check('src/flows/x.ts', "const a = 300_000;\nconst b = 6 * 60_000;\nconst c = TIMEFRAME_MS['5m'];")).toEqual([]);
+  });
+
+  it('tfjs: imported anywhere but the oracle, however written', () => {
+    expect(check('src/learning/x.ts', "import * as tf from '@tensorflow/tfjs';\nconst w = require('@tensorflow/tfjs-backend-wasm');")).toHaveLength(2);
+    expect(check('test/unit/learning/x.test.ts', "async function f() { await import('@tensorflow/tfjs'); }")).toHaveLength(1);
+    expect(check(TFJS_ORACLE, "import * as tf from '@tensorflow/tfjs';")).toEqual([]);
+  });
+
+  it('atomic writes: rename from fs outside src/state/atomic-file.ts', () => {
+    expect(check('src/state/x.ts', "import { rename as mv, open } from 'node:fs/promises';\nimport * as fs from 'fs';\nfs.renameSync('a', 'b');")).toHaveLength(2);
+    expect(check(ATOMIC_FILE, "import { open, rename, rm } from 'node:fs/promises';")).toEqual([]);
   });
 
   it('environment: process.env outside src/config', () => {

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { TrainerFlow } from '../../../src/flows/trainer-flow';
-import { selectBackend } from '../../../src/learning';
 import { SimdWorker } from '../../../src/learning/simd-pool';
 import { openModelRegistry } from '../../../src/state/model-files';
 import { experience } from '../../fixtures/experience';
@@ -16,7 +15,6 @@ describe('TrainerFlow threads', () => {
   const batch = experience(['AAA', 'BBB'], 60, 5);
 
   beforeAll(async () => {
-    await selectBackend();
   });
   afterEach(async () => {
     jest.restoreAllMocks();

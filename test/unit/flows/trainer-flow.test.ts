@@ -7,7 +7,6 @@ import { TrainerFlow } from '../../../src/flows/trainer-flow';
 import {
   MappoTrainer,
   promotionVerdict,
-  selectBackend,
   TacticalPolicy,
 } from '../../../src/learning';
 import { experience } from '../../fixtures/experience';
@@ -23,7 +22,6 @@ describe('TrainerFlow', () => {
   const batch = experience(['AAA', 'BBB'], 40, 7);
 
   beforeAll(async () => {
-    await selectBackend();
   });
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'trainer-flow-'));

@@ -1,15 +1,15 @@
-import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { selectBackend } from '../../../src/learning/backend';
 import { syntheticSeries } from '../../../src/learning/evaluation';
-import { Mappo } from '../../../src/learning/mappo';
+import { Mappo, MAPPO_DEFAULTS } from '../../../src/learning/mappo';
 import { initialWeights, Mlp } from '../../../src/learning/network';
+import { simdActorStep, simdCriticStep } from '../../../src/learning/simd-steps';
 import { SimdMlp, trainModule } from '../../../src/learning/simd-mlp';
 import { collectEpisodes, TRADING_MAPPO_OPTIONS, TRADING_TEAM_SPEC } from '../../../src/learning/trading-agents';
 import { compileDenseWat } from '../../../src/learning/wasm/compile-dense';
 import { TRAIN_WASM_BASE64 } from '../../../src/learning/wasm/train-module';
 import { SeededRandom } from '../../../src/util/random';
+import { selectBackend, tf, tfActorStep, tfCriticStep, TfMlp } from './helpers/tfjs-oracle';
 
 beforeAll(async () => {
   await selectBackend();
@@ -31,11 +31,6 @@ function inputs(rows: number, dim: number, rng: SeededRandom): Float32Array {
   return Float32Array.from({ length: rows * dim }, () => (rng.next() < 0.33 ? 0 : rng.normal()));
 }
 
-function module(): WebAssembly.Module {
-  const m = trainModule();
-  if (m === null) throw new Error('WebAssembly SIMD unavailable');
-  return m;
-}
 
 describe('SimdMlp (WebAssembly SIMD training pass)', () => {
   it.each([
@@ -49,14 +44,14 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
     const rows = 97;
     const x = inputs(rows, sizes[0]!, rng);
     const up = Float32Array.from({ length: rows * sizes[sizes.length - 1]! }, () => rng.normal());
-    const net = new SimdMlp(sizes, { learningRate: 1e-3 }, module());
+    const net = new SimdMlp(sizes, { learningRate: 1e-3 }, trainModule());
     net.setWeights(weights.data);
     expect(Array.from(net.getWeights())).toEqual(Array.from(weights.data));
     const out = net.forward(x, rows);
     net.backward(up);
     const simdGrads = net.getGradients();
 
-    const mlp = Mlp.fromWeights(weights);
+    const mlp = TfMlp.fromWeights(weights);
     const xt = tf.tensor2d(x, [rows, sizes[0]!]);
     const upT = tf.tensor2d(up, [rows, sizes[sizes.length - 1]!]);
     const ref = tf.tidy(() => mlp.forward(xt).dataSync());
@@ -79,9 +74,9 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
     const sizes = [6, 16, 3];
     const rng = new SeededRandom(5);
     const weights = initialWeights(sizes, rng, { outputGain: 1 });
-    const net = new SimdMlp(sizes, { learningRate: 1e-2, epsilon: 1e-5 }, module());
+    const net = new SimdMlp(sizes, { learningRate: 1e-2, epsilon: 1e-5 }, trainModule());
     net.setWeights(weights.data);
-    const mlp = Mlp.fromWeights(weights);
+    const mlp = TfMlp.fromWeights(weights);
     const opt = tf.train.adam(1e-2, 0.9, 0.999, 1e-5);
     for (let step = 0; step < 3; step++) {
       const rows = 9;
@@ -114,44 +109,79 @@ describe('SimdMlp (WebAssembly SIMD training pass)', () => {
 describe('Mappo.update with the SIMD engine', () => {
   const [series] = syntheticSeries({ seeds: [7], bars: 700 });
 
-  async function trained(engine: 'simd' | 'tfjs', threads = true): Promise<{ mappo: Mappo; metrics: Awaited<ReturnType<Mappo['update']>> }> {
+  async function trained(threads = true): Promise<{ mappo: Mappo; metrics: Awaited<ReturnType<Mappo['update']>> }> {
     const mappo = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 });
-    mappo.engine = engine;
     mappo.threads = threads;
     const { trajectories } = collectEpisodes(mappo, [series!], { rng: new SeededRandom(4), episodes: 3, steps: 120 });
     const metrics = await mappo.update(trajectories);
     return { mappo, metrics };
   }
 
-  it('computes the same losses and moves the weights like the tfjs engine', async () => {
-    const initial = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 }).snapshot();
-    const s = await trained('simd');
-    const t = await trained('tfjs');
-    expect(s.mappo.engine).toBe('simd');
-    for (const key of ['policyLoss', 'entropy', 'approxKl', 'actorGradNorm'] as const) {
-      s.metrics[key].forEach((v, a) => expect(Math.abs(v - t.metrics[key][a]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(t.metrics[key][a]!))));
-    }
-    expect(Math.abs(s.metrics.valueLoss - t.metrics.valueLoss)).toBeLessThan(1e-4 * Math.max(1, t.metrics.valueLoss));
-    expect(Math.abs(s.metrics.criticGradNorm - t.metrics.criticGradNorm)).toBeLessThan(1e-3 * t.metrics.criticGradNorm);
-    // Eight Adam steps of size ~lr: the weight changes agree to a small fraction of their size.
-    const a = s.mappo.snapshot();
-    const b = t.mappo.snapshot();
-    [...a.actors.map((w, i) => [w, b.actors[i]!, initial.actors[i]!] as const), [a.critic, b.critic, initial.critic] as const].forEach(([ws, wt, w0]) => {
-      const ds = ws.data.map((v, i) => v - w0.data[i]!);
-      const dt = wt.data.map((v, i) => v - w0.data[i]!);
+  it('takes the same PPO actor and critic steps as the tfjs oracle', () => {
+    const o = { ...MAPPO_DEFAULTS, ...TRADING_MAPPO_OPTIONS };
+    const rng = new SeededRandom(11);
+    const m = 64;
+    const adam = { learningRate: o.actorLr, beta1: 0.9, beta2: 0.999, epsilon: o.adamEps };
+    const steps = 3;
+    for (const spec of TRADING_TEAM_SPEC.agents) {
+      const sizes = [spec.obsDim, ...spec.hidden, spec.nActions];
+      const w0 = initialWeights(sizes, new SeededRandom(5), { outputGain: 1 });
+      const simd = new SimdMlp(sizes, adam, trainModule());
+      simd.setWeights(w0.data);
+      const ref = TfMlp.fromWeights(w0);
+      const opt = tf.train.adam(adam.learningRate, 0.9, 0.999, adam.epsilon);
+      const obs = inputs(m, spec.obsDim, rng);
+      const actions = Int32Array.from({ length: m }, () => Math.floor(rng.next() * spec.nActions));
+      const oldLogp = Float32Array.from({ length: m }, () => Math.log(1 / spec.nActions) + 0.3 * rng.normal());
+      const adv = Float32Array.from({ length: m }, () => rng.normal());
+      const mask = Float32Array.from({ length: m }, () => (rng.next() < 0.9 ? 1 : 0));
+      for (let k = 0; k < steps; k++) {
+        const a = simdActorStep(simd, o, spec.nActions, obs, actions, oldLogp, adv, mask, m);
+        const b = tfActorStep(ref, opt, o, spec.nActions, obs, actions, oldLogp, adv, mask, m);
+        for (const key of ['policyLoss', 'entropy', 'approxKl', 'gradNorm'] as const) {
+          expect(Math.abs(a[key] - b[key])).toBeLessThan(1e-4 * Math.max(1, Math.abs(b[key])));
+        }
+      }
+      const ds = simd.getWeights().map((v, i) => v - w0.data[i]!);
+      const dt = ref.getWeights().data.map((v, i) => v - w0.data[i]!);
       expect(Math.max(...Array.from(dt, Math.abs))).toBeGreaterThan(1e-4);
       expect(relativeError(ds, dt)).toBeLessThan(1e-2);
-    });
-    // The JS mirror used for acting was refreshed.
+      ref.dispose();
+      opt.dispose();
+    }
+    const sizes = [TRADING_TEAM_SPEC.stateDim, ...TRADING_TEAM_SPEC.criticHidden, 1];
+    const w0 = initialWeights(sizes, new SeededRandom(6), { outputGain: 1 });
+    const critic = new SimdMlp(sizes, { ...adam, learningRate: o.criticLr }, trainModule());
+    critic.setWeights(w0.data);
+    const ref = TfMlp.fromWeights(w0);
+    const opt = tf.train.adam(o.criticLr, 0.9, 0.999, adam.epsilon);
+    const states = inputs(m, TRADING_TEAM_SPEC.stateDim, rng);
+    const oldValues = Float32Array.from({ length: m }, () => 0.5 * rng.normal());
+    const targets = Float32Array.from({ length: m }, () => 2 * rng.normal());
+    for (let k = 0; k < steps; k++) {
+      const a = simdCriticStep(critic, o, states, oldValues, targets, m);
+      const b = tfCriticStep(ref, opt, o, states, oldValues, targets, m);
+      expect(Math.abs(a.valueLoss - b.valueLoss)).toBeLessThan(1e-4 * Math.max(1, b.valueLoss));
+      expect(Math.abs(a.gradNorm - b.gradNorm)).toBeLessThan(1e-3 * b.gradNorm);
+    }
+    const ds = critic.getWeights().map((v, i) => v - w0.data[i]!);
+    const dt = ref.getWeights().data.map((v, i) => v - w0.data[i]!);
+    expect(relativeError(ds, dt)).toBeLessThan(1e-2);
+    ref.dispose();
+    opt.dispose();
+  }, 60_000);
+
+  it('refreshes the weights the trainer acts with after an update', async () => {
+    const initial = new Mappo(TRADING_TEAM_SPEC, { ...TRADING_MAPPO_OPTIONS, seed: 3 }).snapshot();
+    const s = await trained();
     const obs = Array.from({ length: TRADING_TEAM_SPEC.agents[0]!.obsDim }, (_, i) => Math.cos(i));
     expect(Array.from(s.mappo.actors[0]!.forwardJs(obs))).not.toEqual(Array.from(Mlp.fromWeights(initial.actors[0]!).forwardJs(obs)));
     s.mappo.dispose();
-    t.mappo.dispose();
   }, 60_000);
 
   it('gives bit-identical weights with the training worker thread and without it', async () => {
-    const a = await trained('simd', true);
-    const b = await trained('simd', false);
+    const a = await trained(true);
+    const b = await trained(false);
     expect(a.mappo.trainingThreads).toBe(2);
     expect(b.mappo.trainingThreads).toBe(1);
     const sa = a.mappo.snapshot();
@@ -164,8 +194,8 @@ describe('Mappo.update with the SIMD engine', () => {
   }, 60_000);
 
   it('is deterministic: the same seed and data give bit-identical weights', async () => {
-    const a = await trained('simd');
-    const b = await trained('simd');
+    const a = await trained();
+    const b = await trained();
     expect(Array.from(a.mappo.snapshot().actors[1]!.data)).toEqual(Array.from(b.mappo.snapshot().actors[1]!.data));
     expect(Array.from(a.mappo.snapshot().critic.data)).toEqual(Array.from(b.mappo.snapshot().critic.data));
     a.mappo.dispose();

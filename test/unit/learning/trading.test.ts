@@ -1,8 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { selectBackend } from '../../../src/learning/backend';
+import { selectBackend, tf, TfMlp } from './helpers/tfjs-oracle';
 import { syntheticSeries } from '../../../src/learning/evaluation';
 import { Mappo } from '../../../src/learning/mappo';
 import { TacticalPolicy, type DecisionInput } from '../../../src/learning/policy';
@@ -109,14 +108,16 @@ describe('TacticalPolicy', () => {
   it('computes the same action probabilities in plain JS as the tfjs actors', () => {
     const mappo = new Mappo(TRADING_TEAM_SPEC, { seed: 3, policyHeadGain: 1 });
     const policy = new TacticalPolicy('t', mappo.actors.map((a) => a.getWeights()));
+    const refs = mappo.actors.map((a) => TfMlp.fromWeights(a.getWeights()));
     for (const input of decisionInputs(5)) {
       const d = policy.decide(input);
       const obs = [d.observations.tactical, d.observations.risk, d.observations.execution];
-      const tfProbs = mappo.actors.map((a, i) => tf.tidy(() => Array.from(tf.softmax(a.forward(tf.tensor2d([obs[i]!]))).dataSync())));
+      const tfProbs = refs.map((a, i) => tf.tidy(() => Array.from(tf.softmax(a.forward(tf.tensor2d([obs[i]!]))).dataSync())));
       [d.probabilities.tactical, d.probabilities.risk, d.probabilities.execution].forEach((p, i) =>
         p.forEach((v, k) => expect(v).toBeCloseTo(tfProbs[i]![k]!, 5)),
       );
     }
+    for (const r of refs) r.dispose();
     mappo.dispose();
   });
 

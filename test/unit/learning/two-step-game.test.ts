@@ -1,9 +1,4 @@
-import { selectBackend } from '../../../src/learning/backend';
 import { runTwoStepGame, twoStepReturn } from '../../../src/learning/two-step-game';
-
-beforeAll(async () => {
-  await selectBackend();
-});
 
 describe('two-step cooperative game', () => {
   it('pays 7 on branch A and the matrix [[0,1],[1,8]] on branch B', () => {

@@ -4,10 +4,9 @@
  * prints, as one JSON line, the largest absolute difference from the tfjs, plain-JS and WebAssembly
  * outputs.  npx tsx test/unit/learning/helpers/onnx-compare.ts <policy seed>
  */
-import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
-import { selectBackend } from '../../../../src/learning/backend';
-import { DenseNet, Mlp } from '../../../../src/learning/network';
+import { DenseNet } from '../../../../src/learning/network';
+import { selectBackend, tf, TfMlp } from './tfjs-oracle';
 import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../../../../src/learning/onnx-export';
 import { TacticalPolicy } from '../../../../src/learning/policy';
 import { inferenceNet } from '../../../../src/learning/simd-dense-net';
@@ -25,7 +24,7 @@ async function main(): Promise<void> {
     const x = Float32Array.from({ length: batch * nIn }, () => rng.normal() * 2);
     const out = await session.run({ [ONNX_INPUT]: new ort.Tensor('float32', x, [batch, nIn]) });
     const onnx = out[ONNX_OUTPUT]!.data as Float32Array;
-    const mlp = Mlp.fromWeights(weights);
+    const mlp = TfMlp.fromWeights(weights);
     const tfOut = tf.tidy(() => mlp.forward(tf.tensor2d(x, [batch, nIn])).dataSync() as Float32Array);
     mlp.dispose();
     const js = new DenseNet(weights);
