@@ -13,10 +13,10 @@ import { inheritedEnv } from '../config/config';
 export const RESULT_BYTES = 964;
 
 /**
- * The scale benchmark's end-to-end rate (bench/replay-scale.bench.ts, 50 symbols of synthetic bars
+ * The scale benchmark's end-to-end rate (bench/replay-scale.bench.ts, 50 symbols x a year of synthetic bars, first 2.79M bars;
  * on the 2-core development machine shared with other work; see BENCHMARKS.md).
  */
-export const BENCH_REPLAY_RATE = { barsPerSecond: 591, measuredOn: '2026-12-07' } as const;
+export const BENCH_REPLAY_RATE = { barsPerSecond: 746, measuredOn: '2026-12-07' } as const;
 
 export interface RecordedRate {
   barsPerSecond: number;
