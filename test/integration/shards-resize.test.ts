@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
 import * as amqp from 'amqplib';
 import type { Bar } from '../../schemas/bar.schema';
 import Redis from 'ioredis';
@@ -8,6 +10,8 @@ import { runCli } from '../../src/cli/main';
 import { generateSyntheticMarket } from '../../src/producers/synthetic-market';
 import { createVhost, interleave, QueueCollector, waitFor, type Received, type TestVhost } from '../fixtures/broker';
 import { clearRedis, startPipeline, waitHealthy, type TestPipeline } from '../fixtures/pipeline';
+
+const execFileAsync = promisify(execFile);
 
 jest.setTimeout(1_200_000);
 
@@ -120,6 +124,17 @@ async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: numb
   return { code, ...chunks };
 }
 
+/** Messages delivered to a consumer and not yet acknowledged, per queue of the vhost (rabbitmqctl). */
+async function unacknowledged(vhost: string): Promise<Map<string, number>> {
+  const { stdout } = await execFileAsync('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', '-p', vhost, 'name', 'messages_unacknowledged']);
+  const held = new Map<string, number>();
+  for (const line of stdout.split('\n')) {
+    const [name, count] = line.trim().split(/\s+/);
+    if (name !== undefined && name !== '' && count !== undefined) held.set(name, Number(count));
+  }
+  return held;
+}
+
 async function queueMessages(url: string, queue: string): Promise<number> {
   const connection = await amqp.connect(url);
   try {
@@ -211,9 +226,12 @@ describe('pipeline shards resize', () => {
           const old = layout.current;
           const draining = Array.from({ length: old.shards }, (_, k) => shardQueue(phase, k, old.generation));
           if (phase === 'strategic') for (let k = 0; k < Math.max(old.shards, to); k++) draining.push(shardQueue('context', k));
+          // Drained means no message ready and none held unacknowledged by a worker: a graceful stop
+          // returns what a worker still holds, and the resize then (rightly) says "not drained yet".
           await waitFor(async () => {
             for (const q of draining) if ((await queueMessages(vhost.url, q)) > 0) return false;
-            return true;
+            const held = await unacknowledged(vhost.name);
+            return draining.every((q) => (held.get(q) ?? 0) === 0);
           }, 300_000, `${draining.join(', ')} drained`);
           await stop();
           const next = await cli(env(to), ['shards', 'resize', String(to)]);
