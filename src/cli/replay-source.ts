@@ -2,7 +2,7 @@
  * The two halves of a replay that a faster path can replace on its own: where the bars come from
  * ({@link ReplaySource}, recorded CSV files) and how they enter the pipeline ({@link BarSink}; today
  * {@link OneBarPerMessageSink}, the public input of one bar per message with confirms). A batched sink
- * (DESIGN.md "Replay": batches of bars as one message on the internal exchange) implements the same
+ * (docs/replay.md: batches of bars as one message on the internal exchange) implements the same
  * interface and the replay command does not change.
  */
 import { readdir, stat } from 'node:fs/promises';
@@ -116,7 +116,7 @@ export class OneBarPerMessageSink implements BarSink {
 }
 
 /**
- * DESIGN.md "Replay": consecutive bars of one symbol travel as one message (content type
+ * Batched replay (docs/replay.md): consecutive bars of one symbol travel as one message (content type
  * `application/vnd.pipeline.bar-batch+json`) on `pipeline.internal` as `bars.5m.<symbol>`, which
  * routes it to the symbol's tactical shard; the tactical worker takes it as one delivery and processes
  * its bars exactly as if each had come alone. Bars are gathered per symbol from the interleaved

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type PipelineConfig } from '../../../src/config/config';
 
-/** Settings of the gateway contract (DESIGN, helper "gateway"); validated here until config.ts knows them. */
+/** Settings of the gateway contract (docs/gateway.md); validated here until config.ts knows them. */
 const CONTRACT = ['PIPELINE_ROLES', 'GATEWAY_HOST', 'GATEWAY_PORT', 'GATEWAY_API_KEYS_FILE'];
 const ROLES = ['strategic', 'tactical', 'trainer', 'gateway'];
 const configSource = readFileSync(join(__dirname, '../../../src/config/config.ts'), 'utf8');
