@@ -74,6 +74,11 @@ export class SymbolSeries {
       b.set(a.subarray(0, Math.min(a.length, capacity)));
       return b;
     };
+    this.mapColumns(f64, u8);
+  }
+
+  /** Replaces every column by its image under `f64` (number columns) or `u8` (code columns). */
+  private mapColumns(f64: (a: Float64Array) => Float64Array, u8: (a: Uint8Array) => Uint8Array): void {
     this.tsCol = f64(this.tsCol);
     this.closeTsCol = f64(this.closeTsCol);
     this.closeCol = f64(this.closeCol);
@@ -95,14 +100,7 @@ export class SymbolSeries {
       );
       const f64 = (a: Float64Array): Float64Array => Float64Array.from(order, (i) => a[i] as number);
       const u8 = (a: Uint8Array): Uint8Array => Uint8Array.from(order, (i) => a[i] as number);
-      this.tsCol = f64(this.tsCol);
-      this.closeTsCol = f64(this.closeTsCol);
-      this.closeCol = f64(this.closeCol);
-      this.positionCol = f64(this.positionCol);
-      this.regimePCol = f64(this.regimePCol);
-      this.regimeCol = u8(this.regimeCol);
-      this.confidenceCol = u8(this.confidenceCol);
-      this.actionCol = u8(this.actionCol);
+      this.mapColumns(f64, u8);
     } else if (this.tsCol.length > this.n) this.grow(this.n);
   }
 
