@@ -183,15 +183,13 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     if (!key || symbols.length === 0) { setStatus('paste a key and at least one symbol'); return; }
     sessionStorage.setItem('gatewayKey', key);
     sessionStorage.setItem('gatewaySymbols', symbols.join(','));
-    if (state.socket) state.socket.close(1000);
-    setStatus('loading recent results...');
-    try {
-      for (var i = 0; i < symbols.length; i++) await loadHistory(symbols[i], key);
-    } catch (err) { setStatus(String(err.message || err)); return; }
+    if (state.socket) { var old = state.socket; state.socket = null; old.close(1000); }
     // The key never goes into a URL: it buys a single-use ticket (valid 30 s) for this one socket.
+    setStatus('connecting...');
     var ticket;
     try {
       var res = await fetch('/api/ws-ticket', { method: 'POST', headers: { Authorization: 'Bearer ' + key } });
+      if (res.status === 401 || res.status === 403) { setStatus('the key was refused (' + res.status + ')'); return; }
       if (!res.ok) throw new Error('ticket: HTTP ' + res.status);
       ticket = (await res.json()).ticket;
     } catch (err) { setStatus(String(err.message || err) + '; reconnecting'); setTimeout(connect, 5000); return; }
@@ -199,12 +197,31 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     var url = proto + '//' + location.host + '/ws?stats=1&symbols=' + encodeURIComponent(symbols.join(',')) + '&ticket=' + encodeURIComponent(ticket);
     var socket = new WebSocket(url);
     state.socket = socket;
-    socket.onopen = function () { setStatus('live: ' + symbols.join(', ')); };
+    // The socket opens before the history is fetched and holds its frames until the history is
+    // drawn: a result published between the two is in one of them (addResult drops repeats), never
+    // in neither.
+    var pending = [];
+    socket.onopen = async function () {
+      setStatus('loading recent results...');
+      try {
+        for (var i = 0; i < symbols.length; i++) await loadHistory(symbols[i], key);
+      } catch (err) {
+        if (state.socket === socket) state.socket = null;
+        socket.close(1000);
+        setStatus(String(err.message || err));
+        return;
+      }
+      var held = pending;
+      pending = null;
+      held.forEach(addResult);
+      setStatus('live: ' + symbols.join(', '));
+    };
     socket.onmessage = function (ev) {
       var msg = JSON.parse(ev.data);
       if (msg.type === 'stats') { showStats(msg); return; }
       window.__gateway.frames++;
-      addResult(msg);
+      if (pending !== null) pending.push(msg);
+      else addResult(msg);
     };
     socket.onclose = function (ev) {
       if (state.socket !== socket) return;
