@@ -369,6 +369,7 @@ describe('gateway hardening: the audit, promotions and deadlines', () => {
       .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>));
   const floodIp = '10.66.0.1';
   const FLOOD = 300;
+  const UPGRADES = 5;
 
   beforeAll(async () => {
     vhost = await createVhost('gateway-audit');
@@ -430,6 +431,8 @@ describe('gateway hardening: the audit, promotions and deadlines', () => {
     }
     // Anonymous calls: 401 up to the default 60 a minute, then 429; the viewer's: 403.
     expect([...statuses.keys()].sort()).toEqual([401, 403, 429]);
+    // Refused WebSocket upgrades are denied calls too.
+    for (let i = 0; i < UPGRADES; i++) expect((await tryUpgrade(`ws://127.0.0.1:${port}/ws?symbols=A`, { 'x-forwarded-for': floodIp })).status).toBe(429);
     // At most one summary line so far (a minute may have turned during the flood), none per call.
     // (The file keeps at least 8 KiB of lines, more than the rest of these tests write after this.)
     expect(lines().filter((l) => l.ip === floodIp).length).toBeLessThanOrEqual(1);
@@ -499,7 +502,7 @@ describe('gateway hardening: the audit, promotions and deadlines', () => {
     expect(flood.length).toBeGreaterThanOrEqual(1);
     expect(flood.length).toBeLessThanOrEqual(2);
     expect(flood.every((l) => l.outcome === 'denied')).toBe(true);
-    expect(flood.reduce((n, l) => n + (l.count as number), 0)).toBe(FLOOD);
+    expect(flood.reduce((n, l) => n + (l.count as number), 0)).toBe(FLOOD + UPGRADES);
   });
 });
 
