@@ -12,6 +12,11 @@
  * 3. the same throughput and latency with training off (training must not slow the live path).
  * 4. SIGKILL of the tactical worker halfway through a throughput run: identical re-sends counted.
  * 5. throughput with PIPELINE_SHARDS = 1, 2, 4 (training off), when the broker has the plugin.
+ * 6. budget: the default configuration again with every worker writing a V8 CPU profile
+ *    (CPU_PROFILE_DIR = BENCH_PROFILE_DIR), one throughput run, and the table of where the tactical
+ *    worker's CPU went per bar (bench/cpu-budget.ts books each sample to a line: decode, lane,
+ *    state, indicators, context, agents, publish, experience, breakers, metrics, GC...). Profiling
+ *    costs a few percent, so the table's total is a little above the unprofiled CPU per bar.
  * Worker RSS is sampled throughout, and the tactical worker's CPU time (user + system, from
  * /proc) is read around the throughput and latency runs: CPU ms per bar is the figure the live
  * path's speed depends on, and it moves much less than bars/s when the machine is shared.
@@ -22,7 +27,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import * as amqp from 'amqplib';
 import Redis from 'ioredis';
@@ -31,6 +37,7 @@ import { EXCHANGE_BARS, QUEUE_RESULTS, routingKeys, workQueueOptions } from '../
 import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
+import { budgetOf, budgetTable, topFunctions, type CpuProfile } from './cpu-budget';
 import { Supervisor } from '../src/supervisor/supervisor';
 
 const N = Number(process.env.BENCH_BARS ?? 20000);
@@ -38,7 +45,9 @@ const SYMBOLS = Number(process.env.BENCH_SYMBOLS ?? 5);
 const RATE = Number(process.env.BENCH_RATE ?? 400);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
 const BURST_SYMBOLS = Number(process.env.BENCH_BURST_SYMBOLS ?? 1000);
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'raw,default,off,kill,shards,burst').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'raw,default,off,budget,kill,shards,burst').split(','));
+/** Where the budget section keeps its CPU profiles (open them in Chrome DevTools or speedscope). */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? join('/tmp', `pipeline-bench-profiles-${process.pid}`);
 const SHARD_COUNTS = (process.env.BENCH_SHARDS ?? '1,2,4').split(',').map(Number);
 const WINDOW = 500;
 const M5 = 300_000;
@@ -186,13 +195,32 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-/** Runs `fn` and returns its value with the tactical worker's CPU ms per bar over it. */
-async function withTacticalCpu<T>(b: Bench, bars: number, fn: () => Promise<T>): Promise<{ value: T; cpuMsPerBar: number }> {
-  const pid = b.supervisor.pids().tactical;
-  const before = cpuMs(pid);
-  const value = await fn();
-  return { value, cpuMsPerBar: (cpuMs(pid) - before) / bars };
+/** The RabbitMQ node's process (beam.smp), whose CPU per bar is the broker's share; undefined if not found. */
+function brokerPid(): number | undefined {
+  try {
+    const out = execFileSync('pgrep', ['-o', '-f', 'beam.smp'], { encoding: 'utf8' }).trim();
+    return out === '' ? undefined : Number(out.split('\n')[0]);
+  } catch {
+    return undefined;
+  }
 }
+
+/**
+ * Runs `fn` and returns its value with the CPU ms per bar over it of every worker and of the broker
+ * (`tactical` is the figure the live path's speed depends on).
+ */
+async function withCpu<T>(b: Bench, bars: number, fn: () => Promise<T>): Promise<{ value: T; cpuMsPerBar: number; perProcess: Record<string, number> }> {
+  const pids: Record<string, number | undefined> = { ...b.supervisor.pids(), broker: brokerPid() };
+  const before = Object.fromEntries(Object.entries(pids).map(([role, pid]) => [role, cpuMs(pid)]));
+  const value = await fn();
+  const perProcess = Object.fromEntries(Object.entries(pids).map(([role, pid]) => [role, (cpuMs(pid) - (before[role] ?? NaN)) / bars]));
+  return { value, cpuMsPerBar: perProcess.tactical ?? NaN, perProcess };
+}
+
+const perProcessLine = (perProcess: Record<string, number>): string =>
+  Object.entries(perProcess)
+    .map(([role, ms]) => `${role} ${(ms * 1000).toFixed(0)} µs`)
+    .join(', ');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -419,11 +447,12 @@ async function main(): Promise<void> {
     const result = await withPipeline(`pipeline-${section}`, { PIPELINE_TRAINING: training }, async (b) => {
       const r: Record<string, unknown> = {};
       if (SECTIONS.has(section)) {
-        const t = await withTacticalCpu(b, bars.length, () => throughput(b, bars));
+        const t = await withCpu(b, bars.length, () => throughput(b, bars));
         r.throughput = t.value;
         r.tacticalCpuMsPerBarThroughput = t.cpuMsPerBar;
+        r.cpuMsPerBarThroughput = t.perProcess;
         r.rssDuringThroughput = { ...b.rss };
-        const l = await withTacticalCpu(b, latencyBars.length, () => paced(b, latencyBars));
+        const l = await withCpu(b, latencyBars.length, () => paced(b, latencyBars));
         r.latency = l.value;
         r.tacticalCpuMsPerBarPaced = l.cpuMsPerBar;
       }
@@ -436,12 +465,34 @@ async function main(): Promise<void> {
       lines.push(`pipeline, training ${training.padEnd(3)}        ${fmt(result.throughput as number)} bars/s   ${ratio(result.throughput as number)}  (target >= 0.25 with training on)`);
       lines.push(`  publish -> result at ${RATE}/s, training ${training}: ${latencyLine(result.latency as Record<string, number>)}  (target p50 <= 2, p99 <= 5 ms)`);
       lines.push(`  tactical worker CPU per bar, training ${training}: ${(result.tacticalCpuMsPerBarThroughput as number).toFixed(3)} ms at full load, ${(result.tacticalCpuMsPerBarPaced as number).toFixed(3)} ms at ${RATE}/s`);
+      lines.push(`  CPU per bar at full load, training ${training}: ${perProcessLine(result.cpuMsPerBarThroughput as Record<string, number>)}`);
     }
     if (result.burst !== undefined) {
       const burstResult = result.burst as { ms: number[]; thirtyMinute: boolean[] };
       lines.push(`  burst, ${BURST_SYMBOLS} symbols x 12 closes, last publish -> last result (ms): ${burstResult.ms.map((x, i) => `${x.toFixed(0)}${burstResult.thirtyMinute[i] ? '*' : ''}`).join(' ')}  (* = 30m close; target <= 250 each)`);
     }
     lines.push(`  worker RSS max (MB): ${JSON.stringify(Object.fromEntries(Object.entries(result.rss as Record<string, number>).map(([k, x]) => [k, Math.round(x)])))}  (target < 300 each)`);
+  }
+  if (SECTIONS.has('budget')) {
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    const budgetBars = makeBars(N, 9000);
+    const before = new Set(readdirSync(PROFILE_DIR));
+    const cpu = await withPipeline('pipeline-budget', { PIPELINE_TRAINING: 'on', CPU_PROFILE_DIR: PROFILE_DIR }, async (b) => {
+      const t = await withCpu(b, budgetBars.length, () => throughput(b, budgetBars));
+      return { throughput: t.value, perProcess: t.perProcess };
+    });
+    const file = readdirSync(PROFILE_DIR).find((f) => f.startsWith('tactical-') && !before.has(f));
+    out.budget = { throughput: cpu.throughput, cpuMsPerBar: cpu.perProcess, profiles: PROFILE_DIR };
+    lines.push(`budget run (training on, CPU profiles on): ${cpu.throughput.toFixed(0)} bars/s; CPU per bar: ${perProcessLine(cpu.perProcess)}`);
+    if (file === undefined) {
+      lines.push(`  no tactical CPU profile was written to ${PROFILE_DIR}`);
+    } else {
+      const profile = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8')) as CpuProfile;
+      const budget = budgetOf(profile);
+      out.budget = { ...(out.budget as object), tacticalUsPerBar: Object.fromEntries([...budget.lines].map(([k, ms]) => [k, (1000 * ms) / budgetBars.length])) };
+      lines.push(`  where the tactical worker's CPU went (${join(PROFILE_DIR, file)}; start-up included), per bar of ${budgetBars.length}:`, budgetTable(budget, budgetBars.length));
+      lines.push('  heaviest functions (self time):', ...topFunctions(profile, 12).map((f) => `    ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}`));
+    }
   }
   if (SECTIONS.has('kill')) {
     const killBars = makeBars(N, 7000, Math.ceil((lastTs + 30 * 86_400_000) / M30) * M30);

@@ -1,4 +1,3 @@
-import type CircuitBreaker from 'opossum';
 import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators } from '../../schemas/integrated-result.schema';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
@@ -16,7 +15,7 @@ import {
   type Transition,
 } from '../learning';
 import type { Logger } from '../observability/logger';
-import { callWithFallback, createBreaker } from './breakers';
+import { callWithFallback, createBreaker, type CountBreaker } from './breakers';
 import { NO_FAULTS, type FaultInjector } from './fault-injection';
 
 /**
@@ -135,7 +134,7 @@ class DecisionBatch {
  * the breaker on its own, and each decision is the one it would be alone.
  */
 export class AgentStage {
-  private readonly breaker: CircuitBreaker<[Parameters<TacticalPolicy['decide']>[0] & { symbol: string }], Decision>;
+  private readonly breaker: CountBreaker;
   private readonly batch = new DecisionBatch();
 
   constructor(
@@ -146,22 +145,9 @@ export class AgentStage {
      * record each decision's transition for the trainer.
      */
     private readonly explore = false,
-    faults: FaultInjector = NO_FAULTS,
-    /**
-     * `PIPELINE_INFERENCE`, which accepts only `wasm` (the WebAssembly SIMD net decides; ONNX is
-     * an export only): kept so that callers passing the setting still compile.
-     */
-    _inference: 'wasm' = 'wasm',
+    private readonly faults: FaultInjector = NO_FAULTS,
   ) {
-    this.breaker = createBreaker(
-      async (input) => {
-        faults.check('agents');
-        const options: DecideOptions = this.explore ? { explore: { symbol: input.symbol, ts: input.bar.ts ?? 0 } } : {};
-        // Decided with the other symbols' bars of this turn (see DecisionBatch).
-        return this.batch.decide(this.policy, input, options);
-      },
-      { stage: 'agents', log },
-    );
+    this.breaker = createBreaker({ stage: 'agents', log });
   }
 
   /** The version deciding now. */
@@ -192,12 +178,13 @@ export class AgentStage {
             confidence: context.confidence,
             similar_patterns: context.similar_patterns,
           };
-    const { value: decision, degraded } = await callWithFallback(
-      this.breaker,
-      'agents',
-      () => null,
-      { indicators, strategic, bar: { ...bar }, agentState: env, symbol: bar.symbol },
-    );
+    const input = { indicators, strategic, bar: { ...bar }, agentState: env, symbol: bar.symbol };
+    const options: DecideOptions = this.explore ? { explore: { symbol: bar.symbol, ts: bar.ts } } : {};
+    const { value: decision, degraded } = await callWithFallback(this.breaker, 'agents', () => null, () => {
+      this.faults.check('agents');
+      // Decided with the other symbols' bars of this turn (see DecisionBatch).
+      return this.batch.decide(policy, input, options);
+    });
     const chosen: TradeDecision = decision ?? FALLBACK_DECISION;
     const advanced = advance(env, { ...bar }, chosen, policy.costs);
     const transition =

@@ -2,11 +2,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bar30m } from '../../schemas/bar.schema';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
-import type CircuitBreaker from 'opossum';
-import { PipelineError } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
-import { createBreaker } from './breakers';
+import { createBreaker, type CountBreaker } from './breakers';
 import type { FaultInjector } from './fault-injection';
 import { EMBEDDING_DIM, StrategicAnalyzer, type PatternRetention, type PatternStore, type StrategicSymbolState } from '../strategic';
 import { PatternStoreFiles } from '../state/pattern-store-files';
@@ -71,14 +69,11 @@ export class AnalyticsStage implements StrategicStage {
   private readonly byState = new WeakMap<object, Live>();
   private readonly saveEvery: number;
   /** Records pattern store outcomes; while open, lookups are skipped (confidence from the posterior). */
-  private readonly breaker: CircuitBreaker<[boolean], void>;
+  private readonly breaker: CountBreaker;
 
   constructor(private readonly options: AnalyticsStageOptions) {
     this.saveEvery = options.saveEveryBars ?? 3;
-    this.breaker = createBreaker(
-      (ok: boolean) => (ok ? Promise.resolve() : Promise.reject(new PatternStoreError())),
-      { stage: 'pattern_store', log: options.log },
-    );
+    this.breaker = createBreaker({ stage: 'pattern_store', log: options.log });
   }
 
   private storeDir(symbol: string): string {
@@ -137,7 +132,8 @@ export class AnalyticsStage implements StrategicStage {
     const out = live.analyzer.onBar(bar, feedback, { skipPatterns });
     const patternsDegraded = out.patternStore === 'failed' || out.patternStore === 'skipped';
     if (out.patternStore !== 'skipped') {
-      await this.breaker.fire(out.patternStore !== 'failed').catch(() => undefined);
+      if (out.patternStore === 'failed') this.breaker.failed();
+      else this.breaker.succeeded();
     }
     if (patternsDegraded) pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage: 'pattern_store' });
     live.barsSinceSave++;
@@ -181,13 +177,6 @@ export class AnalyticsStage implements StrategicStage {
     for (const [symbol, live] of this.live) {
       await live.files.sync().catch((err: unknown) => this.options.log.error({ err, symbol }, 'pattern store save failed'));
     }
-  }
-}
-
-/** The pattern store failed for a bar. */
-class PatternStoreError extends PipelineError {
-  constructor() {
-    super('PATTERN_STORE', 'pattern store call failed', true);
   }
 }
 

@@ -1,5 +1,4 @@
-import CircuitBreaker from 'opossum';
-import { CircuitOpenError, OutOfOrderError, PipelineError, ValidationError } from '../errors';
+import { CircuitOpenError, OutOfOrderError, ValidationError } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 
@@ -8,18 +7,16 @@ export interface BreakerOptions {
   /** Stage name: label of `pipeline_breaker_state{stage}` and the name written into `degraded`. */
   stage: string;
   /**
-   * Rolling window over which failures are counted. Bars arrive once per 5 minutes per symbol, so
-   * opossum's default 10 s window would see almost no calls. @defaultValue PIPELINE_BREAKER_WINDOW_MS
+   * Rolling window over which calls and failures are counted. Bars arrive once per 5 minutes per
+   * symbol, so a window of seconds would see almost no calls. @defaultValue PIPELINE_BREAKER_WINDOW_MS
    */
   rollingCountTimeoutMs?: number;
   /** Calls in the window before the breaker may open. @defaultValue 5 */
   volumeThreshold?: number;
-  /** Failure percentage that opens the breaker. @defaultValue 50 */
+  /** Failure percentage above which the breaker opens. @defaultValue 50 */
   errorThresholdPercentage?: number;
   /** Time open before a trial call (half-open). @defaultValue 5000 */
   resetTimeoutMs?: number;
-  /** Per-call time limit; false for none. @defaultValue false */
-  callTimeoutMs?: number | false;
   log: Logger;
 }
 
@@ -30,68 +27,179 @@ export function setBreakerWindow(windowMs: number): void {
   defaultWindowMs = windowMs;
 }
 
+/** Buckets of the rolling window: the counts of the oldest bucket leave the window together. */
+const BUCKETS = 12;
+
+type BreakerState = 'closed' | 'open' | 'half_open';
+
 /**
- * An opossum breaker around one dependency call. Validation errors (bad data) never count as
- * failures, so bad input cannot trip a breaker. State changes are
- * logged and published as {@link PipelineEvent.BreakerState}; an open breaker rejects at once with a
- * {@link CircuitOpenError} (retriable) unless the caller handles it with a fallback.
+ * A circuit breaker that keeps counts, not samples: per bucket of its rolling window, the calls and
+ * the failures, so a call costs two increments and no allocation (the breakers sit on the path of
+ * every bar; a breaker that records each call's latency and sorts the window for percentiles,
+ * as opossum does by default, put a sort on that path every bucket).
+ *
+ * Closed: calls go through; a failure opens the breaker when the window holds at least
+ * `volumeThreshold` calls and more than `errorThresholdPercentage` percent of them failed. Open:
+ * calls are refused for `resetTimeoutMs`, then the breaker is half-open: the next call is a trial
+ * (the calls meanwhile are refused), its success closes the breaker, its failure opens it again.
+ * Errors caused by the data ({@link ValidationError}, {@link OutOfOrderError}) never count as
+ * failures, so bad input cannot trip a breaker.
+ *
+ * Used either around a call ({@link fire}) or, where the work is synchronous, by hand:
+ * {@link tryAcquire} before, {@link succeeded} or {@link failed} after.
  */
-export function createBreaker<A extends unknown[], R>(
-  action: (...args: A) => Promise<R>,
-  options: BreakerOptions,
-): CircuitBreaker<A, R> {
-  const breaker = new CircuitBreaker<A, R>(action, {
-    timeout: options.callTimeoutMs ?? false,
-    rollingCountTimeout: options.rollingCountTimeoutMs ?? defaultWindowMs,
-    rollingCountBuckets: 12,
-    volumeThreshold: options.volumeThreshold ?? 5,
-    errorThresholdPercentage: options.errorThresholdPercentage ?? 50,
-    resetTimeout: options.resetTimeoutMs ?? 5000,
-    // true = "not a failure": bad data must never open a breaker.
-    errorFilter: isBadData,
-  });
-  const { stage, log } = options;
-  breaker.on('open', () => {
-    log.warn({ stage }, 'circuit breaker opened');
-    pipelineEvents.emit(PipelineEvent.BreakerState, { stage, state: 'open' });
-  });
-  breaker.on('halfOpen', () => {
-    log.info({ stage }, 'circuit breaker half-open');
-    pipelineEvents.emit(PipelineEvent.BreakerState, { stage, state: 'half_open' });
-  });
-  breaker.on('close', () => {
-    log.info({ stage }, 'circuit breaker closed');
-    pipelineEvents.emit(PipelineEvent.BreakerState, { stage, state: 'closed' });
-  });
-  pipelineEvents.emit(PipelineEvent.BreakerState, { stage, state: 'closed' });
-  return breaker;
+export class CountBreaker {
+  private state: BreakerState = 'closed';
+  /** Half-open: whether the trial call is still to be let through. */
+  private trialAvailable = false;
+  private readonly bucketMs: number;
+  private readonly bucketIds = new Float64Array(BUCKETS).fill(-1);
+  private readonly calls = new Uint32Array(BUCKETS);
+  private readonly failures = new Uint32Array(BUCKETS);
+  private readonly volumeThreshold: number;
+  private readonly errorThresholdPercentage: number;
+  private readonly resetTimeoutMs: number;
+
+  constructor(private readonly options: BreakerOptions) {
+    this.bucketMs = Math.max(1, (options.rollingCountTimeoutMs ?? defaultWindowMs) / BUCKETS);
+    this.volumeThreshold = options.volumeThreshold ?? 5;
+    this.errorThresholdPercentage = options.errorThresholdPercentage ?? 50;
+    this.resetTimeoutMs = options.resetTimeoutMs ?? 5000;
+    pipelineEvents.emit(PipelineEvent.BreakerState, { stage: options.stage, state: 'closed' });
+  }
+
+  get opened(): boolean {
+    return this.state === 'open';
+  }
+
+  get halfOpen(): boolean {
+    return this.state === 'half_open';
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Whether a call may go now (closed, or the trial call of a half-open breaker). */
+  tryAcquire(): boolean {
+    if (this.state === 'closed') return true;
+    if (this.state === 'half_open' && this.trialAvailable) {
+      this.trialAvailable = false;
+      return true;
+    }
+    return false;
+  }
+
+  /** Records a call that succeeded (or failed because of its data). */
+  succeeded(): void {
+    this.count(false);
+    if (this.state === 'half_open') this.transition('closed');
+  }
+
+  /** Records a call that failed because of the dependency. */
+  failed(): void {
+    this.count(true);
+    if (this.state === 'half_open') {
+      this.transition('open');
+      return;
+    }
+    if (this.state !== 'closed') return;
+    const { calls, failures } = this.window();
+    if (calls >= this.volumeThreshold && (100 * failures) / calls > this.errorThresholdPercentage) this.transition('open');
+  }
+
+  /**
+   * Runs `call` through the breaker: rejects at once with a {@link CircuitOpenError} (retriable)
+   * when the breaker refuses it, otherwise with the call's own error.
+   */
+  async fire<R>(call: () => Promise<R> | R): Promise<R> {
+    if (!this.tryAcquire()) throw new CircuitOpenError(`${this.options.stage} circuit breaker is open`);
+    let value: R;
+    try {
+      value = await call();
+    } catch (err) {
+      if (isBadData(err)) this.succeeded();
+      else this.failed();
+      throw err;
+    }
+    this.succeeded();
+    return value;
+  }
+
+  private count(failure: boolean): void {
+    const id = Math.floor(Date.now() / this.bucketMs);
+    const slot = id % BUCKETS;
+    if (this.bucketIds[slot] !== id) {
+      this.bucketIds[slot] = id;
+      this.calls[slot] = 0;
+      this.failures[slot] = 0;
+    }
+    this.calls[slot] = (this.calls[slot] as number) + 1;
+    if (failure) this.failures[slot] = (this.failures[slot] as number) + 1;
+  }
+
+  /** The calls and failures of the buckets still in the window. */
+  private window(): { calls: number; failures: number } {
+    const oldest = Math.floor(Date.now() / this.bucketMs) - BUCKETS;
+    let calls = 0;
+    let failures = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      if ((this.bucketIds[i] as number) > oldest) {
+        calls += this.calls[i] as number;
+        failures += this.failures[i] as number;
+      }
+    }
+    return { calls, failures };
+  }
+
+  private transition(to: BreakerState): void {
+    if (this.state === to) return;
+    this.state = to;
+    const { stage, log } = this.options;
+    if (to === 'open') {
+      log.warn({ stage }, 'circuit breaker opened');
+      const timer = setTimeout(() => {
+        if (this.state !== 'open') return;
+        this.trialAvailable = true;
+        this.transition('half_open');
+      }, this.resetTimeoutMs);
+      timer.unref();
+    } else if (to === 'half_open') {
+      log.info({ stage }, 'circuit breaker half-open');
+    } else {
+      log.info({ stage }, 'circuit breaker closed');
+      // A closed breaker starts from a clean window: the failures that opened it are history.
+      this.bucketIds.fill(-1);
+    }
+    pipelineEvents.emit(PipelineEvent.BreakerState, { stage, state: to });
+  }
 }
 
-/** Calls through a breaker; an open breaker becomes a retriable {@link CircuitOpenError}. */
-export async function callThrough<A extends unknown[], R>(breaker: CircuitBreaker<A, R>, stage: string, ...args: A): Promise<R> {
-  try {
-    return await breaker.fire(...args);
-  } catch (err) {
-    if (err instanceof PipelineError) throw err;
-    if ((err as { code?: string } | null)?.code === 'EOPENBREAKER') {
-      throw new CircuitOpenError(`${stage} circuit breaker is open`, { cause: err });
-    }
-    throw err;
-  }
+/**
+ * A breaker around one dependency. State changes are logged and published as
+ * {@link PipelineEvent.BreakerState}; see {@link CountBreaker}.
+ */
+export function createBreaker(options: BreakerOptions): CountBreaker {
+  return new CountBreaker(options);
+}
+
+/** Calls through a breaker; an open breaker is a retriable {@link CircuitOpenError}. */
+export function callThrough<R>(breaker: CountBreaker, call: () => Promise<R>): Promise<R> {
+  return breaker.fire(call);
 }
 
 /**
  * Calls through a breaker and falls back when the call fails or the breaker is open. Returns the
  * value and whether the fallback served (the caller names `stage` in `degraded` then).
  */
-export async function callWithFallback<A extends unknown[], R>(
-  breaker: CircuitBreaker<A, R>,
+export async function callWithFallback<R>(
+  breaker: CountBreaker,
   stage: string,
   fallback: () => R,
-  ...args: A
+  call: () => Promise<R> | R,
 ): Promise<{ value: R; degraded: boolean }> {
   try {
-    return { value: await breaker.fire(...args), degraded: false };
+    return { value: await breaker.fire(call), degraded: false };
   } catch (err) {
     if (isBadData(err)) throw err;
     pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage });
@@ -107,8 +215,8 @@ function isBadData(err: unknown): boolean {
 /** Runs a dependency call through a breaker; the same breaker can guard any number of calls. */
 export type Guard = <T>(call: () => Promise<T>) => Promise<T>;
 
-/** A {@link Guard} backed by one opossum breaker named `stage` (no fallback: open → CircuitOpenError). */
+/** A {@link Guard} backed by one breaker named `stage` (no fallback: open → CircuitOpenError). */
 export function createGuard(options: BreakerOptions): Guard {
-  const breaker = createBreaker((call: () => Promise<unknown>) => call(), options);
-  return <T>(call: () => Promise<T>) => callThrough(breaker, options.stage, call) as Promise<T>;
+  const breaker = createBreaker(options);
+  return <T>(call: () => Promise<T>) => breaker.fire(call);
 }

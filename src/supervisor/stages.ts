@@ -60,7 +60,7 @@ export async function buildStages(role: WorkerRole, config: PipelineConfig): Pro
     return {
       tactical: {
         indicators: new StreamingIndicatorStage(),
-        agents: new AgentStage(policy, log, config.training, new FaultInjector(config.faultFile), config.inference),
+        agents: new AgentStage(policy, log, config.training, new FaultInjector(config.faultFile)),
       },
     };
   }
