@@ -47,6 +47,8 @@ export class Publisher implements ConnectionAttachment {
   private readonly reopenBackoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 5000 });
   private channelsOpened = 0;
   private warnedUncoalesced = false;
+  /** The confirm deadlines of the publishes in flight (one sweep, not a timer per publish). */
+  private readonly deadlines = new DeadlineSweep(250);
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -178,7 +180,28 @@ export class Publisher implements ConnectionAttachment {
     return guard === undefined ? call() : guard(call);
   }
 
-  private async publishNow(
+  /**
+   * Fast path: a free slot, an open channel, no drain to wait for and the connection not blocked
+   * (the usual case) publish at once, without a promise hop; otherwise {@link publishSlow} waits for
+   * each of those first.
+   */
+  private publishNow(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish & { messageId: string },
+  ): Promise<void> {
+    const channel = this.channel;
+    if (this.stopped) return Promise.reject(new PublishError('publisher is stopped'));
+    if (channel === null || this.needsDrain || this.inFlight >= this.options.maxInFlight || this.connection.isBlocked) {
+      return this.publishSlow(exchange, routingKey, content, options);
+    }
+    this.inFlight++;
+    const confirmed = this.send(channel, exchange, routingKey, content, options, Date.now() + this.options.publishTimeoutMs);
+    return confirmed.finally(() => this.releaseSlot());
+  }
+
+  private async publishSlow(
     exchange: string,
     routingKey: string,
     content: Buffer,
@@ -194,57 +217,68 @@ export class Publisher implements ConnectionAttachment {
         await this.waitFor(this.drainWaiters, deadline, 'drain');
         channel = await this.waitForChannel(deadline); // the channel may have been replaced meanwhile
       }
-      await new Promise<void>((resolve, reject) => {
-        const pending: Pending = { resolve, reject, returned: false };
-        const mandatory = options.mandatory === true;
-        const awaiting = this.awaitingReturn.get(channel);
-        // Kept until the broker confirms (or the channel fails) it, even past the timeout: a late
-        // return must not be booked to a later publish of the same messageId.
-        const forget = (): void => {
-          const queue = awaiting?.get(options.messageId);
-          const i = queue?.indexOf(pending) ?? -1;
-          if (queue === undefined || i < 0) return;
-          queue.splice(i, 1);
-          if (queue.length === 0) awaiting?.delete(options.messageId);
-        };
-        if (mandatory && awaiting !== undefined) {
-          const queue = awaiting.get(options.messageId);
-          if (queue === undefined) awaiting.set(options.messageId, [pending]);
-          else queue.push(pending);
-        }
-        const timer = setTimeout(() => {
-          reject(new PublishError(`no confirm for ${options.messageId} within ${this.options.publishTimeoutMs} ms`));
-        }, Math.max(1, deadline - Date.now()));
-        timer.unref();
-        try {
-          const ok = channel.publish(
-            exchange,
-            routingKey,
-            content,
-            { persistent: true, contentType: 'application/json', ...options },
-            (err: unknown) => {
-              clearTimeout(timer);
-              forget();
-              if (err !== null && err !== undefined) {
-                reject(new PublishError(`broker did not confirm ${options.messageId}`, { cause: err }));
-              } else if (pending.returned) {
-                reject(new PublishError(`${options.messageId} is unroutable: no queue bound to ${exchange} ${routingKey}`));
-              } else {
-                if (this.channel === channel) this.reopenAttempts = 0;
-                resolve();
-              }
-            },
-          );
-          if (!ok) this.needsDrain = true;
-        } catch (err) {
-          clearTimeout(timer);
-          forget();
-          reject(new PublishError(`publish of ${options.messageId} failed`, { cause: err }));
-        }
-      });
+      await this.send(channel, exchange, routingKey, content, options, deadline);
     } finally {
       this.releaseSlot();
     }
+  }
+
+  /** Writes one message on `channel`; resolves on its confirm, rejects on nack, return, failure or `deadline`. */
+  private send(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish & { messageId: string },
+    deadline: number,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const pending: Pending = { resolve, reject, returned: false };
+      const mandatory = options.mandatory === true;
+      const awaiting = this.awaitingReturn.get(channel);
+      // Kept until the broker confirms (or the channel fails) it, even past the timeout: a late
+      // return must not be booked to a later publish of the same messageId.
+      const forget = (): void => {
+        const queue = awaiting?.get(options.messageId);
+        const i = queue?.indexOf(pending) ?? -1;
+        if (queue === undefined || i < 0) return;
+        queue.splice(i, 1);
+        if (queue.length === 0) awaiting?.delete(options.messageId);
+      };
+      if (mandatory && awaiting !== undefined) {
+        const queue = awaiting.get(options.messageId);
+        if (queue === undefined) awaiting.set(options.messageId, [pending]);
+        else queue.push(pending);
+      }
+      const expiry = this.deadlines.add(deadline, () =>
+        reject(new PublishError(`no confirm for ${options.messageId} within ${this.options.publishTimeoutMs} ms`)),
+      );
+      try {
+        const ok = channel.publish(
+          exchange,
+          routingKey,
+          content,
+          { persistent: true, contentType: 'application/json', ...options },
+          (err: unknown) => {
+            expiry.settled = true;
+            if (mandatory) forget();
+            if (err !== null && err !== undefined) {
+              reject(new PublishError(`broker did not confirm ${options.messageId}`, { cause: err }));
+            } else if (pending.returned) {
+              reject(new PublishError(`${options.messageId} is unroutable: no queue bound to ${exchange} ${routingKey}`));
+            } else {
+              if (this.reopenAttempts !== 0 && this.channel === channel) this.reopenAttempts = 0;
+              resolve();
+            }
+          },
+        );
+        if (!ok) this.needsDrain = true;
+      } catch (err) {
+        expiry.settled = true;
+        forget();
+        reject(new PublishError(`publish of ${options.messageId} failed`, { cause: err }));
+      }
+    });
   }
 
   private async acquireSlot(deadline: number): Promise<void> {
@@ -292,6 +326,7 @@ export class Publisher implements ConnectionAttachment {
       await new Promise((r) => setTimeout(r, 10));
     }
     this.stopped = true;
+    this.deadlines.stop();
     const channel = this.channel;
     this.channel = null;
     if (channel !== null) await channel.close().catch(() => undefined);
@@ -341,4 +376,66 @@ export function coalesceSocketWrites(model: ChannelModel): boolean {
   };
   mux[COALESCED] = true;
   return true;
+}
+
+/** One expiry of a {@link DeadlineSweep}; set `settled` once the awaited thing happened. */
+interface Expiry {
+  deadline: number;
+  settled: boolean;
+  expire: () => void;
+}
+
+/**
+ * Deadlines checked by one timer every `everyMs`, instead of a timer per item: an item expires
+ * between its deadline and `everyMs` later. Items are kept in insertion order, which is deadline
+ * order but for a publish that waited (for a slot, a channel, a drain) before it was written: a sweep
+ * stops at the first item not yet due, so such a publish's successors can expire up to one timeout
+ * late, never early.
+ */
+class DeadlineSweep {
+  private items: Expiry[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly everyMs: number) {}
+
+  add(deadline: number, expire: () => void): Expiry {
+    const item: Expiry = { deadline, settled: false, expire };
+    this.items.push(item);
+    if (this.timer === null) {
+      this.timer = setInterval(() => this.sweep(), this.everyMs);
+      this.timer.unref();
+    }
+    return item;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const items = this.items;
+    let i = this.head;
+    for (; i < items.length; i++) {
+      const item = items[i] as Expiry;
+      if (item.settled) continue;
+      if (item.deadline > now) break;
+      item.settled = true;
+      item.expire();
+    }
+    // Settled items at the front are dropped; the array is compacted once half of it is dead.
+    while (i < items.length && (items[i] as Expiry).settled) i++;
+    this.head = i;
+    if (this.head === items.length) {
+      this.items = [];
+      this.head = 0;
+      if (this.timer !== null) clearInterval(this.timer);
+      this.timer = null;
+    } else if (this.head > 1024 && this.head * 2 > items.length) {
+      this.items = items.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
 }

@@ -69,7 +69,12 @@ interface SymbolContexts<T> {
   timedOut: Set<number>;
   /** Resolves once the symbol's stored contexts have been merged in from Redis. */
   loaded: Promise<void> | null;
+  /** The required close of the last trim pass (passes run every {@link TRIM_BATCH} periods, not every bar). */
+  trimmedAt: number;
 }
+
+/** Periods between two trim passes, and the fewest old contexts a pass deletes. */
+const TRIM_BATCH = 32;
 
 /**
  * A buffer of per-symbol items keyed by a 30m close time, which ordered work waits for: the
@@ -102,7 +107,7 @@ export class TimeKeyedBufferFlow<T> {
   private entry(symbol: string): SymbolContexts<T> {
     let entry = this.symbols.get(symbol);
     if (entry === undefined) {
-      entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null };
+      entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null, trimmedAt: -Infinity };
       this.symbols.set(symbol, entry);
     }
     return entry;
@@ -185,18 +190,22 @@ export class TimeKeyedBufferFlow<T> {
    * Drops contexts more than `keep` periods older than what the symbol's bars need now. The strategic
    * side may run far ahead of the tactical side, so trimming follows the bars, not the contexts.
    * The record of timed-out waits is trimmed by the same bound (a bar that old is never asked for
-   * again), so neither grows with time: at most `keep` + 32 periods of each per symbol.
+   * again), so neither grows with time: at most `keep` + 64 periods of each per symbol. A pass runs
+   * once the bars have moved {@link TRIM_BATCH} periods on since the last one (a pass walks every
+   * context of the symbol: every bar would be a walk of `keep` entries per bar).
    */
   private trim(symbol: string, entry: SymbolContexts<T>, requiredCloseTs: number): void {
+    if (requiredCloseTs < periodsAfter(entry.trimmedAt, TRIM_BATCH)) return;
+    entry.trimmedAt = requiredCloseTs;
     const below = periodsAfter(requiredCloseTs, -this.keep);
     if (entry.timedOut.size > 0) {
       const expired: number[] = [];
       for (const closeTs of entry.timedOut) if (closeTs < below) expired.push(closeTs);
-      if (expired.length >= 32) for (const closeTs of expired) entry.timedOut.delete(closeTs);
+      if (expired.length >= TRIM_BATCH) for (const closeTs of expired) entry.timedOut.delete(closeTs);
     }
     const old: number[] = [];
     for (const closeTs of entry.byClose.keys()) if (closeTs < below) old.push(closeTs);
-    if (old.length < 32) return; // trim in batches
+    if (old.length < TRIM_BATCH) return; // trim in batches
     for (const closeTs of old) entry.byClose.delete(closeTs);
     // Best effort: a failed trim only leaves old fields behind for the next one.
     this.options.redis.hdel(this.key(symbol), ...old.map(String)).catch(() => undefined);

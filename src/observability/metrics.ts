@@ -130,15 +130,23 @@ export function installMetrics(worker: string): void {
       for (const outcome of ['promoted', 'rejected', 'failed']) trainerBatches.inc({ outcome }, 0);
     }
   });
+  const handledBy = children((queue: string, outcome: string) => handled.labels(queue, outcome));
+  const handleSecondsBy = children((queue: string) => handleSeconds.labels(queue));
   pipelineEvents.on(PipelineEvent.MessageHandled, (e) => {
-    handled.inc({ queue: e.queue, outcome: e.outcome });
-    handleSeconds.observe({ queue: e.queue }, e.durationMs / 1000);
+    handledBy(e.queue, e.outcome).inc();
+    handleSecondsBy(e.queue).observe(e.durationMs / 1000);
   });
+  // Every result and every message: the labelled children are looked up once per label set, not
+  // hashed from a label object each time.
+  const resultsBy = children((stage: string, stale: string) => results.labels(stage, stale));
+  const latencyBy = children((stage: string) => resultLatency.labels(stage));
+  const regimesBy = children((regime: string, confidence: string) => regimes.labels(regime, confidence));
+  const decisionsBy = children((tactical: string, execution: string) => decisions.labels(tactical, execution));
   pipelineEvents.on(PipelineEvent.ResultPublished, (e) => {
-    results.inc({ stage: e.stage, stale: String(e.stale) });
-    resultLatency.observe({ stage: e.stage }, e.latencyMs / 1000);
-    if (e.regime !== undefined) regimes.inc({ regime: e.regime ?? 'none', confidence: e.confidence ?? 'none' });
-    if (e.tactical !== undefined) decisions.inc({ tactical: e.tactical ?? 'none', execution: e.execution ?? 'none' });
+    resultsBy(e.stage, e.stale ? 'true' : 'false').inc();
+    latencyBy(e.stage).observe(e.latencyMs / 1000);
+    if (e.regime !== undefined) regimesBy(e.regime ?? 'none', e.confidence ?? 'none').inc();
+    if (e.tactical !== undefined) decisionsBy(e.tactical ?? 'none', e.execution ?? 'none').inc();
   });
   pipelineEvents.on(PipelineEvent.DeadLettered, (e) => dead.inc({ queue: e.queue, stage: e.stage }));
   pipelineEvents.on(PipelineEvent.BreakerState, (e) => {
@@ -149,6 +157,23 @@ export function installMetrics(worker: string): void {
   pipelineEvents.on(PipelineEvent.Blocked, (e) => blocked.set(e.blocked ? 1 : 0));
   pipelineEvents.on(PipelineEvent.Resend, (e) => resends.inc({ stage: e.stage }));
   pipelineEvents.on(PipelineEvent.Reconnect, (e) => reconnects.inc({ component: e.component }));
+}
+
+/**
+ * Memoises a metric's `labels(...)` per label values: prom-client hashes the label set on every
+ * `inc({...})`, which on the path of every bar is a string build and a map lookup per metric.
+ */
+function children<V extends string[], C>(make: (...values: V) => C): (...values: V) => C {
+  const cache = new Map<string, C>();
+  return (...values: V): C => {
+    const key = values.length === 1 ? (values[0] as string) : values.join('\u0000');
+    let child = cache.get(key);
+    if (child === undefined) {
+      child = make(...values);
+      cache.set(key, child);
+    }
+    return child;
+  };
 }
 
 let trainerStarted = false;
