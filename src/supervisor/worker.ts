@@ -157,8 +157,7 @@ export class Worker {
         }),
       ];
     } else if (role === 'trainer') {
-      // Loaded here so that only the trainer pays for the training code (MAPPO and its WebAssembly
-      // training kernels).
+      // Loaded here so that the other roles do not load the trainer's flow and consumer.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
       const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
