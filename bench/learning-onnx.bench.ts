@@ -1,13 +1,12 @@
 /**
  * Inference benchmark: the three trading actors at batch 1 (one live decision) and batch 64, with
- * the WebAssembly SIMD path the tactical worker uses (`inferenceNet`), plain JS (`DenseNet`) and the
- * exported ONNX models in onnxruntime-node (CPU, 1 intra-op thread). Same weights, same inputs, in
+ * the WebAssembly SIMD path the tactical worker and the trainer use (`inferenceNet`) and the exported
+ * ONNX models in onnxruntime-node (CPU, 1 intra-op thread). Same weights, same inputs, in
  * the same run; also reports the largest output difference ONNX vs WebAssembly.
  *   npx tsx bench/learning-onnx.bench.ts [--iterations 2000]
  * Prints a table and, last, one JSON line.
  */
 import * as ort from 'onnxruntime-node';
-import { DenseNet } from '../src/learning/network';
 import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../src/learning/onnx-export';
 import { TacticalPolicy } from '../src/learning/policy';
 import { inferenceNet } from '../src/learning/simd-dense-net';
@@ -24,7 +23,6 @@ async function main(): Promise<void> {
   const rng = new SeededRandom(5);
   const inputs = Array.from({ length: 256 }, () => weights.map((w) => Float32Array.from({ length: w.sizes[0] as number }, () => rng.normal())));
   const wasm = weights.map((w) => inferenceNet(w));
-  const js = weights.map((w) => new DenseNet(w));
   const sessions = await Promise.all(
     weights.map((w) => ort.InferenceSession.create(exportMlpToOnnx(w), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })),
   );
@@ -42,7 +40,6 @@ async function main(): Promise<void> {
   };
   const rows = [];
   rows.push(await time('wasm simd, batch 1 (3 actors)', (k) => void wasm.forEach((n, a) => n.forward(inputs[k % 256]![a]!))));
-  rows.push(await time('plain JS, batch 1 (3 actors)', (k) => void js.forEach((n, a) => n.forward(inputs[k % 256]![a]!))));
   rows.push(
     await time('onnxruntime, batch 1 (3 actors)', async (k) => {
       for (let a = 0; a < 3; a++) {
@@ -87,7 +84,7 @@ async function main(): Promise<void> {
     }
   }
   for (const r of rows) process.stdout.write(`${r.name.padEnd(48)} p50 ${r.p50Us.toFixed(1).padStart(8)} µs  p99 ${r.p99Us.toFixed(1).padStart(8)} µs  mean ${r.meanUs.toFixed(1).padStart(8)} µs\n`);
-  const ratio = (rows[2]!.p50Us / rows[0]!.p50Us).toFixed(2);
+  const ratio = (rows[1]!.p50Us / rows[0]!.p50Us).toFixed(2);
   process.stdout.write(`onnxruntime / wasm at batch 1 (p50): ${ratio}×; max |ONNX − wasm| ${maxDiff.toExponential(2)}\n`);
   process.stdout.write(JSON.stringify({ iterations: save, rows, onnxOverWasmBatch1: Number(ratio), maxAbsDiff: maxDiff }) + '\n');
   await Promise.all(sessions.map((s) => s.release()));

@@ -1,5 +1,6 @@
 import { SeededRandom } from '../util/random';
 import { Mlp, type MlpWeights } from './network';
+import { inferenceNet, type InferenceNet } from './simd-dense-net';
 import { SimdMlp, trainModule } from './simd-mlp';
 import { SimdWorker } from './simd-pool';
 import { simdActorStep, simdCriticStep, type ActorStepMetrics as ActorStepMetricsLike } from './simd-steps';
@@ -296,6 +297,8 @@ export class Mappo {
   private worker: SimdWorker | null | undefined;
   private readonly rng: SeededRandom;
   private simd: { actors: SimdMlp[]; critic: SimdMlp } | null = null;
+  /** The batch-1 forward nets (the live path's, simd-dense-net.ts) of the actors and the critic, per weights revision. */
+  private readonly forwardNets = new Map<Mlp, { revision: number; net: InferenceNet }>();
 
   constructor(readonly spec: TeamSpec, options: MappoOptions = {}, init?: MappoSnapshot) {
     this.options = { ...MAPPO_DEFAULTS, ...options };
@@ -374,8 +377,19 @@ export class Mappo {
     return this.actors.map((a) => a.parameterCount);
   }
 
+  /** The batch-1 forward pass of a network's current weights: the one live decisions use. */
+  private forwardNet(mlp: Mlp): InferenceNet {
+    let cached = this.forwardNets.get(mlp);
+    if (cached?.revision !== mlp.revision) {
+      cached = { revision: mlp.revision, net: inferenceNet(mlp.getWeights()) };
+      this.forwardNets.set(mlp, cached);
+    }
+    return cached.net;
+  }
+
   /**
-   * Chooses every agent's action from its own observation (plain-JS forward pass). `greedy` takes
+   * Chooses every agent's action from its own observation (the SIMD batch-1 forward pass of live
+   * decisions, simd-dense-net.ts). `greedy` takes
    * the argmax; otherwise actions are sampled with `rng` (the learner's own generator by default).
    */
   act(obs: ArrayLike<number>[], greedy: boolean, rng: SeededRandom = this.rng): TeamAction {
@@ -383,7 +397,7 @@ export class Mappo {
     const logProbs: number[] = [];
     const probs: number[][] = [];
     this.actors.forEach((actor, i) => {
-      const p = softmax(actor.forwardJs(obs[i] as ArrayLike<number>));
+      const p = softmax(this.forwardNet(actor).forward(obs[i] as ArrayLike<number>));
       const a = greedy ? argmax(p) : sampleCategorical(p, rng);
       actions.push(a);
       logProbs.push(Math.log(Math.max(p[a] as number, 1e-12)));
@@ -422,9 +436,9 @@ export class Mappo {
     return out;
   }
 
-  /** Denormalised value of a global state (plain-JS forward pass). */
+  /** Denormalised value of a global state (the SIMD batch-1 forward pass, as in {@link act}). */
   value(state: ArrayLike<number>): number {
-    const v = this.critic.forwardJs(state)[0] as number;
+    const v = this.forwardNet(this.critic).forward(state)[0] as number;
     return this.options.useValueNorm ? this.valueNorm.denormalize(v) : v;
   }
 

@@ -1,9 +1,9 @@
 import { SeededRandom } from '../util/random';
 
 /**
- * A multi-layer perceptron with ReLU hidden layers and a linear output: its weights, their seeded
- * initialisation and the batch-1 forward pass the trainer acts with. Training runs in WebAssembly
- * (simd-mlp.ts), live decisions in simd-dense-net.ts.
+ * A multi-layer perceptron with ReLU hidden layers and a linear output: its weights and their seeded
+ * initialisation. Training runs in WebAssembly (simd-mlp.ts); every batch-1 forward pass, live
+ * decisions and the trainer's `Mappo.act` and `Mappo.value` alike, runs in simd-dense-net.ts.
  */
 
 /** Serialised weights: layer sizes and, per layer, W ([in, out], row-major) then b ([out]). */
@@ -81,71 +81,13 @@ export interface MlpOptions {
   outputGain?: number;
 }
 
-/**
- * The trainer's batch-1 forward pass in plain JavaScript (`Mappo.act` and `Mappo.value` while
- * collecting and bootstrapping). Weights [in, out] row-major; each layer is computed as a sum of
- * input-scaled weight rows (axpy form), skipping inputs that are exactly 0. It stays, rather than
- * the WebAssembly nets, because the shipped model was trained with it: its sums in this order are
- * what make `npm run train:agents` reproduce that model to the bit.
- */
-export class DenseNet {
-  private readonly layers: { w: Float32Array; b: Float32Array; nIn: number; nOut: number; out: Float32Array }[] = [];
-  private readonly input: Float32Array;
-
-  constructor(weights: MlpWeights) {
-    const { sizes, data } = weights;
-    if (data.length !== mlpParameterCount(sizes)) throw new RangeError('weights do not match sizes');
-    let off = 0;
-    for (let l = 0; l + 1 < sizes.length; l++) {
-      const nIn = sizes[l] as number;
-      const nOut = sizes[l + 1] as number;
-      const w = data.slice(off, off + nIn * nOut);
-      off += nIn * nOut;
-      const b = data.slice(off, off + nOut);
-      off += nOut;
-      this.layers.push({ w, b, nIn, nOut, out: new Float32Array(nOut) });
-    }
-    this.input = new Float32Array(sizes[0] as number);
-  }
-
-  get inputSize(): number {
-    return this.input.length;
-  }
-
-  /**
-   * Forward pass of one input. Returns a view into a scratch buffer that the next call overwrites:
-   * copy it if it must outlive the call.
-   */
-  forward(x: ArrayLike<number>): Float32Array {
-    if (x.length !== this.input.length) throw new RangeError(`expected ${this.input.length} inputs, got ${x.length}`);
-    const inp = this.input;
-    for (let i = 0; i < inp.length; i++) inp[i] = x[i] as number;
-    let input = inp;
-    const last = this.layers.length - 1;
-    for (let l = 0; l <= last; l++) {
-      const { w, b, nIn, nOut, out } = this.layers[l] as (typeof this.layers)[number];
-      out.set(b);
-      for (let i = 0; i < nIn; i++) {
-        const xi = input[i] as number;
-        if (xi === 0) continue;
-        const row = i * nOut;
-        for (let o = 0; o < nOut; o++) out[o] = (out[o] as number) + (w[row + o] as number) * xi;
-      }
-      if (l < last) for (let o = 0; o < nOut; o++) if ((out[o] as number) < 0) out[o] = 0;
-      input = out;
-    }
-    return input;
-  }
-}
-
-/** The weights of one network of the team, with the trainer's batch-1 forward pass. */
+/** The weights of one network of the team. */
 export class Mlp {
   private data: Float32Array;
-  private js: DenseNet;
+  private rev = 0;
 
   private constructor(readonly sizes: readonly number[], weights: Float32Array) {
     this.data = weights.slice();
-    this.js = new DenseNet({ sizes: [...sizes], data: this.data });
   }
 
   /** A freshly initialised network (orthogonal weights, zero biases), fully determined by `rng`. */
@@ -172,11 +114,11 @@ export class Mlp {
   setWeights(weights: MlpWeights): void {
     if (weights.data.length !== this.parameterCount) throw new RangeError('weights do not match sizes');
     this.data = weights.data.slice();
-    this.js = new DenseNet({ sizes: [...this.sizes], data: this.data });
+    this.rev++;
   }
 
-  /** Plain-JS forward pass of one input (batch 1); see {@link DenseNet.forward}. */
-  forwardJs(x: ArrayLike<number>): Float32Array {
-    return this.js.forward(x);
+  /** Counts {@link setWeights} calls: a forward net built from these weights is stale once it changes. */
+  get revision(): number {
+    return this.rev;
   }
 }

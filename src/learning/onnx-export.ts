@@ -3,8 +3,9 @@ import { mlpParameterCount, type MlpWeights } from './network';
 /**
  * ONNX export of a dense ReLU actor network (written here: no converter is installable). The model
  * is `input [N, in] → (Gemm → Relu)* → Gemm → logits [N, actions]`, opset 13, IR version 8, float32
- * weights as raw little-endian initializers. It computes exactly what `DenseNet` does (logits; apply
- * softmax for probabilities). Pure: returns the protobuf bytes.
+ * weights as raw little-endian initializers. It computes what the live forward pass `SimdDenseNet`
+ * does, to float rounding (logits; apply softmax for probabilities). An export only: nothing in the
+ * pipeline runs it. Pure: returns the protobuf bytes.
  */
 
 /** Protobuf writer: just the wire types ONNX needs (varint and length-delimited). */

@@ -51,7 +51,8 @@ export async function buildGateway(config: PipelineConfig): Promise<RoleProcess>
 
 /** Builds the compute stages of a role. */
 export async function buildStages(role: WorkerRole, config: PipelineConfig): Promise<WorkerStages> {
-  // Each role imports only its own compute, so the resampler and strategic workers never load tfjs.
+  // Each role imports only its own compute: the strategic worker never loads the learning code. No
+  // worker loads tfjs or onnxruntime (test/integration/worker-modules.test.ts).
   if (role === 'tactical') {
     const { AgentStage } = await import('../flows/agent-stage');
     const policy = await loadStartingPolicy(config);

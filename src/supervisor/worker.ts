@@ -157,7 +157,7 @@ export class Worker {
         }),
       ];
     } else if (role === 'trainer') {
-      // Loaded here so that only the roles that need them pay for tfjs and the learning code.
+      // Loaded here so that the other roles do not load the trainer's flow and consumer.
       const { TrainerFlow } = await import('../flows/trainer-flow');
       const { TrainerConsumer } = await import('../consumers/trainer-consumer');
       const { openModelRegistry, BUNDLED_MODEL_DIR } = await import('../state/model-files');
@@ -176,10 +176,11 @@ export class Worker {
       ];
       // Training must never slow the live path: the trainer yields the CPU to every other process.
       // Linux nice values are per thread, so every thread is lowered (V8 and libuv start theirs
-      // early; tfjs may add more later, hence again every few seconds). Where `chrt` exists the
-      // threads also get SCHED_IDLE: they run only on a core nothing else wants (nice 19 still
-      // takes ~1.5% of a busy core, and preempting it costs the live path a wake-up). The duty
-      // cycle (PIPELINE_TRAINER_CPU_PERCENT) bounds what it takes of an idle core.
+      // early; more may start later, libuv's pool on its first use say, hence again every few
+      // seconds). Where `chrt` exists the threads also get SCHED_IDLE: they run only on a core
+      // nothing else wants (nice 19 still takes ~1.5% of a busy core, and preempting it costs the
+      // live path a wake-up). The duty cycle (PIPELINE_TRAINER_CPU_PERCENT) bounds what it takes of
+      // an idle core.
       const lower = (): void => {
         lowerPriority(TRAINER_NICE, this.log);
         idleScheduling(this.log);

@@ -1,5 +1,6 @@
-import { computeGae, normalizeAdvantages, ValueNorm } from '../../../src/learning/mappo';
-import { Mlp, mlpParameterCount, orthogonal } from '../../../src/learning/network';
+import { computeGae, Mappo, normalizeAdvantages, softmax, ValueNorm } from '../../../src/learning/mappo';
+import { mlpParameterCount, orthogonal } from '../../../src/learning/network';
+import { inferenceNet } from '../../../src/learning/simd-dense-net';
 import { clipByGlobalNorm, denseCustomGrad, selectBackend, tf, TfMlp } from './helpers/tfjs-oracle';
 import { SeededRandom } from '../../../src/util/random';
 
@@ -74,17 +75,34 @@ describe('Mlp', () => {
     expect(mlpParameterCount([4, 64, 64, 2])).toBe(4 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2);
   });
 
-  it('computes the same forward pass in plain JS as in tfjs', () => {
-    const net = Mlp.create([10, 32, 16, 3], new SeededRandom(2), { outputGain: 1 });
-    const ref = TfMlp.fromWeights(net.getWeights());
+  it('computes, in Mappo.act and Mappo.value, the live forward pass (SimdDenseNet) of its current weights, within 1e-5 of tfjs', async () => {
+    const spec = { agents: [{ name: 'a', obsDim: 10, nActions: 3, hidden: [32, 16] }], stateDim: 6, criticHidden: [8] };
+    const mappo = new Mappo(spec, { seed: 2, policyHeadGain: 1, useValueNorm: false });
+    mappo.threads = false;
     const rng = new SeededRandom(8);
-    for (let k = 0; k < 5; k++) {
-      const x = Array.from({ length: 10 }, () => rng.normal());
-      const js = Array.from(net.forwardJs(x));
-      const tfOut = tf.tidy(() => ref.forward(tf.tensor2d([x])).dataSync());
-      for (let i = 0; i < 3; i++) expect(js[i]).toBeCloseTo(tfOut[i] as number, 5);
-    }
-    ref.dispose();
+    const xs = Array.from({ length: 5 }, () => Array.from({ length: 10 }, () => rng.normal()));
+    const state = Array.from({ length: 6 }, () => rng.normal());
+    const check = (): void => {
+      const { actors, critic } = mappo.snapshot();
+      const live = inferenceNet(actors[0]!);
+      const ref = TfMlp.fromWeights(actors[0]!);
+      for (const x of xs) {
+        const expected = softmax(live.forward(x));
+        expect(mappo.act([x], true).probs[0]).toEqual(expected); // the same bits
+        const tfOut = tf.tidy(() => tf.softmax(ref.forward(tf.tensor2d([x]))).dataSync());
+        expected.forEach((p, i) => expect(Math.abs(p - tfOut[i]!)).toBeLessThan(1e-5));
+      }
+      ref.dispose();
+      expect(mappo.value(state)).toBe(inferenceNet(critic).forward(state)[0]);
+    };
+    check();
+    // An update changes the weights: act and value must follow them, not keep the first ones.
+    const before = mappo.act([xs[0]!], true).probs[0];
+    const steps = xs.map((x, t) => ({ obs: [x], state, actions: [t % 3], logProbs: [Math.log(1 / 3)], reward: t - 2 }));
+    await mappo.update([{ steps, terminal: false, nextState: state }]);
+    expect(mappo.act([xs[0]!], true).probs[0]).not.toEqual(before);
+    check();
+    mappo.dispose();
   });
 });
 

@@ -4,7 +4,7 @@ import { exportMlpToOnnx } from '../../../src/learning/onnx-export';
 import { TRADING_TEAM_SPEC } from '../../../src/learning/trading-agents';
 
 describe('ONNX export of the actors', () => {
-  it('runs in onnxruntime-node and matches the tfjs, JS and WebAssembly outputs to 1e-5', () => {
+  it('runs in onnxruntime-node and matches the tfjs and WebAssembly outputs to 1e-5', () => {
     // onnxruntime-node cannot run inside jest's sandbox (its tensors are main-realm typed arrays).
     const tsx = join(__dirname, '..', '..', '..', 'node_modules', '.bin', 'tsx');
     const out = execFileSync(tsx, [join(__dirname, 'helpers', 'onnx-compare.ts'), '7'], { encoding: 'utf8', timeout: 120_000 });
@@ -15,7 +15,6 @@ describe('ONNX export of the actors', () => {
     for (const r of rows) {
       expect(r.dims).toEqual([16, r.sizes[r.sizes.length - 1]]);
       expect(r.maxDiff.tfjs).toBeLessThan(1e-5);
-      expect(r.maxDiff.js).toBeLessThan(1e-5);
       expect(r.maxDiff.wasm).toBeLessThan(1e-5);
       expect(r.spread).toBeGreaterThan(1e-3); // the logits are not all alike
     }

@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DenseNet, initialWeights } from '../../../src/learning/network';
+import { initialWeights } from '../../../src/learning/network';
 import { MAX_FORWARD_BATCH, SimdDenseNet, inferenceNet } from '../../../src/learning/simd-dense-net';
 import { compileDenseWat } from '../../../src/learning/wasm/compile-dense';
 import { DENSE_WASM_BASE64 } from '../../../src/learning/wasm/dense-module';
 import { SeededRandom } from '../../../src/util/random';
+import { selectBackend, tf, TfMlp } from './helpers/tfjs-oracle';
+
+beforeAll(async () => {
+  await selectBackend();
+});
 
 describe('SIMD dense network', () => {
   it.each([
@@ -12,19 +17,21 @@ describe('SIMD dense network', () => {
     [[10, 312, 312, 4]],
     [[10, 432, 224, 3]],
     [[5, 7, 3]],
-  ])('computes the same forward pass as the plain JavaScript one for sizes %j', (sizes) => {
+  ])('computes the forward pass of the tfjs oracle for sizes %j', (sizes) => {
     const weights = initialWeights(sizes, new SeededRandom(3), { hiddenGain: Math.SQRT2, outputGain: 1 });
-    const js = new DenseNet(weights);
+    const ref = TfMlp.fromWeights(weights);
     const simd = inferenceNet(weights);
     expect(simd).toBeInstanceOf(SimdDenseNet);
     const rng = new SeededRandom(4);
-    for (let n = 0; n < 50; n++) {
-      const x = Array.from({ length: sizes[0]! }, () => rng.normal());
-      const a = Array.from(js.forward(x));
+    const xs = Array.from({ length: 50 }, () => Array.from({ length: sizes[0]! }, () => rng.normal()));
+    const expected = tf.tidy(() => ref.forward(tf.tensor2d(xs)).arraySync());
+    ref.dispose();
+    xs.forEach((x, n) => {
+      const a = expected[n]!;
       const b = Array.from(simd.forward(x));
       const scale = Math.max(...a.map(Math.abs), 1e-3);
       a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(1e-5 * scale));
-    }
+    });
   });
 
   it('gives bit-identical outputs for the same input on repeated calls', () => {

@@ -1,11 +1,10 @@
 /**
  * Runs outside jest (onnxruntime-node's native tensors belong to the main realm, jest's sandbox has
  * other typed-array classes): exports the seeded actors to ONNX, runs them in onnxruntime-node and
- * prints, as one JSON line, the largest absolute difference from the tfjs, plain-JS and WebAssembly
+ * prints, as one JSON line, the largest absolute difference from the tfjs and WebAssembly (live)
  * outputs.  npx tsx test/unit/learning/helpers/onnx-compare.ts <policy seed>
  */
 import * as ort from 'onnxruntime-node';
-import { DenseNet } from '../../../../src/learning/network';
 import { selectBackend, tf, TfMlp } from './tfjs-oracle';
 import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../../../../src/learning/onnx-export';
 import { TacticalPolicy } from '../../../../src/learning/policy';
@@ -15,7 +14,7 @@ import { SeededRandom } from '../../../../src/util/random';
 async function main(): Promise<void> {
   await selectBackend();
   const rng = new SeededRandom(3);
-  const result: { sizes: number[]; dims: number[]; maxDiff: { tfjs: number; js: number; wasm: number }; spread: number }[] = [];
+  const result: { sizes: number[]; dims: number[]; maxDiff: { tfjs: number; wasm: number }; spread: number }[] = [];
   for (const weights of TacticalPolicy.initial(Number(process.argv[2] ?? 7)).actorWeights()) {
     const session = await ort.InferenceSession.create(exportMlpToOnnx(weights));
     const nIn = weights.sizes[0]!;
@@ -27,17 +26,14 @@ async function main(): Promise<void> {
     const mlp = TfMlp.fromWeights(weights);
     const tfOut = tf.tidy(() => mlp.forward(tf.tensor2d(x, [batch, nIn])).dataSync() as Float32Array);
     mlp.dispose();
-    const js = new DenseNet(weights);
     const wasm = inferenceNet(weights);
-    const maxDiff = { tfjs: 0, js: 0, wasm: 0 };
+    const maxDiff = { tfjs: 0, wasm: 0 };
     for (let n = 0; n < batch; n++) {
       const row = x.subarray(n * nIn, (n + 1) * nIn);
-      const a = js.forward(row);
       const w = wasm.forward(row);
       for (let k = 0; k < nOut; k++) {
         const o = onnx[n * nOut + k]!;
         maxDiff.tfjs = Math.max(maxDiff.tfjs, Math.abs(o - tfOut[n * nOut + k]!));
-        maxDiff.js = Math.max(maxDiff.js, Math.abs(o - a[k]!));
         maxDiff.wasm = Math.max(maxDiff.wasm, Math.abs(o - w[k]!));
       }
     }
