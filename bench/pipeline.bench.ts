@@ -32,6 +32,7 @@ import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
 import { Supervisor } from '../src/supervisor/supervisor';
+import { quantile } from '../src/util/quantile';
 
 const N = Number(process.env.BENCH_BARS ?? 20000);
 const SYMBOLS = Number(process.env.BENCH_SYMBOLS ?? 5);
@@ -194,9 +195,7 @@ async function withTacticalCpu<T>(b: Bench, bars: number, fn: () => Promise<T>):
   return { value, cpuMsPerBar: (cpuMs(pid) - before) / bars };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
+const percentile = (sorted: number[], p: number): number => quantile(sorted, p / 100);
 
 /** A running pipeline with a publishing and a result-consuming client. */
 interface Bench {

@@ -20,6 +20,7 @@ import * as amqp from 'amqplib';
 import type { Bar } from '../schemas/bar.schema';
 import { runCli } from '../src/cli/main';
 import { readCsvBars, symbolFromCsvPath } from '../src/producers/csv-bars';
+import { median } from '../src/util/quantile';
 
 const TARGET = 12_604;
 const RUNS = Number(process.env.BENCH_REPLAY_RUNS ?? 3);
@@ -185,7 +186,6 @@ async function main(): Promise<void> {
       );
     }
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const m = median(rates);
   const m1 = median(single);
   const symbols = FILES.length;

@@ -99,13 +99,6 @@ export function numberFlag(name: string, value: string | undefined, fallback: nu
   return n;
 }
 
-/** The `q`-quantile (0..1) of `values`, nearest-rank; null when empty. */
-export function quantile(sorted: readonly number[], q: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[rank] ?? null;
-}
-
 /** A message for a person: the error's message and its causes. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
@@ -119,7 +112,7 @@ export function describeError(err: unknown): string {
 
 /** Formats a number of milliseconds for a summary. */
 export function ms(value: number | null): string {
-  if (value === null) return 'n/a';
+  if (value === null || Number.isNaN(value)) return 'n/a';
   return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(1)} ms`;
 }
 
