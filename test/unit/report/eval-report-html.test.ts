@@ -17,7 +17,7 @@ function market(name: string, bars: number): MarketEvaluation {
     lastTs: Date.UTC(2025, 0, 1) + bars * 300_000,
     metrics: Object.fromEntries(RULES.map((r) => [r, metrics()])) as Record<RuleName, MetricsWithIntervals>,
     policyGain: Object.fromEntries(BASELINES.map((r) => [r, iv(0.2)])) as MarketEvaluation['policyGain'],
-    sizeByConfidence: { HIGH: { mean: 0.5, decisions: 3 }, MEDIUM: { mean: 0.3, decisions: 2 }, LOW: { mean: null, decisions: 0 }, none: { mean: 0, decisions: 1 } } as MarketEvaluation['sizeByConfidence'],
+    sizeByConfidence: { HIGH: { mean: 0.5, decisions: 3 }, MEDIUM: { mean: 0.3, decisions: 2 }, LOW: { mean: null, decisions: 0 }, none: { mean: 0, decisions: 1 } },
     equity,
     windows: [],
   };
