@@ -85,7 +85,14 @@ interface Scrape {
   breakers: Record<string, number>;
 }
 
-/** Parses the Prometheus text the supervisor serves (aggregated over its workers). */
+/**
+ * Parses the Prometheus text the supervisor serves at /metrics, aggregated over its workers. Why
+ * text and not prom-client's `getMetricsAsJSON()`/`metric.get()`: the figures live in other
+ * processes (the strategic workers' registries; the gateway is a worker of its own), and the only
+ * place that holds them together is the supervisor, which serves them to this process over HTTP as
+ * the exposition format. The gateway's own registry holds none of them. This is the one parser of
+ * that format in src/; it reads the three series the health figures need and skips everything else.
+ */
 export function parseScrape(text: string, atMs: number): Scrape {
   const scrape: Scrape = { atMs, handled: {}, buckets: {}, breakers: {} };
   for (const line of text.split('\n')) {
