@@ -111,8 +111,7 @@ async function pingPong(rounds: number): Promise<number> {
     }
     await a.close();
     await b.close();
-    times.sort((x, y) => x - y);
-    return times[Math.floor(times.length / 2)] as number;
+    return median(times);
   } finally {
     execFileSync('rabbitmqctl', ['delete_vhost', name], { stdio: 'ignore' });
   }
