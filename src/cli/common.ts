@@ -83,21 +83,16 @@ export async function connectBroker(config: PipelineConfig, connectionName: stri
   }
 }
 
-/** Parses a non-negative integer flag. */
-export function intFlag(name: string, value: string | undefined, fallback: number): number {
+/** Parses a non-negative number flag (`integer`: whole numbers only); `fallback` when absent. */
+export function numberFlag(name: string, value: string | undefined, fallback: number, integer = false): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n < 0) throw new CliUsageError(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`);
   return n;
 }
 
-/** Parses a non-negative number flag. */
-export function numberFlag(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
-  return n;
-}
+/** Parses a non-negative integer flag. */
+export const intFlag = (name: string, value: string | undefined, fallback: number): number => numberFlag(name, value, fallback, true);
 
 /** A message for a person: the error's message and its causes. */
 export function describeError(err: unknown): string {
