@@ -77,15 +77,8 @@ export class ProcessService {
       const ctx = context as StrategicContext;
       const window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
       const rows = matrix.copyWindow(window);
-      const out: (number | null)[][] = [];
-      for (let r = 0; r < rows; r++) {
-        const row: (number | null)[] = [];
-        for (let f = 0; f < FEATURE_COUNT; f++) {
-          const v = window[r * FEATURE_COUNT + f] as number;
-          row.push(Number.isFinite(v) ? v : null);
-        }
-        out.push(row);
-      }
+      // One row a bar, a missing feature (NaN) as null.
+      const out = Array.from({ length: rows }, (_, r) => Array.from(window.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT), (v) => (Number.isFinite(v) ? v : null)));
       return {
         symbol,
         bar_close_ts: ctx.bar_close_ts,
