@@ -45,6 +45,7 @@ import { loadConfig } from '../src/config/config';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
 import { Supervisor } from '../src/supervisor/supervisor';
+import { median, quantile } from '../src/util/quantile';
 
 const BARS = Number(process.env.GB_BARS ?? 6000);
 const SYMBOLS = Number(process.env.GB_SYMBOLS ?? 20);
@@ -396,7 +397,7 @@ async function main(): Promise<void> {
       while (running.size > 0) await Promise.all([...running]);
       for (const c of watchers) c.ws.terminate();
       const sorted = [...healthMs].sort((a, b) => a - b);
-      const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+      const q = (p: number): number => quantile(sorted, p);
       saturation = [
         `process pool saturated (GATEWAY_PROCESS_CONCURRENCY 2, queue 8; calls of 2,000 bars): answers ${[...statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k}×${v}`).join(', ')} (503s while the round ran: ${refusedDuring})`,
         `  /api/health meanwhile: ${healthMs.length} probes, p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms (target: within 250 ms) ${sorted[sorted.length - 1]! <= 250 ? '✓' : '✗'}`,
@@ -405,10 +406,6 @@ async function main(): Promise<void> {
     }
 
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const median = (xs: number[]): number => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-    };
     const fmt = (x: number): string => x.toFixed(0);
     const secs = (xs: number[]): string => xs.map((c) => c.toFixed(2)).join(', ');
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);

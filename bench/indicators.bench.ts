@@ -12,6 +12,7 @@
 import { ATR, BollingerBands as TsBollinger, EMA, MACD, RSI, SMA } from 'trading-signals';
 import { Atr, BollingerBands, Ema, Macd, Rsi, Sma, TacticalIndicatorSet } from '../src/indicators';
 import { SeededRandom } from '../src/util/random';
+import { median } from '../src/util/quantile';
 
 const SIZE = 1 << 16;
 const MASK = SIZE - 1;
@@ -232,8 +233,7 @@ function measure(makeLoop: () => Loop): number {
     sink += loop(ITERATIONS);
     samples.push(Number(process.hrtime.bigint() - start) / ITERATIONS);
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)] as number;
+  return median(samples);
 }
 
 interface Row {

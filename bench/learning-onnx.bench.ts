@@ -11,10 +11,9 @@ import { exportMlpToOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../src/learning/onnx-e
 import { TacticalPolicy } from '../src/learning/policy';
 import { inferenceNet } from '../src/learning/simd-dense-net';
 import { SeededRandom } from '../src/util/random';
+import { quantile } from '../src/util/quantile';
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
+const pct = quantile;
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--iterations');

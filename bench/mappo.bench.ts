@@ -12,10 +12,9 @@ import { TacticalPolicy } from '../src/learning/policy';
 import { collectEpisodes, TRADING_MAPPO_OPTIONS, TRADING_TEAM_SPEC, tradingParameterCounts } from '../src/learning/trading-agents';
 import { advance, initialAgentState } from '../src/learning/trading-env';
 import { SeededRandom } from '../src/util/random';
+import { median, quantile } from '../src/util/quantile';
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
+const pct = quantile;
 
 async function main(): Promise<void> {
   const epochsArg = process.argv.indexOf('--epochs');
@@ -65,10 +64,6 @@ async function main(): Promise<void> {
       s.times.push({ collectMs: t1 - t0, updateMs: performance.now() - t1, cpuMs: (cpu.user + cpu.system) / 1000 });
     }
   }
-  const median = (xs: number[]): number => {
-    const a = [...xs].sort((x, y) => x - y);
-    return a.length % 2 ? (a[(a.length - 1) / 2] as number) : ((a[a.length / 2 - 1] as number) + (a[a.length / 2] as number)) / 2;
-  };
   const training = setups.map((s) => {
     const t = s.times.slice(1); // the first run includes warm-up (compilation, allocation)
     const collectMs = median(t.map((r) => r.collectMs));

@@ -39,6 +39,7 @@ import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { rolesFor } from '../src/supervisor/ipc';
 import { budgetOf, budgetTable, topFunctions, type CpuProfile } from './cpu-budget';
 import { Supervisor } from '../src/supervisor/supervisor';
+import { quantile } from '../src/util/quantile';
 
 const N = Number(process.env.BENCH_BARS ?? 20000);
 const SYMBOLS = Number(process.env.BENCH_SYMBOLS ?? 5);
@@ -222,9 +223,7 @@ const perProcessLine = (perProcess: Record<string, number>): string =>
     .map(([role, ms]) => `${role} ${(ms * 1000).toFixed(0)} µs`)
     .join(', ');
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
+const percentile = (sorted: number[], p: number): number => quantile(sorted, p / 100);
 
 /** A running pipeline with a publishing and a result-consuming client. */
 interface Bench {

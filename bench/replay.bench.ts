@@ -20,6 +20,7 @@ import * as amqp from 'amqplib';
 import type { Bar } from '../schemas/bar.schema';
 import { runCli } from '../src/cli/main';
 import { readCsvBars, symbolFromCsvPath } from '../src/producers/csv-bars';
+import { median } from '../src/util/quantile';
 
 const TARGET = 12_604;
 const RUNS = Number(process.env.BENCH_REPLAY_RUNS ?? 3);
@@ -110,8 +111,7 @@ async function pingPong(rounds: number): Promise<number> {
     }
     await a.close();
     await b.close();
-    times.sort((x, y) => x - y);
-    return times[Math.floor(times.length / 2)] as number;
+    return median(times);
   } finally {
     execFileSync('rabbitmqctl', ['delete_vhost', name], { stdio: 'ignore' });
   }
@@ -185,7 +185,6 @@ async function main(): Promise<void> {
       );
     }
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const m = median(rates);
   const m1 = median(single);
   const symbols = FILES.length;

@@ -26,6 +26,7 @@ import { StrategicFlow, type StrategicState } from '../src/flows/strategic-flow'
 import { componentLogger } from '../src/observability/logger';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
 import { resampleTo30m } from '../src/strategic/resample';
+import { quantile } from '../src/util/quantile';
 
 const SYMBOLS = Number(process.env.BENCH_STEP_SYMBOLS ?? 5);
 const RATE = Number(process.env.BENCH_STEP_RATE ?? 67);
@@ -41,10 +42,6 @@ function series(symbols: number, bars30m: number, firstSeed: number): Bar30m[][]
   return Array.from({ length: symbols }, (_, i) =>
     resampleTo30m(generateSyntheticMarket({ seed: firstSeed + i, symbol: `S${firstSeed + i}`, bars: 6 * (bars30m + 1) }).bars).slice(0, bars30m) as Bar30m[],
   );
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 /** One symbol's lane: its bars one after another, as the worker runs them. */
@@ -145,8 +142,8 @@ async function main(): Promise<void> {
       rows.paced![mode].push(r.ms);
       seen[mode] = r.contexts;
       const waits = [...syncWaits].sort((x, y) => x - y);
-      const held = mode === 'awaited' ? `; ${waits.length} contexts waited for a durable write: p50 ${percentile(waits, 50).toFixed(3)} p99 ${percentile(waits, 99).toFixed(3)} max ${(waits[waits.length - 1] ?? NaN).toFixed(2)} ms` : '';
-      console.log(`paced ${SYMBOLS} symbols at ${RATE}/s, ${mode.padEnd(10)} p50 ${percentile(r.ms, 50).toFixed(3)}  p99 ${percentile(r.ms, 99).toFixed(3)}  max ${r.ms[r.ms.length - 1]!.toFixed(2)}  (n ${r.ms.length}, load ${loadavg()[0]!.toFixed(2)})${held}`);
+      const held = mode === 'awaited' ? `; ${waits.length} contexts waited for a durable write: p50 ${quantile(waits, 0.5).toFixed(3)} p99 ${quantile(waits, 0.99).toFixed(3)} max ${(waits[waits.length - 1] ?? NaN).toFixed(2)} ms` : '';
+      console.log(`paced ${SYMBOLS} symbols at ${RATE}/s, ${mode.padEnd(10)} p50 ${quantile(r.ms, 0.5).toFixed(3)}  p99 ${quantile(r.ms, 0.99).toFixed(3)}  max ${r.ms[r.ms.length - 1]!.toFixed(2)}  (n ${r.ms.length}, load ${loadavg()[0]!.toFixed(2)})${held}`);
     }
     // Lanes interleave differently in the two modes: compare the contexts, not their order.
     if (JSON.stringify(seen.awaited?.sort()) !== JSON.stringify(seen.overlapped?.sort())) throw new Error('paced: contexts differ between the modes');
@@ -165,10 +162,10 @@ async function main(): Promise<void> {
   const ba = all(rows.burst!.awaited);
   const bo = all(rows.burst!.overlapped);
   console.log(
-    `paced, all rounds: p99 awaited ${percentile(pa, 99).toFixed(3)} -> overlapped ${percentile(po, 99).toFixed(3)} ms (ratio ${(percentile(po, 99) / percentile(pa, 99)).toFixed(2)}); p50 ${percentile(pa, 50).toFixed(3)} -> ${percentile(po, 50).toFixed(3)}`,
+    `paced, all rounds: p99 awaited ${quantile(pa, 0.99).toFixed(3)} -> overlapped ${quantile(po, 0.99).toFixed(3)} ms (ratio ${(quantile(po, 0.99) / quantile(pa, 0.99)).toFixed(2)}); p50 ${quantile(pa, 0.5).toFixed(3)} -> ${quantile(po, 0.5).toFixed(3)}`,
   );
-  console.log(`burst, all rounds: median awaited ${percentile(ba, 50).toFixed(0)} -> overlapped ${percentile(bo, 50).toFixed(0)} ms (ratio ${(percentile(bo, 50) / percentile(ba, 50)).toFixed(2)}); contexts identical in both modes`);
-  Object.assign(out, { loadavg1mAtEnd: loadavg()[0], paced: { awaited: { p50: percentile(pa, 50), p99: percentile(pa, 99) }, overlapped: { p50: percentile(po, 50), p99: percentile(po, 99) } }, burst: { awaited: ba, overlapped: bo } });
+  console.log(`burst, all rounds: median awaited ${quantile(ba, 0.5).toFixed(0)} -> overlapped ${quantile(bo, 0.5).toFixed(0)} ms (ratio ${(quantile(bo, 0.5) / quantile(ba, 0.5)).toFixed(2)}); contexts identical in both modes`);
+  Object.assign(out, { loadavg1mAtEnd: loadavg()[0], paced: { awaited: { p50: quantile(pa, 0.5), p99: quantile(pa, 0.99) }, overlapped: { p50: quantile(po, 0.5), p99: quantile(po, 0.99) } }, burst: { awaited: ba, overlapped: bo } });
   console.log(JSON.stringify(out));
 }
 

@@ -22,6 +22,7 @@ import {
   regimePosterior,
 } from '../src/strategic';
 import { labelled30mMarket } from '../src/strategic/synthetic-eval';
+import { quantile } from '../src/util/quantile';
 
 const SEED = { matrices: 23_386, uncertainty: 38_764, regime: 152_798, ingest: 236_299 };
 const skip1m = process.argv.includes('--skip-1m') || process.env.STRATEGIC_BENCH_SKIP_1M === '1';
@@ -214,7 +215,7 @@ async function benchStore(size: number, data: ReturnType<typeof embeddings>, que
     }
     passes.push(lat.sort((a, b) => a - b));
   }
-  const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
+  const pct = quantile;
   const lat = passes.reduce((best, x) => (pct(x, 0.99) < pct(best, 0.99) ? x : best));
   const all = passes.flat().sort((a, b) => a - b);
   let hits = 0;

@@ -83,28 +83,16 @@ export async function connectBroker(config: PipelineConfig, connectionName: stri
   }
 }
 
+/** Parses a non-negative number flag (`integer`: whole numbers only); `fallback` when absent. */
+export function numberFlag(name: string, value: string | undefined, fallback: number, integer = false): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n < 0) throw new CliUsageError(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 /** Parses a non-negative integer flag. */
-export function intFlag(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** Parses a non-negative number flag. */
-export function numberFlag(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new CliUsageError(`--${name} must be a non-negative number, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** The `q`-quantile (0..1) of `values`, nearest-rank; null when empty. */
-export function quantile(sorted: readonly number[], q: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[rank] ?? null;
-}
+export const intFlag = (name: string, value: string | undefined, fallback: number): number => numberFlag(name, value, fallback, true);
 
 /** A message for a person: the error's message and its causes. */
 export function describeError(err: unknown): string {
@@ -119,7 +107,7 @@ export function describeError(err: unknown): string {
 
 /** Formats a number of milliseconds for a summary. */
 export function ms(value: number | null): string {
-  if (value === null) return 'n/a';
+  if (value === null || Number.isNaN(value)) return 'n/a';
   return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(1)} ms`;
 }
 

@@ -23,7 +23,8 @@ import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
 import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer, quantile } from './common';
+import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer } from './common';
+import { quantile } from '../util/quantile';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 

@@ -1,8 +1,10 @@
 import type { Interval } from '../learning/stats';
 import type { MarketEvaluation, MetricsWithIntervals, RuleName } from '../learning/walk-forward';
+import { CHART_CSS, downsample, esc, frame, linear, pathD, svgOpen, yAxis } from '../report/svg';
 
 /**
- * The self-contained HTML report of `npm run eval`: inline SVG charts, no script, no network.
+ * The self-contained HTML report of `npm run eval`: inline SVG charts drawn with the report's kit
+ * (src/report/svg.ts), no script, no network.
  */
 
 const COLORS: Record<RuleName, string> = {
@@ -24,19 +26,11 @@ const LABELS: Record<RuleName, string> = {
   regime: 'regime rule (BULL long, BEAR short)',
 };
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const pct = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
 const num = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
 
 function iv(i: Interval, f: (x: number) => string): string {
   return `${f(i.estimate)} <small>[${f(i.lo)}, ${f(i.hi)}]</small>`;
-}
-
-function downsample(xs: readonly number[], points = 360): number[] {
-  if (xs.length <= points) return [...xs];
-  const out: number[] = [];
-  for (let i = 0; i < points; i++) out.push(xs[Math.round((i * (xs.length - 1)) / (points - 1))] as number);
-  return out;
 }
 
 function drawdown(equity: readonly number[]): number[] {
@@ -47,47 +41,38 @@ function drawdown(equity: readonly number[]): number[] {
   });
 }
 
+/** Curves of one value per bar, drawn with the report kit (bar index on x, at most ~2 points a pixel). */
 function lineChart(title: string, lines: { name: RuleName; values: number[] }[], format: (x: number) => string): string {
-  const w = 560;
-  const h = 200;
-  const pad = { l: 52, r: 8, t: 20, b: 18 };
+  const fr = frame(560, 200, { left: 52, right: 8, top: 20, bottom: 18 });
   const all = lines.flatMap((l) => l.values).filter(Number.isFinite);
-  let lo = Math.min(...all);
-  let hi = Math.max(...all);
-  if (!(hi > lo)) {
-    hi = lo + 1e-9;
-    lo -= 1e-9;
-  }
-  const x = (i: number, n: number): number => pad.l + (i / Math.max(1, n - 1)) * (w - pad.l - pad.r);
-  const y = (v: number): number => pad.t + (1 - (v - lo) / (hi - lo)) * (h - pad.t - pad.b);
+  if (all.length === 0) return '';
+  const lo = Math.min(...all);
+  const hi = Math.max(...all);
+  const y = linear(lo, hi, fr.bottom, fr.top);
   const paths = lines
     .map((l) => {
-      const d = l.values.map((v, i) => `${i === 0 ? 'M' : 'L'}${x(i, l.values.length).toFixed(1)},${y(v).toFixed(1)}`).join('');
+      const x = linear(0, l.values.length - 1, fr.left, fr.right);
+      const index = Array.from(l.values, (_, i) => i);
+      const d = pathD(downsample(index, l.values, x).map(([px, v]) => [px, y(v)] as [number, number]));
       return `<path d="${d}" fill="none" stroke="${COLORS[l.name]}" stroke-width="${l.name === 'policy' ? 2 : 1.2}"/>`;
     })
     .join('');
-  const ticks = [lo, (lo + hi) / 2, hi]
-    .map((v) => `<text x="${pad.l - 4}" y="${y(v) + 4}" text-anchor="end" font-size="10">${esc(format(v))}</text><line x1="${pad.l}" x2="${w - pad.r}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`)
-    .join('');
-  return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" xmlns="http://www.w3.org/2000/svg"><text x="${pad.l}" y="13" font-size="12" font-weight="bold">${esc(title)}</text>${ticks}${paths}</svg>`;
+  return `${svgOpen(fr, title, 'line-chart')}<text class="title" x="${fr.left}" y="13">${esc(title)}</text>${yAxis(fr, lo, hi, y, format)}${paths}</svg>`;
 }
 
 function barChart(title: string, bars: { label: string; value: number | null; n: number }[]): string {
-  const w = 360;
-  const h = 180;
-  const pad = { l: 40, b: 30, t: 36 };
-  const max = Math.max(0.05, ...bars.map((b) => b.value ?? 0));
-  const bw = (w - pad.l - 10) / bars.length;
+  const fr = frame(360, 180, { left: 40, right: 10, top: 36, bottom: 30 });
+  const y = linear(0, Math.max(0.05, ...bars.map((b) => b.value ?? 0)), fr.bottom, fr.top);
+  const bw = (fr.right - fr.left) / bars.length;
   const body = bars
     .map((b, i) => {
-      const v = b.value ?? 0;
-      const bh = (v / max) * (h - pad.t - pad.b);
-      const x = pad.l + i * bw + 8;
-      const y = h - pad.b - bh;
-      return `<rect x="${x}" y="${y}" width="${bw - 16}" height="${bh}" fill="#d62728"/><text x="${x + (bw - 16) / 2}" y="${y - 3}" font-size="10" text-anchor="middle">${b.value === null ? 'n/a' : b.value.toFixed(3)}</text><text x="${x + (bw - 16) / 2}" y="${h - pad.b + 13}" font-size="10" text-anchor="middle">${esc(b.label)}</text><text x="${x + (bw - 16) / 2}" y="${h - pad.b + 25}" font-size="9" text-anchor="middle" fill="#666">n=${b.n}</text>`;
+      const top = y(b.value ?? 0);
+      const x = fr.left + i * bw + 8;
+      const mid = x + (bw - 16) / 2;
+      return `<rect class="bar" x="${x}" y="${top}" width="${bw - 16}" height="${fr.bottom - top}"/><text class="tick" x="${mid}" y="${top - 3}" text-anchor="middle">${b.value === null ? 'n/a' : b.value.toFixed(3)}</text><text class="tick" x="${mid}" y="${fr.bottom + 13}" text-anchor="middle">${esc(b.label)}</text><text class="tick" x="${mid}" y="${fr.bottom + 25}" text-anchor="middle">n=${b.n}</text>`;
     })
     .join('');
-  return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" xmlns="http://www.w3.org/2000/svg"><text x="${pad.l}" y="14" font-size="12" font-weight="bold">${esc(title)}</text><line x1="${pad.l}" x2="${w - 10}" y1="${h - pad.b}" y2="${h - pad.b}" stroke="#333"/>${body}</svg>`;
+  return `${svgOpen(fr, title, 'bar-chart')}<text class="title" x="${fr.left}" y="14">${esc(title)}</text><line class="axis" x1="${fr.left}" x2="${fr.right}" y1="${fr.bottom}" y2="${fr.bottom}"/>${body}</svg>`;
 }
 
 function metricsTable(m: MarketEvaluation): string {
@@ -104,8 +89,8 @@ function metricsTable(m: MarketEvaluation): string {
 /** One market's section: table, equity and drawdown curves. */
 function marketSection(m: MarketEvaluation): string {
   const names = Object.keys(m.equity) as RuleName[];
-  const eq = names.map((n) => ({ name: n, values: downsample(m.equity[n]) }));
-  const dd = names.map((n) => ({ name: n, values: downsample(drawdown(m.equity[n])) }));
+  const eq = names.map((n) => ({ name: n, values: m.equity[n] }));
+  const dd = names.map((n) => ({ name: n, values: drawdown(m.equity[n]) }));
   const span = `${new Date(m.firstTs).toISOString().slice(0, 16)} – ${new Date(m.lastTs).toISOString().slice(0, 16)} UTC, ${m.bars} bars`;
   return `<section><h3>${esc(m.name)}</h3><p class="span">${esc(span)}</p>${metricsTable(m)}<div class="charts">${lineChart('equity', eq, (v) => num(v, 3))}${lineChart('drawdown', dd, pct)}</div></section>`;
 }
@@ -135,6 +120,7 @@ body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}
 small{color:#666}.charts{display:flex;flex-wrap:wrap;gap:8px}.span{color:#555;font-size:12px;margin:2px 0}
 li.met b{color:#2ca02c}li.missed b{color:#d62728}section{border-top:1px solid #eee;margin-top:12px}
+${CHART_CSS}.bar{fill:#d62728}.title{font-size:12px;font-weight:bold}
 </style></head><body>
 <h1>${esc(r.title)}</h1>
 <p>Generated ${esc(r.generated)} · model ${esc(r.model)} · costs ${esc(JSON.stringify(r.costs))}. Intervals are 95 % moving-block bootstrap intervals (48-bar blocks); the Sharpe gain is paired (the same resampled bars for both rules).</p>

@@ -7,7 +7,7 @@
  */
 import { Command as Commander, CommanderError } from 'commander';
 import { brokerPreflight, describeBrokerTarget } from '../broker/preflight';
-import { loadConfig, type PipelineConfig } from '../config/config';
+import { loadConfig } from '../config/config';
 import { ConfigError, StartupError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildWasmCommand } from './build-dense-wasm';
@@ -178,34 +178,17 @@ async function runCommand(
     errOut.write(`pipeline ${name} ${which}: use ${entry.subcommands.join(', ')}\n\n${command.usage}\n`);
     return ExitCode.Usage;
   }
-  let config: PipelineConfig;
   try {
-    config = loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      errOut.write(`${err.message}\n`);
-      return ExitCode.Config;
-    }
-    throw err;
-  }
-  rootLogger(config.logLevel); // the level of any module logger, as LOG_LEVEL says
-  const log = cliLogger(config, args.includes('--verbose'));
-  // `replay --dry-run` only reads files.
-  if (command.offline !== true && !(name === 'replay' && args.includes('--dry-run'))) {
-    // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
-    // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
-    errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);
-    try {
+    const config = loadConfig(env);
+    rootLogger(config.logLevel); // the level of any module logger, as LOG_LEVEL says
+    const log = cliLogger(config, args.includes('--verbose'));
+    // `replay --dry-run` only reads files.
+    if (command.offline !== true && !(name === 'replay' && args.includes('--dry-run'))) {
+      // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
+      // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
+      errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);
       await brokerPreflight({ url: config.amqpUrl, waitMs: config.startupWaitMs, connectionName: `pipeline-cli-${name}` });
-    } catch (err) {
-      if (err instanceof StartupError) {
-        errOut.write(`${err.message}\n`);
-        return ExitCode.Config;
-      }
-      throw err;
     }
-  }
-  try {
     return await command.run(args, { config, log, out, err: errOut });
   } catch (err) {
     if (err instanceof HelpRequested) {

@@ -9,6 +9,7 @@ import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
 import { parseCommandLine } from './command-line';
+import { quantile } from '../util/quantile';
 import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
 import {
   MARKET_FAMILIES,
@@ -125,8 +126,8 @@ function bootstrap(
   return {
     n: xs.length,
     mean,
-    lo: means[Math.floor(0.025 * means.length)]!,
-    hi: means[Math.floor(0.975 * means.length)]!,
+    lo: quantile(means, 0.025),
+    hi: quantile(means, 0.975),
   };
 }
 

@@ -254,28 +254,22 @@ let metricsInstalled = false;
 function installGatewayMetrics(hub: WsHub, results: RecentResults, pool: ProcessPool, audit: AuditLog): void {
   if (metricsInstalled) return;
   metricsInstalled = true;
+  // Each counter mirrors a count the gateway keeps: `reads` gives its value per label value ('' when unlabelled).
+  const mirror = (name: string, help: string, reads: Record<string, () => number>, label?: string): void =>
+    void new Counter({ name, help, labelNames: label === undefined ? [] : [label], registers: [registry], collect() {
+      this.reset();
+      for (const [value, read] of Object.entries(reads)) this.inc(label === undefined ? {} : { [label]: value }, read());
+    } });
   new Gauge({ name: 'pipeline_gateway_ws_clients', help: 'WebSocket clients connected', registers: [registry], collect() { this.set(hub.clientCount); } });
-  new Counter({ name: 'pipeline_gateway_ws_frames_total', help: 'Frames sent to WebSocket clients (results, and stats for the live page)', registers: [registry], collect() { this.reset(); this.inc(hub.sent); } });
-  new Counter({ name: 'pipeline_gateway_ws_writes_total', help: 'Writes to WebSocket client sockets (each carries one or more frames)', registers: [registry], collect() { this.reset(); this.inc(hub.writes); } });
-  new Counter({ name: 'pipeline_gateway_ws_slow_closed_total', help: 'WebSocket clients closed with 1013 (too slow)', registers: [registry], collect() { this.reset(); this.inc(hub.closedSlow); } });
-  new Counter({ name: 'pipeline_gateway_ws_closed_total', help: 'WebSocket clients closed by the gateway, by reason (dead: no pong; policy: sent a data frame)', labelNames: ['reason'], registers: [registry], collect() {
-    this.reset();
-    this.inc({ reason: 'dead' }, hub.closedDead);
-    this.inc({ reason: 'policy' }, hub.closedPolicy);
-  } });
-  new Counter({ name: 'pipeline_gateway_ws_refused_total', help: 'WebSocket upgrades refused by GATEWAY_WS_MAX_PER_KEY or GATEWAY_WS_MAX_TOTAL', registers: [registry], collect() { this.reset(); this.inc(hub.refused); } });
+  mirror('pipeline_gateway_ws_frames_total', 'Frames sent to WebSocket clients (results, and stats for the live page)', { '': () => hub.sent });
+  mirror('pipeline_gateway_ws_writes_total', 'Writes to WebSocket client sockets (each carries one or more frames)', { '': () => hub.writes });
+  mirror('pipeline_gateway_ws_slow_closed_total', 'WebSocket clients closed with 1013 (too slow)', { '': () => hub.closedSlow });
+  mirror('pipeline_gateway_ws_closed_total', 'WebSocket clients closed by the gateway, by reason (dead: no pong; policy: sent a data frame)', { dead: () => hub.closedDead, policy: () => hub.closedPolicy }, 'reason');
+  mirror('pipeline_gateway_ws_refused_total', 'WebSocket upgrades refused by GATEWAY_WS_MAX_PER_KEY or GATEWAY_WS_MAX_TOTAL', { '': () => hub.refused });
   new Gauge({ name: 'pipeline_gateway_process_busy', help: 'Process calls running or waiting in the pool', registers: [registry], collect() { this.set(pool.busy); } });
-  new Counter({ name: 'pipeline_gateway_process_refused_total', help: 'Process calls refused, by reason (busy: 503, timeout: 504)', labelNames: ['reason'], registers: [registry], collect() {
-    this.reset();
-    this.inc({ reason: 'busy' }, pool.refused);
-    this.inc({ reason: 'timeout' }, pool.timedOut);
-  } });
-  new Counter({ name: 'pipeline_gateway_audit_failures_total', help: 'Audit lines that could not be written', registers: [registry], collect() { this.reset(); this.inc(audit.failures); } });
-  new Counter({ name: 'pipeline_gateway_results_total', help: 'Results received by the gateway, by outcome', labelNames: ['outcome'], registers: [registry], collect() {
-    this.reset();
-    this.inc({ outcome: 'kept' }, results.accepted);
-    this.inc({ outcome: 'duplicate' }, results.dropped);
-  } });
+  mirror('pipeline_gateway_process_refused_total', 'Process calls refused, by reason (busy: 503, timeout: 504)', { busy: () => pool.refused, timeout: () => pool.timedOut }, 'reason');
+  mirror('pipeline_gateway_audit_failures_total', 'Audit lines that could not be written', { '': () => audit.failures });
+  mirror('pipeline_gateway_results_total', 'Results received by the gateway, by outcome', { kept: () => results.accepted, duplicate: () => results.dropped }, 'outcome');
 }
 
 /** One actionable line for a failed listen. */

@@ -1,5 +1,6 @@
 import type { StageHealth } from '../../schemas/gateway.schema';
 import type { Logger } from '../observability/logger';
+import { binOfQuantile } from '../util/quantile';
 import type { StoredResult } from './recent-results';
 
 /** Shortest time between two requests to the supervisor's /health. */
@@ -66,14 +67,8 @@ export class ResultWindow {
       for (let b = 0; b < BINS; b++) merged[b]! += this.hist[slot * BINS + b]!;
     }
     const quantile = (q: number): number | null => {
-      if (count === 0) return null;
-      const target = q * count;
-      let seen = 0;
-      for (let b = 0; b < BINS; b++) {
-        seen += merged[b]!;
-        if (seen >= target) return Math.round(MIN_MS * RATIO ** (b + 0.5) * 1000) / 1000;
-      }
-      return null;
+      const b = binOfQuantile(merged, q);
+      return b < 0 ? null : Math.round(MIN_MS * RATIO ** (b + 0.5) * 1000) / 1000;
     };
     return { windowSeconds: span, perSecond: Math.round((count / span) * 1000) / 1000, p50: quantile(0.5), p99: quantile(0.99), count };
   }
@@ -90,7 +85,14 @@ interface Scrape {
   breakers: Record<string, number>;
 }
 
-/** Parses the Prometheus text the supervisor serves (aggregated over its workers). */
+/**
+ * Parses the Prometheus text the supervisor serves at /metrics, aggregated over its workers. Why
+ * text and not prom-client's `getMetricsAsJSON()`/`metric.get()`: the figures live in other
+ * processes (the strategic workers' registries; the gateway is a worker of its own), and the only
+ * place that holds them together is the supervisor, which serves them to this process over HTTP as
+ * the exposition format. The gateway's own registry holds none of them. This is the one parser of
+ * that format in src/; it reads the three series the health figures need and skips everything else.
+ */
 export function parseScrape(text: string, atMs: number): Scrape {
   const scrape: Scrape = { atMs, handled: {}, buckets: {}, breakers: {} };
   for (const line of text.split('\n')) {
@@ -306,12 +308,11 @@ export class PipelineStats {
 function bucketQuantiles(before: Map<number, number> | undefined, after: Map<number, number> | undefined): { p50: number | null; p99: number | null } {
   if (after === undefined) return { p50: null, p99: null };
   const bounds = [...after.keys()].sort((a, b) => a - b);
-  const delta = bounds.map((le) => (after.get(le) ?? 0) - (before?.get(le) ?? 0));
-  const total = delta[delta.length - 1] ?? 0;
-  if (total <= 0) return { p50: null, p99: null };
+  const cumulative = bounds.map((le) => (after.get(le) ?? 0) - (before?.get(le) ?? 0));
+  const perBucket = cumulative.map((c, i) => c - (i === 0 ? 0 : cumulative[i - 1]!));
   const at = (q: number): number | null => {
-    for (let i = 0; i < bounds.length; i++) if (delta[i]! >= q * total) return Number.isFinite(bounds[i]!) ? bounds[i]! * 1000 : null;
-    return null;
+    const i = binOfQuantile(perBucket, q);
+    return i >= 0 && Number.isFinite(bounds[i]!) ? bounds[i]! * 1000 : null;
   };
   return { p50: at(0.5), p99: at(0.99) };
 }

@@ -12,7 +12,7 @@ import type { PipelineConfig } from '../config/config';
 import { ProcessInputError } from './http-error';
 import { AgentStage } from '../flows/agent-stage';
 import { AnalyticsStage } from '../flows/analytics-stage';
-import type { TimeKeyedBufferFlow, TimedLookup } from '../flows/context-buffer-flow';
+import type { TimeKeyedBufferFlow } from '../flows/context-buffer-flow';
 import { StreamingIndicatorStage } from '../flows/indicator-stage';
 import { resampleStep, type ResampleState } from '../flows/resample-flow';
 import { StrategicFlow, type StrategicState } from '../flows/strategic-flow';
@@ -20,7 +20,7 @@ import { TacticalFlow, type TacticalState } from '../flows/tactical-flow';
 import type { TacticalPolicy } from '../learning/policy';
 import type { Logger } from '../observability/logger';
 import { FEATURE_COUNT, FEATURE_NAMES, FeatureMatrix, WINDOW_BARS } from '../strategic';
-
+import { settledContext } from '../util/periods';
 
 /** Options of {@link ProcessService}. */
 export interface ProcessServiceOptions {
@@ -31,27 +31,15 @@ export interface ProcessServiceOptions {
 }
 
 /**
- * An in-memory stand-in for the Redis-backed {@link TimeKeyedBufferFlow}: the same answer the
- * worker's buffer gives once the item has arrived, or, when it never will (a gap in the bars),
- * what the worker gives after its wait runs out: the newest older item, marked stale.
+ * The worker's Redis-backed {@link TimeKeyedBufferFlow}, answered from memory: {@link settledContext}
+ * over the items that arrived, the answer the worker's buffer gives once its wait is over (here
+ * nothing more will come): the item when it is there, else the newest older one marked stale.
  */
-class MemoryBuffer<T> {
-  readonly byClose = new Map<number, T>();
-
-  lookupItem(_symbol: string, requiredCloseTs: number | null): Promise<TimedLookup<T>> {
-    if (requiredCloseTs === null) return Promise.resolve({ item: null, stale: false });
-    const ready = this.byClose.get(requiredCloseTs);
-    if (ready !== undefined) return Promise.resolve({ item: ready, stale: false });
-    let best: T | null = null;
-    let bestTs = -Infinity;
-    for (const [closeTs, item] of this.byClose) {
-      if (closeTs < requiredCloseTs && closeTs > bestTs) {
-        best = item;
-        bestTs = closeTs;
-      }
-    }
-    return Promise.resolve({ item: best, stale: true });
-  }
+function settledBuffer<T>(byClose: ReadonlyMap<number, T>): TimeKeyedBufferFlow<T> {
+  const lookup: Pick<TimeKeyedBufferFlow<T>, 'lookupItem'> = {
+    lookupItem: (_symbol: string, requiredCloseTs: number | null) => Promise.resolve(settledContext(byClose, requiredCloseTs)),
+  };
+  return lookup as TimeKeyedBufferFlow<T>;
 }
 
 /**
@@ -89,15 +77,8 @@ export class ProcessService {
       const ctx = context as StrategicContext;
       const window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
       const rows = matrix.copyWindow(window);
-      const out: (number | null)[][] = [];
-      for (let r = 0; r < rows; r++) {
-        const row: (number | null)[] = [];
-        for (let f = 0; f < FEATURE_COUNT; f++) {
-          const v = window[r * FEATURE_COUNT + f] as number;
-          row.push(Number.isFinite(v) ? v : null);
-        }
-        out.push(row);
-      }
+      // One row a bar, a missing feature (NaN) as null.
+      const out = Array.from({ length: rows }, (_, r) => Array.from(window.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT), (v) => (Number.isFinite(v) ? v : null)));
       return {
         symbol,
         bar_close_ts: ctx.bar_close_ts,
@@ -121,9 +102,9 @@ export class ProcessService {
     const policy = await this.options.policy();
     const agents = new AgentStage(policy, this.options.log, this.options.config.training);
     return this.withStage(async (stage) => {
-      const feedback = new MemoryBuffer<Feedback>();
-      const contexts = new MemoryBuffer<StrategicContext>();
-      const strategicFlow = new StrategicFlow(stage, feedback as unknown as TimeKeyedBufferFlow<Feedback>, this.options.config.feedbackLag);
+      const feedback = new Map<number, Feedback>();
+      const contexts = new Map<number, StrategicContext>();
+      const strategicFlow = new StrategicFlow(stage, settledBuffer(feedback), this.options.config.feedbackLag);
       const tacticalFlow = new TacticalFlow({ indicators: new StreamingIndicatorStage(), agents });
       let strategicState: StrategicState | null = null;
       let state: TacticalState | null = null;
@@ -135,13 +116,13 @@ export class ProcessService {
         for (const b30 of resampled.emitted) {
           const out = await strategicFlow.step(b30, strategicState);
           strategicState = out.state;
-          contexts.byClose.set(out.context.bar_close_ts, out.context);
+          contexts.set(out.context.bar_close_ts, out.context);
         }
         const required = tacticalFlow.requiredContext(bar, state);
-        const lookup = await contexts.lookupItem(symbol, required);
-        const step = await tacticalFlow.step(bar, state, required, { context: lookup.item, stale: lookup.stale });
+        const { item, stale } = settledContext(contexts, required);
+        const step = await tacticalFlow.step(bar, state, required, { context: item, stale });
         state = { ...step.state, resample: open };
-        for (const f of step.feedback) feedback.byClose.set(f.window_close_ts, f);
+        for (const f of step.feedback) feedback.set(f.window_close_ts, f);
         last = step.result;
       }
       const r = last!;

@@ -401,35 +401,29 @@ export async function buildGatewayServer(deps: GatewayServerDeps): Promise<Fasti
     }
     return version;
   };
-  const adminFailed = (what: string, err: unknown, request: FastifyRequest): GatewayHttpError => {
-    log.error({ err: (err as Error).message, requestId: request.id }, `${what} failed`);
-    return new GatewayHttpError(500, 'internal', `${what} failed; see the gateway log (request ${request.id})`);
+  /** Promotes or rolls back after the started line of the audit; a failure is a 500 naming `what` (the log has the cause). */
+  const changeModel = async (request: FastifyRequest, what: string, started: Record<string, unknown>, change: () => Promise<string | null>): Promise<{ promoted: string | null }> => {
+    await begin(request, started);
+    try {
+      const promoted = await change();
+      request.auditChange = { promoted };
+      return { promoted };
+    } catch (err) {
+      log.error({ err: (err as Error).message, requestId: request.id }, `${what} failed`);
+      throw new GatewayHttpError(500, 'internal', `${what} failed; see the gateway log (request ${request.id})`);
+    }
   };
   const versionOf = (body: unknown): unknown => (typeof body === 'object' && body !== null ? (body as Record<string, unknown>).version : undefined);
 
   app.post('/api/models/promote', { config: { spec: spec('POST', '/api/models/promote') } }, async (request) => {
     if (typeof versionOf(request.body) === 'string') await listedVersion(versionOf(request.body));
     const { version } = parseOr400(AdminPromoteSchema, request.body, 'body');
-    await begin(request, { promote: version });
-    try {
-      const promoted = await deps.admin.promote(version);
-      request.auditChange = { promoted };
-      return { promoted };
-    } catch (err) {
-      throw adminFailed('the promotion', err, request);
-    }
+    return changeModel(request, 'the promotion', { promote: version }, () => deps.admin.promote(version));
   });
   app.post('/api/models/rollback', { config: { spec: spec('POST', '/api/models/rollback') } }, async (request) => {
     if (versionOf(request.body ?? {}) !== undefined) await listedVersion(versionOf(request.body));
     const { version } = parseOr400(AdminRollbackSchema, request.body ?? {}, 'body');
-    await begin(request, { rollback_to: version ?? 'previous' });
-    try {
-      const promoted = await deps.admin.rollback(version);
-      request.auditChange = { promoted };
-      return { promoted };
-    } catch (err) {
-      throw adminFailed('the rollback', err, request);
-    }
+    return changeModel(request, 'the rollback', { rollback_to: version ?? 'previous' }, () => deps.admin.rollback(version));
   });
   app.post('/api/dead-letters/replay', { config: { spec: spec('POST', '/api/dead-letters/replay') } }, async (request) => {
     const { count } = parseOr400(DlqReplayRequestSchema, request.body ?? {}, 'body');

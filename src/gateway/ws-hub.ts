@@ -19,7 +19,7 @@ export interface HubSocket {
 }
 
 /** The byte stream a `ws` socket wraps (a net.Socket, or a tls.TLSSocket under GATEWAY_TLS_*). */
-interface ByteStream {
+export interface ByteStream {
   readonly destroyed: boolean;
   cork(): void;
   uncork(): void;
@@ -101,15 +101,23 @@ function payloadOf(frame: Buffer): Buffer {
  * The stream under a `ws` socket, when the hub may write whole frames to it: ws has no call to send
  * a frame built in advance, and `send` would frame the same bytes again for every client and make
  * one write (one system call) per frame. Writing to the stream is what `send` itself does when no
- * extension is negotiated (the server does not offer permessage-deflate); with an extension, or a
- * socket that is not ws's, the hub falls back to `send`.
+ * extension is negotiated (the server does not offer permessage-deflate). This relies on two
+ * private parts of ws, checked against the installed ws by test/integration/ws-internals.test.ts:
+ * `_socket` (the stream) and `extensions` (`''` without an extension), and on `bufferedAmount`
+ * counting what the stream holds. Falls back to `send` (one write a frame: slower, equally correct)
+ * with an extension negotiated (`missing` null: expected) or when ws's internals differ (`missing`
+ * says what is absent, and the hub logs it once).
  */
-function byteStreamOf(socket: HubSocket): ByteStream | null {
+export function byteStreamOf(socket: HubSocket): { stream: ByteStream | null; missing: string | null } {
   const ws = socket as HubSocket & { extensions?: unknown; _socket?: Partial<ByteStream> | null };
+  if (typeof ws.extensions === 'string' && ws.extensions !== '') return { stream: null, missing: null };
+  if (ws.extensions !== '') return { stream: null, missing: 'no `extensions` string on the socket' };
   const stream = ws._socket;
-  if (ws.extensions !== '' || stream === null || typeof stream !== 'object') return null;
-  if (typeof stream.write !== 'function' || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return null;
-  return stream as ByteStream;
+  if (stream === null || typeof stream !== 'object') return { stream: null, missing: 'no `_socket` stream on the socket' };
+  if (typeof stream.write !== 'function' || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') {
+    return { stream: null, missing: '`_socket` has no write/cork/uncork' };
+  }
+  return { stream: stream as ByteStream, missing: null };
 }
 
 /**
@@ -145,6 +153,8 @@ export class WsHub {
   private readonly perKey = new Map<string, number>();
   private reserved = 0;
   private pingTimer: NodeJS.Timeout | null = null;
+  /** A socket without the ws internals {@link byteStreamOf} expects has been logged. */
+  private warnedInternals = false;
 
   constructor(private readonly options: WsHubOptions) {
     const ms = options.flushIntervalMs ?? 20;
@@ -216,7 +226,12 @@ export class WsHub {
    * back when it closes). The socket is push-only: a data frame from the client closes it with 1008.
    */
   add(socket: HubSocket, symbols: readonly string[], stats = false, keyId = ''): void {
-    const client: Client = { socket, stream: byteStreamOf(socket), symbols: new Set(symbols), stats, pending: [], pendingBytes: 0, keyId, alive: true };
+    const { stream, missing } = byteStreamOf(socket);
+    if (missing !== null && !this.warnedInternals) {
+      this.warnedInternals = true;
+      this.options.log.warn({ missing }, 'ws internals differ from what direct frame writes expect: results go out through send, one write a frame (slower, still correct)');
+    }
+    const client: Client = { socket, stream, symbols: new Set(symbols), stats, pending: [], pendingBytes: 0, keyId, alive: true };
     let released = false;
     socket.once('close', () => {
       if (!released) this.release(keyId);

@@ -1,4 +1,5 @@
 import { SeededRandom } from '../util/random';
+import { quantile } from '../util/quantile';
 
 /**
  * Statistics of per-bar return series: Sharpe, drawdown and moving-block bootstrap intervals
@@ -75,14 +76,6 @@ function resampleIndices(n: number, block: number, rng: SeededRandom, out: Int32
     const start = rng.int(0, n - 1);
     for (let j = 0; j < block && k < n; j++) out[k++] = (start + j) % n;
   }
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (pos - lo);
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type IntegratedResult,
 } from '../../schemas/integrated-result.schema';
 import { PipelineError } from '../errors';
+import { median, quantile, sortedFinite } from '../util/quantile';
 import { DEFAULT_COSTS as AGENT_COSTS } from '../learning/trading-env';
 import { accumulate, type Counts } from './report-accumulator';
 import { REGIMES, SymbolSeries, type Regime } from './symbol-series';
@@ -246,12 +247,6 @@ export function outcomes(
   });
 }
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /** One bin of the reliability diagram. */
 export interface ReliabilityBin {
@@ -361,14 +356,11 @@ export interface Histogram {
 
 /**
  * A histogram of `values` over [0, p99.5] in `binCount` equal bins, the rest counted as overflow.
- * Percentiles are nearest-rank, exact (the values are sorted, 8 bytes each, not sampled).
+ * Percentiles are exact (src/util/quantile.ts; the values are sorted, 8 bytes each, not sampled).
  */
 export function histogram(values: ArrayLike<number>, binCount = 30): Histogram {
-  const s = Float64Array.from(values).filter(Number.isFinite).sort();
-  const q = (p: number): number | null =>
-    s.length === 0
-      ? null
-      : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number);
+  const s = sortedFinite(values);
+  const q = (p: number): number | null => (s.length === 0 ? null : quantile(s, p));
   const top = Math.max(q(0.995) ?? 1, 1e-9);
   const width = top / binCount;
   const edges = Array.from({ length: binCount + 1 }, (_, i) => i * width);

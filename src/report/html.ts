@@ -18,6 +18,7 @@ import {
   type SymbolSeries,
 } from './analysis';
 import {
+  CHART_CSS,
   REGIME_COLOURS,
   downsample,
   esc,
@@ -95,8 +96,7 @@ export function buildReportHtml(
 <style>
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#222;margin:24px auto;max-width:1000px;padding:0 12px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid #ddd;padding-bottom:3px}h3{font-size:15px;margin:18px 0 4px}
-.muted{color:#666}.chart{display:block;max-width:100%;height:auto;background:#fff}
-.grid{stroke:#eee;stroke-width:1}.axis{stroke:#999;stroke-width:1}.tick{font-size:11px;fill:#555}
+.muted{color:#666}${CHART_CSS}
 .price{fill:none;stroke:#1f3b73;stroke-width:1.2}.pos{fill:none;stroke:#444;stroke-width:1}
 .eq-agents{fill:none;stroke:#1565c0;stroke-width:1.5}.eq-bh{fill:none;stroke:#ef6c00;stroke-width:1.2}.eq-flat{fill:none;stroke:#888;stroke-width:1;stroke-dasharray:4 3}
 .bar{fill:#5c7cba}.diag{stroke:#999;stroke-dasharray:4 3;fill:none}.rel{fill:none;stroke:#1565c0;stroke-width:1.5}.dot{fill:#1565c0}

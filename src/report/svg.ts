@@ -1,4 +1,11 @@
-/** Small helpers that draw inline SVG (strings only; pure). */
+/**
+ * The one chart kit of the project's HTML pages (the replay report and the eval report): small
+ * helpers that draw inline SVG (strings only; pure). Pages include {@link CHART_CSS} in their style.
+ */
+
+/** The style of what the kit draws: the chart box, grid lines, axis lines and tick labels. */
+export const CHART_CSS =
+  '.chart{display:block;max-width:100%;height:auto;background:#fff}\n.grid{stroke:#eee;stroke-width:1}.axis{stroke:#999;stroke-width:1}.tick{font-size:11px;fill:#555}\n';
 
 export const REGIME_COLOURS: Record<string, string> = {
   BULL: '#cdebd0',

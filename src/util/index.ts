@@ -3,3 +3,4 @@ export * from './keyed-serial-queue';
 export * from './retry-while-transient';
 export * from './periods';
 export * from './backoff';
+export * from './quantile';

@@ -140,8 +140,7 @@ const PERIODS = 'src/util/periods.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
 /**
  * Files still exempt from rule 6, with why. Each is owned by work in progress elsewhere; the
- * exemption goes when the file uses src/util/periods.ts. (src/gateway/process-service.ts computes no
- * period boundary itself, but still copies the stale-context rule: it should call `settledContext`.)
+ * exemption goes when the file uses src/util/periods.ts.
  */
 const PERIOD_RULE_EXEMPT: Readonly<Record<string, string>> = {
   'src/cli/regime-report.ts': 'CLI under rewrite: should use periodsBetween/periodOpenOf',
