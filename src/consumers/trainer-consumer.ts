@@ -150,6 +150,11 @@ export class TrainerConsumer extends BaseConsumer {
 
   private take(msg: ConsumeMessage): HandleResult {
     let transitions: ExperienceTransition[];
+    // A lone JSON transition is known by its messageId (`<symbol>:experience:<ts>`); a transition of
+    // a batch or frame by that same id built from its content, never by the batch's messageId (a
+    // batch of one, what an idle batcher sends, would otherwise not match a re-send of its
+    // transition in a larger batch).
+    let single: string | null = null;
     const contentType: unknown = msg.properties.contentType;
     if (contentType === EXPERIENCE_FRAME_CONTENT_TYPE) {
       transitions = decodedFrame(inflated(msg, 'experience frames'));
@@ -158,8 +163,8 @@ export class TrainerConsumer extends BaseConsumer {
     } else {
       const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
       transitions = [experience];
+      if (typeof msg.properties.messageId === 'string') single = msg.properties.messageId;
     }
-    const single = transitions.length === 1 && typeof msg.properties.messageId === 'string' ? (msg.properties.messageId) : null;
     const waits: Promise<void>[] = [];
     for (const experience of transitions) {
       const id = single ?? `${experience.symbol}:experience:${experience.ts}`;
