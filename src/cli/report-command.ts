@@ -29,7 +29,7 @@ after costs; a reliability diagram of the regime probability; a latency histogra
 contexts and degraded stages. Needs no broker. What each chart means: docs/replay.md.
 The file is read line by line into compact columns (43 bytes a result) that go to a scratch file in
 os.tmpdir() past 200,000 lines, so memory stays flat: a year of 50 symbols (5 million lines, about
-230 MB of scratch space, removed at the end) is reported in well under 1 GiB.
+270 MB of scratch space, removed at the end) is reported in well under 1 GiB.
 
 Options:
   --out <file>             the HTML file to write (required)
