@@ -105,7 +105,8 @@ function rssBytes(pid: number): number | null {
 function labelOf(pid: number, root: number): string {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-    if (pid === root) return `${argv.slice(2, 3).join(' ')} (cli + supervisor)`;
+    // `pipeline replay` runs the supervisor in its own process; `pipeline report` has none.
+    if (pid === root) return `${argv.slice(2, 3).join(' ')} (cli${argv[2] === 'replay' ? ' + supervisor' : ''})`;
     // The supervisor forks each worker with its role as the last argument.
     const last = argv[argv.length - 1] ?? '';
     if (/^[a-z]+$/.test(last)) return `${last} worker (pid ${pid})`;
