@@ -108,9 +108,11 @@ class NumberColumn {
     return {
       length,
       forEachChunk(fn) {
+        let scratch = new Uint8Array(0);
         for (const b of blocks) {
-          const bytes = spill.read(b);
-          fn(new Float64Array(bytes.buffer, 0, b.count));
+          if (scratch.byteLength < b.bytes) scratch = new Uint8Array(b.bytes);
+          spill.read(b, scratch);
+          fn(new Float64Array(scratch.buffer, 0, b.count));
         }
         if (tail.length > 0) fn(tail);
       },
@@ -126,6 +128,9 @@ interface SymbolRows {
 
 /** The series of a spilled file, each read back from the scratch file when asked for. */
 class SpilledGroups implements ReadonlyMap<string, SymbolSeries> {
+  /** The read buffer, reused block after block. */
+  private scratch = new Uint8Array(0);
+
   constructor(
     private readonly rows: ReadonlyMap<string, SymbolRows>,
     private readonly spill: SpillFile,
@@ -143,7 +148,11 @@ class SpilledGroups implements ReadonlyMap<string, SymbolSeries> {
     const r = this.rows.get(symbol);
     if (r === undefined) return undefined;
     const s = new SymbolSeries();
-    for (const b of r.blocks) s.appendEncoded(this.spill.read(b), b.count);
+    s.reserve(r.blocks.reduce((a, b) => a + b.count, r.buffer.length));
+    for (const b of r.blocks) {
+      if (this.scratch.byteLength < b.bytes) this.scratch = new Uint8Array(b.bytes);
+      s.appendEncoded(this.spill.read(b, this.scratch), b.count);
+    }
     s.appendEncoded(r.buffer.encode(), r.buffer.length);
     s.sortByTs();
     return s;

@@ -41,10 +41,17 @@ export class SpillFile {
     return block;
   }
 
-  /** The bytes of `block`, in a fresh buffer (offset 0, so typed views of it are aligned). */
-  read(block: SpilledBlock): Uint8Array {
+  /**
+   * The bytes of `block`, read into the start of `into` when it is large enough (a buffer reused
+   * block after block: reading makes no garbage), else into a fresh buffer. Either way the bytes
+   * start at offset 0 of their ArrayBuffer, so typed views of them are aligned.
+   */
+  read(block: SpilledBlock, into?: Uint8Array): Uint8Array {
     const fd = this.open();
-    const out = new Uint8Array(block.bytes);
+    const out =
+      into !== undefined && into.byteOffset === 0 && into.byteLength >= block.bytes
+        ? into.subarray(0, block.bytes)
+        : new Uint8Array(block.bytes);
     let done = 0;
     while (done < block.bytes) {
       const n = readSync(fd, out, done, block.bytes - done, block.offset + done);

@@ -78,6 +78,11 @@ export class SymbolSeries {
     this.n += count;
   }
 
+  /** Makes room for `rows` rows in all, so that appending up to there allocates nothing. */
+  reserve(rows: number): void {
+    if (rows > this.tsCol.length) this.grow(rows);
+  }
+
   /** Forgets every row, keeping the capacity (for the next block). */
   clear(): void {
     this.n = 0;
