@@ -8,6 +8,8 @@
  * held, the peak, and the least-squares slope after warm-up (the last three quarters of the run) in
  * MB per 10,000 bars of every symbol. `--max-per-symbol` and `--segment` are the store's retention
  * (PIPELINE_PATTERN_MAX_PER_SYMBOL) and segment capacity (32,768 in the worker); 0 = no retention.
+ * `--gc` (run with `node --expose-gc --import tsx`) collects garbage before each sample: a dropped
+ * segment's HNSW graph is native memory that V8 does not see, freed only when its wrapper is collected.
  */
 import type { Bar } from '../schemas/bar.schema';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
@@ -25,6 +27,8 @@ const BARS = flag('bars', 17_520);
 const MAX_PER_SYMBOL = flag('max-per-symbol', 0);
 const SEGMENT = flag('segment', 32_768);
 const SAMPLE_EVERY = 1000;
+const GC = process.argv.includes('--gc');
+if (GC && global.gc === undefined) throw new Error('--gc needs node --expose-gc');
 const mb = (b: number): string => `${(b / 1024 ** 2).toFixed(0)} MB`;
 
 function main(): void {
@@ -51,7 +55,7 @@ function main(): void {
   global.gc?.();
   const base = process.memoryUsage().rss;
   process.stdout.write(
-    `pattern-memory: ${SYMBOLS} symbols × ${n} 30m bars, segment ${SEGMENT}, max per symbol ${MAX_PER_SYMBOL || 'none'}; ` +
+    `pattern-memory: ${SYMBOLS} symbols × ${n} 30m bars, segment ${SEGMENT}, max per symbol ${MAX_PER_SYMBOL || 'none'}${GC ? ', gc before each sample' : ''}; ` +
       `bars generated in ${((performance.now() - t0) / 1000).toFixed(0)} s, RSS before the first bar ${mb(base)}\n`,
   );
   const samples: [number, number][] = [];
@@ -74,6 +78,7 @@ function main(): void {
       (analyzers[s] as { analyzer: StrategicAnalyzer }).analyzer.onBar(bar);
     }
     if ((i + 1) % SAMPLE_EVERY === 0 || i === n - 1) {
+      if (GC) global.gc?.();
       const rss = process.memoryUsage().rss;
       peak = Math.max(peak, rss);
       samples.push([i + 1, rss]);
