@@ -441,12 +441,17 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         say(`replay: no report: ${describeError(err)}`);
         return ExitCode.Failure;
       }
-      const html = buildReportHtml(data, {
-        ...reportOptions,
-        source: `pipeline replay ${positionals.join(' ')}`,
-        deadLetters,
-        barsPublished: sent.published,
-      });
+      let html: string;
+      try {
+        html = buildReportHtml(data, {
+          ...reportOptions,
+          source: `pipeline replay ${positionals.join(' ')}`,
+          deadLetters,
+          barsPublished: sent.published,
+        });
+      } finally {
+        data.close();
+      }
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }
