@@ -13,7 +13,9 @@
  * bars/s make), p50/p99/max per mode; `burst`, BENCH_STEP_BURST (1,000) symbols whose 30m bars
  * all arrive at once (the 30m close of the pipeline's burst), each symbol in its own lane as in
  * the worker, timed to the last context ready. The contexts of both modes are compared: they must be
- * identical, or the benchmark fails. Prints one line per figure and a final JSON line.
+ * identical, or the benchmark fails. The burst also runs as the worker runs a turn's bars now
+ * (`passes`: all analyses first, each bar's store insert and checkpoint state after), its contexts
+ * compared with the lanes'. Prints one line per figure and a final JSON line.
  *
  * `npm run bench -- strategic-step` (env: BENCH_STEP_SECONDS (10), BENCH_STEP_ROUNDS (2)).
  */
@@ -127,6 +129,44 @@ async function burst(mode: Mode, data: Bar30m[][], closes: number): Promise<{ ms
   });
 }
 
+/**
+ * The burst as the worker runs it now: each close's bars readied, then one pass of analyses (the
+ * contexts, timed to the last one ready), then the rest of every bar (pattern insert and merge,
+ * sync start, checkpoint state, timed too: `finished`).
+ */
+async function burstPasses(data: Bar30m[][], closes: number): Promise<{ ms: number[]; finished: number[]; contexts: string[] }> {
+  return withFlow(async (flow) => {
+    const states: (StrategicState | null)[] = data.map(() => null);
+    const writes: Promise<void>[] = [];
+    const contexts: string[] = [];
+    const ms: number[] = [];
+    const finished: number[] = [];
+    for (let b = 0; b < closes; b++) {
+      const started = performance.now();
+      const prepared = await Promise.all(data.map((d, i) => flow.prepare(d[b]!, states[i]!)));
+      const ran = prepared.map((p) => {
+        if (p.run === undefined) throw new Error('the analytics stage does not split its step');
+        const r = p.run();
+        contexts.push(JSON.stringify(r.context));
+        return r;
+      });
+      const ready = performance.now() - started;
+      ran.forEach((r, i) => {
+        const out = r.finish();
+        states[i] = out.state;
+        JSON.stringify(out.state); // the checkpoint the commit writes
+        if (out.durable !== null) writes.push(out.durable.done);
+      });
+      if (b >= closes - 6) {
+        ms.push(ready);
+        finished.push(performance.now() - started);
+      }
+      await Promise.all(writes.splice(0));
+    }
+    return { ms, finished, contexts };
+  });
+}
+
 async function main(): Promise<void> {
   const out: Record<string, unknown> = { bench: 'strategic-step', at: new Date().toISOString(), loadavg1mAtStart: loadavg()[0] };
   console.log(`strategic step, context ready (ms); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -134,6 +174,7 @@ async function main(): Promise<void> {
   const pacedData = series(SYMBOLS, WARM_BARS + Math.ceil(count / SYMBOLS), 500);
   const burstData = series(BURST, 64, 20_000);
   const rows: Record<string, Record<Mode, number[][]>> = { paced: { awaited: [], overlapped: [] }, burst: { awaited: [], overlapped: [] } };
+  const passes: number[][] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const modes: Mode[] = round % 2 === 0 ? ['awaited', 'overlapped'] : ['overlapped', 'awaited'];
     const seen: Partial<Record<Mode, string[]>> = {};
@@ -155,6 +196,10 @@ async function main(): Promise<void> {
       console.log(`burst ${BURST} symbols, ${mode.padEnd(10)} last context after (ms, last six closes): ${r.ms.map((x) => x.toFixed(0)).join(' ')}  (load ${loadavg()[0]!.toFixed(2)})`);
     }
     if (JSON.stringify(burstSeen.awaited?.sort()) !== JSON.stringify(burstSeen.overlapped?.sort())) throw new Error('burst: contexts differ between the modes');
+    const p = await burstPasses(burstData, 64);
+    passes.push(p.ms);
+    console.log(`burst ${BURST} symbols, passes     last context after (ms, last six closes): ${p.ms.map((x) => x.toFixed(0)).join(' ')}; every bar finished after ${p.finished.map((x) => x.toFixed(0)).join(' ')}  (load ${loadavg()[0]!.toFixed(2)})`);
+    if (JSON.stringify(p.contexts.sort()) !== JSON.stringify(burstSeen.overlapped?.sort())) throw new Error('burst: contexts of the passes differ from those of the lanes');
   }
   const all = (m: number[][]): number[] => m.flat().sort((x, y) => x - y);
   const pa = all(rows.paced!.awaited);
@@ -164,8 +209,10 @@ async function main(): Promise<void> {
   console.log(
     `paced, all rounds: p99 awaited ${quantile(pa, 0.99).toFixed(3)} -> overlapped ${quantile(po, 0.99).toFixed(3)} ms (ratio ${(quantile(po, 0.99) / quantile(pa, 0.99)).toFixed(2)}); p50 ${quantile(pa, 0.5).toFixed(3)} -> ${quantile(po, 0.5).toFixed(3)}`,
   );
+  const bp = all(passes);
+  console.log(`burst, all rounds: median overlapped lanes ${quantile(bo, 0.5).toFixed(0)} -> passes ${quantile(bp, 0.5).toFixed(0)} ms to the last context (ratio ${(quantile(bp, 0.5) / quantile(bo, 0.5)).toFixed(2)}); contexts identical`);
   console.log(`burst, all rounds: median awaited ${quantile(ba, 0.5).toFixed(0)} -> overlapped ${quantile(bo, 0.5).toFixed(0)} ms (ratio ${(quantile(bo, 0.5) / quantile(ba, 0.5)).toFixed(2)}); contexts identical in both modes`);
-  Object.assign(out, { loadavg1mAtEnd: loadavg()[0], paced: { awaited: { p50: quantile(pa, 0.5), p99: quantile(pa, 0.99) }, overlapped: { p50: quantile(po, 0.5), p99: quantile(po, 0.99) } }, burst: { awaited: ba, overlapped: bo } });
+  Object.assign(out, { loadavg1mAtEnd: loadavg()[0], paced: { awaited: { p50: quantile(pa, 0.5), p99: quantile(pa, 0.99) }, overlapped: { p50: quantile(po, 0.5), p99: quantile(po, 0.99) } }, burst: { awaited: ba, overlapped: bo, passes: bp } });
   console.log(JSON.stringify(out));
 }
 

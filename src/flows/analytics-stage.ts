@@ -9,7 +9,7 @@ import type { FaultInjector } from './fault-injection';
 import { EMBEDDING_DIM, StrategicAnalyzer, type PatternRetention, type PatternStore, type StrategicSymbolState } from '../strategic';
 import { PatternStoreFiles } from '../state/pattern-store-files';
 import type { TacticalFeedback } from '../strategic/uncertainty';
-import type { DurableWrite, StrategicAnalysis, StrategicStage } from './strategic-flow';
+import type { DurableWrite, PreparedStage, StrategicAnalysis, StrategicStage } from './strategic-flow';
 
 interface Live {
   analyzer: StrategicAnalyzer;
@@ -17,6 +17,8 @@ interface Live {
   barsSinceSave: number;
   /** The symbol's last sync started (settled-safe): the next bar waits for it before changing the store. */
   lastSync: Promise<void>;
+  /** Whether `lastSync` may still be pending (the next bar must wait for it). */
+  syncing: boolean;
 }
 
 /** Options of {@link AnalyticsStage}. */
@@ -114,7 +116,7 @@ export class AnalyticsStage implements StrategicStage {
     // that restore() re-added (the disk copy was a bar or two behind the checkpoint) must be merged
     // now too, or the next searches would differ from an uninterrupted run's.
     store.mergeStep(store.pendingMerge);
-    const live: Live = { analyzer, files, barsSinceSave: 0, lastSync: previous?.lastSync ?? Promise.resolve() };
+    const live: Live = { analyzer, files, barsSinceSave: 0, lastSync: previous?.lastSync ?? Promise.resolve(), syncing: previous?.syncing ?? false };
     this.live.set(symbol, live);
     return live;
   }
@@ -124,40 +126,68 @@ export class AnalyticsStage implements StrategicStage {
     bar: Bar30m,
     feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
   ): Promise<{ state: unknown; analysis: StrategicAnalysis; durable: DurableWrite | null }> {
-    const live = await this.liveFor(bar.symbol, state);
-    // The sync of an earlier bar reads the store when it runs: let it finish before this bar changes it.
-    await live.lastSync;
-    // Open breaker: skip the store; half-open lets this bar try it.
-    const skipPatterns = this.breaker.opened;
-    const out = live.analyzer.onBar(bar, feedback, { skipPatterns });
-    const patternsDegraded = out.patternStore === 'failed' || out.patternStore === 'skipped';
-    if (out.patternStore !== 'skipped') {
-      if (out.patternStore === 'failed') this.breaker.failed();
-      else this.breaker.succeeded();
+    const prepared = this.prepare(state, bar);
+    const { analysis, finish } = (prepared instanceof Promise ? await prepared : prepared).analyse(feedback);
+    const done = finish();
+    if (done.durable !== null && this.options.overlapSync !== true) {
+      await done.durable.done;
+      return { ...done, durable: null, analysis };
     }
-    if (patternsDegraded) pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage: 'pattern_store' });
-    live.barsSinceSave++;
-    let durable: DurableWrite | null = null;
-    if (live.barsSinceSave >= this.saveEvery) {
-      durable = this.startSync(live);
-      if (this.options.overlapSync !== true) {
-        await durable.done;
-        durable = null;
-      }
-      live.barsSinceSave = 0;
-    }
-    const next = live.analyzer.toJSON(bar.symbol);
-    if (next !== null) this.byState.set(next, live);
+    return { ...done, analysis };
+  }
+
+  /**
+   * Readies the symbol for `bar`: its analyzer (restored from `state` after a restart) and the end
+   * of its previous sync (which reads the store). Synchronous in the usual case (the symbol's
+   * analyzer in memory, no sync of it under way), so a batch of bars runs in one pass.
+   */
+  prepare(state: unknown, bar: Bar30m): PreparedStage | Promise<PreparedStage> {
+    const cached = state !== null && typeof state === 'object' ? this.byState.get(state) : undefined;
+    if (cached !== undefined && !cached.syncing) return this.prepared(cached, bar);
+    return (async () => {
+      const live = cached ?? (await this.liveFor(bar.symbol, state));
+      // The sync of an earlier bar reads the store when it runs: let it finish before this bar changes it.
+      await live.lastSync;
+      return this.prepared(live, bar);
+    })();
+  }
+
+  private prepared(live: Live, bar: Bar30m): PreparedStage {
     return {
-      durable,
-      state: next,
-      analysis: {
-        regime: out.regime,
-        regime_probabilities: out.regime_probabilities,
-        confidence: out.confidence,
-        uncertainty: out.uncertainty,
-        similar_patterns: out.similar_patterns,
-        degraded: patternsDegraded ? ['pattern_store'] : [],
+      analyse: (feedback) => {
+        // Open breaker: skip the store; half-open lets this bar try it.
+        const skipPatterns = this.breaker.opened;
+        // The insert and merge wait for finish(): the analysis is final without them.
+        const out = live.analyzer.onBar(bar, feedback, { skipPatterns, deferInsert: true });
+        const searchFailed = out.patternStore === 'failed';
+        const analysis: StrategicAnalysis = {
+          regime: out.regime,
+          regime_probabilities: out.regime_probabilities,
+          confidence: out.confidence,
+          uncertainty: out.uncertainty,
+          similar_patterns: out.similar_patterns,
+          degraded: searchFailed || out.patternStore === 'skipped' ? ['pattern_store'] : [],
+        };
+        const finish = (): { state: unknown; durable: DurableWrite | null } => {
+          const insertFailed = live.analyzer.completeBar() === 'failed';
+          if (out.patternStore !== 'skipped') {
+            // The breaker counts the outcome; its state only matters to later bars.
+            if (searchFailed || insertFailed) this.breaker.failed();
+            else this.breaker.succeeded();
+          }
+          if (out.patternStore === 'skipped' || searchFailed || insertFailed) pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage: 'pattern_store' });
+          if (insertFailed && !searchFailed) this.options.log.warn({ symbol: bar.symbol, ts: bar.ts }, 'pattern store insert failed after the context was computed');
+          live.barsSinceSave++;
+          let durable: DurableWrite | null = null;
+          if (live.barsSinceSave >= this.saveEvery) {
+            durable = this.startSync(live);
+            live.barsSinceSave = 0;
+          }
+          const next = live.analyzer.toJSON(bar.symbol);
+          if (next !== null) this.byState.set(next, live);
+          return { state: next, durable };
+        };
+        return { analysis, finish };
       },
     };
   }
@@ -166,7 +196,15 @@ export class AnalyticsStage implements StrategicStage {
   private startSync(live: Live): DurableWrite {
     const sync = (): Promise<void> => {
       const done = live.files.sync();
-      live.lastSync = done.catch(() => undefined);
+      live.syncing = true;
+      const settled = done.then(
+        () => undefined,
+        () => undefined,
+      );
+      live.lastSync = settled;
+      void settled.then(() => {
+        if (live.lastSync === settled) live.syncing = false;
+      });
       return done;
     };
     return { done: sync(), retry: sync };

@@ -43,14 +43,44 @@ export interface DurableWrite {
   retry(): Promise<void>;
 }
 
+/** A bar readied by {@link StrategicStage.prepare}: its analysis runs synchronously. */
+export interface PreparedStage {
+  /**
+   * Analyses the bar (regime, neighbours, confidence); `finish` then does the rest of the bar
+   * (pattern insert, merge, sync start, checkpoint state), which the analysis does not depend on.
+   * `finish` must be called, once, before the symbol's next bar. A sync `finish` starts is returned as its
+   * `durable` write, never awaited here.
+   */
+  analyse(feedback: ((regime: RegimeName) => TacticalFeedback | null) | null): {
+    analysis: StrategicAnalysis;
+    finish: () => { state: unknown; durable: DurableWrite | null };
+  };
+}
+
 /** The strategic analytics stage, as the flow sees it. */
 export interface StrategicStage {
+  /** Optional split of {@link step}: readies a bar so that its analysis runs in a synchronous pass. */
+  prepare?(state: unknown, bar: Bar30m): PreparedStage | Promise<PreparedStage>;
   step(
     state: unknown,
     bar: Bar30m,
     feedback: ((regime: RegimeName) => TacticalFeedback | null) | null,
   ): Promise<{ state: unknown; analysis: StrategicAnalysis; durable?: DurableWrite | null }>;
 }
+
+/** A bar after {@link StrategicFlow.prepare}: `run` (synchronous) or, for a stage without `prepare`, `step`. */
+export type PreparedBar =
+  | { run: () => { context: StrategicContext; finish: () => { state: StrategicState; durable: DurableWrite | null } }; step?: undefined }
+  | { run?: undefined; step: () => Promise<{ context: StrategicContext; state: StrategicState; durable: DurableWrite | null }> };
+
+const NO_ANALYSIS: StrategicAnalysis = {
+  regime: null,
+  regime_probabilities: null,
+  confidence: null,
+  uncertainty: null,
+  similar_patterns: null,
+  degraded: [],
+};
 
 /** Aggregates a regime's remembered windows into the analyzer's feedback input. */
 export function feedbackFor(state: RegimeFeedbackState, regime: RegimeName): TacticalFeedback | null {
@@ -106,6 +136,23 @@ export class StrategicFlow {
     state: StrategicState | null,
     abandon?: AbortSignal,
   ): Promise<{ context: StrategicContext; state: StrategicState; durable: DurableWrite | null }> {
+    const prepared = await this.prepare(bar, state, abandon, false);
+    if (prepared.run !== undefined) {
+      const { context, finish } = prepared.run();
+      return { context, ...finish() };
+    }
+    return prepared.step();
+  }
+
+  /**
+   * The waits of a bar (its feedback window, the stage's readiness), then either `run`: its context
+   * synchronously, and `finish` for the rest (store insert, checkpoint state), or, for a stage
+   * without `prepare` (or with `split` false), `step`: all of it, asynchronously, by the stage's
+   * `step` (which may await its durable write, see AnalyticsStageOptions.overlapSync). Results are those of {@link step}
+   * whatever runs between `run` and `finish` for other symbols; `finish` must come before the
+   * symbol's next bar.
+   */
+  async prepare(bar: Bar30m, state: StrategicState | null, abandon?: AbortSignal, split = true): Promise<PreparedBar> {
     const degraded: string[] = [];
     let feedback: RegimeFeedbackState = state?.feedback ?? { applied: null, byRegime: {} };
     const recent = [...(state?.recentCloses ?? []), periodCloseOf(bar.ts)].slice(-(this.lag + 1));
@@ -115,24 +162,9 @@ export class StrategicFlow {
       if (lookup.stale) degraded.push('feedback');
       if (lookup.item !== null) feedback = applyFeedback(feedback, lookup.item);
     }
-    let analysis: StrategicAnalysis = {
-      regime: null,
-      regime_probabilities: null,
-      confidence: null,
-      uncertainty: null,
-      similar_patterns: null,
-      degraded: ['analytics'],
-    };
-    let analyzerState: unknown = null;
-    let durable: DurableWrite | null = null;
-    if (this.stage !== null) {
-      const remembered = feedback;
-      const out = await this.stage.step(state?.analyzer ?? null, bar, (regime) => feedbackFor(remembered, regime));
-      analysis = out.analysis;
-      analyzerState = out.state;
-      durable = out.durable ?? null;
-    }
-    const context: StrategicContext = {
+    const remembered = feedback;
+    const feedbackOf = (regime: RegimeName): TacticalFeedback | null => feedbackFor(remembered, regime);
+    const contextOf = (analysis: StrategicAnalysis): StrategicContext => ({
       v: 1,
       symbol: bar.symbol,
       ts: bar.ts,
@@ -144,14 +176,41 @@ export class StrategicFlow {
       uncertainty: analysis.uncertainty,
       similar_patterns: analysis.similar_patterns,
       degraded: [...analysis.degraded, ...degraded],
-    };
+    });
     // Keep the last `lag` close times: with the next bar's they make the lag + 1 the lookup needs.
     // (Saving `recent.slice(1)` kept the list below lag + 1 forever, so no feedback was ever applied
     // and the feedback hash in Redis was never trimmed, issue 10.)
+    const stateOf = (analyzer: unknown): StrategicState => ({ lastTs: bar.ts, analyzer, feedback, recentCloses: recent.slice(-this.lag) });
+    const stage = this.stage;
+    if (stage === null) {
+      return {
+        run: () => ({
+          context: contextOf({ ...NO_ANALYSIS, degraded: ['analytics'] }),
+          finish: () => ({ state: stateOf(null), durable: null }),
+        }),
+      };
+    }
+    if (stage.prepare === undefined || !split) {
+      return {
+        step: async () => {
+          const out = await stage.step(state?.analyzer ?? null, bar, feedbackOf);
+          return { context: contextOf(out.analysis), state: stateOf(out.state), durable: out.durable ?? null };
+        },
+      };
+    }
+    const readied = stage.prepare(state?.analyzer ?? null, bar);
+    const ready = readied instanceof Promise ? await readied : readied;
     return {
-      context,
-      state: { lastTs: bar.ts, analyzer: analyzerState, feedback, recentCloses: recent.slice(-this.lag) },
-      durable,
+      run: () => {
+        const { analysis, finish } = ready.analyse(feedbackOf);
+        return {
+          context: contextOf(analysis),
+          finish: () => {
+            const out = finish();
+            return { state: stateOf(out.state), durable: out.durable };
+          },
+        };
+      },
     };
   }
 }

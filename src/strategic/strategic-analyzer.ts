@@ -79,6 +79,14 @@ export interface StrategicEvidence {
 export interface OnBarOptions {
   /** Do not call the pattern store (its breaker is open). @defaultValue false */
   skipPatterns?: boolean;
+  /**
+   * Leave the bar's pattern insert and graph merge for {@link StrategicAnalyzer.completeBar}: the
+   * output (regime, neighbours, confidence) is final without them, so a caller can send it first.
+   * Until completed, the next `onBar` (or `completeBar`) does them first, so the store's answers are
+   * those of an undeferred run. An insert that fails then is reported by `completeBar`, not in
+   * this output's `patternStore`. @defaultValue false
+   */
+  deferInsert?: boolean;
 }
 
 interface PendingOutcome {
@@ -161,6 +169,8 @@ export class StrategicAnalyzer {
   private readonly switchEvidence = new Float64Array(SWITCH_EVIDENCE);
   private readonly window = new Float64Array(WINDOW_BARS * FEATURE_COUNT);
   private readonly vector = new Float32Array(EMBEDDING_DIM);
+  /** A bar's store work left by `deferInsert`: its pattern (if any) and its merge step. */
+  private deferred: { vector: Float32Array | null; symbol: string; ts: number; regime: RegimeName | null } | null = null;
 
   constructor(options: StrategicAnalyzerOptions = {}) {
     this.store = options.store ?? new PatternStore({ dim: EMBEDDING_DIM });
@@ -197,6 +207,7 @@ export class StrategicAnalyzer {
     feedback?: TacticalFeedback | null | ((regime: RegimeName) => TacticalFeedback | null),
     options: OnBarOptions = {},
   ): StrategicOutput {
+    if (this.deferred !== null) this.completeBar();
     let s = this.symbols.get(bar.symbol);
     if (!s) {
       s = new SymbolState();
@@ -260,16 +271,21 @@ export class StrategicAnalyzer {
           : { k: found, mean_forward_return: sumReturn / found, up_fraction: up / found, mean_distance: sumDistance / found };
       if (found > 0) agreement /= found;
       if (patternStore === 'failed') similar = null;
-      try {
-        this.store.add(this.vector, { symbol: bar.symbol, ts: bar.ts, regime });
-      } catch {
-        patternStore = 'failed';
-      }
       const mine = s.pending[s.pending.length - 1] as PendingOutcome;
       mine.vector = this.vector.slice();
       mine.regime = regime;
+      if (options.deferInsert === true) {
+        this.deferred = { vector: mine.vector, symbol: bar.symbol, ts: bar.ts, regime };
+      } else {
+        try {
+          this.store.add(this.vector, { symbol: bar.symbol, ts: bar.ts, regime });
+        } catch {
+          patternStore = 'failed';
+        }
+      }
     }
-    if (this.mergePerBar > 0) this.store.mergeStep(this.mergePerBar);
+    if (options.deferInsert === true) this.deferred ??= { vector: null, symbol: bar.symbol, ts: bar.ts, regime: null };
+    else if (this.mergePerBar > 0) this.store.mergeStep(this.mergePerBar);
 
     s.detector.switchEvidence(this.switchEvidence);
     const fb = typeof feedback === 'function' ? feedback(regime) : (feedback ?? null);
@@ -303,6 +319,27 @@ export class StrategicAnalyzer {
         pCorrect: assessed.pCorrect,
       },
     };
+  }
+
+  /**
+   * Does the store work the last `onBar` left with `deferInsert` (its pattern insert, then its
+   * merge step), exactly as `onBar` would have. Returns `'failed'` when the insert threw (the
+   * store is then left as a failed insert leaves it), `'ok'` otherwise, also when nothing was left.
+   */
+  completeBar(): 'ok' | 'failed' {
+    const d = this.deferred;
+    if (d === null) return 'ok';
+    this.deferred = null;
+    let result: 'ok' | 'failed' = 'ok';
+    if (d.vector !== null && d.regime !== null) {
+      try {
+        this.store.add(d.vector, { symbol: d.symbol, ts: d.ts, regime: d.regime });
+      } catch {
+        result = 'failed';
+      }
+    }
+    if (this.mergePerBar > 0) this.store.mergeStep(this.mergePerBar);
+    return result;
   }
 
   /** Symbols with state. */

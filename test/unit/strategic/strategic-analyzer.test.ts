@@ -131,4 +131,52 @@ describe('StrategicAnalyzer', () => {
     analyzer.onBar(bar as Bar);
     expect(() => analyzer.onBar(bar as Bar)).toThrow(/not after/);
   });
+  it('gives the same outputs, state and store with the insert deferred (completeBar, or the next onBar)', () => {
+    const bars = interleaved(6 * 160).filter((b) => b.symbol === 'AAA');
+    const plainStore = smallStore();
+    const plain = new StrategicAnalyzer({ store: plainStore });
+    const deferredStore = smallStore();
+    const deferred = new StrategicAnalyzer({ store: deferredStore });
+    const plainOuts: StrategicOutput[] = [];
+    const deferredOuts: StrategicOutput[] = [];
+    const completed: string[] = [];
+    bars.forEach((bar, i) => {
+      plainOuts.push(plain.onBar(bar));
+      deferredOuts.push(deferred.onBar(bar, null, { deferInsert: true }));
+      // Every other bar leaves its insert to the next onBar, which must do it first.
+      if (i % 2 === 0) completed.push(deferred.completeBar());
+    });
+    expect(completed.length).toBe(Math.ceil(bars.length / 2));
+    expect(completed.every((c) => c === 'ok')).toBe(true);
+    expect(deferred.completeBar()).toBe('ok');
+    expect(deferred.completeBar()).toBe('ok'); // nothing left: a no-op
+    // Patterns were searched and stored, so the deferral was exercised.
+    expect(plainOuts.filter((o) => o.similar_patterns !== null).length).toBeGreaterThan(40);
+    expect(viaJson(deferredOuts)).toEqual(viaJson(plainOuts));
+    expect(deferredStore.size).toBe(plainStore.size);
+    expect(deferredStore.mergedThrough).toBe(plainStore.mergedThrough);
+    expect(viaJson(deferred.toJSON('AAA'))).toEqual(viaJson(plain.toJSON('AAA')));
+  });
+
+  it('reports an insert that fails when completed, leaving the output as computed', () => {
+    const bars = interleaved(6 * 120).filter((b) => b.symbol === 'AAA');
+    const store = smallStore();
+    const analyzer = new StrategicAnalyzer({ store });
+    const outs = bars.map((b) => {
+      const out = analyzer.onBar(b, null, { deferInsert: true });
+      analyzer.completeBar();
+      return out;
+    });
+    expect(outs[outs.length - 1]?.similar_patterns).not.toBeNull();
+    const last = bars[bars.length - 1] as Bar;
+    const next = { ...last, ts: last.ts + HALF_HOUR };
+    jest.spyOn(store, 'add').mockImplementation(() => {
+      throw new Error('disk on fire');
+    });
+    const out = analyzer.onBar(next, null, { deferInsert: true });
+    expect(out.patternStore).toBe('ok');
+    expect(out.similar_patterns).not.toBeNull();
+    expect(analyzer.completeBar()).toBe('failed');
+    jest.restoreAllMocks();
+  });
 });
