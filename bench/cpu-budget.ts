@@ -77,7 +77,6 @@ const BY_FILE: [RegExp, BudgetLine][] = [
 const BY_LIBRARY: [RegExp, BudgetLine][] = [
   [/node_modules\/amqplib|node_modules\/buffer-more-ints|node_modules\/bitsyntax/, 'broker client (amqplib)'],
   [/node_modules\/ioredis|node_modules\/redis-parser|node_modules\/denque/, 'state serialise and Redis'],
-  [/node_modules\/opossum/, 'breakers'],
   [/node_modules\/prom-client|node_modules\/pino/, 'metrics and events'],
   [/node_modules\/zod/, 'decode and validate'],
   [/node_modules\/esbuild|node_modules\/tsx|node:internal\/modules/, 'startup and module loading'],
