@@ -24,21 +24,10 @@ export const ExitCode = {
   Interrupted: 130,
 } as const;
 
-/** A command line the CLI cannot run; printed with the command's usage. */
+/** A command line the CLI cannot run: one line on stderr with how to get the command's help, exit 64. */
 export class CliUsageError extends PipelineError {
   constructor(message: string) {
     super('CLI_USAGE', message, false);
-  }
-}
-
-/**
- * `-h`/`--help` on a command line: {@link parseCommandLine} throws it, and whoever runs the command
- * (the `pipeline` CLI, `npm run demo`) prints the command's usage and exits 0.
- */
-export class HelpRequested extends Error {
-  constructor() {
-    super('help requested');
-    this.name = 'HelpRequested';
   }
 }
 
@@ -53,12 +42,65 @@ export interface CommandContext {
   err: NodeJS.WritableStream;
 }
 
-/** A subcommand: its usage text and its runner, which returns the exit code. */
-export interface Command {
-  usage: string;
+/** One option of a command, declared to commander (which parses it and lists it in --help). */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  /** Its line in --help. */
+  description: string;
+  /** A one-letter alias (`-p`). */
+  short?: string;
+  /** May be repeated: the values come as a list. */
+  multiple?: boolean;
+  /** Its value when absent (shown by --help). */
+  default?: string | boolean | readonly string[];
+  /** The name of its value in --help: `--count <N>`. @defaultValue value */
+  value?: string;
+  /** The values it accepts (commander refuses others). */
+  choices?: readonly string[];
+}
+
+/** A command's options: name (`'max-unconfirmed'`, `'no-announce'`) → declaration. */
+export type OptionTable = Readonly<Record<string, OptionSpec>>;
+
+type OptionValue<S extends OptionSpec> = S['type'] extends 'boolean' ? boolean : S extends { multiple: true } ? string[] : string;
+
+/** What a command receives: its options by their own names (absent when not given and without default), its arguments. */
+export interface ParsedCommandLine<O extends OptionTable = OptionTable> {
+  values: (string extends keyof O ? Record<string, string | boolean | string[] | undefined> : { -readonly [K in keyof O]?: OptionValue<O[K]> }) & {
+    verbose?: boolean;
+  };
+  /** The subcommand first (`list`), then the arguments. */
+  positionals: string[];
+}
+
+/** A subcommand (`pipeline dlq list`): what --help says of it, its arguments and which of the command's options it takes. */
+export interface Subcommand<O extends OptionTable = OptionTable> {
+  description: string;
+  /** Its arguments in commander syntax (`<version>`, `[files...]`); none when absent. */
+  args?: string;
+  /** The names of the command's options it takes. @defaultValue all of them */
+  options?: readonly (keyof O & string)[];
+}
+
+/**
+ * A `pipeline` command: its options and arguments (commander parses them and prints --help from
+ * them; `--verbose` and `-h`/`--help` are common to all) and its runner, which returns the exit code.
+ */
+export interface Command<O extends OptionTable = OptionTable> {
+  /** Its arguments in commander syntax (`<file>`, `[files...]`); none when absent. */
+  args?: string;
+  options?: O;
+  subcommands?: Readonly<Record<string, Subcommand<O>>>;
+  /** What --help prints after the options: what the command does, its exit status. */
+  help?: string;
   /** Needs no broker (e.g. `report` reads a file): the CLI skips its broker check. */
   offline?: boolean;
-  run(args: string[], ctx: CommandContext): Promise<number>;
+  run(parsed: ParsedCommandLine<O>, ctx: CommandContext): Promise<number>;
+}
+
+/** A command with its option types inferred from its table. */
+export function defineCommand<const O extends OptionTable>(command: Command<O>): Command {
+  return command as unknown as Command;
 }
 
 /**

@@ -22,8 +22,9 @@ import { rootLogger } from '../observability/logger';
 import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
-import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer } from './common';
+import { Command as Commander, CommanderError } from 'commander';
+import { declareOptions } from './main';
+import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer } from './common';
 import { quantile } from '../util/quantile';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
@@ -62,17 +63,21 @@ function formatCounts(map: Map<string | null, number>): string {
 }
 
 async function main(args: readonly string[]): Promise<number> {
-  const { values } = parseCommandLine({
-    args: [...args],
-    strict: true,
-    options: {
-      rate: { type: 'string' },
-      bars: { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      report: { type: 'string' },
-      keep: { type: 'boolean' },
-    },
+  const program = new Commander('demo').exitOverride().allowExcessArguments(false).addHelpText('after', `\n${USAGE}`);
+  const read = declareOptions(program, {
+    rate: { type: 'string', value: 'bars/s', description: 'publish rate (default 250)' },
+    bars: { type: 'string', value: 'N', description: 'bars per symbol (default 0: the whole files)' },
+    'timeout-ms': { type: 'string', value: 'MS', description: 'give up after MS without progress (default 60000)' },
+    report: { type: 'string', value: 'file', description: 'the HTML report (default demo-report.html)' },
+    keep: { type: 'boolean', description: 'keep the demo vhost, Redis keys and data' },
   });
+  try {
+    program.parse([...args], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' ? ExitCode.Ok : ExitCode.Usage;
+    throw err;
+  }
+  const values = read() as { rate?: string; bars?: string; 'timeout-ms'?: string; report?: string; keep?: boolean };
   // Below what the workers sustain on a 2-core machine (~430 results/s), so latency is not queueing.
   const rate = numberFlag('rate', values.rate, 250);
   const barsPerSymbol = intFlag('bars', values.bars, 0);
@@ -301,12 +306,8 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (err: unknown) => {
-    if (err instanceof HelpRequested) {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(ExitCode.Ok);
-    }
     if (err instanceof CliUsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}\n`);
+      process.stderr.write(`${err.message} (see "npm run demo -- --help")\n`);
       process.exit(ExitCode.Usage);
     }
     process.stderr.write(`demo failed: ${describeError(err)}\n`);

@@ -1,4 +1,3 @@
-import { parseCommandLine } from './command-line';
 import type { Channel, ConfirmChannel, GetMessage, Message } from 'amqplib';
 import { EXCHANGE_DLX, headers as HEADERS, QUEUE_DEAD_LETTERS } from '../broker/topology';
 import {
@@ -8,34 +7,25 @@ import {
   describeError,
   intFlag,
   isNotFound,
-  type Command,
+  defineCommand,
   type CommandContext,
+  type ParsedCommandLine,
 } from './common';
 
-const USAGE = `Usage:
-  pipeline dlq list [--count N] [--json]
-  pipeline dlq replay [--count N] [--filter-reason <text>]
-  pipeline dlq purge --yes
-
-Dead letters are the messages a stage rejected (headers x-rejection-reason, x-rejected-by,
+const HELP = `Dead letters are the messages a stage rejected (headers x-rejection-reason, x-rejected-by,
 x-original-exchange, x-original-routing-key) or the broker dead-lettered (header x-death, e.g. a
 message that reached the delivery limit), collected from ${EXCHANGE_DLX} in ${QUEUE_DEAD_LETTERS}.
 
   list     shows them without removing them: at most the number of messages the queue held when
            the command started are fetched, then all are returned to the queue in order.
-             --count <N>   show at most N (0 = all)                          [default: 20]
-             --json        one JSON object per line instead of text
   replay   republishes each to the exchange and routing key it was first published to, with the
            dead-letter headers removed and x-replay-count incremented, waits for the broker's
            confirm, then removes it from ${QUEUE_DEAD_LETTERS}. Messages that do not match the
            filter, have no recorded origin, or are unroutable stay in the queue.
            Replaying a bar reaches every queue bound to its routing key; a stage that had already
            accepted the bar acknowledges and drops it (at-least-once delivery).
-             --count <N>             replay at most N (0 = all)              [default: 0]
-             --filter-reason <text>  only those whose reason contains text (case-insensitive)
   purge    deletes every dead letter; needs --yes.
 
-Common options: --verbose (log at LOG_LEVEL to stderr), -h/--help.
 Environment: AMQP_URL (a vhost in the path is honoured).`;
 
 /** Where a dead letter came from and why, read from its headers. */
@@ -163,12 +153,16 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
   }
 }
 
-async function list(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    strict: true,
-    options: { count: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
-  });
+const OPTIONS = {
+  count: { type: 'string', value: 'N', description: 'list: show at most N (0 = all; default 20); replay: replay at most N (0 = all; default 0)' },
+  json: { type: 'boolean', description: 'one JSON object per line instead of text' },
+  'filter-reason': { type: 'string', value: 'text', description: 'only those whose reason contains text (case-insensitive)' },
+  yes: { type: 'boolean', description: 'do it (purge deletes every dead letter)' },
+} as const;
+
+type Values = ParsedCommandLine<typeof OPTIONS>['values'];
+
+async function list(values: Values, ctx: CommandContext): Promise<number> {
   const count = intFlag('count', values.count, 20);
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.checkQueue(QUEUE_DEAD_LETTERS);
@@ -203,12 +197,7 @@ async function list(args: string[], ctx: CommandContext): Promise<number> {
   return result ?? ExitCode.Failure;
 }
 
-async function replay(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    strict: true,
-    options: { count: { type: 'string' }, 'filter-reason': { type: 'string' }, verbose: { type: 'boolean' } },
-  });
+async function replay(values: Values, ctx: CommandContext): Promise<number> {
   const count = intFlag('count', values.count, 0);
   const filter = values['filter-reason']?.toLowerCase();
   const model = await connectBroker(ctx.config, 'pipeline-cli-dlq-replay');
@@ -292,8 +281,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
   }
 }
 
-async function purge(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
+async function purge(values: Values, ctx: CommandContext): Promise<number> {
   if (values.yes !== true) throw new CliUsageError(`dlq purge deletes every message in ${QUEUE_DEAD_LETTERS}: add --yes`);
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.purgeQueue(QUEUE_DEAD_LETTERS);
@@ -304,17 +292,15 @@ async function purge(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline dlq list|replay|purge`. */
-export const dlqCommand: Command = {
-  usage: USAGE,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
-      ctx.out.write(`${USAGE}\n`);
-      return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
-    }
-    if (sub === 'list') return list(rest, ctx);
-    if (sub === 'replay') return replay(rest, ctx);
-    if (sub === 'purge') return purge(rest, ctx);
-    throw new CliUsageError(`unknown dlq command ${JSON.stringify(sub)}: use list, replay or purge`);
+export const dlqCommand = defineCommand({
+  options: OPTIONS,
+  subcommands: {
+    list: { description: 'show them without removing them', options: ['count', 'json'] },
+    replay: { description: 'republish them where they were first published, then remove them', options: ['count', 'filter-reason'] },
+    purge: { description: 'delete every dead letter (needs --yes)', options: ['yes'] },
   },
-};
+  help: HELP,
+  async run({ values, positionals: [sub] }, ctx: CommandContext): Promise<number> {
+    return sub === 'list' ? list(values, ctx) : sub === 'replay' ? replay(values, ctx) : purge(values, ctx);
+  },
+});

@@ -7,7 +7,6 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
 import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
 import { inheritedEnv } from '../config/config';
@@ -20,7 +19,8 @@ import {
   ExitCode,
   describeError,
   intFlag,
-  type Command,
+  defineCommand,
+  type ParsedCommandLine,
   type CommandContext,
 } from './common';
 import {
@@ -235,27 +235,23 @@ async function* aheadBounded(
   }
 }
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      symbols: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      out: { type: 'string' },
-      report: { type: 'string' },
-      attach: { type: 'boolean' },
-      'max-in-flight': { type: 'string' },
-      'max-ahead-bars': { type: 'string' },
-      'batch-bars': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      keep: { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      ...REPORT_FLAG_OPTIONS,
-    },
-  });
+const OPTIONS = {
+  symbols: { type: 'string', value: 'A,B', description: 'replay only these symbols' },
+  from: { type: 'string', value: 'T', description: 'bars with ts >= T' },
+  to: { type: 'string', value: 'T', description: 'bars with ts < T' },
+  out: { type: 'string', value: 'file', description: 'write the results there instead of stdout' },
+  report: { type: 'string', value: 'file', description: 'also write the HTML report' },
+  attach: { type: 'boolean', description: 'use the pipeline at AMQP_URL instead of a private one' },
+  'max-in-flight': { type: 'string', value: 'N', description: 'unconfirmed messages at most' },
+  'max-ahead-bars': { type: 'string', value: 'N', description: 'bars read but without a result yet, at most' },
+  'batch-bars': { type: 'string', value: 'N', description: 'bars per batch message' },
+  'timeout-ms': { type: 'string', value: 'MS', description: 'give up after MS without a new result once all is published' },
+  keep: { type: 'boolean', description: 'keep the private vhost, Redis keys and data directory' },
+  'dry-run': { type: 'boolean', description: 'read the files and print what would be replayed; publish nothing' },
+  ...REPORT_FLAG_OPTIONS,
+} as const;
+
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
   if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
   const batchBars = intFlag('batch-bars', values['batch-bars'], 256);
@@ -472,4 +468,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   }
 }
 
-export const replayCommand: Command = { usage: USAGE, run };
+export const replayCommand = defineCommand({ args: '[files...]', options: OPTIONS, help: USAGE, run });

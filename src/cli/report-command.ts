@@ -1,5 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { parseCommandLine } from './command-line';
 import {
   DEFAULT_COSTS,
   DEFAULT_OUTCOME_RULE,
@@ -14,7 +13,8 @@ import {
   ExitCode,
   intFlag,
   numberFlag,
-  type Command,
+  defineCommand,
+  type ParsedCommandLine,
   type CommandContext,
 } from './common';
 
@@ -62,22 +62,18 @@ export function reportFlags(values: {
 }
 
 export const REPORT_FLAG_OPTIONS = {
-  'fee-bps': { type: 'string' },
-  'half-spread-bps': { type: 'string' },
-  horizon: { type: 'string' },
+  'fee-bps': { type: 'string', value: 'bp', description: 'report: fee per change of position, in basis points' },
+  'half-spread-bps': { type: 'string', value: 'bp', description: 'report: half the bid-ask spread, in basis points' },
+  horizon: { type: 'string', value: 'bars', description: 'report: outcome horizon in bars' },
 } as const;
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      title: { type: 'string' },
-      ...REPORT_FLAG_OPTIONS,
-    },
-  });
+const OPTIONS = {
+  out: { type: 'string', value: 'report.html', description: 'the report file (required)' },
+  title: { type: 'string', value: 'text', description: 'the report title' },
+  ...REPORT_FLAG_OPTIONS,
+} as const;
+
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   if (positionals.length !== 1)
     throw new CliUsageError('give exactly one results file (JSON lines)');
   if (values.out === undefined) throw new CliUsageError('--out <report.html> is required');
@@ -109,4 +105,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   return ExitCode.Ok;
 }
 
-export const reportCommand: Command = { usage: USAGE, run, offline: true };
+export const reportCommand = defineCommand({ args: '[file...]', options: OPTIONS, help: USAGE, run, offline: true });

@@ -213,7 +213,7 @@ export class GatewayWorker {
         const out = new PassThrough();
         const chunks: Buffer[] = [];
         out.on('data', (c: Buffer) => chunks.push(c));
-        const code = await dlqCommand.run(['replay', '--count', String(count)], { config: this.config, log: this.log, out, err: out });
+        const code = await dlqCommand.run({ values: { count: String(count) }, positionals: ['replay'] }, { config: this.config, log: this.log, out, err: out });
         return { exit_code: code, summary: Buffer.concat(chunks).toString('utf8').trim() };
       },
     };

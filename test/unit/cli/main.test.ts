@@ -57,7 +57,8 @@ describe('pipeline (one command on commander)', () => {
       for (const args of [[entry.name, '--help'], [entry.name, '-h'], ['help', entry.name]]) {
         const r = await cli(args, badEnv);
         expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 0, err: '' });
-        expect(r.out).toBe(`${entry.command.usage}\n`);
+        expect(r.out).toMatch(new RegExp(`^Usage: pipeline ${entry.name} `));
+        if (entry.command.subcommands === undefined) expect(r.out).toContain('--verbose');
       }
     }
   });
@@ -79,8 +80,7 @@ describe('pipeline (one command on commander)', () => {
     expect(unknown.err).toContain('(Did you mean publish?)');
     const option = await cli(['models', 'list', '--nope']);
     expect(option.code).toBe(64);
-    expect(option.err).toContain("pipeline models: unknown option '--nope'");
-    expect(option.err).toContain('Usage:\n  pipeline models list');
+    expect(option.err).toBe(`pipeline models list: unknown option '--nope' (see "pipeline models list --help")\n`);
     for (const [args, message] of [
       [['dlq', 'lst'], 'pipeline dlq has no subcommand "lst": use list, replay, purge'],
       [['state'], 'pipeline state needs a subcommand: use check, accept-loss'],
