@@ -121,6 +121,7 @@ function buildProgram(
     .addHelpText('after', HELP_AFTER);
   const declare = (cmd: Commander, args: string | undefined, options: OptionTable, entry: CommandEntry, sub?: string): void => {
     const values = declareOptions(cmd, options);
+    cmd.allowExcessArguments(false);
     if (args !== undefined) cmd.argument(args);
     cmd.action(async () => run(entry, { values: values(), positionals: [...(sub === undefined ? [] : [sub]), ...cmd.args] }));
   };
@@ -139,7 +140,7 @@ function buildProgram(
     }
     // Before any setting is read or the broker is checked: the command line cannot run.
     const subs = Object.keys(command.subcommands).join(', ');
-    cmd.argument('[subcommand]').allowUnknownOption().allowExcessArguments().action((first: string | undefined) => {
+    cmd.usage('<subcommand> [options]').argument('[subcommand]').allowUnknownOption().allowExcessArguments().action((first: string | undefined) => {
       throw new CliUsageError(`pipeline ${name} ${first === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(first)}`}: use ${subs}`);
     });
   }
@@ -154,7 +155,7 @@ function buildProgram(
       cmd.outputHelp();
     });
   program.addHelpText(
-    'afterAll',
+    'after',
     `\nDevelopment tools (each with --help too):\n${COMMANDS.filter((e) => e.dev === true)
       .map((e) => `  ${e.name.padEnd(20)} ${e.summary}`)
       .join('\n')}\n`,

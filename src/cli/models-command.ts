@@ -33,15 +33,8 @@ const OPTIONS = {
 } as const;
 
 async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
-  const [sub, version, ...rest] = positionals;
-  if (sub === 'train') {
-    if (positionals.length > 1) throw new CliUsageError(`models train takes no arguments, got ${JSON.stringify(version)}`);
-    if (values.dir !== undefined) throw new CliUsageError('models train saves to --out <registry>, not --dir');
-    return trainAgents(values, ctx);
-  }
-  const trainOnly = (['out', 'iterations', 'seed', 'data'] as const).find((k) => values[k] !== undefined);
-  if (trainOnly !== undefined) throw new CliUsageError(`--${trainOnly} is an option of models train`);
-  if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  const [sub, version] = positionals;
+  if (sub === 'train') return trainAgents(values, ctx);
   const dir = values.dir ?? join(ctx.config.dataDir, 'models');
   const { openModelRegistry } = agentsRuntime();
   const registry = openModelRegistry(dir);
@@ -49,7 +42,6 @@ async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, c
   let current: string | null;
   switch (sub) {
     case 'list': {
-      if (version !== undefined) throw new CliUsageError(`models list takes no version, got ${JSON.stringify(version)}`);
       const versions = await registry.list();
       if (versions.length === 0) {
         ctx.err.write(`no model versions in ${dir} (pass --dir <registry>; the shipped one is ${SHIPPED_MODEL_DIR})\n`);
@@ -112,10 +104,10 @@ function unknownVersion(ctx: CommandContext, dir: string, version: string, listH
 export const modelsCommand = defineCommand({
   options: OPTIONS,
   subcommands: {
-    list: { description: "every version, oldest first; '*' marks the current one" },
-    promote: { description: 'make <version> current and announce it', args: '[version]' },
-    rollback: { description: 'go back to <version>, or to the one promoted before the current one', args: '[version]' },
-    train: { description: 'train the three agents offline and save them as a new promoted version' },
+    list: { description: "every version, oldest first; '*' marks the current one", options: ['dir'] },
+    promote: { description: 'make <version> current and announce it', args: '[version]', options: ['dir', 'no-announce'] },
+    rollback: { description: 'go back to <version>, or to the one promoted before the current one', args: '[version]', options: ['dir', 'no-announce'] },
+    train: { description: 'train the three agents offline and save them as a new promoted version', options: ['out', 'iterations', 'seed', 'data'] },
   },
   help: HELP,
   run,

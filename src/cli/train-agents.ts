@@ -33,10 +33,10 @@ const SYNTHETIC_VALIDATION_BARS = 4320;
 
 /** The options of `pipeline models train`. */
 export const TRAIN_OPTIONS = {
-  out: { type: 'string', value: 'registry', description: `(train) registry the new version is saved to (default: ${SHIPPED_MODEL_DIR})` },
-  iterations: { type: 'string', value: 'N', description: '(train) training iterations (default: 80)' },
-  seed: { type: 'string', value: 'n', description: '(train) seed (default: 1)' },
-  data: { type: 'string', value: 'dir', description: '(train) directory of <SYMBOL>_5m.csv files (default: data/market/5m)' },
+  out: { type: 'string', value: 'registry', description: `registry the new version is saved to (default: ${SHIPPED_MODEL_DIR})` },
+  iterations: { type: 'string', value: 'N', description: 'training iterations (default: 80)' },
+  seed: { type: 'string', value: 'n', description: 'seed (default: 1)' },
+  data: { type: 'string', value: 'dir', description: 'directory of <SYMBOL>_5m.csv files (default: data/market/5m)' },
 } as const;
 
 /** Trains and saves a promoted version; prints one JSON line (version, dir, chosen iteration). */

@@ -58,7 +58,6 @@ describe('pipeline (one command on commander)', () => {
         const r = await cli(args, badEnv);
         expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 0, err: '' });
         expect(r.out).toMatch(new RegExp(`^Usage: pipeline ${entry.name} `));
-        if (entry.command.subcommands === undefined) expect(r.out).toContain('--verbose');
       }
     }
   });
@@ -145,7 +144,9 @@ describe('pipeline (one command on commander)', () => {
     });
 
     it('refuses options of train on the other subcommands, and a missing subcommand', async () => {
-      expect((await cli(['models', 'list', '--iterations', '3', '--dir', registryDir])).err).toContain('--iterations is an option of models train');
+      expect((await cli(['models', 'list', '--iterations', '3', '--dir', registryDir])).err).toBe(
+        `pipeline models list: unknown option '--iterations' (see "pipeline models list --help")\n`,
+      );
       expect((await cli(['models', '--dir', registryDir])).code).toBe(64);
       expect((await cli(['models', 'train', 'extra'])).code).toBe(64);
     });
