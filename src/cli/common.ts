@@ -1,4 +1,5 @@
-import type { ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
+import { InvalidArgumentError } from 'commander';
 import { inspect } from 'node:util';
 import pino from 'pino';
 import { connectFirstLive, redact } from '../broker/broker-connection';
@@ -51,8 +52,10 @@ export interface OptionSpec {
   short?: string;
   /** May be repeated: the values come as a list. */
   multiple?: boolean;
-  /** Its value when absent (shown by --help). */
-  default?: string | boolean | readonly string[];
+  /** Its value when absent (shown by --help); already parsed when the option has `parse`. */
+  default?: unknown;
+  /** Turns the text into the value (see {@link integer}, {@link decimal}); a bad value is refused before the command runs. */
+  parse?: (value: string) => unknown;
   /** The name of its value in --help: `--count <N>`. @defaultValue value */
   value?: string;
   /** The values it accepts (commander refuses others). */
@@ -62,11 +65,22 @@ export interface OptionSpec {
 /** A command's options: name (`'max-unconfirmed'`, `'no-announce'`) → declaration. */
 export type OptionTable = Readonly<Record<string, OptionSpec>>;
 
-type OptionValue<S extends OptionSpec> = S['type'] extends 'boolean' ? boolean : S extends { multiple: true } ? string[] : string;
+type OptionValue<S extends OptionSpec> = S extends { parse: (value: string) => infer T }
+  ? T
+  : S['type'] extends 'boolean'
+    ? boolean
+    : S extends { multiple: true }
+      ? string[]
+      : string;
+
+/** An option's value: always there when it has a default. */
+type OptionValues<O extends OptionTable> = { -readonly [K in keyof O as O[K] extends { default: unknown } ? K : never]: OptionValue<O[K]> } & {
+  -readonly [K in keyof O as O[K] extends { default: unknown } ? never : K]?: OptionValue<O[K]>;
+};
 
 /** What a command receives: its options by their own names (absent when not given and without default), its arguments. */
 export interface ParsedCommandLine<O extends OptionTable = OptionTable> {
-  values: (string extends keyof O ? Record<string, string | boolean | string[] | undefined> : { -readonly [K in keyof O]?: OptionValue<O[K]> }) & {
+  values: (string extends keyof O ? Record<string, unknown> : OptionValues<O>) & {
     verbose?: boolean;
   };
   /** The subcommand first (`list`), then the arguments. */
@@ -122,6 +136,38 @@ export async function connectBroker(config: PipelineConfig, connectionName: stri
     return model;
   } catch (err) {
     throw new BrokerConnectionError(`cannot connect to the broker at ${redact(config.amqpUrl)}`, { cause: err });
+  }
+}
+
+/** A value parser: a whole number from `min` to `max`. */
+export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `It must be an integer >= ${min}.` : `It must be an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** A value parser: a finite number from `min` to `max`. */
+export function decimal(min = 0, max = Infinity): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(max === Infinity ? `It must be a number >= ${min}.` : `It must be a number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** Whether `queue` exists on the vhost; when not, says so on stderr with `hint` (what should have made it). */
+export async function queueExists(channel: Channel, queue: string, ctx: CommandContext, hint: string): Promise<boolean> {
+  try {
+    await channel.checkQueue(queue);
+    return true;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    ctx.err.write(`queue ${queue} does not exist on this vhost: ${hint}\n`);
+    return false;
   }
 }
 

@@ -24,7 +24,7 @@ import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type Inva
 import { buildReportHtml } from '../report';
 import { Command as Commander, CommanderError } from 'commander';
 import { declareOptions } from './main';
-import { CliUsageError, ExitCode, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer } from './common';
+import { CliUsageError, ExitCode, cliLogger, decimal, describeError, integer, ms, pipelineProducer } from './common';
 import { quantile } from '../util/quantile';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
@@ -65,9 +65,9 @@ function formatCounts(map: Map<string | null, number>): string {
 async function main(args: readonly string[]): Promise<number> {
   const program = new Commander('demo').exitOverride().allowExcessArguments(false).addHelpText('after', `\n${USAGE}`);
   const read = declareOptions(program, {
-    rate: { type: 'string', value: 'bars/s', description: 'publish rate (default 250)' },
-    bars: { type: 'string', value: 'N', description: 'bars per symbol (default 0: the whole files)' },
-    'timeout-ms': { type: 'string', value: 'MS', description: 'give up after MS without progress (default 60000)' },
+    rate: { type: 'string', value: 'bars/s', parse: decimal(), default: 250, description: 'publish rate' },
+    bars: { type: 'string', value: 'N', parse: integer(), default: 0, description: 'bars per symbol (0: the whole files)' },
+    'timeout-ms': { type: 'string', value: 'MS', parse: integer(), default: 60_000, description: 'give up after MS without progress' },
     report: { type: 'string', value: 'file', description: 'the HTML report (default demo-report.html)' },
     keep: { type: 'boolean', description: 'keep the demo vhost, Redis keys and data' },
   });
@@ -77,11 +77,9 @@ async function main(args: readonly string[]): Promise<number> {
     if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' ? ExitCode.Ok : ExitCode.Usage;
     throw err;
   }
-  const values = read() as { rate?: string; bars?: string; 'timeout-ms'?: string; report?: string; keep?: boolean };
+  const values = read() as { rate: number; bars: number; 'timeout-ms': number; report?: string; keep?: boolean };
   // Below what the workers sustain on a 2-core machine (~430 results/s), so latency is not queueing.
-  const rate = numberFlag('rate', values.rate, 250);
-  const barsPerSymbol = intFlag('bars', values.bars, 0);
-  const progressTimeoutMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
+  const { rate, bars: barsPerSymbol, 'timeout-ms': progressTimeoutMs } = values;
   const reportPath = resolve(values.report ?? 'demo-report.html');
   const keep = values.keep === true;
   const say = (line: string): void => void process.stdout.write(`${line}\n`);

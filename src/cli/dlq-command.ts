@@ -5,9 +5,9 @@ import {
   ExitCode,
   connectBroker,
   describeError,
-  intFlag,
-  isNotFound,
+  queueExists,
   defineCommand,
+  integer,
   type CommandContext,
   type ParsedCommandLine,
 } from './common';
@@ -133,15 +133,7 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
   try {
     const channel = await model.createChannel();
     channel.on('error', (err: Error) => ctx.log.warn({ err: err.message }, 'dlq channel error'));
-    try {
-      await channel.checkQueue(QUEUE_DEAD_LETTERS);
-    } catch (err) {
-      if (isNotFound(err)) {
-        ctx.err.write(`queue ${QUEUE_DEAD_LETTERS} does not exist on this vhost: has the pipeline run here?\n`);
-        return null;
-      }
-      throw err;
-    }
+    if (!(await queueExists(channel, QUEUE_DEAD_LETTERS, ctx, 'has the pipeline run here?'))) return null;
     try {
       return await fn(channel);
     } finally {
@@ -154,7 +146,7 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
 }
 
 const OPTIONS = {
-  count: { type: 'string', value: 'N', description: 'list: show at most N (0 = all; default 20); replay: replay at most N (0 = all; default 0)' },
+  count: { type: 'string', value: 'N', parse: integer(), description: 'list: show at most N (0 = all; default 20); replay: replay at most N (0 = all; default 0)' },
   json: { type: 'boolean', description: 'one JSON object per line instead of text' },
   'filter-reason': { type: 'string', value: 'text', description: 'only those whose reason contains text (case-insensitive)' },
   yes: { type: 'boolean', description: 'do it (purge deletes every dead letter)' },
@@ -163,7 +155,7 @@ const OPTIONS = {
 type Values = ParsedCommandLine<typeof OPTIONS>['values'];
 
 async function list(values: Values, ctx: CommandContext): Promise<number> {
-  const count = intFlag('count', values.count, 20);
+  const count = values.count ?? 20;
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.checkQueue(QUEUE_DEAD_LETTERS);
     const messages = await fetchDeadLetters(channel, count);
@@ -198,7 +190,7 @@ async function list(values: Values, ctx: CommandContext): Promise<number> {
 }
 
 async function replay(values: Values, ctx: CommandContext): Promise<number> {
-  const count = intFlag('count', values.count, 0);
+  const count = values.count ?? 0;
   const filter = values['filter-reason']?.toLowerCase();
   const model = await connectBroker(ctx.config, 'pipeline-cli-dlq-replay');
   let publishChannel: ConfirmChannel | null = null;

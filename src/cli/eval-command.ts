@@ -22,8 +22,8 @@ import { StartupError } from '../errors';
 import type { ModelMetrics } from '../learning/registry';
 import { DEFAULT_COSTS, type TradingCosts } from '../learning/trading-env';
 import type { MarketEvaluation, RuleName } from '../learning/walk-forward';
-import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
-import { ExitCode, defineCommand, type CommandContext, type ParsedCommandLine } from './common';
+import { agentsRuntime, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
+import { ExitCode, decimal, defineCommand, integer, type CommandContext, type ParsedCommandLine } from './common';
 import { renderReport, type ReportInput } from './eval-report-html';
 
 const WINDOW_BARS = 7 * 288;
@@ -65,14 +65,14 @@ const OPTIONS = {
   model: { type: 'string', value: 'registry', default: SHIPPED_MODEL_DIR, description: 'registry whose promoted version is evaluated' },
   data: { type: 'string', value: 'dir', default: REAL_DATA_DIR, description: 'directory of <SYMBOL>_5m.csv files' },
   symbols: { type: 'string', value: 'A,B', description: 'only these real symbols (default: all in --data)' },
-  fee: { type: 'string', value: 'f', default: String(DEFAULT_COSTS.takerFee), description: 'taker fee per unit traded' },
-  'maker-fee': { type: 'string', value: 'f', default: String(DEFAULT_COSTS.makerFee), description: 'maker fee on LIMIT fills' },
+  fee: { type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.takerFee, description: 'taker fee per unit traded' },
+  'maker-fee': { type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.makerFee, description: 'maker fee on LIMIT fills' },
   'half-spread': {
-    type: 'string', value: 'f', default: String(DEFAULT_COSTS.halfSpread),
+    type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.halfSpread,
     description: 'half the bid-ask spread (the project\'s one set of default costs: "pipeline report" charges the same taker fee + half spread, in bp, on every change of position)',
   },
-  samples: { type: 'string', value: 'N', default: '500', description: 'bootstrap samples (50..100000)' },
-  'synthetic-bars': { type: 'string', value: 'N', default: '8640', description: 'bars per synthetic market (1000..100000)' },
+  samples: { type: 'string', value: 'N', parse: integer(50, 100_000), default: 500, description: 'bootstrap samples (50..100000)' },
+  'synthetic-bars': { type: 'string', value: 'N', parse: integer(1000, 100_000), default: 8640, description: 'bars per synthetic market (1000..100000)' },
   out: { type: 'string', value: 'dir', default: 'reports/eval', description: 'where summary.json and report.html go' },
   json: { type: 'boolean', description: 'print the summary as one JSON object' },
 } as const;
@@ -80,18 +80,10 @@ const OPTIONS = {
 async function run({ values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const started = Date.now();
   const log = (s: string): void => void ctx.err.write(s + '\n');
-  const modelDir = values.model ?? SHIPPED_MODEL_DIR;
-  const dataDir = values.data ?? REAL_DATA_DIR;
-  const outDir = values.out ?? join('reports', 'eval');
+  const modelDir = values.model;
+  const { data: dataDir, out: outDir, samples, 'synthetic-bars': synBars } = values;
   const symbols = values.symbols?.split(',').filter((s) => s !== '');
-  const samples = numberOption('samples', values.samples, 500, 50, 100_000);
-  const synBars = numberOption('synthetic-bars', values['synthetic-bars'], 8640, 1000, 100_000);
-  const costs: TradingCosts = {
-    ...DEFAULT_COSTS,
-    takerFee: numberOption('fee', values.fee, DEFAULT_COSTS.takerFee, 0, 0.1),
-    makerFee: numberOption('maker-fee', values['maker-fee'], DEFAULT_COSTS.makerFee, 0, 0.1),
-    halfSpread: numberOption('half-spread', values['half-spread'], DEFAULT_COSTS.halfSpread, 0, 0.1),
-  };
+  const costs: TradingCosts = { ...DEFAULT_COSTS, takerFee: values.fee, makerFee: values['maker-fee'], halfSpread: values['half-spread'] };
   const bootstrap = { samples, block: 48, seed: 1 };
   const { TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
     agentsRuntime();

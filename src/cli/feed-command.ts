@@ -4,7 +4,7 @@ import { ValidationError } from '../errors';
 import type { PublishBarsResult } from '../producers/bar-producer';
 import type { BarSource } from '../producers/bar-source';
 import { BINANCE_REST_URL, BINANCE_WS_URL, BinanceKlineSource } from '../producers/binance-kline-source';
-import { CliUsageError, ExitCode, describeError, intFlag, defineCommand, pipelineProducer, type CommandContext } from './common';
+import { CliUsageError, ExitCode, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 import { unconsumedWarning } from './publish-command';
 
 const EXCHANGES = ['binance'] as const;
@@ -32,13 +32,13 @@ export const feedCommand = defineCommand({
   options: {
     symbols: { type: 'string', value: 'A,B,C', description: 'Binance spot symbols (required), e.g. BTCUSDT,ETHUSDT' },
     'warmup-bars': {
-      type: 'string', value: 'N', default: '0',
+      type: 'string', value: 'N', parse: integer(), default: 0,
       description: 'first publish the last N closed candles of each symbol from REST, so the pipeline has its history before the first live bar; the regime needs about 25 h (300 bars), similar patterns about 48 h (576)',
     },
     'ws-url': { type: 'string', value: 'url', default: BINANCE_WS_URL, description: 'stream endpoint' },
     'rest-url': { type: 'string', value: 'url', default: BINANCE_REST_URL, description: 'REST endpoint' },
-    'reconnect-delay-ms': { type: 'string', value: 'ms', default: '1000', description: 'first reconnect delay, doubled per failed attempt up to 30 s' },
-    'max-unconfirmed': { type: 'string', value: 'N', default: '1000', description: 'bars awaiting a confirm before publishing waits' },
+    'reconnect-delay-ms': { type: 'string', value: 'ms', parse: integer(1), default: 1000, description: 'first reconnect delay, doubled per failed attempt up to 30 s' },
+    'max-unconfirmed': { type: 'string', value: 'N', parse: integer(1), default: 1000, description: 'bars awaiting a confirm before publishing waits' },
     json: { type: 'boolean', description: 'print the final summary as one JSON object' },
   },
   subcommands: { binance: { description: "Binance's combined kline stream (closed 5m candles, no API key)" } },
@@ -49,11 +49,7 @@ export const feedCommand = defineCommand({
     }
     const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (symbols.length === 0) throw new CliUsageError('--symbols is required, e.g. --symbols BTCUSDT,ETHUSDT');
-    const warmupBars = intFlag('warmup-bars', values['warmup-bars'], 0);
-    const reconnectDelayMs = intFlag('reconnect-delay-ms', values['reconnect-delay-ms'], 1000);
-    if (reconnectDelayMs < 1) throw new CliUsageError('--reconnect-delay-ms must be at least 1');
-    const maxUnconfirmed = intFlag('max-unconfirmed', values['max-unconfirmed'], 1000);
-    if (maxUnconfirmed < 1) throw new CliUsageError('--max-unconfirmed must be at least 1');
+    const { 'warmup-bars': warmupBars, 'reconnect-delay-ms': reconnectDelayMs, 'max-unconfirmed': maxUnconfirmed } = values;
 
     let source: BinanceKlineSource;
     try {

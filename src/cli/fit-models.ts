@@ -18,8 +18,7 @@ import {
 import { REGIME_INPUTS } from '../strategic/regime';
 import { scoreFamily, type ScoredBar } from '../strategic/regime-eval';
 import { CONFIDENCE_INPUTS } from '../strategic/uncertainty';
-import { numberOption } from './agents-data';
-import { ExitCode, defineCommand, type CommandContext } from './common';
+import { ExitCode, defineCommand, integer, type CommandContext } from './common';
 
 function print(out: (line: string) => void, name: string, w: Float64Array, perRow: number): void {
   const rows: string[] = [];
@@ -88,14 +87,13 @@ into src/strategic/regime-model-weights.ts. Deterministic. Takes minutes. See do
 /** `pipeline fit-models`. */
 export const fitModelsCommand = defineCommand({
   options: {
-    iterations: { type: 'string', value: 'N', default: '500', description: 'optimiser iterations (the confidence fit uses twice as many)' },
+    iterations: { type: 'string', value: 'N', parse: integer(1, 1_000_000), default: 500, description: 'optimiser iterations (the confidence fit uses twice as many)' },
     'no-patterns': { type: 'boolean', description: 'skip the pattern store (the "with neighbours" fit is then not made)' },
   },
   help: HELP,
   offline: true,
   run({ values }, ctx: CommandContext): Promise<number> {
-    const iterations = numberOption('iterations', values.iterations, 500, 1, 1_000_000);
-    main((line) => void ctx.out.write(`${line}\n`), iterations, values['no-patterns'] !== true);
+    main((line) => void ctx.out.write(`${line}\n`), values.iterations, values['no-patterns'] !== true);
     return Promise.resolve(ExitCode.Ok);
   },
 });

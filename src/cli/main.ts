@@ -81,7 +81,9 @@ export function declareOptions(cmd: Commander, options: OptionTable): () => Pars
   for (const [name, spec] of Object.entries<OptionSpec>({ ...options, verbose: { type: 'boolean', description: 'log at LOG_LEVEL (default: warnings only) to stderr' } })) {
     const value = spec.type === 'string' ? ` <${spec.value ?? 'value'}>` : '';
     const option = new Option(`${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${value}`, spec.description);
+    const parse = spec.parse;
     if (spec.multiple === true) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+    else if (parse !== undefined) option.argParser((v: string) => parse(v));
     if (spec.choices !== undefined) option.choices(spec.choices);
     if (spec.default !== undefined) option.default(spec.default);
     cmd.addOption(option);
@@ -92,8 +94,8 @@ export function declareOptions(cmd: Commander, options: OptionTable): () => Pars
     for (const { name, option, hasDefault } of declared) {
       const key = option.attributeName();
       // commander reads a boolean "--no-x" as x = false; the command reads it as the flag no-x.
-      if (cmd.getOptionValueSource(key) === 'cli') values[name] = option.negate ? cmd.getOptionValue(key) !== true : (cmd.getOptionValue(key) as string | string[] | boolean);
-      else if (hasDefault) values[name] = cmd.getOptionValue(key) as string | string[] | boolean;
+      if (cmd.getOptionValueSource(key) === 'cli') values[name] = option.negate ? cmd.getOptionValue(key) !== true : cmd.getOptionValue(key);
+      else if (hasDefault) values[name] = cmd.getOptionValue(key);
     }
     return values;
   };

@@ -4,26 +4,23 @@
  * iteration budget. The last line is always one JSON object:
  *   {"optimum":8,"seeds":5,"reached":N,"iterations":[...]}
  */
-import { agentsRuntime, numberOption } from './agents-data';
-import { ExitCode, defineCommand, type CommandContext, type ParsedCommandLine } from './common';
+import { agentsRuntime } from './agents-data';
+import { ExitCode, defineCommand, integer, type CommandContext, type ParsedCommandLine } from './common';
 
 const HELP = `Proof of learning: trains MAPPO on the three-agent two-step game once per seed and
 reports how many seeds reach the optimum within the iteration budget. Prints a line per seed on
 stderr, then one JSON object {"optimum","seeds","reached","iterations"} as the last line of stdout.`;
 
 const OPTIONS = {
-  seeds: { type: 'string', value: 'N', default: '5', description: 'number of seeds' },
-  'first-seed': { type: 'string', value: 'n', default: '1', description: 'first seed' },
-  iterations: { type: 'string', value: 'N', default: '100', description: 'iteration budget per seed' },
-  episodes: { type: 'string', value: 'N', default: '64', description: 'episodes per iteration' },
+  seeds: { type: 'string', value: 'N', parse: integer(1, 1000), default: 5, description: 'number of seeds' },
+  'first-seed': { type: 'string', value: 'n', parse: integer(0, 2 ** 31), default: 1, description: 'first seed' },
+  iterations: { type: 'string', value: 'N', parse: integer(1, 100_000), default: 100, description: 'iteration budget per seed' },
+  episodes: { type: 'string', value: 'N', parse: integer(1, 100_000), default: 64, description: 'episodes per iteration' },
   json: { type: 'boolean', description: 'only the JSON line on stdout' },
 } as const;
 
 async function run({ values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
-  const seeds = numberOption('seeds', values.seeds, 5, 1, 1000);
-  const iterations = numberOption('iterations', values.iterations, 100, 1, 100_000);
-  const episodes = numberOption('episodes', values.episodes, 64, 1, 100_000);
-  const firstSeed = numberOption('first-seed', values['first-seed'], 1, 0, 2 ** 31);
+  const { seeds, iterations, episodes, 'first-seed': firstSeed } = values;
   const json = values.json === true;
   const { runTwoStepGame, TWO_STEP_OPTIMUM } = agentsRuntime();
   const results: (number | null)[] = [];

@@ -9,7 +9,7 @@ import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
 import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, pipelineProducer, defineCommand, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, decimal, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 
 const HELP = `Sources: --csv <file> (repeatable), or --synthetic --symbols A,B,C --count N.
 Publishes 5m (or 30m) bars to the exchange ${EXCHANGE_BARS}, routing key ${routingKeys.bar('<timeframe>', '<symbol>')},
@@ -45,20 +45,18 @@ export const publishCommand = defineCommand({
     },
     synthetic: { type: 'boolean', description: 'generate a seeded regime-switching market instead' },
     symbols: { type: 'string', value: 'A,B,C', description: 'synthetic symbols; their bars are interleaved bar by bar in ts order' },
-    count: { type: 'string', value: 'N', description: 'synthetic bars per symbol' },
-    seed: { type: 'string', value: 'n', default: '1', description: 'synthetic seed (symbol i uses seed + i)' },
+    count: { type: 'string', value: 'N', parse: integer(), description: 'synthetic bars per symbol' },
+    seed: { type: 'string', value: 'n', parse: integer(), default: 1, description: 'synthetic seed (symbol i uses seed + i)' },
     timeframe: { type: 'string', value: '5m|30m', choices: Object.keys(TIMEFRAME_MS), default: '5m', description: 'timeframe of the bars' },
-    rate: { type: 'string', value: 'bars/s', default: '0', description: 'publish rate, paced by absolute time; 0 = as fast as the broker confirms' },
-    'max-unconfirmed': { type: 'string', value: 'N', default: '1000', description: 'bars awaiting a confirm before publishing waits' },
+    rate: { type: 'string', value: 'bars/s', parse: decimal(), default: 0, description: 'publish rate, paced by absolute time; 0 = as fast as the broker confirms' },
+    'max-unconfirmed': { type: 'string', value: 'N', parse: integer(1), default: 1000, description: 'bars awaiting a confirm before publishing waits' },
     json: { type: 'boolean', description: 'print the summary as one JSON object' },
   },
   help: HELP,
   async run({ values }, ctx: CommandContext): Promise<number> {
     const timeframe = (values.timeframe ?? '5m') as Timeframe;
     if (!(timeframe in TIMEFRAME_MS)) throw new CliUsageError(`--timeframe must be one of ${Object.keys(TIMEFRAME_MS).join(', ')}`);
-    const rate = numberFlag('rate', values.rate, 0);
-    const maxUnconfirmed = intFlag('max-unconfirmed', values['max-unconfirmed'], 1000);
-    if (maxUnconfirmed < 1) throw new CliUsageError('--max-unconfirmed must be at least 1');
+    const { rate, 'max-unconfirmed': maxUnconfirmed } = values;
 
     const invalid: (InvalidCsvRow & { file: string })[] = [];
     let source: Source;
@@ -99,9 +97,8 @@ export const publishCommand = defineCommand({
     } else if (values.synthetic === true) {
       const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
       if (symbols.length === 0) throw new CliUsageError('--synthetic needs --symbols A,B,C');
-      if (values.count === undefined) throw new CliUsageError('--synthetic needs --count N');
-      const count = intFlag('count', values.count, 0);
-      const seed = intFlag('seed', values.seed, 1);
+      const { count, seed } = values;
+      if (count === undefined) throw new CliUsageError('--synthetic needs --count N');
       if (timeframe !== '5m') throw new CliUsageError('--synthetic generates 5m bars only');
       const markets = symbols.map((symbol, i) => generateSyntheticMarket({ seed: seed + i, symbol, bars: count }).bars);
       source = {

@@ -6,9 +6,9 @@ import {
   ExitCode,
   connectBroker,
   describeError,
-  intFlag,
-  isNotFound,
+  queueExists,
   defineCommand,
+  integer,
   type CommandContext,
 } from './common';
 
@@ -51,16 +51,15 @@ export function formatResultRow(result: IntegratedResult | null): string {
 export const resultsCommand = defineCommand({
   options: {
     format: { type: 'string', value: 'json|table', choices: ['json', 'table'], default: 'json', description: 'output format' },
-    count: { type: 'string', value: 'N', default: '0', description: 'stop after N results (0 = follow until Ctrl-C)' },
+    count: { type: 'string', value: 'N', parse: integer(), default: 0, description: 'stop after N results (0 = follow until Ctrl-C)' },
     queue: { type: 'string', value: 'name', description: `queue to consume (not with --peek) (default: ${QUEUE_RESULTS})` },
     peek: { type: 'boolean', description: 'read through a temporary queue instead of consuming' },
-    'timeout-ms': { type: 'string', value: 'MS', default: '0', description: 'stop when no result arrived for MS milliseconds (0 = wait forever)' },
+    'timeout-ms': { type: 'string', value: 'MS', parse: integer(), default: 0, description: 'stop when no result arrived for MS milliseconds (0 = wait forever)' },
   },
   help: HELP,
   async run({ values }, ctx: CommandContext): Promise<number> {
     const format = values.format === 'table' ? 'table' : 'json';
-    const count = intFlag('count', values.count, 0);
-    const idleTimeoutMs = intFlag('timeout-ms', values['timeout-ms'], 0);
+    const { count, 'timeout-ms': idleTimeoutMs } = values;
     const peek = values.peek === true;
     if (peek && values.queue !== undefined) throw new CliUsageError('--queue and --peek exclude each other');
 
@@ -76,15 +75,7 @@ export const resultsCommand = defineCommand({
         await ch.bindQueue(queue, EXCHANGE_RESULTS, RESULTS_PATTERN);
       } else {
         queue = values.queue ?? QUEUE_RESULTS;
-        try {
-          await ch.checkQueue(queue);
-        } catch (err) {
-          if (isNotFound(err)) {
-            ctx.err.write(`queue ${queue} does not exist on this vhost: has the pipeline (or a publish) run here?\n`);
-            return ExitCode.Failure;
-          }
-          throw err;
-        }
+        if (!(await queueExists(ch, queue, ctx, 'has the pipeline (or a publish) run here?'))) return ExitCode.Failure;
         await ch.prefetch(count > 0 ? Math.min(count, 256) : 256);
       }
       if (format === 'table') ctx.out.write(`${formatResultRow(null)}\n`);
