@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command as Commander } from 'commander';
 import { inspect } from 'node:util';
 import pino from 'pino';
 import { connectFirstLive, redact } from '../broker/broker-connection';
@@ -115,6 +115,32 @@ export interface Command<O extends OptionTable = OptionTable> {
 /** A command with its option types inferred from its table. */
 export function defineCommand<const O extends OptionTable>(command: Command<O>): Command {
   return command as unknown as Command;
+}
+
+/** Declares `options` on `cmd` (with the common --verbose); returns how to read them back under their own names. */
+export function declareOptions(cmd: Commander, options: OptionTable): () => ParsedCommandLine['values'] {
+  const declared: { name: string; option: Option; hasDefault: boolean }[] = [];
+  for (const [name, spec] of Object.entries<OptionSpec>({ ...options, verbose: { type: 'boolean', description: 'log at LOG_LEVEL (default: warnings only) to stderr' } })) {
+    const value = spec.type === 'string' ? ` <${spec.value ?? 'value'}>` : '';
+    const option = new Option(`${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${value}`, spec.description);
+    const parse = spec.parse;
+    if (spec.multiple === true) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+    else if (parse !== undefined) option.argParser((v: string) => parse(v));
+    if (spec.choices !== undefined) option.choices(spec.choices);
+    if (spec.default !== undefined) option.default(spec.default);
+    cmd.addOption(option);
+    declared.push({ name, option, hasDefault: spec.default !== undefined });
+  }
+  return () => {
+    const values: ParsedCommandLine['values'] = {};
+    for (const { name, option, hasDefault } of declared) {
+      const key = option.attributeName();
+      // commander reads a boolean "--no-x" as x = false; the command reads it as the flag no-x.
+      if (cmd.getOptionValueSource(key) === 'cli') values[name] = option.negate ? cmd.getOptionValue(key) !== true : cmd.getOptionValue(key);
+      else if (hasDefault) values[name] = cmd.getOptionValue(key);
+    }
+    return values;
+  };
 }
 
 /**

@@ -5,14 +5,14 @@
  * parses them and prints `--help` from them before anything else happens. Every command reads its
  * settings (AMQP_URL with its vhost, REDIS_URL, ...) through `loadConfig()`.
  */
-import { Command as Commander, CommanderError, Option } from 'commander';
+import { Command as Commander, CommanderError } from 'commander';
 import { brokerPreflight, describeBrokerTarget } from '../broker/preflight';
 import { loadConfig } from '../config/config';
 import { ConfigError, StartupError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildWasmCommand } from './build-dense-wasm';
 import { confidenceTradeoffCommand } from './confidence-tradeoff';
-import { CliUsageError, ExitCode, cliLogger, describeError, type Command, type OptionSpec, type OptionTable, type ParsedCommandLine } from './common';
+import { CliUsageError, ExitCode, cliLogger, declareOptions, describeError, type Command, type OptionTable, type ParsedCommandLine } from './common';
 import { dlqCommand } from './dlq-command';
 import { evalCommand } from './eval-command';
 import { feedCommand } from './feed-command';
@@ -75,32 +75,6 @@ export interface RunCliOptions {
   err?: NodeJS.WritableStream;
 }
 
-/** Declares `options` on `cmd` (with the common --verbose); returns how to read them back under their own names. */
-export function declareOptions(cmd: Commander, options: OptionTable): () => ParsedCommandLine['values'] {
-  const declared: { name: string; option: Option; hasDefault: boolean }[] = [];
-  for (const [name, spec] of Object.entries<OptionSpec>({ ...options, verbose: { type: 'boolean', description: 'log at LOG_LEVEL (default: warnings only) to stderr' } })) {
-    const value = spec.type === 'string' ? ` <${spec.value ?? 'value'}>` : '';
-    const option = new Option(`${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${value}`, spec.description);
-    const parse = spec.parse;
-    if (spec.multiple === true) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
-    else if (parse !== undefined) option.argParser((v: string) => parse(v));
-    if (spec.choices !== undefined) option.choices(spec.choices);
-    if (spec.default !== undefined) option.default(spec.default);
-    cmd.addOption(option);
-    declared.push({ name, option, hasDefault: spec.default !== undefined });
-  }
-  return () => {
-    const values: ParsedCommandLine['values'] = {};
-    for (const { name, option, hasDefault } of declared) {
-      const key = option.attributeName();
-      // commander reads a boolean "--no-x" as x = false; the command reads it as the flag no-x.
-      if (cmd.getOptionValueSource(key) === 'cli') values[name] = option.negate ? cmd.getOptionValue(key) !== true : cmd.getOptionValue(key);
-      else if (hasDefault) values[name] = cmd.getOptionValue(key);
-    }
-    return values;
-  };
-}
-
 /** The `pipeline` command tree; `run` is called with the chosen entry and its parsed command line. */
 function buildProgram(
   path: string,
@@ -119,7 +93,7 @@ function buildProgram(
       // One line naming the command, what is wrong and where its options are.
       outputError: (s) => void errOut.write(`${path}: ${s.replace(/^error: /, '').trimEnd()} (see "${path} --help")\n`),
     })
-    .configureHelp({ sortSubcommands: false, subcommandTerm: (c) => c.name() })
+    .configureHelp({ sortSubcommands: false, subcommandTerm: (c) => c.name(), helpWidth: 100 })
     .addHelpText('after', HELP_AFTER);
   const declare = (cmd: Commander, args: string | undefined, options: OptionTable, entry: CommandEntry, sub?: string): void => {
     const values = declareOptions(cmd, options);

@@ -12,6 +12,7 @@ import { generateSyntheticMarket } from '../producers/synthetic-market';
 import { CliUsageError, ExitCode, connectBroker, decimal, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 
 const HELP = `Sources: --csv <file> (repeatable), or --synthetic --symbols A,B,C --count N.
+
 Publishes 5m (or 30m) bars to the exchange ${EXCHANGE_BARS}, routing key ${routingKeys.bar('<timeframe>', '<symbol>')},
 persistent, messageId <symbol>:<timeframe>:<ts>, header x-published-at (epoch ms). Waits for the
 broker to confirm every bar, then prints a summary.

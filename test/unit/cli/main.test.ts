@@ -93,6 +93,32 @@ describe('pipeline (one command on commander)', () => {
     expect(help.code).toBe(64);
   });
 
+  it('refuses a bad option value in one line naming the option and the fix, before any setting or the broker', async () => {
+    const badEnv = { ...NO_BROKER, PIPELINE_SHARDS: 'many' };
+    const count = await cli(['results', '--count', '-1'], badEnv);
+    expect(count).toEqual({
+      code: 64,
+      out: '',
+      err: `pipeline results: option '--count <N>' argument '-1' is invalid. It must be an integer >= 0. (see "pipeline results --help")\n`,
+    });
+    const fee = await cli(['eval', '--fee', '0.5'], badEnv);
+    expect(fee.code).toBe(64);
+    expect(fee.err).toContain("option '--fee <f>' argument '0.5' is invalid. It must be a number from 0 to 0.1.");
+    const format = await cli(['results', '--format', 'xml'], badEnv);
+    expect(format.code).toBe(64);
+    expect(format.err).toContain('Allowed choices are json, table.');
+  });
+
+  it('shows each option with its description and default in the command\'s help', async () => {
+    const r = await cli(['publish', '--help']);
+    expect(r.out).toMatch(/--max-unconfirmed <N> +bars awaiting a confirm before publishing waits \(default: 1000\)/);
+    expect(r.out).toContain('Exit status: 0 when every row was published');
+    const sub = await cli(['models', 'train', '--help']);
+    expect(sub.out).toMatch(/^Usage: pipeline models train \[options\]/);
+    expect(sub.out).toMatch(/--iterations <N> +training iterations \(default: 80\)/);
+    expect(sub.out).not.toContain('--no-announce');
+  });
+
   it('exits 2 naming the setting when the configuration is wrong', async () => {
     const r = await cli(['models', 'list'], { ...NO_BROKER, PIPELINE_SHARDS: 'many' });
     expect(r.code).toBe(2);
