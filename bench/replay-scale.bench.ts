@@ -5,8 +5,12 @@
  * results.jsonl` as a child process (bin/pipeline.js: the replay, its in-process supervisor and the
  * worker processes) and then `pipeline report results.jsonl --out report.html`, and samples the
  * resident memory (VmRSS in /proc) of every process of each command's tree every 2 s.
- * Prints wall time, bars/s, the peak RSS of every process, and a line every minute (bars done, rate,
- * RSS of each process), so that a run stopped early still says how far it got and how memory moved.
+ * Prints wall time, bars/s, the peak RSS of every process and its slope after warm-up (least squares
+ * over the samples after the first quarter of the run: flat memory is a slope near 0 MB/min), and a
+ * line every minute (results done, rate, ETA, RSS of each process), so that a run stopped early
+ * still says how far it got and how memory moved. The report is opened in headless Chromium
+ * (/usr/bin/chromium or CHROMIUM_PATH): its console errors are counted and a screenshot of the top of
+ * the page goes to bench/results/replay-scale-<date>.png.
  * `--bars N` / `--symbols N` override the sizes (a smaller run first: `-- --bars 4032` is two weeks).
  * `--report-lines N` measures the report on N lines when the replay gave fewer: the replay's results
  * are repeated, each copy shifted in time past the one before (ts, close_ts, bar_close_ts), so a
@@ -14,12 +18,14 @@
  * The files go to a temporary folder that is removed at the end (BENCH_SCALE_KEEP=1 keeps it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { generateSyntheticMarket } from '../src/producers/synthetic-market';
+
+const SCREENSHOT = join(__dirname, 'results', `replay-scale-${new Date().toISOString().slice(0, 10)}.png`);
 
 /** Opens the report in headless Chromium: console errors and warnings, and the charts drawn. */
 async function openInChromium(file: string): Promise<string> {
@@ -36,7 +42,10 @@ async function openInChromium(file: string): Promise<string> {
     await page.goto(`file://${file}`, { waitUntil: 'load', timeout: 300_000 });
     const charts = await page.$$eval('svg.chart', (svgs) => svgs.length);
     const ms = performance.now() - t0;
-    return `${charts} charts, loaded in ${(ms / 1000).toFixed(1)} s, ${problems.length} console errors/warnings${problems.length > 0 ? `: ${problems.slice(0, 3).join(' | ')}` : ''}`;
+    await page.setViewportSize({ width: 1024, height: 1600 });
+    mkdirSync(join(__dirname, 'results'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+    return `${charts} charts, loaded in ${(ms / 1000).toFixed(1)} s, ${problems.length} console errors/warnings${problems.length > 0 ? `: ${problems.slice(0, 3).join(' | ')}` : ''}; screenshot ${SCREENSHOT}`;
   } finally {
     await browser.close();
   }
@@ -96,7 +105,8 @@ function rssBytes(pid: number): number | null {
 function labelOf(pid: number, root: number): string {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-    if (pid === root) return `${argv.slice(2, 3).join(' ')} (cli + supervisor)`;
+    // `pipeline replay` runs the supervisor in its own process; `pipeline report` has none.
+    if (pid === root) return `${argv.slice(2, 3).join(' ')} (cli${argv[2] === 'replay' ? ' + supervisor' : ''})`;
     // The supervisor forks each worker with its role as the last argument.
     const last = argv[argv.length - 1] ?? '';
     if (/^[a-z]+$/.test(last)) return `${last} worker (pid ${pid})`;
@@ -113,7 +123,34 @@ interface Watched {
   code: number | null;
   seconds: number;
   peaks: Map<string, number>;
+  /** Per process: RSS samples (seconds since start, bytes). */
+  samples: Map<string, [number, number][]>;
   stderrTail: string[];
+}
+
+/** Least-squares slope in MB per minute of the samples after the first quarter of the run (warm-up). */
+function slopeAfterWarmup(points: readonly [number, number][], seconds: number): number | null {
+  const after = points.filter(([t]) => t >= seconds / 4);
+  if (after.length < 3) return null;
+  const mt = after.reduce((a, [t]) => a + t, 0) / after.length;
+  const mr = after.reduce((a, [, r]) => a + r, 0) / after.length;
+  let num = 0;
+  let den = 0;
+  for (const [t, r] of after) {
+    num += (t - mt) * (r - mr);
+    den += (t - mt) ** 2;
+  }
+  return den === 0 ? null : (num / den) * 60 / 1024 ** 2;
+}
+
+function printPeaks(w: Watched): void {
+  for (const [label, peak] of w.peaks) {
+    const slope = slopeAfterWarmup(w.samples.get(label) ?? [], w.seconds);
+    process.stdout.write(
+      `  peak RSS ${label}: ${mb(peak)}${peak >= GIB ? '  OVER 1 GiB' : ''}` +
+        `${slope === null ? '' : `, slope after warm-up ${slope >= 0 ? '+' : ''}${slope.toFixed(2)} MB/min`}\n`,
+    );
+  }
 }
 
 /** Runs `pipeline <args>`, sampling the RSS of its process tree; `onLine` sees each stderr line. */
@@ -125,6 +162,7 @@ function watch(args: string[], what: string, onLine?: (line: string) => void, pr
   });
   const root = child.pid as number;
   const peaks = new Map<string, number>();
+  const samples = new Map<string, [number, number][]>();
   const labels = new Map<number, string>();
   const stderrTail: string[] = [];
   let buffered = '';
@@ -148,6 +186,9 @@ function watch(args: string[], what: string, onLine?: (line: string) => void, pr
       let label = labels.get(pid);
       if (label === undefined) labels.set(pid, (label = labelOf(pid, root)));
       if (rss > (peaks.get(label) ?? 0)) peaks.set(label, rss);
+      let own = samples.get(label);
+      if (own === undefined) samples.set(label, (own = []));
+      own.push([(performance.now() - t0) / 1000, rss]);
       now.push(`${label} ${mb(rss)}`);
     }
     if (performance.now() - lastLine >= LINE_MS) {
@@ -160,7 +201,7 @@ function watch(args: string[], what: string, onLine?: (line: string) => void, pr
   return new Promise((resolve) => {
     child.on('exit', (code) => {
       clearInterval(timer);
-      resolve({ code, seconds: (performance.now() - t0) / 1000, peaks, stderrTail });
+      resolve({ code, seconds: (performance.now() - t0) / 1000, peaks, samples, stderrTail });
     });
   });
 }
@@ -174,7 +215,6 @@ async function main(): Promise<void> {
   );
   try {
     const data = join(dir, 'bars');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(data);
     const tGen = performance.now();
     for (let i = 0; i < SYMBOLS; i++) {
@@ -189,6 +229,7 @@ async function main(): Promise<void> {
 
     const results = join(dir, 'results.jsonl');
     let done = 0;
+    const tReplay = performance.now();
     const replay = await watch(
       ['replay', data, '--out', results],
       'replay',
@@ -196,7 +237,12 @@ async function main(): Promise<void> {
         const m = /^replay: (\d+)\/(\d+) results/.exec(line);
         if (m !== null) done = Number(m[1]);
       },
-      () => `${done}/${total} results`,
+      () => {
+        const s = (performance.now() - tReplay) / 1000;
+        const rate = done / s;
+        const eta = rate > 0 ? (total - done) / rate : Number.NaN;
+        return `${done}/${total} results (${((100 * done) / total).toFixed(1)} %), ${rate.toFixed(0)} results/s, ETA ${Number.isFinite(eta) ? `${(eta / 60).toFixed(0)} min` : 'unknown'};`;
+      },
     );
     const summaryLine = replay.stderrTail.find((l) => /bars published/.test(l)) ?? '(no summary)';
     const resultsBytes = statSync(results).size;
@@ -205,8 +251,7 @@ async function main(): Promise<void> {
         `${(total / replay.seconds).toFixed(0)} bars/s over the wall time\n  ${summaryLine}\n` +
         `  results file ${(resultsBytes / 1024 ** 2).toFixed(0)} MB (${(resultsBytes / total).toFixed(0)} bytes a result)\n`,
     );
-    for (const [label, peak] of replay.peaks)
-      process.stdout.write(`  peak RSS ${label}: ${mb(peak)}${peak >= GIB ? '  OVER 1 GiB' : ''}\n`);
+    printPeaks(replay);
     if (replay.code !== 0) process.stdout.write(`  stderr tail:\n    ${replay.stderrTail.join('\n    ')}\n`);
 
     let reportInput = results;
@@ -237,13 +282,21 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\nreport exit ${report.code}: ${report.seconds.toFixed(0)} s for ${Math.max(total, REPORT_LINES)} lines, HTML ${(reportBytes / 1024 ** 2).toFixed(1)} MB\n`,
     );
-    for (const [label, peak] of report.peaks)
-      process.stdout.write(`  peak RSS ${label}: ${mb(peak)}${peak >= GIB ? '  OVER 1 GiB' : ''}\n`);
+    printPeaks(report);
     if (report.code === 0)
       process.stdout.write(`  in headless Chromium: ${await openInChromium(join(dir, 'report.html')).catch((e: Error) => `could not open: ${e.message}`)}\n`);
     if (report.code !== 0) process.stdout.write(`  stderr tail:\n    ${report.stderrTail.join('\n    ')}\n`);
     const peakOf = (w: Watched): Record<string, number> =>
       Object.fromEntries([...w.peaks].filter(([l]) => !l.startsWith('helper')).map(([l, b]) => [l, Math.round(b / 1024 ** 2)]));
+    const slopeOf = (w: Watched): Record<string, number | null> =>
+      Object.fromEntries(
+        [...w.samples]
+          .filter(([l]) => !l.startsWith('helper'))
+          .map(([l, pts]) => {
+            const v = slopeAfterWarmup(pts, w.seconds);
+            return [l, v === null ? null : Math.round(v * 100) / 100];
+          }),
+      );
     process.stdout.write(
       `${JSON.stringify({
         bench: 'replay-scale',
@@ -253,10 +306,12 @@ async function main(): Promise<void> {
         replaySeconds: Math.round(replay.seconds),
         barsPerSecondWall: Math.round(total / replay.seconds),
         replayPeakRssMb: peakOf(replay),
+        replaySlopeMbPerMin: slopeOf(replay),
         reportLines: Math.max(total, REPORT_LINES),
         reportExit: report.code,
         reportSeconds: Math.round(report.seconds),
         reportPeakRssMb: peakOf(report),
+        reportSlopeMbPerMin: slopeOf(report),
       })}\n`,
     );
     if (replay.code !== 0 || report.code !== 0) process.exitCode = 1;

@@ -15,9 +15,10 @@ const args = process.argv.slice(2);
 const firstFlag = args.findIndex((a) => a.startsWith('--'));
 const filters = firstFlag < 0 ? args : args.slice(0, firstFlag);
 const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
-// The soak and the year-long replay run for many minutes (an hour for replay-scale): only when named
-// exactly (`npm run bench -- soak`, `npm run soak`, `npm run bench -- replay-scale`).
-const LONG = ['soak.bench.ts', 'replay-scale.bench.ts'];
+// The soak, the year-long replay and the year of pattern stores run for many minutes (hours for
+// replay-scale): only when named exactly (`npm run bench -- soak`, `npm run bench -- replay-scale`,
+// `npm run bench -- pattern-memory`).
+const LONG = ['soak.bench.ts', 'replay-scale.bench.ts', 'pattern-memory.bench.ts'];
 const files = readdirSync(__dirname)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) =>

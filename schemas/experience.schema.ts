@@ -34,8 +34,9 @@ const price = (name: string) =>
 
 /**
  * One experience transition (v1), published alone to `experience.<symbol>` on `pipeline.internal`
- * (queue `tactical_experience`, `messageId` `<symbol>:experience:<ts>`) or, as the tactical workers
- * do, inside an {@link ExperienceBatchSchema} when
+ * (queue `tactical_experience`, `messageId` `<symbol>:experience:<ts>`) or inside an
+ * {@link ExperienceBatchSchema}; the tactical workers send the same transitions as binary
+ * experience frames (schemas/experience-frame.ts), which decode to exactly these objects. When
  * training is on: the decision made on the close of bar `ts`, the team reward it earned over the
  * next bar, and the market inputs of the decision (so the trainer can replay held-out bars).
  * Observation lengths are the networks' input sizes (src/learning/features.ts); action indices
@@ -115,10 +116,11 @@ export type Experience = z.infer<typeof ExperienceSchema>;
 export const EXPERIENCE_BATCH_CONTENT_TYPE = 'application/vnd.pipeline.experience-batch+json';
 
 /**
- * A batch of experience transitions (v1), as the tactical workers publish them to
- * `experience.batch` on `pipeline.internal` (queue `tactical_experience`, content type
- * {@link EXPERIENCE_BATCH_CONTENT_TYPE}, the JSON compressed as raw DEFLATE with content encoding
- * `deflate`; plain JSON is accepted too): one message per group of bars instead of one per bar.
+ * A batch of experience transitions (v1), as tactical workers before the binary experience frame
+ * published them to `experience.batch` on `pipeline.internal` (queue `tactical_experience`,
+ * content type {@link EXPERIENCE_BATCH_CONTENT_TYPE}, the JSON compressed as raw DEFLATE with
+ * content encoding `deflate`; plain JSON is accepted too), and as the trainer still accepts them
+ * (`ExperienceBatcher` with `format: 'json'` sends them): one message per group of bars.
  * Each transition is exactly an {@link ExperienceSchema} message and keeps its own identity
  * `<symbol>:experience:<ts>`, by which the trainer drops a transition it has already trained on.
  */

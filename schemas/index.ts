@@ -6,5 +6,6 @@ export * from './integrated-result.schema';
 export * from './dead-letter.schema';
 export * from './feedback.schema';
 export * from './experience.schema';
+export * from './experience-frame';
 export * from './model-update.schema';
 export * from './gateway.schema';

@@ -437,12 +437,17 @@ async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, c
         say(`replay: no report: ${describeError(err)}`);
         return ExitCode.Failure;
       }
-      const html = buildReportHtml(data, {
-        ...reportOptions,
-        source: `pipeline replay ${positionals.join(' ')}`,
-        deadLetters,
-        barsPublished: sent.published,
-      });
+      let html: string;
+      try {
+        html = buildReportHtml(data, {
+          ...reportOptions,
+          source: `pipeline replay ${positionals.join(' ')}`,
+          deadLetters,
+          barsPublished: sent.published,
+        });
+      } finally {
+        data.close();
+      }
       await writeFile(values.report, html);
       say(`report written to ${values.report}`);
     }

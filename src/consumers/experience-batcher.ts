@@ -1,4 +1,5 @@
 import { deflateRaw } from 'node:zlib';
+import { EXPERIENCE_FRAME_CONTENT_TYPE, encodeExperienceFrame } from '../../schemas/experience-frame';
 import { EXPERIENCE_BATCH_CONTENT_TYPE, type ExperienceBatch } from '../../schemas/experience.schema';
 import type { Publisher } from '../broker/publisher';
 import { EXCHANGE_INTERNAL, messageIds, routingKeys } from '../broker/topology';
@@ -10,6 +11,12 @@ export interface ExperienceBatcherOptions {
   maxBatch?: number;
   /** How long a transition waits for others at most when the batcher is not idle. @defaultValue 10 */
   maxDelayMs?: number;
+  /**
+   * Wire format: `frame`, the binary experience frame (content type
+   * `application/vnd.pipeline.experience-frame`, schemas/experience-frame.ts), or `json`, the
+   * JSON batch compressed with raw DEFLATE, for a trainer older than the frame. @defaultValue 'frame'
+   */
+  format?: 'frame' | 'json';
 }
 
 /** Content encoding of the batches: raw DEFLATE (RFC 1951) of the JSON body. */
@@ -17,10 +24,12 @@ export const EXPERIENCE_BATCH_CONTENT_ENCODING = 'deflate';
 
 /**
  * Sends experience to the trainer in batches: transitions added within `maxDelayMs` (or up to
- * `maxBatch` of them) leave as one message on `pipeline.internal` (`experience.batch`), its JSON
- * compressed (content encoding `deflate`, level 1, on libuv's thread pool, not the event loop): a
- * transition is ~1.7 KB of JSON, more than the bar and its result together, and the broker
- * shares the machine with the workers. `add()`
+ * `maxBatch` of them) leave as one message on `pipeline.internal` (`experience.batch`), a binary
+ * experience frame (412 bytes a transition plus the symbol table, float32 observations, no
+ * `global_state`: the trainer rebuilds it), encoded on the event loop in about a microsecond a
+ * transition. The JSON batch it replaces cost the tactical worker tens of microseconds a transition
+ * to build, serialise and DEFLATE (BENCHMARKS.md, experience frame); `format: 'json'` still sends
+ * it, compressed (content encoding `deflate`, level 1, on libuv's thread pool). `add()`
  * resolves on the broker's confirm of the message holding the transition; the bar that produced it
  * is acknowledged only after that, so a transition is never lost, and a re-send after a crash is
  * dropped by the trainer by the transition's id. Emits nothing.
@@ -41,6 +50,7 @@ export class ExperienceBatcher {
   private lastFlushAt = -Infinity;
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
+  private readonly format: 'frame' | 'json';
 
   constructor(
     private readonly publisher: Publisher,
@@ -48,6 +58,7 @@ export class ExperienceBatcher {
   ) {
     this.maxBatch = options.maxBatch ?? 256;
     this.maxDelayMs = options.maxDelayMs ?? 10;
+    this.format = options.format ?? 'frame';
   }
 
   /** Queues a transition; resolves when the batch holding it is confirmed. */
@@ -79,19 +90,14 @@ export class ExperienceBatcher {
     const settled = (): void => {
       this.inFlight--;
     };
-    const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) };
     const first = batch[0]!.transition;
-    deflateRaw(Buffer.from(JSON.stringify(body)), { level: 1 }, (zipErr, content) => {
-      if (zipErr !== null) {
-        batch.forEach((b) => b.reject(zipErr));
-        settled();
-        return;
-      }
+    const messageId = messageIds.experienceBatch(first.symbol, first.ts, batch.length);
+    const send = (content: Buffer, contentType: string, contentEncoding?: string): void => {
       this.publisher
         .publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), content, {
-          messageId: messageIds.experienceBatch(first.symbol, first.ts, batch.length),
-          contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
-          contentEncoding: EXPERIENCE_BATCH_CONTENT_ENCODING,
+          messageId,
+          contentType,
+          ...(contentEncoding === undefined ? {} : { contentEncoding }),
           mandatory: true,
         })
         .then(
@@ -99,6 +105,27 @@ export class ExperienceBatcher {
           (err: unknown) => batch.forEach((b) => b.reject(err)),
         )
         .finally(settled);
+    };
+    if (this.format === 'frame') {
+      let frame: Buffer;
+      try {
+        frame = encodeExperienceFrame(batch.map((b) => b.transition));
+      } catch (err) {
+        batch.forEach((b) => b.reject(err));
+        settled();
+        return;
+      }
+      send(frame, EXPERIENCE_FRAME_CONTENT_TYPE);
+      return;
+    }
+    const body: ExperienceBatch = { v: 1, transitions: batch.map((b) => b.transition) };
+    deflateRaw(Buffer.from(JSON.stringify(body)), { level: 1 }, (zipErr, content) => {
+      if (zipErr !== null) {
+        batch.forEach((b) => b.reject(zipErr));
+        settled();
+        return;
+      }
+      send(content, EXPERIENCE_BATCH_CONTENT_TYPE, EXPERIENCE_BATCH_CONTENT_ENCODING);
     });
   }
 }

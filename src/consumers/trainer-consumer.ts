@@ -1,5 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import type { ConsumeMessage } from 'amqplib';
+import { decodeExperienceFrame, EXPERIENCE_FRAME_CONTENT_TYPE, ExperienceFrameError } from '../../schemas/experience-frame';
 import { EXPERIENCE_BATCH_CONTENT_TYPE, ExperienceBatchSchema, ExperienceSchema } from '../../schemas/experience.schema';
 import type { ModelUpdate } from '../../schemas/model-update.schema';
 import { BaseConsumer, type BaseConsumerOptions, type HandleResult } from '../broker/base-consumer';
@@ -43,8 +44,11 @@ export interface TrainerConsumerOptions extends BaseConsumerOptions {
 
 /**
  * The trainer worker's consumer of `tactical_experience`. Each message, one transition
- * (`ExperienceSchema`) or a batch of them (`ExperienceBatchSchema`), is validated (a bad one is
- * dead-lettered) and its transitions buffered, the message unacknowledged; when `batchSize`
+ * (`ExperienceSchema`, JSON), a JSON batch of them (`ExperienceBatchSchema`, content type
+ * `application/vnd.pipeline.experience-batch+json`, maybe DEFLATE-encoded) or a binary experience
+ * frame (content type `application/vnd.pipeline.experience-frame`, schemas/experience-frame.ts, as
+ * the tactical workers send it), is validated (a bad one, or a frame of an unknown version, is
+ * dead-lettered with the reason) and its transitions buffered, the message unacknowledged; when `batchSize`
  * transitions are buffered the batch is handed to the {@link TrainerFlow}, and the batch's messages
  * are acknowledged only once the candidate version is saved (and, when it was promoted, the
  * announcement, `models.promoted` on `pipeline.internal`, is confirmed): a message's effect is durable before its ack.
@@ -146,13 +150,21 @@ export class TrainerConsumer extends BaseConsumer {
 
   private take(msg: ConsumeMessage): HandleResult {
     let transitions: ExperienceTransition[];
-    if (msg.properties.contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
-      transitions = parseMessage(inflated(msg), ExperienceBatchSchema).transitions;
+    // A lone JSON transition is known by its messageId (`<symbol>:experience:<ts>`); a transition of
+    // a batch or frame by that same id built from its content, never by the batch's messageId (a
+    // batch of one, what an idle batcher sends, would otherwise not match a re-send of its
+    // transition in a larger batch).
+    let single: string | null = null;
+    const contentType: unknown = msg.properties.contentType;
+    if (contentType === EXPERIENCE_FRAME_CONTENT_TYPE) {
+      transitions = decodedFrame(inflated(msg, 'experience frames'));
+    } else if (contentType === EXPERIENCE_BATCH_CONTENT_TYPE) {
+      transitions = parseMessage(inflated(msg, 'experience batches as plain JSON'), ExperienceBatchSchema).transitions;
     } else {
       const experience = parseMessage(msg.content, ExperienceSchema) as ExperienceTransition;
       transitions = [experience];
+      if (typeof msg.properties.messageId === 'string') single = msg.properties.messageId;
     }
-    const single = transitions.length === 1 && typeof msg.properties.messageId === 'string' ? (msg.properties.messageId) : null;
     const waits: Promise<void>[] = [];
     for (const experience of transitions) {
       const id = single ?? `${experience.symbol}:experience:${experience.ts}`;
@@ -269,12 +281,22 @@ export class TrainerConsumer extends BaseConsumer {
   }
 }
 
-/** The body of a batch, inflated when it is DEFLATE-encoded (as the tactical workers send it). */
-function inflated(msg: ConsumeMessage): Buffer {
+/** The transitions of an experience frame; a frame that does not decode is a validation error (dead-lettered with the reason). */
+function decodedFrame(content: Buffer): ExperienceTransition[] {
+  try {
+    return decodeExperienceFrame(content);
+  } catch (err) {
+    if (err instanceof ExperienceFrameError) throw new ValidationError(err.message);
+    throw err;
+  }
+}
+
+/** The body of a batch, inflated when it is DEFLATE-encoded (JSON batches of older tactical workers). */
+function inflated(msg: ConsumeMessage, plain: string): Buffer {
   const encoding: unknown = msg.properties.contentEncoding;
   if (encoding === undefined || encoding === null || encoding === '' || encoding === 'identity') return msg.content;
   if (encoding !== EXPERIENCE_BATCH_CONTENT_ENCODING) {
-    throw new ValidationError(`unsupported content-encoding ${JSON.stringify(encoding)}: send experience batches as plain JSON or raw DEFLATE ('deflate')`);
+    throw new ValidationError(`unsupported content-encoding ${JSON.stringify(encoding)}: send ${plain} or raw DEFLATE ('deflate')`);
   }
   try {
     return inflateRawSync(msg.content);

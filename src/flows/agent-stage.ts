@@ -1,19 +1,12 @@
 import type { Bar } from '../../schemas/bar.schema';
 import type { Indicators } from '../../schemas/integrated-result.schema';
 import type { StrategicContext } from '../../schemas/strategic-context.schema';
-import {
-  type DecideOptions,
-  type DecisionInput,
-  advance,
-  initialAgentState,
-  makeTransition,
-  type AgentState,
-  type Decision,
-  type StrategicInput,
-  type TacticalPolicy,
-  type TradeDecision,
-  type Transition,
-} from '../learning';
+// The modules, not the learning barrel: the barrel would load the trainer, the training kernels
+// and the evaluation into the live worker, which only decides.
+import type { StrategicInput } from '../learning/features';
+import type { DecideOptions, Decision, DecisionInput, TacticalPolicy } from '../learning/policy';
+import { advance, initialAgentState, type AgentState, type TradeDecision } from '../learning/trading-env';
+import { makeTransition, type Transition } from '../learning/transition';
 import type { Logger } from '../observability/logger';
 import { callWithFallback, createBreaker, type CountBreaker } from './breakers';
 import { NO_FAULTS, type FaultInjector } from './fault-injection';

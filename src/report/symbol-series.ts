@@ -1,9 +1,10 @@
 /**
  * The results of one symbol as the report needs them, in columns of typed arrays instead of one
- * object per result: 51 bytes a result (a year of 5m bars of one symbol is about 5 MB), so a
- * report of millions of results fits in a few hundred MB where the parsed objects would need tens
- * of GB. Only the fields the charts and tables read are kept; the counts are taken as results arrive
- * (see {@link ReportAccumulator}).
+ * object per result: 43 bytes a result (a year of 5m bars of one symbol is about 4.5 MB) where the
+ * parsed objects would need kilobytes. Only the fields the charts and tables read are kept; the
+ * counts are taken as results arrive (see {@link ReportAccumulator}), which also moves full blocks
+ * of rows to a scratch file ({@link encode}, {@link appendEncoded}) so that only one symbol's
+ * series is in memory at a time.
  */
 import type { IntegratedResult } from '../../schemas/integrated-result.schema';
 
@@ -44,6 +45,47 @@ export class SymbolSeries {
 
   get length(): number {
     return this.n;
+  }
+
+  /** Bytes a row takes in memory and in {@link encode}: five 8-byte numbers and three 1-byte codes. */
+  static readonly BYTES_PER_ROW = 43;
+
+  /** The rows as bytes: each number column (8 bytes a row), then each code column (1 byte a row). */
+  encode(): Uint8Array {
+    const n = this.n;
+    const out = new Uint8Array(n * SymbolSeries.BYTES_PER_ROW);
+    const f64 = new Float64Array(out.buffer, 0, n * 5);
+    [this.tsCol, this.closeTsCol, this.closeCol, this.positionCol, this.regimePCol].forEach((c, k) =>
+      f64.set(c.subarray(0, n), k * n),
+    );
+    [this.regimeCol, this.confidenceCol, this.actionCol].forEach((c, k) => out.set(c.subarray(0, n), n * 40 + k * n));
+    return out;
+  }
+
+  /** Appends `count` rows that {@link encode} wrote (`bytes` starting at offset 0 of its buffer). */
+  appendEncoded(bytes: Uint8Array, count: number): void {
+    if (bytes.byteLength !== count * SymbolSeries.BYTES_PER_ROW || bytes.byteOffset % 8 !== 0)
+      throw new RangeError(`appendEncoded: ${bytes.byteLength} bytes at offset ${bytes.byteOffset} are not ${count} rows`);
+    if (this.n + count > this.tsCol.length) this.grow(this.n + count);
+    const f64 = new Float64Array(bytes.buffer, bytes.byteOffset, count * 5);
+    const at = this.n;
+    [this.tsCol, this.closeTsCol, this.closeCol, this.positionCol, this.regimePCol].forEach((c, k) =>
+      c.set(f64.subarray(k * count, (k + 1) * count), at),
+    );
+    [this.regimeCol, this.confidenceCol, this.actionCol].forEach((c, k) =>
+      c.set(bytes.subarray(count * 40 + k * count, count * 40 + (k + 1) * count), at),
+    );
+    this.n += count;
+  }
+
+  /** Makes room for `rows` rows in all, so that appending up to there allocates nothing. */
+  reserve(rows: number): void {
+    if (rows > this.tsCol.length) this.grow(rows);
+  }
+
+  /** Forgets every row, keeping the capacity (for the next block). */
+  clear(): void {
+    this.n = 0;
   }
 
   push(r: IntegratedResult): void {

@@ -292,7 +292,8 @@ export class PatternStore {
     }
     const single = typeof batch.symbols === 'string' ? this.internSymbol(batch.symbols) : -1;
     const before = this.n;
-    this.ensureCapacity(this.n + n);
+    // Capacity is of held patterns (ids from `base`): ids keep growing after retention drops.
+    this.ensureCapacity(this.n - this.base + n);
     for (let i = 0; i < n; i++) {
       const sym = single >= 0 ? single : this.internSymbol((batch.symbols as readonly string[])[i] as string);
       const r = batch.regimes[i];
@@ -310,7 +311,7 @@ export class PatternStore {
   async ingest(batch: PatternBatch, sliceSize = 32_768): Promise<number> {
     const n = batch.ts.length;
     // Grow once for the whole batch rather than doubling (and copying) repeatedly on the way.
-    this.ensureCapacity(this.n + n);
+    this.ensureCapacity(this.n - this.base + n);
     let added = 0;
     for (let from = 0; from < n; from += sliceSize) {
       const to = Math.min(n, from + sliceSize);
@@ -679,6 +680,7 @@ export class PatternStore {
     return id;
   }
 
+  /** Room for `needed` held patterns (not ids: ids below `base` were dropped). */
   private ensureCapacity(needed: number): void {
     if (needed <= this.capacity) return;
     let cap = this.capacity;

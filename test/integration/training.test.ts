@@ -8,6 +8,7 @@ import * as amqp from 'amqplib';
 import pino from 'pino';
 import { DeadLetterHeadersSchema } from '../../schemas/dead-letter.schema';
 import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../schemas/experience.schema';
+import { encodeExperienceFrame, EXPERIENCE_FRAME_CONTENT_TYPE } from '../../schemas/experience-frame';
 import { ModelUpdateSchema } from '../../schemas/model-update.schema';
 import { BrokerConnection } from '../../src/broker/broker-connection';
 import { Publisher } from '../../src/broker/publisher';
@@ -162,42 +163,54 @@ describe('online training', () => {
     }
   }, 40_000);
 
-  it('trains from experience batches as the tactical workers send them, acking each batch once its transitions are trained', async () => {
+  it('trains from experience frames as the tactical workers send them and from JSON batches, acking each message once its transitions are trained', async () => {
     const registry = openModelRegistry(dir);
     const flow = await TrainerFlow.create({ registry, batchSize: BATCH, seed: 1, promotion: { minHeldOutBars: 0 }, log });
     promoteCandidates(flow);
-    const trained: number[] = [];
+    const trained: ExperienceTransition[][] = [];
     const train = flow.train.bind(flow);
     jest.spyOn(flow, 'train').mockImplementation(async (batch) => {
-      trained.push(batch.length);
+      trained.push([...batch]);
       return train(batch);
     });
     await wire(flow, () => undefined);
+    dlq = new QueueCollector(vhost.url, QUEUE_DEAD_LETTERS);
+    await dlq.start();
     const all = experience(['EEE', 'FFF'], BATCH / 2, 13);
     const connection = await amqp.connect(vhost.url);
     try {
       const channel = await connection.createConfirmChannel();
-      const send = (transitions: ExperienceTransition[], id: string, deflate = false) => {
+      const send = (transitions: ExperienceTransition[], id: string, format: 'frame' | 'json' | 'deflate') => {
         const json = Buffer.from(JSON.stringify({ v: 1, transitions }));
-        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), deflate ? deflateRawSync(json) : json, {
+        const frame = format === 'frame';
+        channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), frame ? encodeExperienceFrame(transitions) : format === 'deflate' ? deflateRawSync(json) : json, {
           persistent: true,
-          contentType: EXPERIENCE_BATCH_CONTENT_TYPE,
-          ...(deflate ? { contentEncoding: 'deflate' } : {}),
+          contentType: frame ? EXPERIENCE_FRAME_CONTENT_TYPE : EXPERIENCE_BATCH_CONTENT_TYPE,
+          ...(format === 'deflate' ? { contentEncoding: 'deflate' } : {}),
           messageId: id,
         });
       };
-      // Three batches, the second compressed as the tactical workers send them: 40 + 24 transitions
-      // fill one training batch; the third repeats 8 already trained (a re-send after a crash) and
-      // is acked without training them again.
-      send(all.slice(0, 40), 'b1');
-      send(all.slice(40, BATCH), 'b2', true);
+      // A frame as the tactical workers send it, a frame of a version this trainer does not read
+      // (dead-lettered with the reason), and a compressed JSON batch as older workers send it:
+      // 40 + 24 transitions fill one training batch; then a plain JSON batch repeats 8 already
+      // trained (a re-send after a crash) and is acked without training them again.
+      send(all.slice(0, 40), 'b1', 'frame');
+      const future = encodeExperienceFrame(all.slice(40, 41));
+      future[3] = 9;
+      channel.publish(EXCHANGE_INTERNAL, routingKeys.experience('batch'), future, { persistent: true, contentType: EXPERIENCE_FRAME_CONTENT_TYPE, messageId: 'b-future' });
+      send(all.slice(40, BATCH), 'b2', 'deflate');
       await channel.waitForConfirms();
       await waitFor(async () => (await registry.list()).length === 1 && consumer.inFlight === 0, 30_000, 'one version trained from two batch messages');
-      send(all.slice(BATCH - 8, BATCH), 'b3');
+      send(all.slice(BATCH - 8, BATCH), 'b3', 'json');
       await channel.waitForConfirms();
       await waitFor(async () => JSON.stringify(await depth(vhost.name, QUEUE_EXPERIENCE)) === JSON.stringify({ ready: 0, unacked: 0 }), 12_000, 'every batch acked');
-      expect(trained).toEqual([BATCH]);
+      expect(trained.map((b) => b.length)).toEqual([BATCH]);
+      // What the frame carried is what the JSON path gives (global state rebuilt from the observations).
+      expect(trained[0]!.slice(0, 40)).toStrictEqual(JSON.parse(JSON.stringify(all.slice(0, 40))));
       expect(consumer.buffered).toBe(0);
+      await waitFor(() => dlq.messages.length === 1, 10_000, 'the unknown frame version dead-lettered');
+      const headers = DeadLetterHeadersSchema.parse(dlq.messages[0]!.headers);
+      expect(headers['x-rejection-reason']).toMatch(/experience frame version 9 is not supported: this trainer reads version 1/);
     } finally {
       await connection.close();
     }

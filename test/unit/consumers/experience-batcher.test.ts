@@ -1,4 +1,7 @@
 import { inflateRawSync } from 'node:zlib';
+import type { Options } from 'amqplib';
+import { decodeExperienceFrame, EXPERIENCE_FRAME_CONTENT_TYPE } from '../../../schemas/experience-frame';
+import { EXPERIENCE_BATCH_CONTENT_TYPE } from '../../../schemas/experience.schema';
 import type { Publisher } from '../../../src/broker/publisher';
 import { ExperienceBatcher } from '../../../src/consumers/experience-batcher';
 import type { ExperienceTransition } from '../../../src/flows/agent-stage';
@@ -6,6 +9,7 @@ import { experience } from '../../fixtures/experience';
 
 interface Sent {
   transitions: ExperienceTransition[];
+  options: Options.Publish;
   confirm: () => void;
 }
 
@@ -13,12 +17,13 @@ interface Sent {
 function fakePublisher(): { publisher: Publisher; sent: Sent[] } {
   const sent: Sent[] = [];
   const publisher = {
-    publish: (_exchange: string, _key: string, content: Buffer) =>
+    publish: (_exchange: string, _key: string, content: Buffer, options: Options.Publish) =>
       new Promise<void>((resolve) => {
-        const body = JSON.parse(inflateRawSync(content).toString('utf8')) as {
-          transitions: ExperienceTransition[];
-        };
-        sent.push({ transitions: body.transitions, confirm: resolve });
+        const transitions =
+          options.contentType === EXPERIENCE_FRAME_CONTENT_TYPE
+            ? decodeExperienceFrame(content)
+            : (JSON.parse(inflateRawSync(content).toString('utf8')) as { transitions: ExperienceTransition[] }).transitions;
+        sent.push({ transitions, options, confirm: resolve });
       }),
   } as unknown as Publisher;
   return { publisher, sent };
@@ -74,5 +79,41 @@ describe('ExperienceBatcher sends without a timer at low load and gathers under 
     for (const t of transitions.slice(2, 5)) void batcher.add(t);
     await until(() => sent.length === 3);
     expect(sent[2]!.transitions).toHaveLength(3);
+  });
+});
+
+describe('ExperienceBatcher wire format', () => {
+  const transitions = experience(['AAA', 'BBB'], 3, 9);
+
+  it('sends a binary experience frame by default, uncompressed, the transitions as the JSON path gives them', async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxBatch: transitions.length });
+    const done = transitions.map((t) => batcher.add(t));
+    await until(() => sent.length === 1);
+    expect(sent[0]!.options.contentType).toBe(EXPERIENCE_FRAME_CONTENT_TYPE);
+    expect(sent[0]!.options.contentEncoding).toBeUndefined();
+    expect(sent[0]!.options.messageId).toBe(`experience-batch:AAA:${transitions[0]!.ts}:${transitions.length}`);
+    expect(sent[0]!.transitions).toStrictEqual(JSON.parse(JSON.stringify(transitions)));
+    sent[0]!.confirm();
+    await Promise.all(done);
+  });
+
+  it("still sends the DEFLATE-compressed JSON batch with format 'json'", async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxBatch: 2, format: 'json' });
+    const done = transitions.slice(0, 2).map((t) => batcher.add(t));
+    await until(() => sent.length === 1);
+    expect(sent[0]!.options).toMatchObject({ contentType: EXPERIENCE_BATCH_CONTENT_TYPE, contentEncoding: 'deflate' });
+    expect(sent[0]!.transitions.map((t) => t.ts)).toEqual(transitions.slice(0, 2).map((t) => t.ts));
+    sent[0]!.confirm();
+    await Promise.all(done);
+  });
+
+  it('rejects the adds of a batch the frame cannot hold (a bad observation length), sending nothing', async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxBatch: 1 });
+    const bad = { ...transitions[0]!, observations: { ...transitions[0]!.observations, risk: [1, 2] } };
+    await expect(batcher.add(bad)).rejects.toThrow(/observations must have 23, 10 and 10 values, got 23, 2 and 10/);
+    expect(sent).toHaveLength(0);
   });
 });
