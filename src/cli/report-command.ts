@@ -18,11 +18,7 @@ import {
   type CommandContext,
 } from './common';
 
-const USAGE = `Usage:
-  pipeline report <results.jsonl> --out <report.html> [--fee-bps BP] [--half-spread-bps BP]
-                  [--horizon BARS] [--title TEXT]
-
-Writes one self-contained HTML file (inline SVG, opens offline) from integrated results as JSON
+const HELP = `Writes one self-contained HTML file (inline SVG, opens offline) from integrated results as JSON
 lines, as "pipeline replay --out" or "pipeline results" write them: per symbol the price with regime
 bands and decisions and the equity of the agents' target_position against buy-and-hold and FLAT
 after costs; a reliability diagram of the regime probability; a latency histogram; counts of stale
@@ -30,14 +26,6 @@ contexts and degraded stages. Needs no broker. What each chart means: docs/repla
 The file is read line by line into compact columns (43 bytes a result) that go to a scratch file in
 os.tmpdir() past 200,000 lines, so memory stays flat: a year of 50 symbols (5 million lines, about
 270 MB of scratch space, removed at the end) is reported in well under 1 GiB.
-
-Options:
-  --out <file>             the HTML file to write (required)
-  --fee-bps <BP>           fee per unit of notional traded, in basis points         [default: ${DEFAULT_COSTS.feeBps}]
-  --half-spread-bps <BP>   half the bid-ask spread, in basis points                  [default: ${DEFAULT_COSTS.halfSpreadBps}]
-  --horizon <BARS>         bars after a call that decide whether it was borne out   [default: ${DEFAULT_OUTCOME_RULE.horizonBars}]
-  --title <TEXT>           page title                                                [default: Replay report]
-  -h, --help               this help
 
 Exit status: 0 written; 1 the results file cannot be read or holds a line that is not a v1 result.`;
 
@@ -63,14 +51,18 @@ export function reportFlags(values: {
 }
 
 export const REPORT_FLAG_OPTIONS = {
-  'fee-bps': { type: 'string', value: 'bp', description: 'report: fee per change of position, in basis points' },
-  'half-spread-bps': { type: 'string', value: 'bp', description: 'report: half the bid-ask spread, in basis points' },
-  horizon: { type: 'string', value: 'bars', description: 'report: outcome horizon in bars' },
+  'fee-bps': { type: 'string', value: 'BP', description: `fee per unit of notional traded, in basis points (default: ${DEFAULT_COSTS.feeBps})` },
+  'half-spread-bps': { type: 'string', value: 'BP', description: `half the bid-ask spread, in basis points (default: ${DEFAULT_COSTS.halfSpreadBps})` },
+  horizon: {
+    type: 'string',
+    value: 'BARS',
+    description: `bars after a call that decide whether it was borne out (default: ${DEFAULT_OUTCOME_RULE.horizonBars})`,
+  },
 } as const;
 
 const OPTIONS = {
-  out: { type: 'string', value: 'report.html', description: 'the report file (required)' },
-  title: { type: 'string', value: 'text', description: 'the report title' },
+  out: { type: 'string', value: 'file', description: 'the HTML file to write (required)' },
+  title: { type: 'string', value: 'TEXT', description: 'page title (default: Replay report)' },
   ...REPORT_FLAG_OPTIONS,
 } as const;
 
@@ -111,4 +103,4 @@ async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, c
   return ExitCode.Ok;
 }
 
-export const reportCommand = defineCommand({ args: '[file...]', options: OPTIONS, help: USAGE, run, offline: true });
+export const reportCommand = defineCommand({ args: '[results.jsonl...]', options: OPTIONS, help: HELP, run, offline: true });
