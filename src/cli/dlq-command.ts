@@ -283,6 +283,11 @@ async function purge(values: Values, ctx: CommandContext): Promise<number> {
   return result ?? ExitCode.Failure;
 }
 
+/** `pipeline dlq replay --count <count>` (the gateway's admin API); returns the exit code. */
+export function replayDeadLetters(count: number, ctx: CommandContext): Promise<number> {
+  return replay({ count }, ctx);
+}
+
 /** `pipeline dlq list|replay|purge`. */
 export const dlqCommand = defineCommand({
   options: OPTIONS,
