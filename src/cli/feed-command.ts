@@ -7,8 +7,6 @@ import { BINANCE_REST_URL, BINANCE_WS_URL, BinanceKlineSource } from '../produce
 import { CliUsageError, ExitCode, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 import { unconsumedWarning } from './publish-command';
 
-const EXCHANGES = ['binance'] as const;
-
 const HELP = `Publishes live 5m bars from an exchange's public market data to the exchange ${EXCHANGE_BARS}
 (routing key ${routingKeys.bar('5m', '<symbol>')}, persistent, messageId <symbol>:5m:<ts>, with confirms),
 until SIGTERM or Ctrl-C; then it waits for the last confirm and exits 0.
@@ -44,9 +42,6 @@ export const feedCommand = defineCommand({
   subcommands: { binance: { description: "Binance's combined kline stream (closed 5m candles, no API key)" } },
   help: HELP,
   async run({ values, positionals: [exchange] }, ctx): Promise<number> {
-    if (exchange === undefined || !(EXCHANGES as readonly string[]).includes(exchange)) {
-      throw new CliUsageError(`give the exchange: one of ${EXCHANGES.join(', ')}`);
-    }
     const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (symbols.length === 0) throw new CliUsageError('--symbols is required, e.g. --symbols BTCUSDT,ETHUSDT');
     const { 'warmup-bars': warmupBars, 'reconnect-delay-ms': reconnectDelayMs, 'max-unconfirmed': maxUnconfirmed } = values;
