@@ -55,8 +55,7 @@ export const publishCommand = defineCommand({
   },
   help: HELP,
   async run({ values }, ctx: CommandContext): Promise<number> {
-    const timeframe = (values.timeframe ?? '5m') as Timeframe;
-    if (!(timeframe in TIMEFRAME_MS)) throw new CliUsageError(`--timeframe must be one of ${Object.keys(TIMEFRAME_MS).join(', ')}`);
+    const timeframe = values.timeframe as Timeframe; // one of the choices commander checked
     const { rate, 'max-unconfirmed': maxUnconfirmed } = values;
 
     const invalid: (InvalidCsvRow & { file: string })[] = [];
