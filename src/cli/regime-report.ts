@@ -8,9 +8,8 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
-import { parseCommandLine } from './command-line';
 import { quantile } from '../util/quantile';
-import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
+import { ExitCode, type Command, type CommandContext } from './common';
 import {
   MARKET_FAMILIES,
   WEAK_GAUSSIAN_FAMILY,
@@ -566,24 +565,17 @@ async function main(out: (line: string) => void, dataDir: string): Promise<void>
 
 const DEFAULT_DATA_DIR = join(__dirname, '..', '..', 'data', 'market', '30m');
 
-const USAGE = `Usage:
-  pipeline regime-report [<dir>]
-
-How the regime model and its confidence do on market families (fitted and held out) and on the
+const HELP = `How the regime model and its confidence do on market families (fitted and held out) and on the
 real 30m bars of <dir> (<SYMBOL>_30m.csv files)          [default: the repository's data/market/30m]
 Prints tables, and as its last line one JSON object. Every random draw is seeded: the output is
-deterministic. Takes minutes. Needs no broker. See docs/regime.md.
-
-Options:
-  -h, --help   this help (no other effect)`;
+deterministic. Takes minutes. Needs no broker. See docs/regime.md.`;
 
 /** `pipeline regime-report`. */
 export const regimeReportCommand: Command = {
-  usage: USAGE,
+  args: '[dir]',
+  help: HELP,
   offline: true,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { positionals } = parseCommandLine({ args, allowPositionals: true, options: { verbose: { type: 'boolean' } } });
-    if (positionals.length > 1) throw new CliUsageError('give at most one data directory');
+  async run({ positionals }, ctx: CommandContext): Promise<number> {
     await main((line) => void ctx.out.write(`${line}\n`), positionals[0] ?? DEFAULT_DATA_DIR);
     return ExitCode.Ok;
   },
