@@ -40,6 +40,7 @@ import {
   scoredForTargets,
   simulateFeedback,
   selectOnFirstHalves,
+  flaggedVolRatio,
   volatileRatio,
   volatileRuleCandidates,
   type FamilyFigures,
@@ -295,27 +296,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
 }
 
 /** Forward volatility after the flagged bars of `[from, to)` over that after the others. */
-function halfRatio(
-  xs: readonly { volatile: boolean; vol: number }[],
-  from: number,
-  to: number,
-): number | null {
-  let sv = 0;
-  let nv = 0;
-  let ss = 0;
-  let ns = 0;
-  for (let i = from; i < to; i++) {
-    const b = xs[i]!;
-    if (!Number.isFinite(b.vol)) continue;
-    if (b.volatile) {
-      sv += b.vol;
-      nv++;
-    } else {
-      ss += b.vol;
-      ns++;
-    }
-  }
-  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
+function halfRatio(xs: readonly { volatile: boolean; vol: number }[], from: number, to: number): number | null {
+  return flaggedVolRatio(xs, (b) => b.vol, (b) => b.volatile, from, to);
 }
 
 async function main(out: (line: string) => void, dataDir: string): Promise<void> {
