@@ -2,7 +2,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StartupError, ValidationError } from '../errors';
 import { parseCsvBarsText } from '../producers/csv-bars';
-import { CliUsageError } from './common';
 import type { EnvBar } from '../learning/trading-env';
 
 /**
@@ -63,14 +62,4 @@ export function readRealBars(dir: string, only?: readonly string[]): Map<string,
     );
   }
   return out;
-}
-
-/** A numeric option in [min, max]; a CliUsageError (exit 64) with the fix otherwise. */
-export function numberOption(name: string, raw: string | undefined, fallback: number, min = -Infinity, max = Infinity): number {
-  if (raw === undefined) return fallback;
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max) {
-    throw new CliUsageError(`--${name} ${raw} is not a number in [${min}, ${max}]: pass e.g. --${name} ${fallback}`);
-  }
-  return v;
 }

@@ -8,7 +8,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentsRuntime } from './agents-data';
-import { parseCommandLine } from './command-line';
 import { ExitCode, type Command, type CommandContext } from './common';
 
 const WASM_DIR = join(__dirname, '..', 'learning', 'wasm');
@@ -17,17 +16,10 @@ const WASM_MODULES = [
   { wat: 'train.wat', out: 'train-module.ts', name: 'TRAIN_WASM_BASE64' },
 ];
 
-const USAGE = `Usage:
-  pipeline build-wasm
+const HELP = `Compiles src/learning/wasm/dense.wat into dense-module.ts and train.wat into train-module.ts (both
+checked in). Needs the wabt dev dependency; run it after editing a .wat.`;
 
-Compiles src/learning/wasm/dense.wat into dense-module.ts and train.wat into train-module.ts (both
-checked in). Needs the wabt dev dependency; run it after editing a .wat.
-
-Options:
-  -h, --help   this help (no other effect)`;
-
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  parseCommandLine({ args, options: { verbose: { type: 'boolean' } } });
+async function run(_parsed: unknown, ctx: CommandContext): Promise<number> {
   const { compileDenseWat } = agentsRuntime();
   for (const m of WASM_MODULES) {
     const base64 = await compileDenseWat(readFileSync(join(WASM_DIR, m.wat), 'utf8'), m.wat);
@@ -41,4 +33,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline build-wasm`. */
-export const buildWasmCommand: Command = { usage: USAGE, run, offline: true };
+export const buildWasmCommand: Command = { help: HELP, run, offline: true };

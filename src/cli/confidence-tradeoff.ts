@@ -31,7 +31,6 @@ import {
 } from '../strategic/fit-models';
 import { figures, scoreFamily, scoredForTargets, type ScoredBar } from '../strategic/regime-eval';
 import { CONFIDENCE_INPUTS, confidenceInputs } from '../strategic/uncertainty';
-import { parseCommandLine } from './command-line';
 import { ExitCode, type Command, type CommandContext } from './common';
 
 /** The regime report's seeds (`REPORT_SEEDS` of src/cli/regime-report.ts) and bars per market. */
@@ -168,22 +167,15 @@ function main(out: (line: string) => void): void {
   out(`(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
 
-const USAGE = `Usage:
-  pipeline confidence-tradeoff
-
-Measures what re-weighting or recalibrating the confidence model does to the calibration targets,
+const HELP = `Measures what re-weighting or recalibrating the confidence model does to the calibration targets,
 on two disjoint sets of held-out markets; prints one table and changes nothing. Takes 2 to 5
-minutes. Needs no broker. See docs/regime.md.
-
-Options:
-  -h, --help   this help (no other effect)`;
+minutes. Needs no broker. See docs/regime.md.`;
 
 /** `pipeline confidence-tradeoff`. */
 export const confidenceTradeoffCommand: Command = {
-  usage: USAGE,
+  help: HELP,
   offline: true,
-  run(args: string[], ctx: CommandContext): Promise<number> {
-    parseCommandLine({ args, options: { verbose: { type: 'boolean' } } });
+  run(_parsed, ctx: CommandContext): Promise<number> {
     main((line) => void ctx.out.write(`${line}\n`));
     return Promise.resolve(ExitCode.Ok);
   },

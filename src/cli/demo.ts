@@ -22,26 +22,16 @@ import { rootLogger } from '../observability/logger';
 import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, interleaveByTs, readCsvBars, symbolFromCsvPath, type InvalidCsvRow } from '../producers/csv-bars';
 import { buildReportHtml } from '../report';
-import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, intFlag, ms, numberFlag, pipelineProducer } from './common';
+import { Command as Commander, CommanderError } from 'commander';
+import { CliUsageError, ExitCode, cliLogger, decimal, declareOptions, describeError, integer, ms, pipelineProducer } from './common';
 import { quantile } from '../util/quantile';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
 import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
-const USAGE = `Usage: npm run demo -- [--rate <bars/s>] [--bars <N>] [--timeout-ms <MS>] [--report <file>] [--keep]
-
-Runs the supervisor and every worker, replays data/market/*_5m.csv (all symbols, interleaved in
+const HELP = `Runs the supervisor and every worker, replays data/market/*_5m.csv (all symbols, interleaved in
 time order) through the broker at AMQP_URL, waits for one integrated result per bar, prints a
 summary (results, dead letters, regimes, actions, latency percentiles, throughput) and writes the
 HTML report of the results (docs/replay.md) and its path.
-
-  --rate <bars/s>     publish rate; 0 = as fast as the broker confirms, which measures
-                      throughput but makes client latency mostly queueing time  [default: 250]
-  --bars <N>          bars per symbol (0 = every row)                           [default: 0]
-  --timeout-ms <MS>   give up waiting for results after MS of no progress       [default: 60000]
-  --report <file>     where the HTML report goes                  [default: demo-report.html]
-  --keep              keep the demo vhost, Redis keys and data directory for inspection
-  -h, --help          this help
 
 The demo makes its own vhost with rabbitmqctl when the broker is local; otherwise it shares the
 configured vhost's durable queues (it says so) and counts only the results of its own bars.
@@ -62,22 +52,33 @@ function formatCounts(map: Map<string | null, number>): string {
 }
 
 async function main(args: readonly string[]): Promise<number> {
-  const { values } = parseCommandLine({
-    args: [...args],
-    strict: true,
-    options: {
-      rate: { type: 'string' },
-      bars: { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      report: { type: 'string' },
-      keep: { type: 'boolean' },
+  const path = 'npm run demo --';
+  const program = new Commander(path)
+    .exitOverride()
+    .allowExcessArguments(false)
+    .configureHelp({ helpWidth: 100 })
+    .configureOutput({ outputError: (s, write) => write(`demo: ${s.replace(/^error: /, '').trimEnd()} (see "${path} --help")\n`) })
+    .addHelpText('after', `\n${HELP}`);
+  const read = declareOptions(program, {
+    rate: {
+      type: 'string', value: 'bars/s', parse: decimal(), default: 250,
+      description: 'publish rate; 0 = as fast as the broker confirms, which measures throughput but makes client latency mostly queueing time',
     },
+    bars: { type: 'string', value: 'N', parse: integer(), default: 0, description: 'bars per symbol (0 = every row)' },
+    'timeout-ms': { type: 'string', value: 'MS', parse: integer(), default: 60_000, description: 'give up waiting for results after MS of no progress' },
+    report: { type: 'string', value: 'file', default: 'demo-report.html', description: 'where the HTML report goes' },
+    keep: { type: 'boolean', description: 'keep the demo vhost, Redis keys and data directory for inspection' },
   });
+  try {
+    program.parse([...args], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.code === 'commander.helpDisplayed' ? ExitCode.Ok : ExitCode.Usage;
+    throw err;
+  }
+  const values = read() as { rate: number; bars: number; 'timeout-ms': number; report: string; keep?: boolean; verbose?: boolean };
   // Below what the workers sustain on a 2-core machine (~430 results/s), so latency is not queueing.
-  const rate = numberFlag('rate', values.rate, 250);
-  const barsPerSymbol = intFlag('bars', values.bars, 0);
-  const progressTimeoutMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
-  const reportPath = resolve(values.report ?? 'demo-report.html');
+  const { rate, bars: barsPerSymbol, 'timeout-ms': progressTimeoutMs } = values;
+  const reportPath = resolve(values.report);
   const keep = values.keep === true;
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
 
@@ -94,7 +95,7 @@ async function main(args: readonly string[]): Promise<number> {
   // The supervisor logs through the root logger: keep it (and the workers) at warn so the
   // progress bars stay readable.
   rootLogger('warn');
-  const log = cliLogger(base, false);
+  const log = cliLogger(base, values.verbose === true);
 
   let pipeline: PrivatePipeline;
   try {
@@ -301,12 +302,8 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (err: unknown) => {
-    if (err instanceof HelpRequested) {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(ExitCode.Ok);
-    }
     if (err instanceof CliUsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}\n`);
+      process.stderr.write(`${err.message} (see "npm run demo -- --help")\n`);
       process.exit(ExitCode.Usage);
     }
     process.stderr.write(`demo failed: ${describeError(err)}\n`);

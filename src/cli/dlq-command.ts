@@ -1,4 +1,3 @@
-import { parseCommandLine } from './command-line';
 import type { Channel, ConfirmChannel, GetMessage, Message } from 'amqplib';
 import { EXCHANGE_DLX, headers as HEADERS, QUEUE_DEAD_LETTERS } from '../broker/topology';
 import {
@@ -6,36 +5,27 @@ import {
   ExitCode,
   connectBroker,
   describeError,
-  intFlag,
-  isNotFound,
-  type Command,
+  queueExists,
+  defineCommand,
+  integer,
   type CommandContext,
+  type ParsedCommandLine,
 } from './common';
 
-const USAGE = `Usage:
-  pipeline dlq list [--count N] [--json]
-  pipeline dlq replay [--count N] [--filter-reason <text>]
-  pipeline dlq purge --yes
-
-Dead letters are the messages a stage rejected (headers x-rejection-reason, x-rejected-by,
+const HELP = `Dead letters are the messages a stage rejected (headers x-rejection-reason, x-rejected-by,
 x-original-exchange, x-original-routing-key) or the broker dead-lettered (header x-death, e.g. a
 message that reached the delivery limit), collected from ${EXCHANGE_DLX} in ${QUEUE_DEAD_LETTERS}.
 
   list     shows them without removing them: at most the number of messages the queue held when
            the command started are fetched, then all are returned to the queue in order.
-             --count <N>   show at most N (0 = all)                          [default: 20]
-             --json        one JSON object per line instead of text
   replay   republishes each to the exchange and routing key it was first published to, with the
            dead-letter headers removed and x-replay-count incremented, waits for the broker's
            confirm, then removes it from ${QUEUE_DEAD_LETTERS}. Messages that do not match the
            filter, have no recorded origin, or are unroutable stay in the queue.
            Replaying a bar reaches every queue bound to its routing key; a stage that had already
            accepted the bar acknowledges and drops it (at-least-once delivery).
-             --count <N>             replay at most N (0 = all)              [default: 0]
-             --filter-reason <text>  only those whose reason contains text (case-insensitive)
   purge    deletes every dead letter; needs --yes.
 
-Common options: --verbose (log at LOG_LEVEL to stderr), -h/--help.
 Environment: AMQP_URL (a vhost in the path is honoured).`;
 
 /** Where a dead letter came from and why, read from its headers. */
@@ -143,15 +133,7 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
   try {
     const channel = await model.createChannel();
     channel.on('error', (err: Error) => ctx.log.warn({ err: err.message }, 'dlq channel error'));
-    try {
-      await channel.checkQueue(QUEUE_DEAD_LETTERS);
-    } catch (err) {
-      if (isNotFound(err)) {
-        ctx.err.write(`queue ${QUEUE_DEAD_LETTERS} does not exist on this vhost: has the pipeline run here?\n`);
-        return null;
-      }
-      throw err;
-    }
+    if (!(await queueExists(channel, QUEUE_DEAD_LETTERS, ctx, 'has the pipeline run here?'))) return null;
     try {
       return await fn(channel);
     } finally {
@@ -163,13 +145,17 @@ async function withDlqChannel<T>(ctx: CommandContext, fn: (channel: Channel) => 
   }
 }
 
-async function list(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    strict: true,
-    options: { count: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
-  });
-  const count = intFlag('count', values.count, 20);
+const OPTIONS = {
+  count: { type: 'string', value: 'N', parse: integer(), description: 'list: show at most N (0 = all; default 20); replay: replay at most N (0 = all; default 0)' },
+  json: { type: 'boolean', description: 'one JSON object per line instead of text' },
+  'filter-reason': { type: 'string', value: 'text', description: 'only those whose reason contains text (case-insensitive)' },
+  yes: { type: 'boolean', description: 'do it (purge deletes every dead letter)' },
+} as const;
+
+type Values = ParsedCommandLine<typeof OPTIONS>['values'];
+
+async function list(values: Values, ctx: CommandContext): Promise<number> {
+  const count = values.count ?? 20;
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.checkQueue(QUEUE_DEAD_LETTERS);
     const messages = await fetchDeadLetters(channel, count);
@@ -203,13 +189,8 @@ async function list(args: string[], ctx: CommandContext): Promise<number> {
   return result ?? ExitCode.Failure;
 }
 
-async function replay(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    strict: true,
-    options: { count: { type: 'string' }, 'filter-reason': { type: 'string' }, verbose: { type: 'boolean' } },
-  });
-  const count = intFlag('count', values.count, 0);
+async function replay(values: Values, ctx: CommandContext): Promise<number> {
+  const count = values.count ?? 0;
   const filter = values['filter-reason']?.toLowerCase();
   const model = await connectBroker(ctx.config, 'pipeline-cli-dlq-replay');
   let publishChannel: ConfirmChannel | null = null;
@@ -292,8 +273,7 @@ async function replay(args: string[], ctx: CommandContext): Promise<number> {
   }
 }
 
-async function purge(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({ args, strict: true, options: { yes: { type: 'boolean' }, verbose: { type: 'boolean' } } });
+async function purge(values: Values, ctx: CommandContext): Promise<number> {
   if (values.yes !== true) throw new CliUsageError(`dlq purge deletes every message in ${QUEUE_DEAD_LETTERS}: add --yes`);
   const result = await withDlqChannel(ctx, async (channel) => {
     const { messageCount } = await channel.purgeQueue(QUEUE_DEAD_LETTERS);
@@ -303,18 +283,21 @@ async function purge(args: string[], ctx: CommandContext): Promise<number> {
   return result ?? ExitCode.Failure;
 }
 
+/** `pipeline dlq replay --count <count>` (the gateway's admin API); returns the exit code. */
+export function replayDeadLetters(count: number, ctx: CommandContext): Promise<number> {
+  return replay({ count }, ctx);
+}
+
 /** `pipeline dlq list|replay|purge`. */
-export const dlqCommand: Command = {
-  usage: USAGE,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
-      ctx.out.write(`${USAGE}\n`);
-      return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
-    }
-    if (sub === 'list') return list(rest, ctx);
-    if (sub === 'replay') return replay(rest, ctx);
-    if (sub === 'purge') return purge(rest, ctx);
-    throw new CliUsageError(`unknown dlq command ${JSON.stringify(sub)}: use list, replay or purge`);
+export const dlqCommand = defineCommand({
+  options: OPTIONS,
+  subcommands: {
+    list: { description: 'show them without removing them', options: ['count', 'json'] },
+    replay: { description: 'republish them where they were first published, then remove them', options: ['count', 'filter-reason'] },
+    purge: { description: 'delete every dead letter (needs --yes)', options: ['yes'] },
   },
-};
+  help: HELP,
+  async run({ values, positionals: [sub] }, ctx: CommandContext): Promise<number> {
+    return sub === 'list' ? list(values, ctx) : sub === 'replay' ? replay(values, ctx) : purge(values, ctx);
+  },
+});

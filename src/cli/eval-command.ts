@@ -22,40 +22,19 @@ import { StartupError } from '../errors';
 import type { ModelMetrics } from '../learning/registry';
 import { DEFAULT_COSTS, type TradingCosts } from '../learning/trading-env';
 import type { MarketEvaluation, RuleName } from '../learning/walk-forward';
-import { agentsRuntime, numberOption, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
-import { parseCommandLine } from './command-line';
-import { ExitCode, type Command, type CommandContext } from './common';
+import { agentsRuntime, readRealBars, REAL_DATA_DIR, SHIPPED_MODEL_DIR, SYNTHETIC_TEST_SEEDS, TRAIN_FRACTION } from './agents-data';
+import { ExitCode, decimal, defineCommand, integer, type CommandContext, type ParsedCommandLine } from './common';
 import { renderReport, type ReportInput } from './eval-report-html';
 
 const WINDOW_BARS = 7 * 288;
 
-const USAGE = `Usage:
-  pipeline eval [--model ${SHIPPED_MODEL_DIR}] [--data ${REAL_DATA_DIR}] [--symbols BTCUSDT,ETHUSDT]
-                [--fee 0.0004] [--maker-fee 0.0001] [--half-spread 0.0002] [--samples 500]
-                [--synthetic-bars 8640] [--out reports/eval] [--json]
-
-Evaluates the promoted version of a model registry against baselines (FLAT, buy-and-hold, EMA-26
+const HELP = `Evaluates the promoted version of a model registry against baselines (FLAT, buy-and-hold, EMA-26
 trend at full size and sized by the risk budget, MACD crossover, regime rule) on the same bars and
 costs, with 95 % block-bootstrap intervals: walk-forward on the last third of every real symbol
 (the model must not have trained on it), and held-out synthetic families (seeds
 ${SYNTHETIC_TEST_SEEDS.join(', ')}). Writes <out>/summary.json and <out>/report.html and prints the
 targets and findings. Seeded: same inputs, same numbers. Takes
 minutes on 2 cores. Needs no broker. See docs/agents.md.
-
-Options:
-  --model <registry>       registry whose promoted version is evaluated  [default: ${SHIPPED_MODEL_DIR}]
-  --data <dir>             directory of <SYMBOL>_5m.csv files              [default: ${REAL_DATA_DIR}]
-  --symbols <A,B>          only these real symbols                         [default: all in --data]
-  --fee <f>                taker fee per unit traded                       [default: ${DEFAULT_COSTS.takerFee}]
-  --maker-fee <f>          maker fee on LIMIT fills                        [default: ${DEFAULT_COSTS.makerFee}]
-  --half-spread <f>        half the bid-ask spread                         [default: ${DEFAULT_COSTS.halfSpread}]
-                           (the project's one set of default costs: "pipeline report" charges the
-                           same taker fee + half spread, in bp, on every change of position)
-  --samples <N>            bootstrap samples (50..100000)                  [default: 500]
-  --synthetic-bars <N>     bars per synthetic market (1000..100000)        [default: 8640]
-  --out <dir>              where summary.json and report.html go           [default: reports/eval]
-  --json                   print the summary as one JSON object
-  -h, --help               this help (no other effect)
 
 Exit status: 0 written; 1 failed; 2 no promoted model, a model without training provenance, a model
 that trained on test bars, or no bars in --data (the line says which); 64 bad arguments.`;
@@ -82,36 +61,29 @@ function compact(m: MarketEvaluation): Omit<MarketEvaluation, 'equity'> {
   return rest;
 }
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string' },
-      symbols: { type: 'string' },
-      samples: { type: 'string' },
-      'synthetic-bars': { type: 'string' },
-      fee: { type: 'string' },
-      'maker-fee': { type: 'string' },
-      'half-spread': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
+const OPTIONS = {
+  model: { type: 'string', value: 'registry', default: SHIPPED_MODEL_DIR, description: 'registry whose promoted version is evaluated' },
+  data: { type: 'string', value: 'dir', default: REAL_DATA_DIR, description: 'directory of <SYMBOL>_5m.csv files' },
+  symbols: { type: 'string', value: 'A,B', description: 'only these real symbols (default: all in --data)' },
+  fee: { type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.takerFee, description: 'taker fee per unit traded' },
+  'maker-fee': { type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.makerFee, description: 'maker fee on LIMIT fills' },
+  'half-spread': {
+    type: 'string', value: 'f', parse: decimal(0, 0.1), default: DEFAULT_COSTS.halfSpread,
+    description: 'half the bid-ask spread (the project\'s one set of default costs: "pipeline report" charges the same taker fee + half spread, in bp, on every change of position)',
+  },
+  samples: { type: 'string', value: 'N', parse: integer(50, 100_000), default: 500, description: 'bootstrap samples (50..100000)' },
+  'synthetic-bars': { type: 'string', value: 'N', parse: integer(1000, 100_000), default: 8640, description: 'bars per synthetic market (1000..100000)' },
+  out: { type: 'string', value: 'dir', default: 'reports/eval', description: 'where summary.json and report.html go' },
+  json: { type: 'boolean', description: 'print the summary as one JSON object' },
+} as const;
+
+async function run({ values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const started = Date.now();
   const log = (s: string): void => void ctx.err.write(s + '\n');
-  const modelDir = values.model ?? SHIPPED_MODEL_DIR;
-  const dataDir = values.data ?? REAL_DATA_DIR;
-  const outDir = values.out ?? join('reports', 'eval');
+  const modelDir = values.model;
+  const { data: dataDir, out: outDir, samples, 'synthetic-bars': synBars } = values;
   const symbols = values.symbols?.split(',').filter((s) => s !== '');
-  const samples = numberOption('samples', values.samples, 500, 50, 100_000);
-  const synBars = numberOption('synthetic-bars', values['synthetic-bars'], 8640, 1000, 100_000);
-  const costs: TradingCosts = {
-    ...DEFAULT_COSTS,
-    takerFee: numberOption('fee', values.fee, DEFAULT_COSTS.takerFee, 0, 0.1),
-    makerFee: numberOption('maker-fee', values['maker-fee'], DEFAULT_COSTS.makerFee, 0, 0.1),
-    halfSpread: numberOption('half-spread', values['half-spread'], DEFAULT_COSTS.halfSpread, 0, 0.1),
-  };
+  const costs: TradingCosts = { ...DEFAULT_COSTS, takerFee: values.fee, makerFee: values['maker-fee'], halfSpread: values['half-spread'] };
   const bootstrap = { samples, block: 48, seed: 1 };
   const { TacticalPolicy, WARMUP_BARS, BASELINES, evaluateMarket, rulesFor, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, openModelRegistry } =
     agentsRuntime();
@@ -268,4 +240,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline eval`. */
-export const evalCommand: Command = { usage: USAGE, run, offline: true };
+export const evalCommand = defineCommand({ options: OPTIONS, help: HELP, run, offline: true });

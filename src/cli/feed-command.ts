@@ -4,16 +4,10 @@ import { ValidationError } from '../errors';
 import type { PublishBarsResult } from '../producers/bar-producer';
 import type { BarSource } from '../producers/bar-source';
 import { BINANCE_REST_URL, BINANCE_WS_URL, BinanceKlineSource } from '../producers/binance-kline-source';
-import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, describeError, intFlag, pipelineProducer, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 import { unconsumedWarning } from './publish-command';
 
-const EXCHANGES = ['binance'] as const;
-
-const USAGE = `Usage:
-  pipeline feed binance --symbols BTCUSDT,ETHUSDT,... [--warmup-bars N] [options]
-
-Publishes live 5m bars from an exchange's public market data to the exchange ${EXCHANGE_BARS}
+const HELP = `Publishes live 5m bars from an exchange's public market data to the exchange ${EXCHANGE_BARS}
 (routing key ${routingKeys.bar('5m', '<symbol>')}, persistent, messageId <symbol>:5m:<ts>, with confirms),
 until SIGTERM or Ctrl-C; then it waits for the last confirm and exits 0.
 
@@ -24,20 +18,6 @@ published one, the missing candles are fetched from REST (/api/v3/klines, by can
 published first, in order. No bar is published twice. Candle times are never compared with this
 machine's clock, so a mirror or a recorded stream may run at any speed.
 
-Options:
-  --symbols <A,B,C>      Binance spot symbols (required), e.g. BTCUSDT,ETHUSDT
-  --warmup-bars <N>      first publish the last N closed candles of each symbol from REST, so the
-                         pipeline has its history before the first live bar; the regime needs
-                         about 25 h (300 bars), similar patterns about 48 h (576)   [default: 0]
-  --ws-url <url>         stream endpoint                     [default: ${BINANCE_WS_URL}]
-  --rest-url <url>       REST endpoint                       [default: ${BINANCE_REST_URL}]
-  --reconnect-delay-ms <ms>  first reconnect delay, doubled per failed attempt up to 30 s
-                                                              [default: 1000]
-  --max-unconfirmed <N>  bars awaiting a confirm before publishing waits      [default: 1000]
-  --json                 print the final summary as one JSON object
-  --verbose              log at LOG_LEVEL (default: warnings only) to stderr
-  -h, --help             this help
-
 Each published bar is reported on stderr as one line. Environment: AMQP_URL (a vhost in the path is
 honoured), PIPELINE_QUEUE_TYPE, PIPELINE_MAX_ATTEMPTS, PIPELINE_PUBLISH_TIMEOUT_MS, as for
 "pipeline publish".
@@ -46,34 +26,25 @@ the exchange rejected a request during the run; 2 when a setting is wrong or the
 reached at start (one line says which); 64 bad arguments.`;
 
 /** `pipeline feed <exchange>`. */
-export const feedCommand: Command = {
-  usage: USAGE,
-  async run(args: string[], ctx): Promise<number> {
-    const [exchange, ...rest] = args;
-    if (exchange === undefined || !(EXCHANGES as readonly string[]).includes(exchange)) {
-      throw new CliUsageError(`give the exchange: one of ${EXCHANGES.join(', ')}`);
-    }
-    const { values } = parseCommandLine({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        symbols: { type: 'string' },
-        'warmup-bars': { type: 'string' },
-        'ws-url': { type: 'string' },
-        'rest-url': { type: 'string' },
-        'reconnect-delay-ms': { type: 'string' },
-        'max-unconfirmed': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
+export const feedCommand = defineCommand({
+  options: {
+    symbols: { type: 'string', value: 'A,B,C', description: 'Binance spot symbols (required), e.g. BTCUSDT,ETHUSDT' },
+    'warmup-bars': {
+      type: 'string', value: 'N', parse: integer(), default: 0,
+      description: 'first publish the last N closed candles of each symbol from REST, so the pipeline has its history before the first live bar; the regime needs about 25 h (300 bars), similar patterns about 48 h (576)',
+    },
+    'ws-url': { type: 'string', value: 'url', default: BINANCE_WS_URL, description: 'stream endpoint' },
+    'rest-url': { type: 'string', value: 'url', default: BINANCE_REST_URL, description: 'REST endpoint' },
+    'reconnect-delay-ms': { type: 'string', value: 'ms', parse: integer(1), default: 1000, description: 'first reconnect delay, doubled per failed attempt up to 30 s' },
+    'max-unconfirmed': { type: 'string', value: 'N', parse: integer(1), default: 1000, description: 'bars awaiting a confirm before publishing waits' },
+    json: { type: 'boolean', description: 'print the final summary as one JSON object' },
+  },
+  subcommands: { binance: { description: "Binance's combined kline stream (closed 5m candles, no API key)" } },
+  help: HELP,
+  async run({ values, positionals: [exchange] }, ctx): Promise<number> {
     const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (symbols.length === 0) throw new CliUsageError('--symbols is required, e.g. --symbols BTCUSDT,ETHUSDT');
-    const warmupBars = intFlag('warmup-bars', values['warmup-bars'], 0);
-    const reconnectDelayMs = intFlag('reconnect-delay-ms', values['reconnect-delay-ms'], 1000);
-    if (reconnectDelayMs < 1) throw new CliUsageError('--reconnect-delay-ms must be at least 1');
-    const maxUnconfirmed = intFlag('max-unconfirmed', values['max-unconfirmed'], 1000);
-    if (maxUnconfirmed < 1) throw new CliUsageError('--max-unconfirmed must be at least 1');
+    const { 'warmup-bars': warmupBars, 'reconnect-delay-ms': reconnectDelayMs, 'max-unconfirmed': maxUnconfirmed } = values;
 
     let source: BinanceKlineSource;
     try {
@@ -116,7 +87,7 @@ export const feedCommand: Command = {
     );
     return ExitCode.Ok;
   },
-};
+});
 
 /**
  * Publishes what `source` yields through `producer` until SIGTERM or SIGINT, then lets the last

@@ -18,9 +18,7 @@ import {
 import { REGIME_INPUTS } from '../strategic/regime';
 import { scoreFamily, type ScoredBar } from '../strategic/regime-eval';
 import { CONFIDENCE_INPUTS } from '../strategic/uncertainty';
-import { numberOption } from './agents-data';
-import { parseCommandLine } from './command-line';
-import { ExitCode, type Command, type CommandContext } from './common';
+import { ExitCode, defineCommand, integer, type CommandContext } from './common';
 
 function print(out: (line: string) => void, name: string, w: Float64Array, perRow: number): void {
   const rows: string[] = [];
@@ -82,29 +80,20 @@ function main(out: (line: string) => void, iterations: number, patterns: boolean
   );
 }
 
-const USAGE = `Usage:
-  pipeline fit-models [--iterations 500] [--no-patterns]
-
-Refits the regime softmax and the confidence model on the fitted market families (never on the
+const HELP = `Refits the regime softmax and the confidence model on the fitted market families (never on the
 held-out ones or the report's seeds), measures the feedback penalty, and prints the weights to paste
-into src/strategic/regime-model-weights.ts. Deterministic. Takes minutes. See docs/regime.md.
-
-Options:
-  --iterations <N>   optimiser iterations (the confidence fit uses twice as many)   [default: 500]
-  --no-patterns      skip the pattern store (the "with neighbours" fit is then not made)
-  -h, --help         this help (no other effect)`;
+into src/strategic/regime-model-weights.ts. Deterministic. Takes minutes. See docs/regime.md.`;
 
 /** `pipeline fit-models`. */
-export const fitModelsCommand: Command = {
-  usage: USAGE,
+export const fitModelsCommand = defineCommand({
+  options: {
+    iterations: { type: 'string', value: 'N', parse: integer(1, 1_000_000), default: 500, description: 'optimiser iterations (the confidence fit uses twice as many)' },
+    'no-patterns': { type: 'boolean', description: 'skip the pattern store (the "with neighbours" fit is then not made)' },
+  },
+  help: HELP,
   offline: true,
-  run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseCommandLine({
-      args,
-      options: { iterations: { type: 'string' }, 'no-patterns': { type: 'boolean' }, verbose: { type: 'boolean' } },
-    });
-    const iterations = numberOption('iterations', values.iterations, 500, 1, 1_000_000);
-    main((line) => void ctx.out.write(`${line}\n`), iterations, values['no-patterns'] !== true);
+  run({ values }, ctx: CommandContext): Promise<number> {
+    main((line) => void ctx.out.write(`${line}\n`), values.iterations, values['no-patterns'] !== true);
     return Promise.resolve(ExitCode.Ok);
   },
-};
+});

@@ -1,9 +1,9 @@
 /**
  * `pipeline <command>`: the one command line of the bar pipeline (publish bars, follow results,
- * replay recorded bars, manage dead letters, state and model versions, evaluate the agents). The
- * command tree is commander's; every command parses its own options with {@link parseCommandLine}
- * (also commander) and prints its own usage for `--help`, before anything else happens. Every
- * command reads its settings (AMQP_URL with its vhost, REDIS_URL, ...) through `loadConfig()`.
+ * replay recorded bars, manage dead letters, state and model versions, evaluate the agents). One
+ * commander program: every command declares its options and arguments ({@link Command}), commander
+ * parses them and prints `--help` from them before anything else happens. Every command reads its
+ * settings (AMQP_URL with its vhost, REDIS_URL, ...) through `loadConfig()`.
  */
 import { Command as Commander, CommanderError } from 'commander';
 import { brokerPreflight, describeBrokerTarget } from '../broker/preflight';
@@ -12,7 +12,7 @@ import { ConfigError, StartupError } from '../errors';
 import { rootLogger } from '../observability/logger';
 import { buildWasmCommand } from './build-dense-wasm';
 import { confidenceTradeoffCommand } from './confidence-tradeoff';
-import { CliUsageError, ExitCode, HelpRequested, cliLogger, describeError, type Command } from './common';
+import { CliUsageError, ExitCode, cliLogger, declareOptions, describeError, type Command, type OptionTable, type ParsedCommandLine } from './common';
 import { dlqCommand } from './dlq-command';
 import { evalCommand } from './eval-command';
 import { feedCommand } from './feed-command';
@@ -35,21 +35,19 @@ export interface CommandEntry {
   command: Command;
   /** Listed under "Development tools" in `pipeline --help`. */
   dev?: boolean;
-  /** Its subcommands (`pipeline dlq list`): each runs the command with its name first. */
-  subcommands?: readonly string[];
 }
 
 /** Every `pipeline` command. */
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'publish', summary: 'publish bars from CSV files or a synthetic market, with confirms and a progress bar', command: publishCommand },
-  { name: 'feed', summary: 'publish live 5m bars from an exchange (binance: closed candles, warm-up and gaps from REST) until SIGTERM', command: feedCommand, subcommands: ['binance'] },
+  { name: 'feed', summary: 'publish live 5m bars from an exchange (binance: closed candles, warm-up and gaps from REST) until SIGTERM', command: feedCommand },
   { name: 'results', summary: 'follow the integrated results (consumes them unless --peek) as JSON lines or a table', command: resultsCommand },
   { name: 'replay', summary: 'push recorded CSV bars through the workers (own vhost, training off), results as JSON lines', command: replayCommand },
   { name: 'report', summary: 'write the self-contained HTML report of a results file (see docs/replay.md)', command: reportCommand },
-  { name: 'dlq', summary: 'list, replay or purge dead letters', command: dlqCommand, subcommands: ['list', 'replay', 'purge'] },
-  { name: 'state', summary: 'check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)', command: stateCommand, subcommands: ['check', 'accept-loss'] },
-  { name: 'shards', summary: 'change the number of shards with bars flowing (see docs/scaling.md)', command: shardsCommand, subcommands: ['status', 'resize'] },
-  { name: 'models', summary: 'list, promote, roll back or train versions of the trading agents', command: modelsCommand, subcommands: ['list', 'promote', 'rollback', 'train'] },
+  { name: 'dlq', summary: 'list, replay or purge dead letters', command: dlqCommand },
+  { name: 'state', summary: 'check the Redis state epoch, or accept a loss of Redis state (see docs/redis-loss.md)', command: stateCommand },
+  { name: 'shards', summary: 'change the number of shards with bars flowing (see docs/scaling.md)', command: shardsCommand },
+  { name: 'models', summary: 'list, promote, roll back or train versions of the trading agents', command: modelsCommand },
   { name: 'eval', summary: 'evaluate a model version against baselines on held-out bars (HTML and JSON report)', command: evalCommand },
   { name: 'mappo-check', summary: 'proof of learning: MAPPO on the two-step game for several seeds', command: mappoCheckCommand, dev: true },
   { name: 'regime-report', summary: 'how the regime model and its confidence do on market families and real bars', command: regimeReportCommand, dev: true },
@@ -77,50 +75,63 @@ export interface RunCliOptions {
   err?: NodeJS.WritableStream;
 }
 
-function isHelp(args: readonly string[]): boolean {
-  const end = args.indexOf('--');
-  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
-}
-
-/** The `pipeline` command tree; `run` is called with the chosen entry and its arguments. */
+/** The `pipeline` command tree; `run` is called with the chosen entry and its parsed command line. */
 function buildProgram(
+  path: string,
   out: NodeJS.WritableStream,
   errOut: NodeJS.WritableStream,
-  run: (entry: CommandEntry, args: string[]) => Promise<void>,
+  run: (entry: CommandEntry, parsed: ParsedCommandLine) => Promise<void>,
 ): Commander {
   const program = new Commander('pipeline')
     .description('The command line of the multi-timeframe market-bar pipeline.')
     .usage('<command> [options]')
     .exitOverride()
-    .enablePositionalOptions()
     .helpCommand(false)
-    .configureOutput({ writeOut: (s) => void out.write(s), writeErr: (s) => void errOut.write(s) })
-    .configureHelp({ sortSubcommands: false, subcommandTerm: (c) => c.name() })
+    .configureOutput({
+      writeOut: (s) => void out.write(s),
+      writeErr: (s) => void errOut.write(s),
+      // One line naming the command, what is wrong and where its options are.
+      outputError: (s) => void errOut.write(`${path}: ${s.replace(/^error: /, '').trimEnd()} (see "${path} --help")\n`),
+    })
+    .configureHelp({ sortSubcommands: false, subcommandTerm: (c) => c.name(), helpWidth: 100 })
     .addHelpText('after', HELP_AFTER);
-  // Options are the command's own (parseCommandLine): commander passes them on untouched.
-  const passOn = (cmd: Commander): Commander =>
-    cmd.helpOption(false).allowUnknownOption().allowExcessArguments().passThroughOptions().argument('[arguments...]');
+  const declare = (cmd: Commander, args: string | undefined, options: OptionTable, entry: CommandEntry, sub?: string): void => {
+    const values = declareOptions(cmd, options);
+    cmd.allowExcessArguments(false);
+    if (args !== undefined) cmd.argument(args);
+    cmd.action(async () => run(entry, { values: values(), positionals: [...(sub === undefined ? [] : [sub]), ...cmd.args] }));
+  };
   for (const entry of COMMANDS) {
-    const cmd = passOn(program.command(entry.name, { hidden: entry.dev === true }).description(entry.summary));
-    cmd.action(async (_args: unknown, _opts: unknown, self: Commander) => run(entry, [...self.args]));
-    if (entry.subcommands !== undefined) {
-      cmd.enablePositionalOptions();
-      for (const name of entry.subcommands) {
-        passOn(cmd.command(name)).action(async (_args: unknown, _opts: unknown, self: Commander) => run(entry, [name, ...self.args]));
-      }
+    const { name, command } = entry;
+    const cmd = program.command(name, { hidden: entry.dev === true }).description(entry.summary);
+    if (command.help !== undefined) cmd.addHelpText('after', `\n${command.help}`);
+    const options = command.options ?? {};
+    if (command.subcommands === undefined) {
+      declare(cmd, command.args, options, entry);
+      continue;
     }
+    for (const [subName, sub] of Object.entries(command.subcommands)) {
+      const own = Object.fromEntries(Object.entries(options).filter(([o]) => sub.options?.includes(o) ?? true));
+      declare(cmd.command(subName).description(sub.description), sub.args, own, entry, subName);
+    }
+    // Before any setting is read or the broker is checked: the command line cannot run.
+    const subs = Object.keys(command.subcommands).join(', ');
+    cmd.usage('<subcommand> [options]').argument('[subcommand]').allowUnknownOption().allowExcessArguments().action((first: string | undefined) => {
+      throw new CliUsageError(`pipeline ${name} ${first === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(first)}`}: use ${subs}`);
+    });
   }
   program
     .command('help')
     .description("a command's options: pipeline help <command>")
-    .argument('[command]')
-    .action((name: string | undefined) => {
-      const entry = COMMANDS.find((e) => e.name === name);
-      if (name !== undefined && entry === undefined) throw new CliUsageError(`unknown command ${JSON.stringify(name)}`);
-      out.write(entry === undefined ? program.helpInformation() : `${entry.command.usage}\n`);
+    .argument('[command...]')
+    .action((names: string[]) => {
+      if (names.length > 0 && !COMMANDS.some((e) => e.name === names[0])) throw new CliUsageError(`unknown command ${JSON.stringify(names[0])}`);
+      const cmd = names.reduce<Commander | undefined>((c, n) => c?.commands.find((s) => s.name() === n), program);
+      if (cmd === undefined) throw new CliUsageError(`unknown command ${JSON.stringify(names.join(' '))}`);
+      cmd.outputHelp();
     });
   program.addHelpText(
-    'afterAll',
+    'after',
     `\nDevelopment tools (each with --help too):\n${COMMANDS.filter((e) => e.dev === true)
       .map((e) => `  ${e.name.padEnd(20)} ${e.summary}`)
       .join('\n')}\n`,
@@ -134,8 +145,11 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
   const out = options.out ?? process.stdout;
   const errOut = options.err ?? process.stderr;
   let code: number = ExitCode.Ok;
-  const program = buildProgram(out, errOut, async (entry, args) => {
-    code = await runCommand(entry, args, env, out, errOut);
+  const entry = COMMANDS.find((e) => e.name === argv[0]);
+  const sub = entry?.command.subcommands !== undefined && argv[1] !== undefined && argv[1] in entry.command.subcommands ? ` ${argv[1]}` : '';
+  const path = entry === undefined ? 'pipeline' : `pipeline ${entry.name}${sub}`;
+  const program = buildProgram(path, out, errOut, async (entry, parsed) => {
+    code = await runCommand(entry, parsed, env, out, errOut);
   });
   if (argv.length === 0) {
     errOut.write(program.helpInformation());
@@ -150,7 +164,7 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
       return ExitCode.Usage;
     }
     if (err instanceof CliUsageError) {
-      errOut.write(`${err.message}\n\n${program.helpInformation()}`);
+      errOut.write(`${err.message} (see "pipeline ${argv[0] === 'help' ? '' : `${argv[0]} `}--help")\n`);
       return ExitCode.Usage;
     }
     throw err;
@@ -160,43 +174,27 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
 
 async function runCommand(
   entry: CommandEntry,
-  args: string[],
+  parsed: ParsedCommandLine,
   env: NodeJS.ProcessEnv | undefined,
   out: NodeJS.WritableStream,
   errOut: NodeJS.WritableStream,
 ): Promise<number> {
   const { name, command } = entry;
-  if (isHelp(args)) {
-    // Help is printed before the settings are read or anything is connected, started or trained.
-    out.write(`${command.usage}\n`);
-    return ExitCode.Ok;
-  }
-  const [first] = args;
-  if (entry.subcommands !== undefined && (first === undefined || (!first.startsWith('-') && !entry.subcommands.includes(first)))) {
-    // Before any setting is read or the broker is checked: the command line cannot run.
-    const which = first === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(first)}`;
-    errOut.write(`pipeline ${name} ${which}: use ${entry.subcommands.join(', ')}\n\n${command.usage}\n`);
-    return ExitCode.Usage;
-  }
   try {
     const config = loadConfig(env);
     rootLogger(config.logLevel); // the level of any module logger, as LOG_LEVEL says
-    const log = cliLogger(config, args.includes('--verbose'));
+    const log = cliLogger(config, parsed.values.verbose === true);
     // `replay --dry-run` only reads files.
-    if (command.offline !== true && !(name === 'replay' && args.includes('--dry-run'))) {
+    if (command.offline !== true && !(name === 'replay' && parsed.values['dry-run'] === true)) {
       // Say where we are talking to (a misspelt AMQP_URL publishing into vhost "/" must be visible),
       // then check that the broker takes us before doing anything (exit 2 with one line otherwise).
       errOut.write(`pipeline ${name}: ${describeBrokerTarget(config.amqpUrl)}\n`);
       await brokerPreflight({ url: config.amqpUrl, waitMs: config.startupWaitMs, connectionName: `pipeline-cli-${name}` });
     }
-    return await command.run(args, { config, log, out, err: errOut });
+    return await command.run(parsed, { config, log, out, err: errOut });
   } catch (err) {
-    if (err instanceof HelpRequested) {
-      out.write(`${command.usage}\n`);
-      return ExitCode.Ok;
-    }
     if (err instanceof CliUsageError) {
-      errOut.write(`pipeline ${name}: ${err.message}\n\n${command.usage}\n`);
+      errOut.write(`pipeline ${name}: ${err.message} (see "pipeline ${name} --help")\n`);
       return ExitCode.Usage;
     }
     if (err instanceof ConfigError || err instanceof StartupError) {

@@ -4,40 +4,23 @@
  * iteration budget. The last line is always one JSON object:
  *   {"optimum":8,"seeds":5,"reached":N,"iterations":[...]}
  */
-import { agentsRuntime, numberOption } from './agents-data';
-import { parseCommandLine } from './command-line';
-import { ExitCode, type Command, type CommandContext } from './common';
+import { agentsRuntime } from './agents-data';
+import { ExitCode, defineCommand, integer, type CommandContext, type ParsedCommandLine } from './common';
 
-const USAGE = `Usage:
-  pipeline mappo-check [--seeds 5] [--first-seed 1] [--iterations 100] [--episodes 64] [--json]
-
-Proof of learning: trains MAPPO on the three-agent two-step game once per seed and
+const HELP = `Proof of learning: trains MAPPO on the three-agent two-step game once per seed and
 reports how many seeds reach the optimum within the iteration budget. Prints a line per seed on
-stderr, then one JSON object {"optimum","seeds","reached","iterations"} as the last line of stdout.
+stderr, then one JSON object {"optimum","seeds","reached","iterations"} as the last line of stdout.`;
 
-Options:
-  --seeds <N>         number of seeds                              [default: 5]
-  --first-seed <n>    first seed                                   [default: 1]
-  --iterations <N>    iteration budget per seed                    [default: 100]
-  --episodes <N>      episodes per iteration                       [default: 64]
-  --json              only the JSON line on stdout
-  -h, --help          this help (no other effect)`;
+const OPTIONS = {
+  seeds: { type: 'string', value: 'N', parse: integer(1, 1000), default: 5, description: 'number of seeds' },
+  'first-seed': { type: 'string', value: 'n', parse: integer(0, 2 ** 31), default: 1, description: 'first seed' },
+  iterations: { type: 'string', value: 'N', parse: integer(1, 100_000), default: 100, description: 'iteration budget per seed' },
+  episodes: { type: 'string', value: 'N', parse: integer(1, 100_000), default: 64, description: 'episodes per iteration' },
+  json: { type: 'boolean', description: 'only the JSON line on stdout' },
+} as const;
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseCommandLine({
-    args,
-    options: {
-      seeds: { type: 'string' },
-      'first-seed': { type: 'string' },
-      iterations: { type: 'string' },
-      episodes: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  const seeds = numberOption('seeds', values.seeds, 5, 1, 1000);
-  const iterations = numberOption('iterations', values.iterations, 100, 1, 100_000);
-  const episodes = numberOption('episodes', values.episodes, 64, 1, 100_000);
-  const firstSeed = numberOption('first-seed', values['first-seed'], 1, 0, 2 ** 31);
+async function run({ values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
+  const { seeds, iterations, episodes, 'first-seed': firstSeed } = values;
   const json = values.json === true;
   const { runTwoStepGame, TWO_STEP_OPTIMUM } = agentsRuntime();
   const results: (number | null)[] = [];
@@ -59,4 +42,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline mappo-check`. */
-export const mappoCheckCommand: Command = { usage: USAGE, run, offline: true };
+export const mappoCheckCommand = defineCommand({ options: OPTIONS, help: HELP, run, offline: true });

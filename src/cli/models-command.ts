@@ -3,17 +3,10 @@ import { announcePromotion } from '../broker/model-announcement';
 import { EXCHANGE_INTERNAL, routingKeys } from '../broker/topology';
 import type { ModelRegistry } from '../learning/registry';
 import { agentsRuntime, SHIPPED_MODEL_DIR } from './agents-data';
-import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, describeError, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, defineCommand, describeError, type CommandContext, type ParsedCommandLine } from './common';
 import { trainAgents, TRAIN_OPTIONS } from './train-agents';
 
-const USAGE = `Usage:
-  pipeline models list [--dir <registry>]
-  pipeline models promote <version> [--dir <registry>] [--no-announce]
-  pipeline models rollback [<version>] [--dir <registry>] [--no-announce]
-  pipeline models train [--out ${SHIPPED_MODEL_DIR}] [--iterations 80] [--seed 1] [--data data/market/5m]
-
-Versions of the trading agents in a model registry (a directory: versions/<version>/ and promoted.json).
+const HELP = `Versions of the trading agents in a model registry (a directory: versions/<version>/ and promoted.json).
 --dir defaults to the running pipeline's registry, <PIPELINE_DATA_DIR>/models.
 
   list      every version, oldest first; '*' marks the current (promoted) one
@@ -29,38 +22,19 @@ Versions of the trading agents in a model registry (a directory: versions/<versi
             selection) and seeded synthetic markets, each also mirrored (a rise becomes a fall).
             Same command, same weights.
 
-Options:
-  --dir <registry>       model registry                     [default: <PIPELINE_DATA_DIR>/models]
-  --no-announce          change the registry only: workers take the version when they restart
-  --out <registry>       (train) registry the new version is saved to      [default: ${SHIPPED_MODEL_DIR}]
-  --iterations <N>       (train) training iterations                       [default: 80]
-  --seed <n>             (train) seed                                      [default: 1]
-  --data <dir>           (train) directory of <SYMBOL>_5m.csv files         [default: data/market/5m]
-  -h, --help             this help (no other effect)
-
 Exit status: 0 done; 1 failed (e.g. an unknown version: "pipeline models list" shows them);
 2 a bad setting; 3 the registry changed but the announcement failed (workers swap on restart);
 64 bad arguments.`;
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    allowPositionals: true,
-    options: {
-      dir: { type: 'string' },
-      'no-announce': { type: 'boolean' },
-      ...TRAIN_OPTIONS,
-    },
-  });
-  const [sub, version, ...rest] = positionals;
-  if (sub === 'train') {
-    if (positionals.length > 1) throw new CliUsageError(`models train takes no arguments, got ${JSON.stringify(version)}`);
-    if (values.dir !== undefined) throw new CliUsageError('models train saves to --out <registry>, not --dir');
-    return trainAgents(values, ctx);
-  }
-  const trainOnly = (['out', 'iterations', 'seed', 'data'] as const).find((k) => values[k] !== undefined);
-  if (trainOnly !== undefined) throw new CliUsageError(`--${trainOnly} is an option of models train`);
-  if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+const OPTIONS = {
+  dir: { type: 'string', value: 'registry', description: 'model registry (default: <PIPELINE_DATA_DIR>/models)' },
+  'no-announce': { type: 'boolean', description: 'change the registry only: workers take the version when they restart' },
+  ...TRAIN_OPTIONS,
+} as const;
+
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
+  const [sub, version] = positionals;
+  if (sub === 'train') return trainAgents(values, ctx);
   const dir = values.dir ?? join(ctx.config.dataDir, 'models');
   const { openModelRegistry } = agentsRuntime();
   const registry = openModelRegistry(dir);
@@ -68,7 +42,6 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   let current: string | null;
   switch (sub) {
     case 'list': {
-      if (version !== undefined) throw new CliUsageError(`models list takes no version, got ${JSON.stringify(version)}`);
       const versions = await registry.list();
       if (versions.length === 0) {
         ctx.err.write(`no model versions in ${dir} (pass --dir <registry>; the shipped one is ${SHIPPED_MODEL_DIR})\n`);
@@ -128,4 +101,15 @@ function unknownVersion(ctx: CommandContext, dir: string, version: string, listH
 }
 
 /** `pipeline models`: list, promote, roll back and train model versions. */
-export const modelsCommand: Command = { usage: USAGE, run, offline: true };
+export const modelsCommand = defineCommand({
+  options: OPTIONS,
+  subcommands: {
+    list: { description: "every version, oldest first; '*' marks the current one", options: ['dir'] },
+    promote: { description: 'make <version> current and announce it', args: '[version]', options: ['dir', 'no-announce'] },
+    rollback: { description: 'go back to <version>, or to the one promoted before the current one', args: '[version]', options: ['dir', 'no-announce'] },
+    train: { description: 'train the three agents offline and save them as a new promoted version', options: ['out', 'iterations', 'seed', 'data'] },
+  },
+  help: HELP,
+  run,
+  offline: true,
+});

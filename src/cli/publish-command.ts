@@ -1,4 +1,3 @@
-import { parseCommandLine } from './command-line';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Bar, Timeframe } from '../../schemas/bar.schema';
 import { TIMEFRAME_MS } from '../../schemas/bar.schema';
@@ -10,38 +9,13 @@ import type { PublishBarsResult } from '../producers/bar-producer';
 import { countCsvRows, csvSymbolSource, interleaveByTs, readCsvBars, type InvalidCsvRow } from '../producers/csv-bars';
 import { ValidationError } from '../errors';
 import { generateSyntheticMarket } from '../producers/synthetic-market';
-import { CliUsageError, ExitCode, connectBroker, describeError, intFlag, numberFlag, pipelineProducer, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, decimal, defineCommand, describeError, integer, pipelineProducer, type CommandContext } from './common';
 
-const USAGE = `Usage:
-  pipeline publish --csv <file> [--csv <file> ...] [--symbol S] [options]
-  pipeline publish --synthetic --symbols A,B,C --count N [--seed 1] [options]
+const HELP = `Sources: --csv <file> (repeatable), or --synthetic --symbols A,B,C --count N.
 
 Publishes 5m (or 30m) bars to the exchange ${EXCHANGE_BARS}, routing key ${routingKeys.bar('<timeframe>', '<symbol>')},
 persistent, messageId <symbol>:<timeframe>:<ts>, header x-published-at (epoch ms). Waits for the
 broker to confirm every bar, then prints a summary.
-
-Sources:
-  --csv <file>           CSV with header timestamp,open,high,low,close,volume; timestamp is the bar's
-                         OPEN time, "2025-04-03 17:05:00+00:00" or epoch milliseconds. Repeat for
-                         several files: their bars are interleaved in time order. Rows that fail the
-                         bar schema are reported on stderr with their line number and skipped.
-  --symbol <S>           symbol of the bars (one --csv only). Without it: the file's "symbol"
-                         column, else the file name when it is exactly a symbol, optionally with a
-                         timeframe (BTCUSDT.csv, BTCUSDT_5m.csv); any other name is refused
-                         (tail_BTCUSDT.csv: give --symbol or add a symbol column)
-  --synthetic            generate a seeded regime-switching market instead
-  --symbols <A,B,C>      synthetic symbols; their bars are interleaved bar by bar in ts order
-  --count <N>            synthetic bars per symbol
-  --seed <n>             synthetic seed (symbol i uses seed + i)              [default: 1]
-
-Options:
-  --timeframe <5m|30m>   timeframe of the bars                                [default: 5m]
-  --rate <bars/s>        publish rate, paced by absolute time; 0 = as fast as the broker confirms
-                                                                              [default: 0]
-  --max-unconfirmed <N>  bars awaiting a confirm before publishing waits      [default: 1000]
-  --json                 print the summary as one JSON object
-  --verbose              log at LOG_LEVEL (default: warnings only) to stderr
-  -h, --help             this help
 
 Environment: AMQP_URL (a vhost in the path is honoured), PIPELINE_QUEUE_TYPE, PIPELINE_MAX_ATTEMPTS
 (used when this command declares the pipeline's topology), PIPELINE_PUBLISH_TIMEOUT_MS (confirm wait).
@@ -60,31 +34,29 @@ interface Source {
 const MAX_PRINTED_INVALID = 20;
 
 /** `pipeline publish`. */
-export const publishCommand: Command = {
-  usage: USAGE,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseCommandLine({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        csv: { type: 'string', multiple: true },
-        symbol: { type: 'string' },
-        synthetic: { type: 'boolean' },
-        symbols: { type: 'string' },
-        count: { type: 'string' },
-        seed: { type: 'string' },
-        timeframe: { type: 'string' },
-        rate: { type: 'string' },
-        'max-unconfirmed': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
-    const timeframe = (values.timeframe ?? '5m') as Timeframe;
-    if (!(timeframe in TIMEFRAME_MS)) throw new CliUsageError(`--timeframe must be one of ${Object.keys(TIMEFRAME_MS).join(', ')}`);
-    const rate = numberFlag('rate', values.rate, 0);
-    const maxUnconfirmed = intFlag('max-unconfirmed', values['max-unconfirmed'], 1000);
-    if (maxUnconfirmed < 1) throw new CliUsageError('--max-unconfirmed must be at least 1');
+export const publishCommand = defineCommand({
+  options: {
+    csv: {
+      type: 'string', multiple: true, value: 'file',
+      description: 'CSV with header timestamp,open,high,low,close,volume; timestamp is the bar\'s OPEN time, "2025-04-03 17:05:00+00:00" or epoch milliseconds. Repeat for several files: their bars are interleaved in time order. Rows that fail the bar schema are reported on stderr with their line number and skipped.',
+    },
+    symbol: {
+      type: 'string', value: 'S',
+      description: 'symbol of the bars (one --csv only). Without it: the file\'s "symbol" column, else the file name when it is exactly a symbol, optionally with a timeframe (BTCUSDT.csv, BTCUSDT_5m.csv); any other name is refused',
+    },
+    synthetic: { type: 'boolean', description: 'generate a seeded regime-switching market instead' },
+    symbols: { type: 'string', value: 'A,B,C', description: 'synthetic symbols; their bars are interleaved bar by bar in ts order' },
+    count: { type: 'string', value: 'N', parse: integer(), description: 'synthetic bars per symbol' },
+    seed: { type: 'string', value: 'n', parse: integer(), default: 1, description: 'synthetic seed (symbol i uses seed + i)' },
+    timeframe: { type: 'string', value: '5m|30m', choices: Object.keys(TIMEFRAME_MS), default: '5m', description: 'timeframe of the bars' },
+    rate: { type: 'string', value: 'bars/s', parse: decimal(), default: 0, description: 'publish rate, paced by absolute time; 0 = as fast as the broker confirms' },
+    'max-unconfirmed': { type: 'string', value: 'N', parse: integer(1), default: 1000, description: 'bars awaiting a confirm before publishing waits' },
+    json: { type: 'boolean', description: 'print the summary as one JSON object' },
+  },
+  help: HELP,
+  async run({ values }, ctx: CommandContext): Promise<number> {
+    const timeframe = values.timeframe as Timeframe; // one of the choices commander checked
+    const { rate, 'max-unconfirmed': maxUnconfirmed } = values;
 
     const invalid: (InvalidCsvRow & { file: string })[] = [];
     let source: Source;
@@ -125,9 +97,8 @@ export const publishCommand: Command = {
     } else if (values.synthetic === true) {
       const symbols = (values.symbols ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
       if (symbols.length === 0) throw new CliUsageError('--synthetic needs --symbols A,B,C');
-      if (values.count === undefined) throw new CliUsageError('--synthetic needs --count N');
-      const count = intFlag('count', values.count, 0);
-      const seed = intFlag('seed', values.seed, 1);
+      const { count, seed } = values;
+      if (count === undefined) throw new CliUsageError('--synthetic needs --count N');
       if (timeframe !== '5m') throw new CliUsageError('--synthetic generates 5m bars only');
       const markets = symbols.map((symbol, i) => generateSyntheticMarket({ seed: seed + i, symbol, bars: count }).bars);
       source = {
@@ -222,7 +193,7 @@ export const publishCommand: Command = {
     if (r.aborted) return ExitCode.Interrupted;
     return invalid.length > 0 ? ExitCode.Failure : ExitCode.Ok;
   },
-};
+});
 
 /**
  * Queues that bars of `timeframe` are routed to from {@link EXCHANGE_BARS}, following the topology's

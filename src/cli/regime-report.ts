@@ -8,9 +8,8 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
-import { parseCommandLine } from './command-line';
 import { quantile } from '../util/quantile';
-import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
+import { ExitCode, type Command, type CommandContext } from './common';
 import {
   MARKET_FAMILIES,
   WEAK_GAUSSIAN_FAMILY,
@@ -41,6 +40,7 @@ import {
   scoredForTargets,
   simulateFeedback,
   selectOnFirstHalves,
+  flaggedVolRatio,
   volatileRatio,
   volatileRuleCandidates,
   type FamilyFigures,
@@ -296,27 +296,8 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
 }
 
 /** Forward volatility after the flagged bars of `[from, to)` over that after the others. */
-function halfRatio(
-  xs: readonly { volatile: boolean; vol: number }[],
-  from: number,
-  to: number,
-): number | null {
-  let sv = 0;
-  let nv = 0;
-  let ss = 0;
-  let ns = 0;
-  for (let i = from; i < to; i++) {
-    const b = xs[i]!;
-    if (!Number.isFinite(b.vol)) continue;
-    if (b.volatile) {
-      sv += b.vol;
-      nv++;
-    } else {
-      ss += b.vol;
-      ns++;
-    }
-  }
-  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
+function halfRatio(xs: readonly { volatile: boolean; vol: number }[], from: number, to: number): number | null {
+  return flaggedVolRatio(xs, (b) => b.vol, (b) => b.volatile, from, to);
 }
 
 async function main(out: (line: string) => void, dataDir: string): Promise<void> {
@@ -566,24 +547,17 @@ async function main(out: (line: string) => void, dataDir: string): Promise<void>
 
 const DEFAULT_DATA_DIR = join(__dirname, '..', '..', 'data', 'market', '30m');
 
-const USAGE = `Usage:
-  pipeline regime-report [<dir>]
-
-How the regime model and its confidence do on market families (fitted and held out) and on the
+const HELP = `How the regime model and its confidence do on market families (fitted and held out) and on the
 real 30m bars of <dir> (<SYMBOL>_30m.csv files)          [default: the repository's data/market/30m]
 Prints tables, and as its last line one JSON object. Every random draw is seeded: the output is
-deterministic. Takes minutes. Needs no broker. See docs/regime.md.
-
-Options:
-  -h, --help   this help (no other effect)`;
+deterministic. Takes minutes. Needs no broker. See docs/regime.md.`;
 
 /** `pipeline regime-report`. */
 export const regimeReportCommand: Command = {
-  usage: USAGE,
+  args: '[dir]',
+  help: HELP,
   offline: true,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { positionals } = parseCommandLine({ args, allowPositionals: true, options: { verbose: { type: 'boolean' } } });
-    if (positionals.length > 1) throw new CliUsageError('give at most one data directory');
+  async run({ positionals }, ctx: CommandContext): Promise<number> {
     await main((line) => void ctx.out.write(`${line}\n`), positionals[0] ?? DEFAULT_DATA_DIR);
     return ExitCode.Ok;
   },

@@ -7,7 +7,6 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCommandLine } from './command-line';
 import { SingleBar } from 'cli-progress';
 import { MAX_BATCH_BARS } from '../../schemas/bar-batch.schema';
 import { inheritedEnv } from '../config/config';
@@ -20,7 +19,8 @@ import {
   ExitCode,
   describeError,
   intFlag,
-  type Command,
+  defineCommand,
+  type ParsedCommandLine,
   type CommandContext,
 } from './common';
 import {
@@ -41,12 +41,7 @@ import {
 import { RESULT_BYTES, lastReplayRate, recordReplayRate } from './replay-rate';
 import { REPORT_FLAG_OPTIONS, reportFlags } from './report-command';
 
-const USAGE = `Usage:
-  pipeline replay <file, folder or glob>... [--symbols A,B] [--from T] [--to T] [--out results.jsonl]
-                  [--report report.html] [--attach] [--batch-bars N] [--max-in-flight N]
-                  [--max-ahead-bars N] [--timeout-ms MS] [--keep] [--dry-run]
-
-Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
+const HELP = `Pushes recorded 5m bars through the pipeline's workers and the real broker and writes every
 integrated result as one JSON line (to --out, else to stdout). It reads our CSV (BTCUSDT_5m.csv: the
 symbol is the name up to its first "_") and Binance's kline archives as downloaded
 (BTCUSDT-5m-2024-01.zip or the CSV inside it: the symbol is the name up to its first "-"; open times
@@ -73,28 +68,6 @@ report (--report) is drawn afterwards from the results file, read line by line.
 
 The last line on stdout is {"bars":n,"results":n,"seconds":s}: seconds from the first bar
 published to the last result received. A progress bar with ETA goes to stderr.
-
-Options:
-  --symbols <A,B>        replay only these symbols
-  --from <T>             bars with ts >= T (epoch ms, or a date/time such as 2025-04-03T18:00:00Z)
-  --to <T>               bars with ts < T
-  --out <file>           write the results there instead of stdout
-  --report <file>        also write the HTML report (docs/replay.md)
-  --fee-bps, --half-spread-bps, --horizon   report options (see "pipeline report --help")
-  --attach               use the pipeline at AMQP_URL instead of a private one
-  --batch-bars <N>       bars per batch message; 1 publishes one bar per message to
-                         market.bars, the public input                            [default: 256]
-  --max-in-flight <N>    unconfirmed messages at most                              [default: 1000]
-  --max-ahead-bars <N>   bars read but without a result yet, at most: the broker's queues and the
-                         workers' memory stay flat however long the replay
-                                            [default: 2 x batch bars x symbols, at least 10000]
-  --timeout-ms <MS>      give up after MS without a new result once all is published [default: 60000]
-  --keep                 keep the private vhost, Redis keys and data directory
-  --dry-run              read the files and print, per symbol, the bars, their span, the files
-                         joined, overlaps and gaps; then the estimated time (from the last measured
-                         rate) and size of the results; publish nothing (needs no broker)
-  --verbose              log at LOG_LEVEL to stderr
-  -h, --help             this help
 
 Exit status: 0 one result per bar; 1 results missing (the summary says how many) or a failure;
 2 the pipeline cannot run as configured; 64 bad arguments; 130 interrupted.`;
@@ -235,27 +208,31 @@ async function* aheadBounded(
   }
 }
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      symbols: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      out: { type: 'string' },
-      report: { type: 'string' },
-      attach: { type: 'boolean' },
-      'max-in-flight': { type: 'string' },
-      'max-ahead-bars': { type: 'string' },
-      'batch-bars': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      keep: { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      ...REPORT_FLAG_OPTIONS,
-    },
-  });
+const OPTIONS = {
+  symbols: { type: 'string', value: 'A,B', description: 'replay only these symbols' },
+  from: { type: 'string', value: 'T', description: 'bars with ts >= T (epoch ms, or a date/time such as 2025-04-03T18:00:00Z)' },
+  to: { type: 'string', value: 'T', description: 'bars with ts < T' },
+  out: { type: 'string', value: 'file', description: 'write the results there instead of stdout' },
+  report: { type: 'string', value: 'file', description: 'also write the HTML report (docs/replay.md; its options as for "pipeline report")' },
+  attach: { type: 'boolean', description: 'use the pipeline at AMQP_URL instead of a private one' },
+  'max-in-flight': { type: 'string', value: 'N', description: 'unconfirmed messages at most (default: 1000)' },
+  'max-ahead-bars': {
+    type: 'string',
+    value: 'N',
+    description: "bars read but without a result yet, at most: the broker's queues and the workers' memory stay flat however long the replay (default: 2 x batch bars x symbols, at least 10000)",
+  },
+  'batch-bars': { type: 'string', value: 'N', description: 'bars per batch message; 1 publishes one bar per message to market.bars, the public input (default: 256)' },
+  'timeout-ms': { type: 'string', value: 'MS', description: 'give up after MS without a new result once all is published (default: 60000)' },
+  keep: { type: 'boolean', description: 'keep the private vhost, Redis keys and data directory' },
+  'dry-run': {
+    type: 'boolean',
+    description:
+      'read the files and print, per symbol, the bars, their span, the files joined, overlaps and gaps; then the estimated time (from the last measured rate) and size of the results; publish nothing (needs no broker)',
+  },
+  ...REPORT_FLAG_OPTIONS,
+} as const;
+
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
   if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
   const batchBars = intFlag('batch-bars', values['batch-bars'], 256);
@@ -477,4 +454,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   }
 }
 
-export const replayCommand: Command = { usage: USAGE, run };
+export const replayCommand = defineCommand({ args: '[file, folder or glob...]', options: OPTIONS, help: HELP, run });

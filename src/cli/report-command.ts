@@ -1,5 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { parseCommandLine } from './command-line';
 import {
   DEFAULT_COSTS,
   DEFAULT_OUTCOME_RULE,
@@ -14,15 +13,12 @@ import {
   ExitCode,
   intFlag,
   numberFlag,
-  type Command,
+  defineCommand,
+  type ParsedCommandLine,
   type CommandContext,
 } from './common';
 
-const USAGE = `Usage:
-  pipeline report <results.jsonl> --out <report.html> [--fee-bps BP] [--half-spread-bps BP]
-                  [--horizon BARS] [--title TEXT]
-
-Writes one self-contained HTML file (inline SVG, opens offline) from integrated results as JSON
+const HELP = `Writes one self-contained HTML file (inline SVG, opens offline) from integrated results as JSON
 lines, as "pipeline replay --out" or "pipeline results" write them: per symbol the price with regime
 bands and decisions and the equity of the agents' target_position against buy-and-hold and FLAT
 after costs; a reliability diagram of the regime probability; a latency histogram; counts of stale
@@ -30,14 +26,6 @@ contexts and degraded stages. Needs no broker. What each chart means: docs/repla
 The file is read line by line into compact columns (43 bytes a result) that go to a scratch file in
 os.tmpdir() past 200,000 lines, so memory stays flat: a year of 50 symbols (5 million lines, about
 270 MB of scratch space, removed at the end) is reported in well under 1 GiB.
-
-Options:
-  --out <file>             the HTML file to write (required)
-  --fee-bps <BP>           fee per unit of notional traded, in basis points         [default: ${DEFAULT_COSTS.feeBps}]
-  --half-spread-bps <BP>   half the bid-ask spread, in basis points                  [default: ${DEFAULT_COSTS.halfSpreadBps}]
-  --horizon <BARS>         bars after a call that decide whether it was borne out   [default: ${DEFAULT_OUTCOME_RULE.horizonBars}]
-  --title <TEXT>           page title                                                [default: Replay report]
-  -h, --help               this help
 
 Exit status: 0 written; 1 the results file cannot be read or holds a line that is not a v1 result.`;
 
@@ -63,22 +51,22 @@ export function reportFlags(values: {
 }
 
 export const REPORT_FLAG_OPTIONS = {
-  'fee-bps': { type: 'string' },
-  'half-spread-bps': { type: 'string' },
-  horizon: { type: 'string' },
+  'fee-bps': { type: 'string', value: 'BP', description: `fee per unit of notional traded, in basis points (default: ${DEFAULT_COSTS.feeBps})` },
+  'half-spread-bps': { type: 'string', value: 'BP', description: `half the bid-ask spread, in basis points (default: ${DEFAULT_COSTS.halfSpreadBps})` },
+  horizon: {
+    type: 'string',
+    value: 'BARS',
+    description: `bars after a call that decide whether it was borne out (default: ${DEFAULT_OUTCOME_RULE.horizonBars})`,
+  },
 } as const;
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      title: { type: 'string' },
-      ...REPORT_FLAG_OPTIONS,
-    },
-  });
+const OPTIONS = {
+  out: { type: 'string', value: 'file', description: 'the HTML file to write (required)' },
+  title: { type: 'string', value: 'TEXT', description: 'page title (default: Replay report)' },
+  ...REPORT_FLAG_OPTIONS,
+} as const;
+
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   if (positionals.length !== 1)
     throw new CliUsageError('give exactly one results file (JSON lines)');
   if (values.out === undefined) throw new CliUsageError('--out <report.html> is required');
@@ -115,4 +103,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   return ExitCode.Ok;
 }
 
-export const reportCommand: Command = { usage: USAGE, run, offline: true };
+export const reportCommand = defineCommand({ args: '[results.jsonl...]', options: OPTIONS, help: HELP, run, offline: true });

@@ -7,31 +7,20 @@ import { writeFileSync } from 'node:fs';
 import type { Bar } from '../../schemas/bar.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
 import { resampleTo30m } from '../strategic/resample';
-import { parseCommandLine } from './command-line';
-import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, defineCommand, type CommandContext, type ParsedCommandLine } from './common';
 
 function iso(ts: number): string {
   return new Date(ts).toISOString().replace('T', ' ').replace('.000Z', '+00:00');
 }
 
-const USAGE = `Usage:
-  pipeline resample-csv <in_5m.csv> <out_30m.csv> [--symbol S]
+const HELP = `Writes a CSV of 30m bars built from complete, aligned groups of six 5m bars of <in_5m.csv>, with the
+pipeline's own resampler. --symbol names the bars' symbol when the file name does not.`;
 
-Writes a CSV of 30m bars built from complete, aligned groups of six 5m bars of <in_5m.csv>, with the
-pipeline's own resampler. --symbol names the bars' symbol when the file name does not.
+const OPTIONS = { symbol: { type: 'string', value: 'S', description: 'symbol of the input bars (default: a symbol column, else the file name)' } } as const;
 
-Options:
-  --symbol <S>   symbol of the input bars      [default: a symbol column, else the file name]
-  -h, --help     this help (no other effect)`;
-
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parseCommandLine({
-    args,
-    allowPositionals: true,
-    options: { symbol: { type: 'string' }, verbose: { type: 'boolean' } },
-  });
+async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const [input, output] = positionals;
-  if (input === undefined || output === undefined || positionals.length > 2) throw new CliUsageError('give the input and the output file');
+  if (input === undefined || output === undefined) throw new CliUsageError('give the input and the output file');
   const bars: Bar[] = [];
   for await (const bar of readCsvBars(input, { symbol: values.symbol ?? symbolFromCsvPath(input), timeframe: '5m' }))
     bars.push(bar);
@@ -47,4 +36,4 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline resample-csv`. */
-export const resampleCsvCommand: Command = { usage: USAGE, run, offline: true };
+export const resampleCsvCommand = defineCommand({ args: '<in_5m.csv> <out_30m.csv>', options: OPTIONS, help: HELP, run, offline: true });

@@ -1,4 +1,3 @@
-import { parseCommandLine } from './command-line';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { IntegratedResultSchema, type IntegratedResult } from '../../schemas/integrated-result.schema';
 import { EXCHANGE_RESULTS, QUEUE_RESULTS, routingKeys } from '../broker/topology';
@@ -7,34 +6,21 @@ import {
   ExitCode,
   connectBroker,
   describeError,
-  intFlag,
-  isNotFound,
-  type Command,
+  queueExists,
+  defineCommand,
+  integer,
   type CommandContext,
 } from './common';
 
 const RESULTS_PATTERN = routingKeys.result('#');
 
-const USAGE = `Usage:
-  pipeline results [--format json|table] [--count N] [--queue ${QUEUE_RESULTS}] [--peek] [--timeout-ms MS]
-
-Follows the integrated results and prints them: one JSON body per line (json, the default) or a
+const HELP = `Follows the integrated results and prints them: one JSON body per line (json, the default) or a
 compact table (symbol, ts, close, regime, confidence, action, target_position, degraded, latency_ms).
 
 By default this CONSUMES the durable queue ${QUEUE_RESULTS}: every result printed is acknowledged and
 taken off the queue, so another reader will not see it. Use --peek to leave the queue untouched: a
 temporary exclusive queue is bound to ${EXCHANGE_RESULTS} with ${RESULTS_PATTERN}, which shows results
 published from now on (not those already waiting in ${QUEUE_RESULTS}).
-
-Options:
-  --format <json|table>  output format                                         [default: json]
-  --count <N>            stop after N results (0 = follow until Ctrl-C)        [default: 0]
-  --queue <name>         queue to consume (ignored with --peek)                [default: ${QUEUE_RESULTS}]
-  --peek                 read through a temporary queue instead of consuming
-  --timeout-ms <MS>      stop when no result arrived for MS milliseconds (0 = wait forever)
-                                                                              [default: 0]
-  --verbose              log at LOG_LEVEL (default: warnings only) to stderr
-  -h, --help             this help
 
 With --count, up to 255 results beyond N may be delivered before the consumer is cancelled; they
 are returned to the queue unprinted (a quorum queue counts that as a delivery attempt).
@@ -62,25 +48,18 @@ export function formatResultRow(result: IntegratedResult | null): string {
 }
 
 /** `pipeline results`. */
-export const resultsCommand: Command = {
-  usage: USAGE,
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const { values } = parseCommandLine({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        format: { type: 'string' },
-        count: { type: 'string' },
-        queue: { type: 'string' },
-        peek: { type: 'boolean' },
-        'timeout-ms': { type: 'string' },
-      },
-    });
-    const format = values.format ?? 'json';
-    if (format !== 'json' && format !== 'table') throw new CliUsageError('--format must be json or table');
-    const count = intFlag('count', values.count, 0);
-    const idleTimeoutMs = intFlag('timeout-ms', values['timeout-ms'], 0);
+export const resultsCommand = defineCommand({
+  options: {
+    format: { type: 'string', value: 'json|table', choices: ['json', 'table'], default: 'json', description: 'output format' },
+    count: { type: 'string', value: 'N', parse: integer(), default: 0, description: 'stop after N results (0 = follow until Ctrl-C)' },
+    queue: { type: 'string', value: 'name', description: `queue to consume (not with --peek) (default: ${QUEUE_RESULTS})` },
+    peek: { type: 'boolean', description: 'read through a temporary queue instead of consuming' },
+    'timeout-ms': { type: 'string', value: 'MS', parse: integer(), default: 0, description: 'stop when no result arrived for MS milliseconds (0 = wait forever)' },
+  },
+  help: HELP,
+  async run({ values }, ctx: CommandContext): Promise<number> {
+    const format = values.format === 'table' ? 'table' : 'json';
+    const { count, 'timeout-ms': idleTimeoutMs } = values;
     const peek = values.peek === true;
     if (peek && values.queue !== undefined) throw new CliUsageError('--queue and --peek exclude each other');
 
@@ -96,15 +75,7 @@ export const resultsCommand: Command = {
         await ch.bindQueue(queue, EXCHANGE_RESULTS, RESULTS_PATTERN);
       } else {
         queue = values.queue ?? QUEUE_RESULTS;
-        try {
-          await ch.checkQueue(queue);
-        } catch (err) {
-          if (isNotFound(err)) {
-            ctx.err.write(`queue ${queue} does not exist on this vhost: has the pipeline (or a publish) run here?\n`);
-            return ExitCode.Failure;
-          }
-          throw err;
-        }
+        if (!(await queueExists(ch, queue, ctx, 'has the pipeline (or a publish) run here?'))) return ExitCode.Failure;
         await ch.prefetch(count > 0 ? Math.min(count, 256) : 256);
       }
       if (format === 'table') ctx.out.write(`${formatResultRow(null)}\n`);
@@ -171,7 +142,7 @@ export const resultsCommand: Command = {
       await model.close().catch(() => undefined);
     }
   },
-};
+});
 
 function printResult(msg: ConsumeMessage, format: 'json' | 'table', ctx: CommandContext): void {
   const text = msg.content.toString('utf8');

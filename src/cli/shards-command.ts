@@ -1,4 +1,3 @@
-import { parseCommandLine } from './command-line';
 import type { Channel, ChannelModel } from 'amqplib';
 import {
   contextShards,
@@ -9,13 +8,9 @@ import {
 import { declareTopology, ringExchange, shardQueue, sourceBindings, type TopologyBinding } from '../broker/topology';
 import { createRedis, type Redis } from '../state/redis-client';
 import { recordLayout, restoredLayout } from '../supervisor/shard-layout';
-import { CliUsageError, ExitCode, connectBroker, isNotFound, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, connectBroker, defineCommand, isNotFound, type CommandContext, type ParsedCommandLine } from './common';
 
-const USAGE = `Usage:
-  pipeline shards status [--json]
-  pipeline shards resize <N>
-
-Changes the number of shards (PIPELINE_SHARDS) with bars flowing: producers keep publishing, nothing
+const HELP = `Changes the number of shards (PIPELINE_SHARDS) with bars flowing: producers keep publishing, nothing
 is lost, duplicated or reordered. The pipeline must be STOPPED (SIGTERM, a graceful stop) whenever
 this command runs; it refuses while any worker consumes. A resize takes three runs of
 "pipeline shards resize N", with the pipeline started and stopped again between them:
@@ -34,10 +29,6 @@ The first run records the layout in Redis (<prefix>shards:layout) and in PIPELIN
 (shard-layout.json, written back to Redis when Redis lost it); run it with the PIPELINE_SHARDS the
 pipeline has run with until now. See docs/scaling.md, "Changing the number of shards".
 
-  status   the recorded layout and the message and consumer counts of its queues.
-             --json   one JSON object instead of text
-
-Common options: --verbose (log at LOG_LEVEL to stderr), -h/--help.
 Environment: AMQP_URL, REDIS_URL, PIPELINE_REDIS_PREFIX, PIPELINE_SHARDS, PIPELINE_QUEUE_TYPE,
 PIPELINE_MAX_ATTEMPTS (those of the pipeline).`;
 
@@ -203,18 +194,9 @@ async function resize(s: Session, shards: number): Promise<number> {
   }
 }
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { positionals, values } = parseCommandLine({
-    args,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-    },
-  });
-  const [sub, ...rest] = positionals;
-  if (sub !== 'status' && sub !== 'resize') throw new CliUsageError(`pipeline shards needs status or resize, got ${JSON.stringify(sub ?? '')}`);
-  if (sub === 'status' && rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
-  if (sub === 'resize' && rest.length !== 1) throw new CliUsageError('pipeline shards resize needs the new number of shards');
+const OPTIONS = { json: { type: 'boolean', description: 'one JSON object instead of text' } } as const;
+
+async function run({ positionals: [sub, ...rest], values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
   const shards = sub === 'resize' ? Number(rest[0]) : 0;
   if (sub === 'resize' && !(Number.isInteger(shards) && shards >= 1 && shards <= 256)) throw new CliUsageError(`the number of shards must be 1 to 256, got ${rest[0]}`);
   const redis = createRedis({ url: ctx.config.redisUrl, connectionName: 'pipeline-cli-shards', log: ctx.log });
@@ -223,11 +205,19 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     await redis.connect();
     model = await connectBroker(ctx.config, 'pipeline-cli-shards');
     const session = { ctx, redis, model };
-    return sub === 'status' ? await status(session, values.json) : await resize(session, shards);
+    return sub === 'status' ? await status(session, values.json === true) : await resize(session, shards);
   } finally {
     await model?.close().catch(() => undefined);
     redis.disconnect();
   }
 }
 
-export const shardsCommand: Command = { usage: USAGE, run };
+export const shardsCommand = defineCommand({
+  options: OPTIONS,
+  subcommands: {
+    status: { description: 'the recorded layout and the message and consumer counts of its queues' },
+    resize: { description: 'one step of changing the number of shards to N (see below)', args: '<N>', options: [] },
+  },
+  help: HELP,
+  run,
+});

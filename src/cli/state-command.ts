@@ -1,15 +1,10 @@
-import { parseCommandLine } from './command-line';
 import Redis from 'ioredis';
 import { createClusterClient, isClusterSetting } from '../state/redis-client';
 import { describeRedisTarget } from '../state/redis-preflight';
 import { StateEpochStore } from '../state/state-epoch-store';
-import { CliUsageError, ExitCode, type Command, type CommandContext } from './common';
+import { CliUsageError, ExitCode, defineCommand, type CommandContext, type ParsedCommandLine } from './common';
 
-const USAGE = `Usage:
-  pipeline state check [--json]
-  pipeline state accept-loss --yes [--force]
-
-The pipeline's state (indicators, windows, buffers, dedupe marks of every symbol) lives in Redis. Its
+const HELP = `The pipeline's state (indicators, windows, buffers, dedupe marks of every symbol) lives in Redis. Its
 epoch, a random id, is kept both in Redis (<prefix>epoch) and in PIPELINE_DATA_DIR/state-epoch; a
 sequence that the running workers advance every second is kept in Redis (<prefix>epoch:seq) and in
 PIPELINE_DATA_DIR/state-seq.<role>. When Redis no longer holds them (restarted without persistence,
@@ -18,7 +13,6 @@ answers 503 "redis state lost" until an operator acts. See docs/redis-loss.md.
 
   check        prints the epoch in Redis and in the data directory; exit 0 when they agree (or no
                epoch exists yet), 1 when Redis lost the state.
-                 --json   one JSON object instead of text
   accept-loss  accepts the loss: deletes every key under PIPELINE_REDIS_PREFIX and starts a new
                epoch. The workers then resume on their own and every symbol starts over from the
                next bar in its queue (indicators warm up again; bars older than that one are
@@ -26,26 +20,16 @@ answers 503 "redis state lost" until an operator acts. See docs/redis-loss.md.
                from its persistence files: restore it instead and the workers resume where they were.
                Refuses when the state is intact, unless --force (which wipes a healthy state).
 
-Common options: --verbose (log at LOG_LEVEL to stderr), -h/--help.
 Environment: REDIS_URL, PIPELINE_REDIS_PREFIX, PIPELINE_DATA_DIR (those of the pipeline).`;
 
-async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { positionals, values } = parseCommandLine({
-    args,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      yes: { type: 'boolean', default: false },
-      force: { type: 'boolean', default: false },
-    },
-  });
-  const [sub, ...rest] = positionals;
-  if (rest.length > 0) throw new CliUsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
-  if (sub !== 'check' && sub !== 'accept-loss')
-    throw new CliUsageError(
-      `pipeline state needs check or accept-loss, got ${JSON.stringify(sub ?? '')}`,
-    );
-  if (sub === 'accept-loss' && !values.yes)
+const OPTIONS = {
+  json: { type: 'boolean', description: 'one JSON object instead of text' },
+  yes: { type: 'boolean', description: 'do it (accept-loss deletes the state of every symbol)' },
+  force: { type: 'boolean', description: 'accept the loss even when the state is intact (wipes a healthy state)' },
+} as const;
+
+async function run({ positionals: [sub], values }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
+  if (sub === 'accept-loss' && values.yes !== true)
     throw new CliUsageError('accept-loss deletes the state of every symbol; add --yes to do it');
   const { config } = ctx;
   ctx.err.write(
@@ -64,7 +48,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     });
     if (sub === 'accept-loss') {
       const before = await store.verify(false);
-      if (before.kind === 'intact' && before.how !== 'created' && !values.force) {
+      if (before.kind === 'intact' && before.how !== 'created' && values.force !== true) {
         ctx.err.write(
           `the state epoch ${before.epoch} is intact: nothing to accept; add --force to delete the state of every symbol anyway\n`,
         );
@@ -79,7 +63,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const status = await store.verify(false);
     const { record, seq } = await store.readRedis();
     const durable = store.readDurableEpoch();
-    if (values.json) {
+    if (values.json === true) {
       ctx.out.write(
         `${JSON.stringify({ status: status.kind, ...status, redis: record, redisSeq: seq, durable, epochFile: store.epochFile })}\n`,
       );
@@ -101,4 +85,12 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 /** `pipeline state`: checks the Redis state epoch, or accepts a loss of state. */
-export const stateCommand: Command = { usage: USAGE, run };
+export const stateCommand = defineCommand({
+  options: OPTIONS,
+  subcommands: {
+    check: { description: 'compare the epoch in Redis with the one in the data directory', options: ['json'] },
+    'accept-loss': { description: 'delete the state and start a new epoch (needs --yes)', options: ['yes', 'force'] },
+  },
+  help: HELP,
+  run,
+});

@@ -17,7 +17,6 @@ import { DEFAULT_COSTS } from '../learning/trading-env';
 import type { MarketSeries } from '../learning/trading-agents';
 import {
   agentsRuntime,
-  numberOption,
   readRealBars,
   REAL_DATA_DIR,
   SHIPPED_MODEL_DIR,
@@ -25,29 +24,26 @@ import {
   SYNTHETIC_VALIDATION_SEEDS,
   TRAIN_FRACTION,
 } from './agents-data';
-import { ExitCode, type CommandContext } from './common';
+import { ExitCode, integer, type CommandContext, type ParsedCommandLine } from './common';
 
 const VALIDATION_FRACTION = 0.1;
 /** Bars of each synthetic validation market (15 days: two to five trend segments). */
 const SYNTHETIC_VALIDATION_BARS = 4320;
 
-/** The options of `pipeline models train`, in the table shape of {@link parseCommandLine}. */
+/** The options of `pipeline models train`. */
 export const TRAIN_OPTIONS = {
-  out: { type: 'string' },
-  iterations: { type: 'string' },
-  seed: { type: 'string' },
-  data: { type: 'string' },
+  out: { type: 'string', value: 'registry', default: SHIPPED_MODEL_DIR, description: 'registry the new version is saved to' },
+  iterations: { type: 'string', value: 'N', parse: integer(1, 10_000), default: 80, description: 'training iterations' },
+  seed: { type: 'string', value: 'n', parse: integer(0, 2 ** 31), default: 1, description: 'seed' },
+  data: { type: 'string', value: 'dir', default: REAL_DATA_DIR, description: 'directory of <SYMBOL>_5m.csv files' },
 } as const;
 
 /** Trains and saves a promoted version; prints one JSON line (version, dir, chosen iteration). */
 export async function trainAgents(
-  values: { out?: string; iterations?: string; seed?: string; data?: string },
+  values: ParsedCommandLine<typeof TRAIN_OPTIONS>['values'],
   ctx: CommandContext,
 ): Promise<number> {
-  const out = values.out ?? SHIPPED_MODEL_DIR;
-  const iterations = numberOption('iterations', values.iterations, 80, 1, 10_000);
-  const seed = numberOption('seed', values.seed, 1, 0, 2 ** 31);
-  const dataDir = values.data ?? REAL_DATA_DIR;
+  const { out, iterations, seed, data: dataDir } = values;
   const log = (s: string): void => void ctx.err.write(s + '\n');
   const { trainOnSeries, MappoTrainer, SYNTHETIC_FAMILIES, syntheticMarket, walkForwardSplit, withStrategicView, mirrorBars, openModelRegistry, WARMUP_BARS } =
     agentsRuntime();

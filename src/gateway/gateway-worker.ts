@@ -209,11 +209,11 @@ export class GatewayWorker {
         return current;
       },
       replayDeadLetters: async (count) => {
-        const { dlqCommand } = await import('../cli/dlq-command');
+        const { replayDeadLetters } = await import('../cli/dlq-command');
         const out = new PassThrough();
         const chunks: Buffer[] = [];
         out.on('data', (c: Buffer) => chunks.push(c));
-        const code = await dlqCommand.run(['replay', '--count', String(count)], { config: this.config, log: this.log, out, err: out });
+        const code = await replayDeadLetters(count, { config: this.config, log: this.log, out, err: out });
         return { exit_code: code, summary: Buffer.concat(chunks).toString('utf8').trim() };
       },
     };

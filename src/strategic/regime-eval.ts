@@ -280,6 +280,36 @@ export function volatileRuleCandidates(): VolatileRule[] {
 }
 
 /**
+ * Mean of `vol` over the items of `[from, to)` that `flagged` marks over its mean over the others
+ * (items whose `vol` is not finite are left out); null when either side is empty.
+ */
+export function flaggedVolRatio<T>(
+  items: readonly T[],
+  vol: (item: T) => number,
+  flagged: (item: T) => boolean,
+  from = 0,
+  to = items.length,
+): number | null {
+  let sv = 0;
+  let nv = 0;
+  let ss = 0;
+  let ns = 0;
+  for (let i = from; i < to; i++) {
+    const item = items[i] as T;
+    const v = vol(item);
+    if (!Number.isFinite(v)) continue;
+    if (flagged(item)) {
+      sv += v;
+      nv++;
+    } else {
+      ss += v;
+      ns++;
+    }
+  }
+  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
+}
+
+/**
  * Mean forward volatility of the bars in `[from, to)` that `rule` flags VOLATILE over that of the
  * other non-trend bars (the model's SIDEWAYS and VOLATILE calls); null when either side is empty.
  */
@@ -289,22 +319,7 @@ export function volatileRatio(
   from = 0,
   to = bars.length,
 ): number | null {
-  let sv = 0;
-  let nv = 0;
-  let ss = 0;
-  let ns = 0;
-  for (let i = from; i < to; i++) {
-    const b = bars[i]!;
-    if (b.call < 2 || !Number.isFinite(b.forwardVol)) continue;
-    if (rule.volatile(b)) {
-      sv += b.forwardVol;
-      nv++;
-    } else {
-      ss += b.forwardVol;
-      ns++;
-    }
-  }
-  return nv > 0 && ns > 0 ? sv / nv / (ss / ns) : null;
+  return flaggedVolRatio(bars, (b) => (b.call < 2 ? Number.NaN : b.forwardVol), (b) => rule.volatile(b), from, to);
 }
 
 /** Result of {@link selectOnFirstHalves}. */

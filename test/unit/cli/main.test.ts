@@ -57,7 +57,7 @@ describe('pipeline (one command on commander)', () => {
       for (const args of [[entry.name, '--help'], [entry.name, '-h'], ['help', entry.name]]) {
         const r = await cli(args, badEnv);
         expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 0, err: '' });
-        expect(r.out).toBe(`${entry.command.usage}\n`);
+        expect(r.out).toMatch(new RegExp(`^Usage: pipeline ${entry.name} `));
       }
     }
   });
@@ -79,8 +79,7 @@ describe('pipeline (one command on commander)', () => {
     expect(unknown.err).toContain('(Did you mean publish?)');
     const option = await cli(['models', 'list', '--nope']);
     expect(option.code).toBe(64);
-    expect(option.err).toContain("pipeline models: unknown option '--nope'");
-    expect(option.err).toContain('Usage:\n  pipeline models list');
+    expect(option.err).toBe(`pipeline models list: unknown option '--nope' (see "pipeline models list --help")\n`);
     for (const [args, message] of [
       [['dlq', 'lst'], 'pipeline dlq has no subcommand "lst": use list, replay, purge'],
       [['state'], 'pipeline state needs a subcommand: use check, accept-loss'],
@@ -92,6 +91,32 @@ describe('pipeline (one command on commander)', () => {
     }
     const help = await cli(['help', 'nope']);
     expect(help.code).toBe(64);
+  });
+
+  it('refuses a bad option value in one line naming the option and the fix, before any setting or the broker', async () => {
+    const badEnv = { ...NO_BROKER, PIPELINE_SHARDS: 'many' };
+    const count = await cli(['results', '--count', '-1'], badEnv);
+    expect(count).toEqual({
+      code: 64,
+      out: '',
+      err: `pipeline results: option '--count <N>' argument '-1' is invalid. It must be an integer >= 0. (see "pipeline results --help")\n`,
+    });
+    const fee = await cli(['eval', '--fee', '0.5'], badEnv);
+    expect(fee.code).toBe(64);
+    expect(fee.err).toContain("option '--fee <f>' argument '0.5' is invalid. It must be a number from 0 to 0.1.");
+    const format = await cli(['results', '--format', 'xml'], badEnv);
+    expect(format.code).toBe(64);
+    expect(format.err).toContain('Allowed choices are json, table.');
+  });
+
+  it('shows each option with its description and default in the command\'s help', async () => {
+    const r = await cli(['publish', '--help']);
+    expect(r.out).toMatch(/--max-unconfirmed <N> +bars awaiting a confirm before publishing waits \(default: 1000\)/);
+    expect(r.out).toContain('Exit status: 0 when every row was published');
+    const sub = await cli(['models', 'train', '--help']);
+    expect(sub.out).toMatch(/^Usage: pipeline models train \[options\]/);
+    expect(sub.out).toMatch(/--iterations <N> +training iterations \(default: 80\)/);
+    expect(sub.out).not.toContain('--no-announce');
   });
 
   it('exits 2 naming the setting when the configuration is wrong', async () => {
@@ -145,7 +170,9 @@ describe('pipeline (one command on commander)', () => {
     });
 
     it('refuses options of train on the other subcommands, and a missing subcommand', async () => {
-      expect((await cli(['models', 'list', '--iterations', '3', '--dir', registryDir])).err).toContain('--iterations is an option of models train');
+      expect((await cli(['models', 'list', '--iterations', '3', '--dir', registryDir])).err).toBe(
+        `pipeline models list: unknown option '--iterations' (see "pipeline models list --help")\n`,
+      );
       expect((await cli(['models', '--dir', registryDir])).code).toBe(64);
       expect((await cli(['models', 'train', 'extra'])).code).toBe(64);
     });
