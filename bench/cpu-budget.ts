@@ -93,8 +93,15 @@ function lineOf(frame: CallFrame): BudgetLine | null {
   return null;
 }
 
-/** The profile's busy time (ms) per budget line, its idle time and its total. */
-export function budgetOf(profile: CpuProfile): { lines: Map<BudgetLine, number>; idleMs: number; busyMs: number } {
+/**
+ * The profile's busy time (ms) per budget line, its idle time and its total. With `window`, only the
+ * samples taken between `fromEndMs` and `toEndMs` before the profile's last sample count (a run
+ * inside a longer profile: start-up and shutdown left out).
+ */
+export function budgetOf(
+  profile: CpuProfile,
+  window?: { fromEndMs: number; toEndMs: number },
+): { lines: Map<BudgetLine, number>; idleMs: number; busyMs: number } {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -120,8 +127,15 @@ export function budgetOf(profile: CpuProfile): { lines: Map<BudgetLine, number>;
   const lines = new Map<BudgetLine, number>(BUDGET_LINES.map((l) => [l, 0]));
   let idleUs = 0;
   let busyUs = 0;
+  let totalUs = 0;
+  for (const dt of profile.timeDeltas) totalUs += dt;
+  const fromUs = window === undefined ? -Infinity : totalUs - window.fromEndMs * 1000;
+  const toUs = window === undefined ? Infinity : totalUs - window.toEndMs * 1000;
+  let atUs = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
+    atUs += dt;
+    if (atUs < fromUs || atUs > toUs) continue;
     const line = classify(profile.samples[i] as number);
     if (line === 'idle') idleUs += dt;
     else {

@@ -476,10 +476,18 @@ async function main(): Promise<void> {
     mkdirSync(PROFILE_DIR, { recursive: true });
     const budgetBars = makeBars(N, 9000);
     const before = new Set(readdirSync(PROFILE_DIR));
+    let runStart = 0;
+    let runEnd = 0;
     const cpu = await withPipeline('pipeline-budget', { PIPELINE_TRAINING: 'on', CPU_PROFILE_DIR: PROFILE_DIR }, async (b) => {
+      runStart = performance.now();
       const t = await withCpu(b, budgetBars.length, () => throughput(b, budgetBars));
+      runEnd = performance.now();
       return { throughput: t.value, perProcess: t.perProcess };
     });
+    // The workers wrote their profiles as they stopped, just before this: the throughput run is the
+    // stretch that ended (stopped − runEnd) and began (stopped − runStart) before each profile's end.
+    const stopped = performance.now();
+    const window = { fromEndMs: stopped - runStart, toEndMs: stopped - runEnd };
     const file = readdirSync(PROFILE_DIR).find((f) => f.startsWith('tactical-') && !before.has(f));
     out.budget = { throughput: cpu.throughput, cpuMsPerBar: cpu.perProcess, profiles: PROFILE_DIR };
     lines.push(`budget run (training on, CPU profiles on): ${cpu.throughput.toFixed(0)} bars/s; CPU per bar: ${perProcessLine(cpu.perProcess)}`);
@@ -487,9 +495,9 @@ async function main(): Promise<void> {
       lines.push(`  no tactical CPU profile was written to ${PROFILE_DIR}`);
     } else {
       const profile = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8')) as CpuProfile;
-      const budget = budgetOf(profile);
+      const budget = budgetOf(profile, window);
       out.budget = { ...(out.budget as object), tacticalUsPerBar: Object.fromEntries([...budget.lines].map(([k, ms]) => [k, (1000 * ms) / budgetBars.length])) };
-      lines.push(`  where the tactical worker's CPU went (${join(PROFILE_DIR, file)}; start-up included), per bar of ${budgetBars.length}:`, budgetTable(budget, budgetBars.length));
+      lines.push(`  where the tactical worker's CPU went during the run (${join(PROFILE_DIR, file)}), per bar of ${budgetBars.length}:`, budgetTable(budget, budgetBars.length));
       lines.push('  heaviest functions (self time):', ...topFunctions(profile, 12).map((f) => `    ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}`));
     }
   }
