@@ -58,8 +58,8 @@ const BY_FUNCTION: Record<string, BudgetLine> = {
 
 /** Project files by path fragment, first match wins. */
 const BY_FILE: [RegExp, BudgetLine][] = [
-  [/src\/consumers\/parse-message|schemas\//, 'decode and validate'],
   [/src\/consumers\/experience-batcher|src\/learning\/transition|experience-frame/, 'experience'],
+  [/src\/consumers\/parse-message|schemas\//, 'decode and validate'],
   [/src\/consumers\/bar-commits|src\/consumers\/bar-stage-consumer|src\/util\/keyed-serial-queue|src\/util\/backoff|src\/util\/retry/, 'lane and commit protocol'],
   [/src\/state\//, 'state serialise and Redis'],
   [/src\/indicators\/|src\/flows\/indicator-stage/, 'indicators'],
