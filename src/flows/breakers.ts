@@ -183,11 +183,6 @@ export function createBreaker(options: BreakerOptions): CountBreaker {
   return new CountBreaker(options);
 }
 
-/** Calls through a breaker; an open breaker is a retriable {@link CircuitOpenError}. */
-export function callThrough<R>(breaker: CountBreaker, call: () => Promise<R>): Promise<R> {
-  return breaker.fire(call);
-}
-
 /**
  * Calls through a breaker and falls back when the call fails or the breaker is open. Returns the
  * value and whether the fallback served (the caller names `stage` in `degraded` then).
