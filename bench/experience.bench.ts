@@ -21,43 +21,30 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decodeExperienceFrame, encodeExperienceFrame } from '../schemas/experience-frame';
 import { ExperienceBatchSchema } from '../schemas/experience.schema';
 import { parseMessage } from '../src/consumers/parse-message';
-import { pendingExperience, type ExperienceTransition } from '../src/flows/agent-stage';
-import { TacticalIndicatorSet } from '../src/indicators';
-import { TacticalPolicy } from '../src/learning/policy';
-import { advance, initialAgentState, type AgentState } from '../src/learning/trading-env';
-import { generateSyntheticMarket } from '../src/producers/synthetic-market';
+import type { ExperienceTransition } from '../src/flows/agent-stage';
+import type { StrategicInput } from '../src/learning/features';
+import { median } from '../src/util/quantile';
+import { experience } from '../test/fixtures/experience';
 
 const BATCHES = (process.env.BENCH_EXP_BATCHES ?? '4,64,256').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_EXP_ROUNDS ?? 5);
 /** Transitions encoded and decoded per format per round (per batch size). */
 const PER_ROUND = Number(process.env.BENCH_EXP_TRANSITIONS ?? 4096);
 
+/** The strategic input of a symbol's i-th bar: every field set and varying, as with a strategic worker running. */
+function strategicAt(i: number): StrategicInput {
+  return {
+    regime_probabilities: { BULL: 0.61 - (i % 7) / 100, BEAR: 0.12, SIDEWAYS: 0.2 + (i % 7) / 100, VOLATILE: 0.07 },
+    uncertainty: 0.3127 + (i % 11) / 1000,
+    confidence: (['LOW', 'MEDIUM', 'HIGH'] as const)[i % 3]!,
+    similar_patterns: { k: 20, mean_forward_return: 0.00131 * Math.sin(i), up_fraction: 0.55, mean_distance: 1.7 + i / 997 },
+  };
+}
+
+/** `n` transitions: markets of 540 bars (499 transitions each after the warm-up), seeds 100, 101, ... */
 function transitions(n: number): ExperienceTransition[] {
-  const policy = TacticalPolicy.initial(1);
-  const out: ExperienceTransition[] = [];
-  for (let s = 0; out.length < n; s++) {
-    const symbol = `SYM${s}`;
-    const { bars } = generateSyntheticMarket({ seed: 100 + s, symbol, bars: 540, regimeSequence: ['BULL', 'BEAR'], segmentBars: [30, 60] });
-    const ind = new TacticalIndicatorSet();
-    let env: AgentState = initialAgentState();
-    let pending: ExperienceTransition | null = null;
-    bars.forEach((bar, i) => {
-      ind.update(bar.high, bar.low, bar.close);
-      const indicators = ind.snapshot();
-      const strategic = {
-        regime_probabilities: { BULL: 0.61 - (i % 7) / 100, BEAR: 0.12, SIDEWAYS: 0.2 + (i % 7) / 100, VOLATILE: 0.07 },
-        uncertainty: 0.3127 + (i % 11) / 1000,
-        confidence: (['LOW', 'MEDIUM', 'HIGH'] as const)[i % 3]!,
-        similar_patterns: { k: 20, mean_forward_return: 0.00131 * Math.sin(i), up_fraction: 0.55, mean_distance: 1.7 + i / 997 },
-      };
-      const d = policy.decide({ indicators, strategic, bar, agentState: env }, { explore: { symbol, ts: bar.ts } });
-      const next = advance(env, bar, d, policy.costs);
-      if (pending !== null && next.reward !== null) out.push({ ...pending, reward: next.reward });
-      env = next.state;
-      pending = i < 40 ? null : pendingExperience(bar, d, indicators, strategic);
-    });
-  }
-  return out.slice(0, n);
+  const symbols = Array.from({ length: Math.ceil(n / 499) }, (_, s) => `SYM${s}`);
+  return experience(symbols, 499, 100, strategicAt).slice(0, n);
 }
 
 /** Process CPU in µs (one thread does the work here; the GC's helper threads count too, as they would in the worker). */
@@ -85,11 +72,6 @@ const FORMATS: Format[] = [
     decode: (body) => decodeExperienceFrame(inflateRawSync(body)),
   },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
 
 const all = transitions(Math.max(...BATCHES, 1024));
 process.stdout.write(`experience formats: ${all.length} transitions, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);

@@ -28,6 +28,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PatternStoreFiles } from '../src/state/pattern-store-files';
+import { quantile } from '../src/util/quantile';
 import type { PatternStore } from '../src/strategic';
 import { SeededRandom } from '../src/util/random';
 
@@ -66,8 +67,8 @@ async function child(dir: string): Promise<void> {
   }
   lat.sort((a, b) => a - b);
   const knn = {
-    p50: lat[Math.floor(lat.length * 0.5)] as number,
-    p99: lat[Math.floor(lat.length * 0.99)] as number,
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
   };
   process.stdout.write(`${JSON.stringify({ readyMs, hash, report: files.loadReport, knn })}\n`);
 }

@@ -26,6 +26,11 @@
  * 8. Files are replaced atomically by src/state/atomic-file.ts only (a temporary file with a unique
  *    name, fsync, rename): outside it no `rename`/`renameSync` from fs, except
  *    {@link RENAME_EXEMPT}'s whole-directory renames and log rotation.
+ * 9. Quantiles, percentiles and medians have one definition, src/util/quantile.ts: outside it a
+ *    function named like one (`median`, `quantile`, `percentile`, `p99`, `…Quantiles`; not `pct`, which formats a percentage) must
+ *    call that module, and no rank is picked by hand (`xs[Math.floor(xs.length * 0.99)]`). Also
+ *    checked over bench/, whose figures must be the same statistic as the pipeline's.
+ * 10. SVG is drawn by the chart kit src/report/svg.ts only: no `<svg` literal elsewhere in src/.
  *
  * Each rule is also run on tiny fixtures that break it, so the check itself is shown to fail.
  */
@@ -137,6 +142,10 @@ const RENAME_EXEMPT = new Set(['src/state/model-files.ts', 'src/gateway/audit.ts
 const RENAMES = new Set(['rename', 'renameSync']);
 const FS_MODULE = /^(node:)?fs(\/promises)?$/;
 const PERIODS = 'src/util/periods.ts';
+const QUANTILE = 'src/util/quantile.ts';
+const QUANTILE_RULE = 'quantiles are computed in src/util/quantile.ts';
+const QUANTILE_NAME = /^(median|quantiles?|percentiles?|p\d{2,3})$|(Median|Quantiles?|Percentiles?)$/;
+const SVG_KIT = 'src/report/svg.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
 /**
  * Files still exempt from rule 6, with why. Each is owned by work in progress elsewhere; the
@@ -157,6 +166,39 @@ function literalProduct(e: ts.Expression): number | null {
     return l === null || r === null ? null : l * r;
   }
   return null;
+}
+
+/** The local names a file imports (values and types) from the module at repository path `module` (no extension). */
+function namesImportedFrom(sf: ts.SourceFile, path: string, module: string): Set<string> {
+  const names = new Set<string>();
+  for (const st of sf.statements) {
+    if (!ts.isImportDeclaration(st) || !ts.isStringLiteral(st.moduleSpecifier) || target(path, st.moduleSpecifier.text) !== module) continue;
+    const bindings = st.importClause?.namedBindings;
+    if (bindings !== undefined && ts.isNamedImports(bindings)) for (const e of bindings.elements) names.add(e.name.text);
+    else if (bindings !== undefined) names.add(bindings.name.text);
+  }
+  return names;
+}
+
+/** The name and body of a named function: a declaration, or a variable holding an arrow or function expression. */
+function namedFunction(n: ts.Node): { name: string; body: ts.Node } | null {
+  if (ts.isFunctionDeclaration(n) && n.name !== undefined && n.body !== undefined) return { name: n.name.text, body: n.body };
+  if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.initializer !== undefined && (ts.isArrowFunction(n.initializer) || ts.isFunctionExpression(n.initializer))) {
+    return { name: n.name.text, body: n.initializer.body };
+  }
+  return null;
+}
+
+/** `Math.floor|ceil|round(a.length * 0.99)`-like: a rank computed from a length and a fraction literal. */
+function isHandPickedRank(e: ts.Expression): boolean {
+  if (!ts.isCallExpression(e) || !/^Math\.(floor|ceil|round)$/.test(e.expression.getText()) || e.arguments.length !== 1) return false;
+  let arg = e.arguments[0] as ts.Expression;
+  while (ts.isParenthesizedExpression(arg)) arg = arg.expression;
+  if (!ts.isBinaryExpression(arg) || arg.operatorToken.kind !== ts.SyntaxKind.AsteriskToken) return false;
+  const sides = [arg.left, arg.right];
+  const isLength = (x: ts.Expression): boolean => ts.isPropertyAccessExpression(x) && x.name.text === 'length';
+  const isFraction = (x: ts.Expression): boolean => ts.isNumericLiteral(x) && Number(x.text) > 0 && Number(x.text) < 1;
+  return sides.some(isLength) && sides.some(isFraction);
 }
 
 /** Checks every rule on `files`; returns what breaks them. */
@@ -206,7 +248,31 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
     if (file.path !== TFJS_ORACLE) {
       for (const imp of imports) if (imp.specifier.startsWith('@tensorflow/')) add(TFJS_RULE, imp.line, imp.specifier);
     }
+    // 9. Quantiles (src/ and bench/).
+    if (file.path !== QUANTILE && (under(file.path, 'src') || under(file.path, 'bench'))) {
+      const shared = namesImportedFrom(sf, file.path, QUANTILE.replace(/\.ts$/, ''));
+      walk(sf, (n) => {
+        const fn = namedFunction(n);
+        if (fn !== null && QUANTILE_NAME.test(fn.name)) {
+          let calls = false;
+          walk(fn.body, (m) => {
+            if (ts.isIdentifier(m) && shared.has(m.text)) calls = true;
+          });
+          if (!calls) add(QUANTILE_RULE, n, fn.name);
+        } else if (ts.isElementAccessExpression(n) && isHandPickedRank(n.argumentExpression)) {
+          add(QUANTILE_RULE, n, n.getText(sf));
+        }
+      });
+    }
     if (!under(file.path, 'src')) continue;
+    // 10. SVG.
+    if (file.path !== SVG_KIT) {
+      walk(sf, (n) => {
+        if ((ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n) || ts.isTemplateHead(n) || ts.isTemplateMiddle(n) || ts.isTemplateTail(n)) && n.text.includes('<svg')) {
+          add('SVG is drawn by src/report/svg.ts', n, '<svg');
+        }
+      });
+    }
     // 4. Names built in topology.ts only.
     if (file.path !== TOPOLOGY) {
       const usesBroker = imports.some((imp) => {
@@ -294,10 +360,11 @@ describe('layout rules', () => {
     expect(format(checkLayout(files))).toEqual([]);
   });
 
-  it('tfjs is imported by the oracle only, in test/, bench/ and scripts/ too', () => {
+  it('tfjs is imported by the oracle only, in test/, bench/ and scripts/ too; bench/ uses the one quantile', () => {
     const others = [...listTs('test'), ...listTs('bench'), ...listTs('scripts')].map((path) => ({ path, text: readFileSync(join(ROOT, path), 'utf8') }));
     expect(others.some((f) => f.path === TFJS_ORACLE)).toBe(true);
-    expect(format(checkLayout(others).filter((v) => v.rule === TFJS_RULE))).toEqual([]);
+    expect(others.some((f) => f.path.startsWith('bench/'))).toBe(true);
+    expect(format(checkLayout(others).filter((v) => v.rule === TFJS_RULE || v.rule === QUANTILE_RULE))).toEqual([]);
   });
 });
 
@@ -373,6 +440,34 @@ describe('the layout check fails when a rule is broken', () => {
   it('atomic writes: rename from fs outside src/state/atomic-file.ts', () => {
     expect(check('src/state/x.ts', "import { rename as mv, open } from 'node:fs/promises';\nimport * as fs from 'fs';\nfs.renameSync('a', 'b');")).toHaveLength(2);
     expect(check(ATOMIC_FILE, "import { open, rename, rm } from 'node:fs/promises';")).toEqual([]);
+  });
+
+  it('quantiles: a function named like one that does not use src/util/quantile.ts, a rank picked by hand', () => {
+    expect(
+      check(
+        'bench/x.bench.ts',
+        'function median(xs: number[]) { const s = [...xs].sort(); return s[s.length >> 1]; }\nconst p99 = (s: number[]) => s[Math.floor(s.length * 0.99)];\nconst k = lat[Math.floor(lat.length * 0.5)];',
+      ),
+    ).toEqual([
+      'bench/x.bench.ts:1: quantiles are computed in src/util/quantile.ts: median',
+      'bench/x.bench.ts:2: quantiles are computed in src/util/quantile.ts: p99',
+      'bench/x.bench.ts:2: quantiles are computed in src/util/quantile.ts: s[Math.floor(s.length * 0.99)]',
+      'bench/x.bench.ts:3: quantiles are computed in src/util/quantile.ts: lat[Math.floor(lat.length * 0.5)]',
+    ]);
+    expect(check('src/gateway/x.ts', 'function bucketQuantiles(c: number[]) { return c[0]; }')).toHaveLength(1);
+    // Wrappers of the one definition, an alias, a random pick and the module itself are fine.
+    expect(
+      check(
+        'src/cli/x.ts',
+        "import { quantile as q } from '../util/quantile';\nconst pct = (xs: number[], p: number) => q(xs, p / 100);\nconst p50 = q;\nconst pick = items[Math.floor(rng() * items.length)];",
+      ),
+    ).toEqual([]);
+    expect(check(QUANTILE, 'export function median(v: number[]) { return v[Math.floor(v.length * 0.5)]; }')).toEqual([]);
+  });
+
+  it('SVG: an <svg literal outside src/report/svg.ts', () => {
+    expect(check('src/cli/x.ts', 'const a = \'<svg width="1">\';\nconst b = `<div><svg viewBox="0 0 ${w} 1">`;')).toHaveLength(2);
+    expect(check(SVG_KIT, "const a = '<svg>';")).toEqual([]);
   });
 
   it('environment: process.env outside src/config', () => {
