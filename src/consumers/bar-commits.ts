@@ -82,16 +82,17 @@ export class BarCommits<S> {
   }
 
   /**
-   * Steps 3 and 4 for one computed bar, once `confirmed` (step 2: all its outputs) resolves.
-   * Resolves when the bar is committed; the consumer acks then.
+   * Steps 3 and 4 for one computed bar, or a run of a replay batch's bars computed together (`ts`
+   * in order, `state` the last one's), once `confirmed` (step 2: all their outputs) resolves.
+   * Resolves when they are committed; the consumer acks then.
    */
-  commit(symbol: string, ts: number, state: S, confirmed: Promise<void>): Promise<void> {
+  commit(symbol: string, ts: readonly number[], state: S, confirmed: Promise<void>): Promise<void> {
     let pendingSet = this.pending.get(symbol);
     if (pendingSet === undefined) {
       pendingSet = new Set();
       this.pending.set(symbol, pendingSet);
     }
-    pendingSet.add(ts);
+    for (const t of ts) pendingSet.add(t);
     const previous = this.handedOver.get(symbol) ?? Promise.resolve();
     const handedOver = (async () => {
       await previous;
@@ -100,7 +101,7 @@ export class BarCommits<S> {
     })();
     const committed = handedOver.then(async () => {
       await this.store.commit(symbol, state, { timeframeMs: this.timeframeMs, ts });
-      pendingSet.delete(ts);
+      for (const t of ts) pendingSet.delete(t);
     });
     handedOver.catch(() => undefined); // the next bar of the symbol and `committed` observe it
     this.handedOver.set(symbol, handedOver);

@@ -129,6 +129,24 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     superseded: AbortSignal,
   ): Promise<StageOutput<S>>;
 
+  /**
+   * A replay batch's loop: computes at once, in order, the leading bars of `bars` (consecutive,
+   * each after `state`'s) that need nothing to be waited for, with no await, and returns how many
+   * it decided and their outputs together (the last bar's state); undefined or 0 decided when
+   * the first must go the per-bar way ({@link process}: a wait, a load). Each bar's outputs must be
+   * those {@link process} gives it; nothing may change for the bars left undecided.
+   * @defaultValue none decided
+   */
+  protected processRun(
+    _bars: readonly B[],
+    _state: S | null,
+    _msg: ConsumeMessage,
+    _receivedAt: number,
+    _superseded: AbortSignal,
+  ): { decided: number; output: StageOutput<S> } | undefined {
+    return undefined;
+  }
+
   /** Redeliveries are put back in `ts` order per symbol before processing (see BaseConsumer). */
   protected override redeliveryOrder(msg: ConsumeMessage): { group: string; order: number } | null {
     try {
@@ -175,37 +193,59 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   protected onDelivered(_bar: B, _msg: ConsumeMessage): void {}
 
   /**
-   * A batch of consecutive bars of one symbol in one delivery (`pipeline replay`): each bar runs
-   * exactly as if it had come alone, in its symbol's lane and in batch order, so the results are
-   * those of one bar per message. The batch is acknowledged once every bar is committed (outputs
-   * confirmed, state durable). A bar that must be dead-lettered (out of order, poison) is
-   * dead-lettered alone, as a single-bar message, and the others go on; a failure that leaves a bar
-   * unacknowledged (stopping, channel lost) leaves the whole batch to be delivered again, and its
-   * bars already committed are then dropped as duplicates. `whenProcessed` is called once every
-   * bar has been computed or has failed (before their commits), with the delivery's superseded signal.
+   * A batch of consecutive bars of one symbol in one delivery (`pipeline replay`), taken as one job
+   * of its symbol's lane: the state is loaded once, the bars that need nothing to be waited for are
+   * computed together ({@link processRun}) and each such run is handed over as ONE commit (its
+   * outputs, the last bar's state, every bar's dedupe mark); a bar that must wait (its context,
+   * a load, a redelivery's crash count, a retry) goes the per-bar way at that point, as if it had
+   * come alone, and so does a duplicate or an out-of-order bar. The results are those of one bar
+   * per message. The batch is acknowledged once every bar is committed (outputs confirmed, state
+   * durable). A bar that must be dead-lettered (out of order, poison) is dead-lettered alone, as a
+   * single-bar message, and the others go on; a failure that leaves a bar unacknowledged
+   * (stopping, channel lost) leaves the whole batch to be delivered again, and its bars already
+   * committed are then dropped as duplicates. `whenProcessed` is called once every bar has been
+   * computed or has failed (before their commits), with the delivery's superseded signal.
    */
   protected handleBatch(msg: ConsumeMessage, bars: readonly B[], whenProcessed?: (superseded: AbortSignal) => void): Promise<HandleResult> {
     const receivedAt = performance.now();
     const generation = this.stateGeneration;
     const superseded = this.generationEnded.signal;
+    const held = this.heldBack;
     for (const bar of bars) this.onDelivered(bar, msg);
-    const processed = bars.map((bar) => this.handleBar(bar, msg, receivedAt));
-    // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
-    if (whenProcessed !== undefined) void Promise.allSettled(processed).then(() => whenProcessed(superseded));
-    const outcomes = processed.map((done, i) => {
-      const bar = bars[i] as B;
-      return done.then(
-        async (r) => {
-          if (r.kind === 'commit') await r.committed;
-          else if (r.kind === 'reject') await this.deadLetterBar(msg, bar, r.reason, generation);
-        },
-        async (err: unknown) => {
+    const symbol = (bars[0] as B).symbol;
+    const outcomes: Promise<void>[] = [];
+    const outcome = (done: Promise<void>): void => {
+      done.catch(() => undefined); // observed by `committed`
+      outcomes.push(done);
+    };
+    const processed = this.serial.run(symbol, async () => {
+      for (let i = 0; i < bars.length; ) {
+        const state = this.cache.get(symbol);
+        const bar = bars[i] as B;
+        if (!this.notStarted(symbol, generation, held) && !msg.fields.redelivered && state !== undefined && (state === null || bar.ts > state.lastTs)) {
+          const run = this.processRun(bars.slice(i), state, msg, receivedAt, superseded);
+          if (run !== undefined && run.decided > 0) {
+            this.cache.set(symbol, run.output.state);
+            outcome(this.commitOutput(symbol, bars.slice(i, i + run.decided).map((b) => b.ts), run.output, superseded));
+            i += run.decided;
+            continue;
+          }
+        }
+        try {
+          const r = await this.attemptBar(bar, msg, receivedAt, generation, superseded, held);
+          if (r.kind === 'commit') outcome(r.committed);
+          else if (r.kind === 'reject') outcome(this.deadLetterBar(msg, bar, r.reason, generation));
+        } catch (err) {
+          // Left unacknowledged: the rest of the batch waits for the redelivery too.
           if (isRetriable(err) || err instanceof SupersededError) throw err;
-          await this.deadLetterBar(msg, bar, err instanceof Error ? err.message : String(err), generation);
-        },
-      );
+          outcome(this.deadLetterBar(msg, bar, err instanceof Error ? err.message : String(err), generation));
+        }
+        i++;
+      }
     });
-    const committed = Promise.all(outcomes).then(() => undefined);
+    // Every bar computed (or failed): what waits for the whole batch's outputs can go now.
+    if (whenProcessed !== undefined) void processed.then(() => whenProcessed(superseded), () => whenProcessed(superseded));
+    const committed = processed.then(() => Promise.all(outcomes)).then(() => undefined);
     return Promise.resolve({ kind: 'commit', committed });
   }
 
@@ -227,42 +267,49 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     });
   }
 
-  /** Runs one bar through its symbol's lane, retrying a retriable failure in place. */
+  /** Runs one bar through its symbol's lane. */
   private handleBar(bar: B, msg: ConsumeMessage, receivedAt: number): Promise<HandleResult> {
     const generation = this.stateGeneration;
     const superseded = this.generationEnded.signal;
     const held = this.heldBack;
-    return this.serial.run(bar.symbol, async (): Promise<HandleResult> => {
-      let attempts = 0;
-      let notStarted = false;
-      try {
-        return await retry(
-          (attempt) => {
-            attempts = attempt;
-            // Stopping: bars not started yet stay unacknowledged and are redelivered on the next start.
-            notStarted = generation !== this.stateGeneration || this.isStopping || held.has(bar.symbol);
-            if (notStarted) throw new SupersededError();
-            return this.processInOrder(bar, msg, receivedAt, generation, superseded);
-          },
-          {
-            backoff: this.backoff,
-            shouldRetry: (err, attempt) =>
-              !(err instanceof SupersededError) && isRetriable(err) && !this.isStopping && attempt < this.options.maxAttempts,
-            onRetry: (err, attempt, delayMs) =>
-              this.log.warn({ err: (err as Error).message, symbol: bar.symbol, ts: bar.ts, attempt, delayMs }, 'retriable failure; trying the bar again (its symbol waits)'),
-            pause: (ms) => this.pause(ms),
-          },
-        );
-      } catch (err) {
-        if (notStarted) throw err;
-        if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
-          // A retriable error here leaves the message unacknowledged: hold the symbol back.
-          if (isRetriable(err)) held.add(bar.symbol);
-          throw err;
-        }
-        throw new PoisonMessageError(`gave up after ${attempts} attempts: ${(err as Error).message}`);
+    return this.serial.run(bar.symbol, () => this.attemptBar(bar, msg, receivedAt, generation, superseded, held));
+  }
+
+  /** Stopping, or the generation or the symbol's delivery gone: bars not started stay unacknowledged and are redelivered. */
+  private notStarted(symbol: string, generation: number, held: Set<string>): boolean {
+    return generation !== this.stateGeneration || this.isStopping || held.has(symbol);
+  }
+
+  /** Processes one bar in its symbol's lane (the caller's job), retrying a retriable failure in place. */
+  private async attemptBar(bar: B, msg: ConsumeMessage, receivedAt: number, generation: number, superseded: AbortSignal, held: Set<string>): Promise<HandleResult> {
+    let attempts = 0;
+    let notStarted = false;
+    try {
+      return await retry(
+        (attempt) => {
+          attempts = attempt;
+          notStarted = this.notStarted(bar.symbol, generation, held);
+          if (notStarted) throw new SupersededError();
+          return this.processInOrder(bar, msg, receivedAt, generation, superseded);
+        },
+        {
+          backoff: this.backoff,
+          shouldRetry: (err, attempt) =>
+            !(err instanceof SupersededError) && isRetriable(err) && !this.isStopping && attempt < this.options.maxAttempts,
+          onRetry: (err, attempt, delayMs) =>
+            this.log.warn({ err: (err as Error).message, symbol: bar.symbol, ts: bar.ts, attempt, delayMs }, 'retriable failure; trying the bar again (its symbol waits)'),
+          pause: (ms) => this.pause(ms),
+        },
+      );
+    } catch (err) {
+      if (notStarted) throw err;
+      if (err instanceof SupersededError || !isRetriable(err) || this.isStopping) {
+        // A retriable error here leaves the message unacknowledged: hold the symbol back.
+        if (isRetriable(err)) held.add(bar.symbol);
+        throw err;
       }
-    });
+      throw new PoisonMessageError(`gave up after ${attempts} attempts: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -335,16 +382,20 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       // Possibly a re-send: the first delivery may have published these outputs before it died.
       pipelineEvents.emit(PipelineEvent.Resend, { stage: this.options.stage });
     }
-    // Step 2 of the commit protocol. Observed at once: when the previous bar's hand-over fails
-    // (state reset by a lost channel), the commit stops before reaching these confirms, and one
-    // failing later (its channel closed) must not be an unhandled rejection, which ends the worker.
+    return { kind: 'commit', committed: this.commitOutput(bar.symbol, [bar.ts], output, superseded) };
+  }
+
+  /** Steps 2–4 of the commit protocol for the outputs of the bars `ts` (one, or a batch's run). */
+  private commitOutput(symbol: string, ts: readonly number[], output: StageOutput<S>, superseded: AbortSignal): Promise<void> {
+    // Observed at once: when the previous bar's hand-over fails (state reset by a lost channel),
+    // the commit stops before reaching these confirms, and one failing later (its channel closed)
+    // must not be an unhandled rejection, which ends the worker.
     const confirmed = Promise.all([
       ...output.emissions.map((e) => this.publishUntilConfirmed(e, superseded)),
-      ...confirmations.map((c) => this.confirmUntilDone(c, superseded)),
+      ...(output.confirmations ?? []).map((c) => this.confirmUntilDone(c, superseded)),
     ]).then(() => undefined);
     confirmed.catch(() => undefined);
-    const committed = this.commits.commit(bar.symbol, bar.ts, output.state, confirmed);
-    return { kind: 'commit', committed };
+    return this.commits.commit(symbol, ts, output.state, confirmed);
   }
 
   /**

@@ -61,13 +61,17 @@ export class ExperienceBatcher {
     this.format = options.format ?? 'frame';
   }
 
-  /** Queues a transition; resolves when the batch holding it is confirmed. */
-  add(transition: ExperienceTransition): Promise<void> {
+  /** Queues one or more transitions (a bar's, a replay batch's); resolves when the batches holding them are confirmed. */
+  add(...transitions: ExperienceTransition[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.batch.push({ transition, resolve, reject });
-      if (this.batch.length >= this.maxBatch) this.flush();
-      else if (this.immediate !== null) return;
-      else if (this.timer === null && this.inFlight === 0 && performance.now() - this.lastFlushAt >= this.maxDelayMs) {
+      let left = transitions.length;
+      const one = (): void => {
+        if (--left === 0) resolve();
+      };
+      for (const transition of transitions) this.batch.push({ transition, resolve: one, reject });
+      while (this.batch.length >= this.maxBatch) this.flush();
+      if (this.batch.length === 0 || this.immediate !== null) return;
+      if (this.timer === null && this.inFlight === 0 && performance.now() - this.lastFlushAt >= this.maxDelayMs) {
         this.immediate = setImmediate(() => this.flush());
       } else if (this.timer === null) {
         this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
@@ -82,8 +86,7 @@ export class ExperienceBatcher {
     this.timer = null;
     if (this.immediate !== null) clearImmediate(this.immediate);
     this.immediate = null;
-    const batch = this.batch;
-    this.batch = [];
+    const batch = this.batch.splice(0, this.maxBatch);
     if (batch.length === 0) return;
     this.lastFlushAt = performance.now();
     this.inFlight++;

@@ -7,11 +7,12 @@ import { EXCHANGE_INTERNAL, EXCHANGE_RESULTS, HEADER_SYMBOL, messageIds, routing
 import { ValidationError } from '../errors';
 import type { BrokerConnection } from '../broker/broker-connection';
 import type { Publisher } from '../broker/publisher';
-import type { ContextBufferFlow } from '../flows/context-buffer-flow';
+import type { ContextBufferFlow, ContextLookup } from '../flows/context-buffer-flow';
 import { NO_FAULTS, type FaultInjector } from '../flows/fault-injection';
-import { ResampleFlow, type ResampleState } from '../flows/resample-flow';
+import { ResampleFlow, type Resampled, type ResampleState } from '../flows/resample-flow';
 import { ResultGather } from '../flows/result-gather';
-import type { TacticalFlow, TacticalState } from '../flows/tactical-flow';
+import type { TacticalFlow, TacticalState, TacticalStep } from '../flows/tactical-flow';
+import type { ExperienceTransition } from '../flows/agent-stage';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { SymbolStateStore } from '../state/symbol-state-store';
 import type { Confirmation, Emission, StageOutput } from './bar-commits';
@@ -133,7 +134,70 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
     const id = `${bar.symbol}:5m:${bar.ts}`;
     // The 30m bar this bar completes leaves first: the strategic side computes the context this bar waits for.
     const resampled = await this.resample.step(bar, state);
-    const confirmations: Confirmation[] = resampled.completed.map(({ bar: b, sentAhead, differsFromSentAhead }) => {
+    const confirmations = this.send30m(bar, resampled, superseded);
+    const required = this.flow.requiredContext(bar, state);
+    // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
+    const lookup = await this.contexts.lookup(bar.symbol, required, superseded);
+    if (lookup.stale) this.log.warn({ symbol: bar.symbol, ts: bar.ts, required }, 'context wait ran out: deciding with the previous context (stale)');
+    const step = await this.guardCompute(msg, id, () => {
+      this.faults.crashIfListed(`crash:${id}`);
+      return this.flow.step(bar, state, required, lookup);
+    });
+    const emissions: Emission[] = [];
+    const gather = this.record(bar, resampled, step, lookup, msg, receivedAt, emissions);
+    if (gather !== undefined) confirmations.push({ what: id, confirmed: gather.confirmed });
+    if (step.transition !== null) this.addExperience([step.transition], confirmations);
+    return { state: step.state, emissions, confirmations };
+  }
+
+  /**
+   * A replay batch's loop (see the base class): decides its bars one after another with no await
+   * while each one's context is in memory (sent ahead and answered, or none needed), as
+   * {@link process} would; stops at the first bar that must wait, which then goes the per-bar way.
+   * One result-batch confirmation and one experience add for the run.
+   */
+  protected override processRun(
+    bars: readonly Bar[],
+    first: TacticalState | null,
+    msg: ConsumeMessage,
+    receivedAt: number,
+    superseded: AbortSignal,
+  ): { decided: number; output: StageOutput<TacticalState> } | undefined {
+    let state = first;
+    const emissions: Emission[] = [];
+    const confirmations: Confirmation[] = [];
+    const transitions: ExperienceTransition[] = [];
+    let gather: ResultGather | undefined;
+    let decided = 0;
+    for (const bar of bars) {
+      const required = this.flow.requiredContext(bar, state);
+      const lookup = this.contexts.lookupNow(bar.symbol, required, superseded);
+      const open = this.resample.openNow(state);
+      if (lookup === undefined || open === undefined) break;
+      const resampled = this.resample.stepFrom(bar, open);
+      const sent = this.send30m(bar, resampled, superseded);
+      this.faults.crashIfListed(`crash:${messageIds.bar(bar.symbol, '5m', bar.ts)}`);
+      let step: TacticalStep;
+      try {
+        step = this.flow.stepNow(bar, state, required, lookup);
+      } catch {
+        break; // the per-bar way fails it again, and retries or dead-letters it
+      }
+      confirmations.push(...sent);
+      gather = this.record(bar, resampled, step, lookup, msg, receivedAt, emissions);
+      if (step.transition !== null) transitions.push(step.transition);
+      state = step.state;
+      decided++;
+    }
+    if (state === null || decided === 0) return undefined;
+    if (gather !== undefined) confirmations.push({ what: `results up to ${(bars[0] as Bar).symbol}:5m:${state.lastTs}`, confirmed: gather.confirmed });
+    if (transitions.length > 0) this.addExperience(transitions, confirmations);
+    return { decided, output: { state, emissions, confirmations } };
+  }
+
+  /** Sends the 30m bars a bar completed (unless sent ahead) and those the bars in hand complete next. */
+  private send30m(bar: Bar, resampled: Resampled, superseded: AbortSignal): Confirmation[] {
+    const confirmations = resampled.completed.map(({ bar: b, sentAhead, differsFromSentAhead }): Confirmation => {
       const e = this.emission30m(b);
       if (sentAhead !== undefined) {
         // A look-ahead publish that failed is sent again now, while this bar waits for the context.
@@ -152,21 +216,22 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       confirmed.catch(() => undefined); // awaited by the commit
       return { what: e.messageId, confirmed };
     });
-    const emissions: Emission[] = [];
     // The 30m bars the bars in hand complete next leave now (look-ahead), each once.
     for (const b of this.resample.ahead(bar, resampled.state)) {
       const confirm = this.publishEmission(this.emission30m(b));
       confirm.catch(() => undefined); // the lane's commit awaits (and retries) it
       this.resample.recordSentAhead(b, confirm);
     }
-    const required = this.flow.requiredContext(bar, state);
-    // Abandoned (not run out) when the channel is lost: the redelivered bar re-sends its 30m bar and waits again.
-    const lookup = await this.contexts.lookup(bar.symbol, required, superseded);
-    if (lookup.stale) this.log.warn({ symbol: bar.symbol, ts: bar.ts, required }, 'context wait ran out: deciding with the previous context (stale)');
-    const { result, state: next, transition, feedback } = await this.guardCompute(msg, id, () => {
-      this.faults.crashIfListed(`crash:${id}`);
-      return this.flow.step(bar, state, required, lookup);
-    });
+    return confirmations;
+  }
+
+  /**
+   * Completes a computed bar's state and puts its result and feedback windows in `emissions`, or
+   * its result in the delivery's result gather, which it returns then (the bar's commit must wait
+   * for the gather's confirm).
+   */
+  private record(bar: Bar, resampled: Resampled, step: TacticalStep, lookup: ContextLookup, msg: ConsumeMessage, receivedAt: number, emissions: Emission[]): ResultGather | undefined {
+    const { result, state: next, feedback } = step;
     next.resample = resampled.state;
     result.latency_ms = Math.round((performance.now() - receivedAt) * 1000) / 1000;
     pipelineEvents.emit(PipelineEvent.ResultPublished, {
@@ -181,14 +246,13 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         exchange: EXCHANGE_RESULTS,
         routingKey: routingKeys.result(bar.symbol),
         body: result,
-        messageId: id,
+        messageId: messageIds.bar(bar.symbol, '5m', bar.ts),
         mandatory: true,
       });
     } else {
       // Leaves with the batch's other results, in one message to the replay that asked for them:
       // the gather sends (and re-sends) it, a bar only waits for its confirm.
       gather.add(result);
-      confirmations.push({ what: id, confirmed: gather.confirmed });
     }
     for (const f of feedback) {
       emissions.push({
@@ -200,13 +264,16 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
         headers: { [HEADER_SYMBOL]: f.symbol },
       });
     }
-    if (this.tacticalOptions.experience !== undefined && transition !== null) {
-      const batcher = this.tacticalOptions.experience;
-      // Published with the batcher's next batch; a failed batch is added again by the commit.
-      const confirmed = batcher.add(transition);
-      confirmed.catch(() => undefined); // awaited (and retried) by the commit
-      confirmations.push({ what: messageIds.experience(bar.symbol, transition.ts), confirmed, again: () => batcher.add(transition) });
-    }
-    return { state: next, emissions, confirmations };
+    return gather;
+  }
+
+  /** Adds transitions for the trainer in one go; the commit awaits (and retries) their batch. */
+  private addExperience(transitions: ExperienceTransition[], confirmations: Confirmation[]): void {
+    const batcher = this.tacticalOptions.experience;
+    if (batcher === undefined) return;
+    const last = transitions[transitions.length - 1] as ExperienceTransition;
+    const confirmed = batcher.add(...transitions);
+    confirmed.catch(() => undefined); // awaited (and retried) by the commit
+    confirmations.push({ what: messageIds.experience(last.symbol, last.ts), confirmed, again: () => batcher.add(...transitions) });
   }
 }

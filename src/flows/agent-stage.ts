@@ -8,7 +8,7 @@ import type { DecideOptions, Decision, DecisionInput, TacticalPolicy } from '../
 import { advance, initialAgentState, type AgentState, type TradeDecision } from '../learning/trading-env';
 import { makeTransition, type Transition } from '../learning/transition';
 import type { Logger } from '../observability/logger';
-import { callWithFallback, createBreaker, type CountBreaker } from './breakers';
+import { callWithFallback, callWithFallbackNow, createBreaker, type CountBreaker } from './breakers';
 import { NO_FAULTS, type FaultInjector } from './fault-injection';
 
 /**
@@ -160,6 +160,29 @@ export class AgentStage {
     indicators: Indicators,
     context: StrategicContext | null,
   ): Promise<AgentOutcome> {
+    const asked = this.ask(state, bar, indicators, context);
+    const { value, degraded } = await callWithFallback(this.breaker, 'agents', () => null, () => {
+      this.faults.check('agents');
+      // Decided with the other symbols' bars of this turn (see DecisionBatch).
+      return this.batch.decide(asked.policy, asked.input, asked.options);
+    });
+    return this.outcome(state, bar, asked, value, degraded);
+  }
+
+  /**
+   * {@link step} decided at once, alone (a replay batch's loop: the next bar of the symbol needs
+   * this one's outcome); the same decision, through the same breaker.
+   */
+  stepNow(state: AgentStageState | null, bar: Bar, indicators: Indicators, context: StrategicContext | null): AgentOutcome {
+    const asked = this.ask(state, bar, indicators, context);
+    const { value, degraded } = callWithFallbackNow(this.breaker, 'agents', () => null, () => {
+      this.faults.check('agents');
+      return asked.policy.decide(asked.input, asked.options);
+    });
+    return this.outcome(state, bar, asked, value, degraded);
+  }
+
+  private ask(state: AgentStageState | null, bar: Bar, indicators: Indicators, context: StrategicContext | null) {
     const env = state?.env ?? initialAgentState();
     const policy = this.policy; // a swap during this step takes effect on the next bar
     const strategic =
@@ -173,11 +196,16 @@ export class AgentStage {
           };
     const input = { indicators, strategic, bar: { ...bar }, agentState: env, symbol: bar.symbol };
     const options: DecideOptions = this.explore ? { explore: { symbol: bar.symbol, ts: bar.ts } } : {};
-    const { value: decision, degraded } = await callWithFallback(this.breaker, 'agents', () => null, () => {
-      this.faults.check('agents');
-      // Decided with the other symbols' bars of this turn (see DecisionBatch).
-      return this.batch.decide(policy, input, options);
-    });
+    return { env, policy, strategic, indicators, input, options };
+  }
+
+  private outcome(
+    state: AgentStageState | null,
+    bar: Bar,
+    { env, policy, strategic, indicators }: ReturnType<AgentStage['ask']>,
+    decision: Decision | null,
+    degraded: boolean,
+  ): AgentOutcome {
     const chosen: TradeDecision = decision ?? FALLBACK_DECISION;
     const advanced = advance(env, { ...bar }, chosen, policy.costs);
     const transition =

@@ -202,6 +202,25 @@ export async function callWithFallback<R>(
   }
 }
 
+/** {@link callWithFallback} for a synchronous call, answered at once. */
+export function callWithFallbackNow<R>(breaker: CountBreaker, stage: string, fallback: () => R, call: () => R): { value: R; degraded: boolean } {
+  if (breaker.tryAcquire()) {
+    try {
+      const value = call();
+      breaker.succeeded();
+      return { value, degraded: false };
+    } catch (err) {
+      if (isBadData(err)) {
+        breaker.succeeded();
+        throw err;
+      }
+      breaker.failed();
+    }
+  }
+  pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage });
+  return { value: fallback(), degraded: true };
+}
+
 /** Errors caused by the data, not by the dependency. */
 function isBadData(err: unknown): boolean {
   return err instanceof ValidationError || err instanceof OutOfOrderError;

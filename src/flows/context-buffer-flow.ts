@@ -69,6 +69,8 @@ interface SymbolContexts<T> {
   timedOut: Set<number>;
   /** Resolves once the symbol's stored contexts have been merged in from Redis. */
   loaded: Promise<void> | null;
+  /** True once they have been. */
+  merged: boolean;
   /** The required close of the last trim pass (passes run every {@link TRIM_BATCH} periods, not every bar). */
   trimmedAt: number;
 }
@@ -107,7 +109,7 @@ export class TimeKeyedBufferFlow<T> {
   private entry(symbol: string): SymbolContexts<T> {
     let entry = this.symbols.get(symbol);
     if (entry === undefined) {
-      entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null, trimmedAt: -Infinity };
+      entry = { byClose: new Map(), waiters: new Map(), timedOut: new Set(), loaded: null, merged: false, trimmedAt: -Infinity };
       this.symbols.set(symbol, entry);
     }
     return entry;
@@ -128,6 +130,7 @@ export class TimeKeyedBufferFlow<T> {
           const closeTs = Number(field);
           if (!entry.byClose.has(closeTs)) entry.byClose.set(closeTs, JSON.parse(json) as T);
         }
+        entry.merged = true;
       })();
     }
     return entry.loaded;
@@ -172,9 +175,8 @@ export class TimeKeyedBufferFlow<T> {
     if (isAborted(abandon)) throw new WaitAbandonedError();
     const entry = this.entry(symbol);
     await this.ensureLoaded(symbol, entry);
-    this.trim(symbol, entry, requiredCloseTs);
-    const ready = entry.byClose.get(requiredCloseTs);
-    if (ready !== undefined) return { item: ready, stale: false };
+    const ready = this.ready(symbol, entry, requiredCloseTs);
+    if (ready !== undefined) return ready;
     if (!entry.timedOut.has(requiredCloseTs)) {
       const arrived = await this.waitFor(entry, requiredCloseTs, abandon);
       if (this.closed) throw new ContextBufferClosedError();
@@ -184,6 +186,23 @@ export class TimeKeyedBufferFlow<T> {
       entry.timedOut.add(requiredCloseTs);
     }
     return { item: staleContext(entry.byClose, requiredCloseTs), stale: true };
+  }
+
+  /**
+   * What {@link lookupItem} gives without waiting or loading: the item when it is in memory (or
+   * none is required); undefined when the lookup would have to wait, load, throw or go stale.
+   */
+  lookupItemNow(symbol: string, requiredCloseTs: number | null, abandon?: AbortSignal): TimedLookup<T> | undefined {
+    if (requiredCloseTs === null) return { item: null, stale: false };
+    const entry = this.symbols.get(symbol);
+    if (entry?.merged !== true || this.closed || isAborted(abandon)) return undefined;
+    return this.ready(symbol, entry, requiredCloseTs);
+  }
+
+  private ready(symbol: string, entry: SymbolContexts<T>, requiredCloseTs: number): TimedLookup<T> | undefined {
+    this.trim(symbol, entry, requiredCloseTs);
+    const item = entry.byClose.get(requiredCloseTs);
+    return item === undefined ? undefined : { item, stale: false };
   }
 
   /**
@@ -275,5 +294,11 @@ export class ContextBufferFlow extends TimeKeyedBufferFlow<StrategicContext> {
   async lookup(symbol: string, requiredCloseTs: number | null, abandon?: AbortSignal): Promise<ContextLookup> {
     const { item, stale } = await this.lookupItem(symbol, requiredCloseTs, abandon);
     return { context: item, stale };
+  }
+
+  /** {@link lookup} when it needs no wait (see {@link TimeKeyedBufferFlow.lookupItemNow}); undefined otherwise. */
+  lookupNow(symbol: string, requiredCloseTs: number | null, abandon?: AbortSignal): ContextLookup | undefined {
+    const found = this.lookupItemNow(symbol, requiredCloseTs, abandon);
+    return found === undefined ? undefined : { context: found.item, stale: false };
   }
 }

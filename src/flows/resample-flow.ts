@@ -126,6 +126,12 @@ export interface Completed30m {
   differsFromSentAhead?: boolean;
 }
 
+/** What a 5m bar did to its symbol's 30m bars: the one left open and those it completed. */
+export interface Resampled {
+  state: ResampleState | null;
+  completed: Completed30m[];
+}
+
 /** A symbol's bars delivered for the first time and not yet processed, in lane order. */
 interface BarsInHand {
   bars: Bar[];
@@ -182,11 +188,20 @@ export class ResampleFlow {
    * Advances the symbol's open 30m bar by `bar`. `previous` is the bar's stage state (its
    * `resample` field; a state without one predates the tactical resampler: see `legacyResample`).
    */
-  async step(bar: Bar, previous: { resample?: ResampleState | null } | null): Promise<{ state: ResampleState | null; completed: Completed30m[] }> {
-    let open = previous?.resample ?? null;
-    if (previous !== null && previous.resample === undefined && this.options.legacyResample !== undefined) {
-      open = await this.options.legacyResample(bar.symbol);
-    }
+  async step(bar: Bar, previous: { resample?: ResampleState | null } | null): Promise<Resampled> {
+    const legacy = this.options.legacyResample;
+    const open = this.openNow(previous);
+    return this.stepFrom(bar, open === undefined && legacy !== undefined ? await legacy(bar.symbol) : (open ?? null));
+  }
+
+  /** The open 30m bar `previous` holds; undefined when it must be loaded first (`legacyResample`). */
+  openNow(previous: { resample?: ResampleState | null } | null): ResampleState | null | undefined {
+    if (previous !== null && previous.resample === undefined && this.options.legacyResample !== undefined) return undefined;
+    return previous?.resample ?? null;
+  }
+
+  /** {@link step} from the open 30m bar `open` (see {@link openNow}). */
+  stepFrom(bar: Bar, open: ResampleState | null): Resampled {
     const resampled = resampleStep(open, bar);
     const sent = this.sent.get(bar.symbol);
     const completed = resampled.emitted.map((b): Completed30m => {

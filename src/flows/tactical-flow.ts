@@ -5,7 +5,7 @@ import type { Feedback } from '../../schemas/feedback.schema';
 import { requiredContextClose } from '../util/periods';
 import { feedbackStep, type FeedbackWindowState } from './feedback-flow';
 import type { ResampleState } from './resample-flow';
-import type { AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';
+import type { AgentOutcome, AgentStage, AgentStageState, ExperienceTransition } from './agent-stage';
 
 /** The tactical worker's per-symbol state, plain data checkpointed in Redis with every bar. */
 export interface TacticalState {
@@ -71,22 +71,33 @@ export class TacticalFlow {
   }
 
   /** Computes the result for `bar`. `latency_ms` is left 0 for the caller to set at publish time. */
-  async step(
+  async step(bar: Bar, state: TacticalState | null, requiredCloseTs: number | null, lookup: ContextLookup): Promise<TacticalStep> {
+    const ind = this.indicatorsOf(bar, state);
+    const agents = await this.stages.agents?.step(state?.agents ?? null, bar, ind.values, lookup.context);
+    return this.finish(bar, state, requiredCloseTs, lookup, ind, agents);
+  }
+
+  /** {@link step} at once: the agents decide this bar alone (a replay batch's loop). */
+  stepNow(bar: Bar, state: TacticalState | null, requiredCloseTs: number | null, lookup: ContextLookup): TacticalStep {
+    const ind = this.indicatorsOf(bar, state);
+    const agents = this.stages.agents?.stepNow(state?.agents ?? null, bar, ind.values, lookup.context);
+    return this.finish(bar, state, requiredCloseTs, lookup, ind, agents);
+  }
+
+  private indicatorsOf(bar: Bar, state: TacticalState | null): { values: Indicators; state: unknown } {
+    return this.stages.indicators?.step(state?.indicators ?? null, bar) ?? { values: NULL_INDICATORS, state: null };
+  }
+
+  private finish(
     bar: Bar,
     state: TacticalState | null,
     requiredCloseTs: number | null,
     lookup: ContextLookup,
-  ): Promise<TacticalStep> {
+    { values: indicators, state: indicatorState }: { values: Indicators; state: unknown },
+    out: AgentOutcome | undefined,
+  ): TacticalStep {
     const degraded: string[] = [];
-    let indicators = NULL_INDICATORS;
-    let indicatorState: unknown = null;
-    if (this.stages.indicators !== undefined) {
-      const out = this.stages.indicators.step(state?.indicators ?? null, bar);
-      indicators = out.values;
-      indicatorState = out.state;
-    } else {
-      degraded.push('indicators');
-    }
+    if (this.stages.indicators === undefined) degraded.push('indicators');
     const ctx = lookup.context;
     if (lookup.stale) degraded.push('context_buffer');
     if (ctx !== null) for (const d of ctx.degraded) if (!degraded.includes(`strategic.${d}`)) degraded.push(`strategic.${d}`);
@@ -97,8 +108,7 @@ export class TacticalFlow {
     let exploring = false;
     let agentState: AgentStageState | null = null;
     let transition: ExperienceTransition | null = null;
-    if (this.stages.agents !== undefined) {
-      const out = await this.stages.agents.step(state?.agents ?? null, bar, indicators, ctx);
+    if (out !== undefined) {
       actions = { tactical: out.decision.tactical, risk: out.decision.risk, execution: out.decision.execution };
       targetPosition = out.decision.target_position === 0 ? 0 : out.decision.target_position;
       combinedConfidence = out.combinedConfidence;

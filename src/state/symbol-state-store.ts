@@ -147,18 +147,22 @@ export class SymbolStateStore<S> {
   }
 
   /**
-   * Records `state` as the symbol's state after the bar `bar` and resolves once it is durable (in
-   * a group commit, see the class comment). Callers commit a symbol's bars in bar order.
+   * Records `state` as the symbol's state after the bars `bars.ts` (one, or a run of a replay
+   * batch: their dedupe marks, the state of the last) and resolves once it is durable (in a group
+   * commit, see the class comment). Callers commit a symbol's bars in bar order.
    */
-  commit(symbol: string, state: S, bar: { timeframeMs: number; ts: number }): Promise<void> {
-    const { key, bit } = this.seenKey(symbol, bar.timeframeMs, bar.ts);
+  commit(symbol: string, state: S, bars: { timeframeMs: number; ts: readonly number[] }): Promise<void> {
+    const marks = bars.ts.map((ts): [string, number] => {
+      const { key, bit } = this.seenKey(symbol, bars.timeframeMs, ts);
+      return [key, bit];
+    });
     return new Promise<void>((resolve, reject) => {
       const entry = this.dirty.get(symbol);
       if (entry === undefined) {
-        this.dirty.set(symbol, { state, marks: [[key, bit]], waiters: [{ resolve, reject }], failures: 0, notBefore: 0 });
+        this.dirty.set(symbol, { state, marks, waiters: [{ resolve, reject }], failures: 0, notBefore: 0 });
       } else {
         entry.state = state;
-        entry.marks.push([key, bit]);
+        entry.marks.push(...marks);
         entry.waiters.push({ resolve, reject });
       }
       this.schedule(0);

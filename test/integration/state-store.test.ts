@@ -36,7 +36,7 @@ describe('SymbolStateStore group commits', () => {
     const commits: Promise<void>[] = [];
     for (let i = 0; i < 50; i++) {
       for (const symbol of ['A', 'B.C', 'D']) {
-        commits.push(store.commit(symbol, { lastTs: i * M5, values: [i, -0, 1 / 3] }, { timeframeMs: M5, ts: i * M5 }));
+        commits.push(store.commit(symbol, { lastTs: i * M5, values: [i, -0, 1 / 3] }, { timeframeMs: M5, ts: [i * M5] }));
       }
     }
     await Promise.all(commits);
@@ -62,12 +62,12 @@ describe('SymbolStateStore group commits', () => {
       },
     });
     let badDone = false;
-    const bad = store.commit('BAD', { lastTs: 0, values: [] }, { timeframeMs: M5, ts: 0 }).then(() => (badDone = true));
-    await store.commit('GOOD', { lastTs: 0, values: [1] }, { timeframeMs: M5, ts: 0 });
+    const bad = store.commit('BAD', { lastTs: 0, values: [] }, { timeframeMs: M5, ts: [0] }).then(() => (badDone = true));
+    await store.commit('GOOD', { lastTs: 0, values: [1] }, { timeframeMs: M5, ts: [0] });
     expect(badDone).toBe(false);
     expect(await store.load('BAD')).toBeNull();
     // A newer state of the failing symbol joins the pending one; both commits resolve together.
-    const newer = store.commit('BAD', { lastTs: M5, values: [2] }, { timeframeMs: M5, ts: M5 });
+    const newer = store.commit('BAD', { lastTs: M5, values: [2] }, { timeframeMs: M5, ts: [M5] });
     failing = false;
     await Promise.all([bad, newer]);
     expect(await store.load('BAD')).toEqual({ lastTs: M5, values: [2] });
@@ -83,7 +83,7 @@ describe('SymbolStateStore group commits', () => {
 
   it('fails the commits not yet written when the state is discarded (the broker redelivers them)', async () => {
     const store = new SymbolStateStore<S>(redis, { prefix, stage: 'tactical', faultCheck: () => { throw new Error('down'); } });
-    const pending = store.commit('X', { lastTs: 0, values: [] }, { timeframeMs: M5, ts: 0 });
+    const pending = store.commit('X', { lastTs: 0, values: [] }, { timeframeMs: M5, ts: [0] });
     store.discardPending();
     await expect(pending).rejects.toThrow(/reset before the commit/);
   });

@@ -98,6 +98,22 @@ describe('ExperienceBatcher wire format', () => {
     await Promise.all(done);
   });
 
+  it("takes a replay run's transitions in one add, in frames of at most maxBatch, resolving once all are confirmed", async () => {
+    const { publisher, sent } = fakePublisher();
+    const batcher = new ExperienceBatcher(publisher, { maxBatch: 3, maxDelayMs: 5 });
+    const run = experience(['AAA'], 7, 5);
+    let confirmed = false;
+    void batcher.add(...run).then(() => (confirmed = true));
+    await until(() => sent.length === 3);
+    expect(sent.map((s) => s.transitions.map((t) => t.ts))).toEqual([0, 3, 6].map((i) => run.slice(i, i + 3).map((t) => t.ts)));
+    sent[0]!.confirm();
+    sent[2]!.confirm();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(confirmed).toBe(false); // the second frame is not confirmed yet
+    sent[1]!.confirm();
+    await until(() => confirmed);
+  });
+
   it("still sends the DEFLATE-compressed JSON batch with format 'json'", async () => {
     const { publisher, sent } = fakePublisher();
     const batcher = new ExperienceBatcher(publisher, { maxBatch: 2, format: 'json' });

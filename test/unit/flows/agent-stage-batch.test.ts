@@ -48,6 +48,35 @@ describe('AgentStage: decisions of one turn share the forward pass', () => {
     expect(transitions.length > 0).toBe(explore);
   });
 
+  it('decides at once (stepNow, a replay batch) exactly as step does, falling back alike when the model fails', async () => {
+    const failAt = barOf(0, 30).ts;
+    const nowPolicy = TacticalPolicy.initial(5);
+    const decide = nowPolicy.decide.bind(nowPolicy);
+    jest.spyOn(nowPolicy, 'decide').mockImplementation((input, options) => {
+      if (input.bar.ts === failAt) throw new Error('model failed');
+      return decide(input, options);
+    });
+    const stepPolicy = TacticalPolicy.initial(5);
+    const decideBatch = stepPolicy.decideBatch.bind(stepPolicy);
+    jest.spyOn(stepPolicy, 'decideBatch').mockImplementation((requests) =>
+      decideBatch(requests).map((d, k) => (requests[k]!.input.bar.ts === failAt ? new Error('model failed') : d)),
+    );
+    const now = new AgentStage(nowPolicy, log, true);
+    const stepped = new AgentStage(stepPolicy, log, true);
+    let a: AgentStageState | null = null;
+    let b: AgentStageState | null = null;
+    const degraded: number[] = [];
+    for (let t = 0; t < 60; t++) {
+      const got = now.stepNow(a, barOf(0, t), series[0]!.indicators[t] as Indicators, null);
+      const want = await stepped.step(b, barOf(0, t), series[0]!.indicators[t] as Indicators, null);
+      expect(got).toEqual(want);
+      if (got.degraded) degraded.push(t);
+      a = got.state;
+      b = want.state;
+    }
+    expect(degraded).toEqual([30]);
+  });
+
   it('falls back for the symbol whose decision fails and decides the others of the batch', async () => {
     const policy = TacticalPolicy.initial(5);
     const decideBatch = policy.decideBatch.bind(policy);

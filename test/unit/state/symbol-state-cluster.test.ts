@@ -44,7 +44,7 @@ const symbols = ['AAA', 'BBB', 'CCC', 'DDD', 'E.F', 'G-H'];
 async function commitAll(redis: FakeRedis): Promise<SymbolStateStore<{ n: number }>> {
   const store = new SymbolStateStore<{ n: number }>(redis as unknown as Redis, { prefix: 'p:', stage: 'tactical' });
   // One burst: every symbol's commit joins the same flush.
-  await Promise.all(symbols.map((s, i) => store.commit(s, { n: i }, { timeframeMs: 300_000, ts: 1_700_000_100_000 })));
+  await Promise.all(symbols.map((s, i) => store.commit(s, { n: i }, { timeframeMs: 300_000, ts: [1_700_000_100_000] })));
   return store;
 }
 
