@@ -130,7 +130,7 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   ): Promise<StageOutput<S>>;
 
   /**
-   * A replay batch's loop: computes at once, in order, the leading bars of `bars` (consecutive,
+   * A replay batch's loop, and a single bar's fast path: computes at once, in order, the leading bars of `bars` (consecutive,
    * each after `state`'s) that need nothing to be waited for, with no await, and returns how many
    * it decided and their outputs together (the last bar's state); undefined or 0 decided when
    * the first must go the per-bar way ({@link process}: a wait, a load). Each bar's outputs must be
@@ -183,7 +183,27 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
       );
     }
     this.onDelivered(bar, msg);
-    return this.handleBar(bar, msg, receivedAt);
+    return this.handleNow(bar, msg, receivedAt) ?? this.handleBar(bar, msg, receivedAt);
+  }
+
+  /**
+   * The synchronous fast path of a single bar: when its symbol's lane is idle, its state is in
+   * memory, it is newer than the last accepted bar, it is a first delivery and everything it needs
+   * is in memory ({@link processRun}: its context in the buffer), it is computed at once, with no
+   * await, and handed to the commit as the lane would have. Otherwise (undefined) it goes the
+   * lane's way. The outputs are the same either way.
+   */
+  private handleNow(bar: B, msg: ConsumeMessage, receivedAt: number): HandleResult | undefined {
+    const symbol = bar.symbol;
+    const state = this.cache.get(symbol);
+    if (state === undefined || (state !== null && bar.ts <= state.lastTs) || msg.fields.redelivered || !this.serial.idle(symbol)) return undefined;
+    const generation = this.stateGeneration;
+    if (this.notStarted(symbol, generation, this.heldBack)) return undefined;
+    const superseded = this.generationEnded.signal;
+    const run = this.processRun([bar], state, msg, receivedAt, superseded);
+    if (run === undefined || run.decided === 0) return undefined;
+    this.cache.set(symbol, run.output.state);
+    return { kind: 'commit', committed: this.commitOutput(symbol, [bar.ts], run.output, superseded) };
   }
 
   /**

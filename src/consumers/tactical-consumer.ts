@@ -151,7 +151,7 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
   }
 
   /**
-   * A replay batch's loop (see the base class): decides its bars one after another with no await
+   * A replay batch's loop, and a single live bar's fast path (see the base class): decides its bars one after another with no await
    * while each one's context is in memory (sent ahead and answered, or none needed), as
    * {@link process} would; stops at the first bar that must wait, which then goes the per-bar way.
    * One result-batch confirmation and one experience add for the run.
@@ -175,15 +175,16 @@ export class TacticalConsumer extends BarStageConsumer<TacticalState, Bar> {
       const open = this.resample.openNow(state);
       if (lookup === undefined || open === undefined) break;
       const resampled = this.resample.stepFrom(bar, open);
-      const sent = this.send30m(bar, resampled, superseded);
       this.faults.crashIfListed(`crash:${messageIds.bar(bar.symbol, '5m', bar.ts)}`);
       let step: TacticalStep;
       try {
         step = this.flow.stepNow(bar, state, required, lookup);
       } catch {
-        break; // the per-bar way fails it again, and retries or dead-letters it
+        break; // the per-bar way fails it again, and retries or dead-letters it (nothing was sent yet)
       }
-      confirmations.push(...sent);
+      // Its context is in memory, so the 30m bar it completes (if any) was sent ahead already:
+      // sending (or confirming) it after the computation changes nothing the bar waits for.
+      confirmations.push(...this.send30m(bar, resampled, superseded));
       gather = this.record(bar, resampled, step, lookup, msg, receivedAt, emissions);
       if (step.transition !== null) transitions.push(step.transition);
       state = step.state;

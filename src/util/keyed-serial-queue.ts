@@ -20,6 +20,11 @@ export class KeyedSerialQueue {
     return next;
   }
 
+  /** True when no task of `key` is queued or running: work for it may run now, in order. */
+  idle(key: string): boolean {
+    return !this.tails.has(key);
+  }
+
   /** Number of keys with work queued or running. */
   get activeKeys(): number {
     return this.tails.size;

@@ -1,5 +1,5 @@
 /**
- * The replay batch's loop decides every bar as the per-bar way does: the same bars, with real
+ * The replay batch's loop and a single bar's fast path decide every bar as the lane's per-bar way does: the same bars, with real
  * indicators, agents and strategic contexts that the "strategic side" answers after varying delays
  * (so some are in memory when the loop comes to the bar that needs them and some arrive mid-batch,
  * splitting the batch into runs), give the same results, apart from latency_ms, as one bar per
@@ -75,8 +75,11 @@ interface Worker {
   flow: TacticalFlow;
 }
 
-/** A tactical worker on fakes; the strategic side answers the k-th 30m bar published after (k × 7) % 5 ms. */
-function worker(store: MemoryStore, redis: FakeHashRedis): Worker {
+/**
+ * A tactical worker on fakes; the strategic side answers the k-th 30m bar published after (k × 7) % 5 ms.
+ * `laneOnly`: every bar goes the lane's per-bar way (no loop, no fast path), the reference.
+ */
+function worker(store: MemoryStore, redis: FakeHashRedis, laneOnly = false): Worker {
   const contexts = new ContextBufferFlow({ redis: redis as unknown as Redis, prefix: 't:', contextWaitMs: 0 });
   const w: Worker = {
     handle: () => Promise.reject(new Error('not set up')),
@@ -102,6 +105,7 @@ function worker(store: MemoryStore, redis: FakeHashRedis): Worker {
     contextQueue: 'tactical_context.0',
     lookaheadPeriods: 3,
   });
+  if (laneOnly) (consumer as unknown as { processRun: () => undefined }).processRun = () => undefined;
   w.handle = (msg) => (consumer as unknown as { handle(m: ConsumeMessage): Promise<HandleResult> }).handle(msg);
   return w;
 }
@@ -132,9 +136,23 @@ describe('tactical replay batch loop', () => {
   let reference: Map<number, unknown>;
 
   beforeAll(async () => {
-    const alone = worker(new MemoryStore(), new FakeHashRedis());
+    const alone = worker(new MemoryStore(), new FakeHashRedis(), true);
+    const stepNow = jest.spyOn(alone.flow, 'stepNow');
     for (const b of bars) await committed(alone.handle(message(b, false)));
+    expect(stepNow).not.toHaveBeenCalled();
     reference = byTs(alone.results);
+  });
+
+  it('one bar per message: a bar whose state and context are in memory is decided at once (the fast path), with the results of the lane', async () => {
+    const w = worker(new MemoryStore(), new FakeHashRedis());
+    const stepNow = jest.spyOn(w.flow, 'stepNow');
+    const step = jest.spyOn(w.flow, 'step');
+    for (const b of bars) await committed(w.handle(message(b, false)));
+    expect(byTs(w.results)).toEqual(reference);
+    // The first bar (state not loaded yet) and the bars whose context was not in yet went the lane's way.
+    expect(stepNow.mock.calls.length).toBeGreaterThan(bars.length / 2);
+    expect(step.mock.calls.length).toBeGreaterThan(0);
+    expect(stepNow.mock.calls.length + step.mock.calls.length).toBe(bars.length);
   });
 
   it('gives the results of one bar per message, computing runs at once and waiting at the bars whose context is not in yet', async () => {
