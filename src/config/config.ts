@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, EXIT_STARTUP } from '../errors';
+import { urlList } from '../util/url-list';
 
 /** The roles a supervisor can run (PIPELINE_ROLES), in start order. */
 export const ROLE_NAMES = ['strategic', 'tactical', 'trainer', 'gateway'] as const;
@@ -89,7 +90,7 @@ const amqpUrls = () => {
     const path = new URL(v).pathname;
     return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
   };
-  const parts = (v: string): string[] => v.split(/,(?=\s*amqps?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
+  const parts = (v: string): string[] => urlList(v, 'amqp');
   return z
     .string()
     .refine((v) => parts(v).length > 0 && parts(v).every((p) => one.safeParse(p).success), {
@@ -124,7 +125,7 @@ export const EnvSchema = z.object({
   REDIS_URL: z
     .string()
     .refine((v) => {
-      const parts = v.split(/,(?=\s*rediss?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
+      const parts = urlList(v, 'redis');
       const one = url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0');
       return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
     }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })
