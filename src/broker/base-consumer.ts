@@ -432,13 +432,6 @@ export abstract class BaseConsumer implements ConnectionAttachment {
   }
 }
 
-/** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
-export function deliveryAttempt(msg: ConsumeMessage): number {
-  const count: unknown = msg.properties.headers?.[HEADERS.deliveryCount];
-  if (typeof count === 'number') return count + 1;
-  return msg.fields.redelivered ? 2 : 1;
-}
-
 function describe(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
