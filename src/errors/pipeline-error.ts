@@ -105,6 +105,11 @@ export class StartupError extends PipelineError {
   }
 }
 
+/** The message of a thrown error, or the thrown value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * One actionable line for a server that could not listen on `host:port`, naming the settings that
  * chose them (`HEALTH_HOST`/`HEALTH_PORT`, `GATEWAY_HOST`/`GATEWAY_PORT`); `inUse` says what to stop
