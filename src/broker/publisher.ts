@@ -160,11 +160,6 @@ export class Publisher implements ConnectionAttachment {
     return this.channelsOpened;
   }
 
-  /** Number of publishes awaiting their confirm. */
-  get pendingConfirms(): number {
-    return this.inFlight;
-  }
-
   /**
    * Publishes one persistent message and resolves on its confirm. `messageId` is required so that
    * returns can be matched and subscribers can dedupe.

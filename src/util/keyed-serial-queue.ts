@@ -19,9 +19,4 @@ export class KeyedSerialQueue {
     });
     return next;
   }
-
-  /** Number of keys with work queued or running. */
-  get activeKeys(): number {
-    return this.tails.size;
-  }
 }
