@@ -67,6 +67,9 @@ export const BarSchema = z
 
 export type Bar = z.infer<typeof BarSchema>;
 
+/** The price and volume fields of a bar, for code that needs no identity or time. */
+export type Ohlcv = Pick<Bar, 'open' | 'high' | 'low' | 'close' | 'volume'>;
+
 /** The identity used for dedupe and as `messageId`: `<symbol>:<timeframe>:<ts>`. */
 export function barId(bar: Pick<Bar, 'symbol' | 'timeframe' | 'ts'>): string {
   return `${bar.symbol}:${bar.timeframe}:${bar.ts}`;

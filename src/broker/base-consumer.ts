@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { isRetriable } from '../errors';
+import { errorMessage, isRetriable } from '../errors';
 import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
@@ -222,7 +222,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
               generation === this.generation && !this.stopping && isRetriable(err) && attempt < this.options.maxAttempts,
             onRetry: (err, attempt, delayMs) => {
               outcome = 'retried';
-              this.log.warn({ err: describe(err), attempt, delayMs, routingKey: msg.fields.routingKey }, 'retriable failure; trying this message again');
+              this.log.warn({ err: errorMessage(err), attempt, delayMs, routingKey: msg.fields.routingKey }, 'retriable failure; trying this message again');
             },
             pause: (ms) => this.pause(ms),
           },
@@ -240,7 +240,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
           return;
         }
         outcome = 'dead_lettered';
-        const reason = isRetriable(err) ? `gave up after ${attempts} attempts: ${describe(err)}` : describe(err);
+        const reason = isRetriable(err) ? `gave up after ${attempts} attempts: ${errorMessage(err)}` : errorMessage(err);
         try {
           await this.deadLetterUntilConfirmed(msg, reason, generation);
         } catch {
@@ -386,7 +386,7 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     try {
       await Promise.race([barrier, timeout]);
     } catch (err) {
-      this.log.warn({ err: describe(err) }, 'could not confirm that the broker applied the last acks; closing anyway (acked messages may come back as redeliveries)');
+      this.log.warn({ err: errorMessage(err) }, 'could not confirm that the broker applied the last acks; closing anyway (acked messages may come back as redeliveries)');
     } finally {
       clearTimeout(timer);
     }
@@ -430,18 +430,6 @@ export abstract class BaseConsumer implements ConnectionAttachment {
     }
     return this.stopPromise;
   }
-}
-
-/** 1 for a first delivery; quorum queues count earlier deliveries in `x-delivery-count`. */
-export function deliveryAttempt(msg: ConsumeMessage): number {
-  const count: unknown = msg.properties.headers?.[HEADERS.deliveryCount];
-  if (typeof count === 'number') return count + 1;
-  return msg.fields.redelivered ? 2 : 1;
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 /** A try found the channel of its delivery gone (the broker redelivers the message). */

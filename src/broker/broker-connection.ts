@@ -5,6 +5,7 @@ import { PipelineEvent, pipelineEvents } from '../observability/events';
 import type { Logger } from '../observability/logger';
 import { Backoff } from '../util/backoff';
 import { isTransientSocketError } from '../util/retry-while-transient';
+import { urlList } from '../util/url-list';
 import { declareTopology, type TopologyOptions } from './topology';
 
 /** Something that opens its channels on every (re)connect and forgets them on disconnect. */
@@ -193,11 +194,7 @@ export class BrokerConnection {
  * `amqps://` separates two addresses.
  */
 export function brokerUrls(setting: string): string[] {
-  // Split only where the next address starts: a password may hold a comma.
-  return setting
-    .split(/,(?=\s*amqps?:\/\/)/)
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
+  return urlList(setting, 'amqp');
 }
 
 /** The URL (or each URL of a list) without its password, for logs and errors. */

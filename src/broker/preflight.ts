@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
-import { StartupError } from '../errors';
+import { errorMessage, StartupError } from '../errors';
 import { brokerUrls, connectFirstLive, redact } from './broker-connection';
 import { RING_EXCHANGE_TYPE } from './topology';
 import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
@@ -138,7 +138,7 @@ function parseTarget(url: string): BrokerTarget {
 
 /** Turns an amqplib connect or channel error into one actionable line. */
 export function classifyBrokerError(err: unknown, target: BrokerTarget, url: string): StartupError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   const code = (err as { code?: unknown } | null)?.code;
   const at = `broker ${target.broker}`;
   const vhost = JSON.stringify(target.vhost);

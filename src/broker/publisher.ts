@@ -1,5 +1,5 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
-import { PublishError } from '../errors';
+import { errorMessage, PublishError } from '../errors';
 import { Backoff } from '../util/backoff';
 import type { Logger } from '../observability/logger';
 import type { BrokerConnection, ConnectionAttachment } from './broker-connection';
@@ -149,7 +149,7 @@ export class Publisher implements ConnectionAttachment {
       if (this.model !== model || this.stopped || this.channel !== null) return;
       this.openChannel(model).catch((err: unknown) => {
         // A connection on its way out: its recovery attaches the next one (this.model changes).
-        if (this.model === model && this.channel === null) this.scheduleReopen(`cannot open a new channel (${describe(err)})`);
+        if (this.model === model && this.channel === null) this.scheduleReopen(`cannot open a new channel (${errorMessage(err)})`);
       });
     }, delay);
     timer.unref();
@@ -158,11 +158,6 @@ export class Publisher implements ConnectionAttachment {
   /** Confirm channels opened so far (one per connect, plus one per replaced channel). */
   get channelsOpenedCount(): number {
     return this.channelsOpened;
-  }
-
-  /** Number of publishes awaiting their confirm. */
-  get pendingConfirms(): number {
-    return this.inFlight;
   }
 
   /**
@@ -332,10 +327,6 @@ export class Publisher implements ConnectionAttachment {
     if (channel !== null) await channel.close().catch(() => undefined);
     for (const w of this.channelWaiters.splice(0)) w();
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 const COALESCED = Symbol('coalescedSocketWrites');

@@ -22,7 +22,7 @@ import {
   WEAK_GAUSSIAN_FAMILY,
   hasAccuracyTarget,
 } from '../producers/regime-families';
-import { applyIsotonic, fitIsotonic, fitLogisticNewton } from '../strategic/confidence-tradeoff';
+import { applyIsotonic, fitIsotonic, fitLogisticNewton, sigmoid } from '../strategic/confidence-tradeoff';
 import {
   CONFIDENCE_FIT_SEEDS,
   CONFIDENCE_ONLY_SEEDS,
@@ -39,8 +39,6 @@ const REPORT_BARS = 4000;
 /** The unit test's seeds (test/unit/strategic/regime-families.test.ts) and bars per market. */
 const UNIT_SEEDS = [7001, 7002, 7003];
 const UNIT_BARS = 3000;
-
-const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 interface Scored {
   family: string;

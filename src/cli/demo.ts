@@ -26,7 +26,7 @@ import { Command as Commander, CommanderError } from 'commander';
 import { CliUsageError, ExitCode, cliLogger, decimal, declareOptions, describeError, integer, ms, pipelineProducer } from './common';
 import { quantile } from '../util/quantile';
 import { deadLetterInfo, fetchDeadLetters } from './dlq-command';
-import { PrivatePipelineStartError, ResultCollector, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
+import { PrivatePipelineStartError, ResultCollector, runCleanup, startPrivatePipeline, type PrivatePipeline } from './private-pipeline';
 
 const HELP = `Runs the supervisor and every worker, replays data/market/*_5m.csv (all symbols, interleaved in
 time order) through the broker at AMQP_URL, waits for one integrated result per bar, prints a
@@ -263,18 +263,11 @@ async function main(args: readonly string[]): Promise<number> {
     return missing === 0 ? ExitCode.Ok : ExitCode.Failure;
   } finally {
     process.removeListener('SIGINT', onSigint);
-    const steps: { what: string; run: () => Promise<unknown> }[] = [
+    await runCleanup([
       { what: 'stop the producer', run: () => producer.stop() },
       { what: 'stop the result collector', run: () => collector.stop() },
       { what: 'stop the pipeline', run: () => pipeline.stop() },
-    ];
-    for (const step of steps) {
-      try {
-        await step.run();
-      } catch (err) {
-        process.stderr.write(`cleanup: could not ${step.what}: ${describeError(err)}\n`);
-      }
-    }
+    ]);
     say('stopped cleanly');
   }
 }

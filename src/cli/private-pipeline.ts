@@ -117,6 +117,17 @@ export async function deleteRedisKeys(
   }
 }
 
+/** Runs each cleanup step in turn; one that fails is reported on stderr and the rest still run. */
+export async function runCleanup(steps: readonly { what: string; run: () => Promise<unknown> }[]): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step.run();
+    } catch (err) {
+      process.stderr.write(`cleanup: could not ${step.what}: ${describeError(err)}\n`);
+    }
+  }
+}
+
 /**
  * Starts the supervisor and every worker on a vhost of their own (when rabbitmqctl can make one),
  * and waits until /health answers 200. On failure everything made so far is removed and a
@@ -231,13 +242,7 @@ export async function startPrivatePipeline(
             ]),
         ...cleanups,
       ];
-      for (const step of steps) {
-        try {
-          await step.run();
-        } catch (err) {
-          process.stderr.write(`cleanup: could not ${step.what}: ${describeError(err)}\n`);
-        }
-      }
+      await runCleanup(steps);
     })();
     return stopped;
   };

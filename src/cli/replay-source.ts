@@ -421,6 +421,3 @@ export async function barFileReplaySource(
     bars: () => interleaveByTs(chosen.map((symbol) => joined(symbol, null, true))),
   };
 }
-
-/** @deprecated the name before Binance archives; same function. */
-export const csvReplaySource = barFileReplaySource;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, EXIT_STARTUP } from '../errors';
+import { urlList } from '../util/url-list';
 
 /** The roles a supervisor can run (PIPELINE_ROLES), in start order. */
 export const ROLE_NAMES = ['strategic', 'tactical', 'trainer', 'gateway'] as const;
@@ -59,24 +60,22 @@ const bool = (name: string) =>
     error: `${name} must be one of on, off, true, false, 1, 0`,
   });
 
-const int = (name: string, min: number, max: number) =>
-  z.coerce
-    .number({ error: `${name} must be an integer between ${min} and ${max}` })
-    .int(`${name} must be an integer between ${min} and ${max}`)
-    .min(min, `${name} must be an integer between ${min} and ${max}`)
-    .max(max, `${name} must be an integer between ${min} and ${max}`);
+const int = (name: string, min: number, max: number) => {
+  const message = `${name} must be an integer between ${min} and ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
 
-const url = (name: string, protocols: string[], example: string) =>
-  z.string().refine(
-    (v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: `${name} must be a URL starting with ${protocols.join(' or ')} (for example ${example}); fix ${name}` },
-  );
+/** Whether `v` is one URL of one of `protocols` (`amqp:`, ...). */
+function isUrl(v: string, protocols: readonly string[]): boolean {
+  try {
+    return protocols.includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** The entries of a comma-separated setting, trimmed, empty ones left out. */
+const commaList = (v: string): string[] => v.split(',').map((x) => x.trim()).filter((x) => x !== '');
 
 /**
  * AMQP_URL: one broker URL, or the nodes of one RabbitMQ cluster separated by commas, all with the
@@ -84,19 +83,19 @@ const url = (name: string, protocols: string[], example: string) =>
  * would split the pipeline in two).
  */
 const amqpUrls = () => {
-  const one = url('AMQP_URL', ['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost');
+  const one = (p: string): boolean => isUrl(p, ['amqp:', 'amqps:']);
   const vhostOf = (v: string): string => {
     const path = new URL(v).pathname;
     return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
   };
-  const parts = (v: string): string[] => v.split(/,(?=\s*amqps?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
+  const parts = (v: string): string[] => urlList(v, 'amqp');
   return z
     .string()
-    .refine((v) => parts(v).length > 0 && parts(v).every((p) => one.safeParse(p).success), {
+    .refine((v) => parts(v).length > 0 && parts(v).every(one), {
       message:
         'AMQP_URL must be a URL starting with amqp: or amqps: (for example amqp://user:password@host:5672/vhost), or several separated by commas for the nodes of a cluster; fix AMQP_URL',
     })
-    .refine((v) => !parts(v).every((p) => one.safeParse(p).success) || new Set(parts(v).map(vhostOf)).size === 1, {
+    .refine((v) => !parts(v).every(one) || new Set(parts(v).map(vhostOf)).size === 1, {
       message: 'AMQP_URL lists nodes with different vhosts; every address of a cluster must name the same vhost; fix AMQP_URL',
     });
 };
@@ -124,9 +123,8 @@ export const EnvSchema = z.object({
   REDIS_URL: z
     .string()
     .refine((v) => {
-      const parts = v.split(/,(?=\s*rediss?:\/\/)/).map((p) => p.trim()).filter((p) => p !== '');
-      const one = url('REDIS_URL', ['redis:', 'rediss:'], 'redis://host:6379/0');
-      return parts.length > 0 && parts.every((p) => one.safeParse(p).success);
+      const parts = urlList(v, 'redis');
+      return parts.length > 0 && parts.every((p) => isUrl(p, ['redis:', 'rediss:']));
     }, { message: 'REDIS_URL must be a URL starting with redis: or rediss: (for example redis://host:6379/0), or several separated by commas for the nodes of a Redis Cluster; fix REDIS_URL' })
     .default('redis://127.0.0.1:6379'),
   /**
@@ -417,7 +415,7 @@ export const EnvSchema = z.object({
    */
   GATEWAY_TRUST_PROXY: z
     .string()
-    .refine((v) => v.split(',').map((x) => x.trim()).filter((x) => x !== '').every((x) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(x)), {
+    .refine((v) => commaList(v).every((x) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(x)), {
       message: 'GATEWAY_TRUST_PROXY must be comma-separated IP addresses or CIDR ranges (for example 10.0.0.5,10.1.0.0/16)',
     })
     .default(''),
@@ -603,11 +601,6 @@ export function ignoredServiceLinks(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
- * Parses the environment once. Throws a {@link ConfigError} whose message is one line naming every
- * bad variable and what is allowed, every unknown `PIPELINE_*` variable, and every variable that
- * looks like a misspelt setting (`AMPQ_URL`: did you mean AMQP_URL?).
- */
-/**
  * A copy of this process's environment, for the environment of child processes (workers inherit
  * it, with their own settings on top). The one place outside `loadConfig` that reads process.env.
  */
@@ -615,6 +608,11 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
   return { ...process.env };
 }
 
+/**
+ * Parses the environment once. Throws a {@link ConfigError} whose message is one line naming every
+ * bad variable and what is allowed, every unknown `PIPELINE_*` variable, and every variable that
+ * looks like a misspelt setting (`AMPQ_URL`: did you mean AMQP_URL?).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
   const problems: string[] = [];
   for (const key of Object.keys(env)) {
@@ -723,7 +721,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig
       wsBufferBytes: e.GATEWAY_WS_BUFFER_BYTES,
       wsFlushMs: e.GATEWAY_WS_FLUSH_MS,
       anonRateLimitPerMinute: e.GATEWAY_ANON_RATE_LIMIT_PER_MINUTE,
-      trustProxy: Object.freeze(e.GATEWAY_TRUST_PROXY.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+      trustProxy: Object.freeze(commaList(e.GATEWAY_TRUST_PROXY)),
       auditMaxBytes: e.GATEWAY_AUDIT_MAX_BYTES,
       auditKeepFiles: e.GATEWAY_AUDIT_KEEP_FILES,
       processConcurrency: e.GATEWAY_PROCESS_CONCURRENCY,

@@ -105,5 +105,36 @@ export class StartupError extends PipelineError {
   }
 }
 
+/** The message of a thrown error, or the thrown value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One actionable line for a server that could not listen on `host:port`, naming the settings that
+ * chose them (`HEALTH_HOST`/`HEALTH_PORT`, `GATEWAY_HOST`/`GATEWAY_PORT`); `inUse` says what to stop
+ * when the port is taken.
+ */
+export function listenError(
+  err: NodeJS.ErrnoException,
+  host: string,
+  port: number,
+  settings: { host: string; port: string; inUse: string },
+): StartupError {
+  const { host: H, port: P } = settings;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError(P, `${P}: port ${port} on ${host} is already in use${settings.inUse} or set ${P} to a free port (0 picks one)`, { cause: err });
+    case 'EACCES':
+      return new StartupError(P, `${P}: binding ${host}:${port} needs privileges this process lacks; set ${P} above 1023`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError(H, `${H}: ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its addresses`, { cause: err });
+    default:
+      return new StartupError(P, `${P}: cannot listen on ${host}:${port} (${err.message}); fix ${H} or ${P}`, { cause: err });
+  }
+}
+
 /** Exit code of every entry point (supervisor, worker, CLI) that stops on a {@link StartupError} or a configuration error. */
 export const EXIT_STARTUP = 2;

@@ -81,10 +81,6 @@ export class AuditLog {
     if (!Number.isInteger(options.keepFiles) || options.keepFiles < 1) throw new RangeError(`keepFiles must be a positive integer, got ${options.keepFiles}`);
   }
 
-  get path(): string {
-    return this.options.path;
-  }
-
   /** Creates the directory and checks that the file can be appended to (throws otherwise); starts the denied-calls window. */
   open(): void {
     mkdirSync(dirname(this.options.path), { recursive: true });

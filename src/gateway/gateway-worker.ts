@@ -7,7 +7,7 @@ import { BrokerConnection } from '../broker/broker-connection';
 import { Publisher } from '../broker/publisher';
 import { EXCHANGE_BARS, routingKeys } from '../broker/topology';
 import type { PipelineConfig } from '../config/config';
-import { StartupError } from '../errors';
+import { listenError, StartupError } from '../errors';
 import { createGuard } from '../flows/breakers';
 import { componentLogger, type Logger } from '../observability/logger';
 import { registry } from '../observability/metrics';
@@ -138,7 +138,7 @@ export class GatewayWorker {
       await server.listen({ host: g.host, port: g.port });
     } catch (err) {
       await connection.stop();
-      throw listenError(err as NodeJS.ErrnoException, g.host, g.port);
+      throw listenError(err as NodeJS.ErrnoException, g.host, g.port, { host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', inUse: '; stop the other program' });
     }
     this.server = server;
     stats.start();
@@ -270,20 +270,4 @@ function installGatewayMetrics(hub: WsHub, results: RecentResults, pool: Process
   mirror('pipeline_gateway_process_refused_total', 'Process calls refused, by reason (busy: 503, timeout: 504)', { busy: () => pool.refused, timeout: () => pool.timedOut }, 'reason');
   mirror('pipeline_gateway_audit_failures_total', 'Audit lines that could not be written', { '': () => audit.failures });
   mirror('pipeline_gateway_results_total', 'Results received by the gateway, by outcome', { kept: () => results.accepted, duplicate: () => results.dropped }, 'outcome');
-}
-
-/** One actionable line for a failed listen. */
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: port ${port} on ${host} is already in use; stop the other program or set GATEWAY_PORT to a free port (0 picks one)`, { cause: err });
-    case 'EACCES':
-      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: binding ${host}:${port} needs privileges this process lacks; set GATEWAY_PORT above 1023`, { cause: err });
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new StartupError('GATEWAY_HOST', `GATEWAY_HOST: ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its addresses`, { cause: err });
-    default:
-      return new StartupError('GATEWAY_PORT', `GATEWAY_PORT: cannot listen on ${host}:${port} (${err.message}); fix GATEWAY_HOST or GATEWAY_PORT`, { cause: err });
-  }
 }

@@ -149,13 +149,10 @@ export class PipelineStats {
   readonly results = new ResultWindow();
   private readonly scrapes: Scrape[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private lastHealth: { ok: boolean; body: Record<string, unknown> } | null = null;
   private scrapeError: string | null = null;
   private healthFetch: Promise<HealthAnswer> | null = null;
   private healthFetchAtMs = -Infinity;
   private healthAnswer: { value: HealthAnswer; atMs: number } | null = null;
-  /** Requests made to the supervisor's /health. */
-  healthFetches = 0;
 
   constructor(private readonly options: PipelineStatsOptions) {}
 
@@ -182,7 +179,6 @@ export class PipelineStats {
     const now = Date.now();
     if (this.healthFetch === null && now - this.healthFetchAtMs >= HEALTH_CACHE_MS) {
       this.healthFetchAtMs = now;
-      this.healthFetches++;
       this.healthFetch = this.fetchHealth().then((value) => {
         this.healthAnswer = { value, atMs: Date.now() };
         this.healthFetch = null;
@@ -197,10 +193,8 @@ export class PipelineStats {
     try {
       const res = await fetch(`${this.options.supervisorUrl}/health`, { signal: AbortSignal.timeout(2000) });
       const body = (await res.json()) as Record<string, unknown>;
-      this.lastHealth = { ok: res.status === 200, body };
       return { status: res.status, body };
     } catch (err) {
-      this.lastHealth = null;
       this.options.log.warn({ err: (err as Error).message }, 'supervisor health unreachable');
       return null;
     }
@@ -296,11 +290,6 @@ export class PipelineStats {
       dead_letters: this.options.deadLetters(),
       degraded,
     };
-  }
-
-  /** The last supervisor health fetched (for the live page's stats frames). */
-  get lastSupervisorHealth(): { ok: boolean; body: Record<string, unknown> } | null {
-    return this.lastHealth;
   }
 }
 

@@ -166,11 +166,6 @@ export class WsHub {
     return this.clients.size;
   }
 
-  /** Sockets reserved or open (what the caps count). */
-  get openCount(): number {
-    return this.reserved;
-  }
-
   /**
    * Takes a slot for one more socket of `keyId` before its upgrade: false when the key or the
    * gateway is at its cap (the upgrade then gets 429). Every true must be matched by one

@@ -2,6 +2,7 @@ import { generateSyntheticMarket, type Regime } from '../producers/synthetic-mar
 import { SeededRandom } from '../util/random';
 import { Mappo, type MappoOptions, type MappoSnapshot } from './mappo';
 import { TacticalPolicy } from './policy';
+import { annualisedSharpe, barReturns } from './stats';
 import {
   backtest,
   collectEpisodes,
@@ -14,12 +15,9 @@ import {
 } from './trading-agents';
 
 /**
- * Training on synthetic regime markets and walk-forward evaluation on unseen seeds, against
- * FLAT, buy-and-hold and a MACD-crossover rule on the same bars and costs.
+ * Training on synthetic regime markets, with checkpoint selection on held-out series (the
+ * walk-forward evaluation against the baselines is src/learning/walk-forward.ts).
  */
-
-/** 5m bars per year (crypto trades 24/7): Sharpe is annualised with √(288 × 365). */
-export const BARS_PER_YEAR = 288 * 365;
 
 /** Performance of one equity path. */
 export interface PerformanceMetrics {
@@ -36,10 +34,7 @@ export interface PerformanceMetrics {
 
 export function performance(result: BacktestResult): PerformanceMetrics {
   const e = result.equity;
-  const r: number[] = [];
-  for (let i = 1; i < e.length; i++) r.push((e[i] as number) / (e[i - 1] as number) - 1);
-  const mean = r.reduce((a, b) => a + b, 0) / Math.max(1, r.length);
-  const sd = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, r.length - 1));
+  const r = barReturns(e);
   let peak = -Infinity;
   let mdd = 0;
   for (const v of e) {
@@ -47,23 +42,13 @@ export function performance(result: BacktestResult): PerformanceMetrics {
     mdd = Math.max(mdd, 1 - v / peak);
   }
   return {
-    sharpe: sd > 1e-15 ? (mean / sd) * Math.sqrt(BARS_PER_YEAR) : 0,
+    sharpe: annualisedSharpe(r),
     maxDrawdown: mdd,
     turnover: result.turnover,
     netReturn: (e[e.length - 1] as number) - 1,
     bars: r.length,
   };
 }
-
-export const flatRule: DecisionRule = () => ({ tactical: 'FLAT', risk: 0, execution: 'WAIT', target_position: 0 });
-export const buyAndHoldRule: DecisionRule = () => ({ tactical: 'LONG', risk: 1, execution: 'MARKET', target_position: 1 });
-/** Long when MACD is above its signal line, short when below, full size, market orders. */
-export const macdCrossoverRule: DecisionRule = ({ indicators }) => {
-  if (indicators.macd === null || indicators.macd_signal === null) return flatRule({} as never);
-  return indicators.macd > indicators.macd_signal
-    ? { tactical: 'LONG', risk: 1, execution: 'MARKET', target_position: 1 }
-    : { tactical: 'SHORT', risk: 1, execution: 'MARKET', target_position: -1 };
-};
 
 /**
  * The team's greedy policy as a decision rule, on the live network: the actors' current weights in
@@ -205,23 +190,6 @@ export async function trainOnSeries(series: readonly MarketSeries[], options: Tr
     return chosen;
   }
   return mappo;
-}
-
-/** Metrics of the policy and the three baselines on one series. */
-export interface ComparisonRow {
-  policy: PerformanceMetrics;
-  flat: PerformanceMetrics;
-  buyAndHold: PerformanceMetrics;
-  macdCrossover: PerformanceMetrics;
-}
-
-export function compare(series: MarketSeries, policy: DecisionRule): ComparisonRow {
-  return {
-    policy: performance(backtest(series, policy)),
-    flat: performance(backtest(series, flatRule)),
-    buyAndHold: performance(backtest(series, buyAndHoldRule)),
-    macdCrossover: performance(backtest(series, macdCrossoverRule)),
-  };
 }
 
 /** Mean of each metric over rows. */

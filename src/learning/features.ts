@@ -1,3 +1,4 @@
+import type { Ohlcv } from '../../schemas/bar.schema';
 import type { Indicators } from '../../schemas/integrated-result.schema';
 import type { RegimeProbabilities, SimilarPatterns, ConfidenceLevel } from '../../schemas/strategic-context.schema';
 
@@ -8,13 +9,7 @@ import type { RegimeProbabilities, SimilarPatterns, ConfidenceLevel } from '../.
  */
 
 /** OHLCV of the bar being decided on. */
-export interface BarInput {
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-}
+export type BarInput = Ohlcv;
 
 /** The strategic context as the tactical side sees it (fields of the wire contract; null when absent). */
 export interface StrategicInput {

@@ -372,11 +372,6 @@ export class Mappo {
     };
   }
 
-  /** Parameter count of each actor, in agent order. */
-  actorParameterCounts(): number[] {
-    return this.actors.map((a) => a.parameterCount);
-  }
-
   /** The batch-1 forward pass of a network's current weights: the one live decisions use. */
   private forwardNet(mlp: Mlp): InferenceNet {
     let cached = this.forwardNets.get(mlp);

@@ -106,10 +106,6 @@ export class SimdDenseNet {
     this.outputView = new Float32Array(this.memory.buffer, acts[acts.length - 1], last);
   }
 
-  get inputSize(): number {
-    return this.nIn;
-  }
-
   /** Forward pass of one input; returns a view that the next call overwrites. */
   forward(x: ArrayLike<number>): Float32Array {
     if (x.length !== this.nIn) throw new RangeError(`expected ${this.nIn} inputs, got ${x.length}`);

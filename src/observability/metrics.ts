@@ -15,108 +15,31 @@ export function installMetrics(worker: string): void {
   installed = true;
   registry.setDefaultLabels({ worker });
   collectDefaultMetrics({ register: registry, prefix: 'pipeline_process_' });
+  const registers = [registry];
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers });
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers });
+  /** Both histograms are of seconds, on the same buckets. */
+  const histogram = (name: string, help: string, labelNames: string[]) =>
+    new Histogram({ name, help, labelNames, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30], registers });
 
-  const handled = new Counter({
-    name: 'pipeline_messages_handled_total',
-    help: 'Messages handled, by queue and outcome',
-    labelNames: ['queue', 'outcome'],
-    registers: [registry],
-  });
-  const handleSeconds = new Histogram({
-    name: 'pipeline_message_handle_seconds',
-    help: 'Time from delivery of a message to its ack (or dead letter)',
-    labelNames: ['queue'],
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [registry],
-  });
-  const results = new Counter({
-    name: 'pipeline_results_published_total',
-    help: 'Results computed and handed to the publisher, by stage and staleness',
-    labelNames: ['stage', 'stale'],
-    registers: [registry],
-  });
-  const resultLatency = new Histogram({
-    name: 'pipeline_result_latency_seconds',
-    help: 'latency_ms of published results',
-    labelNames: ['stage'],
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [registry],
-  });
-  const dead = new Counter({
-    name: 'pipeline_dead_letters_total',
-    help: 'Messages dead-lettered, by queue and stage',
-    labelNames: ['queue', 'stage'],
-    registers: [registry],
-  });
-  const breaker = new Gauge({
-    name: 'pipeline_breaker_state',
-    help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open',
-    labelNames: ['stage'],
-    registers: [registry],
-  });
-  const breakerTransitions = new Counter({
-    name: 'pipeline_breaker_transitions_total',
-    help: 'Circuit breaker state changes',
-    labelNames: ['stage', 'state'],
-    registers: [registry],
-  });
-  const fallbacks = new Counter({
-    name: 'pipeline_breaker_fallbacks_total',
-    help: 'Calls served by a fallback',
-    labelNames: ['stage'],
-    registers: [registry],
-  });
-  const blocked = new Gauge({
-    name: 'pipeline_broker_blocked',
-    help: '1 while the broker blocks this connection (resource alarm)',
-    registers: [registry],
-  });
-  const resends = new Counter({
-    name: 'pipeline_results_resent_total',
-    help: 'Redelivered inputs that produced output again (an upper bound of identical re-sends)',
-    labelNames: ['stage'],
-    registers: [registry],
-  });
-  const reconnects = new Counter({
-    name: 'pipeline_broker_reconnects_total',
-    help: 'Broker reconnects',
-    labelNames: ['component'],
-    registers: [registry],
-  });
+  const handled = counter('pipeline_messages_handled_total', 'Messages handled, by queue and outcome', ['queue', 'outcome']);
+  const handleSeconds = histogram('pipeline_message_handle_seconds', 'Time from delivery of a message to its ack (or dead letter)', ['queue']);
+  const results = counter('pipeline_results_published_total', 'Results computed and handed to the publisher, by stage and staleness', ['stage', 'stale']);
+  const resultLatency = histogram('pipeline_result_latency_seconds', 'latency_ms of published results', ['stage']);
+  const dead = counter('pipeline_dead_letters_total', 'Messages dead-lettered, by queue and stage', ['queue', 'stage']);
+  const breaker = gauge('pipeline_breaker_state', 'Circuit breaker state: 0 closed, 1 half-open, 2 open', ['stage']);
+  const breakerTransitions = counter('pipeline_breaker_transitions_total', 'Circuit breaker state changes', ['stage', 'state']);
+  const fallbacks = counter('pipeline_breaker_fallbacks_total', 'Calls served by a fallback', ['stage']);
+  const blocked = gauge('pipeline_broker_blocked', '1 while the broker blocks this connection (resource alarm)');
+  const resends = counter('pipeline_results_resent_total', 'Redelivered inputs that produced output again (an upper bound of identical re-sends)', ['stage']);
+  const reconnects = counter('pipeline_broker_reconnects_total', 'Broker reconnects', ['component']);
 
-  const regimes = new Counter({
-    name: 'pipeline_result_regimes_total',
-    help: 'Published results by the regime and confidence of their strategic context (none: warm-up or no context)',
-    labelNames: ['regime', 'confidence'],
-    registers: [registry],
-  });
-  const decisions = new Counter({
-    name: 'pipeline_result_decisions_total',
-    help: 'Published results by the tactical direction and execution style decided (none: warm-up)',
-    labelNames: ['tactical', 'execution'],
-    registers: [registry],
-  });
-  const modelVersion = new Gauge({
-    name: 'pipeline_model_version_number',
-    help: 'Number of the tactical policy version this worker decides with (v0012 is 12; 0 is the seeded initial policy); a drop is a rollback',
-    registers: [registry],
-  });
-  const trainerPending = new Gauge({
-    name: 'pipeline_trainer_pending_batches',
-    help: 'Training batches cut (full) and not finished yet',
-    registers: [registry],
-  });
-  const trainerBatches = new Counter({
-    name: 'pipeline_trainer_batches_total',
-    help: 'Training batches finished, by outcome (promoted, rejected, failed)',
-    labelNames: ['outcome'],
-    registers: [registry],
-  });
-  const trainerLastBatch = new Gauge({
-    name: 'pipeline_trainer_last_batch_timestamp_seconds',
-    help: 'Unix time the trainer last finished a batch (until its first one: when it cut its first batch)',
-    registers: [registry],
-  });
+  const regimes = counter('pipeline_result_regimes_total', 'Published results by the regime and confidence of their strategic context (none: warm-up or no context)', ['regime', 'confidence']);
+  const decisions = counter('pipeline_result_decisions_total', 'Published results by the tactical direction and execution style decided (none: warm-up)', ['tactical', 'execution']);
+  const modelVersion = gauge('pipeline_model_version_number', 'Number of the tactical policy version this worker decides with (v0012 is 12; 0 is the seeded initial policy); a drop is a rollback');
+  const trainerPending = gauge('pipeline_trainer_pending_batches', 'Training batches cut (full) and not finished yet');
+  const trainerBatches = counter('pipeline_trainer_batches_total', 'Training batches finished, by outcome (promoted, rejected, failed)', ['outcome']);
+  const trainerLastBatch = gauge('pipeline_trainer_last_batch_timestamp_seconds', 'Unix time the trainer last finished a batch (until its first one: when it cut its first batch)');
 
   pipelineEvents.on(PipelineEvent.ModelVersion, (e) => modelVersion.set(versionNumber(e.version)));
   pipelineEvents.on(PipelineEvent.TrainerBatches, (e) => {

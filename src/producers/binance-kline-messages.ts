@@ -10,7 +10,7 @@
  *   "x":isClosed,…}}}`.
  */
 import { z } from 'zod';
-import { BarSchema, TIMEFRAME_MS, type Bar } from '../../schemas/bar.schema';
+import { BarSchema, TIMEFRAME_MS, type Bar, type Ohlcv } from '../../schemas/bar.schema';
 import { ValidationError } from '../errors';
 
 /** The one interval the feed asks for: the pipeline's input timeframe. */
@@ -21,17 +21,12 @@ export const CANDLE_MS = TIMEFRAME_MS['5m'];
 export const BINANCE_MAX_LIMIT = 1000;
 
 /** A candle as Binance gives it, numbers parsed. */
-export interface Candle {
+export interface Candle extends Ohlcv {
   symbol: string;
   /** Open time, epoch ms. */
   openTime: number;
   /** Close time, epoch ms (Binance: open time + 5 min − 1 ms). */
   closeTime: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
 }
 
 /** A kline event of the stream: the candle, whether it is closed, and the event time. */

@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import type { Bar } from '../../schemas/bar.schema';
 import { PipelineError, StartupError, ValidationError } from '../errors';
 import type { Logger } from '../observability/logger';
+import { Backoff } from '../util/backoff';
 import type { BarSource } from './bar-source';
 import {
   BINANCE_MAX_LIMIT,
@@ -95,13 +96,11 @@ export class BinanceKlineSource implements BarSource {
   private readonly wsUrl: string;
   private readonly restUrl: string;
   private readonly warmupBars: number;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
+  private readonly backoff: Backoff;
   private readonly pageLimit: number;
   private readonly requestTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly initialMaxAttempts: number;
-  private readonly random: () => number;
   private readonly log: Logger;
 
   /** Open time of the last bar yielded, per symbol. */
@@ -137,19 +136,19 @@ export class BinanceKlineSource implements BarSource {
     checkUrl(this.wsUrl, ['ws:', 'wss:'], '--ws-url');
     checkUrl(this.restUrl, ['http:', 'https:'], '--rest-url');
     this.warmupBars = options.warmupBars ?? 0;
-    this.baseDelayMs = options.reconnectDelayMs ?? 1000;
-    this.maxDelayMs = options.maxReconnectDelayMs ?? 30_000;
+    const initialDelayMs = options.reconnectDelayMs ?? 1000;
+    const maxDelayMs = options.maxReconnectDelayMs ?? 30_000;
     this.pageLimit = options.restPageLimit ?? BINANCE_MAX_LIMIT;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
     this.initialMaxAttempts = options.initialMaxAttempts ?? 3;
-    this.random = options.random ?? Math.random;
     this.log = options.log;
     if (!Number.isInteger(this.warmupBars) || this.warmupBars < 0) throw new RangeError('warmupBars must be an integer >= 0');
     if (!Number.isInteger(this.pageLimit) || this.pageLimit < 2 || this.pageLimit > BINANCE_MAX_LIMIT) {
       throw new RangeError(`restPageLimit must be an integer in 2..${BINANCE_MAX_LIMIT}`);
     }
-    if (!(this.baseDelayMs > 0) || !(this.maxDelayMs >= this.baseDelayMs)) throw new RangeError('reconnect delays must be > 0, max >= first');
+    if (!(initialDelayMs > 0) || !(maxDelayMs >= initialDelayMs)) throw new RangeError('reconnect delays must be > 0, max >= first');
+    this.backoff = new Backoff({ initialDelayMs, maxDelayMs, random: options.random ?? Math.random });
   }
 
   /** The symbols, upper case, in the order given. */
@@ -299,7 +298,7 @@ export class BinanceKlineSource implements BarSource {
       if (!this.restOk && attempt + 1 >= this.initialMaxAttempts) {
         throw new StartupError('--rest-url', `pipeline feed: cannot get klines from ${this.restUrl} (${describe(failure)}); check --rest-url and the network`, { cause: failure });
       }
-      const delay = retryAfterMs ?? this.backoffMs(attempt);
+      const delay = retryAfterMs ?? this.backoff.delayMs(attempt + 1);
       this.log.warn({ err: failure, symbol, attempt: attempt + 1, delayMs: Math.round(delay) }, 'klines request failed; retrying');
       await this.sleep(delay, signal);
     }
@@ -362,7 +361,7 @@ export class BinanceKlineSource implements BarSource {
         this.wake();
         return;
       }
-      const delay = this.backoffMs(this.failedAttempts - 1);
+      const delay = this.backoff.delayMs(this.failedAttempts);
       this.log.warn({ code, attempt: this.failedAttempts, delayMs: Math.round(delay) }, 'kline stream closed; reconnecting');
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = null;
@@ -388,11 +387,6 @@ export class BinanceKlineSource implements BarSource {
   }
 
   /** Exponential backoff with jitter: between half and all of min(max, first × 2^attempt). */
-  private backoffMs(attempt: number): number {
-    const ceiling = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(attempt, 30));
-    return ceiling / 2 + (this.random() * ceiling) / 2;
-  }
-
   private close(): void {
     this.closed = true;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);

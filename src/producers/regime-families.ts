@@ -158,6 +158,15 @@ export function generateFamilyMarket(
   return out;
 }
 
+/** The ranges of the fitted families, of those with an accuracy target and of the `weak-*` ones. */
+const FITTED = { trendSigma: [0.2, 3], volatilityRatio: [1.8, 5] } as const;
+const STRONG = { trendSigma: [0.45, 3], volatilityRatio: [2.5, 5] } as const;
+const WEAK = { trendSigma: [0.2, 0.45], volatilityRatio: [1.8, 2.5] } as const;
+/** The mechanisms several families share. */
+const STUDENT_T = { studentDf: [3, 6] } as const;
+const CLUSTERING = { alpha: 0.1, beta: 0.85 } as const;
+const JUMPS = { probability: 0.01, sizeSigma: [4, 10] } as const;
+
 /**
  * The families of the regime report. Fitted: Gaussian and Student-t shocks with constant volatility
  * inside a regime, no jumps, no gaps. Held out: every other family has at least one mechanism that no
@@ -165,61 +174,25 @@ export function generateFamilyMarket(
  * volatility ratios below 2.5, where only the comparison with the plain rule is a target.
  */
 export const MARKET_FAMILIES: readonly (MarketFamily & { heldOut: boolean })[] = [
-  {
-    name: 'gaussian',
-    heldOut: false,
-    trendSigma: [0.2, 3],
-    volatilityRatio: [1.8, 5],
-    shocks: 'gaussian',
-  },
-  {
-    name: 'student-t',
-    heldOut: false,
-    trendSigma: [0.2, 3],
-    volatilityRatio: [1.8, 5],
-    shocks: { studentDf: [3, 6] },
-  },
-  {
-    name: 'garch-clustered',
-    heldOut: true,
-    trendSigma: [0.45, 3],
-    volatilityRatio: [2.5, 5],
-    shocks: 'gaussian',
-    garch: { alpha: 0.1, beta: 0.85 },
-  },
-  {
-    name: 'jumps-gaps',
-    heldOut: true,
-    trendSigma: [0.45, 3],
-    volatilityRatio: [2.5, 5],
-    shocks: 'gaussian',
-    jumps: { probability: 0.01, sizeSigma: [4, 10] },
-    gapProbability: 0.02,
-  },
+  { name: 'gaussian', heldOut: false, ...FITTED, shocks: 'gaussian' },
+  { name: 'student-t', heldOut: false, ...FITTED, shocks: STUDENT_T },
+  { name: 'garch-clustered', heldOut: true, ...STRONG, shocks: 'gaussian', garch: CLUSTERING },
+  { name: 'jumps-gaps', heldOut: true, ...STRONG, shocks: 'gaussian', jumps: JUMPS, gapProbability: 0.02 },
   {
     name: 'garch-t-jumps-gaps',
     heldOut: true,
-    trendSigma: [0.45, 3],
-    volatilityRatio: [2.5, 5],
-    shocks: { studentDf: [3, 6] },
+    ...STRONG,
+    shocks: STUDENT_T,
     garch: { alpha: 0.08, beta: 0.88 },
-    jumps: { probability: 0.01, sizeSigma: [4, 10] },
+    jumps: JUMPS,
     gapProbability: 0.02,
   },
-  {
-    name: 'weak-garch-jumps',
-    heldOut: true,
-    trendSigma: [0.2, 0.45],
-    volatilityRatio: [1.8, 2.5],
-    shocks: 'gaussian',
-    garch: { alpha: 0.1, beta: 0.85 },
-    jumps: { probability: 0.01, sizeSigma: [4, 10] },
-  },
+  { name: 'weak-garch-jumps', heldOut: true, ...WEAK, shocks: 'gaussian', garch: CLUSTERING, jumps: JUMPS },
 ];
 
 /** True when a family's targets include the 92 % accuracy floor (trends ≥ 0.45 σ, ratios ≥ 2.5). */
 export function hasAccuracyTarget(family: MarketFamily): boolean {
-  return family.trendSigma[0] >= 0.45 && family.volatilityRatio[0] >= 2.5;
+  return family.trendSigma[0] >= STRONG.trendSigma[0] && family.volatilityRatio[0] >= STRONG.volatilityRatio[0];
 }
 
 /**
@@ -228,9 +201,4 @@ export function hasAccuracyTarget(family: MarketFamily): boolean {
  * confidence model sees markets whose windows often have an unclear drift. On its own markets the
  * regime model is below the plain rule (docs/regime.md); it is not one of the issue's families.
  */
-export const WEAK_GAUSSIAN_FAMILY: MarketFamily = {
-  name: 'weak-gaussian',
-  trendSigma: [0.2, 0.45],
-  volatilityRatio: [1.8, 2.5],
-  shocks: 'gaussian',
-};
+export const WEAK_GAUSSIAN_FAMILY: MarketFamily = { name: 'weak-gaussian', ...WEAK, shocks: 'gaussian' };

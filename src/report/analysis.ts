@@ -388,12 +388,23 @@ export function histogram(values: ArrayLike<number> | NumberChunks, binCount = 3
     const x = kthSmallest(values, lo);
     return lo + 1 < n && h > lo ? x + (h - lo) * (kthSmallest(values, lo + 1) - x) : x;
   };
+  return binned(q, n > 0 ? max : null, binCount, (bin) => values.forEachChunk(bin));
+}
+
+/** The histogram of the finite values `eachChunk` visits, binned over [0, p99.5] with `q`'s percentiles. */
+function binned(
+  q: (p: number) => number | null,
+  max: number | null,
+  binCount: number,
+  eachChunk: (bin: (chunk: Float64Array) => void) => void,
+): Histogram {
   const top = Math.max(q(0.995) ?? 1, 1e-9);
   const width = top / binCount;
   const counts = new Array<number>(binCount).fill(0);
   let overflow = 0;
-  values.forEachChunk((chunk) => {
-    for (const v of chunk) {
+  eachChunk((chunk) => {
+    for (let j = 0; j < chunk.length; j++) {
+      const v = chunk[j] as number;
       if (!Number.isFinite(v)) continue;
       if (v > top) overflow++;
       else {
@@ -409,7 +420,7 @@ export function histogram(values: ArrayLike<number> | NumberChunks, binCount = 3
     p50: q(0.5),
     p95: q(0.95),
     p99: q(0.99),
-    max: n > 0 ? max : null,
+    max,
   };
 }
 
@@ -420,27 +431,7 @@ function isChunks(values: ArrayLike<number> | NumberChunks): values is NumberChu
 function histogramSorted(values: ArrayLike<number>, binCount: number): Histogram {
   const s = sortedFinite(values);
   const q = (p: number): number | null => (s.length === 0 ? null : quantile(s, p));
-  const top = Math.max(q(0.995) ?? 1, 1e-9);
-  const width = top / binCount;
-  const edges = Array.from({ length: binCount + 1 }, (_, i) => i * width);
-  const counts = new Array<number>(binCount).fill(0);
-  let overflow = 0;
-  for (const v of s) {
-    if (v > top) overflow++;
-    else {
-      const i = Math.min(binCount - 1, Math.floor(v / width));
-      if (i >= 0) counts[i] = (counts[i] as number) + 1;
-    }
-  }
-  return {
-    edges,
-    counts,
-    overflow,
-    p50: q(0.5),
-    p95: q(0.95),
-    p99: q(0.99),
-    max: s.length > 0 ? (s[s.length - 1] as number) : null,
-  };
+  return binned(q, s.length > 0 ? (s[s.length - 1] as number) : null, binCount, (bin) => bin(s));
 }
 
 /** Values {@link kthSmallest} sorts in memory at most; above it, it narrows by buckets first. */

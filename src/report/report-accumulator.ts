@@ -237,11 +237,6 @@ export class ReportAccumulator {
     c.lastTs = c.lastTs === null ? r.ts : Math.max(c.lastTs, r.ts);
   }
 
-  /** The number of results added, repeats included. */
-  get size(): number {
-    return this.lines;
-  }
-
   /** Whether blocks went to a scratch file. */
   get spilled(): boolean {
     return this.spill !== null;

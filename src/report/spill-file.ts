@@ -27,11 +27,6 @@ export class SpillFile {
     rmdirSync(scratch);
   }
 
-  /** Bytes written so far. */
-  get size(): number {
-    return this.end;
-  }
-
   append(data: Uint8Array, count: number): SpilledBlock {
     const fd = this.open();
     let done = 0;

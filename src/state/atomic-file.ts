@@ -23,8 +23,13 @@ export function temporaryPath(path: string): string {
  * Flushes a directory's entries (a created, renamed or removed name) to disk. Without it, a file
  * that was fsynced and renamed can still be missing after a power cut.
  */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+export function fsyncDir(dir: string): Promise<void> {
+  return fsync(dir, 'r');
+}
+
+/** Flushes a file's contents (`r+`) or a directory's entries (`r`) to disk. */
+async function fsync(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const fh = await open(path, flags);
   try {
     await fh.sync();
   } finally {
@@ -32,10 +37,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Flushes a file's contents to disk. */
-export async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
+/** Writes `path` (created or truncated) and fsyncs it: in place, not atomic. */
+export async function writeFileDurably(path: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(path, 'w');
   try {
+    await fh.writeFile(data);
     await fh.sync();
   } finally {
     await fh.close();
@@ -48,13 +54,7 @@ export async function fsyncFile(path: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = temporaryPath(path);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeFileDurably(tmp, data);
   try {
     await rename(tmp, path);
   } catch (err) {
@@ -75,7 +75,7 @@ export async function writeAtomicWith(
   const tmp = temporaryPath(path);
   try {
     await write(tmp);
-    await fsyncFile(tmp);
+    await fsync(tmp, 'r+');
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

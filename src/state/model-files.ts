@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ModelRegistry, type ModelFiles, type ModelRegistryOptions } from '../learning/registry';
-import { fsyncDir, writeFileAtomic } from './atomic-file';
+import { fsyncDir, writeFileAtomic, writeFileDurably } from './atomic-file';
 
 /** The model the repository ships (`models/agents`, made by `pipeline models train`; see docs/agents.md). */
 export const BUNDLED_MODEL_DIR = bundledModelDir();
@@ -52,7 +52,7 @@ export class ModelDirectory implements ModelFiles {
     const tmp = join(this.versionsDir(), `.tmp-${version}-${process.pid}-${++tmpCounter}`);
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp);
-    for (const [name, data] of files) await writeDurably(join(tmp, name), data);
+    for (const [name, data] of files) await writeFileDurably(join(tmp, name), data);
     await fsyncDir(tmp);
     try {
       await rename(tmp, join(this.versionsDir(), version));
@@ -103,12 +103,3 @@ export function openModelRegistry(dir: string, options: OpenModelRegistryOptions
   return new ModelRegistry(new ModelDirectory(dir), { ...rest, ...(seedFrom === undefined ? {} : { seedFrom: new ModelDirectory(seedFrom) }) });
 }
 
-async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

@@ -113,13 +113,6 @@ export class PatternStoreFiles {
     this.graphFiles = state.graphFiles;
   }
 
-  /** Whether `dir` holds a store written by this class. */
-  static async exists(dir: string): Promise<boolean> {
-    return stat(join(dir, MANIFEST)).then(
-      () => true,
-      () => false,
-    );
-  }
 
   /** Reads the store in `options.dir`, or creates an empty one there. */
   static async open(options: PatternStoreFilesOptions): Promise<PatternStoreFiles> {

@@ -1,6 +1,7 @@
 import Redis, { Cluster } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { Backoff } from '../util/backoff';
+import { urlList } from '../util/url-list';
 
 /**
  * The pause before ioredis's reconnection try `times` (from 1): 100 ms doubling up to 2 s, with
@@ -25,11 +26,7 @@ export interface RedisClientOptions {
 
 /** The addresses of a REDIS_URL setting (one, or several separated by commas). */
 export function redisUrls(setting: string): string[] {
-  // Split only where the next address starts: a password may hold a comma.
-  return setting
-    .split(/,(?=\s*rediss?:\/\/)/)
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
+  return urlList(setting, 'redis');
 }
 
 /** True when REDIS_URL lists several addresses: the seed nodes of a Redis Cluster. */

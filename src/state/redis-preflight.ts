@@ -5,7 +5,7 @@
  */
 import Redis from 'ioredis';
 import { createClusterClient, isClusterSetting, redisUrls } from './redis-client';
-import { StartupError } from '../errors';
+import { errorMessage, StartupError } from '../errors';
 import { isTransientSocketError, retryWhileTransient } from '../util/retry-while-transient';
 
 /** Options of {@link redisPreflight}. */
@@ -153,7 +153,7 @@ async function pingOnce(url: string, connectionName: string): Promise<void> {
 
 /** Turns an ioredis connect or command error into one actionable line. */
 export function classifyRedisError(err: unknown, target: string): StartupError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   const code = (err as { code?: unknown } | null)?.code;
   const make = (text: string): StartupError =>
     new StartupError('REDIS_URL', `REDIS_URL: ${text}`, { cause: err });

@@ -169,11 +169,6 @@ export class SymbolStateStore<S> {
     });
   }
 
-  /** Symbols with a state not yet durable. */
-  get pendingSymbols(): number {
-    return this.dirty.size;
-  }
-
   /** Drops every state not yet written; their commits fail with {@link CommitSupersededError}. */
   discardPending(): void {
     const dropped = this.dirty;
@@ -294,15 +289,6 @@ export class SymbolStateStore<S> {
       newer.waiters = [...entry.waiters, ...newer.waiters];
       newer.failures = failures;
       newer.notBefore = Date.now() + delay;
-    }
-  }
-
-  /** Resolves once nothing is waiting to be written (bounded by `timeoutMs`). */
-  async drain(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while ((this.dirty.size > 0 || this.flushing !== null) && Date.now() < deadline) {
-      if (this.flushing !== null) await this.flushing;
-      else await new Promise((r) => setTimeout(r, 10));
     }
   }
 }

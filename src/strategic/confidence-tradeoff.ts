@@ -3,7 +3,8 @@
  * regression by Newton's method with sample weights, and an isotonic map. Pure: the measurement that
  * uses them is `pipeline confidence-tradeoff` (src/cli/confidence-tradeoff.ts).
  */
-const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+/** The logistic function σ(z) = 1 / (1 + e^−z). */
+export const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 /**
  * Logistic regression by Newton's method: minimises `Σ wᵢ·logloss(yᵢ, σ(β·xᵢ)) / Σ wᵢ + l2·|β|²/2`.

@@ -16,6 +16,7 @@ import {
   type RollingStatsState,
   type RsiState,
 } from '../indicators';
+import type { Ohlcv } from '../../schemas/bar.schema';
 // The barrel exports the EncodedFloat type but not the codec functions.
 import type { EncodedFloat } from '../indicators/float-codec';
 import { decodeFloat64Bits, encodeFloat64Bits } from './float-bits';
@@ -54,14 +55,6 @@ export const FEATURE: Readonly<Record<FeatureName, number>> = Object.fromEntries
  */
 export const FULL_WARMUP_BARS = 2 * WINDOW_BARS;
 
-/** The OHLCV fields the matrix reads. */
-export interface FeatureBar {
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-}
 
 /** Serialised {@link FeatureMatrix} state (plain JSON, restored bit for bit). */
 export interface FeatureMatrixState {
@@ -194,7 +187,7 @@ export class FeatureMatrix {
   }
 
   /** Adds a bar (validated upstream: prices > 0, `low ≤ open, close ≤ high`, volume ≥ 0). O(1). */
-  update(bar: FeatureBar): void {
+  update(bar: Ohlcv): void {
     const { high, low, close, volume } = bar;
     const t = this.count;
     const prevClose = t > 0 ? (this.closes[(t - 1) % CLOSE_RING] as number) : close;

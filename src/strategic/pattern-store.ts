@@ -178,7 +178,6 @@ export class PatternStore {
   private firstUnmerged = 0;
 
   private background: Promise<void> | null = null;
-  private stopBackground = false;
   private readonly scratch: number[];
 
   /** First id held; arrays are indexed by `id − base`. */
@@ -260,13 +259,6 @@ export class PatternStore {
       regime: REGIME_NAMES[this.regimeArr[i] as number] as RegimeName,
       outcome: this.outcomeArr[i] as number,
     };
-  }
-
-  /** A copy of the vector of `id`. */
-  vector(id: number): Float32Array {
-    if (!(id >= this.base && id < this.n)) throw new RangeError(`no pattern with id ${id}`);
-    const i = id - this.base;
-    return this.vectors.slice(i * this.dim, (i + 1) * this.dim);
   }
 
   /**
@@ -367,10 +359,9 @@ export class PatternStore {
    */
   mergeInBackground(sliceMs = 5): Promise<void> {
     if (this.background) return this.background;
-    this.stopBackground = false;
     this.background = (async () => {
       try {
-        while (!this.stopBackground && this.pendingMerge > 0) {
+        while (this.pendingMerge > 0) {
           const until = performance.now() + sliceMs;
           while (performance.now() < until && this.mergeStep(32) > 0);
           await yieldToEventLoop();
@@ -380,12 +371,6 @@ export class PatternStore {
       }
     })();
     return this.background;
-  }
-
-  /** Stops a running {@link mergeInBackground} after its current slice. */
-  async stopMerging(): Promise<void> {
-    this.stopBackground = true;
-    await this.background;
   }
 
   /**

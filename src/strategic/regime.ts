@@ -266,11 +266,6 @@ export class RegimeDetector {
     return v > 0 ? v : 0;
   }
 
-  /** Returns seen so far. */
-  get returns(): number {
-    return this.seen;
-  }
-
   /** The baseline variance of a calm 30m return (NaN before 48 returns). */
   get baselineVariance(): number {
     return this.baselineStats.variance;

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { StartupError } from '../errors';
+import { listenError } from '../errors';
 
 /** What the health server asks the supervisor. */
 export interface HealthSource {
@@ -53,7 +53,7 @@ export class HealthServer {
       res.end('not found: try /health or /metrics\n');
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, this.host, this.port)));
+      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, this.host, this.port, { host: 'HEALTH_HOST', port: 'HEALTH_PORT', inUse: ' (another pipeline or program); stop it' })));
       server.listen(this.port, this.host, () => resolve());
     });
     this.server = server;
@@ -63,30 +63,5 @@ export class HealthServer {
     const server = this.server;
     this.server = null;
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
-/** One actionable line for a failed listen. */
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
-  const where = `${host}:${port}`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return new StartupError(
-        'HEALTH_PORT',
-        `HEALTH_PORT: port ${port} on ${host} is already in use (another pipeline or program); stop it or set HEALTH_PORT to a free port (0 picks one)`,
-        { cause: err },
-      );
-    case 'EACCES':
-      return new StartupError('HEALTH_PORT', `HEALTH_PORT: binding ${where} needs privileges this process lacks; set HEALTH_PORT above 1023`, {
-        cause: err,
-      });
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new StartupError('HEALTH_HOST', `HEALTH_HOST: ${host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its addresses`, {
-        cause: err,
-      });
-    default:
-      return new StartupError('HEALTH_PORT', `HEALTH_PORT: cannot listen on ${where} (${err.message}); fix HEALTH_HOST or HEALTH_PORT`, { cause: err });
   }
 }

@@ -24,9 +24,4 @@ export class KeyedSerialQueue {
   idle(key: string): boolean {
     return !this.tails.has(key);
   }
-
-  /** Number of keys with work queued or running. */
-  get activeKeys(): number {
-    return this.tails.size;
-  }
 }

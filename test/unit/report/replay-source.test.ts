@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bar } from '../../../schemas/bar.schema';
 import { CliUsageError } from '../../../src/cli/common';
-import { barFileReplaySource, csvReplaySource, parseTimeFlag } from '../../../src/cli/replay-source';
+import { barFileReplaySource, parseTimeFlag } from '../../../src/cli/replay-source';
 import { zipOf } from '../../fixtures/zip-writer';
 
 const HEADER = 'timestamp,open,high,low,close,volume';
@@ -16,7 +16,7 @@ async function collect(source: AsyncIterable<Bar>): Promise<Bar[]> {
   return out;
 }
 
-describe('csvReplaySource', () => {
+describe('barFileReplaySource on CSV files', () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'replay-source-'));
@@ -33,7 +33,7 @@ describe('csvReplaySource', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('takes a folder as its *_5m.csv files and interleaves the symbols by ts', async () => {
-    const source = await csvReplaySource([dir]);
+    const source = await barFileReplaySource([dir]);
     expect(source.symbols).toEqual(['AAA', 'BBB']);
     expect(await source.count()).toBe(7);
     const bars = await collect(source.bars());
@@ -50,20 +50,20 @@ describe('csvReplaySource', () => {
 
   it('filters by symbol and by [from, to)', async () => {
     const t = (i: number): number => Date.UTC(2025, 0, 1) + i * 300_000;
-    const source = await csvReplaySource([dir], { symbols: ['BBB'], from: t(2), to: t(4) });
+    const source = await barFileReplaySource([dir], { symbols: ['BBB'], from: t(2), to: t(4) });
     expect(await source.count()).toBe(1);
     expect((await collect(source.bars())).map((b) => [b.symbol, b.ts])).toEqual([['BBB', t(2)]]);
   });
 
   it('refuses unknown symbols, a name without a symbol, a missing path and an empty range', async () => {
-    await expect(csvReplaySource([dir], { symbols: ['ZZZ'] })).rejects.toThrow(
+    await expect(barFileReplaySource([dir], { symbols: ['ZZZ'] })).rejects.toThrow(
       /no file for ZZZ \(files give AAA, BBB\)/,
     );
-    await expect(csvReplaySource([join(dir, 'notes.csv')])).rejects.toThrow(/notes\.csv: cannot tell the symbol/);
+    await expect(barFileReplaySource([join(dir, 'notes.csv')])).rejects.toThrow(/notes\.csv: cannot tell the symbol/);
     // The same file named twice (in its folder and alone) counts once.
-    expect(await (await csvReplaySource([dir, join(dir, 'AAA_5m.csv')])).count()).toBe(7);
-    await expect(csvReplaySource([join(dir, 'nope')])).rejects.toThrow(CliUsageError);
-    await expect(csvReplaySource([dir], { from: 10, to: 5 })).rejects.toThrow(
+    expect(await (await barFileReplaySource([dir, join(dir, 'AAA_5m.csv')])).count()).toBe(7);
+    await expect(barFileReplaySource([join(dir, 'nope')])).rejects.toThrow(CliUsageError);
+    await expect(barFileReplaySource([dir], { from: 10, to: 5 })).rejects.toThrow(
       /--to must be after --from/,
     );
   });

@@ -1,4 +1,0 @@
-export * from './topology';
-export * from './broker-connection';
-export * from './publisher';
-export * from './base-consumer';

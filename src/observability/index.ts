@@ -1,3 +1,0 @@
-export * from './logger';
-export * from './events';
-export * from './metrics';
