@@ -197,17 +197,6 @@ export async function queueExists(channel: Channel, queue: string, ctx: CommandC
   }
 }
 
-/** Parses a non-negative number flag (`integer`: whole numbers only); `fallback` when absent. */
-export function numberFlag(name: string, value: string | undefined, fallback: number, integer = false): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n < 0) throw new CliUsageError(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** Parses a non-negative integer flag. */
-export const intFlag = (name: string, value: string | undefined, fallback: number): number => numberFlag(name, value, fallback, true);
-
 /** A message for a person: the error's message and its causes. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];

@@ -18,7 +18,7 @@ import {
   CliUsageError,
   ExitCode,
   describeError,
-  intFlag,
+  integer,
   defineCommand,
   type ParsedCommandLine,
   type CommandContext,
@@ -215,14 +215,21 @@ const OPTIONS = {
   out: { type: 'string', value: 'file', description: 'write the results there instead of stdout' },
   report: { type: 'string', value: 'file', description: 'also write the HTML report (docs/replay.md; its options as for "pipeline report")' },
   attach: { type: 'boolean', description: 'use the pipeline at AMQP_URL instead of a private one' },
-  'max-in-flight': { type: 'string', value: 'N', description: 'unconfirmed messages at most (default: 1000)' },
+  'max-in-flight': { type: 'string', value: 'N', parse: integer(1), default: 1000, description: 'unconfirmed messages at most' },
   'max-ahead-bars': {
     type: 'string',
     value: 'N',
+    parse: integer(1),
     description: "bars read but without a result yet, at most: the broker's queues and the workers' memory stay flat however long the replay (default: 2 x batch bars x symbols, at least 10000)",
   },
-  'batch-bars': { type: 'string', value: 'N', description: 'bars per batch message; 1 publishes one bar per message to market.bars, the public input (default: 256)' },
-  'timeout-ms': { type: 'string', value: 'MS', description: 'give up after MS without a new result once all is published (default: 60000)' },
+  'batch-bars': {
+    type: 'string',
+    value: 'N',
+    parse: integer(1, MAX_BATCH_BARS),
+    default: 256,
+    description: 'bars per batch message; 1 publishes one bar per message to market.bars, the public input',
+  },
+  'timeout-ms': { type: 'string', value: 'MS', parse: integer(), default: 60_000, description: 'give up after MS without a new result once all is published' },
   keep: { type: 'boolean', description: 'keep the private vhost, Redis keys and data directory' },
   'dry-run': {
     type: 'boolean',
@@ -233,12 +240,7 @@ const OPTIONS = {
 } as const;
 
 async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, ctx: CommandContext): Promise<number> {
-  const maxInFlight = intFlag('max-in-flight', values['max-in-flight'], 1000);
-  if (maxInFlight < 1) throw new CliUsageError('--max-in-flight must be at least 1');
-  const batchBars = intFlag('batch-bars', values['batch-bars'], 256);
-  if (batchBars < 1 || batchBars > MAX_BATCH_BARS)
-    throw new CliUsageError(`--batch-bars must be between 1 and ${MAX_BATCH_BARS}`);
-  const idleMs = intFlag('timeout-ms', values['timeout-ms'], 60_000);
+  const { 'max-in-flight': maxInFlight, 'batch-bars': batchBars, 'timeout-ms': idleMs } = values;
   const attach = values.attach === true;
   const reportOptions = reportFlags(values);
   const symbols = values.symbols
@@ -365,10 +367,7 @@ async function run({ values, positionals }: ParsedCommandLine<typeof OPTIONS>, c
     // Without a bound every bar would be in the broker within seconds (1000 messages of 256 bars):
     // at 200,000 bars its confirms to the tactical worker took over 10 s and the results came
     // several times over. A batch of each symbol must be able to fill, hence the symbols in it.
-    const maxAhead =
-      values['max-ahead-bars'] !== undefined
-        ? intFlag('max-ahead-bars', values['max-ahead-bars'], 0)
-        : Math.max(10_000, 2 * batchBars * source.symbols.length);
+    const maxAhead = values['max-ahead-bars'] ?? Math.max(10_000, 2 * batchBars * source.symbols.length);
     if (maxAhead < batchBars * source.symbols.length)
       throw new CliUsageError(
         `--max-ahead-bars must be at least --batch-bars x symbols (${batchBars * source.symbols.length}), or batches never fill`,

@@ -11,9 +11,9 @@ import {
 import {
   CliUsageError,
   ExitCode,
-  intFlag,
-  numberFlag,
+  decimal,
   defineCommand,
+  integer,
   type ParsedCommandLine,
   type CommandContext,
 } from './common';
@@ -29,34 +29,23 @@ os.tmpdir() past 200,000 lines, so memory stays flat: a year of 50 symbols (5 mi
 
 Exit status: 0 written; 1 the results file cannot be read or holds a line that is not a v1 result.`;
 
-/** Report options shared by `report` and `replay` (costs, horizon). */
-export function reportFlags(values: {
-  'fee-bps'?: string;
-  'half-spread-bps'?: string;
-  horizon?: string;
-}): Pick<ReportOptions, 'costs' | 'rule'> {
-  const horizon = intFlag('horizon', values.horizon, DEFAULT_OUTCOME_RULE.horizonBars);
-  if (horizon < 1) throw new CliUsageError('--horizon must be at least 1 bar');
+/** Report options shared by `report` and `replay` (costs, horizon), parsed by commander. */
+export function reportFlags(values: { 'fee-bps': number; 'half-spread-bps': number; horizon: number }): Pick<ReportOptions, 'costs' | 'rule'> {
   return {
-    costs: {
-      feeBps: numberFlag('fee-bps', values['fee-bps'], DEFAULT_COSTS.feeBps),
-      halfSpreadBps: numberFlag(
-        'half-spread-bps',
-        values['half-spread-bps'],
-        DEFAULT_COSTS.halfSpreadBps,
-      ),
-    },
-    rule: { ...DEFAULT_OUTCOME_RULE, horizonBars: horizon },
+    costs: { feeBps: values['fee-bps'], halfSpreadBps: values['half-spread-bps'] },
+    rule: { ...DEFAULT_OUTCOME_RULE, horizonBars: values.horizon },
   };
 }
 
 export const REPORT_FLAG_OPTIONS = {
-  'fee-bps': { type: 'string', value: 'BP', description: `fee per unit of notional traded, in basis points (default: ${DEFAULT_COSTS.feeBps})` },
-  'half-spread-bps': { type: 'string', value: 'BP', description: `half the bid-ask spread, in basis points (default: ${DEFAULT_COSTS.halfSpreadBps})` },
+  'fee-bps': { type: 'string', value: 'BP', parse: decimal(), default: DEFAULT_COSTS.feeBps, description: 'fee per unit of notional traded, in basis points' },
+  'half-spread-bps': { type: 'string', value: 'BP', parse: decimal(), default: DEFAULT_COSTS.halfSpreadBps, description: 'half the bid-ask spread, in basis points' },
   horizon: {
     type: 'string',
     value: 'BARS',
-    description: `bars after a call that decide whether it was borne out (default: ${DEFAULT_OUTCOME_RULE.horizonBars})`,
+    parse: integer(1),
+    default: DEFAULT_OUTCOME_RULE.horizonBars,
+    description: 'bars after a call that decide whether it was borne out',
   },
 } as const;
 

@@ -74,6 +74,6 @@ describe('pipeline report', () => {
       '--fee-bps=-1',
     ]);
     expect(r.code).toBe(64);
-    expect(r.err).toContain('--fee-bps must be a non-negative number');
+    expect(r.err).toContain("option '--fee-bps <BP>' argument '-1' is invalid. It must be a number >= 0.");
   });
 });
