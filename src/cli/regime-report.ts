@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Bar } from '../../schemas/bar.schema';
 import type { ConfidenceLevel } from '../../schemas/strategic-context.schema';
 import { readCsvBars, symbolFromCsvPath } from '../producers/csv-bars';
+import { PERIOD_MS, periodsAfter, periodsBetween } from '../util/periods';
 import { quantile } from '../util/quantile';
 import { ExitCode, type Command, type CommandContext } from './common';
 import {
@@ -152,7 +153,7 @@ function forecastRatio(
     const b = bars[i]!;
     const r = i > 0 ? Math.log(b.close / bars[i - 1]!.close) : 0;
     range += (2 / 25) * (Math.log(b.high / b.low) ** 2 / (4 * Math.LN2) - range);
-    const slot = Math.floor((b.ts % 86_400_000) / 1_800_000);
+    const slot = Math.floor((b.ts % 86_400_000) / PERIOD_MS);
     profile[slot] = Number.isNaN(profile[slot]!)
       ? r * r
       : profile[slot]! + 0.1 * (r * r - profile[slot]!);
@@ -184,7 +185,7 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
   const x = new Float64Array(REGIME_INPUTS);
   const lv = bars.map((b, i) => {
     if (i > 0) {
-      const periods = Math.max(1, Math.round((b.ts - bars[i - 1]!.ts) / 1_800_000));
+      const periods = Math.max(1, periodsBetween(bars[i - 1]!.ts, b.ts));
       detector.update(Math.log(b.close / bars[i - 1]!.close), periods);
     }
     return detector.inputs(x) ? [x[1]!, x[7]!, x[10]!] : null;
@@ -258,7 +259,7 @@ async function realSymbol(path: string, rng: SeededRandom): Promise<RealFigures>
     const prev = bigMoveDays[bigMoveDays.length - 1];
     if (
       Math.abs(move) >= 0.09 &&
-      (prev === undefined || bars[i]!.ts - Date.parse(prev.ts) >= 48 * 1_800_000)
+      (prev === undefined || bars[i]!.ts - Date.parse(prev.ts) >= periodsAfter(0, 48))
     ) {
       bigMoveDays.push({
         ts: new Date(bars[i]!.ts).toISOString(),

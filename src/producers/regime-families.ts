@@ -1,5 +1,6 @@
-import { TIMEFRAME_MS, type Bar } from '../../schemas/bar.schema';
+import type { Bar } from '../../schemas/bar.schema';
 import type { RegimeName } from '../../schemas/strategic-context.schema';
+import { PERIOD_MS } from '../util/periods';
 import { SeededRandom } from '../util/random';
 
 /**
@@ -76,7 +77,7 @@ export function generateFamilyMarket(
   symbol = 'FAM',
 ): FamilyMarket {
   const rng = new SeededRandom(seed);
-  const step = TIMEFRAME_MS['30m'];
+  const step = PERIOD_MS;
   const startTs = Date.UTC(2024, 0, 1);
   const [bvLo, bvHi] = family.baseVolatility ?? [1e-4, 5e-2];
   const sigma = Math.exp(rng.uniform(Math.log(bvLo), Math.log(bvHi)));

@@ -19,7 +19,6 @@
  * 5. The environment (`process.env`) is read in src/config only.
  * 6. 30m periods are computed in src/util/periods.ts only: outside it no number equal to 30 minutes
  *    in ms (`1_800_000`, or a product of literals such as `30 * 60_000`) and no `TIMEFRAME_MS['30m']`.
- *    {@link PERIOD_RULE_EXEMPT} lists the files still exempt, each with why.
  * 7. One module imports tfjs (`@tensorflow/…`): {@link TFJS_ORACLE}, the test oracle of the
  *    WebAssembly training engine. The pipeline trains and decides without it. This rule is also
  *    checked over test/, bench/ and scripts/.
@@ -147,14 +146,6 @@ const QUANTILE_RULE = 'quantiles are computed in src/util/quantile.ts';
 const QUANTILE_NAME = /^(median|quantiles?|percentiles?|p\d{2,3})$|(Median|Quantiles?|Percentiles?)$/;
 const SVG_KIT = 'src/report/svg.ts';
 const PERIOD_MS = 1_800_000; // the one copy outside src/util/periods.ts: what the rule looks for
-/**
- * Files still exempt from rule 6, with why. Each is owned by work in progress elsewhere; the
- * exemption goes when the file uses src/util/periods.ts.
- */
-const PERIOD_RULE_EXEMPT: Readonly<Record<string, string>> = {
-  'src/cli/regime-report.ts': 'CLI under rewrite: should use periodsBetween/periodOpenOf',
-  'src/producers/regime-families.ts': 'producers under rewrite: should use PERIOD_MS',
-};
 
 /** The value of a product of numeric literals (`30 * 60_000`), or null for anything else. */
 function literalProduct(e: ts.Expression): number | null {
@@ -300,7 +291,7 @@ function checkLayout(files: readonly SourceFile[]): Violation[] {
       });
     }
     // 6. 30m periods.
-    if (file.path !== PERIODS && PERIOD_RULE_EXEMPT[file.path] === undefined) {
+    if (file.path !== PERIODS) {
       walk(sf, (n) => {
         const isProductRoot =
           ts.isBinaryExpression(n) &&
