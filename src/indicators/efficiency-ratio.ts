@@ -1,8 +1,6 @@
-import { decodeFloat, decodeFloats, encodeFloat, encodeFloats, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
-
-/** Recompute the path length exactly once this multiple of it has passed through the running sum. */
-const BUDGET_RATIO = 1e4;
+import { type EncodedFloat } from './float-codec';
+import { decodeFields, encodeFields, float, floats, int, LAST_SLOT, PERIOD, PERIOD_PLUS_ONE, slots } from './state-fields';
+import { RingWindow } from './window';
 
 /** Serialised {@link EfficiencyRatio} state. */
 export interface EfficiencyRatioState {
@@ -20,6 +18,21 @@ export interface EfficiencyRatioState {
   ratio: EncodedFloat;
 }
 
+/** Index of the compensated path length (the sum of the absolute changes in the window). */
+const PATH = 0;
+
+const FIELDS = [
+  floats('closes'),
+  floats('moves', 'ring'),
+  int('head', LAST_SLOT),
+  int('count', PERIOD_PLUS_ONE, 'n'),
+  int('sinceRecompute', PERIOD),
+  float('prevClose'),
+  ...slots('sums', ['pathSum', 'pathComp']),
+  float('budget'),
+  float('ratio'),
+];
+
 /**
  * Kaufman efficiency ratio over `period` changes:
  * `|close_t − close_{t−period}| / Σ_{i=t−period+1..t} |close_i − close_{i−1}|`, in [0, 1].
@@ -30,19 +43,10 @@ export interface EfficiencyRatioState {
  * running sum, recomputed exactly from the ring every `period` updates and when a large move has
  * left the window, so a flat window gives exactly 0. Emits no events.
  */
-export class EfficiencyRatio {
-  /** Number of close-to-close changes in the window. */
-  readonly period: number;
-  /** The last `period` closes before the current one (slot `head` is the oldest once full). */
+export class EfficiencyRatio extends RingWindow {
+  /** The last `period` closes before the current one (slot `head` is the oldest once full); {@link RingWindow.ring} holds the absolute changes. */
   private readonly closes: Float64Array;
-  /** The last `period` absolute changes (slot `head` is the oldest once full). */
-  private readonly moves: Float64Array;
-  private head = 0;
-  private count = 0;
-  private sinceRecompute = 0;
   private prevClose = 0;
-  private pathSum = 0;
-  private pathComp = 0;
   private budget = 0;
   private ratio = 0;
 
@@ -51,48 +55,41 @@ export class EfficiencyRatio {
    * @throws RangeError when `period` is not an integer >= 1.
    */
   constructor(period: number) {
-    assertPeriod('EfficiencyRatio', 'period', period);
-    this.period = period;
+    super('EfficiencyRatio', period, 1, 1);
     this.closes = new Float64Array(period);
-    this.moves = new Float64Array(period);
   }
 
   /** Adds a close. */
   update(close: number): void {
     const period = this.period;
-    const count = this.count;
+    const count = this.n;
     if (count === 0) {
       this.prevClose = close;
-      this.count = 1;
+      this.n = 1;
       return;
     }
-    const head = this.head;
     const change = close - this.prevClose;
     const move = change < 0 ? -change : change;
     let term = move;
     if (count > period) {
-      const oldMove = this.moves[head] as number;
+      const oldMove = this.ring[this.head] as number;
       term -= oldMove;
       this.budget += move + oldMove;
     } else {
-      this.count = count + 1;
+      this.n = count + 1;
       this.budget += move;
     }
-    this.closes[head] = this.prevClose;
-    this.moves[head] = move;
-    this.head = head + 1 === period ? 0 : head + 1;
+    this.closes[this.head] = this.prevClose;
+    this.push(move);
     this.prevClose = close;
 
-    const s = this.pathSum;
-    const t = s + term;
-    this.pathComp += Math.abs(s) >= Math.abs(term) ? s - t + term : term - t + s;
-    this.pathSum = t;
-    let path = this.pathSum + this.pathComp;
-    if (++this.sinceRecompute >= period || this.budget > BUDGET_RATIO * path) {
+    this.addNeumaier(PATH, term);
+    let path = this.total(PATH);
+    if (this.due() || this.overBudget(this.budget, path)) {
       this.recompute();
-      path = this.pathSum + this.pathComp;
+      path = this.total(PATH);
     }
-    if (this.count <= period) return;
+    if (this.n <= period) return;
     // The ring now holds close_{t−period}..close_{t−1}; the oldest sits in the next slot to reuse.
     const first = this.closes[this.head] as number;
     const net = close > first ? close - first : first - close;
@@ -106,46 +103,22 @@ export class EfficiencyRatio {
 
   /** The efficiency ratio, or `null` until `period + 1` closes have been seen. */
   get value(): number | null {
-    return this.count > this.period ? this.ratio : null;
+    return this.n > this.period ? this.ratio : null;
   }
 
   /** True once {@link EfficiencyRatio.value} is a number. */
-  get ready(): boolean {
-    return this.count > this.period;
+  override get ready(): boolean {
+    return this.n > this.period;
   }
 
   private recompute(): void {
-    const moves = this.moves;
-    const n = this.count - 1 < this.period ? this.count - 1 : this.period;
-    let s = 0;
-    let c = 0;
-    for (let i = 0; i < n; i++) {
-      const v = moves[i] as number;
-      const t = s + v;
-      c += Math.abs(s) >= Math.abs(v) ? s - t + v : v - t + s;
-      s = t;
-    }
-    this.pathSum = s;
-    this.pathComp = c;
-    this.budget = s + c;
-    this.sinceRecompute = 0;
+    this.sumExactly(this.ring, this.n - 1 < this.period ? this.n - 1 : this.period, PATH, true);
+    this.budget = this.total(PATH);
   }
 
   /** The full state as plain JSON-safe data. */
   toJSON(): EfficiencyRatioState {
-    return {
-      period: this.period,
-      closes: encodeFloats(this.closes),
-      moves: encodeFloats(this.moves),
-      head: this.head,
-      count: this.count,
-      sinceRecompute: this.sinceRecompute,
-      prevClose: encodeFloat(this.prevClose),
-      pathSum: encodeFloat(this.pathSum),
-      pathComp: encodeFloat(this.pathComp),
-      budget: encodeFloat(this.budget),
-      ratio: encodeFloat(this.ratio),
-    };
+    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as EfficiencyRatioState;
   }
 
   /**
@@ -154,17 +127,7 @@ export class EfficiencyRatio {
    */
   static fromJSON(state: EfficiencyRatioState): EfficiencyRatio {
     const r = new EfficiencyRatio(state.period);
-    const p = r.period;
-    r.closes.set(decodeFloats(state.closes, p, 'closes'));
-    r.moves.set(decodeFloats(state.moves, p, 'moves'));
-    r.head = stateInt(state.head, 'head', 0, p - 1);
-    r.count = stateInt(state.count, 'count', 0, p + 1);
-    r.sinceRecompute = stateInt(state.sinceRecompute, 'sinceRecompute', 0, p);
-    r.prevClose = decodeFloat(state.prevClose, 'prevClose');
-    r.pathSum = decodeFloat(state.pathSum, 'pathSum');
-    r.pathComp = decodeFloat(state.pathComp, 'pathComp');
-    r.budget = decodeFloat(state.budget, 'budget');
-    r.ratio = decodeFloat(state.ratio, 'ratio');
+    decodeFields(r, state, FIELDS, r.period);
     return r;
   }
 }
