@@ -1,5 +1,6 @@
-import { decodeFloat, encodeFloat, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import { decodeFields, encodeFields, float, int, PERIOD } from './state-fields';
+import { assertPeriod } from './validation';
 
 /** Serialised {@link Ema} state. */
 export interface EmaState {
@@ -11,6 +12,8 @@ export interface EmaState {
   /** The current average (meaningful once `count === period`). */
   ema: EncodedFloat;
 }
+
+const FIELDS = [int('count', PERIOD), float('seedSum'), float('ema')];
 
 /**
  * Exponential moving average with `k = 2 / (period + 1)`, seeded with the simple mean of the
@@ -61,12 +64,7 @@ export class Ema {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): EmaState {
-    return {
-      period: this.period,
-      count: this.count,
-      seedSum: encodeFloat(this.seedSum),
-      ema: encodeFloat(this.ema),
-    };
+    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as EmaState;
   }
 
   /**
@@ -75,9 +73,7 @@ export class Ema {
    */
   static fromJSON(state: EmaState): Ema {
     const e = new Ema(state.period);
-    e.count = stateInt(state.count, 'count', 0, e.period);
-    e.seedSum = decodeFloat(state.seedSum, 'seedSum');
-    e.ema = decodeFloat(state.ema, 'ema');
+    decodeFields(e, state, FIELDS, e.period);
     return e;
   }
 }
