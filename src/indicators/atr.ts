@@ -65,7 +65,11 @@ export class Atr {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): AtrState {
-    return { period: this.period, trueRange: this.trueRange.toJSON(), ...encodeFields(this, FIELDS) } as unknown as AtrState;
+    return {
+      period: this.period,
+      trueRange: this.trueRange.toJSON(),
+      ...encodeFields(this, FIELDS),
+    } as unknown as AtrState;
   }
 
   /**

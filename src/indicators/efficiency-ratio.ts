@@ -1,16 +1,13 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, floats, int, LAST_SLOT, PERIOD, PERIOD_PLUS_ONE, slots } from './state-fields';
-import { RingWindow } from './window';
+import { float, floats, int, restoreState, saveState, slots } from './state-fields';
+import { RING, RingWindow, type RingState } from './window';
 
 /** Serialised {@link EfficiencyRatio} state. */
-export interface EfficiencyRatioState {
-  period: number;
+export interface EfficiencyRatioState extends RingState {
   closes: EncodedFloat[];
   moves: EncodedFloat[];
-  head: number;
   /** Closes seen, saturating at `period + 1`. */
   count: number;
-  sinceRecompute: number;
   prevClose: EncodedFloat;
   pathSum: EncodedFloat;
   pathComp: EncodedFloat;
@@ -24,9 +21,9 @@ const PATH = 0;
 const FIELDS = [
   floats('closes'),
   floats('moves', 'ring'),
-  int('head', LAST_SLOT),
-  int('count', PERIOD_PLUS_ONE, 'n'),
-  int('sinceRecompute', PERIOD),
+  RING.head,
+  int('count', (p) => p + 1, 'n'),
+  RING.sinceRecompute,
   float('prevClose'),
   ...slots('sums', ['pathSum', 'pathComp']),
   float('budget'),
@@ -118,7 +115,7 @@ export class EfficiencyRatio extends RingWindow {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): EfficiencyRatioState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as EfficiencyRatioState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -126,8 +123,6 @@ export class EfficiencyRatio extends RingWindow {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: EfficiencyRatioState): EfficiencyRatio {
-    const r = new EfficiencyRatio(state.period);
-    decodeFields(r, state, FIELDS, r.period);
-    return r;
+    return restoreState(new EfficiencyRatio(state.period), state, FIELDS);
   }
 }

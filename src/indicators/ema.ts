@@ -1,5 +1,5 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, int, PERIOD } from './state-fields';
+import { float, int, PERIOD, restoreState, saveState } from './state-fields';
 import { assertPeriod } from './validation';
 
 /** Serialised {@link Ema} state. */
@@ -64,7 +64,7 @@ export class Ema {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): EmaState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as EmaState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -72,8 +72,6 @@ export class Ema {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: EmaState): Ema {
-    const e = new Ema(state.period);
-    decodeFields(e, state, FIELDS, e.period);
-    return e;
+    return restoreState(new Ema(state.period), state, FIELDS);
   }
 }

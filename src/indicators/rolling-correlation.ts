@@ -1,17 +1,30 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, floats, int, LAST_SLOT, PERIOD, slots } from './state-fields';
-import { RingWindow } from './window';
+import { decodeFields, encodeFields, float, floats, slots } from './state-fields';
+import { RING, RingWindow, type RingState } from './window';
 
 /** Serialised {@link RollingCorrelation} state. */
-export interface RollingCorrelationState {
-  period: number;
+export interface RollingCorrelationState extends RingState {
   xs: EncodedFloat[];
   ys: EncodedFloat[];
-  head: number;
-  count: number;
-  sinceRecompute: number;
   /** Shifts, compensated sums (value and compensation), error budgets and the last output. */
-  sums: Record<'kx' | 'ky' | 'sx' | 'cx' | 'sy' | 'cy' | 'sxx' | 'cxx' | 'syy' | 'cyy' | 'sxy' | 'cxy' | 'bx' | 'by' | 'corr', EncodedFloat>;
+  sums: Record<
+    | 'kx'
+    | 'ky'
+    | 'sx'
+    | 'cx'
+    | 'sy'
+    | 'cy'
+    | 'sxx'
+    | 'cxx'
+    | 'syy'
+    | 'cyy'
+    | 'sxy'
+    | 'cxy'
+    | 'bx'
+    | 'by'
+    | 'corr',
+    EncodedFloat
+  >;
 }
 
 /** Indices of the compensated sums of x, y, x², y² and xy (deviations from the shifts). */
@@ -21,7 +34,7 @@ const SXX = 4;
 const SYY = 6;
 const SXY = 8;
 
-const FIELDS = [floats('xs', 'ring'), floats('ys'), int('head', LAST_SLOT), int('count', PERIOD, 'n'), int('sinceRecompute', PERIOD)];
+const FIELDS = [floats('xs', 'ring'), floats('ys'), RING.head, RING.count, RING.sinceRecompute];
 
 const SUM_FIELDS = [
   float('kx'),
@@ -120,7 +133,8 @@ export class RollingCorrelation extends RingWindow {
     this.kx = this.recentre(xs, 0, SX, SXX, -1);
     this.ky = this.recentre(ys, 0, SY, SYY, -1);
     this.sums.fill(0, SXY, SXY + 2);
-    for (let i = 0; i < n; i++) this.addNeumaier(SXY, ((xs[i] as number) - this.kx) * ((ys[i] as number) - this.ky));
+    for (let i = 0; i < n; i++)
+      this.addNeumaier(SXY, ((xs[i] as number) - this.kx) * ((ys[i] as number) - this.ky));
     this.bx = this.total(SXX);
     this.by = this.total(SYY);
   }

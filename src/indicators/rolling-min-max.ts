@@ -1,5 +1,13 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, floats, int, LAST_SLOT, PERIOD, type StateField } from './state-fields';
+import {
+  floats,
+  int,
+  LAST_SLOT,
+  PERIOD,
+  type StateField,
+  restoreState,
+  saveState,
+} from './state-fields';
 import { assertPeriod } from './validation';
 
 /** Serialised {@link RollingMinMax} state. */
@@ -74,7 +82,11 @@ const dequeFields = (side: 'min' | 'max', owner: string): StateField[] => [
   floats(`${side}Values`, 'values', owner),
 ];
 
-const FIELDS = [int('seq', () => Number.MAX_SAFE_INTEGER), ...dequeFields('min', 'lows'), ...dequeFields('max', 'highs')];
+const FIELDS = [
+  int('seq', () => Number.MAX_SAFE_INTEGER),
+  ...dequeFields('min', 'lows'),
+  ...dequeFields('max', 'highs'),
+];
 
 /**
  * Rolling minimum and maximum over the last `period` values, O(1) amortised per update, using
@@ -129,7 +141,7 @@ export class RollingMinMax {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RollingMinMaxState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as RollingMinMaxState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -137,8 +149,6 @@ export class RollingMinMax {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RollingMinMaxState): RollingMinMax {
-    const r = new RollingMinMax(state.period);
-    decodeFields(r, state, FIELDS, r.period);
-    return r;
+    return restoreState(new RollingMinMax(state.period), state, FIELDS);
   }
 }

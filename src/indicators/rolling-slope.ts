@@ -1,6 +1,6 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, floats, int, LAST_SLOT, PERIOD, slots } from './state-fields';
-import { RingWindow } from './window';
+import { float, restoreState, saveState, slots } from './state-fields';
+import { RING_PREFIX, RingWindow, type RingState } from './window';
 
 /** Indices of the compensated sums S1 = Σ(y−K), S2 = Σ(y−K)² and T = Σ t·(y−K). */
 const S1 = 0;
@@ -8,10 +8,7 @@ const S2 = 2;
 const ST = 4;
 
 const FIELDS = [
-  floats('ring'),
-  int('head', LAST_SLOT),
-  int('count', PERIOD, 'n'),
-  int('sinceRecompute', PERIOD),
+  ...RING_PREFIX,
   float('shift'),
   ...slots('sums', ['s1', 'c1', 's2', 'c2', 'st', 'ct']),
   float('budget'),
@@ -19,12 +16,8 @@ const FIELDS = [
 ];
 
 /** Serialised {@link RollingSlope} state. */
-export interface RollingSlopeState {
-  period: number;
+export interface RollingSlopeState extends RingState {
   ring: EncodedFloat[];
-  head: number;
-  count: number;
-  sinceRecompute: number;
   shift: EncodedFloat;
   s1: EncodedFloat;
   c1: EncodedFloat;
@@ -82,7 +75,8 @@ export class RollingSlope extends RingWindow {
     this.addNeumaier(S2, sq - oldSq);
     this.addNeumaier(ST, tt);
     if (this.due() || this.overBudget(this.budget, this.centred(S1, S2))) this.recompute();
-    if (n === period) this.slope = (this.total(ST) - this.meanIndex * this.total(S1)) / this.indexVariance;
+    if (n === period)
+      this.slope = (this.total(ST) - this.meanIndex * this.total(S1)) / this.indexVariance;
   }
 
   /** The slope over the window, or `null` until `period` values have been seen. */
@@ -98,7 +92,7 @@ export class RollingSlope extends RingWindow {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RollingSlopeState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as RollingSlopeState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -106,8 +100,6 @@ export class RollingSlope extends RingWindow {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RollingSlopeState): RollingSlope {
-    const r = new RollingSlope(state.period);
-    decodeFields(r, state, FIELDS, r.period);
-    return r;
+    return restoreState(new RollingSlope(state.period), state, FIELDS);
   }
 }

@@ -1,21 +1,17 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, floats, int, LAST_SLOT, PERIOD, slots } from './state-fields';
-import { RingWindow } from './window';
+import { float, restoreState, saveState, slots } from './state-fields';
+import { RING, RingWindow, type RingState } from './window';
 
 /** Serialised {@link RollingStats} state: plain JSON, restored exactly by {@link RollingStats.fromJSON}. */
-export interface RollingStatsState {
-  period: number;
+export interface RollingStatsState extends RingState {
   /** Ring buffer in storage order; slots past `count` are unused. */
   ring: EncodedFloat[];
-  head: number;
-  count: number;
   shift: EncodedFloat;
   s1: EncodedFloat;
   c1: EncodedFloat;
   s2: EncodedFloat;
   c2: EncodedFloat;
   budget: EncodedFloat;
-  sinceRecompute: number;
 }
 
 /** Indices of the compensated sums S1 = Σ(x−K) and S2 = Σ(x−K)². */
@@ -23,13 +19,13 @@ const S1 = 0;
 const S2 = 2;
 
 const FIELDS = [
-  floats('ring'),
-  int('head', LAST_SLOT),
-  int('count', PERIOD, 'n'),
+  RING.ring,
+  RING.head,
+  RING.count,
   float('shift'),
   ...slots('sums', ['s1', 'c1', 's2', 'c2']),
   float('budget'),
-  int('sinceRecompute', PERIOD),
+  RING.sinceRecompute,
 ];
 
 /**
@@ -122,7 +118,7 @@ export class RollingStats extends RingWindow {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RollingStatsState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as RollingStatsState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -131,8 +127,7 @@ export class RollingStats extends RingWindow {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RollingStatsState): RollingStats {
-    const r = new RollingStats(state.period);
-    decodeFields(r, state, FIELDS, r.period);
+    const r = restoreState(new RollingStats(state.period), state, FIELDS);
     r.invN = r.n === 0 ? 0 : 1 / r.n;
     return r;
   }

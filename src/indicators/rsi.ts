@@ -1,5 +1,5 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, float, int, PERIOD_PLUS_ONE } from './state-fields';
+import { float, int, PERIOD_PLUS_ONE, restoreState, saveState } from './state-fields';
 import { assertPeriod } from './validation';
 
 /** Serialised {@link Rsi} state. */
@@ -14,7 +14,13 @@ export interface RsiState {
   rsi: EncodedFloat;
 }
 
-const FIELDS = [int('count', PERIOD_PLUS_ONE), float('prevClose'), float('avgGain'), float('avgLoss'), float('rsi')];
+const FIELDS = [
+  int('count', PERIOD_PLUS_ONE),
+  float('prevClose'),
+  float('avgGain'),
+  float('avgLoss'),
+  float('rsi'),
+];
 
 /**
  * Relative strength index with Wilder smoothing, as TA-Lib `RSI` (default compatibility, no
@@ -92,7 +98,7 @@ export class Rsi {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RsiState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as RsiState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -100,8 +106,6 @@ export class Rsi {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RsiState): Rsi {
-    const r = new Rsi(state.period);
-    decodeFields(r, state, FIELDS, r.period);
-    return r;
+    return restoreState(new Rsi(state.period), state, FIELDS);
   }
 }

@@ -1,14 +1,10 @@
 import { type EncodedFloat } from './float-codec';
-import { decodeFields, encodeFields, floats, int, LAST_SLOT, PERIOD, slots } from './state-fields';
-import { RingWindow } from './window';
+import { restoreState, saveState, slots } from './state-fields';
+import { RING_PREFIX, RingWindow, type RingState } from './window';
 
 /** Serialised {@link Sma} state. */
-export interface SmaState {
-  period: number;
+export interface SmaState extends RingState {
   ring: EncodedFloat[];
-  head: number;
-  count: number;
-  sinceRecompute: number;
   sum: EncodedFloat;
   compensation: EncodedFloat;
 }
@@ -16,13 +12,7 @@ export interface SmaState {
 /** Index of the compensated window sum. */
 const SUM = 0;
 
-const FIELDS = [
-  floats('ring'),
-  int('head', LAST_SLOT),
-  int('count', PERIOD, 'n'),
-  int('sinceRecompute', PERIOD),
-  ...slots('sums', ['sum', 'compensation']),
-];
+const FIELDS = [...RING_PREFIX, ...slots('sums', ['sum', 'compensation'])];
 
 /**
  * Simple moving average: the plain mean of the last `period` values (TA-Lib `SMA`, TTR `SMA`).
@@ -80,7 +70,7 @@ export class Sma extends RingWindow {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): SmaState {
-    return { period: this.period, ...encodeFields(this, FIELDS) } as unknown as SmaState;
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -88,8 +78,6 @@ export class Sma extends RingWindow {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: SmaState): Sma {
-    const sma = new Sma(state.period);
-    decodeFields(sma, state, FIELDS, sma.period);
-    return sma;
+    return restoreState(new Sma(state.period), state, FIELDS);
   }
 }

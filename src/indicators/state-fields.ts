@@ -3,7 +3,13 @@
  * written, and {@link encodeFields}/{@link decodeFields} write and restore them, so that toJSON
  * and fromJSON cannot disagree about a key, a bound or an encoding.
  */
-import { decodeFloat, decodeFloats, encodeFloat, encodeFloats, type EncodedFloat } from './float-codec';
+import {
+  decodeFloat,
+  decodeFloats,
+  encodeFloat,
+  encodeFloats,
+  type EncodedFloat,
+} from './float-codec';
 import { stateInt } from './validation';
 
 /** One field of a saved state and where it lives on the instance. */
@@ -26,11 +32,22 @@ export interface StateField {
 type Bound = (period: number) => number;
 
 /** A counter or index in [0, max(period)]. */
-export const int = (key: string, max: Bound, prop = key, owner?: string): StateField => ({ key, prop, kind: 'int', max, owner });
+export const int = (key: string, max: Bound, prop = key, owner?: string): StateField => ({
+  key,
+  prop,
+  kind: 'int',
+  max,
+  owner,
+});
 /** A double. */
 export const float = (key: string, prop = key): StateField => ({ key, prop, kind: 'float' });
 /** A `Float64Array` of `period` doubles. */
-export const floats = (key: string, prop = key, owner?: string): StateField => ({ key, prop, kind: 'floats', owner });
+export const floats = (key: string, prop = key, owner?: string): StateField => ({
+  key,
+  prop,
+  kind: 'floats',
+  owner,
+});
 /** Doubles held in the `Float64Array` property `prop`, the k-th key in element k. */
 export const slots = (prop: string, keys: readonly string[]): StateField[] =>
   keys.map((key, slot) => ({ key, prop, kind: 'float', slot }));
@@ -48,13 +65,19 @@ function holder(instance: object, f: StateField): Holder {
 }
 
 /** The fields of `instance` as plain JSON-safe data, keyed and ordered as in `fields`. */
-export function encodeFields(instance: object, fields: readonly StateField[]): Record<string, number | EncodedFloat | EncodedFloat[]> {
+export function encodeFields(
+  instance: object,
+  fields: readonly StateField[],
+): Record<string, number | EncodedFloat | EncodedFloat[]> {
   const out: Record<string, number | EncodedFloat | EncodedFloat[]> = {};
   for (const f of fields) {
     const v = holder(instance, f)[f.prop];
     if (f.kind === 'int') out[f.key] = v as number;
     else if (f.kind === 'floats') out[f.key] = encodeFloats(v as Float64Array);
-    else out[f.key] = encodeFloat(f.slot === undefined ? (v as number) : ((v as Float64Array)[f.slot] as number));
+    else
+      out[f.key] = encodeFloat(
+        f.slot === undefined ? (v as number) : ((v as Float64Array)[f.slot] as number),
+      );
   }
   return out;
 }
@@ -64,7 +87,13 @@ export function encodeFields(instance: object, fields: readonly StateField[]): R
  * checking each in order; `prefix` goes before each key in error messages.
  * @throws RangeError or TypeError on the first malformed field.
  */
-export function decodeFields(instance: object, state: unknown, fields: readonly StateField[], period: number, prefix = ''): void {
+export function decodeFields(
+  instance: object,
+  state: unknown,
+  fields: readonly StateField[],
+  period: number,
+  prefix = '',
+): void {
   const s = state as Holder;
   for (const f of fields) {
     const h = holder(instance, f);
@@ -75,4 +104,25 @@ export function decodeFields(instance: object, state: unknown, fields: readonly 
     else if (f.slot === undefined) h[f.prop] = decodeFloat(v, name);
     else (h[f.prop] as Float64Array)[f.slot] = decodeFloat(v, name);
   }
+}
+
+/** The saved state of an indicator with a period: `period` first, then `fields`. */
+export function saveState<S>(
+  instance: { readonly period: number },
+  fields: readonly StateField[],
+): S {
+  return { period: instance.period, ...encodeFields(instance, fields) } as unknown as S;
+}
+
+/**
+ * Restores `fields` from `state` onto `instance` (built with the state's period) and returns it.
+ * @throws RangeError or TypeError on the first malformed field.
+ */
+export function restoreState<T extends { readonly period: number }>(
+  instance: T,
+  state: unknown,
+  fields: readonly StateField[],
+): T {
+  decodeFields(instance, state, fields, instance.period);
+  return instance;
 }

@@ -12,6 +12,7 @@
  * The helpers are methods rather than imported functions on purpose: in the per-bar update, a
  * call through a module import (as tsx and Jest compile them) ran several times slower in V8.
  */
+import { floats, int, LAST_SLOT, PERIOD } from './state-fields';
 import { assertPeriod } from './validation';
 
 /**
@@ -21,6 +22,25 @@ import { assertPeriod } from './validation';
  * far larger would let a single huge jump leave garbage behind once it leaves the window.
  */
 const BUDGET_RATIO = 1e4;
+
+/** The saved-state keys every ring window has (besides its ring or rings). */
+export interface RingState {
+  period: number;
+  head: number;
+  count: number;
+  sinceRecompute: number;
+}
+
+/** The saved-state fields of {@link RingWindow}, for the subclasses' field tables. */
+export const RING = {
+  ring: floats('ring'),
+  head: int('head', LAST_SLOT),
+  count: int('count', PERIOD, 'n'),
+  sinceRecompute: int('sinceRecompute', PERIOD),
+};
+
+/** The fields most ring windows save first, in this order. */
+export const RING_PREFIX = [RING.ring, RING.head, RING.count, RING.sinceRecompute];
 
 /**
  * The ring of the last `period` values: `ring[head]` is the oldest once `n === period`, before
@@ -133,7 +153,13 @@ export class RingWindow {
    * update's compiled loop only while it is too large to inline (split into small helpers it was
    * inlined, and the update ran at half the speed).
    */
-  protected recentre(values: Float64Array, start: number, i1: number, i2: number, it: number): number {
+  protected recentre(
+    values: Float64Array,
+    start: number,
+    i1: number,
+    i2: number,
+    it: number,
+  ): number {
     const n = this.n;
     let s = 0;
     let c = 0;
