@@ -60,7 +60,7 @@ export class Sma extends RingWindow {
     sums[SUM + 1] = (sums[SUM + 1] as number) + (s - (t - z) + (d - z) + err);
     sums[SUM] = t;
     if (this.due()) this.sumExactly(this.ring, this.n, SUM, false);
-    return this.value;
+    return this.n === period ? this.total(SUM) * this.invPeriod : null;
   }
 
   /** The latest average, or `null` during warm-up. */
