@@ -19,7 +19,7 @@ export interface EfficiencyRatioState extends RingState {
 const PATH = 0;
 
 const FIELDS = [
-  floats('closes'),
+  floats('closes', 'paired'),
   floats('moves', 'ring'),
   RING.head,
   int('count', (p) => p + 1, 'n'),
@@ -41,8 +41,6 @@ const FIELDS = [
  * left the window, so a flat window gives exactly 0. Emits no events.
  */
 export class EfficiencyRatio extends RingWindow {
-  /** The last `period` closes before the current one (slot `head` is the oldest once full); {@link RingWindow.ring} holds the absolute changes. */
-  private readonly closes: Float64Array;
   private prevClose = 0;
   private budget = 0;
   private ratio = 0;
@@ -52,8 +50,8 @@ export class EfficiencyRatio extends RingWindow {
    * @throws RangeError when `period` is not an integer >= 1.
    */
   constructor(period: number) {
-    super('EfficiencyRatio', period, 1, 1);
-    this.closes = new Float64Array(period);
+    // ring: the last `period` absolute changes; paired: the close before each (slot `head` is the oldest once full).
+    super('EfficiencyRatio', period, 1, 1, true);
   }
 
   /** Adds a close. */
@@ -76,8 +74,7 @@ export class EfficiencyRatio extends RingWindow {
       this.n = count + 1;
       this.budget += move;
     }
-    this.closes[this.head] = this.prevClose;
-    this.push(move);
+    this.pushPair(move, this.prevClose);
     this.prevClose = close;
 
     this.addNeumaier(PATH, term);
@@ -88,7 +85,7 @@ export class EfficiencyRatio extends RingWindow {
     }
     if (this.n <= period) return;
     // The ring now holds close_{t−period}..close_{t−1}; the oldest sits in the next slot to reuse.
-    const first = this.closes[this.head] as number;
+    const first = this.paired[this.head] as number;
     const net = close > first ? close - first : first - close;
     if (!(path > 0)) {
       this.ratio = 0;

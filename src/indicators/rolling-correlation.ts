@@ -34,7 +34,13 @@ const SXX = 4;
 const SYY = 6;
 const SXY = 8;
 
-const FIELDS = [floats('xs', 'ring'), floats('ys'), RING.head, RING.count, RING.sinceRecompute];
+const FIELDS = [
+  floats('xs', 'ring'),
+  floats('ys', 'paired'),
+  RING.head,
+  RING.count,
+  RING.sinceRecompute,
+];
 
 const SUM_FIELDS = [
   float('kx'),
@@ -57,8 +63,6 @@ const SUM_FIELDS = [
  * window is recentred on its value so its variance is exactly 0. Emits no events.
  */
 export class RollingCorrelation extends RingWindow {
-  /** The y of each pair; {@link RingWindow.ring} holds the x. */
-  private readonly ys: Float64Array;
   private kx = 0;
   private ky = 0;
   private bx = 0;
@@ -70,8 +74,8 @@ export class RollingCorrelation extends RingWindow {
    * @throws RangeError when `period` is not an integer >= 2.
    */
   constructor(period: number) {
-    super('RollingCorrelation', period, 2, 5);
-    this.ys = new Float64Array(period);
+    // ring: the x of each pair; paired: the y.
+    super('RollingCorrelation', period, 2, 5, true);
   }
 
   /** Adds the pair `(x, y)`, dropping the oldest pair once the window is full. */
@@ -88,7 +92,7 @@ export class RollingCorrelation extends RingWindow {
     const dx = x - this.kx;
     const dy = y - this.ky;
     const ox = full ? (this.ring[head] as number) - this.kx : 0;
-    const oy = full ? (this.ys[head] as number) - this.ky : 0;
+    const oy = full ? (this.paired[head] as number) - this.ky : 0;
     const qx = dx * dx;
     const qy = dy * dy;
     const oqx = ox * ox;
@@ -96,8 +100,7 @@ export class RollingCorrelation extends RingWindow {
     if (!full) this.n = ++n;
     this.bx += qx + oqx;
     this.by += qy + oqy;
-    this.ys[head] = y;
-    this.push(x);
+    this.pushPair(x, y);
     this.addNeumaier(SX, dx - ox);
     this.addNeumaier(SY, dy - oy);
     this.addNeumaier(SXX, qx - oqx);
@@ -129,7 +132,7 @@ export class RollingCorrelation extends RingWindow {
   private recompute(): void {
     const n = this.n;
     const xs = this.ring;
-    const ys = this.ys;
+    const ys = this.paired;
     this.kx = this.recentre(xs, 0, SX, SXX, -1);
     this.ky = this.recentre(ys, 0, SY, SYY, -1);
     this.sums.fill(0, SXY, SXY + 2);

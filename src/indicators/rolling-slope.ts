@@ -1,6 +1,6 @@
 import { type EncodedFloat } from './float-codec';
 import { float, restoreState, saveState, slots } from './state-fields';
-import { RING_PREFIX, RingWindow, type RingState } from './window';
+import { RING_PREFIX, RingWindow, type ShiftedSumsState } from './window';
 
 /** Indices of the compensated sums S1 = Σ(y−K), S2 = Σ(y−K)² and T = Σ t·(y−K). */
 const S1 = 0;
@@ -16,16 +16,9 @@ const FIELDS = [
 ];
 
 /** Serialised {@link RollingSlope} state. */
-export interface RollingSlopeState extends RingState {
-  ring: EncodedFloat[];
-  shift: EncodedFloat;
-  s1: EncodedFloat;
-  c1: EncodedFloat;
-  s2: EncodedFloat;
-  c2: EncodedFloat;
+export interface RollingSlopeState extends ShiftedSumsState {
   st: EncodedFloat;
   ct: EncodedFloat;
-  budget: EncodedFloat;
   slope: EncodedFloat;
 }
 

@@ -1,18 +1,8 @@
-import { type EncodedFloat } from './float-codec';
 import { float, restoreState, saveState, slots } from './state-fields';
-import { RING, RingWindow, type RingState } from './window';
+import { RING, RingWindow, type ShiftedSumsState } from './window';
 
 /** Serialised {@link RollingStats} state: plain JSON, restored exactly by {@link RollingStats.fromJSON}. */
-export interface RollingStatsState extends RingState {
-  /** Ring buffer in storage order; slots past `count` are unused. */
-  ring: EncodedFloat[];
-  shift: EncodedFloat;
-  s1: EncodedFloat;
-  c1: EncodedFloat;
-  s2: EncodedFloat;
-  c2: EncodedFloat;
-  budget: EncodedFloat;
-}
+export type RollingStatsState = ShiftedSumsState;
 
 /** Indices of the compensated sums S1 = Σ(x−K) and S2 = Σ(x−K)². */
 const S1 = 0;

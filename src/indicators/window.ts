@@ -12,6 +12,7 @@
  * The helpers are methods rather than imported functions on purpose: in the per-bar update, a
  * call through a module import (as tsx and Jest compile them) ran several times slower in V8.
  */
+import { type EncodedFloat } from './float-codec';
 import { floats, int, LAST_SLOT, PERIOD } from './state-fields';
 import { assertPeriod } from './validation';
 
@@ -29,6 +30,18 @@ export interface RingState {
   head: number;
   count: number;
   sinceRecompute: number;
+}
+
+/** The saved state of a window kept as shifted, compensated sums S1 = Σ(x−K) and S2 = Σ(x−K)². */
+export interface ShiftedSumsState extends RingState {
+  /** Ring buffer in storage order; slots past `count` are unused. */
+  ring: EncodedFloat[];
+  shift: EncodedFloat;
+  s1: EncodedFloat;
+  c1: EncodedFloat;
+  s2: EncodedFloat;
+  c2: EncodedFloat;
+  budget: EncodedFloat;
 }
 
 /** The saved-state fields of {@link RingWindow}, for the subclasses' field tables. */
@@ -54,6 +67,8 @@ export class RingWindow {
   protected head = 0;
   protected n = 0;
   protected sinceRecompute = 0;
+  /** A second ring in step with `ring` for windows of pairs (empty unless asked for). */
+  protected readonly paired: Float64Array;
   /** The subclass's compensated sums, pairs as described in the module comment. */
   protected readonly sums: Float64Array;
 
@@ -61,18 +76,26 @@ export class RingWindow {
    * @param owner - class name for the error message.
    * @param period - window length, an integer >= `minPeriod`.
    * @param sumCount - number of compensated sums the subclass keeps.
+   * @param pairs - whether the window also keeps {@link RingWindow.paired}.
    * @throws RangeError when `period` is not an integer >= `minPeriod`.
    */
-  constructor(owner: string, period: number, minPeriod: number, sumCount: number) {
+  constructor(owner: string, period: number, minPeriod: number, sumCount: number, pairs = false) {
     assertPeriod(owner, 'period', period, minPeriod);
     this.period = period;
     this.ring = new Float64Array(period);
+    this.paired = new Float64Array(pairs ? period : 0);
     this.sums = new Float64Array(2 * sumCount);
   }
 
   /** True once `period` values have been seen. */
   get ready(): boolean {
     return this.n === this.period;
+  }
+
+  /** {@link RingWindow.push} for windows of pairs: `y` goes into the same slot of `paired`. */
+  protected pushPair(x: number, y: number): void {
+    this.paired[this.head] = y;
+    this.push(x);
   }
 
   /** Writes `x` over the slot at `head` (the oldest value once full) and moves `head` on. */
