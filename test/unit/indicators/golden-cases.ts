@@ -12,34 +12,7 @@
  * indicators do.
  */
 import { createHash, type Hash } from 'node:crypto';
-import {
-  Atr,
-  type AtrState,
-  BollingerBands,
-  type BollingerBandsState,
-  EfficiencyRatio,
-  type EfficiencyRatioState,
-  Ema,
-  type EmaState,
-  Macd,
-  type MacdState,
-  RollingCorrelation,
-  type RollingCorrelationState,
-  RollingMinMax,
-  type RollingMinMaxState,
-  RollingSlope,
-  type RollingSlopeState,
-  RollingStats,
-  type RollingStatsState,
-  Rsi,
-  type RsiState,
-  Sma,
-  type SmaState,
-  TacticalIndicatorSet,
-  type TacticalIndicatorSetState,
-  TrueRange,
-  type TrueRangeState,
-} from '../../../src/indicators';
+import * as ind from '../../../src/indicators';
 
 /** Bars of one scenario; `y` is the second series of {@link RollingCorrelation}. */
 export interface GoldenInput {
@@ -63,7 +36,10 @@ function rng(seed: number): () => number {
 
 const LENGTH = 2400;
 
-function build(seed: number, next: (u: () => number, i: number, prev: number) => number): GoldenInput {
+function build(
+  seed: number,
+  next: (u: () => number, i: number, prev: number) => number,
+): GoldenInput {
   const u = rng(seed);
   const out: GoldenInput = { high: [], low: [], close: [], y: [] };
   let prev = 0;
@@ -73,7 +49,7 @@ function build(seed: number, next: (u: () => number, i: number, prev: number) =>
     out.close.push(close);
     out.high.push(close + spread * u());
     out.low.push(close - spread * u());
-    out.y.push(u() < 0.05 ? out.y[i - 1] ?? 0 : 0.3 * close + 1000 * (u() - 0.5) * (1 + (i % 7)));
+    out.y.push(u() < 0.05 ? (out.y[i - 1] ?? 0) : 0.3 * close + 1000 * (u() - 0.5) * (1 + (i % 7)));
     prev = close;
   }
   return out;
@@ -128,7 +104,13 @@ function edges(seed: number): GoldenInput {
   });
 }
 
+/** A first value far from a nearly flat level, so exact recomputes run while the windows still fill. */
+function offsetStart(seed: number): GoldenInput {
+  return build(seed, (u, i) => (i === 0 ? 1 : i % 500 === 250 ? 3e8 : 1e8 * (1 + 1e-9 * u())));
+}
+
 export const SCENARIOS: Record<string, GoldenInput> = {
+  offsetStart: offsetStart(16),
   walk100: walk(11, 100),
   walk1e8: walk(12, 1e8),
   walkTiny: walk(13, 1e-8),
@@ -163,72 +145,138 @@ const l = (b: GoldenInput, i: number): number => b.low[i] as number;
 
 export const SUBJECTS: Subject[] = [
   ...[1, 2, 20].map((p) =>
-    subject({ name: `Sma(${p})`, create: () => new Sma(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => Sma.fromJSON(s as SmaState) }),
+    subject({
+      name: `Sma(${p})`,
+      create: () => new ind.Sma(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.Sma.fromJSON(s as ind.SmaState),
+    }),
   ),
   ...[1, 12, 26].map((p) =>
-    subject({ name: `Ema(${p})`, create: () => new Ema(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => Ema.fromJSON(s as EmaState) }),
+    subject({
+      name: `Ema(${p})`,
+      create: () => new ind.Ema(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.Ema.fromJSON(s as ind.EmaState),
+    }),
   ),
   ...[1, 14].map((p) =>
-    subject({ name: `Rsi(${p})`, create: () => new Rsi(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => Rsi.fromJSON(s as RsiState) }),
+    subject({
+      name: `Rsi(${p})`,
+      create: () => new ind.Rsi(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.Rsi.fromJSON(s as ind.RsiState),
+    }),
   ),
-  ...[[12, 26, 9], [1, 2, 1], [3, 5, 2]].map(([f, s, g]) =>
+  ...[
+    [12, 26, 9],
+    [1, 2, 1],
+    [3, 5, 2],
+  ].map(([f, s, g]) =>
     subject({
       name: `Macd(${f},${s},${g})`,
-      create: () => new Macd(f, s, g),
+      create: () => new ind.Macd(f, s, g),
       step: (x, b, i) => x.update(c(b, i)),
       read: (x) => [x.macd, x.signal, x.histogram, x.fastEma, x.slowEma],
-      restore: (st) => Macd.fromJSON(st as MacdState),
+      restore: (st) => ind.Macd.fromJSON(st as ind.MacdState),
     }),
   ),
-  ...[[20, 2], [1, 0], [5, 0.5]].map(([p, k]) =>
+  ...[
+    [20, 2],
+    [1, 0],
+    [5, 0.5],
+  ].map(([p, k]) =>
     subject({
       name: `BollingerBands(${p},${k})`,
-      create: () => new BollingerBands(p, k),
+      create: () => new ind.BollingerBands(p, k),
       step: (x, b, i) => x.update(c(b, i)),
       read: (x) => [x.upper, x.middle, x.lower, x.ready],
-      restore: (s) => BollingerBands.fromJSON(s as BollingerBandsState),
+      restore: (s) => ind.BollingerBands.fromJSON(s as ind.BollingerBandsState),
     }),
   ),
-  subject({ name: 'TrueRange', create: () => new TrueRange(), step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => TrueRange.fromJSON(s as TrueRangeState) }),
+  subject({
+    name: 'TrueRange',
+    create: () => new ind.TrueRange(),
+    step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)),
+    read: (x) => [x.value, x.ready],
+    restore: (s) => ind.TrueRange.fromJSON(s as ind.TrueRangeState),
+  }),
   ...[1, 14].map((p) =>
-    subject({ name: `Atr(${p})`, create: () => new Atr(p), step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => Atr.fromJSON(s as AtrState) }),
+    subject({
+      name: `Atr(${p})`,
+      create: () => new ind.Atr(p),
+      step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.Atr.fromJSON(s as ind.AtrState),
+    }),
   ),
   ...[1, 7, 30].map((p) =>
     subject({
       name: `RollingStats(${p})`,
-      create: () => new RollingStats(p),
+      create: () => new ind.RollingStats(p),
       step: (x, b, i) => x.update(c(b, i)),
       read: (x) => [x.ready, x.count, x.sum, x.mean, x.variance, x.std],
-      restore: (s) => RollingStats.fromJSON(s as RollingStatsState),
+      restore: (s) => ind.RollingStats.fromJSON(s as ind.RollingStatsState),
     }),
   ),
   ...[1, 3, 30].map((p) =>
-    subject({ name: `RollingMinMax(${p})`, create: () => new RollingMinMax(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.ready, x.min, x.max], restore: (s) => RollingMinMax.fromJSON(s as RollingMinMaxState) }),
+    subject({
+      name: `RollingMinMax(${p})`,
+      create: () => new ind.RollingMinMax(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.ready, x.min, x.max],
+      restore: (s) => ind.RollingMinMax.fromJSON(s as ind.RollingMinMaxState),
+    }),
   ),
   ...[2, 30].map((p) =>
     subject({
       name: `RollingCorrelation(${p})`,
-      create: () => new RollingCorrelation(p),
+      create: () => new ind.RollingCorrelation(p),
       step: (x, b, i) => x.update(c(b, i), b.y[i] as number),
       read: (x) => [x.value, x.ready],
-      restore: (s) => RollingCorrelation.fromJSON(s as RollingCorrelationState),
+      restore: (s) => ind.RollingCorrelation.fromJSON(s as ind.RollingCorrelationState),
     }),
   ),
   ...[2, 30].map((p) =>
-    subject({ name: `RollingSlope(${p})`, create: () => new RollingSlope(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => RollingSlope.fromJSON(s as RollingSlopeState) }),
+    subject({
+      name: `RollingSlope(${p})`,
+      create: () => new ind.RollingSlope(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.RollingSlope.fromJSON(s as ind.RollingSlopeState),
+    }),
   ),
   ...[1, 10].map((p) =>
-    subject({ name: `EfficiencyRatio(${p})`, create: () => new EfficiencyRatio(p), step: (x, b, i) => x.update(c(b, i)), read: (x) => [x.value, x.ready], restore: (s) => EfficiencyRatio.fromJSON(s as EfficiencyRatioState) }),
+    subject({
+      name: `EfficiencyRatio(${p})`,
+      create: () => new ind.EfficiencyRatio(p),
+      step: (x, b, i) => x.update(c(b, i)),
+      read: (x) => [x.value, x.ready],
+      restore: (s) => ind.EfficiencyRatio.fromJSON(s as ind.EfficiencyRatioState),
+    }),
   ),
   subject({
     name: 'TacticalIndicatorSet',
-    create: () => new TacticalIndicatorSet(),
+    create: () => new ind.TacticalIndicatorSet(),
     step: (x, b, i) => x.update(h(b, i), l(b, i), c(b, i)),
     read: (x) => [
       ...(Object.values(x.snapshot()) as Out[]),
-      x.sma20, x.ema12, x.ema26, x.rsi14, x.macd, x.macdSignal, x.macdHist, x.bbUpper, x.bbMiddle, x.bbLower, x.atr14,
+      x.sma20,
+      x.ema12,
+      x.ema26,
+      x.rsi14,
+      x.macd,
+      x.macdSignal,
+      x.macdHist,
+      x.bbUpper,
+      x.bbMiddle,
+      x.bbLower,
+      x.atr14,
     ],
-    restore: (s) => TacticalIndicatorSet.fromJSON(s as TacticalIndicatorSetState),
+    restore: (s) => ind.TacticalIndicatorSet.fromJSON(s as ind.TacticalIndicatorSetState),
   }),
 ];
 
@@ -288,7 +336,10 @@ function withLeaf(state: unknown, path: string, value: unknown): unknown {
 
 function attempt(s: Subject, state: unknown): string {
   try {
-    return `restored ${createHash('sha256').update(JSON.stringify(s.restore(state).toJSON())).digest('hex').slice(0, 16)}`;
+    return `restored ${createHash('sha256')
+      .update(JSON.stringify(s.restore(state).toJSON()))
+      .digest('hex')
+      .slice(0, 16)}`;
   } catch (e) {
     return e instanceof Error ? `${e.name}: ${e.message}` : `threw ${String(e)}`;
   }
