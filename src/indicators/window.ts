@@ -198,13 +198,12 @@ export class RingWindow {
     }
     const shift = lo === hi ? lo : (s + c) / n;
     const length = values.length;
-    let s1 = 0;
+    let s1 = 0; // Σd
     let c1 = 0;
-    let s2 = 0;
+    let s2 = 0; // Σd²
     let c2 = 0;
-    let st = 0;
-    let ct = 0;
     let slot = start;
+    if (it >= 0) this.sums.fill(0, it, it + 2);
     for (let k = 0; k < n; k++) {
       const d = (values[slot] as number) - shift;
       slot = slot + 1 === length ? 0 : slot + 1;
@@ -215,22 +214,13 @@ export class RingWindow {
       t = s2 + q;
       c2 += Math.abs(s2) >= Math.abs(q) ? s2 - t + q : q - t + s2;
       s2 = t;
-      if (it >= 0) {
-        const w = k * d;
-        t = st + w;
-        ct += Math.abs(st) >= Math.abs(w) ? st - t + w : w - t + st;
-        st = t;
-      }
+      if (it >= 0) this.addNeumaier(it, k * d); // Σ k·d
     }
     const sums = this.sums;
     sums[i1] = s1;
     sums[i1 + 1] = c1;
     sums[i2] = s2;
     sums[i2 + 1] = c2;
-    if (it >= 0) {
-      sums[it] = st;
-      sums[it + 1] = ct;
-    }
     this.sinceRecompute = 0;
     return shift;
   }
