@@ -1,6 +1,7 @@
-import { decodeFloat, encodeFloat, type EncodedFloat } from './float-codec';
+import { type EncodedFloat } from './float-codec';
+import { decodeFields, encodeFields, float, int, PERIOD } from './state-fields';
 import { TrueRange, type TrueRangeState } from './true-range';
-import { assertPeriod, stateInt } from './validation';
+import { assertPeriod } from './validation';
 
 /** Serialised {@link Atr} state. */
 export interface AtrState {
@@ -11,6 +12,8 @@ export interface AtrState {
   /** While seeding the sum of the true ranges, afterwards the average. */
   atr: EncodedFloat;
 }
+
+const FIELDS = [int('count', PERIOD), float('atr')];
 
 /**
  * Average true range with Wilder smoothing, as TA-Lib `ATR` and TTR `ATR` (whose `EMA(wilder =
@@ -65,9 +68,8 @@ export class Atr {
     return {
       period: this.period,
       trueRange: this.trueRange.toJSON(),
-      count: this.count,
-      atr: encodeFloat(this.atr),
-    };
+      ...encodeFields(this, FIELDS),
+    } as unknown as AtrState;
   }
 
   /**
@@ -77,8 +79,7 @@ export class Atr {
   static fromJSON(state: AtrState): Atr {
     const a = new Atr(state.period);
     a.trueRange = TrueRange.fromJSON(state.trueRange);
-    a.count = stateInt(state.count, 'count', 0, a.period);
-    a.atr = decodeFloat(state.atr, 'atr');
+    decodeFields(a, state, FIELDS, a.period);
     return a;
   }
 }

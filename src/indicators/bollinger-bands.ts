@@ -41,8 +41,13 @@ export class BollingerBands {
 
   /** Adds a close; read the bands from {@link BollingerBands.upper}, `middle` and `lower`. */
   update(close: number): void {
+    this.window.update(close);
+    this.refresh();
+  }
+
+  /** Derives the bands from the window (also after a restore, so the restored outputs are the same bits). */
+  private refresh(): void {
     const w = this.window;
-    w.update(close);
     if (!w.ready) return;
     const mid = w.mean;
     const width = this.k * w.std;
@@ -84,14 +89,7 @@ export class BollingerBands {
     const window = RollingStats.fromJSON(state.window);
     const b = new BollingerBands(window.period, state.k);
     b.window = window;
-    if (window.ready) {
-      // Same expressions as update(), so the restored outputs are the same bits.
-      const mid = window.mean;
-      const width = b.k * window.std;
-      b.middleValue = mid;
-      b.upperValue = mid + width;
-      b.lowerValue = mid - width;
-    }
+    b.refresh();
     return b;
   }
 }

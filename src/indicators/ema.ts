@@ -1,5 +1,6 @@
-import { decodeFloat, encodeFloat, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import { float, int, PERIOD, restoreState, saveState } from './state-fields';
+import { assertPeriod } from './validation';
 
 /** Serialised {@link Ema} state. */
 export interface EmaState {
@@ -11,6 +12,8 @@ export interface EmaState {
   /** The current average (meaningful once `count === period`). */
   ema: EncodedFloat;
 }
+
+const FIELDS = [int('count', PERIOD), float('seedSum'), float('ema')];
 
 /**
  * Exponential moving average with `k = 2 / (period + 1)`, seeded with the simple mean of the
@@ -61,12 +64,7 @@ export class Ema {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): EmaState {
-    return {
-      period: this.period,
-      count: this.count,
-      seedSum: encodeFloat(this.seedSum),
-      ema: encodeFloat(this.ema),
-    };
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -74,10 +72,6 @@ export class Ema {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: EmaState): Ema {
-    const e = new Ema(state.period);
-    e.count = stateInt(state.count, 'count', 0, e.period);
-    e.seedSum = decodeFloat(state.seedSum, 'seedSum');
-    e.ema = decodeFloat(state.ema, 'ema');
-    return e;
+    return restoreState(new Ema(state.period), state, FIELDS);
   }
 }

@@ -1,5 +1,14 @@
-import { decodeFloats, encodeFloats, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import {
+  floats,
+  int,
+  LAST_SLOT,
+  PERIOD,
+  type StateField,
+  restoreState,
+  saveState,
+} from './state-fields';
+import { assertPeriod } from './validation';
 
 /** Serialised {@link RollingMinMax} state. */
 export interface RollingMinMaxState {
@@ -17,6 +26,69 @@ export interface RollingMinMaxState {
 }
 
 /**
+ * A monotonic deque of (sequence number, value) in a preallocated ring: the front is the extreme
+ * of the window, and each value behind it is less extreme than the one before.
+ */
+class MonotonicDeque {
+  readonly seq: Float64Array;
+  readonly values: Float64Array;
+  head = 0;
+  length = 0;
+
+  /** @param keepsMax - true for the maximum's deque, false for the minimum's. */
+  constructor(
+    period: number,
+    private readonly keepsMax: boolean,
+  ) {
+    this.seq = new Float64Array(period);
+    this.values = new Float64Array(period);
+  }
+
+  /** Drops the front if its sequence number is at most `expired`, then adds `x` as number `seq`. */
+  push(x: number, seq: number, expired: number): void {
+    const period = this.values.length;
+    let head = this.head;
+    let len = this.length;
+    if (len > 0 && (this.seq[head] as number) <= expired) {
+      head = head + 1 === period ? 0 : head + 1;
+      len--;
+    }
+    while (len > 0) {
+      let back = head + len - 1;
+      if (back >= period) back -= period;
+      const v = this.values[back] as number;
+      if (this.keepsMax ? v > x : v < x) break;
+      len--;
+    }
+    let slot = head + len;
+    if (slot >= period) slot -= period;
+    this.seq[slot] = seq;
+    this.values[slot] = x;
+    this.head = head;
+    this.length = len + 1;
+  }
+
+  /** The front value (NaN when empty). */
+  get front(): number {
+    return this.length === 0 ? Number.NaN : (this.values[this.head] as number);
+  }
+}
+
+/** Each deque's fields, keyed `min…` or `max…` in the saved state. */
+const dequeFields = (side: 'min' | 'max', owner: string): StateField[] => [
+  int(`${side}Head`, LAST_SLOT, 'head', owner),
+  int(`${side}Length`, PERIOD, 'length', owner),
+  floats(`${side}Seq`, 'seq', owner),
+  floats(`${side}Values`, 'values', owner),
+];
+
+const FIELDS = [
+  int('seq', () => Number.MAX_SAFE_INTEGER),
+  ...dequeFields('min', 'lows'),
+  ...dequeFields('max', 'highs'),
+];
+
+/**
  * Rolling minimum and maximum over the last `period` values, O(1) amortised per update, using
  * two monotonic deques stored in preallocated ring buffers (no allocation per update).
  *
@@ -27,14 +99,10 @@ export class RollingMinMax {
   /** Window length. */
   readonly period: number;
   private seq = 0;
-  private readonly minSeq: Float64Array;
-  private readonly minValues: Float64Array;
-  private minHead = 0;
-  private minLength = 0;
-  private readonly maxSeq: Float64Array;
-  private readonly maxValues: Float64Array;
-  private maxHead = 0;
-  private maxLength = 0;
+  /** The minimum's deque: values increase from front to back. */
+  private readonly lows: MonotonicDeque;
+  /** The maximum's deque: values decrease from front to back. */
+  private readonly highs: MonotonicDeque;
 
   /**
    * @param period - window length, an integer >= 1.
@@ -43,58 +111,16 @@ export class RollingMinMax {
   constructor(period: number) {
     assertPeriod('RollingMinMax', 'period', period);
     this.period = period;
-    this.minSeq = new Float64Array(period);
-    this.minValues = new Float64Array(period);
-    this.maxSeq = new Float64Array(period);
-    this.maxValues = new Float64Array(period);
+    this.lows = new MonotonicDeque(period, false);
+    this.highs = new MonotonicDeque(period, true);
   }
 
   /** Adds `x` to the window, dropping the oldest value once the window is full. */
   update(x: number): void {
-    const period = this.period;
     const seq = this.seq;
-    const expired = seq - period; // entries with sequence <= expired have left the window
-
-    // Minimum: values increase from front to back.
-    let head = this.minHead;
-    let len = this.minLength;
-    if (len > 0 && (this.minSeq[head] as number) <= expired) {
-      head = head + 1 === period ? 0 : head + 1;
-      len--;
-    }
-    while (len > 0) {
-      let back = head + len - 1;
-      if (back >= period) back -= period;
-      if ((this.minValues[back] as number) < x) break;
-      len--;
-    }
-    let slot = head + len;
-    if (slot >= period) slot -= period;
-    this.minSeq[slot] = seq;
-    this.minValues[slot] = x;
-    this.minHead = head;
-    this.minLength = len + 1;
-
-    // Maximum: values decrease from front to back.
-    head = this.maxHead;
-    len = this.maxLength;
-    if (len > 0 && (this.maxSeq[head] as number) <= expired) {
-      head = head + 1 === period ? 0 : head + 1;
-      len--;
-    }
-    while (len > 0) {
-      let back = head + len - 1;
-      if (back >= period) back -= period;
-      if ((this.maxValues[back] as number) > x) break;
-      len--;
-    }
-    slot = head + len;
-    if (slot >= period) slot -= period;
-    this.maxSeq[slot] = seq;
-    this.maxValues[slot] = x;
-    this.maxHead = head;
-    this.maxLength = len + 1;
-
+    const expired = seq - this.period; // entries with sequence <= expired have left the window
+    this.lows.push(x, seq, expired);
+    this.highs.push(x, seq, expired);
     this.seq = seq + 1;
   }
 
@@ -105,28 +131,17 @@ export class RollingMinMax {
 
   /** Smallest value in the window (NaN before the first update). */
   get min(): number {
-    return this.minLength === 0 ? Number.NaN : (this.minValues[this.minHead] as number);
+    return this.lows.front;
   }
 
   /** Largest value in the window (NaN before the first update). */
   get max(): number {
-    return this.maxLength === 0 ? Number.NaN : (this.maxValues[this.maxHead] as number);
+    return this.highs.front;
   }
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RollingMinMaxState {
-    return {
-      period: this.period,
-      seq: this.seq,
-      minHead: this.minHead,
-      minLength: this.minLength,
-      minSeq: encodeFloats(this.minSeq),
-      minValues: encodeFloats(this.minValues),
-      maxHead: this.maxHead,
-      maxLength: this.maxLength,
-      maxSeq: encodeFloats(this.maxSeq),
-      maxValues: encodeFloats(this.maxValues),
-    };
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -134,17 +149,6 @@ export class RollingMinMax {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RollingMinMaxState): RollingMinMax {
-    const r = new RollingMinMax(state.period);
-    const p = r.period;
-    r.seq = stateInt(state.seq, 'seq', 0, Number.MAX_SAFE_INTEGER);
-    r.minHead = stateInt(state.minHead, 'minHead', 0, p - 1);
-    r.minLength = stateInt(state.minLength, 'minLength', 0, p);
-    r.minSeq.set(decodeFloats(state.minSeq, p, 'minSeq'));
-    r.minValues.set(decodeFloats(state.minValues, p, 'minValues'));
-    r.maxHead = stateInt(state.maxHead, 'maxHead', 0, p - 1);
-    r.maxLength = stateInt(state.maxLength, 'maxLength', 0, p);
-    r.maxSeq.set(decodeFloats(state.maxSeq, p, 'maxSeq'));
-    r.maxValues.set(decodeFloats(state.maxValues, p, 'maxValues'));
-    return r;
+    return restoreState(new RollingMinMax(state.period), state, FIELDS);
   }
 }

@@ -1,5 +1,6 @@
-import { decodeFloat, encodeFloat, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import { float, int, PERIOD_PLUS_ONE, restoreState, saveState } from './state-fields';
+import { assertPeriod } from './validation';
 
 /** Serialised {@link Rsi} state. */
 export interface RsiState {
@@ -12,6 +13,14 @@ export interface RsiState {
   avgLoss: EncodedFloat;
   rsi: EncodedFloat;
 }
+
+const FIELDS = [
+  int('count', PERIOD_PLUS_ONE),
+  float('prevClose'),
+  float('avgGain'),
+  float('avgLoss'),
+  float('rsi'),
+];
 
 /**
  * Relative strength index with Wilder smoothing, as TA-Lib `RSI` (default compatibility, no
@@ -89,14 +98,7 @@ export class Rsi {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RsiState {
-    return {
-      period: this.period,
-      count: this.count,
-      prevClose: encodeFloat(this.prevClose),
-      avgGain: encodeFloat(this.avgGain),
-      avgLoss: encodeFloat(this.avgLoss),
-      rsi: encodeFloat(this.rsi),
-    };
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -104,12 +106,6 @@ export class Rsi {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: RsiState): Rsi {
-    const r = new Rsi(state.period);
-    r.count = stateInt(state.count, 'count', 0, r.period + 1);
-    r.prevClose = decodeFloat(state.prevClose, 'prevClose');
-    r.avgGain = decodeFloat(state.avgGain, 'avgGain');
-    r.avgLoss = decodeFloat(state.avgLoss, 'avgLoss');
-    r.rsi = decodeFloat(state.rsi, 'rsi');
-    return r;
+    return restoreState(new Rsi(state.period), state, FIELDS);
   }
 }

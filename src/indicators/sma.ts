@@ -1,16 +1,18 @@
-import { decodeFloat, decodeFloats, encodeFloat, encodeFloats, type EncodedFloat } from './float-codec';
-import { assertPeriod, stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import { restoreState, saveState, slots } from './state-fields';
+import { RING_PREFIX, RingWindow, type RingState } from './window';
 
 /** Serialised {@link Sma} state. */
-export interface SmaState {
-  period: number;
+export interface SmaState extends RingState {
   ring: EncodedFloat[];
-  head: number;
-  count: number;
-  sinceRecompute: number;
   sum: EncodedFloat;
   compensation: EncodedFloat;
 }
+
+/** Index of the compensated window sum. */
+const SUM = 0;
+
+const FIELDS = [...RING_PREFIX, ...slots('sums', ['sum', 'compensation'])];
 
 /**
  * Simple moving average: the plain mean of the last `period` values (TA-Lib `SMA`, TTR `SMA`).
@@ -23,91 +25,52 @@ export interface SmaState {
  * amortised). {@link BollingerBands.middle} computes the same mean through {@link RollingStats}
  * and may differ from this class in the last bit. Emits no events.
  */
-export class Sma {
-  /** Number of values averaged. */
-  readonly period: number;
+export class Sma extends RingWindow {
   private readonly invPeriod: number;
-  private readonly ring: Float64Array;
-  private head = 0;
-  private n = 0;
-  private sinceRecompute = 0;
-  private sum = 0;
-  private compensation = 0;
 
   /**
    * @param period - number of values averaged, an integer >= 1.
    * @throws RangeError when `period` is not an integer >= 1.
    */
   constructor(period: number) {
-    assertPeriod('Sma', 'period', period);
-    this.period = period;
+    super('Sma', period, 1, 1);
     this.invPeriod = 1 / period;
-    this.ring = new Float64Array(period);
   }
 
   /** Adds a value and returns the average, or `null` during warm-up. */
   update(x: number): number | null {
     const period = this.period;
-    const head = this.head;
     let d = x;
     let err = 0;
     if (this.n === period) {
       // TwoSum(x, −old): d + err === x − old exactly.
-      const old = -(this.ring[head] as number);
+      const old = -(this.ring[this.head] as number);
       d = x + old;
       const z = d - x;
       err = x - (d - z) + (old - z);
     } else {
       this.n++;
     }
-    this.ring[head] = x;
-    this.head = head + 1 === period ? 0 : head + 1;
-    // TwoSum(sum, d).
-    const s = this.sum;
+    this.push(x);
+    // TwoSum(sum, d), its error collected together with err.
+    const sums = this.sums;
+    const s = sums[SUM] as number;
     const t = s + d;
     const z = t - s;
-    this.compensation += s - (t - z) + (d - z) + err;
-    this.sum = t;
-    if (++this.sinceRecompute >= period) this.recompute();
-    return this.n === period ? (this.sum + this.compensation) * this.invPeriod : null;
+    sums[SUM + 1] = (sums[SUM + 1] as number) + (s - (t - z) + (d - z) + err);
+    sums[SUM] = t;
+    if (this.due()) this.sumExactly(this.ring, this.n, SUM, false);
+    return this.n === period ? this.total(SUM) * this.invPeriod : null;
   }
 
   /** The latest average, or `null` during warm-up. */
   get value(): number | null {
-    return this.n === this.period ? (this.sum + this.compensation) * this.invPeriod : null;
-  }
-
-  /** True once `period` values have been seen. */
-  get ready(): boolean {
-    return this.n === this.period;
-  }
-
-  private recompute(): void {
-    let s = 0;
-    let c = 0;
-    for (let i = 0; i < this.n; i++) {
-      const v = this.ring[i] as number;
-      const t = s + v;
-      const z = t - s;
-      c += s - (t - z) + (v - z);
-      s = t;
-    }
-    this.sum = s;
-    this.compensation = c;
-    this.sinceRecompute = 0;
+    return this.n === this.period ? this.total(SUM) * this.invPeriod : null;
   }
 
   /** The full state as plain JSON-safe data. */
   toJSON(): SmaState {
-    return {
-      period: this.period,
-      ring: encodeFloats(this.ring),
-      head: this.head,
-      count: this.n,
-      sinceRecompute: this.sinceRecompute,
-      sum: encodeFloat(this.sum),
-      compensation: encodeFloat(this.compensation),
-    };
+    return saveState(this, FIELDS);
   }
 
   /**
@@ -115,14 +78,6 @@ export class Sma {
    * @throws RangeError or TypeError when the state is malformed.
    */
   static fromJSON(state: SmaState): Sma {
-    const sma = new Sma(state.period);
-    const p = sma.period;
-    sma.ring.set(decodeFloats(state.ring, p, 'ring'));
-    sma.head = stateInt(state.head, 'head', 0, p - 1);
-    sma.n = stateInt(state.count, 'count', 0, p);
-    sma.sinceRecompute = stateInt(state.sinceRecompute, 'sinceRecompute', 0, p);
-    sma.sum = decodeFloat(state.sum, 'sum');
-    sma.compensation = decodeFloat(state.compensation, 'compensation');
-    return sma;
+    return restoreState(new Sma(state.period), state, FIELDS);
   }
 }

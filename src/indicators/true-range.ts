@@ -1,5 +1,5 @@
-import { decodeFloat, encodeFloat, type EncodedFloat } from './float-codec';
-import { stateInt } from './validation';
+import { type EncodedFloat } from './float-codec';
+import { decodeFields, encodeFields, float, int } from './state-fields';
 
 /** Serialised {@link TrueRange} state. */
 export interface TrueRangeState {
@@ -8,6 +8,9 @@ export interface TrueRangeState {
   prevClose: EncodedFloat;
   tr: EncodedFloat;
 }
+
+/** Bars seen saturate at 2: none, one (no previous close yet), two or more. */
+const FIELDS = [int('count', () => 2), float('prevClose'), float('tr')];
 
 /**
  * Wilder's true range: `max(high − low, |high − prevClose|, |low − prevClose|)`, as TA-Lib
@@ -49,7 +52,7 @@ export class TrueRange {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): TrueRangeState {
-    return { count: this.count, prevClose: encodeFloat(this.prevClose), tr: encodeFloat(this.tr) };
+    return encodeFields(this, FIELDS) as unknown as TrueRangeState;
   }
 
   /**
@@ -58,9 +61,7 @@ export class TrueRange {
    */
   static fromJSON(state: TrueRangeState): TrueRange {
     const t = new TrueRange();
-    t.count = stateInt(state.count, 'count', 0, 2);
-    t.prevClose = decodeFloat(state.prevClose, 'prevClose');
-    t.tr = decodeFloat(state.tr, 'tr');
+    decodeFields(t, state, FIELDS, 0);
     return t;
   }
 }
