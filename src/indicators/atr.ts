@@ -65,11 +65,7 @@ export class Atr {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): AtrState {
-    return {
-      period: this.period,
-      trueRange: this.trueRange.toJSON(),
-      ...encodeFields(this, FIELDS),
-    } as unknown as AtrState;
+    return encodeFields(this, FIELDS, { period: this.period, trueRange: this.trueRange.toJSON() }) as unknown as AtrState;
   }
 
   /**

@@ -144,11 +144,8 @@ export class RollingCorrelation extends RingWindow {
 
   /** The full state as plain JSON-safe data. */
   toJSON(): RollingCorrelationState {
-    return {
-      period: this.period,
-      ...encodeFields(this, FIELDS),
-      sums: encodeFields(this, SUM_FIELDS),
-    } as unknown as RollingCorrelationState;
+    const state = encodeFields(this, FIELDS, { period: this.period });
+    return Object.assign(state, { sums: encodeFields(this, SUM_FIELDS) }) as unknown as RollingCorrelationState;
   }
 
   /**

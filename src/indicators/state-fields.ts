@@ -3,13 +3,7 @@
  * written, and {@link encodeFields}/{@link decodeFields} write and restore them, so that toJSON
  * and fromJSON cannot disagree about a key, a bound or an encoding.
  */
-import {
-  decodeFloat,
-  decodeFloats,
-  encodeFloat,
-  encodeFloats,
-  type EncodedFloat,
-} from './float-codec';
+import { decodeFloat, decodeFloats, encodeFloat, encodeFloats } from './float-codec';
 import { stateInt } from './validation';
 
 /** One field of a saved state and where it lives on the instance. */
@@ -64,20 +58,22 @@ function holder(instance: object, f: StateField): Holder {
   return f.owner === undefined ? h : (h[f.owner] as Holder);
 }
 
-/** The fields of `instance` as plain JSON-safe data, keyed and ordered as in `fields`. */
+/**
+ * The fields of `instance` as plain JSON-safe data, keyed and ordered as in `fields`, added to
+ * `out` (a new object by default).
+ */
 export function encodeFields(
   instance: object,
   fields: readonly StateField[],
-): Record<string, number | EncodedFloat | EncodedFloat[]> {
-  const out: Record<string, number | EncodedFloat | EncodedFloat[]> = {};
-  for (const f of fields) {
-    const v = holder(instance, f)[f.prop];
-    if (f.kind === 'int') out[f.key] = v as number;
+  out: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const own = instance as Holder;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i] as StateField;
+    const v = (f.owner === undefined ? own : (own[f.owner] as Holder))[f.prop];
+    if (f.kind === 'int') out[f.key] = v;
     else if (f.kind === 'floats') out[f.key] = encodeFloats(v as Float64Array);
-    else
-      out[f.key] = encodeFloat(
-        f.slot === undefined ? (v as number) : ((v as Float64Array)[f.slot] as number),
-      );
+    else out[f.key] = encodeFloat(f.slot === undefined ? (v as number) : ((v as Float64Array)[f.slot] as number));
   }
   return out;
 }
@@ -111,7 +107,8 @@ export function saveState<S>(
   instance: { readonly period: number },
   fields: readonly StateField[],
 ): S {
-  return { period: instance.period, ...encodeFields(instance, fields) } as unknown as S;
+  // Written into the object that holds `period`, not spread into a second one: this runs every bar.
+  return encodeFields(instance, fields, { period: instance.period }) as unknown as S;
 }
 
 /**
