@@ -41,6 +41,14 @@ function generationSignal(): AbortController {
   return controller;
 }
 
+/**
+ * Deliveries in flight (unacknowledged) up to which a single bar may take the synchronous fast path.
+ * Above it the bars go their lanes, where the agents batch the decisions of one event-loop turn:
+ * with 1,000 symbols closing at once the fast path (each bar decided alone) made the burst about 20%
+ * slower (`BENCH_SECTIONS=burst npx tsx bench/pipeline.bench.ts`, 2026-12-08).
+ */
+const FAST_PATH_MAX_IN_FLIGHT = 8;
+
 /** The state of a stage was dropped while a message was in flight; the broker redelivers it. */
 class SupersededError extends PipelineError {
   constructor() {
@@ -194,6 +202,9 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
    * lane's way. The outputs are the same either way.
    */
   private handleNow(bar: B, msg: ConsumeMessage, receivedAt: number): HandleResult | undefined {
+    // Many deliveries at once (a burst at a close, a backlog): the lane's way, where the agents
+    // decide the bars of one event-loop turn in one batched forward pass, is faster then.
+    if (this.inFlight > FAST_PATH_MAX_IN_FLIGHT) return undefined;
     const symbol = bar.symbol;
     const state = this.cache.get(symbol);
     if (state === undefined || (state !== null && bar.ts <= state.lastTs) || msg.fields.redelivered || !this.serial.idle(symbol)) return undefined;
