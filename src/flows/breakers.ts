@@ -45,7 +45,7 @@ type BreakerState = 'closed' | 'open' | 'half_open';
  * Errors caused by the data ({@link ValidationError}, {@link OutOfOrderError}) never count as
  * failures, so bad input cannot trip a breaker.
  *
- * Used either around a call ({@link fire}) or, where the work is synchronous, by hand:
+ * Used either around a call ({@link fire}, or {@link fireNow} for synchronous work) or by hand:
  * {@link tryAcquire} before, {@link succeeded} or {@link failed} after.
  */
 export class CountBreaker {
@@ -113,17 +113,40 @@ export class CountBreaker {
    * when the breaker refuses it, otherwise with the call's own error.
    */
   async fire<R>(call: () => Promise<R> | R): Promise<R> {
-    if (!this.tryAcquire()) throw new CircuitOpenError(`${this.options.stage} circuit breaker is open`);
+    this.acquire();
     let value: R;
     try {
       value = await call();
     } catch (err) {
-      if (isBadData(err)) this.succeeded();
-      else this.failed();
+      this.settleError(err);
       throw err;
     }
     this.succeeded();
     return value;
+  }
+
+  /** {@link fire} for a synchronous call, with no promise: the same rules and counts. */
+  fireNow<R>(call: () => R): R {
+    this.acquire();
+    let value: R;
+    try {
+      value = call();
+    } catch (err) {
+      this.settleError(err);
+      throw err;
+    }
+    this.succeeded();
+    return value;
+  }
+
+  private acquire(): void {
+    if (!this.tryAcquire()) throw new CircuitOpenError(`${this.options.stage} circuit breaker is open`);
+  }
+
+  /** A call that threw: bad data does not count against the dependency. */
+  private settleError(err: unknown): void {
+    if (isBadData(err)) this.succeeded();
+    else this.failed();
   }
 
   private count(failure: boolean): void {
@@ -204,21 +227,13 @@ export async function callWithFallback<R>(
 
 /** {@link callWithFallback} for a synchronous call, answered at once. */
 export function callWithFallbackNow<R>(breaker: CountBreaker, stage: string, fallback: () => R, call: () => R): { value: R; degraded: boolean } {
-  if (breaker.tryAcquire()) {
-    try {
-      const value = call();
-      breaker.succeeded();
-      return { value, degraded: false };
-    } catch (err) {
-      if (isBadData(err)) {
-        breaker.succeeded();
-        throw err;
-      }
-      breaker.failed();
-    }
+  try {
+    return { value: breaker.fireNow(call), degraded: false };
+  } catch (err) {
+    if (isBadData(err)) throw err;
+    pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage });
+    return { value: fallback(), degraded: true };
   }
-  pipelineEvents.emit(PipelineEvent.BreakerFallback, { stage });
-  return { value: fallback(), degraded: true };
 }
 
 /** Errors caused by the data, not by the dependency. */

@@ -113,7 +113,6 @@ export class PatternStoreFiles {
     this.graphFiles = state.graphFiles;
   }
 
-
   /** Reads the store in `options.dir`, or creates an empty one there. */
   static async open(options: PatternStoreFilesOptions): Promise<PatternStoreFiles> {
     const started = performance.now();
