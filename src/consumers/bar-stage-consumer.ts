@@ -204,17 +204,35 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
   private handleNow(bar: B, msg: ConsumeMessage, receivedAt: number): HandleResult | undefined {
     // Many deliveries at once (a burst at a close, a backlog): the lane's way, where the agents
     // decide the bars of one event-loop turn in one batched forward pass, is faster then.
-    if (this.inFlight > FAST_PATH_MAX_IN_FLIGHT) return undefined;
-    const symbol = bar.symbol;
+    if (this.inFlight > FAST_PATH_MAX_IN_FLIGHT || !this.serial.idle(bar.symbol)) return undefined;
+    const run = this.commitRunNow([bar], msg, receivedAt, this.stateGeneration, this.generationEnded.signal, this.heldBack);
+    return run === undefined ? undefined : { kind: 'commit', committed: run.committed };
+  }
+
+  /**
+   * Computes at once the leading bars of `bars` (one symbol's, in order) that need nothing to be
+   * waited for ({@link processRun}) and hands them to the commit as one; undefined when the first
+   * must go the per-bar way (state not in memory, not newer than the last accepted bar, a
+   * redelivery, stopping, the symbol held back, or a wait). The caller holds the symbol's lane or
+   * knows it is idle.
+   */
+  private commitRunNow(
+    bars: readonly B[],
+    msg: ConsumeMessage,
+    receivedAt: number,
+    generation: number,
+    superseded: AbortSignal,
+    held: Set<string>,
+  ): { decided: number; committed: Promise<void> } | undefined {
+    const first = bars[0] as B;
+    const symbol = first.symbol;
     const state = this.cache.get(symbol);
-    if (state === undefined || (state !== null && bar.ts <= state.lastTs) || msg.fields.redelivered || !this.serial.idle(symbol)) return undefined;
-    const generation = this.stateGeneration;
-    if (this.notStarted(symbol, generation, this.heldBack)) return undefined;
-    const superseded = this.generationEnded.signal;
-    const run = this.processRun([bar], state, msg, receivedAt, superseded);
+    if (state === undefined || (state !== null && first.ts <= state.lastTs) || msg.fields.redelivered || this.notStarted(symbol, generation, held)) return undefined;
+    const run = this.processRun(bars, state, msg, receivedAt, superseded);
     if (run === undefined || run.decided === 0) return undefined;
     this.cache.set(symbol, run.output.state);
-    return { kind: 'commit', committed: this.commitOutput(symbol, [bar.ts], run.output, superseded) };
+    const ts = bars.slice(0, run.decided).map((b) => b.ts);
+    return { decided: run.decided, committed: this.commitOutput(symbol, ts, run.output, superseded) };
   }
 
   /**
@@ -251,17 +269,13 @@ export abstract class BarStageConsumer<S extends StageState, B extends { symbol:
     };
     const processed = this.serial.run(symbol, async () => {
       for (let i = 0; i < bars.length; ) {
-        const state = this.cache.get(symbol);
-        const bar = bars[i] as B;
-        if (!this.notStarted(symbol, generation, held) && !msg.fields.redelivered && state !== undefined && (state === null || bar.ts > state.lastTs)) {
-          const run = this.processRun(bars.slice(i), state, msg, receivedAt, superseded);
-          if (run !== undefined && run.decided > 0) {
-            this.cache.set(symbol, run.output.state);
-            outcome(this.commitOutput(symbol, bars.slice(i, i + run.decided).map((b) => b.ts), run.output, superseded));
-            i += run.decided;
-            continue;
-          }
+        const run = this.commitRunNow(bars.slice(i), msg, receivedAt, generation, superseded, held);
+        if (run !== undefined) {
+          outcome(run.committed);
+          i += run.decided;
+          continue;
         }
+        const bar = bars[i] as B;
         try {
           const r = await this.attemptBar(bar, msg, receivedAt, generation, superseded, held);
           if (r.kind === 'commit') outcome(r.committed);
